@@ -1,0 +1,51 @@
+/* cli: what every subcommand shares: the command table entry, option parsing of the global
+ * flags, locating the project's .lymph.yml, and talking to a running node. */
+#ifndef DEVNODE_CLI_H
+#define DEVNODE_CLI_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "common/wire.h"
+
+enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2 };
+
+struct cli_command {
+    const char *name;
+    const char *usage;    /* after "devnode NAME " */
+    const char *summary;  /* one line for `devnode help` */
+    int (*run)(int argc, char **argv);
+};
+
+/* Global options every command accepts (-c/--config PATH, --vars FILE). */
+struct cli_project {
+    char config_path[PATH_MAX];  /* absolute */
+    char dir[PATH_MAX];          /* the project dir: where .lymph.yml is */
+};
+
+/* Finds the config: `given` (-c), else $LYMPH_CONFIG, else .lymph.yml in the current
+ * directory or the nearest parent. Returns 0, or -1 with err set. */
+int cli_find_project(const char *given, struct cli_project *out, char *err, size_t errlen);
+
+/* One request to the node of the project; waits up to timeout_ms. On success *reply holds
+ * the answer (free with wire_msg_free). An "error" reply, no node, or a timeout return -1
+ * with err set to a line for the user. */
+int cli_request(const struct cli_project *project, const char *type, const struct wire_body *body,
+                int timeout_ms, struct wire_msg *reply, char *err, size_t errlen);
+
+/* Prints "devnode: MESSAGE" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Formats a duration in ms as "850ms", "12s", "3m05s", "2h03m", "4d02h". */
+void cli_format_duration(char *buf, size_t cap, long long ms);
+
+const struct cli_command *cli_find_command(const char *name);
+
+int cmd_up(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+#endif

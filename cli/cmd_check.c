@@ -1,0 +1,76 @@
+/* cmd_check: `devnode check`: validates .lymph.yml and shows what `up` would run,
+ * without starting anything. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "node/config.h"
+
+static const char *restart_name(enum restart_policy p)
+{
+    return p == RESTART_ALWAYS ? "always" : p == RESTART_ON_FAILURE ? "on-failure" : "never";
+}
+
+int cmd_check(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"vars", required_argument, NULL, 'V'},
+        {0},
+    };
+    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS");
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
+        if (opt == 'c')
+            config_arg = optarg;
+        else if (opt == 'V')
+            vars = optarg;
+        else
+            return CLI_USAGE;
+    }
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct config cfg;
+    if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    int instances = 0;
+    for (size_t i = 0; i < cfg.service_count; i++)
+        instances += cfg.services[i].numprocesses;
+    printf("%s: ok, %zu service%s, %d instance%s, %zu socket%s\n", cfg.path, cfg.service_count,
+           cfg.service_count == 1 ? "" : "s", instances, instances == 1 ? "" : "s", cfg.socket_count,
+           cfg.socket_count == 1 ? "" : "s");
+    for (size_t i = 0; i < cfg.service_count; i++) {
+        const struct config_service *s = &cfg.services[i];
+        printf("  %s x%d  restart=%s stop=%s/%.1fs cwd=%s\n", s->name, s->numprocesses,
+               restart_name(s->restart), config_signal_name(s->stop_signal), s->stop_timeout_ms / 1000.0,
+               s->cwd);
+        printf("      $ %s\n", s->command);
+        for (size_t e = 0; e < s->env_count; e++)
+            printf("      %s=%s\n", s->env[e].name, s->env[e].value);
+    }
+    if (cfg.socket_count) {
+        printf("sockets:\n");
+        for (size_t i = 0; i < cfg.socket_count; i++) {
+            const struct config_socket *k = &cfg.sockets[i];
+            if (k->path)
+                printf("  %s  unix:%s\n", k->name, k->path);
+            else
+                printf("  %s  %s:%d%s\n", k->name, k->host, k->port, k->port == 0 ? " (any free port)" : "");
+        }
+    }
+    if (cfg.note_count) {
+        printf("notes:\n");
+        for (size_t i = 0; i < cfg.note_count; i++)
+            printf("  %s\n", cfg.notes[i]);
+    }
+    config_free(&cfg);
+    return CLI_OK;
+}

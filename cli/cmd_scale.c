@@ -1,0 +1,52 @@
+/* cmd_scale: `devnode scale SERVICE COUNT`: changes a service's instance count live. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+int cmd_scale(int argc, char **argv)
+{
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'}, {0}};
+    const char *config_arg = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
+        if (opt != 'c')
+            return CLI_USAGE;
+        config_arg = optarg;
+    }
+    if (argc - optind != 2) {
+        cli_error("scale: usage: devnode scale SERVICE COUNT");
+        return CLI_USAGE;
+    }
+    const char *service = argv[optind];
+    char *end;
+    long count = strtol(argv[optind + 1], &end, 10);
+    if (*end || end == argv[optind + 1] || count < 0 || count > 10000) {
+        cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", argv[optind + 1]);
+        return CLI_USAGE;
+    }
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct wire_body body;
+    wire_body_init(&body);
+    msgpack_pack_map(&body.pk, 3);
+    wire_pack_kv_int(&body.pk, "id", 1);
+    wire_pack_kv_str(&body.pk, "service", service);
+    wire_pack_kv_int(&body.pk, "count", count);
+    struct wire_msg reply;
+    int rc = cli_request(&project, "scale", &body, 5000, &reply, err, sizeof err);
+    wire_body_free(&body);
+    if (rc < 0) {
+        cli_error("scale %s: %s", service, err);
+        return CLI_FAILURE;
+    }
+    wire_msg_free(&reply);
+    printf("%s scaled to %ld\n", service, count);
+    return CLI_OK;
+}

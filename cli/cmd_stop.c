@@ -1,0 +1,82 @@
+/* cmd_stop: `devnode stop`: asks the node to stop gracefully and waits until it is gone,
+ * so a script can start a new node right after. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/rundir.h"
+
+int cmd_stop(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"force", no_argument, NULL, 'f'},
+        {"timeout", required_argument, NULL, 't'},
+        {0},
+    };
+    const char *config_arg = NULL;
+    int force = 0, opt;
+    double timeout_s = 60;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:f", options, NULL)) != -1) {
+        if (opt == 'c') {
+            config_arg = optarg;
+        } else if (opt == 'f') {
+            force = 1;
+        } else if (opt == 't') {
+            char *end;
+            timeout_s = strtod(optarg, &end);
+            if (*end || timeout_s <= 0) {
+                cli_error("stop: --timeout takes a number of seconds, not '%s'", optarg);
+                return CLI_USAGE;
+            }
+        } else {
+            return CLI_USAGE;
+        }
+    }
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct wire_body body;
+    wire_body_init(&body);
+    msgpack_pack_map(&body.pk, 2);
+    wire_pack_kv_int(&body.pk, "id", 1);
+    wire_pack_kv_int(&body.pk, "force", force);
+    struct wire_msg reply;
+    int rc = cli_request(&project, "stop", &body, 5000, &reply, err, sizeof err);
+    wire_body_free(&body);
+    if (rc < 0) {
+        cli_error("stop: %s", err);
+        return CLI_FAILURE;
+    }
+    int64_t pid = 0;
+    wire_get_int(reply.body, "pid", &pid);
+    wire_msg_free(&reply);
+
+    /* Done when the node's lock is free: that is what a following `devnode up` needs. */
+    struct timespec start, now, pause = {0, 20 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        char endpoint[4200];
+        pid_t running;
+        char ignored[512];
+        if (rundir_find_node(project.dir, endpoint, sizeof endpoint, &running, ignored, sizeof ignored) < 0 &&
+            running == 0)
+            break; /* lock free: the node is gone */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double waited = (double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+        if (waited > timeout_s) {
+            cli_error("stop: node %lld is still stopping after %.0fs (try `devnode stop --force`)",
+                      (long long)pid, timeout_s);
+            return CLI_FAILURE;
+        }
+        nanosleep(&pause, NULL);
+    }
+    printf("node %lld stopped\n", (long long)pid);
+    return CLI_OK;
+}

@@ -1,0 +1,78 @@
+/* cmd_up: `devnode up`: load and validate the config (exit 2 before anything runs on error),
+ * then hand over to the node. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "node/node.h"
+
+static int color_wanted(const char *mode, int *out)
+{
+    if (!mode || !strcmp(mode, "auto")) {
+        const char *no_color = getenv("NO_COLOR");
+        const char *term = getenv("TERM");
+        *out = isatty(1) && !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
+        return 0;
+    }
+    if (!strcmp(mode, "always")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(mode, "never")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"vars", required_argument, NULL, 'V'},
+        {"color", required_argument, NULL, 'C'},
+        {"no-tui", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *color_mode = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_arg = optarg; break;
+        case 'V': vars = optarg; break;
+        case 'C': color_mode = optarg; break;
+        case 'T': break; /* the plain output is the only one until the dashboard lands */
+        case 'h':
+            printf("usage: devnode up %s\n", cli_find_command("up")->usage);
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("up: unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    struct node_options opts = {.vars_path = vars};
+    if (color_wanted(color_mode, &opts.color) < 0) {
+        cli_error("up: --color takes auto, always or never, not '%s'", color_mode);
+        return CLI_USAGE;
+    }
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct config cfg;
+    if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    opts.config_path = project.config_path;
+    return node_run(&cfg, &opts);
+}

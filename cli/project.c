@@ -1,0 +1,82 @@
+/* project: finds the .lymph.yml a command is about, the way git finds its repository:
+ * an explicit -c wins, then $LYMPH_CONFIG (lymph's variable), then the nearest parent. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("devnode: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int project_from_file(const char *path, struct cli_project *out, char *err, size_t errlen)
+{
+    if (!realpath(path, out->config_path)) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(out->dir, sizeof out->dir, "%s", out->config_path);
+    char *slash = strrchr(out->dir, '/');
+    if (slash == out->dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    return 0;
+}
+
+int cli_find_project(const char *given, struct cli_project *out, char *err, size_t errlen)
+{
+    if (given)
+        return project_from_file(given, out, err, errlen);
+    const char *env = getenv("LYMPH_CONFIG");
+    if (env && *env)
+        return project_from_file(env, out, err, errlen);
+    char dir[PATH_MAX];
+    if (!getcwd(dir, sizeof dir)) {
+        snprintf(err, errlen, "cannot read the current directory: %s", strerror(errno));
+        return -1;
+    }
+    char start[PATH_MAX];
+    snprintf(start, sizeof start, "%s", dir);
+    for (;;) {
+        char candidate[PATH_MAX + 16];
+        snprintf(candidate, sizeof candidate, "%s/.lymph.yml", dir);
+        if (access(candidate, F_OK) == 0)
+            return project_from_file(candidate, out, err, errlen);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) {
+            if (strcmp(dir, "/") == 0 || !slash)
+                break;
+            dir[1] = '\0';
+            continue;
+        }
+        *slash = '\0';
+    }
+    snprintf(err, errlen, "no .lymph.yml in %s or any parent directory (use -c PATH)", start);
+    return -1;
+}
+
+void cli_format_duration(char *buf, size_t cap, long long ms)
+{
+    long long s = ms / 1000;
+    if (ms < 1000)
+        snprintf(buf, cap, "%lldms", ms);
+    else if (s < 60)
+        snprintf(buf, cap, "%llds", s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, cap, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
+    else
+        snprintf(buf, cap, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
+}

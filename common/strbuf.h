@@ -1,0 +1,27 @@
+/* strbuf: a growable byte buffer, the one way devnode builds text (JSON lines, tables).
+ * Allocation failure aborts: the node cannot do anything useful without memory. */
+#ifndef DEVNODE_STRBUF_H
+#define DEVNODE_STRBUF_H
+
+#include <stddef.h>
+
+struct strbuf {
+    char *data;  /* NUL-terminated when len > 0 or after strbuf_cstr */
+    size_t len;
+    size_t cap;
+};
+
+void strbuf_init(struct strbuf *sb);
+void strbuf_free(struct strbuf *sb);
+void strbuf_reset(struct strbuf *sb);            /* len = 0, keeps the allocation */
+void strbuf_append(struct strbuf *sb, const char *data, size_t len);
+void strbuf_puts(struct strbuf *sb, const char *s);
+void strbuf_putc(struct strbuf *sb, char c);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *strbuf_cstr(struct strbuf *sb);      /* always NUL-terminated, "" when empty */
+
+/* Appends `data` as the inside of a JSON string: escapes quotes, backslashes and control
+ * bytes, and replaces invalid UTF-8 with U+FFFD so the output is always valid JSON. */
+void strbuf_append_json_string(struct strbuf *sb, const char *data, size_t len);
+
+#endif

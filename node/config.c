@@ -1,0 +1,1540 @@
+/* config: reads .lymph.yml into struct config, keeping every YAML node's line and column
+ * so each complaint names file:line:col and the dotted key. It never prints, spawns or
+ * binds, and it never keeps state between calls: all it owns hangs off struct config. */
+#include "node/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <yaml.h>
+
+/* Key paths only ever appear in messages, so a long one may be cut short. */
+#define KEY_PATH_MAX 256
+/* Bounds what a hostile or mistaken file can make us do: recursion in the tree walks
+ * and alias expansion ("billion laughs") both stop here. */
+#define YAML_MAX_DEPTH 64
+#define YAML_MAX_NODES 1000000
+
+#define DEFAULT_NUMPROCESSES 1
+#define MAX_NUMPROCESSES 1000
+#define DEFAULT_STOP_TIMEOUT_MS 10000u
+#define MAX_STOP_TIMEOUT_MS 3600000LL
+#define DEFAULT_HOST "127.0.0.1"
+
+/* ---- memory: same policy as strbuf, running out of memory aborts ---- */
+
+static void *xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q) {
+        abort();
+    }
+    return q;
+}
+
+/* Empty arrays stay NULL, so users of struct config can test the pointer or the count. */
+static void *xcalloc(size_t count, size_t size)
+{
+    if (count == 0) {
+        return NULL;
+    }
+    void *p = calloc(count, size);
+    if (!p) {
+        abort();
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t len)
+{
+    char *d = xrealloc(NULL, len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+/* Doubles *cap until it holds `need` elements of `size` bytes. */
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) {
+        return p;
+    }
+    size_t n = *cap ? *cap : 8;
+    while (n < need) {
+        n *= 2;
+    }
+    *cap = n;
+    return xrealloc(p, n * size);
+}
+
+struct text {
+    char *s;
+    size_t len;
+    size_t cap;
+};
+
+static void text_append(struct text *t, const char *p, size_t n)
+{
+    t->s = grow(t->s, &t->cap, t->len + n + 1, 1);
+    memcpy(t->s + t->len, p, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+/* Always returns an allocated string, "" for an empty text. */
+static char *text_take(struct text *t)
+{
+    if (!t->s) {
+        return xstrdup("");
+    }
+    return t->s;
+}
+
+/* ---- the YAML tree: what libyaml's events describe, plus positions ---- */
+
+enum ynode_kind { YNODE_SCALAR, YNODE_MAP, YNODE_SEQ };
+
+struct ynode {
+    enum ynode_kind kind;
+    int line;              /* 1-based */
+    int col;               /* 1-based */
+    char *text;            /* scalars: the value as written, NUL-terminated */
+    bool plain;            /* scalars: unquoted, so `~`, `null` and "" mean null */
+    struct ynode **kids;   /* maps: key, value, key, value...; lists: the items */
+    size_t kid_count;
+    size_t kid_cap;
+};
+
+static void ynode_free(struct ynode *n)
+{
+    if (!n) {
+        return;
+    }
+    for (size_t i = 0; i < n->kid_count; i++) {
+        ynode_free(n->kids[i]);
+    }
+    free(n->kids);
+    free(n->text);
+    free(n);
+}
+
+static size_t ynode_pairs(const struct ynode *map)
+{
+    return map->kid_count / 2;
+}
+
+static bool ynode_is_null(const struct ynode *n)
+{
+    if (n->kind != YNODE_SCALAR || !n->plain) {
+        return false;
+    }
+    const char *t = n->text;
+    return t[0] == '\0' || strcmp(t, "~") == 0 || strcmp(t, "null") == 0 ||
+           strcmp(t, "Null") == 0 || strcmp(t, "NULL") == 0;
+}
+
+static const char *ynode_kind_name(const struct ynode *n)
+{
+    switch (n->kind) {
+    case YNODE_MAP: return "a map";
+    case YNODE_SEQ: return "a list";
+    default: return "a scalar";
+    }
+}
+
+/* ---- error reporting ---- */
+
+struct loader {
+    const char *path_arg;      /* the config path as the caller gave it, for messages */
+    const char *vars_arg;      /* the vars path as given, or NULL */
+    const struct ynode *vars;  /* root of the vars file (a map), or NULL */
+    struct config *cfg;
+    char *err;
+    size_t errlen;
+};
+
+/* "FILE:LINE:COL: KEY: message", leaving out the parts that are unknown. */
+static int vreport(struct loader *ld, const char *file, int line, int col, const char *key_path,
+                   const char *fmt, va_list ap)
+{
+    if (!ld->err || ld->errlen == 0) {
+        return -1;
+    }
+    int n;
+    if (line > 0) {
+        n = snprintf(ld->err, ld->errlen, "%s:%d:%d: ", file, line, col);
+    } else {
+        n = snprintf(ld->err, ld->errlen, "%s: ", file);
+    }
+    size_t used = n < 0 ? 0 : (size_t)n;
+    if (used < ld->errlen && key_path && key_path[0]) {
+        n = snprintf(ld->err + used, ld->errlen - used, "%s: ", key_path);
+        used += n < 0 ? 0 : (size_t)n;
+    }
+    if (used < ld->errlen) {
+        vsnprintf(ld->err + used, ld->errlen - used, fmt, ap);
+    }
+    return -1;
+}
+
+__attribute__((format(printf, 5, 6)))
+static int fail_in(struct loader *ld, const char *file, const struct ynode *at,
+                   const char *key_path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ld, file, at ? at->line : 0, at ? at->col : 0, key_path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+__attribute__((format(printf, 4, 5)))
+static int fail(struct loader *ld, const struct ynode *at, const char *key_path,
+                const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ld, ld->path_arg, at ? at->line : 0, at ? at->col : 0, key_path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+__attribute__((format(printf, 6, 7)))
+static int fail_pos(struct loader *ld, const char *file, int line, int col, const char *key_path,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ld, file, line, col, key_path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A path cut short ends in "..." so the message does not pretend it is whole. */
+static void key_path_mark_cut(char *dst, int written)
+{
+    if (written >= KEY_PATH_MAX) {
+        memcpy(dst + KEY_PATH_MAX - 4, "...", 4);
+    }
+}
+
+static void key_path_child(char *dst, const char *parent, const char *key)
+{
+    key_path_mark_cut(dst, snprintf(dst, KEY_PATH_MAX, "%s%s%s", parent, parent[0] ? "." : "", key));
+}
+
+static void key_path_item(char *dst, const char *parent, size_t index)
+{
+    key_path_mark_cut(dst, snprintf(dst, KEY_PATH_MAX, "%s[%zu]", parent, index));
+}
+
+/* ---- building the tree from libyaml events ---- */
+
+struct anchor {
+    char *name;
+    const struct ynode *node;
+};
+
+struct tree_builder {
+    struct loader *ld;
+    const char *file;                        /* label for messages */
+    const char *src;                         /* the file's bytes, to place reader errors */
+    size_t src_len;
+    struct ynode *root;
+    struct ynode *open[YAML_MAX_DEPTH];      /* collections still being filled */
+    char *open_anchor[YAML_MAX_DEPTH];       /* their anchors, registered once complete */
+    size_t depth;
+    struct anchor *anchors;
+    size_t anchor_count;
+    size_t anchor_cap;
+    size_t node_count;
+    int documents;
+};
+
+static struct ynode *builder_new_node(struct tree_builder *b, enum ynode_kind kind,
+                                      yaml_mark_t mark)
+{
+    struct ynode *n = xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    n->line = (int)mark.line + 1;
+    n->col = (int)mark.column + 1;
+    b->node_count++;
+    return n;
+}
+
+static void builder_add_anchor(struct tree_builder *b, char *name, const struct ynode *n)
+{
+    b->anchors = grow(b->anchors, &b->anchor_cap, b->anchor_count + 1, sizeof(*b->anchors));
+    b->anchors[b->anchor_count].name = name;
+    b->anchors[b->anchor_count].node = n;
+    b->anchor_count++;
+}
+
+static const struct ynode *builder_find_anchor(const struct tree_builder *b, const char *name)
+{
+    /* YAML lets a later anchor of the same name shadow an earlier one. */
+    for (size_t i = b->anchor_count; i > 0; i--) {
+        if (strcmp(b->anchors[i - 1].name, name) == 0) {
+            return b->anchors[i - 1].node;
+        }
+    }
+    return NULL;
+}
+
+/* Aliases become copies so that every node has one owner and one free path. */
+static struct ynode *builder_copy(struct tree_builder *b, const struct ynode *src)
+{
+    if (b->node_count >= YAML_MAX_NODES) {
+        return NULL;
+    }
+    struct ynode *n = xcalloc(1, sizeof(*n));
+    b->node_count++;
+    n->kind = src->kind;
+    n->line = src->line;
+    n->col = src->col;
+    n->plain = src->plain;
+    n->text = src->text ? xstrdup(src->text) : NULL;
+    if (src->kid_count) {
+        n->kids = xcalloc(src->kid_count, sizeof(*n->kids));
+        n->kid_cap = src->kid_count;
+        for (size_t i = 0; i < src->kid_count; i++) {
+            n->kids[i] = builder_copy(b, src->kids[i]);
+            if (!n->kids[i]) {
+                ynode_free(n);
+                return NULL;
+            }
+            n->kid_count++;
+        }
+    }
+    return n;
+}
+
+/* Takes ownership of n, even on failure. */
+static int builder_attach(struct tree_builder *b, struct ynode *n)
+{
+    if (b->node_count > YAML_MAX_NODES) {
+        ynode_free(n);
+        return fail_pos(b->ld, b->file, 0, 0, "", "more than %d YAML nodes (alias expansion?)",
+                        YAML_MAX_NODES);
+    }
+    if (b->depth == 0) {
+        if (b->root) {
+            ynode_free(n);
+            return fail_pos(b->ld, b->file, 0, 0, "", "internal error: second root node");
+        }
+        b->root = n;
+        return 0;
+    }
+    struct ynode *parent = b->open[b->depth - 1];
+    /* libyaml places an empty value (`key:`) at the next token, often the next line;
+     * the key's position is where the user has to look. */
+    if (parent->kind == YNODE_MAP && parent->kid_count % 2 == 1 && n->kind == YNODE_SCALAR &&
+        n->plain && n->text[0] == '\0') {
+        const struct ynode *key = parent->kids[parent->kid_count - 1];
+        n->line = key->line;
+        n->col = key->col;
+    }
+    parent->kids = grow(parent->kids, &parent->kid_cap, parent->kid_count + 1,
+                        sizeof(*parent->kids));
+    parent->kids[parent->kid_count++] = n;
+    return 0;
+}
+
+static int builder_open(struct tree_builder *b, enum ynode_kind kind, const yaml_event_t *ev,
+                        const yaml_char_t *anchor)
+{
+    if (b->depth == YAML_MAX_DEPTH) {
+        return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
+                        (int)ev->start_mark.column + 1, "", "nested deeper than %d levels",
+                        YAML_MAX_DEPTH);
+    }
+    struct ynode *n = builder_new_node(b, kind, ev->start_mark);
+    if (builder_attach(b, n) < 0) {
+        return -1;
+    }
+    b->open[b->depth] = n;
+    b->open_anchor[b->depth] = anchor ? xstrdup((const char *)anchor) : NULL;
+    b->depth++;
+    return 0;
+}
+
+static void builder_close(struct tree_builder *b)
+{
+    b->depth--;
+    if (b->open_anchor[b->depth]) {
+        builder_add_anchor(b, b->open_anchor[b->depth], b->open[b->depth]);
+        b->open_anchor[b->depth] = NULL;
+    }
+}
+
+static int builder_event(struct tree_builder *b, const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (++b->documents > 1) {
+            return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
+                            (int)ev->start_mark.column + 1, "",
+                            "only one YAML document is allowed (found a second '---')");
+        }
+        return 0;
+    case YAML_SCALAR_EVENT: {
+        const char *value = (const char *)ev->data.scalar.value;
+        size_t len = ev->data.scalar.length;
+        if (memchr(value, '\0', len)) {
+            return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
+                            (int)ev->start_mark.column + 1, "", "string contains a NUL character");
+        }
+        struct ynode *n = builder_new_node(b, YNODE_SCALAR, ev->start_mark);
+        n->text = xstrndup(value, len);
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (ev->data.scalar.anchor) {
+            builder_add_anchor(b, xstrdup((const char *)ev->data.scalar.anchor), n);
+        }
+        return builder_attach(b, n);
+    }
+    case YAML_SEQUENCE_START_EVENT:
+        return builder_open(b, YNODE_SEQ, ev, ev->data.sequence_start.anchor);
+    case YAML_MAPPING_START_EVENT:
+        return builder_open(b, YNODE_MAP, ev, ev->data.mapping_start.anchor);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        builder_close(b);
+        return 0;
+    case YAML_ALIAS_EVENT: {
+        const char *name = (const char *)ev->data.alias.anchor;
+        const struct ynode *target = builder_find_anchor(b, name);
+        if (!target) {
+            return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
+                            (int)ev->start_mark.column + 1, "", "unknown alias *%s", name);
+        }
+        struct ynode *copy = builder_copy(b, target);
+        if (!copy) {
+            return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
+                            (int)ev->start_mark.column + 1, "",
+                            "more than %d YAML nodes (alias expansion?)", YAML_MAX_NODES);
+        }
+        return builder_attach(b, copy);
+    }
+    default:
+        return 0;
+    }
+}
+
+static int report_syntax_error(struct tree_builder *b, const yaml_parser_t *parser)
+{
+    if (parser->error == YAML_MEMORY_ERROR) {
+        abort();
+    }
+    const char *problem = parser->problem ? parser->problem : "unknown error";
+    int line = (int)parser->problem_mark.line + 1;
+    int col = (int)parser->problem_mark.column + 1;
+    if (parser->error == YAML_READER_ERROR) {
+        /* The reader reports a byte offset, not a mark. */
+        line = 1;
+        col = 1;
+        for (size_t i = 0; i < parser->problem_offset && i < b->src_len; i++) {
+            if (b->src[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+    }
+    if (parser->context) {
+        return fail_pos(b->ld, b->file, line, col, "", "YAML syntax error: %s (%s at line %d, column %d)",
+                        problem, parser->context, (int)parser->context_mark.line + 1,
+                        (int)parser->context_mark.column + 1);
+    }
+    return fail_pos(b->ld, b->file, line, col, "", "YAML syntax error: %s", problem);
+}
+
+static int read_file(struct loader *ld, const char *file, char **data, size_t *len)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        return fail_pos(ld, file, 0, 0, "", "cannot read: %s", strerror(errno));
+    }
+    struct text buf = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        text_append(&buf, chunk, n);
+    }
+    if (ferror(f)) {
+        int saved = errno;
+        fclose(f);
+        free(buf.s);
+        return fail_pos(ld, file, 0, 0, "", "cannot read: %s", strerror(saved));
+    }
+    fclose(f);
+    *len = buf.len;
+    *data = text_take(&buf);
+    return 0;
+}
+
+/* Parses `file` into a tree; *root is NULL for an empty file. */
+static int parse_yaml_file(struct loader *ld, const char *file, struct ynode **root)
+{
+    *root = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    if (read_file(ld, file, &data, &len) < 0) {
+        return -1;
+    }
+    struct tree_builder b = {.ld = ld, .file = file, .src = data, .src_len = len};
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        abort();
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    int rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = report_syntax_error(&b, &parser);
+            break;
+        }
+        rc = builder_event(&b, &ev);
+        bool done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (rc < 0 || done) {
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    /* Open collections are already attached under root; only their anchors are loose. */
+    for (size_t i = 0; i < b.depth; i++) {
+        free(b.open_anchor[i]);
+    }
+    for (size_t i = 0; i < b.anchor_count; i++) {
+        free(b.anchors[i].name);
+    }
+    free(b.anchors);
+    free(data);
+    if (rc < 0) {
+        ynode_free(b.root);
+        return -1;
+    }
+    *root = b.root;
+    return 0;
+}
+
+/* libyaml accepts duplicate and non-scalar keys; a config must not silently keep one of two. */
+static int check_keys(struct loader *ld, const char *file, const struct ynode *n,
+                      const char *key_path)
+{
+    char child[KEY_PATH_MAX];
+    if (n->kind == YNODE_SEQ) {
+        for (size_t i = 0; i < n->kid_count; i++) {
+            key_path_item(child, key_path, i);
+            if (check_keys(ld, file, n->kids[i], child) < 0) {
+                return -1;
+            }
+        }
+    } else if (n->kind == YNODE_MAP) {
+        for (size_t i = 0; i < ynode_pairs(n); i++) {
+            const struct ynode *key = n->kids[2 * i];
+            if (key->kind != YNODE_SCALAR) {
+                return fail_in(ld, file, key, key_path, "map keys must be scalars, got %s",
+                               ynode_kind_name(key));
+            }
+            key_path_child(child, key_path, key->text);
+            for (size_t j = 0; j < i; j++) {
+                const struct ynode *earlier = n->kids[2 * j];
+                if (strcmp(earlier->text, key->text) == 0) {
+                    return fail_in(ld, file, key, child, "duplicate key (first defined at line %d)",
+                                   earlier->line);
+                }
+            }
+            if (check_keys(ld, file, n->kids[2 * i + 1], child) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- interpolation: $(env.NAME) and $(var.a.b) ---- */
+
+static bool is_name_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+static bool is_ref_path_char(char c)
+{
+    return is_name_char(c) || c == '.' || c == '-';
+}
+
+/* Matches `$(ns.path)` at s; fills the lengths of the whole ref, the namespace and the path. */
+static bool match_ref(const char *s, size_t *ref_len, size_t *ns_len, size_t *path_len)
+{
+    if (s[0] != '$' || s[1] != '(' || !is_name_start(s[2])) {
+        return false;
+    }
+    size_t i = 3;
+    while (is_name_char(s[i])) {
+        i++;
+    }
+    *ns_len = i - 2;
+    if (s[i] != '.') {
+        return false;
+    }
+    size_t path_start = ++i;
+    while (is_ref_path_char(s[i])) {
+        i++;
+    }
+    if (i == path_start || s[i] != ')') {
+        return false;
+    }
+    *path_len = i - path_start;
+    *ref_len = i + 1;
+    return true;
+}
+
+/* Walks the vars tree along a dotted path; NULL when any step is missing. */
+static const struct ynode *vars_lookup(const struct ynode *root, const char *path, size_t len)
+{
+    const struct ynode *cur = root;
+    size_t start = 0;
+    while (start <= len) {
+        size_t end = start;
+        while (end < len && path[end] != '.') {
+            end++;
+        }
+        if (!cur || cur->kind != YNODE_MAP || end == start) {
+            return NULL;
+        }
+        const struct ynode *next = NULL;
+        for (size_t i = 0; i < ynode_pairs(cur); i++) {
+            const struct ynode *key = cur->kids[2 * i];
+            if (strlen(key->text) == end - start && memcmp(key->text, path + start, end - start) == 0) {
+                next = cur->kids[2 * i + 1];
+                break;
+            }
+        }
+        cur = next;
+        start = end + 1;
+    }
+    return cur;
+}
+
+/* The scalar's text with env and var refs replaced; other namespaces stay for later stages
+ * ($(socket.X.fd) at spawn time) or for the shell ($(date) has no dot, so never matches). */
+static char *interpolate(struct loader *ld, const struct ynode *n, const char *key_path)
+{
+    const char *s = n->text;
+    struct text out = {0};
+    size_t i = 0;
+    while (s[i]) {
+        size_t ref_len, ns_len, path_len;
+        if (!match_ref(s + i, &ref_len, &ns_len, &path_len)) {
+            size_t run = 1;
+            while (s[i + run] && s[i + run] != '$') {
+                run++;
+            }
+            text_append(&out, s + i, run);
+            i += run;
+            continue;
+        }
+        const char *ns = s + i + 2;
+        const char *path = ns + ns_len + 1;
+        if (ns_len == 3 && memcmp(ns, "env", 3) == 0) {
+            char *name = xstrndup(path, path_len);
+            const char *value = getenv(name);
+            free(name);
+            if (!value) {
+                free(out.s);
+                fail(ld, n, key_path, "undefined variable %.*s", (int)ref_len, s + i);
+                return NULL;
+            }
+            text_append(&out, value, strlen(value));
+        } else if (ns_len == 3 && memcmp(ns, "var", 3) == 0) {
+            const struct ynode *value = ld->vars ? vars_lookup(ld->vars, path, path_len) : NULL;
+            if (!value) {
+                free(out.s);
+                fail(ld, n, key_path, "undefined variable %.*s%s", (int)ref_len, s + i,
+                     ld->vars_arg ? "" : " (no vars file was given)");
+                return NULL;
+            }
+            if (value->kind != YNODE_SCALAR) {
+                free(out.s);
+                fail(ld, n, key_path, "%.*s is %s in %s, but only a scalar can be interpolated",
+                     (int)ref_len, s + i, ynode_kind_name(value), ld->vars_arg);
+                return NULL;
+            }
+            text_append(&out, value->text, strlen(value->text));
+        } else {
+            text_append(&out, s + i, ref_len);
+        }
+        i += ref_len;
+    }
+    return text_take(&out);
+}
+
+/* ---- typed values; every one goes through interpolation first ---- */
+
+/* `expected` completes "must be ...": "a string", "an integer". */
+static char *value_text(struct loader *ld, const struct ynode *n, const char *key_path,
+                        const char *expected)
+{
+    if (n->kind != YNODE_SCALAR) {
+        fail(ld, n, key_path, "must be %s, got %s", expected, ynode_kind_name(n));
+        return NULL;
+    }
+    return interpolate(ld, n, key_path);
+}
+
+static int value_string(struct loader *ld, const struct ynode *n, const char *key_path,
+                        char **out)
+{
+    char *t = value_text(ld, n, key_path, "a string");
+    if (!t) {
+        return -1;
+    }
+    if (t[0] == '\0') {
+        free(t);
+        return fail(ld, n, key_path, "must not be empty");
+    }
+    free(*out);
+    *out = t;
+    return 0;
+}
+
+static int value_int(struct loader *ld, const struct ynode *n, const char *key_path,
+                     long long min, long long max, long long *out)
+{
+    char *t = value_text(ld, n, key_path, "an integer");
+    if (!t) {
+        return -1;
+    }
+    const char *p = t;
+    bool negative = *p == '-';
+    if (*p == '-' || *p == '+') {
+        p++;
+    }
+    bool digits = *p >= '0' && *p <= '9';
+    bool too_big = false;
+    long long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (LLONG_MAX - (*p - '0')) / 10) {
+            too_big = true;
+        } else {
+            v = v * 10 + (*p - '0');
+        }
+    }
+    if (!digits || *p) {
+        fail(ld, n, key_path, "must be an integer, got \"%.80s\"", t);
+        free(t);
+        return -1;
+    }
+    if (negative) {
+        v = -v;
+    }
+    if (too_big || v < min || v > max) {
+        if (negative && min == 0) {
+            fail(ld, n, key_path, "must be a non-negative integer, got %.80s", t);
+        } else {
+            fail(ld, n, key_path, "must be between %lld and %lld, got %.80s", min, max, t);
+        }
+        free(t);
+        return -1;
+    }
+    free(t);
+    *out = v;
+    return 0;
+}
+
+/* Seconds as a number (10, 0.5) or with a unit (500ms, 2s), to whole milliseconds. */
+static int value_duration_ms(struct loader *ld, const struct ynode *n, const char *key_path,
+                             unsigned *out)
+{
+    char *t = value_text(ld, n, key_path, "a duration (seconds, or like 500ms or 2s)");
+    if (!t) {
+        return -1;
+    }
+    const char *p = t;
+    bool negative = *p == '-';
+    if (*p == '-' || *p == '+') {
+        p++;
+    }
+    long long whole = 0;
+    size_t whole_digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, whole_digits++) {
+        if (whole < 100000000000LL) {
+            whole = whole * 10 + (*p - '0');
+        }
+    }
+    /* Keep fractional digits as thousandths (enough for both units), rounding on the next. */
+    long long frac_milli = 0;
+    size_t frac_digits = 0;
+    bool round_up = false;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, frac_digits++) {
+            if (frac_digits < 3) {
+                frac_milli = frac_milli * 10 + (*p - '0');
+            } else if (frac_digits == 3) {
+                round_up = *p >= '5';
+            }
+        }
+        for (size_t k = frac_digits; k < 3; k++) {
+            frac_milli *= 10;
+        }
+    }
+    long long ms;
+    bool unit_ok = true;
+    if (strcmp(p, "ms") == 0) {
+        ms = whole + (frac_milli >= 500 ? 1 : 0);
+    } else if (strcmp(p, "s") == 0 || *p == '\0') {
+        ms = whole * 1000 + frac_milli + (round_up ? 1 : 0);
+    } else {
+        unit_ok = false;
+        ms = 0;
+    }
+    if (!unit_ok || whole_digits + frac_digits == 0) {
+        fail(ld, n, key_path,
+             "must be a duration in seconds (10, 0.5) or with a unit (500ms, 2s), got \"%.80s\"", t);
+        free(t);
+        return -1;
+    }
+    if ((negative && ms > 0) || ms > MAX_STOP_TIMEOUT_MS) {
+        fail(ld, n, key_path, "must be between 0 and %lld seconds, got %.80s",
+             MAX_STOP_TIMEOUT_MS / 1000, t);
+        free(t);
+        return -1;
+    }
+    free(t);
+    *out = (unsigned)ms;
+    return 0;
+}
+
+/* ---- paths ---- */
+
+/* Joins and cleans lexically rather than with realpath: a cwd or socket path need not
+ * exist yet when the config is checked. `base` is absolute. */
+static char *path_resolve(const char *base, const char *rel)
+{
+    struct text joined = {0};
+    if (rel[0] != '/') {
+        text_append(&joined, base, strlen(base));
+        text_append(&joined, "/", 1);
+    }
+    text_append(&joined, rel, strlen(rel));
+    char *in = joined.s;
+    char *out = xcalloc(joined.len + 2, 1);
+    size_t len = 0;
+    for (char *seg = in; *seg;) {
+        char *end = strchr(seg, '/');
+        size_t seg_len = end ? (size_t)(end - seg) : strlen(seg);
+        if (seg_len == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (len > 0 && out[len - 1] != '/') {
+                len--;
+            }
+            if (len > 0) {
+                len--;
+            }
+        } else if (seg_len > 0 && !(seg_len == 1 && seg[0] == '.')) {
+            out[len++] = '/';
+            memcpy(out + len, seg, seg_len);
+            len += seg_len;
+        }
+        seg += seg_len;
+        if (*seg == '/') {
+            seg++;
+        }
+    }
+    if (len == 0) {
+        out[len++] = '/';
+    }
+    out[len] = '\0';
+    free(in);
+    return out;
+}
+
+/* ---- the config itself ---- */
+
+/* Service and socket names end up in `Name.N` addressing and `$(socket.NAME.fd)`. */
+static bool is_valid_name(const char *s)
+{
+    if (!s[0]) {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!is_name_char(*s) && *s != '-') {
+            return false;
+        }
+    }
+    return true;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void add_note(struct config *cfg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *note = NULL;
+    if (vasprintf(&note, fmt, ap) < 0) {
+        abort();
+    }
+    va_end(ap);
+    cfg->notes = xrealloc(cfg->notes, (cfg->note_count + 1) * sizeof(*cfg->notes));
+    cfg->notes[cfg->note_count++] = note;
+}
+
+static const char *const socket_keys_text = "host, port, path";
+
+static int load_socket(struct loader *ld, const struct ynode *where, const struct ynode *body,
+                       const char *key_path, bool list_form, struct config_socket *sock)
+{
+    char child[KEY_PATH_MAX];
+    sock->line = where->line;
+    sock->port = -1;
+    if (ynode_is_null(body)) {
+        return fail(ld, where, key_path, "needs a port (TCP) or a path (unix socket)");
+    }
+    if (body->kind != YNODE_MAP) {
+        return fail(ld, body, key_path, "must be a map with port or path, got %s",
+                    ynode_kind_name(body));
+    }
+    const struct ynode *port_key = NULL, *path_key = NULL, *host_key = NULL;
+    for (size_t i = 0; i < ynode_pairs(body); i++) {
+        const struct ynode *key = body->kids[2 * i];
+        const struct ynode *value = body->kids[2 * i + 1];
+        key_path_child(child, key_path, key->text);
+        if (list_form && strcmp(key->text, "name") == 0) {
+            continue; /* read by the caller */
+        }
+        if (strcmp(key->text, "host") != 0 && strcmp(key->text, "port") != 0 &&
+            strcmp(key->text, "path") != 0) {
+            return fail(ld, key, child, "unknown key (a socket takes %s%s)", socket_keys_text,
+                        list_form ? ", name" : "");
+        }
+        if (ynode_is_null(value)) {
+            continue;
+        }
+        if (strcmp(key->text, "host") == 0) {
+            host_key = key;
+            if (value_string(ld, value, child, &sock->host) < 0) {
+                return -1;
+            }
+        } else if (strcmp(key->text, "port") == 0) {
+            port_key = key;
+            long long port;
+            if (value_int(ld, value, child, 0, 65535, &port) < 0) {
+                return -1;
+            }
+            sock->port = (int)port;
+        } else {
+            path_key = key;
+            char *path = NULL;
+            if (value_string(ld, value, child, &path) < 0) {
+                return -1;
+            }
+            sock->path = path_resolve(ld->cfg->dir, path);
+            free(path);
+            size_t limit = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+            if (strlen(sock->path) > limit) {
+                return fail(ld, value, child,
+                            "unix socket path %s is %zu bytes, the kernel allows %zu",
+                            sock->path, strlen(sock->path), limit);
+            }
+        }
+    }
+    if (port_key && path_key) {
+        const struct ynode *later = port_key->line > path_key->line ||
+                                    (port_key->line == path_key->line && port_key->col > path_key->col)
+                                    ? port_key : path_key;
+        key_path_child(child, key_path, later->text);
+        return fail(ld, later, child, "give either port (TCP) or path (unix socket), not both");
+    }
+    if (!port_key && !path_key) {
+        return fail(ld, where, key_path, "needs a port (TCP) or a path (unix socket)");
+    }
+    if (path_key && host_key) {
+        key_path_child(child, key_path, "host");
+        return fail(ld, host_key, child, "host applies to TCP sockets only, not with path");
+    }
+    if (port_key && !sock->host) {
+        sock->host = xstrdup(DEFAULT_HOST);
+    }
+    return 0;
+}
+
+static int load_sockets(struct loader *ld, const struct ynode *node)
+{
+    struct config *cfg = ld->cfg;
+    char child[KEY_PATH_MAX];
+    if (node->kind == YNODE_SCALAR) {
+        return fail(ld, node, "sockets",
+                    "must be a map of NAME: {port or path} or a list of {port or path}, got a scalar");
+    }
+    bool list_form = node->kind == YNODE_SEQ;
+    size_t count = list_form ? node->kid_count : ynode_pairs(node);
+    cfg->sockets = xcalloc(count, sizeof(*cfg->sockets));
+    for (size_t i = 0; i < count; i++) {
+        struct config_socket *sock = &cfg->sockets[cfg->socket_count++];
+        const struct ynode *where, *body;
+        if (list_form) {
+            where = body = node->kids[i];
+            key_path_item(child, "sockets", i);
+            const struct ynode *name_value = NULL;
+            for (size_t k = 0; body->kind == YNODE_MAP && k < ynode_pairs(body); k++) {
+                if (strcmp(body->kids[2 * k]->text, "name") == 0) {
+                    name_value = body->kids[2 * k + 1];
+                }
+            }
+            if (name_value) {
+                char name_path[KEY_PATH_MAX];
+                key_path_child(name_path, child, "name");
+                if (value_string(ld, name_value, name_path, &sock->name) < 0) {
+                    return -1;
+                }
+                if (!is_valid_name(sock->name)) {
+                    return fail(ld, name_value, name_path,
+                                "socket names may use only letters, digits, '_' and '-', got \"%s\"",
+                                sock->name);
+                }
+            } else if (asprintf(&sock->name, "socket%zu", i) < 0) {
+                abort();
+            }
+        } else {
+            where = node->kids[2 * i];
+            body = node->kids[2 * i + 1];
+            key_path_child(child, "sockets", where->text);
+            if (!is_valid_name(where->text)) {
+                return fail(ld, where, child,
+                            "socket names may use only letters, digits, '_' and '-'");
+            }
+            sock->name = xstrdup(where->text);
+        }
+        if (load_socket(ld, where, body, child, list_form, sock) < 0) {
+            return -1;
+        }
+        for (size_t j = 0; j + 1 < cfg->socket_count; j++) {
+            if (strcmp(cfg->sockets[j].name, sock->name) == 0) {
+                return fail(ld, where, child, "duplicate socket name \"%s\" (first defined at line %d)",
+                            sock->name, cfg->sockets[j].line);
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_logs(struct loader *ld, const struct ynode *node)
+{
+    struct config_logs *logs = &ld->cfg->logs;
+    char child[KEY_PATH_MAX];
+    if (node->kind != YNODE_MAP) {
+        return fail(ld, node, "logs", "must be a map (buffer_lines, file_max_mb, keep_files), got %s",
+                    ynode_kind_name(node));
+    }
+    for (size_t i = 0; i < ynode_pairs(node); i++) {
+        const struct ynode *key = node->kids[2 * i];
+        const struct ynode *value = node->kids[2 * i + 1];
+        key_path_child(child, "logs", key->text);
+        long long v;
+        if (strcmp(key->text, "buffer_lines") == 0) {
+            if (ynode_is_null(value)) {
+                continue;
+            }
+            if (value_int(ld, value, child, 1000, 100000000, &v) < 0) {
+                return -1;
+            }
+            logs->buffer_lines = (size_t)v;
+        } else if (strcmp(key->text, "file_max_mb") == 0) {
+            if (ynode_is_null(value)) {
+                continue;
+            }
+            if (value_int(ld, value, child, 1, 100000, &v) < 0) {
+                return -1;
+            }
+            logs->file_max_mb = (unsigned)v;
+        } else if (strcmp(key->text, "keep_files") == 0) {
+            if (ynode_is_null(value)) {
+                continue;
+            }
+            if (value_int(ld, value, child, 0, 1000, &v) < 0) {
+                return -1;
+            }
+            logs->keep_files = (unsigned)v;
+        } else {
+            return fail(ld, key, child, "unknown key (logs takes buffer_lines, file_max_mb, keep_files)");
+        }
+    }
+    return 0;
+}
+
+static int load_env(struct loader *ld, const struct ynode *node, const char *key_path,
+                    struct config_service *svc)
+{
+    char child[KEY_PATH_MAX];
+    if (node->kind != YNODE_MAP) {
+        return fail(ld, node, key_path, "must be a map of NAME: value, got %s",
+                    ynode_kind_name(node));
+    }
+    svc->env = xcalloc(ynode_pairs(node), sizeof(*svc->env));
+    for (size_t i = 0; i < ynode_pairs(node); i++) {
+        const struct ynode *key = node->kids[2 * i];
+        const struct ynode *value = node->kids[2 * i + 1];
+        key_path_child(child, key_path, key->text);
+        if (key->text[0] == '\0' || strchr(key->text, '=')) {
+            return fail(ld, key, child, "environment variable names must be non-empty and without '='");
+        }
+        /* Values stay as written (yes, 08, ~) because the child sees text anyway. */
+        char *text = value_text(ld, value, child, "a string");
+        if (!text) {
+            return -1;
+        }
+        struct config_env_var *var = &svc->env[svc->env_count++];
+        var->name = xstrdup(key->text);
+        var->value = text;
+    }
+    return 0;
+}
+
+static const struct config_socket *find_socket(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        if (strcmp(cfg->sockets[i].name, name) == 0) {
+            return &cfg->sockets[i];
+        }
+    }
+    return NULL;
+}
+
+static int load_service_sockets(struct loader *ld, const struct ynode *node, const char *key_path,
+                                struct config_service *svc)
+{
+    char child[KEY_PATH_MAX];
+    if (node->kind != YNODE_SEQ) {
+        return fail(ld, node, key_path, "must be a list of socket names, got %s",
+                    ynode_kind_name(node));
+    }
+    svc->sockets = xcalloc(node->kid_count, sizeof(*svc->sockets));
+    for (size_t i = 0; i < node->kid_count; i++) {
+        const struct ynode *item = node->kids[i];
+        key_path_item(child, key_path, i);
+        char *name = value_text(ld, item, child, "a socket name");
+        if (!name) {
+            return -1;
+        }
+        svc->sockets[svc->socket_count++] = name;
+        if (!find_socket(ld->cfg, name)) {
+            return fail(ld, item, child, "no socket named \"%s\" under the top-level sockets:", name);
+        }
+        for (size_t j = 0; j + 1 < svc->socket_count; j++) {
+            if (strcmp(svc->sockets[j], name) == 0) {
+                return fail(ld, item, child, "socket \"%s\" is listed twice", name);
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *const service_keys_text =
+    "command, numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets";
+
+static bool is_service_key(const char *key)
+{
+    static const char *const keys[] = {"command", "numprocesses", "env", "cwd", "restart",
+                                       "stop_signal", "stop_timeout", "sockets"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(key, keys[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int load_command(struct loader *ld, const struct ynode *value, const char *key_path,
+                        struct config_service *svc)
+{
+    if (ynode_is_null(value)) {
+        return fail(ld, value, key_path, "must not be empty: give the shell command to run");
+    }
+    char *text = value_text(ld, value, key_path, "a string");
+    if (!text) {
+        return -1;
+    }
+    const char *start = text;
+    while (isspace((unsigned char)*start)) {
+        start++;
+    }
+    size_t len = strlen(start);
+    while (len > 0 && isspace((unsigned char)start[len - 1])) {
+        len--;
+    }
+    if (len == 0) {
+        free(text);
+        return fail(ld, value, key_path, "must not be empty: give the shell command to run");
+    }
+    svc->command = xstrndup(start, len);
+    free(text);
+    return 0;
+}
+
+static int load_service_key(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                            const char *key_path, struct config_service *svc)
+{
+    const char *k = key->text;
+    if (strcmp(k, "command") == 0) {
+        return load_command(ld, value, key_path, svc);
+    }
+    if (!is_service_key(k)) {
+        return fail(ld, key, key_path, "unknown key (a service takes %s)", service_keys_text);
+    }
+    if (ynode_is_null(value)) {
+        return 0; /* `key:` with nothing keeps the default */
+    }
+    if (strcmp(k, "numprocesses") == 0) {
+        long long n;
+        if (value_int(ld, value, key_path, 0, MAX_NUMPROCESSES, &n) < 0) {
+            return -1;
+        }
+        svc->numprocesses = (int)n;
+        return 0;
+    }
+    if (strcmp(k, "env") == 0) {
+        return load_env(ld, value, key_path, svc);
+    }
+    if (strcmp(k, "cwd") == 0) {
+        char *cwd = NULL;
+        if (value_string(ld, value, key_path, &cwd) < 0) {
+            return -1;
+        }
+        free(svc->cwd);
+        svc->cwd = path_resolve(ld->cfg->dir, cwd);
+        free(cwd);
+        return 0;
+    }
+    if (strcmp(k, "restart") == 0) {
+        char *text = value_text(ld, value, key_path, "a string");
+        if (!text) {
+            return -1;
+        }
+        int rc = 0;
+        if (strcmp(text, "always") == 0) {
+            svc->restart = RESTART_ALWAYS;
+        } else if (strcmp(text, "on-failure") == 0) {
+            svc->restart = RESTART_ON_FAILURE;
+        } else if (strcmp(text, "never") == 0) {
+            svc->restart = RESTART_NEVER;
+        } else {
+            rc = fail(ld, value, key_path, "must be always, on-failure or never, got \"%.80s\"", text);
+        }
+        free(text);
+        return rc;
+    }
+    if (strcmp(k, "stop_signal") == 0) {
+        char *text = value_text(ld, value, key_path, "a signal name or number");
+        if (!text) {
+            return -1;
+        }
+        int sig = config_parse_signal(text);
+        int rc = 0;
+        if (sig < 0) {
+            rc = fail(ld, value, key_path,
+                      "must be a signal name like TERM or SIGINT, or a number 1..64, got \"%.80s\"",
+                      text);
+        } else {
+            svc->stop_signal = sig;
+        }
+        free(text);
+        return rc;
+    }
+    if (strcmp(k, "stop_timeout") == 0) {
+        return value_duration_ms(ld, value, key_path, &svc->stop_timeout_ms);
+    }
+    return load_service_sockets(ld, value, key_path, svc);
+}
+
+static int load_service(struct loader *ld, const struct ynode *key, const struct ynode *body,
+                        struct config_service *svc)
+{
+    char key_path[KEY_PATH_MAX], child[KEY_PATH_MAX];
+    key_path_child(key_path, "instances", key->text);
+    svc->name = xstrdup(key->text);
+    svc->line = key->line;
+    svc->numprocesses = DEFAULT_NUMPROCESSES;
+    svc->restart = RESTART_ALWAYS;
+    svc->stop_signal = SIGTERM;
+    svc->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+    svc->cwd = xstrdup(ld->cfg->dir);
+    if (!is_valid_name(key->text)) {
+        return fail(ld, key, key_path,
+                    "service names may use only letters, digits, '_' and '-' (they are addressed as NAME.N)");
+    }
+    if (ynode_is_null(body)) {
+        return fail(ld, key, key_path, "missing required key \"command\"");
+    }
+    if (body->kind != YNODE_MAP) {
+        return fail(ld, body, key_path, "must be a map of service settings (command, ...), got %s",
+                    ynode_kind_name(body));
+    }
+    for (size_t i = 0; i < ynode_pairs(body); i++) {
+        const struct ynode *k = body->kids[2 * i];
+        key_path_child(child, key_path, k->text);
+        if (load_service_key(ld, k, body->kids[2 * i + 1], child, svc) < 0) {
+            return -1;
+        }
+    }
+    if (!svc->command) {
+        return fail(ld, key, key_path, "missing required key \"command\"");
+    }
+    return 0;
+}
+
+static int load_instances(struct loader *ld, const struct ynode *node)
+{
+    struct config *cfg = ld->cfg;
+    if (node->kind != YNODE_MAP) {
+        return fail(ld, node, "instances", "must be a map of service name to settings, got %s",
+                    ynode_kind_name(node));
+    }
+    cfg->services = xcalloc(ynode_pairs(node), sizeof(*cfg->services));
+    for (size_t i = 0; i < ynode_pairs(node); i++) {
+        struct config_service *svc = &cfg->services[cfg->service_count++];
+        if (load_service(ld, node->kids[2 * i], node->kids[2 * i + 1], svc) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Keys lymph's services read from the same file; the node has no use for them. */
+static bool is_lymph_service_key(const char *key)
+{
+    static const char *const keys[] = {"container", "interfaces", "dependencies", "plugins",
+                                       "logging", "debug", "registry", "event_system",
+                                       "components", "name"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(key, keys[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int load_top_level(struct loader *ld, const struct ynode *root)
+{
+    const struct ynode *instances = NULL, *sockets = NULL, *logs = NULL;
+    if (!root || ynode_is_null(root)) {
+        return 0;
+    }
+    if (root->kind != YNODE_MAP) {
+        return fail(ld, root, "", "the top level must be a map (instances, sockets, logs), got %s",
+                    ynode_kind_name(root));
+    }
+    for (size_t i = 0; i < ynode_pairs(root); i++) {
+        const struct ynode *key = root->kids[2 * i];
+        const struct ynode *value = root->kids[2 * i + 1];
+        const char *k = key->text;
+        if (strcmp(k, "instances") == 0) {
+            instances = value;
+        } else if (strcmp(k, "sockets") == 0) {
+            sockets = value;
+        } else if (strcmp(k, "logs") == 0) {
+            logs = value;
+        } else if (is_lymph_service_key(k)) {
+            add_note(ld->cfg, "%s: read by lymph services, ignored by the node", k);
+        } else {
+            return fail(ld, key, k,
+                        "unknown key (the node reads instances, sockets, logs; "
+                        "lymph's service keys like container are accepted and ignored)");
+        }
+    }
+    /* Sockets first: services refer to them by name, wherever they sit in the file. */
+    if (sockets && !ynode_is_null(sockets) && load_sockets(ld, sockets) < 0) {
+        return -1;
+    }
+    if (logs && !ynode_is_null(logs) && load_logs(ld, logs) < 0) {
+        return -1;
+    }
+    if (instances && !ynode_is_null(instances) && load_instances(ld, instances) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int load_vars(struct loader *ld, const char *vars_path, struct ynode **vars)
+{
+    if (parse_yaml_file(ld, vars_path, vars) < 0) {
+        return -1;
+    }
+    if (!*vars) {
+        return 0;
+    }
+    if (check_keys(ld, vars_path, *vars, "") < 0) {
+        return -1;
+    }
+    if (ynode_is_null(*vars)) {
+        return 0;
+    }
+    if ((*vars)->kind != YNODE_MAP) {
+        return fail_in(ld, vars_path, *vars, "", "a vars file must be a map of names to values, got %s",
+                       ynode_kind_name(*vars));
+    }
+    ld->vars = *vars;
+    return 0;
+}
+
+static int resolve_location(struct loader *ld, const char *path)
+{
+    char *abs = realpath(path, NULL);
+    if (!abs) {
+        return fail_pos(ld, path, 0, 0, "", "cannot read: %s", strerror(errno));
+    }
+    ld->cfg->path = abs;
+    char *slash = strrchr(abs, '/');
+    ld->cfg->dir = slash == abs ? xstrdup("/") : xstrndup(abs, (size_t)(slash - abs));
+    return 0;
+}
+
+int config_load(const char *path, const char *vars_path, struct config *out,
+                char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (err && errlen) {
+        err[0] = '\0';
+    }
+    out->logs.buffer_lines = 200000;
+    out->logs.file_max_mb = 64;
+    out->logs.keep_files = 5;
+    struct loader ld = {.path_arg = path, .vars_arg = vars_path, .cfg = out,
+                        .err = err, .errlen = errlen};
+    struct ynode *root = NULL, *vars = NULL;
+    int rc = -1;
+    if (parse_yaml_file(&ld, path, &root) < 0) {
+        goto done;
+    }
+    if (root && check_keys(&ld, path, root, "") < 0) {
+        goto done;
+    }
+    if (resolve_location(&ld, path) < 0) {
+        goto done;
+    }
+    if (vars_path && load_vars(&ld, vars_path, &vars) < 0) {
+        goto done;
+    }
+    rc = load_top_level(&ld, root);
+done:
+    ynode_free(root);
+    ynode_free(vars);
+    if (rc < 0) {
+        config_free(out);
+    }
+    return rc;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        struct config_service *svc = &cfg->services[i];
+        free(svc->name);
+        free(svc->command);
+        for (size_t j = 0; j < svc->env_count; j++) {
+            free(svc->env[j].name);
+            free(svc->env[j].value);
+        }
+        free(svc->env);
+        free(svc->cwd);
+        for (size_t j = 0; j < svc->socket_count; j++) {
+            free(svc->sockets[j]);
+        }
+        free(svc->sockets);
+    }
+    free(cfg->services);
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        free(cfg->sockets[i].name);
+        free(cfg->sockets[i].host);
+        free(cfg->sockets[i].path);
+    }
+    free(cfg->sockets);
+    for (size_t i = 0; i < cfg->note_count; i++) {
+        free(cfg->notes[i]);
+    }
+    free(cfg->notes);
+    free(cfg->path);
+    free(cfg->dir);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct config_service *config_find_service(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        if (strcmp(cfg->services[i].name, name) == 0) {
+            return &cfg->services[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct {
+    int number;
+    const char *name;
+} signal_names[] = {
+    {SIGHUP, "HUP"},   {SIGINT, "INT"},       {SIGQUIT, "QUIT"}, {SIGILL, "ILL"},
+    {SIGTRAP, "TRAP"}, {SIGABRT, "ABRT"},     {SIGBUS, "BUS"},   {SIGFPE, "FPE"},
+    {SIGKILL, "KILL"}, {SIGUSR1, "USR1"},     {SIGSEGV, "SEGV"}, {SIGUSR2, "USR2"},
+    {SIGPIPE, "PIPE"}, {SIGALRM, "ALRM"},     {SIGTERM, "TERM"}, {SIGCHLD, "CHLD"},
+    {SIGCONT, "CONT"}, {SIGSTOP, "STOP"},     {SIGTSTP, "TSTP"}, {SIGTTIN, "TTIN"},
+    {SIGTTOU, "TTOU"}, {SIGURG, "URG"},       {SIGXCPU, "XCPU"}, {SIGXFSZ, "XFSZ"},
+    {SIGVTALRM, "VTALRM"}, {SIGPROF, "PROF"}, {SIGWINCH, "WINCH"}, {SIGIO, "IO"},
+    {SIGPWR, "PWR"},   {SIGSYS, "SYS"},
+};
+
+int config_parse_signal(const char *text)
+{
+    if (!text || !text[0]) {
+        return -1;
+    }
+    if (text[0] >= '0' && text[0] <= '9') {
+        int n = 0;
+        for (const char *p = text; *p; p++) {
+            if (*p < '0' || *p > '9' || n > 64) {
+                return -1;
+            }
+            n = n * 10 + (*p - '0');
+        }
+        return n >= 1 && n <= 64 ? n : -1;
+    }
+    const char *name = strncasecmp(text, "SIG", 3) == 0 ? text + 3 : text;
+    for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
+        if (strcasecmp(name, signal_names[i].name) == 0) {
+            return signal_names[i].number;
+        }
+    }
+    return -1;
+}
+
+const char *config_signal_name(int sig)
+{
+    for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
+        if (signal_names[i].number == sig) {
+            return signal_names[i].name;
+        }
+    }
+    return "?";
+}

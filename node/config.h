@@ -1,0 +1,72 @@
+/* config: loads .lymph.yml (lymph's node format plus devnode's keys) into plain structs.
+ * Parses with libyaml, interpolates $(env.X) / $(var.a.b), validates every field.
+ * It never spawns, binds or prints: errors come back as one line naming file:line:col and key. */
+#ifndef DEVNODE_CONFIG_H
+#define DEVNODE_CONFIG_H
+
+#include <stddef.h>
+
+enum restart_policy { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NEVER };
+
+struct config_env_var {
+    char *name;
+    char *value;
+};
+
+struct config_service {
+    char *name;                  /* key under instances: (e.g. "Greeting") */
+    char *command;               /* run with /bin/sh -c; $(socket.*) refs are left for spawn time */
+    int numprocesses;            /* >= 0, default 1 */
+    struct config_env_var *env;  /* env: map, in file order */
+    size_t env_count;
+    char *cwd;                   /* absolute; default: the config file's directory */
+    enum restart_policy restart; /* default RESTART_ALWAYS */
+    int stop_signal;             /* signal number, default SIGTERM */
+    unsigned stop_timeout_ms;    /* default 10000 */
+    char **sockets;              /* extra socket names from `sockets: [A, B]` */
+    size_t socket_count;
+    int line;                    /* 1-based line of the service's key, for messages */
+};
+
+struct config_socket {
+    char *name;   /* map key; for lymph's list form "socket<index>" */
+    char *host;   /* default "127.0.0.1"; NULL when path is set */
+    int port;     /* 0..65535; 0 picks a free port at bind time; -1 when path is set */
+    char *path;   /* unix socket path (absolute), or NULL */
+    int line;
+};
+
+struct config_logs {
+    size_t buffer_lines;    /* in-memory ring size, default 200000 */
+    unsigned file_max_mb;   /* rotate the JSON-lines file past this size, default 64 */
+    unsigned keep_files;    /* rotated files kept per log, default 5 */
+};
+
+struct config {
+    char *path;   /* absolute path of the loaded file */
+    char *dir;    /* absolute directory holding it */
+    struct config_service *services;
+    size_t service_count;
+    struct config_socket *sockets;
+    size_t socket_count;
+    struct config_logs logs;
+    char **notes;   /* informational lines for `devnode check` (ignored lymph keys, ...) */
+    size_t note_count;
+};
+
+/* Loads and validates `path`; `vars_path` (may be NULL) is the YAML file behind $(var.*).
+ * Returns 0, or -1 with a one-line message in err ("FILE:LINE:COL: KEY: what is wrong").
+ * On failure *out holds nothing that needs freeing. */
+int config_load(const char *path, const char *vars_path, struct config *out,
+                char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Service by name, or NULL. */
+const struct config_service *config_find_service(const struct config *cfg, const char *name);
+
+/* "TERM", "SIGTERM", "15" -> 15; -1 when unknown. Also used by the CLI. */
+int config_parse_signal(const char *text);
+/* 15 -> "TERM" (static string), "?" when unknown. */
+const char *config_signal_name(int sig);
+
+#endif

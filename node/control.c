@@ -1,0 +1,162 @@
+/* control: ZeroMQ inside libuv. ZMQ_FD is edge-triggered, so every wake-up drains until
+ * ZMQ_EVENTS stops saying readable, and a send made elsewhere re-arms a zero-delay recheck;
+ * missing either hangs clients. A bad message is counted and dropped, never fatal. */
+#include "node/control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONTROL_DRAIN_BUDGET 256
+
+static void control_drain(struct control *ctl);
+
+static void control_on_recheck(uv_timer_t *timer)
+{
+    control_drain(timer->data);
+}
+
+static void control_schedule_recheck(struct control *ctl)
+{
+    if (!ctl->closed)
+        uv_timer_start(&ctl->recheck, control_on_recheck, 0, 0);
+}
+
+static void control_dispatch(struct control *ctl, const struct wire_msg *msg)
+{
+    for (size_t i = 0; i < ctl->handler_count; i++) {
+        if (strcmp(ctl->handlers[i].type, msg->type) == 0) {
+            ctl->handlers[i].fn(ctl->handlers[i].ctx, ctl, msg);
+            return;
+        }
+    }
+    ctl->unknown_messages++;
+    char why[96];
+    snprintf(why, sizeof why, "unknown message type '%s'", msg->type);
+    control_reply_error(ctl, msg, why);
+}
+
+static void control_drain(struct control *ctl)
+{
+    for (int handled = 0; !ctl->closed && handled < CONTROL_DRAIN_BUDGET; handled++) {
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(ctl->router, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
+            return;
+        struct wire_msg msg;
+        char err[160];
+        enum wire_recv_result rc = wire_recv(ctl->router, 1, &msg, err, sizeof err);
+        if (rc == WIRE_AGAIN)
+            return;
+        if (rc != WIRE_OK) {
+            ctl->malformed_messages++;
+            continue;
+        }
+        control_dispatch(ctl, &msg);
+        wire_msg_free(&msg);
+    }
+    /* Budget spent with more waiting: yield to the loop, come back right after. */
+    control_schedule_recheck(ctl);
+}
+
+static void control_on_poll(uv_poll_t *handle, int status, int events)
+{
+    control_drain(handle->data);
+}
+
+int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, char *err, size_t errlen)
+{
+    memset(ctl, 0, sizeof *ctl);
+    ctl->loop = loop;
+    ctl->zmq_ctx = zmq_ctx_new();
+    if (!ctl->zmq_ctx) {
+        snprintf(err, errlen, "cannot create ZeroMQ context: %s", zmq_strerror(errno));
+        return -1;
+    }
+    ctl->router = zmq_socket(ctl->zmq_ctx, ZMQ_ROUTER);
+    /* Linger briefly so the last replies (the ack of `stop`) leave before the node exits. */
+    int linger_ms = 500, hwm = 100000;
+    zmq_setsockopt(ctl->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_setsockopt(ctl->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(ctl->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(ctl->router, endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        zmq_close(ctl->router);
+        zmq_ctx_term(ctl->zmq_ctx);
+        return -1;
+    }
+    int fd;
+    size_t fdlen = sizeof fd;
+    zmq_getsockopt(ctl->router, ZMQ_FD, &fd, &fdlen);
+    uv_poll_init(loop, &ctl->poll, fd);
+    ctl->poll.data = ctl;
+    uv_poll_start(&ctl->poll, UV_READABLE, control_on_poll);
+    uv_timer_init(loop, &ctl->recheck);
+    ctl->recheck.data = ctl;
+    control_schedule_recheck(ctl);
+    return 0;
+}
+
+int control_register(struct control *ctl, const char *type, control_handler fn, void *ctx)
+{
+    if (ctl->handler_count == CONTROL_MAX_HANDLERS || strlen(type) > WIRE_TYPE_MAX)
+        return -1;
+    snprintf(ctl->handlers[ctl->handler_count].type, sizeof ctl->handlers[0].type, "%s", type);
+    ctl->handlers[ctl->handler_count].fn = fn;
+    ctl->handlers[ctl->handler_count].ctx = ctx;
+    ctl->handler_count++;
+    return 0;
+}
+
+void control_pack_id(msgpack_packer *pk, const struct wire_msg *to)
+{
+    wire_pack_str(pk, "id");
+    const msgpack_object *id = wire_map_get(to->body, "id");
+    if (id)
+        msgpack_pack_object(pk, *id);
+    else
+        msgpack_pack_nil(pk);
+}
+
+void control_reply(struct control *ctl, const struct wire_msg *to, const char *type,
+                   const struct wire_body *body)
+{
+    if (ctl->closed)
+        return;
+    /* ZMQ_DONTWAIT: a client that stopped reading must not stall the node; ROUTER drops. */
+    wire_send(ctl->router, to->identity, to->identity_len, type, body->sbuf.data, body->sbuf.size,
+              ZMQ_DONTWAIT);
+    control_schedule_recheck(ctl);
+}
+
+void control_reply_error(struct control *ctl, const struct wire_msg *to, const char *message)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    control_pack_id(&b.pk, to);
+    wire_pack_kv_str(&b.pk, "message", message);
+    control_reply(ctl, to, "error", &b);
+    wire_body_free(&b);
+}
+
+void control_reply_ok(struct control *ctl, const struct wire_msg *to)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 1);
+    control_pack_id(&b.pk, to);
+    control_reply(ctl, to, "ok", &b);
+    wire_body_free(&b);
+}
+
+void control_close(struct control *ctl)
+{
+    if (ctl->closed)
+        return;
+    ctl->closed = 1;
+    uv_close((uv_handle_t *)&ctl->poll, NULL);
+    uv_close((uv_handle_t *)&ctl->recheck, NULL);
+    zmq_close(ctl->router);
+    zmq_ctx_term(ctl->zmq_ctx);
+}

@@ -1,0 +1,239 @@
+/* node: start-up order matters here. The lock comes first (one node per project), the
+ * guardian is forked before ZeroMQ starts threads, and the log path is open before the
+ * first child so no line is lost. Shutdown runs the same path backwards. */
+#include "node/node.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void node_on_flush(uv_check_t *check)
+{
+    struct node *node = check->data;
+    printer_flush(&node->printer);
+    if (logfile_flush(&node->logfile) < 0 && !node->log_error_reported) {
+        node->log_error_reported = 1;
+        /* The printer still shows it; the file will get it once writing works again. */
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_ERROR,
+                         "cannot write %s: %s; supervising goes on, lines are kept in memory up to 32 MiB",
+                         node->logfile.path, strerror(node->logfile.last_errno));
+    } else if (node->log_error_reported && node->logfile.last_errno == 0) {
+        node->log_error_reported = 0;
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "log file writable again (%llu lines lost)",
+                         (unsigned long long)node->logfile.lines_lost);
+    }
+}
+
+/* Orphans adopted as subreaper (daemons a worker forked into another session) would
+ * outlive the node otherwise. */
+static void node_kill_adopted(struct node *node)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    pid_t self = getpid();
+    struct dirent *e;
+    int killed = 0;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == node->guardian.pid)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        char state = 0;
+        int ppid = 0;
+        if (!p || sscanf(p + 2, "%c %d", &state, &ppid) != 2 || ppid != self)
+            continue;
+        /* A zombie is a group member already killed with its worker: it only needs reaping. */
+        if (state != 'Z') {
+            kill((pid_t)pid, SIGKILL);
+            killed++;
+        }
+        waitpid((pid_t)pid, NULL, 0);
+    }
+    closedir(d);
+    if (killed)
+        loghub_node_line(&node->hub, self, LOG_LEVEL_WARNING,
+                         "killed %d leftover process%s that workers had detached", killed,
+                         killed == 1 ? "" : "es");
+}
+
+static void node_on_all_stopped(void *ctx)
+{
+    struct node *node = ctx;
+    node_kill_adopted(node);
+    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "all instances stopped; node exiting");
+    control_close(&node->control);
+    uv_close((uv_handle_t *)&node->sig_int, NULL);
+    uv_close((uv_handle_t *)&node->sig_term, NULL);
+    uv_close((uv_handle_t *)&node->sig_hup, NULL);
+    uv_close((uv_handle_t *)&node->sig_chld, NULL);
+    uv_close((uv_handle_t *)&node->flush_check, NULL);
+    supervisor_close(&node->sup);
+    logfile_flush(&node->logfile);
+    printer_close(&node->printer);
+}
+
+void node_request_stop(struct node *node, const char *why)
+{
+    node->interrupts++;
+    if (node->interrupts == 1) {
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO,
+                         "%s: stopping all instances (again to force)", why);
+        supervisor_stop_all(&node->sup, 0);
+    } else if (node->interrupts == 2) {
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_WARNING, "%s again: killing all instances", why);
+        supervisor_stop_all(&node->sup, 1);
+    }
+}
+
+static void node_on_signal(uv_signal_t *handle, int signum)
+{
+    struct node *node = handle->data;
+    if (signum == SIGCHLD) {
+        supervisor_reap(&node->sup);
+        return;
+    }
+    node_request_stop(node, signum == SIGINT ? "interrupted" : signum == SIGTERM ? "SIGTERM" : "SIGHUP");
+}
+
+static void node_watch_signal(struct node *node, uv_signal_t *h, int signum)
+{
+    uv_signal_init(&node->loop, h);
+    h->data = node;
+    uv_signal_start(h, node_on_signal, signum);
+}
+
+static size_t node_name_width(const struct config *cfg)
+{
+    size_t width = strlen("devnode");
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        int n = cfg->services[i].numprocesses > 0 ? cfg->services[i].numprocesses - 1 : 0;
+        size_t digits = 1;
+        while (n >= 10) {
+            n /= 10;
+            digits++;
+        }
+        size_t w = strlen(cfg->services[i].name) + 1 + digits;
+        if (w > width)
+            width = w;
+    }
+    return width;
+}
+
+static void node_restore_stdout(struct node *node)
+{
+    if (node->printer.kind == PRINTER_TTY)
+        uv_tty_reset_mode();
+    /* libuv made our stdout non-blocking; whoever shares it after us expects blocking. */
+    int flags = fcntl(1, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK))
+        fcntl(1, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+int node_run(struct config *cfg, const struct node_options *opts)
+{
+    struct node *node = calloc(1, sizeof *node);
+    if (!node)
+        return NODE_EXIT_FAILURE;
+    node->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    char err[512];
+    int rc = NODE_EXIT_FAILURE;
+    pid_t other = 0;
+
+    if (rundir_open(&node->rundir, node->cfg.dir, &other, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        goto out_config;
+    }
+    /* Orphaned grandchildren come to us, so nothing a worker forks escapes supervision. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    if (guardian_start(&node->guardian, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        goto out_rundir;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&node->loop);
+    loghub_init(&node->hub);
+    uint64_t max_bytes = (uint64_t)node->cfg.logs.file_max_mb << 20;
+    if (logfile_open(&node->logfile, node->rundir.logs_dir, max_bytes, node->cfg.logs.keep_files,
+                     err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        goto out_loop;
+    }
+    if (printer_open(&node->printer, &node->loop, 1, opts->color, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        logfile_close(&node->logfile);
+        goto out_loop;
+    }
+    printer_set_name_width(&node->printer, node_name_width(&node->cfg));
+    loghub_subscribe(&node->hub, logfile_on_line, &node->logfile);
+    loghub_subscribe(&node->hub, printer_on_line, &node->printer);
+
+    if (control_open(&node->control, &node->loop, node->rundir.endpoint, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        printer_close(&node->printer);
+        uv_run(&node->loop, UV_RUN_DEFAULT);
+        logfile_close(&node->logfile);
+        goto out_loop;
+    }
+    supervisor_init(&node->sup, &node->loop, &node->cfg, &node->hub, &node->guardian,
+                    node->rundir.endpoint, node->rundir.dir, err, sizeof err);
+    node->sup.on_all_stopped = node_on_all_stopped;
+    node->sup.on_all_stopped_ctx = node;
+    node_register_requests(node);
+
+    node_watch_signal(node, &node->sig_int, SIGINT);
+    node_watch_signal(node, &node->sig_term, SIGTERM);
+    node_watch_signal(node, &node->sig_hup, SIGHUP);
+    node_watch_signal(node, &node->sig_chld, SIGCHLD);
+    uv_check_init(&node->loop, &node->flush_check);
+    node->flush_check.data = node;
+    uv_check_start(&node->flush_check, node_on_flush);
+
+    uv_update_time(&node->loop);
+    node->started_ms = uv_now(&node->loop);
+    size_t instances = 0;
+    for (size_t i = 0; i < node->cfg.service_count; i++)
+        instances += (size_t)node->cfg.services[i].numprocesses;
+    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO,
+                     "node %d up for %s: %zu service%s, %zu instance%s; control at %s", (int)getpid(),
+                     node->cfg.path, node->cfg.service_count, node->cfg.service_count == 1 ? "" : "s",
+                     instances, instances == 1 ? "" : "s", node->rundir.endpoint);
+    supervisor_start_all(&node->sup);
+    if (node->cfg.service_count == 0)
+        node_request_stop(node, "nothing to run");
+
+    uv_run(&node->loop, UV_RUN_DEFAULT);
+    rc = node->exit_code;
+    logfile_close(&node->logfile);
+    node_restore_stdout(node);
+    supervisor_free(&node->sup);
+out_loop:
+    uv_loop_close(&node->loop);
+    guardian_stop(&node->guardian);
+    waitpid(node->guardian.pid, NULL, 0);
+out_rundir:
+    rundir_close(&node->rundir);
+out_config:
+    config_free(&node->cfg);
+    free(node);
+    return rc;
+}

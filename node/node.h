@@ -1,0 +1,55 @@
+/* node: the one context of `devnode up`. It owns the loop and every module, wires the log
+ * path (supervisor -> hub -> printer, log file) and the control requests, and runs until
+ * everything it started is stopped. The only mutable state of the node lives here. */
+#ifndef DEVNODE_NODE_H
+#define DEVNODE_NODE_H
+
+#include <uv.h>
+
+#include "common/rundir.h"
+#include "node/config.h"
+#include "node/control.h"
+#include "node/guardian.h"
+#include "node/logfile.h"
+#include "node/loghub.h"
+#include "node/printer.h"
+#include "node/procstat.h"
+#include "node/supervisor.h"
+
+enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
+
+struct node_options {
+    const char *config_path;
+    const char *vars_path;
+    int color;             /* colour in the plain output */
+};
+
+struct node {
+    uv_loop_t loop;
+    struct config cfg;
+    struct rundir rundir;
+    struct guardian guardian;
+    struct loghub hub;
+    struct logfile logfile;
+    struct printer printer;
+    struct supervisor sup;
+    struct control control;
+    uv_signal_t sig_int, sig_term, sig_hup, sig_chld;
+    uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
+    int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */
+    uint64_t started_ms;
+    struct procstat self_stat;
+    int log_error_reported;     /* a failing log file is reported once, not per line */
+    int exit_code;
+};
+
+/* Runs the node for an already loaded config (ownership of cfg moves to the node).
+ * Returns the process exit code. */
+int node_run(struct config *cfg, const struct node_options *opts);
+
+/* Registers status/restart/scale/stop with the control server. */
+void node_register_requests(struct node *node);
+/* Begins a graceful stop (a second call forces it). */
+void node_request_stop(struct node *node, const char *why);
+
+#endif

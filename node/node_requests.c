@@ -1,0 +1,194 @@
+/* node_requests: the control requests of the node itself (status, restart, scale, stop),
+ * translated between the wire and the supervisor. No process logic lives here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node.h"
+
+static int instance_is_up(const struct instance *inst)
+{
+    return inst->pid && (inst->state == INSTANCE_RUNNING || inst->state == INSTANCE_STARTING);
+}
+
+static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint64_t now_ms)
+{
+    msgpack_pack_map(pk, 10);
+    wire_pack_kv_int(pk, "index", inst->index);
+    wire_pack_kv_str(pk, "state", instance_state_name(inst->state));
+    wire_pack_kv_int(pk, "pid", inst->pid);
+    wire_pack_kv_int(pk, "restarts", inst->restarts);
+    wire_pack_kv_int(pk, "uptime_ms", inst->pid ? (int64_t)(now_ms - inst->started_ms) : 0);
+    wire_pack_kv_double(pk, "cpu_percent", inst->pid ? inst->stat.cpu_percent : 0.0);
+    wire_pack_kv_int(pk, "rss_kib", inst->pid ? (int64_t)inst->stat.rss_kib : 0);
+    wire_pack_str(pk, "last_exit");
+    if (inst->has_exited) {
+        msgpack_pack_map(pk, 2);
+        wire_pack_str(pk, "code");
+        if (inst->last_exit_signal)
+            msgpack_pack_nil(pk);
+        else
+            msgpack_pack_int(pk, inst->last_exit_code);
+        wire_pack_str(pk, "signal");
+        if (inst->last_exit_signal)
+            wire_pack_str(pk, config_signal_name(inst->last_exit_signal));
+        else
+            msgpack_pack_nil(pk);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    wire_pack_kv_str(pk, "failure", inst->failure[0] ? inst->failure : NULL);
+    wire_pack_kv_str(pk, "command", inst->service->cfg->command);
+}
+
+static void handle_status(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    uv_update_time(&node->loop);
+    uint64_t now = uv_now(&node->loop);
+    procstat_sample(&node->self_stat, getpid(), now);
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_packer *pk = &b.pk;
+    msgpack_pack_map(pk, 3);
+    control_pack_id(pk, msg);
+    wire_pack_str(pk, "node");
+    msgpack_pack_map(pk, 9);
+    wire_pack_kv_int(pk, "pid", getpid());
+    wire_pack_kv_str(pk, "endpoint", node->rundir.endpoint);
+    wire_pack_kv_str(pk, "config", node->cfg.path);
+    wire_pack_kv_str(pk, "run_dir", node->rundir.dir);
+    wire_pack_kv_int(pk, "uptime_ms", (int64_t)(now - node->started_ms));
+    wire_pack_kv_double(pk, "cpu_percent", node->self_stat.cpu_percent);
+    wire_pack_kv_int(pk, "rss_kib", (int64_t)node->self_stat.rss_kib);
+    wire_pack_kv_bool(pk, "stopping", node->sup.stopping);
+    wire_pack_kv_int(pk, "malformed_messages", (int64_t)ctl->malformed_messages);
+
+    wire_pack_str(pk, "services");
+    msgpack_pack_array(pk, node->sup.service_count);
+    for (size_t s = 0; s < node->sup.service_count; s++) {
+        const struct service *svc = &node->sup.services[s];
+        size_t present = 0, up = 0;
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            if (svc->instances[i]) {
+                present++;
+                up += instance_is_up(svc->instances[i]);
+            }
+        }
+        msgpack_pack_map(pk, 4);
+        wire_pack_kv_str(pk, "name", svc->cfg->name);
+        wire_pack_kv_int(pk, "desired", svc->desired);
+        wire_pack_kv_int(pk, "running", (int64_t)up);
+        wire_pack_str(pk, "instances");
+        msgpack_pack_array(pk, present);
+        for (size_t i = 0; i < svc->instance_cap; i++)
+            if (svc->instances[i])
+                pack_instance(pk, svc->instances[i], now);
+    }
+    control_reply(ctl, msg, "status", &b);
+    wire_body_free(&b);
+}
+
+/* "Greeting" -> index -1; "Greeting.2" -> 2. Returns -1 on a malformed target. */
+static int parse_target(const char *target, char *service, size_t cap, int *index)
+{
+    const char *dot = strrchr(target, '.');
+    *index = -1;
+    if (dot && dot[1]) {
+        char *end;
+        long n = strtol(dot + 1, &end, 10);
+        if (*end == '\0' && n >= 0 && n < 100000) {
+            *index = (int)n;
+            if ((size_t)(dot - target) >= cap)
+                return -1;
+            memcpy(service, target, (size_t)(dot - target));
+            service[dot - target] = '\0';
+            return 0;
+        }
+    }
+    if (strlen(target) >= cap)
+        return -1;
+    strcpy(service, target);
+    return 0;
+}
+
+static void reply_count(struct control *ctl, const struct wire_msg *msg, const char *key, int64_t n)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    control_pack_id(&b.pk, msg);
+    wire_pack_kv_int(&b.pk, key, n);
+    control_reply(ctl, msg, "ok", &b);
+    wire_body_free(&b);
+}
+
+static void handle_restart(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    char target[256], service[256], err[256];
+    int index;
+    if (wire_get_str(msg->body, "target", target, sizeof target) < 0 ||
+        parse_target(target, service, sizeof service, &index) < 0) {
+        control_reply_error(ctl, msg, "restart needs a string 'target' (Service or Service.N)");
+        return;
+    }
+    int n = supervisor_restart(&node->sup, service, index, err, sizeof err);
+    if (n < 0)
+        control_reply_error(ctl, msg, err);
+    else
+        reply_count(ctl, msg, "instances", n);
+}
+
+static void handle_scale(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    char service[256], err[256];
+    int64_t count;
+    if (wire_get_str(msg->body, "service", service, sizeof service) < 0 ||
+        wire_get_int(msg->body, "count", &count) < 0) {
+        control_reply_error(ctl, msg, "scale needs 'service' (string) and 'count' (integer)");
+        return;
+    }
+    if (count < 0 || count > 10000) {
+        control_reply_error(ctl, msg, "count must be between 0 and 10000");
+        return;
+    }
+    int n = supervisor_scale(&node->sup, service, (int)count, err, sizeof err);
+    if (n < 0)
+        control_reply_error(ctl, msg, err);
+    else
+        reply_count(ctl, msg, "count", n);
+}
+
+static void handle_stop(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    control_pack_id(&b.pk, msg);
+    wire_pack_kv_int(&b.pk, "pid", getpid());
+    control_reply(ctl, msg, "ok", &b);
+    wire_body_free(&b);
+    int64_t force = 0;
+    wire_get_int(msg->body, "force", &force);
+    node_request_stop(node, "devnode stop");
+    if (force)
+        node_request_stop(node, "devnode stop --force");
+}
+
+static void handle_ping(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    control_reply_ok(ctl, msg);
+}
+
+void node_register_requests(struct node *node)
+{
+    control_register(&node->control, "status", handle_status, node);
+    control_register(&node->control, "restart", handle_restart, node);
+    control_register(&node->control, "scale", handle_scale, node);
+    control_register(&node->control, "stop", handle_stop, node);
+    control_register(&node->control, "ping", handle_ping, node);
+}

@@ -1,0 +1,44 @@
+/* printer: the plain terminal view of the log stream, `HH:MM:SS.mmm Greeting.1 | text`,
+ * one stable colour per service. A slow terminal never blocks the node: past a bounded
+ * backlog lines are skipped here (and counted), while the log file keeps them all. */
+#ifndef DEVNODE_PRINTER_H
+#define DEVNODE_PRINTER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/strbuf.h"
+#include "node/loghub.h"
+
+enum printer_kind { PRINTER_TTY, PRINTER_PIPE, PRINTER_FILE };
+
+struct printer {
+    uv_loop_t *loop;
+    enum printer_kind kind;
+    union {
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+    } handle;                 /* used for PRINTER_TTY / PRINTER_PIPE */
+    int fd;                   /* the output fd (1) */
+    int color;                /* emit ANSI colour */
+    size_t name_width;        /* width of the "Service.N" column */
+    struct strbuf pending;    /* formatted, not yet handed to the kernel or libuv */
+    size_t inflight_bytes;    /* handed to uv_write, not yet completed */
+    uint64_t skipped_lines;   /* skipped since the last notice */
+    int64_t cached_second;
+    char cached_clock[16];    /* "HH:MM:SS" of cached_second */
+    int closing;
+};
+
+int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *err, size_t errlen);
+void printer_set_name_width(struct printer *p, size_t width);
+void printer_on_line(void *ctx, const struct log_line *line);
+/* Hands pending output to the terminal; call once per loop iteration. */
+void printer_flush(struct printer *p);
+/* Flushes, then closes the handle once in-flight writes are done. */
+void printer_close(struct printer *p);
+
+/* Colour index for a service name (stable across runs): also used by the TUI. */
+unsigned printer_service_color(const char *service);
+
+#endif

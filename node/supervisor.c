@@ -1,0 +1,716 @@
+/* supervisor: process lifecycle on the node's one libuv loop. Children are forked by spawn.c,
+ * reaped here on SIGCHLD (the node is a subreaper, so orphans land here too), and their pipes
+ * are read with uv_poll so an exit can drain the last bytes before it is reported.
+ * Nothing here blocks: waits are timers, reads are non-blocking. */
+#include "node/supervisor.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "node/framer.h"
+#include "node/shellcmd.h"
+#include "node/spawn.h"
+
+#define PIPE_READ_CHUNK (64 * 1024)
+#define PIPE_READS_PER_WAKEUP 8
+#define CANNOT_RUN_WINDOW_MS 2000
+#define SAMPLE_INTERVAL_MS 1000
+
+extern char **environ;
+
+struct output_pipe {
+    uv_poll_t poll;
+    int fd;
+    struct instance *owner;     /* NULL once detached from its instance */
+    enum log_stream stream;
+    pid_t pid;                  /* the process whose output this is */
+    struct framer framer;
+};
+
+static void instance_start(struct instance *inst);
+
+const char *instance_state_name(enum instance_state state)
+{
+    switch (state) {
+    case INSTANCE_STARTING: return "starting";
+    case INSTANCE_RUNNING: return "running";
+    case INSTANCE_BACKOFF: return "backoff";
+    case INSTANCE_STOPPING: return "stopping";
+    case INSTANCE_STOPPED: return "stopped";
+    case INSTANCE_EXITED: return "exited";
+    case INSTANCE_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+/* ---- output pipes ------------------------------------------------------------------ */
+
+struct line_ctx {
+    struct output_pipe *pipe;
+    struct supervisor *sup;
+    const char *service;
+    int index;
+};
+
+static void output_emit_line(void *ctx, const char *text, size_t len, unsigned flags)
+{
+    struct line_ctx *lc = ctx;
+    struct log_line line = {
+        .service = lc->service,
+        .instance = lc->index,
+        .pid = lc->pipe->pid,
+        .stream = lc->pipe->stream,
+        .flags = flags,
+        .text = text,
+        .len = len,
+    };
+    loghub_append_line(lc->sup->hub, &line);
+}
+
+/* Reads what the pipe holds now. Returns 1 at end of stream, 0 otherwise. */
+static int output_read(struct output_pipe *op, struct supervisor *sup, const char *service,
+                       int index, int max_reads)
+{
+    char buf[PIPE_READ_CHUNK];
+    struct line_ctx lc = {.pipe = op, .sup = sup, .service = service, .index = index};
+    for (int i = 0; i < max_reads; i++) {
+        ssize_t n = read(op->fd, buf, sizeof buf);
+        if (n > 0) {
+            framer_feed(&op->framer, buf, (size_t)n, output_emit_line, &lc);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        framer_flush(&op->framer, output_emit_line, &lc);
+        return 1;
+    }
+    return 0;
+}
+
+static void output_on_closed(uv_handle_t *handle)
+{
+    struct output_pipe *op = handle->data;
+    framer_free(&op->framer);
+    close(op->fd);
+    free(op);
+}
+
+static void output_close(struct output_pipe *op)
+{
+    if (op->owner) {
+        if (op->owner->out == op)
+            op->owner->out = NULL;
+        if (op->owner->err == op)
+            op->owner->err = NULL;
+        op->owner = NULL;
+    }
+    uv_close((uv_handle_t *)&op->poll, output_on_closed);
+}
+
+static void output_on_readable(uv_poll_t *handle, int status, int events)
+{
+    struct output_pipe *op = handle->data;
+    struct instance *inst = op->owner;
+    if (!inst)
+        return;
+    if (status < 0 || output_read(op, inst->sup, inst->service->cfg->name, inst->index,
+                                  PIPE_READS_PER_WAKEUP)) {
+        output_close(op);
+    }
+}
+
+static struct output_pipe *output_open(struct instance *inst, int fd, enum log_stream stream)
+{
+    struct output_pipe *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->fd = fd;
+    op->owner = inst;
+    op->stream = stream;
+    framer_init(&op->framer);
+    if (uv_poll_init(inst->sup->loop, &op->poll, fd) < 0) {
+        free(op);
+        return NULL;
+    }
+    op->poll.data = op;
+    uv_poll_start(&op->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+    return op;
+}
+
+/* Reads everything left in an exited instance's pipes so its last lines come before the
+ * exit report, then closes them. */
+static void instance_drain_output(struct instance *inst)
+{
+    struct output_pipe *pipes[2] = {inst->out, inst->err};
+    for (int i = 0; i < 2; i++) {
+        if (!pipes[i])
+            continue;
+        output_read(pipes[i], inst->sup, inst->service->cfg->name, inst->index, 1 << 20);
+        struct line_ctx lc = {.pipe = pipes[i], .sup = inst->sup,
+                              .service = inst->service->cfg->name, .index = inst->index};
+        framer_flush(&pipes[i]->framer, output_emit_line, &lc);
+        output_close(pipes[i]);
+    }
+}
+
+/* ---- environment ------------------------------------------------------------------- */
+
+struct env_list {
+    char **items;
+    size_t count, cap;
+};
+
+static void env_set(struct env_list *env, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    char *entry;
+    if (asprintf(&entry, "%s=%s", key, value) < 0)
+        abort();
+    for (size_t i = 0; i < env->count; i++) {
+        if (strncmp(env->items[i], key, klen) == 0 && env->items[i][klen] == '=') {
+            free(env->items[i]);
+            env->items[i] = entry;
+            return;
+        }
+    }
+    if (env->count + 2 > env->cap) {
+        env->cap = env->cap ? env->cap * 2 : 64;
+        env->items = realloc(env->items, env->cap * sizeof *env->items);
+        if (!env->items)
+            abort();
+    }
+    env->items[env->count++] = entry;
+    env->items[env->count] = NULL;
+}
+
+static void env_free(struct env_list *env)
+{
+    for (size_t i = 0; i < env->count; i++)
+        free(env->items[i]);
+    free(env->items);
+}
+
+static void instance_build_env(struct instance *inst, struct env_list *env)
+{
+    struct supervisor *sup = inst->sup;
+    const struct config_service *cfg = inst->service->cfg;
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        char key[256];
+        size_t klen = (size_t)(eq - *e);
+        if (klen >= sizeof key)
+            continue;
+        memcpy(key, *e, klen);
+        key[klen] = '\0';
+        /* The node's own socket-activation variables belong to the node, not its workers. */
+        if (!strcmp(key, "LISTEN_FDS") || !strcmp(key, "LISTEN_PID") || !strcmp(key, "LISTEN_FDNAMES"))
+            continue;
+        env_set(env, key, eq + 1);
+    }
+    env_set(env, "PYTHONUNBUFFERED", "1");
+    for (size_t i = 0; i < cfg->env_count; i++)
+        env_set(env, cfg->env[i].name, cfg->env[i].value);
+    char index[16];
+    snprintf(index, sizeof index, "%d", inst->index);
+    env_set(env, "DEVNODE_SERVICE", cfg->name);
+    env_set(env, "DEVNODE_INSTANCE", index);
+    env_set(env, "DEVNODE_ENDPOINT", sup->endpoint);
+    env_set(env, "DEVNODE_RUN_DIR", sup->run_dir);
+    env_set(env, "LYMPH_SERVICE_NAME", cfg->name);
+    env_set(env, "LYMPH_NODE", sup->endpoint);
+    env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+static void node_line(struct supervisor *sup, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void node_line(struct supervisor *sup, enum log_level level, const char *fmt, ...)
+{
+    char text[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    loghub_node_line(sup->hub, sup->node_pid, level, "%s", text);
+}
+
+static int open_output_pipe(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    /* A bigger pipe means fewer wake-ups when a service logs in bursts. */
+    fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    return 0;
+}
+
+static void instance_fail(struct instance *inst, const char *why)
+{
+    inst->state = INSTANCE_FAILED;
+    snprintf(inst->failure, sizeof inst->failure, "%s", why);
+    node_line(inst->sup, LOG_LEVEL_ERROR,
+              "%s.%d cannot run: %s; not restarting (fix it, then `devnode restart %s`)",
+              inst->service->cfg->name, inst->index, why, inst->service->cfg->name);
+}
+
+static void instance_start(struct instance *inst)
+{
+    struct supervisor *sup = inst->sup;
+    const struct config_service *cfg = inst->service->cfg;
+    int out[2], err[2];
+    if (open_output_pipe(out) < 0) {
+        instance_fail(inst, strerror(errno));
+        return;
+    }
+    if (open_output_pipe(err) < 0) {
+        close(out[0]);
+        close(out[1]);
+        instance_fail(inst, strerror(errno));
+        return;
+    }
+    struct env_list env = {0};
+    instance_build_env(inst, &env);
+    char *sh_command = shellcmd_for_sh(cfg->command);
+    struct spawn_request req = {
+        .command = sh_command,
+        .cwd = cfg->cwd,
+        .envp = env.items,
+        .stdin_fd = sup->devnull_fd,
+        .stdout_fd = out[1],
+        .stderr_fd = err[1],
+    };
+    pid_t pid = 0;
+    char why[256];
+    int rc = spawn_process(&req, &pid, why, sizeof why);
+    env_free(&env);
+    free(sh_command);
+    close(out[1]);
+    close(err[1]);
+    if (rc < 0) {
+        close(out[0]);
+        close(err[0]);
+        instance_fail(inst, why);
+        return;
+    }
+    guardian_watch(sup->guardian, pid);
+    uv_update_time(sup->loop);
+    inst->pid = pid;
+    inst->started_ms = uv_now(sup->loop);
+    inst->kill_sent = 0;
+    inst->after_exit = AFTER_EXIT_POLICY;
+    inst->failure[0] = '\0';
+    memset(&inst->stat, 0, sizeof inst->stat);
+    if (inst->starts++ > 0)
+        inst->restarts++;
+    inst->out = output_open(inst, out[0], LOG_STREAM_STDOUT);
+    inst->err = output_open(inst, err[0], LOG_STREAM_STDERR);
+    if (inst->out)
+        inst->out->pid = pid;
+    else
+        close(out[0]);
+    if (inst->err)
+        inst->err->pid = pid;
+    else
+        close(err[0]);
+    inst->state = INSTANCE_RUNNING;
+    node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
+}
+
+static void instance_on_backoff_done(uv_timer_t *timer)
+{
+    struct instance *inst = timer->data;
+    if (inst->state == INSTANCE_BACKOFF && !inst->sup->stopping)
+        instance_start(inst);
+}
+
+static void instance_on_stop_timeout(uv_timer_t *timer)
+{
+    struct instance *inst = timer->data;
+    if (!inst->pid || inst->kill_sent)
+        return;
+    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d did not stop within %.1fs after %s; sending KILL",
+              inst->service->cfg->name, inst->index, inst->service->cfg->stop_timeout_ms / 1000.0,
+              config_signal_name(inst->service->cfg->stop_signal));
+    kill(-inst->pid, SIGKILL);
+    inst->kill_sent = 1;
+}
+
+/* Asks the current process to go; `after` says what happens once it has exited. */
+static void instance_request_stop(struct instance *inst, enum instance_after_exit after, int force)
+{
+    inst->after_exit = after;
+    if (!inst->pid) {
+        uv_timer_stop(&inst->timer);
+        return;
+    }
+    if (force) {
+        if (!inst->kill_sent)
+            kill(-inst->pid, SIGKILL);
+        inst->kill_sent = 1;
+        inst->state = INSTANCE_STOPPING;
+        return;
+    }
+    if (inst->state == INSTANCE_STOPPING)
+        return;
+    inst->state = INSTANCE_STOPPING;
+    kill(-inst->pid, inst->service->cfg->stop_signal);
+    uv_timer_start(&inst->timer, instance_on_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+}
+
+static struct instance *instance_new(struct supervisor *sup, struct service *svc, int index)
+{
+    struct instance *inst = calloc(1, sizeof *inst);
+    if (!inst)
+        abort();
+    inst->sup = sup;
+    inst->service = svc;
+    inst->index = index;
+    inst->state = INSTANCE_STOPPED;
+    backoff_init(&inst->backoff);
+    uv_timer_init(sup->loop, &inst->timer);
+    inst->timer.data = inst;
+    if ((size_t)index >= svc->instance_cap) {
+        size_t cap = (size_t)index + 1;
+        struct instance **grown = realloc(svc->instances, cap * sizeof *grown);
+        if (!grown)
+            abort();
+        for (size_t i = svc->instance_cap; i < cap; i++)
+            grown[i] = NULL;
+        svc->instances = grown;
+        svc->instance_cap = cap;
+    }
+    svc->instances[index] = inst;
+    return inst;
+}
+
+static void instance_on_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void instance_remove(struct instance *inst)
+{
+    struct service *svc = inst->service;
+    svc->instances[inst->index] = NULL;
+    while (svc->instance_cap > 0 && !svc->instances[svc->instance_cap - 1])
+        svc->instance_cap--;
+    uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
+}
+
+static void describe_exit(char *buf, size_t cap, const struct instance *inst)
+{
+    if (inst->last_exit_signal)
+        snprintf(buf, cap, "killed by SIG%s (signal %d)",
+                 config_signal_name(inst->last_exit_signal), inst->last_exit_signal);
+    else
+        snprintf(buf, cap, "exited with status %d", inst->last_exit_code);
+}
+
+static void supervisor_check_all_down(struct supervisor *sup)
+{
+    if (sup->stopping && supervisor_all_down(sup) && sup->on_all_stopped) {
+        void (*cb)(void *) = sup->on_all_stopped;
+        sup->on_all_stopped = NULL;
+        cb(sup->on_all_stopped_ctx);
+    }
+}
+
+static void instance_on_exit(struct instance *inst, int status)
+{
+    struct supervisor *sup = inst->sup;
+    const struct config_service *cfg = inst->service->cfg;
+    pid_t pid = inst->pid;
+    /* Whatever the worker left in its group (grandchildren) goes with it. */
+    kill(-pid, SIGKILL);
+    guardian_forget(sup->guardian, pid);
+    instance_drain_output(inst);
+    uv_timer_stop(&inst->timer);
+    uv_update_time(sup->loop);
+    uint64_t uptime_ms = uv_now(sup->loop) - inst->started_ms;
+    inst->pid = 0;
+    inst->has_exited = 1;
+    inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    char how[96];
+    describe_exit(how, sizeof how, inst);
+
+    if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
+        inst->state = INSTANCE_STOPPED;
+        node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s)", cfg->name, inst->index, how);
+        supervisor_check_all_down(sup);
+        return;
+    }
+    if (inst->after_exit == AFTER_EXIT_REMOVE) {
+        node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); scaled away", cfg->name, inst->index, how);
+        instance_remove(inst);
+        return;
+    }
+    if (inst->after_exit == AFTER_EXIT_RESTART) {
+        node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); restarting", cfg->name, inst->index, how);
+        backoff_init(&inst->backoff);
+        instance_start(inst);
+        return;
+    }
+
+    int code = inst->last_exit_code;
+    if ((code == 127 || code == 126) && uptime_ms < CANNOT_RUN_WINDOW_MS) {
+        instance_fail(inst, code == 127 ? "command not found (exit status 127)"
+                                        : "command not executable (exit status 126)");
+        return;
+    }
+    if (cfg->restart == RESTART_NEVER || (cfg->restart == RESTART_ON_FAILURE && code == 0)) {
+        inst->state = INSTANCE_EXITED;
+        node_line(sup, code == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
+                  "%s.%d %s after %.1fs; not restarting (restart: %s)", cfg->name, inst->index, how,
+                  uptime_ms / 1000.0, cfg->restart == RESTART_NEVER ? "never" : "on-failure");
+        return;
+    }
+    unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
+    inst->state = INSTANCE_BACKOFF;
+    node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
+              inst->index, how, uptime_ms / 1000.0, delay);
+    uv_timer_start(&inst->timer, instance_on_backoff_done, delay, 0);
+}
+
+static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid)
+{
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++)
+            if (svc->instances[i] && svc->instances[i]->pid == pid)
+                return svc->instances[i];
+    }
+    return NULL;
+}
+
+void supervisor_reap(struct supervisor *sup)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct instance *inst = supervisor_find_pid(sup, pid);
+        /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */
+        if (inst)
+            instance_on_exit(inst, status);
+    }
+}
+
+/* ---- sampling ---------------------------------------------------------------------- */
+
+static void supervisor_on_sample(uv_timer_t *timer)
+{
+    struct supervisor *sup = timer->data;
+    uint64_t now = uv_now(sup->loop);
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            struct instance *inst = svc->instances[i];
+            if (inst && inst->pid)
+                procstat_sample(&inst->stat, inst->pid, now);
+        }
+    }
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
+                    struct loghub *hub, struct guardian *guardian, const char *endpoint,
+                    const char *run_dir, char *err, size_t errlen)
+{
+    memset(sup, 0, sizeof *sup);
+    sup->loop = loop;
+    sup->hub = hub;
+    sup->guardian = guardian;
+    sup->endpoint = endpoint;
+    sup->run_dir = run_dir;
+    sup->node_pid = getpid();
+    sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (sup->devnull_fd < 0) {
+        snprintf(err, errlen, "cannot open /dev/null: %s", strerror(errno));
+        return -1;
+    }
+    sup->service_count = cfg->service_count;
+    sup->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *sup->services);
+    if (!sup->services)
+        abort();
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        sup->services[s].cfg = &cfg->services[s];
+        sup->services[s].desired = cfg->services[s].numprocesses;
+    }
+    uv_timer_init(loop, &sup->sample_timer);
+    sup->sample_timer.data = sup;
+    return 0;
+}
+
+void supervisor_start_all(struct supervisor *sup)
+{
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (int i = 0; i < svc->desired; i++)
+            instance_start(instance_new(sup, svc, i));
+    }
+    uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
+}
+
+int supervisor_all_down(const struct supervisor *sup)
+{
+    for (size_t s = 0; s < sup->service_count; s++) {
+        const struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++)
+            if (svc->instances[i] && svc->instances[i]->pid)
+                return 0;
+    }
+    return 1;
+}
+
+void supervisor_stop_all(struct supervisor *sup, int force)
+{
+    sup->stopping = 1;
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            struct instance *inst = svc->instances[i];
+            if (!inst)
+                continue;
+            if (!inst->pid) {
+                uv_timer_stop(&inst->timer);
+                if (inst->state == INSTANCE_BACKOFF || inst->state == INSTANCE_STARTING)
+                    inst->state = INSTANCE_STOPPED;
+                continue;
+            }
+            instance_request_stop(inst, AFTER_EXIT_STOP, force);
+        }
+    }
+    supervisor_check_all_down(sup);
+}
+
+struct service *supervisor_find_service(struct supervisor *sup, const char *name)
+{
+    for (size_t s = 0; s < sup->service_count; s++)
+        if (strcmp(sup->services[s].cfg->name, name) == 0)
+            return &sup->services[s];
+    return NULL;
+}
+
+static void instance_restart(struct instance *inst)
+{
+    if (inst->pid) {
+        instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
+        return;
+    }
+    uv_timer_stop(&inst->timer);
+    backoff_init(&inst->backoff);
+    instance_start(inst);
+}
+
+int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen)
+{
+    if (sup->stopping) {
+        snprintf(err, errlen, "the node is stopping");
+        return -1;
+    }
+    struct service *svc = supervisor_find_service(sup, service);
+    if (!svc) {
+        snprintf(err, errlen, "no service named '%s'", service);
+        return -1;
+    }
+    if (index >= 0) {
+        if ((size_t)index >= svc->instance_cap || !svc->instances[index] || index >= svc->desired) {
+            snprintf(err, errlen, "%s has no instance %d (it has %d)", service, index, svc->desired);
+            return -1;
+        }
+        instance_restart(svc->instances[index]);
+        return 1;
+    }
+    int count = 0;
+    for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++) {
+        if (svc->instances[i]) {
+            instance_restart(svc->instances[i]);
+            count++;
+        }
+    }
+    return count;
+}
+
+int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen)
+{
+    if (sup->stopping) {
+        snprintf(err, errlen, "the node is stopping");
+        return -1;
+    }
+    struct service *svc = supervisor_find_service(sup, service);
+    if (!svc) {
+        snprintf(err, errlen, "no service named '%s'", service);
+        return -1;
+    }
+    if (count < 0 || count > 10000) {
+        snprintf(err, errlen, "instance count must be between 0 and 10000, got %d", count);
+        return -1;
+    }
+    int before = svc->desired;
+    svc->desired = count;
+    for (int i = 0; i < count; i++) {
+        struct instance *inst = (size_t)i < svc->instance_cap ? svc->instances[i] : NULL;
+        if (!inst) {
+            instance_start(instance_new(sup, svc, i));
+        } else if (inst->after_exit == AFTER_EXIT_REMOVE) {
+            /* Scaled down and up again before it finished stopping: bring it back. */
+            inst->after_exit = AFTER_EXIT_RESTART;
+        }
+    }
+    for (size_t i = (size_t)count; i < svc->instance_cap; i++) {
+        struct instance *inst = svc->instances[i];
+        if (!inst)
+            continue;
+        if (inst->pid)
+            instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
+        else
+            instance_remove(inst);
+    }
+    if (before != count)
+        node_line(sup, LOG_LEVEL_INFO, "%s scaled from %d to %d", service, before, count);
+    return count;
+}
+
+void supervisor_close(struct supervisor *sup)
+{
+    uv_close((uv_handle_t *)&sup->sample_timer, NULL);
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            struct instance *inst = svc->instances[i];
+            if (!inst)
+                continue;
+            if (inst->out)
+                output_close(inst->out);
+            if (inst->err)
+                output_close(inst->err);
+            svc->instances[i] = NULL;
+            uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
+        }
+        svc->instance_cap = 0;
+    }
+}
+
+void supervisor_free(struct supervisor *sup)
+{
+    for (size_t s = 0; s < sup->service_count; s++)
+        free(sup->services[s].instances);
+    free(sup->services);
+    sup->services = NULL;
+    if (sup->devnull_fd >= 0)
+        close(sup->devnull_fd);
+}

@@ -1,0 +1,105 @@
+/* supervisor: owns every worker process: spawns the configured instances, restarts them with
+ * backoff, stops them gracefully, scales, and turns their pipes into log lines for the hub.
+ * It never prints and never talks to clients; the control server reads its state. */
+#ifndef DEVNODE_SUPERVISOR_H
+#define DEVNODE_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "node/backoff.h"
+#include "node/config.h"
+#include "node/guardian.h"
+#include "node/loghub.h"
+#include "node/procstat.h"
+
+enum instance_state {
+    INSTANCE_STARTING, /* spawned, not yet ready */
+    INSTANCE_RUNNING,
+    INSTANCE_BACKOFF,  /* exited; a restart is scheduled */
+    INSTANCE_STOPPING, /* stop signal sent, waiting for the exit */
+    INSTANCE_STOPPED,  /* stopped on request */
+    INSTANCE_EXITED,   /* exited and its restart policy keeps it down */
+    INSTANCE_FAILED,   /* cannot run (command not found, bad cwd); waits for `restart` */
+};
+
+/* What happens when the current process exits. */
+enum instance_after_exit {
+    AFTER_EXIT_POLICY,  /* an unexpected exit: the restart policy decides */
+    AFTER_EXIT_RESTART, /* requested restart: start again at once */
+    AFTER_EXIT_STOP,    /* requested stop: stay down */
+    AFTER_EXIT_REMOVE,  /* scaled away: free the instance */
+};
+
+struct output_pipe;
+struct service;
+
+struct instance {
+    struct service *service;
+    struct supervisor *sup;
+    int index;                      /* 0-based within the service */
+    enum instance_state state;
+    enum instance_after_exit after_exit;
+    pid_t pid;                      /* also its process group; 0 when not running */
+    uint64_t started_ms;            /* loop time of the last start */
+    unsigned starts;                /* processes started so far */
+    unsigned restarts;              /* starts after the first */
+    struct backoff backoff;
+    uv_timer_t timer;               /* backoff delay or stop timeout */
+    struct output_pipe *out, *err;  /* owned until handed to a close callback */
+    int has_exited;                 /* last_exit_* are meaningful */
+    int last_exit_code;             /* -1 when killed by a signal */
+    int last_exit_signal;           /* 0 when it exited normally */
+    int kill_sent;                  /* SIGKILL already sent for this process */
+    struct procstat stat;
+    char failure[256];              /* why it is FAILED */
+};
+
+struct service {
+    const struct config_service *cfg;
+    struct instance **instances;    /* by index; NULL holes while scaled-away ones finish */
+    size_t instance_cap;            /* length of the instances array */
+    int desired;                    /* instances wanted (numprocesses, then `scale`) */
+};
+
+struct supervisor {
+    uv_loop_t *loop;
+    struct loghub *hub;
+    struct guardian *guardian;
+    const char *endpoint;           /* DEVNODE_ENDPOINT */
+    const char *run_dir;            /* DEVNODE_RUN_DIR */
+    pid_t node_pid;
+    int devnull_fd;
+    struct service *services;
+    size_t service_count;
+    int stopping;                   /* the node is shutting down */
+    uv_timer_t sample_timer;        /* /proc sampling */
+    void (*on_all_stopped)(void *ctx);
+    void *on_all_stopped_ctx;
+};
+
+int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
+                    struct loghub *hub, struct guardian *guardian, const char *endpoint,
+                    const char *run_dir, char *err, size_t errlen);
+/* Starts every configured instance. */
+void supervisor_start_all(struct supervisor *sup);
+/* Reaps exited children (call on SIGCHLD). */
+void supervisor_reap(struct supervisor *sup);
+/* Graceful stop of everything (force: SIGKILL now). on_all_stopped fires once all are down. */
+void supervisor_stop_all(struct supervisor *sup, int force);
+int supervisor_all_down(const struct supervisor *sup);
+
+/* `restart NAME` or `restart NAME.N` (index -1 = every instance). Returns the number of
+ * instances restarted, or -1 with err set. */
+int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen);
+int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen);
+
+struct service *supervisor_find_service(struct supervisor *sup, const char *name);
+const char *instance_state_name(enum instance_state state);
+/* Closes every handle; the supervisor's memory is freed when the loop has run the closes. */
+void supervisor_close(struct supervisor *sup);
+void supervisor_free(struct supervisor *sup);
+
+#endif

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages devnode needs, and only those that are missing.
+# Runs `apt-get update` only when something must be installed, so a second run is quick.
+set -eu
+PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
+libjansson-dev libhttp-parser-dev libncurses-dev libcmocka-dev tmux curl procps
+python3 python3-pytest python3-zmq python3-msgpack"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
