@@ -3,6 +3,7 @@
  * whole process groups. It must never kill anything while the node is alive. */
 #include "node/guardian.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,7 +20,49 @@ struct guardian_record {
     int32_t pgid;
 };
 
-static void guardian_main(int read_fd)
+/* Kills every process whose environment holds `marker` ("DEVNODE_RUN_DIR=<dir>").
+ * Returns how many were signalled. */
+static int guardian_kill_marked(const char *marker)
+{
+    size_t mlen = strlen(marker) + 1; /* match the terminating NUL too: no prefix matches */
+    static char env[1 << 16];
+    int killed = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    pid_t self = getpid();
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == self)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, env, sizeof env);
+        close(fd);
+        if (n <= 0)
+            continue;
+        for (ssize_t i = 0; i + (ssize_t)mlen <= n;) {
+            if (memcmp(env + i, marker, mlen) == 0) {
+                kill((pid_t)pid, SIGKILL);
+                killed++;
+                break;
+            }
+            const char *nul = memchr(env + i, '\0', (size_t)(n - i));
+            if (!nul)
+                break;
+            i = (nul - env) + 1;
+        }
+    }
+    closedir(d);
+    return killed;
+}
+
+static void guardian_main(int read_fd, const char *marker)
 {
     prctl(PR_SET_NAME, "devnode-guard", 0, 0, 0);
     /* Terminal ^C and a kill of the node's group must not take the guardian first. */
@@ -61,11 +104,16 @@ static void guardian_main(int read_fd)
     }
     for (size_t i = 0; i < count; i++)
         kill(-groups[i], SIGKILL);
+    /* A daemon may be forking while we look: sweep until a pass finds nothing. */
+    for (int pass = 0; pass < 5 && guardian_kill_marked(marker) > 0; pass++)
+        ;
     _exit(0);
 }
 
-int guardian_start(struct guardian *g, char *err, size_t errlen)
+int guardian_start(struct guardian *g, const char *run_dir, char *err, size_t errlen)
 {
+    char marker[4200];
+    snprintf(marker, sizeof marker, "DEVNODE_RUN_DIR=%s", run_dir);
     int fds[2];
     g->pid = 0;
     g->write_fd = -1;
@@ -90,7 +138,7 @@ int guardian_start(struct guardian *g, char *err, size_t errlen)
             dup2(devnull, 0);
             dup2(devnull, 1);
         }
-        guardian_main(3);
+        guardian_main(3, marker);
     }
     close(fds[0]);
     g->pid = pid;

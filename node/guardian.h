@@ -12,8 +12,10 @@ struct guardian {
 };
 
 /* Forks the guardian. Call before any thread exists (before ZeroMQ starts its threads).
- * Every fd of the node above 2 is closed in the guardian. */
-int guardian_start(struct guardian *g, char *err, size_t errlen);
+ * Every fd of the node above 2 is closed in the guardian. `run_dir` is the value workers get
+ * as DEVNODE_RUN_DIR: after the groups, the guardian also kills any process still carrying
+ * it in its environment (daemons that left their group with setsid). */
+int guardian_start(struct guardian *g, const char *run_dir, char *err, size_t errlen);
 /* Tells the guardian about a process group to kill if the node dies / to forget. */
 void guardian_watch(struct guardian *g, pid_t pgid);
 void guardian_forget(struct guardian *g, pid_t pgid);

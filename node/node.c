@@ -165,7 +165,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     }
     /* Orphaned grandchildren come to us, so nothing a worker forks escapes supervision. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    if (guardian_start(&node->guardian, err, sizeof err) < 0) {
+    if (guardian_start(&node->guardian, node->rundir.dir, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
         goto out_rundir;
     }
