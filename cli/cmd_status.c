@@ -42,6 +42,11 @@ static void print_table(json_t *status)
            json_number_value(json_object_get(node, "cpu_percent")), rss,
            json_string_value(json_object_get(node, "config")),
            json_is_true(json_object_get(node, "stopping")) ? "  (stopping)" : "");
+    size_t k;
+    json_t *sock;
+    json_array_foreach(json_object_get(node, "sockets"), k, sock)
+        printf("socket %s on %s\n", json_string_value(json_object_get(sock, "name")),
+               json_string_value(json_object_get(sock, "address")));
     printf("%-20s %-9s %7s %8s %8s %6s %8s  %s\n", "INSTANCE", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%",
            "RSS", "LAST EXIT");
     size_t i;

@@ -163,6 +163,12 @@ int node_run(struct config *cfg, const struct node_options *opts)
         fprintf(stderr, "devnode: %s\n", err);
         goto out_config;
     }
+    /* Bound before anything runs; a busy port is a configuration problem: exit 2. */
+    if (sockets_bind_all(&node->sockets, &node->cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s\n", err);
+        rc = NODE_EXIT_USAGE;
+        goto out_rundir;
+    }
     /* Orphaned grandchildren come to us, so nothing a worker forks escapes supervision. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     if (guardian_start(&node->guardian, node->rundir.dir, err, sizeof err) < 0) {
@@ -194,8 +200,19 @@ int node_run(struct config *cfg, const struct node_options *opts)
         logfile_close(&node->logfile);
         goto out_loop;
     }
-    supervisor_init(&node->sup, &node->loop, &node->cfg, &node->hub, &node->guardian,
-                    node->rundir.endpoint, node->rundir.dir, err, sizeof err);
+    if (supervisor_init(&node->sup, &node->loop, &node->cfg, &node->sockets, &node->hub, &node->guardian,
+                        node->rundir.endpoint, node->rundir.dir, err, sizeof err) < 0) {
+        fprintf(stderr, "devnode: %s: %s\n", node->cfg.path, err);
+        node->exit_code = NODE_EXIT_USAGE;
+        control_close(&node->control);
+        uv_close((uv_handle_t *)&node->sup.sample_timer, NULL);
+        printer_close(&node->printer);
+        uv_run(&node->loop, UV_RUN_DEFAULT);
+        logfile_close(&node->logfile);
+        supervisor_free(&node->sup);
+        rc = NODE_EXIT_USAGE;
+        goto out_loop;
+    }
     node->sup.on_all_stopped = node_on_all_stopped;
     node->sup.on_all_stopped_ctx = node;
     node_register_requests(node);
@@ -230,6 +247,7 @@ out_loop:
     uv_loop_close(&node->loop);
     guardian_stop(&node->guardian);
     waitpid(node->guardian.pid, NULL, 0);
+    sockets_close_all(&node->sockets);
 out_rundir:
     rundir_close(&node->rundir);
 out_config:

@@ -15,6 +15,7 @@
 #include "node/printer.h"
 #include "node/procstat.h"
 #include "node/supervisor.h"
+#include "sockets/sockets.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
 
@@ -28,6 +29,7 @@ struct node {
     uv_loop_t loop;
     struct config cfg;
     struct rundir rundir;
+    struct socket_set sockets;  /* bound before any worker starts, open for the node's life */
     struct guardian guardian;
     struct loghub hub;
     struct logfile logfile;

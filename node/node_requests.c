@@ -54,7 +54,7 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
     msgpack_pack_map(pk, 3);
     control_pack_id(pk, msg);
     wire_pack_str(pk, "node");
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     wire_pack_kv_int(pk, "pid", getpid());
     wire_pack_kv_str(pk, "endpoint", node->rundir.endpoint);
     wire_pack_kv_str(pk, "config", node->cfg.path);
@@ -64,6 +64,15 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
     wire_pack_kv_int(pk, "rss_kib", (int64_t)node->self_stat.rss_kib);
     wire_pack_kv_bool(pk, "stopping", node->sup.stopping);
     wire_pack_kv_int(pk, "malformed_messages", (int64_t)ctl->malformed_messages);
+    wire_pack_str(pk, "sockets");
+    msgpack_pack_array(pk, node->sockets.count);
+    for (size_t i = 0; i < node->sockets.count; i++) {
+        const struct bound_socket *bs = &node->sockets.items[i];
+        msgpack_pack_map(pk, 3);
+        wire_pack_kv_str(pk, "name", bs->cfg->name);
+        wire_pack_kv_str(pk, "address", bs->address);
+        wire_pack_kv_int(pk, "port", bs->port);
+    }
 
     wire_pack_str(pk, "services");
     msgpack_pack_array(pk, node->sup.service_count);
@@ -76,10 +85,14 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
                 up += instance_is_up(svc->instances[i]);
             }
         }
-        msgpack_pack_map(pk, 4);
+        msgpack_pack_map(pk, 5);
         wire_pack_kv_str(pk, "name", svc->cfg->name);
         wire_pack_kv_int(pk, "desired", svc->desired);
         wire_pack_kv_int(pk, "running", (int64_t)up);
+        wire_pack_str(pk, "sockets");
+        msgpack_pack_array(pk, svc->socket_count);
+        for (size_t i = 0; i < svc->socket_count; i++)
+            wire_pack_str(pk, svc->sockets[i]->cfg->name);
         wire_pack_str(pk, "instances");
         msgpack_pack_array(pk, present);
         for (size_t i = 0; i < svc->instance_cap; i++)

@@ -199,6 +199,40 @@ static void env_free(struct env_list *env)
     free(env->items);
 }
 
+/* The socket-activation variables in every dialect a server may read: systemd's
+ * LISTEN_FDS (LISTEN_PID is filled in by spawn with the child's own pid), lymph's
+ * port->fd JSON, and Procfile's PORT. */
+static void instance_socket_env(const struct service *svc, struct env_list *env)
+{
+    if (svc->socket_count == 0)
+        return;
+    char count[16], names[1024] = "", lymph[1024] = "{", item[64];
+    snprintf(count, sizeof count, "%zu", svc->socket_count);
+    int first_port = -1;
+    for (size_t i = 0; i < svc->socket_count; i++) {
+        const struct bound_socket *bs = svc->sockets[i];
+        if (i)
+            strncat(names, ":", sizeof names - strlen(names) - 1);
+        strncat(names, bs->cfg->name, sizeof names - strlen(names) - 1);
+        if (bs->port >= 0) {
+            snprintf(item, sizeof item, "%s\"%d\": %zu", lymph[1] ? ", " : "", bs->port, 3 + i);
+            strncat(lymph, item, sizeof lymph - strlen(lymph) - 1);
+            if (first_port < 0)
+                first_port = bs->port;
+        }
+    }
+    strncat(lymph, "}", sizeof lymph - strlen(lymph) - 1);
+    env_set(env, "LISTEN_FDS", count);
+    env_set(env, "LISTEN_PID", SPAWN_LISTEN_PID_SLOT + strlen("LISTEN_PID="));
+    env_set(env, "LISTEN_FDNAMES", names);
+    env_set(env, "LYMPH_SHARED_SOCKET_FDS", lymph);
+    if (first_port >= 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", first_port);
+        env_set(env, "PORT", port);
+    }
+}
+
 static void instance_build_env(struct instance *inst, struct env_list *env)
 {
     struct supervisor *sup = inst->sup;
@@ -230,6 +264,7 @@ static void instance_build_env(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_SERVICE_NAME", cfg->name);
     env_set(env, "LYMPH_NODE", sup->endpoint);
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
+    instance_socket_env(inst->service, env);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
@@ -283,9 +318,14 @@ static void instance_start(struct instance *inst)
     }
     struct env_list env = {0};
     instance_build_env(inst, &env);
-    char *sh_command = shellcmd_for_sh(cfg->command);
+    char *sh_command = shellcmd_for_sh(inst->service->command);
+    int socket_fds[SERVICE_MAX_SOCKETS];
+    for (size_t i = 0; i < inst->service->socket_count; i++)
+        socket_fds[i] = inst->service->sockets[i]->fd;
     struct spawn_request req = {
         .command = sh_command,
+        .fds = socket_fds,
+        .fd_count = inst->service->socket_count,
         .cwd = cfg->cwd,
         .envp = env.items,
         .stdin_fd = sup->devnull_fd,
@@ -527,8 +567,8 @@ static void supervisor_on_sample(uv_timer_t *timer)
 /* ---- public ------------------------------------------------------------------------ */
 
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
-                    struct loghub *hub, struct guardian *guardian, const char *endpoint,
-                    const char *run_dir, char *err, size_t errlen)
+                    const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
+                    const char *endpoint, const char *run_dir, char *err, size_t errlen)
 {
     memset(sup, 0, sizeof *sup);
     sup->loop = loop;
@@ -546,12 +586,18 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *sup->services);
     if (!sup->services)
         abort();
-    for (size_t s = 0; s < cfg->service_count; s++) {
-        sup->services[s].cfg = &cfg->services[s];
-        sup->services[s].desired = cfg->services[s].numprocesses;
-    }
     uv_timer_init(loop, &sup->sample_timer);
     sup->sample_timer.data = sup;
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        svc->cfg = &cfg->services[s];
+        svc->desired = cfg->services[s].numprocesses;
+        int n = sockets_for_service(sockets, svc->cfg, svc->sockets, SERVICE_MAX_SOCKETS, err, errlen);
+        if (n < 0)
+            return -1;
+        svc->socket_count = (size_t)n;
+        svc->command = sockets_expand_command(svc->cfg->command, svc->sockets, svc->socket_count);
+    }
     return 0;
 }
 
@@ -707,8 +753,10 @@ void supervisor_close(struct supervisor *sup)
 
 void supervisor_free(struct supervisor *sup)
 {
-    for (size_t s = 0; s < sup->service_count; s++)
+    for (size_t s = 0; s < sup->service_count; s++) {
         free(sup->services[s].instances);
+        free(sup->services[s].command);
+    }
     free(sup->services);
     sup->services = NULL;
     if (sup->devnull_fd >= 0)

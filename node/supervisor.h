@@ -14,6 +14,9 @@
 #include "node/guardian.h"
 #include "node/loghub.h"
 #include "node/procstat.h"
+#include "sockets/sockets.h"
+
+#define SERVICE_MAX_SOCKETS 16
 
 enum instance_state {
     INSTANCE_STARTING, /* spawned, not yet ready */
@@ -59,6 +62,9 @@ struct instance {
 
 struct service {
     const struct config_service *cfg;
+    char *command;                  /* cfg->command with $(socket.*) expanded; owned */
+    const struct bound_socket *sockets[SERVICE_MAX_SOCKETS]; /* passed from fd 3, in order */
+    size_t socket_count;
     struct instance **instances;    /* by index; NULL holes while scaled-away ones finish */
     size_t instance_cap;            /* length of the instances array */
     int desired;                    /* instances wanted (numprocesses, then `scale`) */
@@ -80,9 +86,10 @@ struct supervisor {
     void *on_all_stopped_ctx;
 };
 
+/* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
-                    struct loghub *hub, struct guardian *guardian, const char *endpoint,
-                    const char *run_dir, char *err, size_t errlen);
+                    const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
+                    const char *endpoint, const char *run_dir, char *err, size_t errlen);
 /* Starts every configured instance. */
 void supervisor_start_all(struct supervisor *sup);
 /* Reaps exited children (call on SIGCHLD). */

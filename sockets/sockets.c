@@ -1,0 +1,367 @@
+/* sockets: binding with the options a dev server needs (SO_REUSEADDR, backlog 1024,
+ * IPv6, unix paths, port 0) and an error that says who holds a busy port, read from /proc.
+ * Sockets stay blocking: that is what a worker that inherits one expects. */
+#include "sockets/sockets.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+/* Finds the inode of a listening TCP socket on `port` in /proc/net/tcp{,6}; 0 if none. */
+static unsigned long listening_inode(int port)
+{
+    const char *tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (size_t t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "re");
+        if (!f)
+            continue;
+        char line[512];
+        if (!fgets(line, sizeof line, f)) {
+            fclose(f);
+            continue;
+        }
+        while (fgets(line, sizeof line, f)) {
+            char local[128];
+            unsigned state;
+            unsigned long inode;
+            if (sscanf(line, "%*d: %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &inode) != 3)
+                continue;
+            const char *colon = strrchr(local, ':');
+            if (colon && state == 0x0A && (int)strtol(colon + 1, NULL, 16) == port) {
+                fclose(f);
+                return inode;
+            }
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+/* "pid 123, nginx" for the process holding the listening port, or "" when /proc does not
+ * tell (another user's process, or a namespace we cannot see). */
+static void describe_port_holder(int port, char *out, size_t cap)
+{
+    out[0] = '\0';
+    unsigned long inode = listening_inode(port);
+    if (!inode)
+        return;
+    char want[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return;
+    struct dirent *p;
+    while ((p = readdir(proc)) && !out[0]) {
+        char *end;
+        long pid = strtol(p->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char fddir[64];
+        snprintf(fddir, sizeof fddir, "/proc/%ld/fd", pid);
+        DIR *fds = opendir(fddir);
+        if (!fds)
+            continue;
+        struct dirent *f;
+        while ((f = readdir(fds))) {
+            char link[320], target[128];
+            snprintf(link, sizeof link, "%s/%s", fddir, f->d_name);
+            ssize_t n = readlink(link, target, sizeof target - 1);
+            if (n <= 0)
+                continue;
+            target[n] = '\0';
+            if (strcmp(target, want) == 0) {
+                char comm_path[64], comm[64] = "?";
+                snprintf(comm_path, sizeof comm_path, "/proc/%ld/comm", pid);
+                FILE *c = fopen(comm_path, "re");
+                if (c) {
+                    if (fgets(comm, sizeof comm, c))
+                        comm[strcspn(comm, "\n")] = '\0';
+                    fclose(c);
+                }
+                snprintf(out, cap, "pid %ld, %s", pid, comm);
+                break;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+}
+
+static int bind_unix(struct bound_socket *bs, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "%s:%d: sockets.%s: unix path %s is too long", bs->config_path, bs->cfg->line, bs->cfg->name, path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s:%d: sockets.%s: %s", bs->config_path, bs->cfg->line, bs->cfg->name, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s:%d: sockets.%s: %s exists and is not a socket", bs->config_path, bs->cfg->line, bs->cfg->name, path);
+            close(fd);
+            return -1;
+        }
+        /* A socket file nobody listens on is left from a killed node: replace it. */
+        if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+            snprintf(err, errlen, "%s:%d: sockets.%s: unix:%s is in use by another process", bs->config_path, bs->cfg->line, bs->cfg->name, path);
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s:%d: sockets.%s: %s", bs->config_path, bs->cfg->line, bs->cfg->name, strerror(errno));
+            return -1;
+        }
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, SOCKETS_BACKLOG) < 0) {
+        snprintf(err, errlen, "%s:%d: sockets.%s: cannot listen on unix:%s: %s", bs->config_path, bs->cfg->line, bs->cfg->name, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    bs->fd = fd;
+    bs->family = AF_UNIX;
+    bs->port = -1;
+    snprintf(bs->address, sizeof bs->address, "unix:%s", path);
+    return 0;
+}
+
+static int bind_tcp(struct bound_socket *bs, const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "%s:%d: sockets.%s: cannot resolve host '%s': %s", bs->config_path, bs->cfg->line, bs->cfg->name, host, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s:%d: sockets.%s: %s", bs->config_path, bs->cfg->line, bs->cfg->name, strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    char shown[300];
+    if (res->ai_family == AF_INET6)
+        snprintf(shown, sizeof shown, "[%s]:%d", host, port);
+    else
+        snprintf(shown, sizeof shown, "%s:%d", host, port);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, SOCKETS_BACKLOG) < 0) {
+        int e = errno;
+        char holder[128] = "";
+        if (e == EADDRINUSE && port > 0)
+            describe_port_holder(port, holder, sizeof holder);
+        snprintf(err, errlen, "%s:%d: sockets.%s: cannot listen on %s: %s%s%s%s", bs->config_path,
+                 bs->cfg->line, bs->cfg->name, shown, strerror(e), holder[0] ? " (held by " : "", holder,
+                 holder[0] ? ")" : "");
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    bs->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    bs->family = res->ai_family;
+    bs->fd = fd;
+    if (res->ai_family == AF_INET6)
+        snprintf(bs->address, sizeof bs->address, "[%s]:%d", host, bs->port);
+    else
+        snprintf(bs->address, sizeof bs->address, "%s:%d", host, bs->port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int sockets_bind_all(struct socket_set *set, const struct config *cfg, char *err, size_t errlen)
+{
+    set->count = 0;
+    set->items = calloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *set->items);
+    if (!set->items)
+        abort();
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        struct bound_socket *bs = &set->items[i];
+        bs->cfg = &cfg->sockets[i];
+        bs->config_path = cfg->path;
+        bs->fd = -1;
+        int rc = bs->cfg->path ? bind_unix(bs, bs->cfg->path, err, errlen)
+                               : bind_tcp(bs, bs->cfg->host, bs->cfg->port, err, errlen);
+        if (rc < 0) {
+            sockets_close_all(set);
+            return -1;
+        }
+        set->count = i + 1;
+    }
+    return 0;
+}
+
+void sockets_close_all(struct socket_set *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (set->items[i].fd >= 0)
+            close(set->items[i].fd);
+        if (set->items[i].family == AF_UNIX && set->items[i].cfg->path)
+            unlink(set->items[i].cfg->path);
+    }
+    free(set->items);
+    set->items = NULL;
+    set->count = 0;
+}
+
+const struct bound_socket *sockets_find(const struct socket_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (strcmp(set->items[i].cfg->name, name) == 0)
+            return &set->items[i];
+    return NULL;
+}
+
+static int add_passed(const struct bound_socket **out, size_t *n, size_t cap, const struct bound_socket *bs)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (out[i] == bs)
+            return 0;
+    if (*n == cap)
+        return -1;
+    out[(*n)++] = bs;
+    return 0;
+}
+
+/* Walks $(socket.NAME.FIELD) references; calls `visit` for each. Returns -1 if visit does. */
+static int scan_socket_refs(const char *command,
+                            int (*visit)(void *ctx, const char *name, size_t name_len, const char *field,
+                                         size_t field_len, const char *start, const char *end),
+                            void *ctx)
+{
+    const char *p = command;
+    while ((p = strstr(p, "$(socket."))) {
+        const char *name = p + 9;
+        const char *close = strchr(name, ')');
+        const char *dot = close ? memrchr(name, '.', (size_t)(close - name)) : NULL;
+        if (!close || !dot || dot == name) {
+            p = name;
+            continue;
+        }
+        if (visit(ctx, name, (size_t)(dot - name), dot + 1, (size_t)(close - dot - 1), p, close + 1) < 0)
+            return -1;
+        p = close + 1;
+    }
+    return 0;
+}
+
+struct collect_ctx {
+    const struct socket_set *set;
+    const struct bound_socket **out;
+    size_t *n;
+    size_t cap;
+    char *err;
+    size_t errlen;
+    const char *service;
+};
+
+static int collect_ref(void *vctx, const char *name, size_t name_len, const char *field, size_t field_len,
+                       const char *start, const char *end)
+{
+    struct collect_ctx *c = vctx;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%.*s", (int)name_len, name);
+    if (!((field_len == 2 && !memcmp(field, "fd", 2)) || (field_len == 4 && !memcmp(field, "port", 4)))) {
+        snprintf(c->err, c->errlen, "instances.%s.command: %.*s: a socket has only .fd and .port",
+                 c->service, (int)(end - start), start);
+        return -1;
+    }
+    const struct bound_socket *bs = sockets_find(c->set, buf);
+    if (!bs) {
+        snprintf(c->err, c->errlen, "instances.%s.command: %.*s names no socket of `sockets:`", c->service,
+                 (int)(end - start), start);
+        return -1;
+    }
+    if (add_passed(c->out, c->n, c->cap, bs) < 0) {
+        snprintf(c->err, c->errlen, "instances.%s: too many sockets", c->service);
+        return -1;
+    }
+    return 0;
+}
+
+int sockets_for_service(const struct socket_set *set, const struct config_service *svc,
+                        const struct bound_socket **out, size_t cap, char *err, size_t errlen)
+{
+    size_t n = 0;
+    const struct bound_socket *own = sockets_find(set, svc->name);
+    if (own)
+        add_passed(out, &n, cap, own);
+    for (size_t i = 0; i < svc->socket_count; i++) {
+        const struct bound_socket *bs = sockets_find(set, svc->sockets[i]);
+        if (bs && add_passed(out, &n, cap, bs) < 0) {
+            snprintf(err, errlen, "instances.%s: too many sockets", svc->name);
+            return -1;
+        }
+    }
+    struct collect_ctx ctx = {set, out, &n, cap, err, errlen, svc->name};
+    if (scan_socket_refs(svc->command, collect_ref, &ctx) < 0)
+        return -1;
+    return (int)n;
+}
+
+struct expand_ctx {
+    const struct bound_socket *const *passed;
+    size_t count;
+    FILE *out;
+    const char *copied_to;
+};
+
+static int expand_ref(void *vctx, const char *name, size_t name_len, const char *field, size_t field_len,
+                      const char *start, const char *end)
+{
+    struct expand_ctx *c = vctx;
+    fwrite(c->copied_to, 1, (size_t)(start - c->copied_to), c->out);
+    c->copied_to = end;
+    for (size_t i = 0; i < c->count; i++) {
+        const char *sname = c->passed[i]->cfg->name;
+        if (strlen(sname) == name_len && !memcmp(sname, name, name_len)) {
+            if (field_len == 2)
+                fprintf(c->out, "%zu", 3 + i);
+            else
+                fprintf(c->out, "%d", c->passed[i]->port);
+            return 0;
+        }
+    }
+    fwrite(start, 1, (size_t)(end - start), c->out); /* unknown: validated earlier, keep as is */
+    return 0;
+}
+
+char *sockets_expand_command(const char *command, const struct bound_socket *const *passed, size_t count)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (!out)
+        abort();
+    struct expand_ctx ctx = {passed, count, out, command};
+    scan_socket_refs(command, expand_ref, &ctx);
+    fputs(ctx.copied_to, out);
+    fclose(out);
+    return buf;
+}

@@ -1,0 +1,44 @@
+/* sockets: the listening sockets of `sockets:` in .lymph.yml, bound once by the node before
+ * any worker starts and kept open for the node's whole life, so the port never closes while
+ * workers come and go. It only binds and describes; passing them is spawn's job. */
+#ifndef DEVNODE_SOCKETS_H
+#define DEVNODE_SOCKETS_H
+
+#include <stddef.h>
+
+#include "node/config.h"
+
+struct bound_socket {
+    const struct config_socket *cfg;
+    const char *config_path; /* the .lymph.yml it came from, for messages */
+    int fd;              /* listening, close-on-exec; owned */
+    int family;          /* AF_INET, AF_INET6 or AF_UNIX */
+    int port;            /* the bound port (a real one when the config said 0); -1 for unix */
+    char address[320];   /* "127.0.0.1:4080", "[::1]:4080" or "unix:/path" */
+};
+
+struct socket_set {
+    struct bound_socket *items;
+    size_t count;
+};
+
+#define SOCKETS_BACKLOG 1024
+
+/* Binds every configured socket. Returns 0, or -1 with err naming the socket, the address
+ * and, for a port in use, the process holding it. On failure nothing stays bound. */
+int sockets_bind_all(struct socket_set *set, const struct config *cfg, char *err, size_t errlen);
+void sockets_close_all(struct socket_set *set);
+const struct bound_socket *sockets_find(const struct socket_set *set, const char *name);
+
+/* The sockets a service's workers get, in fd order from 3: the socket named like the
+ * service (lymph's convention), then those it lists in `sockets:`, then any its command
+ * names as $(socket.NAME.fd|port). Fills `out` (cap entries); returns the count, or -1
+ * with err set for an unknown $(socket.NAME...) or a bad field. */
+int sockets_for_service(const struct socket_set *set, const struct config_service *svc,
+                        const struct bound_socket **out, size_t cap, char *err, size_t errlen);
+
+/* The command with $(socket.NAME.fd) and $(socket.NAME.port) replaced, given the sockets
+ * passed (as returned above). Caller frees. */
+char *sockets_expand_command(const char *command, const struct bound_socket *const *passed, size_t count);
+
+#endif
