@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@
 #define DEFAULT_NUMPROCESSES 1
 #define MAX_NUMPROCESSES 1000
 #define DEFAULT_STOP_TIMEOUT_MS 10000u
+#define DEFAULT_READY_TIMEOUT_MS 30000u
 #define MAX_STOP_TIMEOUT_MS 3600000LL
 #define DEFAULT_HOST "127.0.0.1"
 
@@ -1151,18 +1153,121 @@ static int load_service_sockets(struct loader *ld, const struct ynode *node, con
 }
 
 static const char *const service_keys_text =
-    "command, numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets";
+    "command, numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets, ready";
 
 static bool is_service_key(const char *key)
 {
     static const char *const keys[] = {"command", "numprocesses", "env", "cwd", "restart",
-                                       "stop_signal", "stop_timeout", "sockets"};
+                                       "stop_signal", "stop_timeout", "sockets", "ready"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(key, keys[i]) == 0) {
             return true;
         }
     }
     return false;
+}
+
+/* ready: notify | {notify: true} | {log: RE} | {tcp: PORT | "HOST:PORT"} | {delay: 2s},
+ * each map form optionally with timeout. */
+static int load_ready(struct loader *ld, const struct ynode *value, const char *key_path,
+                      struct config_service *svc)
+{
+    struct config_ready *r = &svc->ready;
+    char child[KEY_PATH_MAX];
+    if (value->kind == YNODE_SCALAR) {
+        char *text = value_text(ld, value, key_path, "a string");
+        if (!text)
+            return -1;
+        int rc = 0;
+        if (strcmp(text, "notify") == 0)
+            r->kind = READY_NOTIFY;
+        else if (strcmp(text, "start") != 0)
+            rc = fail(ld, value, key_path,
+                      "must be notify, start, or a map with one of notify, log, tcp, delay; got \"%.80s\"",
+                      text);
+        free(text);
+        return rc;
+    }
+    if (value->kind != YNODE_MAP)
+        return fail(ld, value, key_path, "must be notify or a map (notify, log, tcp, delay, timeout), got %s",
+                    ynode_kind_name(value));
+    int kinds = 0;
+    for (size_t i = 0; i < ynode_pairs(value); i++) {
+        const struct ynode *k = value->kids[2 * i];
+        const struct ynode *v = value->kids[2 * i + 1];
+        key_path_child(child, key_path, k->text);
+        if (strcmp(k->text, "timeout") == 0) {
+            if (value_duration_ms(ld, v, child, &r->timeout_ms) < 0)
+                return -1;
+            continue;
+        }
+        kinds++;
+        if (strcmp(k->text, "notify") == 0) {
+            char *text = value_text(ld, v, child, "true");
+            if (!text)
+                return -1;
+            int yes = strcmp(text, "true") == 0 || strcmp(text, "yes") == 0;
+            free(text);
+            if (!yes)
+                return fail(ld, v, child, "must be true (or leave the key out)");
+            r->kind = READY_NOTIFY;
+        } else if (strcmp(k->text, "log") == 0) {
+            char *pattern = NULL;
+            if (value_string(ld, v, child, &pattern) < 0)
+                return -1;
+            regex_t re;
+            int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char why[160];
+                regerror(rc, &re, why, sizeof why);
+                free(pattern);
+                return fail(ld, v, child, "not a valid regular expression: %s", why);
+            }
+            regfree(&re);
+            free(r->log_pattern);
+            r->log_pattern = pattern;
+            r->kind = READY_LOG;
+        } else if (strcmp(k->text, "tcp") == 0) {
+            char *text = value_text(ld, v, child, "a port or HOST:PORT");
+            if (!text)
+                return -1;
+            char *colon = strrchr(text, ':');
+            const char *port_text = colon ? colon + 1 : text;
+            char *end;
+            long port = strtol(port_text, &end, 10);
+            if (*end || end == port_text || port < 1 || port > 65535) {
+                int rc = fail(ld, v, child, "must be a port 1..65535 or HOST:PORT, got \"%.80s\"", text);
+                free(text);
+                return rc;
+            }
+            free(r->tcp_host);
+            if (colon) {
+                *colon = '\0';
+                /* [::1]:80 -> ::1 */
+                char *host = text;
+                size_t hl = strlen(host);
+                if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+                    host[hl - 1] = '\0';
+                    host++;
+                }
+                r->tcp_host = xstrdup(host);
+            } else {
+                r->tcp_host = xstrdup("127.0.0.1");
+            }
+            free(text);
+            r->tcp_port = (int)port;
+            r->kind = READY_TCP;
+        } else if (strcmp(k->text, "delay") == 0) {
+            if (value_duration_ms(ld, v, child, &r->delay_ms) < 0)
+                return -1;
+            r->kind = READY_DELAY;
+        } else {
+            return fail(ld, k, child, "unknown key (ready takes notify, log, tcp, delay, timeout)");
+        }
+    }
+    if (kinds > 1)
+        return fail(ld, value, key_path, "give one of notify, log, tcp or delay, not several");
+    return 0;
 }
 
 static int load_command(struct loader *ld, const struct ynode *value, const char *key_path,
@@ -1264,6 +1369,9 @@ static int load_service_key(struct loader *ld, const struct ynode *key, const st
     if (strcmp(k, "stop_timeout") == 0) {
         return value_duration_ms(ld, value, key_path, &svc->stop_timeout_ms);
     }
+    if (strcmp(k, "ready") == 0) {
+        return load_ready(ld, value, key_path, svc);
+    }
     return load_service_sockets(ld, value, key_path, svc);
 }
 
@@ -1278,6 +1386,7 @@ static int load_service(struct loader *ld, const struct ynode *key, const struct
     svc->restart = RESTART_ALWAYS;
     svc->stop_signal = SIGTERM;
     svc->stop_timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+    svc->ready.timeout_ms = DEFAULT_READY_TIMEOUT_MS;
     svc->cwd = xstrdup(ld->cfg->dir);
     if (!is_valid_name(key->text)) {
         return fail(ld, key, key_path,
@@ -1460,6 +1569,8 @@ void config_free(struct config *cfg)
         }
         free(svc->env);
         free(svc->cwd);
+        free(svc->ready.log_pattern);
+        free(svc->ready.tcp_host);
         for (size_t j = 0; j < svc->socket_count; j++) {
             free(svc->sockets[j]);
         }

@@ -13,6 +13,24 @@ struct config_env_var {
     char *value;
 };
 
+/* How the node knows a new process is ready to serve (used by rolling restarts). */
+enum ready_kind {
+    READY_AT_START, /* as soon as it runs (default) */
+    READY_NOTIFY,   /* it sends READY=1 to NOTIFY_SOCKET (systemd's sd_notify) */
+    READY_LOG,      /* one of its lines matches a pattern */
+    READY_TCP,      /* a TCP connect to host:port succeeds */
+    READY_DELAY,    /* it stayed up for a grace period */
+};
+
+struct config_ready {
+    enum ready_kind kind;
+    char *log_pattern;     /* READY_LOG: POSIX extended regex (validated at load) */
+    char *tcp_host;        /* READY_TCP, default "127.0.0.1" */
+    int tcp_port;          /* READY_TCP */
+    unsigned delay_ms;     /* READY_DELAY */
+    unsigned timeout_ms;   /* give up waiting after this, default 30000 */
+};
+
 struct config_service {
     char *name;                  /* key under instances: (e.g. "Greeting") */
     char *command;               /* run with /bin/sh -c; $(socket.*) refs are left for spawn time */
@@ -23,6 +41,7 @@ struct config_service {
     enum restart_policy restart; /* default RESTART_ALWAYS */
     int stop_signal;             /* signal number, default SIGTERM */
     unsigned stop_timeout_ms;    /* default 10000 */
+    struct config_ready ready;   /* ready: notify | {log: RE} | {tcp: PORT} | {delay: 2s} */
     char **sockets;              /* extra socket names from `sockets: [A, B]` */
     size_t socket_count;
     int line;                    /* 1-based line of the service's key, for messages */

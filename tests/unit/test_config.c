@@ -573,7 +573,7 @@ static void test_error_unknown_service_key(void **state)
                "    numprocess: 2\n",
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
-               "numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets)");
+               "numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets, ready)");
 }
 
 static void test_error_wrong_types(void **state)
@@ -896,6 +896,50 @@ static void test_error_logs(void **state)
                "2:3: logs.rotate: unknown key (logs takes buffer_lines, file_max_mb, keep_files)");
 }
 
+static void test_ready_forms(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  A: {command: a}\n"
+            "  B: {command: b, ready: notify}\n"
+            "  C: {command: c, ready: {log: 'listening on [0-9]+', timeout: 5s}}\n"
+            "  D: {command: d, ready: {tcp: 8080}}\n"
+            "  E: {command: e, ready: {tcp: '[::1]:9000'}}\n"
+            "  F: {command: f, ready: {delay: 500ms}}\n",
+            NULL, &cfg);
+    assert_int_equal(cfg.services[0].ready.kind, READY_AT_START);
+    assert_int_equal(cfg.services[0].ready.timeout_ms, 30000);
+    assert_int_equal(cfg.services[1].ready.kind, READY_NOTIFY);
+    assert_int_equal(cfg.services[2].ready.kind, READY_LOG);
+    assert_string_equal(cfg.services[2].ready.log_pattern, "listening on [0-9]+");
+    assert_int_equal(cfg.services[2].ready.timeout_ms, 5000);
+    assert_int_equal(cfg.services[3].ready.kind, READY_TCP);
+    assert_string_equal(cfg.services[3].ready.tcp_host, "127.0.0.1");
+    assert_int_equal(cfg.services[3].ready.tcp_port, 8080);
+    assert_string_equal(cfg.services[4].ready.tcp_host, "::1");
+    assert_int_equal(cfg.services[4].ready.tcp_port, 9000);
+    assert_int_equal(cfg.services[5].ready.kind, READY_DELAY);
+    assert_int_equal(cfg.services[5].ready.delay_ms, 500);
+    config_free(&cfg);
+}
+
+static void test_error_ready(void **state)
+{
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: soon\n", NULL,
+               "4:12: instances.A.ready: must be notify, start, or a map with one of notify, log, tcp, "
+               "delay; got \"soon\"");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {log: '(unclosed'}\n", NULL,
+               "4:18: instances.A.ready.log: not a valid regular expression: Unmatched ( or \\(");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {tcp: 70000}\n", NULL,
+               "4:18: instances.A.ready.tcp: must be a port 1..65535 or HOST:PORT, got \"70000\"");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {tcp: 1, delay: 1}\n", NULL,
+               "4:12: instances.A.ready: give one of notify, log, tcp or delay, not several");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {http: /}\n", NULL,
+               "4:13: instances.A.ready.http: unknown key (ready takes notify, log, tcp, delay, timeout)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +975,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_bad_stop_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_everything_else_loaded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

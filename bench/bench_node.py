@@ -1,0 +1,721 @@
+#!/usr/bin/python3
+"""devnode benchmarks (issue: "devnode up: config, supervision, multiplexed output, control CLI").
+
+Prints figures, asserts nothing. Exit status 0 unless something could not be measured
+at all. Every wait has a timeout (the figure is then printed as TIMEOUT) and every node
+started here is stopped, or killed with its whole process tree, before the script ends.
+
+  W1  start-up of 100 tiny instances until all "ready" lines are in the JSON-lines log,
+      and `devnode stop` wall time; baseline: plain fork/exec from Python.
+  W2  log burst: 8 x 200,000 lines of 64 bytes through the node into the log file,
+      and the node's CPU seconds; baseline: the same 8 writers writing to files.
+  R   node RSS with 100 instances running.
+  C   node CPU% during 10 s of a crash loop (10 x `sh -c 'exit 1'`, restart: always).
+
+Usage: bench_node.py [--quick] [--only W1,W2,R,C]
+"""
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVNODE = os.path.join(ROOT, "devnode")
+BURST = os.path.join(ROOT, "build", "helpers", "burst")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+W1_INSTANCES = 100
+W1_TARGET_MS = 150.0
+W2_WRITERS = 8
+W2_LINES = 200000
+W2_WIDTH = 64
+W2_TARGET_RATIO = 1.5
+R_TARGET_KIB = 8 * 1024
+C_INSTANCES = 10
+C_SECONDS = 10.0
+C_TARGET_PCT = 2.0
+
+
+class Timeout(Exception):
+    pass
+
+
+def now():
+    return time.perf_counter()
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def fmt_ms(v):
+    return "TIMEOUT" if v is None else "%.1f ms" % v
+
+
+def median_min(values):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return statistics.median(vals), min(vals)
+
+
+# ---------------------------------------------------------------------------- /proc helpers
+
+def proc_stat_fields(pid):
+    """Fields of /proc/PID/stat from field 3 (state) on, or None when the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()
+
+
+def cpu_seconds(pid):
+    """utime+stime of the process (all its threads, not its reaped children), in seconds."""
+    f = proc_stat_fields(pid)
+    if f is None:
+        return None
+    return (int(f[14 - 3]) + int(f[15 - 3])) / CLK_TCK
+
+
+def status_kib(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def all_ppids():
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        f = proc_stat_fields(int(name))
+        if f is not None:
+            out[int(name)] = int(f[1])
+    return out
+
+
+def descendants(pid):
+    ppids = all_ppids()
+    children = {}
+    for p, pp in ppids.items():
+        children.setdefault(pp, []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------- node handling
+
+class Node:
+    """One `devnode up` in a fresh temp project dir. Use as a context manager: leaving it
+    stops the node (gracefully if possible) and kills whatever is left of its tree."""
+
+    def __init__(self, config_text, stdout_path=None):
+        self.dir = tempfile.mkdtemp(prefix="devnode-bench-")
+        self.config = os.path.join(self.dir, ".lymph.yml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.logpath = os.path.join(self.dir, ".devnode", "logs", "devnode.jsonl")
+        self.stdout_path = stdout_path
+        self.proc = None
+        self.t_launch = None
+        self.env = dict(os.environ)
+        for k in ("LYMPH_CONFIG", "LYMPH_VARS"):
+            self.env.pop(k, None)
+        self.env["NO_COLOR"] = "1"
+        self._tree = set()
+
+    def __enter__(self):
+        return self
+
+    def start(self):
+        out = open(self.stdout_path or os.devnull, "wb")
+        try:
+            self.t_launch = now()
+            self.proc = subprocess.Popen(
+                [DEVNODE, "up", "-c", self.config, "--no-tui", "--color=never"],
+                cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            out.close()
+        return self.t_launch
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def cli(self, *args, timeout=15):
+        return subprocess.run([DEVNODE] + list(args) + ["-c", self.config], cwd=self.dir,
+                              env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+
+    def status_json(self):
+        r = self.cli("status", "--json")
+        if r.returncode != 0:
+            raise RuntimeError("devnode status --json failed (%d): %s"
+                               % (r.returncode, r.stderr.decode(errors="replace").strip()))
+        return json.loads(r.stdout)
+
+    def remember_tree(self):
+        """Note the node's descendants so cleanup can reach them even if they get orphaned."""
+        if self.proc and self.proc.poll() is None:
+            self._tree.update(descendants(self.pid))
+
+    def stop(self, timeout=20):
+        """`devnode stop`, timed. Returns wall ms, or None if it failed or timed out."""
+        t0 = now()
+        try:
+            r = self.cli("stop", "--timeout", str(timeout), timeout=timeout + 5)
+        except subprocess.TimeoutExpired:
+            log("  ! devnode stop did not return within %ds" % (timeout + 5))
+            return None
+        ms = (now() - t0) * 1000
+        if r.returncode != 0:
+            log("  ! devnode stop exited %d: %s" % (r.returncode, r.stderr.decode(errors="replace").strip()))
+            return None
+        return ms
+
+    def __exit__(self, *exc):
+        try:
+            if self.proc is not None:
+                self.remember_tree()
+                if self.proc.poll() is None:
+                    self.stop(timeout=10)
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    log("  ! node %d still running after stop: killing its process tree" % self.pid)
+                    self.remember_tree()
+                    try:
+                        os.killpg(self.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    self.proc.wait(timeout=10)
+                # Anything of the tree still alive (workers are in their own groups).
+                leftovers = [p for p in self._tree if proc_stat_fields(p) is not None]
+                for p in leftovers:
+                    for kill in (lambda: os.killpg(p, signal.SIGKILL), lambda: os.kill(p, signal.SIGKILL)):
+                        try:
+                            kill()
+                        except OSError:
+                            pass
+                if leftovers:
+                    time.sleep(0.1)
+                    still = [p for p in leftovers if proc_stat_fields(p) is not None
+                             and proc_stat_fields(p)[0] != b"Z"]
+                    if still:
+                        log("  ! node left %d processes behind after stopping; killed them" % len(still))
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+class LogTail:
+    """Reads a JSON-lines file incrementally: only the new bytes each poll, complete lines only."""
+
+    def __init__(self, path):
+        self.path = path
+        self.f = None
+        self.rest = b""
+        self.bytes = 0
+
+    def read_lines_blob(self, max_bytes=64 << 20):
+        """New complete lines as one bytes blob (ending in b'\\n'), or b''."""
+        if self.f is None:
+            try:
+                self.f = open(self.path, "rb")
+            except FileNotFoundError:
+                return b""
+        data = self.f.read(max_bytes)
+        if not data:
+            return b""
+        self.bytes += len(data)
+        data = self.rest + data
+        cut = data.rfind(b"\n") + 1
+        self.rest = data[cut:]
+        return data[:cut]
+
+    def close(self):
+        if self.f:
+            self.f.close()
+
+
+# ---------------------------------------------------------------------------- W1
+
+def w1_config():
+    return ("instances:\n"
+            "  Tiny:\n"
+            "    command: \"echo ready; exec sleep 1000\"\n"
+            "    numprocesses: %d\n" % W1_INSTANCES)
+
+
+def wait_ready(node, count, timeout, poll=0.002):
+    """Polls the log file until `count` stdout lines with text "ready" are in it.
+    Returns the perf_counter time at which they were seen."""
+    tail = LogTail(node.logpath)
+    ready = 0
+    deadline = node.t_launch + timeout
+    try:
+        while True:
+            blob = tail.read_lines_blob()
+            if blob:
+                for line in blob.splitlines():
+                    if b'"ready"' not in line:
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if rec.get("text") == "ready" and rec.get("stream") == "stdout":
+                        ready += 1
+                if ready >= count:
+                    return now()
+                continue
+            if node.proc.poll() is not None:
+                raise RuntimeError("node exited with status %d before %d ready lines (saw %d)"
+                                   % (node.proc.returncode, count, ready))
+            if now() > deadline:
+                raise Timeout("only %d of %d ready lines after %.0fs" % (ready, count, timeout))
+            time.sleep(poll)
+    finally:
+        tail.close()
+
+
+def iso_to_epoch(s):
+    d = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def w1_breakdown(logpath, wall_launch, wall_seen):
+    """Where the start-up time went, from the line timestamps in the log file (ms after launch):
+    node's first line, first and last "started", last "ready" captured, ready seen in the file."""
+    node_up = started = ready = None
+    first_started = None
+    with open(logpath, "rb") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+                t = (iso_to_epoch(rec["time"]) - wall_launch) * 1000
+            except (ValueError, KeyError):
+                continue
+            text = rec.get("text", "")
+            if rec.get("stream") == "node":
+                if node_up is None:
+                    node_up = t
+                if text.endswith(")") and " started (pid " in text:
+                    if first_started is None:
+                        first_started = t
+                    started = t
+            elif rec.get("stream") == "stdout" and text == "ready":
+                ready = t if ready is None else max(ready, t)
+    return {"node_up": node_up, "first_started": first_started, "last_started": started,
+            "last_ready": ready, "seen": (wall_seen - wall_launch) * 1000}
+
+
+def w1_devnode_once():
+    with Node(w1_config()) as node:
+        wall0 = time.time()
+        t0 = node.start()
+        up_ms = stop_ms = breakdown = None
+        try:
+            t_ready = wait_ready(node, W1_INSTANCES, timeout=15)
+            wall_seen = time.time()
+            up_ms = (t_ready - t0) * 1000
+            breakdown = w1_breakdown(node.logpath, wall0, wall_seen)
+        except Timeout as e:
+            log("  ! W1 TIMEOUT: %s" % e)
+        node.remember_tree()
+        if node.proc.poll() is None:
+            stop_ms = node.stop()
+        return up_ms, stop_ms, breakdown
+
+
+def w1_plain_once():
+    procs = []
+    try:
+        t0 = now()
+        for _ in range(W1_INSTANCES):
+            procs.append(subprocess.Popen(["sh", "-c", "echo ready; exec sleep 1000"],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          start_new_session=True))
+        for p in procs:
+            if p.stdout.readline() != b"ready\n":
+                raise RuntimeError("plain fork/exec child did not print ready")
+        return (now() - t0) * 1000
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for p in procs:
+            p.wait()
+            p.stdout.close()
+
+
+def bench_w1(reps, results):
+    log("== W1: start-up of %d instances until every \"ready\" line is in the log file; stop time (%d runs)"
+        % (W1_INSTANCES, reps))
+    ups, stops, plains, breakdowns = [], [], [], []
+    for i in range(reps):
+        try:
+            up, st, bd = w1_devnode_once()
+            if bd:
+                breakdowns.append(bd)
+        except Exception as e:  # noqa: BLE001 - keep going, report what failed
+            log("  ! W1 run %d failed: %s" % (i + 1, e))
+            up, st = None, None
+        ups.append(up)
+        stops.append(st)
+        plains.append(w1_plain_once())
+        log("  run %d: devnode up %s, devnode stop %s, plain fork/exec %s"
+            % (i + 1, fmt_ms(up), fmt_ms(st), fmt_ms(plains[-1])))
+    up_med, up_min = median_min(ups)
+    st_med, st_min = median_min(stops)
+    pl_med, pl_min = median_min(plains)
+    if up_med is None:
+        log("W1 devnode up to %d ready: TIMEOUT | plain fork/exec: median %s (min %s)"
+            % (W1_INSTANCES, fmt_ms(pl_med), fmt_ms(pl_min)))
+    else:
+        log("W1 devnode up to %d ready: median %s (min %s) | plain fork/exec: median %s (min %s) | "
+            "ratio %.2f (target <= %.0f ms)"
+            % (W1_INSTANCES, fmt_ms(up_med), fmt_ms(up_min), fmt_ms(pl_med), fmt_ms(pl_min),
+               up_med / pl_med, W1_TARGET_MS))
+    if breakdowns:
+        def med(k):
+            vals = [b[k] for b in breakdowns if b[k] is not None]
+            return statistics.median(vals) if vals else float("nan")
+        log("W1 where the time goes (median ms after launch, from the log's timestamps): node's first line %.1f | "
+            "first \"started\" %.1f | last \"started\" %.1f (%.2f ms per spawn) | last \"ready\" read %.1f | "
+            "seen in file %.1f"
+            % (med("node_up"), med("first_started"), med("last_started"),
+               (med("last_started") - med("first_started")) / max(W1_INSTANCES - 1, 1),
+               med("last_ready"), med("seen")))
+    if ups.count(None):
+        log("W1 %d of %d runs timed out or failed" % (ups.count(None), reps))
+    log("W1 devnode stop (%d instances): median %s (min %s)  [stop polls the lock every 20 ms]"
+        % (W1_INSTANCES, fmt_ms(st_med), fmt_ms(st_min)))
+    results["W1 up (100 ready)"] = (fmt_ms(up_med), "<= %.0f ms" % W1_TARGET_MS,
+                                    None if up_med is None else up_med <= W1_TARGET_MS,
+                                    "plain %s, ratio %s" % (fmt_ms(pl_med),
+                                                            "-" if up_med is None else "%.2f" % (up_med / pl_med)))
+    results["W1 stop (100)"] = (fmt_ms(st_med), "", None, "min %s" % fmt_ms(st_min))
+    return up_med is not None
+
+
+# ---------------------------------------------------------------------------- W2
+
+def w2_config():
+    return ("instances:\n"
+            "  Burst:\n"
+            "    command: \"exec %s %d $DEVNODE_INSTANCE %d\"\n"
+            "    numprocesses: %d\n"
+            "    restart: never\n"
+            "logs:\n"
+            "  file_max_mb: 100000\n" % (BURST, W2_LINES, W2_WIDTH, W2_WRITERS))
+
+
+def w2_devnode_once(stdout_path=None, timeout=90):
+    """Returns dict(ms, exits_ms, cpu_s, lines, per_tag, bytes) or raises."""
+    want = W2_WRITERS * W2_LINES
+    marker = b'"text":"burst '
+    tag_markers = [(b'"text":"burst %d ' % i) for i in range(W2_WRITERS)]
+    exit_marker = b"not restarting (restart: never)"
+    with Node(w2_config(), stdout_path=stdout_path) as node:
+        tail = LogTail(node.logpath)
+        t0 = node.start()
+        lines = exits = 0
+        per_tag = [0] * W2_WRITERS
+        t_all = t_exits = None
+        try:
+            while True:
+                blob = tail.read_lines_blob()
+                if blob:
+                    lines += blob.count(marker)
+                    exits += blob.count(exit_marker)
+                    t = now()
+                    if t_all is None and lines >= want:
+                        t_all = t
+                    if t_exits is None and exits >= W2_WRITERS:
+                        t_exits = t
+                    if t_all is not None and t_exits is not None:
+                        break
+                elif node.proc.poll() is not None:
+                    raise RuntimeError("node exited with status %d during the burst" % node.proc.returncode)
+                if now() - t0 > timeout:
+                    raise Timeout("%d of %d burst lines, %d of %d exits after %.0fs"
+                                  % (lines, want, exits, W2_WRITERS, timeout))
+                # All writers gone and no more lines for a while: lines were lost.
+                if t_exits is not None and now() - t_exits > 3:
+                    break
+                # Sleep even when data came: a busy poller would compete with the node and
+                # the writers for the CPUs (it reads ~300 MB). Resolution 5 ms.
+                time.sleep(0.005)
+            cpu = cpu_seconds(node.pid)
+            node.remember_tree()
+        finally:
+            tail.close()
+        size = tail.bytes
+        node.stop()
+        # Untimed check: every writer's lines arrived, none split or unterminated.
+        flagged = 0
+        with open(node.logpath, "rb") as f:
+            while True:
+                chunk = f.read(64 << 20)
+                if not chunk:
+                    break
+                chunk += f.readline()
+                for i, m in enumerate(tag_markers):
+                    per_tag[i] += chunk.count(m)
+                flagged += chunk.count(b'"split":true') + chunk.count(b'"unterminated":true')
+    return {"ms": None if t_all is None else (t_all - t0) * 1000,
+            "exits_ms": None if t_exits is None else (t_exits - t0) * 1000,
+            "cpu_s": cpu, "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
+
+
+def w2_plain_once():
+    d = tempfile.mkdtemp(prefix="devnode-bench-plain-")
+    procs = []
+    try:
+        t0 = now()
+        for i in range(W2_WRITERS):
+            procs.append(subprocess.Popen([BURST, str(W2_LINES), str(i), str(W2_WIDTH),
+                                           os.path.join(d, "burst%d.txt" % i)],
+                                          stdin=subprocess.DEVNULL))
+        for p in procs:
+            if p.wait(timeout=120) != 0:
+                raise RuntimeError("burst exited with status %d" % p.returncode)
+        return (now() - t0) * 1000
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_w2(reps, file_reps, results):
+    want = W2_WRITERS * W2_LINES
+    log("== W2: log burst, %d writers x %d lines of %d bytes (%d lines) into the JSON-lines log (%d runs)"
+        % (W2_WRITERS, W2_LINES, W2_WIDTH, want, reps + file_reps))
+    runs = {"devnull": [], "file": []}
+    plains = []
+    cpus = {"devnull": [], "file": []}
+    ok = True
+    plan = ["devnull"] * reps + ["file"] * file_reps
+    for i, mode in enumerate(plan):
+        out_dir = None
+        try:
+            stdout_path = None
+            if mode == "file":
+                out_dir = tempfile.mkdtemp(prefix="devnode-bench-out-")
+                stdout_path = os.path.join(out_dir, "node-stdout.txt")
+            r = w2_devnode_once(stdout_path)
+            out_size = os.path.getsize(stdout_path) if stdout_path else None
+        except Timeout as e:
+            log("  ! W2 (%s) TIMEOUT: %s" % (mode, e))
+            r, out_size = None, None
+        except Exception as e:  # noqa: BLE001
+            log("  ! W2 (%s) run failed: %s" % (mode, e))
+            r, out_size = None, None
+        finally:
+            if out_dir:
+                shutil.rmtree(out_dir, ignore_errors=True)
+        plains.append(w2_plain_once())
+        if r is None:
+            runs[mode].append(None)
+            ok = False
+            continue
+        runs[mode].append(r["ms"])
+        if r["cpu_s"] is not None:
+            cpus[mode].append(r["cpu_s"])
+        note = ""
+        if r["lines"] != want or any(c != W2_LINES for c in r["per_tag"]):
+            note = "  LOST/EXTRA LINES: %d of %d, per writer %s" % (r["lines"], want, r["per_tag"])
+        if r["flagged"]:
+            note += "  %d lines flagged split/unterminated" % r["flagged"]
+        rate = "" if r["ms"] is None else ", %.2f M lines/s" % (want / r["ms"] / 1000)
+        log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s, "
+            "log %.0f MB%s%s | plain %s"
+            % (i + 1, "/dev/null" if mode == "devnull" else "file", fmt_ms(r["ms"]), rate,
+               fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, r["bytes"] / 1e6,
+               "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1])))
+    pl_med, pl_min = median_min(plains)
+    for mode, label in (("devnull", "stdout>/dev/null"), ("file", "stdout>file")):
+        med, mn = median_min(runs[mode])
+        cpu = statistics.median(cpus[mode]) if cpus[mode] else None
+        if med is None:
+            log("W2 burst %d lines (%s): TIMEOUT | plain 8 writers to files: median %s"
+                % (want, label, fmt_ms(pl_med)))
+            results["W2 burst (%s)" % label] = ("TIMEOUT", "<= %.1fx plain" % W2_TARGET_RATIO, None, "")
+            continue
+        ratio = med / pl_med
+        log("W2 burst %d lines (%s): median %s (min %s) | plain 8 writers to files: median %s (min %s) | "
+            "ratio %.2f (target <= %.1fx) | node CPU %s s"
+            % (want, label, fmt_ms(med), fmt_ms(mn), fmt_ms(pl_med), fmt_ms(pl_min), ratio,
+               W2_TARGET_RATIO, "?" if cpu is None else "%.2f" % cpu))
+        results["W2 burst (%s)" % label] = ("%s (%.2fx)" % (fmt_ms(med), ratio), "<= %.1fx plain" % W2_TARGET_RATIO,
+                                            ratio <= W2_TARGET_RATIO,
+                                            "plain %s, node CPU %s s" % (fmt_ms(pl_med),
+                                                                         "?" if cpu is None else "%.2f" % cpu))
+    return ok
+
+
+# ---------------------------------------------------------------------------- R
+
+def bench_r(results):
+    log("== R: node RSS with %d instances running" % W1_INSTANCES)
+    with Node(w1_config()) as node:
+        node.start()
+        try:
+            wait_ready(node, W1_INSTANCES, timeout=15)
+        except Timeout as e:
+            log("R TIMEOUT: %s" % e)
+            results["R node RSS"] = ("TIMEOUT", "<= 8 MiB", None, "")
+            return False
+        time.sleep(1.5)  # let the 1 s /proc sampling run once
+        node.remember_tree()
+        rss = status_kib(node.pid, "VmRSS")
+        hwm = status_kib(node.pid, "VmHWM")
+        threads = None
+        try:
+            threads = len(os.listdir("/proc/%d/task" % node.pid))
+        except OSError:
+            pass
+        guards = [p for p in descendants(node.pid) if comm(p) == "devnode-guard"]
+        guard_rss = status_kib(guards[0], "VmRSS") if guards else None
+        st_rss = None
+        try:
+            st_rss = node.status_json()["node"].get("rss_kib")
+        except Exception as e:  # noqa: BLE001
+            log("  ! status --json: %s" % e)
+        node.stop()
+    log("R node RSS, %d instances up: VmRSS %s KiB (%.1f MiB), VmHWM %s KiB | status --json rss_kib %s | "
+        "%s threads | guardian VmRSS %s KiB (target <= 8 MiB)"
+        % (W1_INSTANCES, rss, (rss or 0) / 1024, hwm, st_rss, threads, guard_rss))
+    results["R node RSS (100 up)"] = ("%.1f MiB" % (rss / 1024) if rss else "?", "<= 8 MiB",
+                                      None if rss is None else rss <= R_TARGET_KIB,
+                                      "status rss_kib %s, HWM %s KiB" % (st_rss, hwm))
+    return rss is not None
+
+
+# ---------------------------------------------------------------------------- C
+
+def bench_c(results, seconds=C_SECONDS):
+    log("== C: node CPU during %.0f s of a crash loop (%d x sh -c 'exit 1', restart: always)"
+        % (seconds, C_INSTANCES))
+    cfg = ("instances:\n"
+           "  Crash:\n"
+           "    command: \"sh -c 'exit 1'\"\n"
+           "    numprocesses: %d\n"
+           "    restart: always\n" % C_INSTANCES)
+    with Node(cfg) as node:
+        node.start()
+        # Wait until the node is up (its first lifecycle line is in the log file).
+        deadline = now() + 10
+        while not (os.path.exists(node.logpath) and os.path.getsize(node.logpath) > 0):
+            if node.proc.poll() is not None or now() > deadline:
+                log("C TIMEOUT: node did not come up")
+                results["C crash-loop CPU"] = ("TIMEOUT", "<= 2 %", None, "")
+                return False
+            time.sleep(0.002)
+        c0, t0 = cpu_seconds(node.pid), now()
+        peak_tree = 0
+        while now() - t0 < seconds:
+            time.sleep(0.25)
+            node.remember_tree()
+            peak_tree = max(peak_tree, len(descendants(node.pid)))
+        c1, t1 = cpu_seconds(node.pid), now()
+        restarts = None
+        states = {}
+        try:
+            st = node.status_json()
+            restarts = sum(i.get("restarts", 0) for s in st["services"] for i in s["instances"])
+            for s in st["services"]:
+                for i in s["instances"]:
+                    states[i.get("state")] = states.get(i.get("state"), 0) + 1
+        except Exception as e:  # noqa: BLE001
+            log("  ! status --json: %s" % e)
+        node.stop()
+    if c0 is None or c1 is None:
+        log("C: node CPU could not be read")
+        return False
+    pct = (c1 - c0) / (t1 - t0) * 100
+    log("C node CPU in crash loop: %.2f %% over %.1f s (%.2f s CPU) | restarts %s | states at end %s "
+        "(target <= %.0f %%)" % (pct, t1 - t0, c1 - c0, restarts, states, C_TARGET_PCT))
+    results["C crash-loop CPU"] = ("%.2f %%" % pct, "<= 2 %", pct <= C_TARGET_PCT,
+                                   "%s restarts in %.0f s" % (restarts, t1 - t0))
+    return True
+
+
+# ---------------------------------------------------------------------------- main
+
+def main(argv):
+    # A bench killed by SIGTERM/SIGHUP still runs its cleanup (finally blocks, Node.__exit__).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+    quick = "--quick" in argv
+    only = None
+    if "--only" in argv:
+        only = set(argv[argv.index("--only") + 1].upper().split(","))
+    for path in (DEVNODE, BURST):
+        if not os.access(path, os.X_OK):
+            log("bench: %s is missing; run `make all` first" % path)
+            return 1
+    log("devnode bench: %s, %d CPUs, kernel %s" % (ROOT, os.cpu_count(), os.uname().release))
+    results = {}
+    measured = failed = 0
+    benches = [
+        ("W1", lambda: bench_w1(2 if quick else 5, results)),
+        ("W2", lambda: bench_w2(1 if quick else 5, 1 if quick else 3, results)),
+        ("R", lambda: bench_r(results)),
+        ("C", lambda: bench_c(results, 3.0 if quick else C_SECONDS)),
+    ]
+    t_start = now()
+    for name, fn in benches:
+        if only and name not in only:
+            continue
+        try:
+            if fn():
+                measured += 1
+            else:
+                failed += 1
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            log("%s could not be measured: %s: %s" % (name, type(e).__name__, e))
+        log("")
+    log("== summary (%.1f s)" % (now() - t_start))
+    log("%-28s %-20s %-16s %-6s %s" % ("figure", "value", "target", "met", "notes"))
+    for k, (value, target, met, notes) in results.items():
+        log("%-28s %-20s %-16s %-6s %s" % (k, value, target, "-" if met is None else ("yes" if met else "NO"), notes))
+    return 0 if measured > 0 or failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
