@@ -201,7 +201,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
         goto out_loop;
     }
     if (supervisor_init(&node->sup, &node->loop, &node->cfg, &node->sockets, &node->hub, &node->guardian,
-                        node->rundir.endpoint, node->rundir.dir, err, sizeof err) < 0) {
+                        node->rundir.endpoint, node->rundir.dir, node->rundir.sock_dir, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s: %s\n", node->cfg.path, err);
         node->exit_code = NODE_EXIT_USAGE;
         control_close(&node->control);

@@ -14,7 +14,7 @@ static int instance_is_up(const struct instance *inst)
 
 static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint64_t now_ms)
 {
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     wire_pack_kv_int(pk, "index", inst->index);
     wire_pack_kv_str(pk, "state", instance_state_name(inst->state));
     wire_pack_kv_int(pk, "pid", inst->pid);
@@ -39,7 +39,8 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
         msgpack_pack_nil(pk);
     }
     wire_pack_kv_str(pk, "failure", inst->failure[0] ? inst->failure : NULL);
-    wire_pack_kv_str(pk, "command", inst->service->cfg->command);
+    wire_pack_kv_str(pk, "command", inst->service->command);
+    wire_pack_kv_bool(pk, "ready", inst->pid && inst->ready);
 }
 
 static void handle_status(void *ctx, struct control *ctl, const struct wire_msg *msg)

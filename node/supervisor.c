@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +38,7 @@ struct output_pipe {
 };
 
 static void instance_start(struct instance *inst);
+static void instance_mark_ready(struct instance *inst, const char *how);
 
 const char *instance_state_name(enum instance_state state)
 {
@@ -72,6 +76,15 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
         .len = len,
     };
     loghub_append_line(lc->sup->hub, &line);
+    struct instance *inst = lc->pipe->owner;
+    if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re) {
+        char buf[4096];
+        size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+        memcpy(buf, text, n);
+        buf[n] = '\0';
+        if (regexec(&inst->service->ready_re, buf, 0, NULL, 0) == 0)
+            instance_mark_ready(inst, "its log matched");
+    }
 }
 
 /* Reads what the pipe holds now. Returns 1 at end of stream, 0 otherwise. */
@@ -111,6 +124,10 @@ static void output_close(struct output_pipe *op)
             op->owner->out = NULL;
         if (op->owner->err == op)
             op->owner->err = NULL;
+        if (op->owner->old_out == op)
+            op->owner->old_out = NULL;
+        if (op->owner->old_err == op)
+            op->owner->old_err = NULL;
         op->owner = NULL;
     }
     uv_close((uv_handle_t *)&op->poll, output_on_closed);
@@ -148,9 +165,9 @@ static struct output_pipe *output_open(struct instance *inst, int fd, enum log_s
 
 /* Reads everything left in an exited instance's pipes so its last lines come before the
  * exit report, then closes them. */
-static void instance_drain_output(struct instance *inst)
+static void instance_drain_pipes(struct instance *inst, struct output_pipe *out, struct output_pipe *err)
 {
-    struct output_pipe *pipes[2] = {inst->out, inst->err};
+    struct output_pipe *pipes[2] = {out, err};
     for (int i = 0; i < 2; i++) {
         if (!pipes[i])
             continue;
@@ -160,6 +177,11 @@ static void instance_drain_output(struct instance *inst)
         framer_flush(&pipes[i]->framer, output_emit_line, &lc);
         output_close(pipes[i]);
     }
+}
+
+static void instance_drain_output(struct instance *inst)
+{
+    instance_drain_pipes(inst, inst->out, inst->err);
 }
 
 /* ---- environment ------------------------------------------------------------------- */
@@ -265,6 +287,8 @@ static void instance_build_env(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_NODE", sup->endpoint);
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
     instance_socket_env(inst->service, env);
+    if (cfg->ready.kind == READY_NOTIFY && sup->notify_fd >= 0)
+        env_set(env, "NOTIFY_SOCKET", sup->notify_path);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
@@ -299,6 +323,214 @@ static void instance_fail(struct instance *inst, const char *why)
     node_line(inst->sup, LOG_LEVEL_ERROR,
               "%s.%d cannot run: %s; not restarting (fix it, then `devnode restart %s`)",
               inst->service->cfg->name, inst->index, why, inst->service->cfg->name);
+}
+
+
+/* ---- readiness ------------------------------------------------------------------------ */
+
+static const char *ready_kind_name(enum ready_kind kind)
+{
+    switch (kind) {
+    case READY_AT_START: return "start";
+    case READY_NOTIFY: return "notify";
+    case READY_LOG: return "log";
+    case READY_TCP: return "tcp";
+    case READY_DELAY: return "delay";
+    }
+    return "?";
+}
+
+static void instance_on_old_stop_timeout(uv_timer_t *timer)
+{
+    struct instance *inst = timer->data;
+    if (!inst->old_pid || inst->old_kill_sent)
+        return;
+    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d old process %d did not stop within %.1fs; sending KILL",
+              inst->service->cfg->name, inst->index, (int)inst->old_pid,
+              inst->service->cfg->stop_timeout_ms / 1000.0);
+    kill(-inst->old_pid, SIGKILL);
+    inst->old_kill_sent = 1;
+}
+
+static void instance_stop_old(struct instance *inst, int force)
+{
+    if (!inst->old_pid)
+        return;
+    if (force) {
+        if (!inst->old_kill_sent)
+            kill(-inst->old_pid, SIGKILL);
+        inst->old_kill_sent = 1;
+        return;
+    }
+    if (inst->old_stopping)
+        return;
+    inst->old_stopping = 1;
+    kill(-inst->old_pid, inst->service->cfg->stop_signal);
+    uv_timer_start(&inst->old_timer, instance_on_old_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+}
+
+static void instance_mark_ready(struct instance *inst, const char *how)
+{
+    if (inst->ready || !inst->pid)
+        return;
+    inst->ready = 1;
+    uv_timer_stop(&inst->ready_timer);
+    if (inst->state == INSTANCE_STARTING)
+        inst->state = INSTANCE_RUNNING;
+    struct supervisor *sup = inst->sup;
+    if (inst->service->cfg->ready.kind != READY_AT_START) {
+        uv_update_time(sup->loop);
+        node_line(sup, LOG_LEVEL_INFO, "%s.%d ready (%s) after %.2fs", inst->service->cfg->name, inst->index,
+                  how, (uv_now(sup->loop) - inst->started_ms) / 1000.0);
+    }
+    /* The new process serves now: the one it replaces may go. */
+    instance_stop_old(inst, 0);
+}
+
+static void instance_ready_timed_out(struct instance *inst)
+{
+    const struct config_service *cfg = inst->service->cfg;
+    if (inst->old_pid) {
+        node_line(inst->sup, LOG_LEVEL_ERROR,
+                  "%s.%d new process %d not ready (%s) within %.1fs; killing it and keeping pid %d",
+                  cfg->name, inst->index, (int)inst->pid, ready_kind_name(cfg->ready.kind),
+                  cfg->ready.timeout_ms / 1000.0, (int)inst->old_pid);
+        kill(-inst->pid, SIGKILL);
+        inst->kill_sent = 1;
+        return;
+    }
+    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d not ready (%s) after %.1fs; still waiting", cfg->name,
+              inst->index, ready_kind_name(cfg->ready.kind), cfg->ready.timeout_ms / 1000.0);
+}
+
+static void instance_on_ready_timer(uv_timer_t *timer)
+{
+    struct instance *inst = timer->data;
+    if (inst->ready || !inst->pid)
+        return;
+    const struct config_ready *r = &inst->service->cfg->ready;
+    uv_update_time(inst->sup->loop);
+    uint64_t waited = uv_now(inst->sup->loop) - inst->started_ms;
+    if (r->kind == READY_DELAY) {
+        instance_mark_ready(inst, "its delay passed");
+        return;
+    }
+    if (r->kind == READY_TCP) {
+        /* A loopback connect answers at once, accepted or refused. */
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+        char port[16];
+        snprintf(port, sizeof port, "%d", r->tcp_port);
+        if (getaddrinfo(r->tcp_host, port, &hints, &res) == 0) {
+            int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+            if (fd >= 0)
+                close(fd);
+            freeaddrinfo(res);
+            if (ok) {
+                instance_mark_ready(inst, "its port answered");
+                return;
+            }
+        }
+        if (waited < r->timeout_ms)
+            return; /* the repeating timer probes again */
+        uv_timer_stop(&inst->ready_timer);
+    }
+    instance_ready_timed_out(inst);
+}
+
+/* Called once the process runs: either ready now, or a check is armed. */
+static void instance_arm_readiness(struct instance *inst)
+{
+    const struct config_ready *r = &inst->service->cfg->ready;
+    inst->ready = 0;
+    switch (r->kind) {
+    case READY_AT_START:
+        instance_mark_ready(inst, "started");
+        return;
+    case READY_DELAY:
+        inst->state = INSTANCE_STARTING;
+        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->delay_ms, 0);
+        return;
+    case READY_TCP:
+        inst->state = INSTANCE_STARTING;
+        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, 20, 100);
+        return;
+    case READY_LOG:
+    case READY_NOTIFY:
+        inst->state = INSTANCE_STARTING;
+        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->timeout_ms, 0);
+        return;
+    }
+}
+
+static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old);
+
+/* sd_notify datagrams: "READY=1" from a worker (or anything in its process group). */
+static void supervisor_on_notify(uv_poll_t *handle, int status, int events)
+{
+    struct supervisor *sup = handle->data;
+    for (int budget = 0; budget < 64; budget++) {
+        char buf[4096];
+        union {
+            struct cmsghdr align;
+            char space[CMSG_SPACE(sizeof(struct ucred))];
+        } control;
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control};
+        ssize_t n = recvmsg(sup->notify_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+            return;
+        buf[n] = '\0';
+        pid_t sender = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+                struct ucred cred;
+                memcpy(&cred, CMSG_DATA(c), sizeof cred);
+                sender = cred.pid;
+            }
+        }
+        if (!sender)
+            continue;
+        int is_old = 0;
+        struct instance *inst = supervisor_find_pid(sup, sender, &is_old);
+        if (!inst) {
+            pid_t group = getpgid(sender);
+            if (group > 0)
+                inst = supervisor_find_pid(sup, group, &is_old);
+        }
+        if (!inst || is_old)
+            continue;
+        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+            if (strcmp(line, "READY=1") == 0)
+                instance_mark_ready(inst, "it sent READY=1");
+    }
+}
+
+static int supervisor_open_notify(struct supervisor *sup, const char *dir, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sup->notify_path, sizeof sup->notify_path, "%s/notify.sock", dir);
+    if (strlen(sup->notify_path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "notify socket path %s is too long", sup->notify_path);
+        return -1;
+    }
+    strcpy(sun.sun_path, sup->notify_path);
+    unlink(sup->notify_path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "cannot open notify socket %s: %s", sup->notify_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    sup->notify_fd = fd;
+    uv_poll_init(sup->loop, &sup->notify_poll, fd);
+    sup->notify_poll.data = sup;
+    uv_poll_start(&sup->notify_poll, UV_READABLE, supervisor_on_notify);
+    return 0;
 }
 
 static void instance_start(struct instance *inst)
@@ -367,6 +599,7 @@ static void instance_start(struct instance *inst)
         close(err[0]);
     inst->state = INSTANCE_RUNNING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
+    instance_arm_readiness(inst);
 }
 
 static void instance_on_backoff_done(uv_timer_t *timer)
@@ -392,6 +625,8 @@ static void instance_on_stop_timeout(uv_timer_t *timer)
 static void instance_request_stop(struct instance *inst, enum instance_after_exit after, int force)
 {
     inst->after_exit = after;
+    uv_timer_stop(&inst->ready_timer);
+    instance_stop_old(inst, force);
     if (!inst->pid) {
         uv_timer_stop(&inst->timer);
         return;
@@ -421,7 +656,10 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->state = INSTANCE_STOPPED;
     backoff_init(&inst->backoff);
     uv_timer_init(sup->loop, &inst->timer);
-    inst->timer.data = inst;
+    uv_timer_init(sup->loop, &inst->ready_timer);
+    uv_timer_init(sup->loop, &inst->old_timer);
+    inst->timer.data = inst->ready_timer.data = inst->old_timer.data = inst;
+    inst->open_handles = 3;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
         struct instance **grown = realloc(svc->instances, cap * sizeof *grown);
@@ -438,7 +676,16 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
 
 static void instance_on_closed(uv_handle_t *handle)
 {
-    free(handle->data);
+    struct instance *inst = handle->data;
+    if (--inst->open_handles == 0)
+        free(inst);
+}
+
+static void instance_close_handles(struct instance *inst)
+{
+    uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
+    uv_close((uv_handle_t *)&inst->ready_timer, instance_on_closed);
+    uv_close((uv_handle_t *)&inst->old_timer, instance_on_closed);
 }
 
 static void instance_remove(struct instance *inst)
@@ -447,17 +694,18 @@ static void instance_remove(struct instance *inst)
     svc->instances[inst->index] = NULL;
     while (svc->instance_cap > 0 && !svc->instances[svc->instance_cap - 1])
         svc->instance_cap--;
-    uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
+    instance_close_handles(inst);
 }
 
-static void describe_exit(char *buf, size_t cap, const struct instance *inst)
+static void describe_status(char *buf, size_t cap, int status)
 {
-    if (inst->last_exit_signal)
-        snprintf(buf, cap, "killed by SIG%s (signal %d)",
-                 config_signal_name(inst->last_exit_signal), inst->last_exit_signal);
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by SIG%s (signal %d)", config_signal_name(WTERMSIG(status)), WTERMSIG(status));
     else
-        snprintf(buf, cap, "exited with status %d", inst->last_exit_code);
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
 }
+
+static void service_roll_continue(struct supervisor *sup, struct service *svc);
 
 static void supervisor_check_all_down(struct supervisor *sup)
 {
@@ -485,7 +733,29 @@ static void instance_on_exit(struct instance *inst, int status)
     inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     char how[96];
-    describe_exit(how, sizeof how, inst);
+    describe_status(how, sizeof how, status);
+    uv_timer_stop(&inst->ready_timer);
+
+    if (inst->old_pid && !inst->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
+        /* The replacement died before serving: the old process keeps the job. */
+        node_line(sup, LOG_LEVEL_ERROR, "%s.%d new process %d %s before it was ready; keeping pid %d",
+                  cfg->name, inst->index, (int)pid, how, (int)inst->old_pid);
+        inst->pid = inst->old_pid;
+        inst->out = inst->old_out;
+        inst->err = inst->old_err;
+        inst->started_ms = inst->old_started_ms;
+        inst->kill_sent = inst->old_kill_sent;
+        inst->old_pid = 0;
+        inst->old_out = inst->old_err = NULL;
+        inst->ready = 1;
+        inst->state = INSTANCE_RUNNING;
+        if (inst->service->rolling) {
+            inst->service->rolling = 0;
+            node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d", cfg->name, cfg->name,
+                      inst->index);
+        }
+        return;
+    }
 
     if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
         inst->state = INSTANCE_STOPPED;
@@ -495,7 +765,10 @@ static void instance_on_exit(struct instance *inst, int status)
     }
     if (inst->after_exit == AFTER_EXIT_REMOVE) {
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); scaled away", cfg->name, inst->index, how);
-        instance_remove(inst);
+        if (inst->old_pid)
+            inst->state = INSTANCE_STOPPING; /* removed once the old process is gone too */
+        else
+            instance_remove(inst);
         return;
     }
     if (inst->after_exit == AFTER_EXIT_RESTART) {
@@ -525,13 +798,48 @@ static void instance_on_exit(struct instance *inst, int status)
     uv_timer_start(&inst->timer, instance_on_backoff_done, delay, 0);
 }
 
-static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid)
+static void instance_on_old_exit(struct instance *inst, int status)
+{
+    struct supervisor *sup = inst->sup;
+    pid_t pid = inst->old_pid;
+    kill(-pid, SIGKILL);
+    guardian_forget(sup->guardian, pid);
+    instance_drain_pipes(inst, inst->old_out, inst->old_err);
+    uv_timer_stop(&inst->old_timer);
+    inst->old_pid = 0;
+    inst->old_stopping = inst->old_kill_sent = 0;
+    char how[96];
+    describe_status(how, sizeof how, status);
+    node_line(sup, LOG_LEVEL_INFO, "%s.%d old process %d %s; replaced by pid %d", inst->service->cfg->name,
+              inst->index, (int)pid, how, (int)inst->pid);
+    if (sup->stopping) {
+        supervisor_check_all_down(sup);
+        return;
+    }
+    if (!inst->pid && inst->after_exit == AFTER_EXIT_REMOVE) {
+        instance_remove(inst);
+        return;
+    }
+    struct service *svc = inst->service;
+    if (svc->rolling && svc->roll_next == inst->index) {
+        svc->roll_next++;
+        service_roll_continue(sup, svc);
+    }
+}
+
+static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old)
 {
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
-        for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && svc->instances[i]->pid == pid)
-                return svc->instances[i];
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            struct instance *inst = svc->instances[i];
+            if (!inst)
+                continue;
+            if (inst->pid == pid || inst->old_pid == pid) {
+                *is_old = inst->old_pid == pid;
+                return inst;
+            }
+        }
     }
     return NULL;
 }
@@ -541,9 +849,12 @@ void supervisor_reap(struct supervisor *sup)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct instance *inst = supervisor_find_pid(sup, pid);
+        int is_old = 0;
+        struct instance *inst = supervisor_find_pid(sup, pid, &is_old);
         /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */
-        if (inst)
+        if (inst && is_old)
+            instance_on_old_exit(inst, status);
+        else if (inst)
             instance_on_exit(inst, status);
     }
 }
@@ -568,7 +879,8 @@ static void supervisor_on_sample(uv_timer_t *timer)
 
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
                     const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
-                    const char *endpoint, const char *run_dir, char *err, size_t errlen)
+                    const char *endpoint, const char *run_dir, const char *notify_dir,
+                    char *err, size_t errlen)
 {
     memset(sup, 0, sizeof *sup);
     sup->loop = loop;
@@ -588,6 +900,14 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
         abort();
     uv_timer_init(loop, &sup->sample_timer);
     sup->sample_timer.data = sup;
+    sup->notify_fd = -1;
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        if (cfg->services[s].ready.kind == READY_NOTIFY) {
+            if (supervisor_open_notify(sup, notify_dir, err, errlen) < 0)
+                return -1;
+            break;
+        }
+    }
     for (size_t s = 0; s < cfg->service_count; s++) {
         struct service *svc = &sup->services[s];
         svc->cfg = &cfg->services[s];
@@ -597,6 +917,9 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
             return -1;
         svc->socket_count = (size_t)n;
         svc->command = sockets_expand_command(svc->cfg->command, svc->sockets, svc->socket_count);
+        if (svc->cfg->ready.kind == READY_LOG && regcomp(&svc->ready_re, svc->cfg->ready.log_pattern,
+                                                         REG_EXTENDED | REG_NOSUB) == 0)
+            svc->has_ready_re = 1;
     }
     return 0;
 }
@@ -616,7 +939,7 @@ int supervisor_all_down(const struct supervisor *sup)
     for (size_t s = 0; s < sup->service_count; s++) {
         const struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && svc->instances[i]->pid)
+            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
                 return 0;
     }
     return 1;
@@ -651,8 +974,46 @@ struct service *supervisor_find_service(struct supervisor *sup, const char *name
     return NULL;
 }
 
+/* Zero-downtime restart: the new process starts beside the old one (they share the
+ * listening sockets); the old one is stopped once the new one is ready. Returns 0, or -1
+ * when the new process could not be started (the old one keeps running). */
+static int instance_replace(struct instance *inst)
+{
+    inst->old_pid = inst->pid;
+    inst->old_out = inst->out;
+    inst->old_err = inst->err;
+    inst->old_started_ms = inst->started_ms;
+    inst->old_kill_sent = inst->kill_sent;
+    inst->old_stopping = 0;
+    inst->pid = 0;
+    inst->out = inst->err = NULL;
+    instance_start(inst);
+    if (inst->pid)
+        return 0;
+    inst->pid = inst->old_pid;
+    inst->out = inst->old_out;
+    inst->err = inst->old_err;
+    inst->started_ms = inst->old_started_ms;
+    inst->kill_sent = inst->old_kill_sent;
+    inst->old_pid = 0;
+    inst->old_out = inst->old_err = NULL;
+    inst->state = INSTANCE_RUNNING;
+    inst->ready = 1;
+    return -1;
+}
+
+static int instance_can_replace(const struct instance *inst)
+{
+    return inst->pid && !inst->old_pid && inst->service->socket_count > 0 &&
+           inst->state != INSTANCE_STOPPING && !inst->kill_sent;
+}
+
 static void instance_restart(struct instance *inst)
 {
+    if (instance_can_replace(inst)) {
+        instance_replace(inst);
+        return;
+    }
     if (inst->pid) {
         instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
         return;
@@ -660,6 +1021,26 @@ static void instance_restart(struct instance *inst)
     uv_timer_stop(&inst->timer);
     backoff_init(&inst->backoff);
     instance_start(inst);
+}
+
+/* Replaces instances one at a time from roll_next on; each step ends when the old process
+ * of the replaced instance has exited (instance_on_old_exit calls back here). */
+static void service_roll_continue(struct supervisor *sup, struct service *svc)
+{
+    while (svc->rolling) {
+        int i = svc->roll_next;
+        if (i >= svc->desired || (size_t)i >= svc->instance_cap) {
+            svc->rolling = 0;
+            node_line(sup, LOG_LEVEL_INFO, "rolling restart of %s done", svc->cfg->name);
+            return;
+        }
+        struct instance *inst = svc->instances[i];
+        if (inst && instance_can_replace(inst) && instance_replace(inst) == 0)
+            return; /* wait for its old process to go */
+        if (inst)
+            instance_restart(inst);
+        svc->roll_next++;
+    }
 }
 
 int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen)
@@ -673,6 +1054,11 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
         snprintf(err, errlen, "no service named '%s'", service);
         return -1;
     }
+    if (svc->rolling) {
+        snprintf(err, errlen, "a rolling restart of %s is in progress (at %s.%d)", service, service,
+                 svc->roll_next);
+        return -1;
+    }
     if (index >= 0) {
         if ((size_t)index >= svc->instance_cap || !svc->instances[index] || index >= svc->desired) {
             snprintf(err, errlen, "%s has no instance %d (it has %d)", service, index, svc->desired);
@@ -680,6 +1066,17 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
         }
         instance_restart(svc->instances[index]);
         return 1;
+    }
+    if (svc->socket_count > 0) {
+        int count = 0;
+        for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++)
+            count += svc->instances[i] != NULL;
+        node_line(sup, LOG_LEVEL_INFO, "rolling restart of %s: %d instance%s, one at a time", service, count,
+                  count == 1 ? "" : "s");
+        svc->rolling = 1;
+        svc->roll_next = 0;
+        service_roll_continue(sup, svc);
+        return count;
     }
     int count = 0;
     for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++) {
@@ -734,6 +1131,8 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count, cha
 void supervisor_close(struct supervisor *sup)
 {
     uv_close((uv_handle_t *)&sup->sample_timer, NULL);
+    if (sup->notify_fd >= 0)
+        uv_close((uv_handle_t *)&sup->notify_poll, NULL);
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
@@ -744,8 +1143,12 @@ void supervisor_close(struct supervisor *sup)
                 output_close(inst->out);
             if (inst->err)
                 output_close(inst->err);
+            if (inst->old_out)
+                output_close(inst->old_out);
+            if (inst->old_err)
+                output_close(inst->old_err);
             svc->instances[i] = NULL;
-            uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
+            instance_close_handles(inst);
         }
         svc->instance_cap = 0;
     }
@@ -756,6 +1159,12 @@ void supervisor_free(struct supervisor *sup)
     for (size_t s = 0; s < sup->service_count; s++) {
         free(sup->services[s].instances);
         free(sup->services[s].command);
+        if (sup->services[s].has_ready_re)
+            regfree(&sup->services[s].ready_re);
+    }
+    if (sup->notify_fd >= 0) {
+        close(sup->notify_fd);
+        unlink(sup->notify_path);
     }
     free(sup->services);
     sup->services = NULL;

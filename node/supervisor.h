@@ -4,6 +4,8 @@
 #ifndef DEVNODE_SUPERVISOR_H
 #define DEVNODE_SUPERVISOR_H
 
+#include <limits.h>
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -58,6 +60,17 @@ struct instance {
     int kill_sent;                  /* SIGKILL already sent for this process */
     struct procstat stat;
     char failure[256];              /* why it is FAILED */
+    int ready;                      /* the current process passed its readiness check */
+    uv_timer_t ready_timer;         /* readiness delay, TCP probe or wait timeout */
+    /* A restart of a socket-serving instance starts the new process first and stops the
+     * old one once the new one is ready; meanwhile the old one lives here. */
+    pid_t old_pid;                  /* 0 when nothing is being replaced */
+    struct output_pipe *old_out, *old_err;
+    uint64_t old_started_ms;
+    int old_stopping;               /* stop signal sent to the old process */
+    int old_kill_sent;
+    uv_timer_t old_timer;           /* the old process's stop timeout */
+    int open_handles;               /* timers not closed yet; freed when it reaches 0 */
 };
 
 struct service {
@@ -68,6 +81,10 @@ struct service {
     struct instance **instances;    /* by index; NULL holes while scaled-away ones finish */
     size_t instance_cap;            /* length of the instances array */
     int desired;                    /* instances wanted (numprocesses, then `scale`) */
+    regex_t ready_re;               /* compiled ready.log_pattern */
+    int has_ready_re;
+    int rolling;                    /* a rolling restart is going through the instances */
+    int roll_next;                  /* the next index it replaces */
 };
 
 struct supervisor {
@@ -82,6 +99,9 @@ struct supervisor {
     size_t service_count;
     int stopping;                   /* the node is shutting down */
     uv_timer_t sample_timer;        /* /proc sampling */
+    int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
+    uv_poll_t notify_poll;
+    char notify_path[PATH_MAX];
     void (*on_all_stopped)(void *ctx);
     void *on_all_stopped_ctx;
 };
@@ -89,7 +109,8 @@ struct supervisor {
 /* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
                     const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
-                    const char *endpoint, const char *run_dir, char *err, size_t errlen);
+                    const char *endpoint, const char *run_dir, const char *notify_dir,
+                    char *err, size_t errlen);
 /* Starts every configured instance. */
 void supervisor_start_all(struct supervisor *sup);
 /* Reaps exited children (call on SIGCHLD). */
@@ -98,8 +119,10 @@ void supervisor_reap(struct supervisor *sup);
 void supervisor_stop_all(struct supervisor *sup, int force);
 int supervisor_all_down(const struct supervisor *sup);
 
-/* `restart NAME` or `restart NAME.N` (index -1 = every instance). Returns the number of
- * instances restarted, or -1 with err set. */
+/* `restart NAME` or `restart NAME.N` (index -1 = every instance). Instances of a service
+ * with sockets are replaced without downtime (new process, ready, then the old one stops),
+ * one at a time for a whole service. Returns the number of instances restarted, or -1
+ * with err set. */
 int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen);
 int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen);
 
