@@ -96,6 +96,39 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
     sb->len += (size_t)n;
 }
 
+void strbuf_append_u64(struct strbuf *sb, unsigned long long value)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    do {
+        digits[--n] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    strbuf_append(sb, digits + n, sizeof digits - n);
+}
+
+void strbuf_append_i64(struct strbuf *sb, long long value)
+{
+    if (value < 0) {
+        strbuf_putc(sb, '-');
+        strbuf_append_u64(sb, 0ull - (unsigned long long)value);
+    } else {
+        strbuf_append_u64(sb, (unsigned long long)value);
+    }
+}
+
+void strbuf_append_padded(struct strbuf *sb, unsigned long long value, unsigned width)
+{
+    char digits[24];
+    if (width > sizeof digits)
+        width = sizeof digits;
+    for (unsigned i = width; i > 0; i--) {
+        digits[i - 1] = (char)('0' + value % 10);
+        value /= 10;
+    }
+    strbuf_append(sb, digits, width);
+}
+
 const char *strbuf_cstr(struct strbuf *sb)
 {
     if (!sb->data)

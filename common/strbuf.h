@@ -18,7 +18,12 @@ void strbuf_append(struct strbuf *sb, const char *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *strbuf_cstr(struct strbuf *sb);      /* always NUL-terminated, "" when empty */
+const char *strbuf_cstr(struct strbuf *sb);
+/* Decimal integers without printf: these run per field of every log line. */
+void strbuf_append_u64(struct strbuf *sb, unsigned long long value);
+void strbuf_append_i64(struct strbuf *sb, long long value);
+/* `value` as exactly `width` digits, zero-padded (e.g. milliseconds: width 3). */
+void strbuf_append_padded(struct strbuf *sb, unsigned long long value, unsigned width);      /* always NUL-terminated, "" when empty */
 
 /* Appends `data` as the inside of a JSON string: escapes quotes, backslashes and control
  * bytes, and replaces invalid UTF-8 with U+FFFD so the output is always valid JSON. */

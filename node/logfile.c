@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/framer.h"
 
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024)
 #define LOGFILE_PENDING_CAP (32u << 20)
@@ -32,7 +31,7 @@ int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, u
     strbuf_init(&lf->pending);
     lf->max_bytes = max_bytes;
     lf->keep_files = keep_files;
-    lf->cached_second = -1;
+    logformat_clock_init(&lf->clock);
     snprintf(lf->path, sizeof lf->path, "%s/%s", logs_dir, LOGFILE_NAME);
     int rc = logfile_open_current(lf);
     if (rc < 0) {
@@ -62,25 +61,6 @@ static void logfile_rotate(struct logfile *lf)
     logfile_open_current(lf);
 }
 
-static void logfile_stamp(struct logfile *lf, int64_t wall_ns)
-{
-    int64_t second = wall_ns / 1000000000;
-    if (second != lf->cached_second) {
-        time_t t = (time_t)second;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(lf->cached_stamp, sizeof lf->cached_stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-        lf->cached_second = second;
-    }
-    strbuf_printf(&lf->pending, "\"time\":\"%s.%06dZ\"", lf->cached_stamp,
-                  (int)((wall_ns % 1000000000) / 1000));
-}
-
-static const char *stream_name(enum log_stream s)
-{
-    return s == LOG_STREAM_STDOUT ? "stdout" : s == LOG_STREAM_STDERR ? "stderr" : "node";
-}
-
 void logfile_on_line(void *ctx, const struct log_line *line)
 {
     struct logfile *lf = ctx;
@@ -89,24 +69,7 @@ void logfile_on_line(void *ctx, const struct log_line *line)
         lf->lines_lost++;
         return;
     }
-    struct strbuf *sb = &lf->pending;
-    strbuf_putc(sb, '{');
-    logfile_stamp(lf, line->wall_ns);
-    strbuf_printf(sb, ",\"seq\":%llu,\"service\":\"", (unsigned long long)line->seq);
-    strbuf_append_json_string(sb, line->service, strlen(line->service));
-    strbuf_printf(sb, "\",\"instance\":%d,\"pid\":%d,\"stream\":\"%s\"", line->instance, line->pid,
-                  stream_name(line->stream));
-    if (line->level != LOG_LEVEL_NONE)
-        strbuf_printf(sb, ",\"level\":\"%s\"", logparse_level_name(line->level));
-    if (line->trace_id[0])
-        strbuf_printf(sb, ",\"trace_id\":\"%s\"", line->trace_id);
-    if (line->flags & FRAMER_SPLIT)
-        strbuf_puts(sb, ",\"split\":true");
-    if (line->flags & FRAMER_UNTERMINATED)
-        strbuf_puts(sb, ",\"unterminated\":true");
-    strbuf_puts(sb, ",\"text\":\"");
-    strbuf_append_json_string(sb, line->text, line->len);
-    strbuf_puts(sb, "\"}\n");
+    logformat_json(&lf->pending, line, &lf->clock);
     lf->pending_lines++;
     if (lf->pending.len >= LOGFILE_WRITE_THRESHOLD)
         logfile_flush(lf);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "common/logformat.h"
 #include "common/strbuf.h"
 #include "node/loghub.h"
 
@@ -23,8 +24,7 @@ struct logfile {
     uint64_t lines_written;
     uint64_t lines_lost;      /* dropped because writing failed */
     int last_errno;           /* of the last failed write, 0 when writing works */
-    int64_t cached_second;    /* time formatting cache: the second below was formatted for */
-    char cached_stamp[32];    /* "2026-11-23T11:30:00" */
+    struct logformat_clock clock; /* UTC time formatting cache */
 };
 
 int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, unsigned keep_files,

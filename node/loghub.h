@@ -7,23 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/logparse.h"
-
-enum log_stream { LOG_STREAM_STDOUT, LOG_STREAM_STDERR, LOG_STREAM_NODE };
-
-struct log_line {
-    uint64_t seq;                     /* assigned by the hub: 1, 2, 3, ... */
-    int64_t wall_ns;                  /* CLOCK_REALTIME when the line was framed */
-    const char *service;              /* "Greeting", or "devnode" for the node's own lines */
-    int instance;                     /* index within the service; -1 for the node */
-    int pid;                          /* the process that printed it (the node's pid for its own) */
-    enum log_stream stream;
-    enum log_level level;             /* parsed from the text unless the producer set it */
-    unsigned flags;                   /* FRAMER_SPLIT | FRAMER_UNTERMINATED */
-    char trace_id[TRACE_ID_MAX + 1];  /* "" when the line carries none */
-    const char *text;                 /* not NUL-terminated; valid during delivery only */
-    size_t len;
-};
+#include "common/logline.h"
 
 typedef void (*loghub_line_cb)(void *ctx, const struct log_line *line);
 

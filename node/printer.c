@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define PRINTER_BACKLOG_MAX (4u << 20)
@@ -20,16 +22,6 @@ struct printer_write {
     size_t len;
 };
 
-static const int service_palette[] = {36, 33, 32, 35, 34, 96, 93, 92, 95, 94};
-
-unsigned printer_service_color(const char *service)
-{
-    unsigned h = 2166136261u;
-    for (const unsigned char *s = (const unsigned char *)service; *s; s++)
-        h = (h ^ *s) * 16777619u;
-    return h % (sizeof service_palette / sizeof service_palette[0]);
-}
-
 int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
@@ -37,11 +29,14 @@ int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *er
     p->fd = fd;
     p->color = color;
     p->name_width = 7;
-    p->cached_second = -1;
+    logformat_clock_init(&p->clock);
     strbuf_init(&p->pending);
     uv_handle_type type = uv_guess_handle(fd);
     int rc = 0;
-    if (type == UV_TTY) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+        p->kind = PRINTER_DISCARD;
+    } else if (type == UV_TTY) {
         p->kind = PRINTER_TTY;
         rc = uv_tty_init(loop, &p->handle.tty, fd, 0);
     } else if (type == UV_NAMED_PIPE) {
@@ -65,86 +60,15 @@ void printer_set_name_width(struct printer *p, size_t width)
     p->name_width = width;
 }
 
-/* Copies text, dropping control bytes and escape sequences; keeps SGR colour when allowed.
- * Returns 1 if an SGR sequence was kept (so the caller resets attributes after the line). */
-static int printer_append_clean(struct strbuf *sb, const char *text, size_t len, int keep_sgr)
-{
-    int kept_sgr = 0;
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 0x20 && c != 0x7f) {
-            continue;
-        }
-        strbuf_append(sb, text + run, i - run);
-        if (c == '\t') {
-            strbuf_putc(sb, '\t');
-        } else if (c == 0x1b && i + 1 < len && text[i + 1] == '[') {
-            /* CSI: parameters, intermediates, one final byte in 0x40..0x7e */
-            size_t j = i + 2;
-            while (j < len && (unsigned char)text[j] >= 0x20 && (unsigned char)text[j] <= 0x3f)
-                j++;
-            while (j < len && (unsigned char)text[j] >= 0x20 && (unsigned char)text[j] <= 0x2f)
-                j++;
-            if (j < len && text[j] == 'm' && keep_sgr) {
-                strbuf_append(sb, text + i, j + 1 - i);
-                kept_sgr = 1;
-            }
-            i = j < len ? j : len - 1;
-        } else if (c == 0x1b && i + 1 < len && text[i + 1] == ']') {
-            /* OSC: up to BEL or ST */
-            size_t j = i + 2;
-            while (j < len && text[j] != 0x07 && !(text[j] == 0x1b && j + 1 < len && text[j + 1] == '\\'))
-                j++;
-            i = j < len && text[j] == 0x1b ? j + 1 : j;
-            if (i >= len)
-                i = len - 1;
-        } else if (c == 0x1b && i + 1 < len) {
-            i++; /* two-byte escape */
-        }
-        run = i + 1;
-    }
-    if (run < len)
-        strbuf_append(sb, text + run, len - run);
-    return kept_sgr;
-}
-
 static void printer_format(struct printer *p, const struct log_line *line)
 {
-    struct strbuf *sb = &p->pending;
-    int64_t second = line->wall_ns / 1000000000;
-    if (second != p->cached_second) {
-        time_t t = (time_t)second;
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(p->cached_clock, sizeof p->cached_clock, "%H:%M:%S", &tm);
-        p->cached_second = second;
-    }
-    char name[160];
-    if (line->instance >= 0)
-        snprintf(name, sizeof name, "%s.%d", line->service, line->instance);
-    else
-        snprintf(name, sizeof name, "%s", line->service);
-    int ms = (int)((line->wall_ns % 1000000000) / 1000000);
-    if (p->color) {
-        int code = line->stream == LOG_STREAM_NODE ? 1 : service_palette[printer_service_color(line->service)];
-        strbuf_printf(sb, "\033[2m%s.%03d\033[0m \033[%dm%-*s |\033[0m ", p->cached_clock, ms, code,
-                      (int)p->name_width, name);
-        if (line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING)
-            strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
-    } else {
-        strbuf_printf(sb, "%s.%03d %-*s | ", p->cached_clock, ms, (int)p->name_width, name);
-    }
-    int kept = printer_append_clean(sb, line->text, line->len, p->color);
-    if (p->color && (kept || (line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING)))
-        strbuf_puts(sb, "\033[0m");
-    strbuf_putc(sb, '\n');
+    logformat_human(&p->pending, line, &p->clock, p->color, p->name_width);
 }
 
 void printer_on_line(void *ctx, const struct log_line *line)
 {
     struct printer *p = ctx;
-    if (p->closing)
+    if (p->closing || p->kind == PRINTER_DISCARD)
         return;
     if (p->inflight_bytes + p->pending.len > PRINTER_BACKLOG_MAX) {
         p->skipped_lines++;
@@ -180,7 +104,7 @@ void printer_flush(struct printer *p)
 {
     if (p->pending.len == 0)
         return;
-    if (p->kind == PRINTER_FILE) {
+    if (p->kind == PRINTER_FILE || p->kind == PRINTER_DISCARD) {
         size_t done = 0;
         while (done < p->pending.len) {
             ssize_t n = write(p->fd, p->pending.data + done, p->pending.len - done);
@@ -228,7 +152,7 @@ void printer_close(struct printer *p)
 {
     printer_flush(p);
     p->closing = 1;
-    if (p->kind != PRINTER_FILE && p->inflight_bytes == 0)
+    if ((p->kind == PRINTER_TTY || p->kind == PRINTER_PIPE) && p->inflight_bytes == 0)
         uv_close((uv_handle_t *)&p->handle, NULL);
     strbuf_free(&p->pending);
 }

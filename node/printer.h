@@ -7,10 +7,16 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/logformat.h"
 #include "common/strbuf.h"
 #include "node/loghub.h"
 
-enum printer_kind { PRINTER_TTY, PRINTER_PIPE, PRINTER_FILE };
+enum printer_kind {
+    PRINTER_TTY,
+    PRINTER_PIPE,
+    PRINTER_FILE,
+    PRINTER_DISCARD, /* stdout is /dev/null: formatting would be wasted */
+};
 
 struct printer {
     uv_loop_t *loop;
@@ -25,8 +31,7 @@ struct printer {
     struct strbuf pending;    /* formatted, not yet handed to the kernel or libuv */
     size_t inflight_bytes;    /* handed to uv_write, not yet completed */
     uint64_t skipped_lines;   /* skipped since the last notice */
-    int64_t cached_second;
-    char cached_clock[16];    /* "HH:MM:SS" of cached_second */
+    struct logformat_clock clock; /* local time formatting cache */
     int closing;
 };
 
@@ -37,8 +42,5 @@ void printer_on_line(void *ctx, const struct log_line *line);
 void printer_flush(struct printer *p);
 /* Flushes, then closes the handle once in-flight writes are done. */
 void printer_close(struct printer *p);
-
-/* Colour index for a service name (stable across runs): also used by the TUI. */
-unsigned printer_service_color(const char *service);
 
 #endif

@@ -61,12 +61,14 @@ struct line_ctx {
     struct supervisor *sup;
     const char *service;
     int index;
+    int64_t wall_ns; /* one clock read per pipe read: its lines arrived together */
 };
 
 static void output_emit_line(void *ctx, const char *text, size_t len, unsigned flags)
 {
     struct line_ctx *lc = ctx;
     struct log_line line = {
+        .wall_ns = lc->wall_ns,
         .service = lc->service,
         .instance = lc->index,
         .pid = lc->pipe->pid,
@@ -96,6 +98,7 @@ static int output_read(struct output_pipe *op, struct supervisor *sup, const cha
     for (int i = 0; i < max_reads; i++) {
         ssize_t n = read(op->fd, buf, sizeof buf);
         if (n > 0) {
+            lc.wall_ns = loghub_wall_ns();
             framer_feed(&op->framer, buf, (size_t)n, output_emit_line, &lc);
             continue;
         }
@@ -172,8 +175,8 @@ static void instance_drain_pipes(struct instance *inst, struct output_pipe *out,
         if (!pipes[i])
             continue;
         output_read(pipes[i], inst->sup, inst->service->cfg->name, inst->index, 1 << 20);
-        struct line_ctx lc = {.pipe = pipes[i], .sup = inst->sup,
-                              .service = inst->service->cfg->name, .index = inst->index};
+        struct line_ctx lc = {.pipe = pipes[i], .sup = inst->sup, .service = inst->service->cfg->name,
+                              .index = inst->index, .wall_ns = loghub_wall_ns()};
         framer_flush(&pipes[i]->framer, output_emit_line, &lc);
         output_close(pipes[i]);
     }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/logparse.h"
+#include "common/logparse.h"
 
 /* Runs the trace id parser on a heap copy of exactly the line's bytes, so that ASan
  * catches any read past the end (lines are not NUL-terminated in the node). */

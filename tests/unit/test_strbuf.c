@@ -281,9 +281,30 @@ static void test_json_appends_to_existing(void **state)
     strbuf_free(&sb);
 }
 
+static void test_integers(void **state)
+{
+    (void)state;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    strbuf_append_u64(&sb, 0);
+    strbuf_putc(&sb, ' ');
+    strbuf_append_u64(&sb, 18446744073709551615ull);
+    strbuf_putc(&sb, ' ');
+    strbuf_append_i64(&sb, -9223372036854775807ll - 1);
+    strbuf_putc(&sb, ' ');
+    strbuf_append_i64(&sb, 42);
+    strbuf_putc(&sb, ' ');
+    strbuf_append_padded(&sb, 7, 3);
+    strbuf_putc(&sb, ' ');
+    strbuf_append_padded(&sb, 123456, 6);
+    assert_string_equal(strbuf_cstr(&sb), "0 18446744073709551615 -9223372036854775808 42 007 123456");
+    strbuf_free(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_integers),
         cmocka_unit_test(test_empty_and_cstr),
         cmocka_unit_test(test_append_growth),
         cmocka_unit_test(test_printf_growth),

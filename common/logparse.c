@@ -1,7 +1,7 @@
 /* logparse: finds the trace id and the level in the text of one log line.
  * Runs on every line of a burst, so it scans with memchr/memmem and never allocates;
  * it must never read outside [text, text + len) (lines are not NUL-terminated). */
-#include "node/logparse.h"
+#include "common/logparse.h"
 
 #include <stdint.h>
 #include <string.h>
