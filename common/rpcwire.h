@@ -1,0 +1,50 @@
+/* rpcwire: lymph's RPC message between services, [id][type][subject][headers][body]
+ * (after the routing id on a ROUTER). Shared by the client library and the CLI; decoding
+ * checks every frame before trusting it, like wire.c does for the node protocol. */
+#ifndef DEVNODE_RPCWIRE_H
+#define DEVNODE_RPCWIRE_H
+
+#include <stddef.h>
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "common/wire.h"
+
+#define RPC_ID_MAX 64
+#define RPC_SUBJECT_MAX 255
+#define RPC_TRACE_ID_MAX 64
+
+enum rpc_type { RPC_REQ, RPC_REP, RPC_ACK, RPC_NACK, RPC_ERROR };
+
+struct rpc_msg {
+    unsigned char routing[WIRE_IDENTITY_MAX]; /* sender's routing id (ROUTER side) */
+    size_t routing_len;
+    char id[RPC_ID_MAX + 1];
+    enum rpc_type type;
+    char subject[RPC_SUBJECT_MAX + 1];
+    char trace_id[RPC_TRACE_ID_MAX + 1];      /* headers.trace_id, "" when absent */
+    zmq_msg_t headers_frame, body_frame;      /* keep the bytes the objects point into */
+    msgpack_unpacked headers_unpacked, body_unpacked;
+    const msgpack_object *headers;            /* a map */
+    const msgpack_object *body;               /* any value */
+    int has_frames;
+};
+
+/* Receives one RPC message without blocking (WIRE_OK, WIRE_AGAIN, WIRE_MALFORMED with
+ * err set and the message consumed, WIRE_ERROR). `routed`: the socket is a ROUTER. */
+enum wire_recv_result rpc_recv(void *sock, int routed, struct rpc_msg *msg, char *err, size_t errlen);
+void rpc_msg_free(struct rpc_msg *msg);
+
+/* Sends one RPC message. headers/body are packed msgpack (headers a map). Returns 0 or
+ * -errno. */
+int rpc_send(void *sock, const void *routing, size_t routing_len, const char *id, enum rpc_type type,
+             const char *subject, const char *headers, size_t headers_len, const char *body,
+             size_t body_len, int flags);
+
+const char *rpc_type_name(enum rpc_type type);
+/* 16 random hex digits: a message id. */
+void rpc_new_id(char out[17]);
+/* 32 random hex digits: a trace id (lymph used uuid4().hex). */
+void rpc_new_trace_id(char out[33]);
+
+#endif
