@@ -28,7 +28,13 @@ all: devnode helpers
 # Small programs the e2e tests and benches run as workers.
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=build/helpers/%)
-helpers: $(HELPER_BIN)
+helpers: $(HELPER_BIN) build/examples/web
+
+# The plain HTTP worker of examples/web: shared-socket tests and benches run it.
+build/examples/web: examples/web/web.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $< -luv -lhttp_parser
 
 build/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)

@@ -3,6 +3,8 @@
  * it must never read outside [text, text + len) (lines are not NUL-terminated). */
 #include "common/logparse.h"
 
+#include <ctype.h>
+
 #include <stdint.h>
 #include <string.h>
 
@@ -44,8 +46,14 @@ static size_t read_trace_value(const char *p, const char *end, int quoted, char 
         return 0;
     if (quoted && (p + n >= end || p[n] != '"'))
         return 0;
-    /* lymph prints None when no trace is set. */
+    /* lymph prints None when no trace is set; access logs print "-". An id needs at least
+     * one letter or digit. */
     if (n == 4 && memcmp(p, "None", 4) == 0)
+        return 0;
+    size_t alnum = 0;
+    for (size_t i = 0; i < n; i++)
+        alnum += isalnum((unsigned char)p[i]) != 0;
+    if (alnum == 0)
         return 0;
     memcpy(out, p, n);
     out[n] = '\0';

@@ -328,9 +328,20 @@ static void test_random_fragments(void **state)
     }
 }
 
+static void test_placeholder_values_are_not_traces(void **state)
+{
+    (void)state;
+    char out[TRACE_ID_MAX + 1];
+    assert_int_equal(logparse_trace_id("GET / 200 trace_id=-", 20, out), 0);
+    assert_int_equal(logparse_trace_id("trace_id=--_ x", 14, out), 0);
+    assert_int_equal(logparse_trace_id("trace_id=-a", 11, out), 2);
+    assert_string_equal(out, "-a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_placeholder_values_are_not_traces),
         cmocka_unit_test(test_trace_forms),
         cmocka_unit_test(test_trace_none_and_absent),
         cmocka_unit_test(test_trace_length_limit),
