@@ -129,6 +129,16 @@ void control_reply(struct control *ctl, const struct wire_msg *to, const char *t
     control_schedule_recheck(ctl);
 }
 
+int control_send(struct control *ctl, const void *routing, size_t routing_len, const char *type,
+                 const struct wire_body *body)
+{
+    if (ctl->closed)
+        return -EPIPE;
+    int rc = wire_send(ctl->router, routing, routing_len, type, body->sbuf.data, body->sbuf.size, ZMQ_DONTWAIT);
+    control_schedule_recheck(ctl);
+    return rc;
+}
+
 void control_reply_error(struct control *ctl, const struct wire_msg *to, const char *message)
 {
     struct wire_body b;

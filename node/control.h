@@ -40,6 +40,11 @@ int control_register(struct control *ctl, const char *type, control_handler fn, 
 /* Replies to the sender of `to`: a body map from wire_body. */
 void control_reply(struct control *ctl, const struct wire_msg *to, const char *type,
                    const struct wire_body *body);
+/* Sends an unsolicited message to a client (events, pushed lines). Never blocks; returns
+ * 0 or -errno (-EAGAIN: the client's queue is full). */
+int control_send(struct control *ctl, const void *routing, size_t routing_len, const char *type,
+                 const struct wire_body *body);
+
 /* Replies {id, message} with type "error". */
 void control_reply_error(struct control *ctl, const struct wire_msg *to, const char *message);
 /* Replies {id, ...} with type "ok": a convenience for requests that only need an ack. */

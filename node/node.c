@@ -80,6 +80,8 @@ static void node_on_all_stopped(void *ctx)
     struct node *node = ctx;
     node_kill_adopted(node);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "all instances stopped; node exiting");
+    registry_close(&node->registry);
+    bus_close(&node->bus);
     control_close(&node->control);
     uv_close((uv_handle_t *)&node->sig_int, NULL);
     uv_close((uv_handle_t *)&node->sig_term, NULL);
@@ -102,6 +104,13 @@ void node_request_stop(struct node *node, const char *why)
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_WARNING, "%s again: killing all instances", why);
         supervisor_stop_all(&node->sup, 1);
     }
+}
+
+static void node_on_process_exit(void *ctx, pid_t pid)
+{
+    struct node *node = ctx;
+    registry_on_process_exit(&node->registry, pid);
+    bus_on_process_exit(&node->bus, pid);
 }
 
 static void node_on_signal(uv_signal_t *handle, int signum)
@@ -215,6 +224,10 @@ int node_run(struct config *cfg, const struct node_options *opts)
     }
     node->sup.on_all_stopped = node_on_all_stopped;
     node->sup.on_all_stopped_ctx = node;
+    node->sup.on_process_exit = node_on_process_exit;
+    node->sup.on_process_exit_ctx = node;
+    registry_init(&node->registry, &node->loop, &node->hub, &node->control);
+    bus_init(&node->bus, &node->loop, &node->hub, &node->control);
     node_register_requests(node);
 
     node_watch_signal(node, &node->sig_int, SIGINT);

@@ -8,12 +8,14 @@
 
 #include "common/rundir.h"
 #include "node/config.h"
+#include "node/bus.h"
 #include "node/control.h"
 #include "node/guardian.h"
 #include "node/logfile.h"
 #include "node/loghub.h"
 #include "node/printer.h"
 #include "node/procstat.h"
+#include "node/registry.h"
 #include "node/supervisor.h"
 #include "sockets/sockets.h"
 
@@ -36,6 +38,8 @@ struct node {
     struct printer printer;
     struct supervisor sup;
     struct control control;
+    struct registry registry;   /* which instances serve RPC, and where */
+    struct bus bus;             /* the embedded event bus */
     uv_signal_t sig_int, sig_term, sig_hup, sig_chld;
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */

@@ -193,6 +193,17 @@ static void handle_stop(void *ctx, struct control *ctl, const struct wire_msg *m
         node_request_stop(node, "devnode stop --force");
 }
 
+/* One heartbeat keeps both a registry entry (by pid) and bus subscriptions (by connection)
+ * alive. No reply: heartbeats are fire-and-forget. */
+static void handle_heartbeat(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    int64_t pid = 0;
+    if (wire_get_int(msg->body, "pid", &pid) == 0 && pid > 0)
+        registry_heartbeat(&node->registry, (pid_t)pid);
+    bus_touch(&node->bus, msg->identity, msg->identity_len);
+}
+
 static void handle_ping(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     control_reply_ok(ctl, msg);
@@ -205,4 +216,5 @@ void node_register_requests(struct node *node)
     control_register(&node->control, "scale", handle_scale, node);
     control_register(&node->control, "stop", handle_stop, node);
     control_register(&node->control, "ping", handle_ping, node);
+    control_register(&node->control, "heartbeat", handle_heartbeat, node);
 }

@@ -852,6 +852,8 @@ void supervisor_reap(struct supervisor *sup)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (sup->on_process_exit)
+            sup->on_process_exit(sup->on_process_exit_ctx, pid);
         int is_old = 0;
         struct instance *inst = supervisor_find_pid(sup, pid, &is_old);
         /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */

@@ -104,6 +104,10 @@ struct supervisor {
     char notify_path[PATH_MAX];
     void (*on_all_stopped)(void *ctx);
     void *on_all_stopped_ctx;
+    /* Told of every process the node reaps (workers, replaced ones, adopted orphans), so
+     * the registry and the bus drop what that process held. */
+    void (*on_process_exit)(void *ctx, pid_t pid);
+    void *on_process_exit_ctx;
 };
 
 /* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */

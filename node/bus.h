@@ -1,0 +1,55 @@
+/* bus: the embedded event bus. Events are routed by AMQP topic patterns to groups; each
+ * group delivers an event to one member at a time and keeps it until that member acks, so
+ * a member's death puts its events back for another (at-least-once). Queues are bounded;
+ * drops are counted and reported. It holds no threads and never blocks on a subscriber. */
+#ifndef DEVNODE_BUS_H
+#define DEVNODE_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "node/control.h"
+#include "node/loghub.h"
+
+#define BUS_QUEUE_CAP 10000
+#define BUS_DEFAULT_PREFETCH 64
+#define BUS_MEMBER_TIMEOUT_MS 5000
+
+struct bus_event;
+struct bus_group;
+struct bus_member;
+struct bus_delivery_table;
+
+struct bus_delayed {
+    uint64_t due_ms;        /* loop time */
+    uint64_t order;         /* keeps emit order among events due at the same time */
+    struct bus_event *event;
+};
+
+struct bus {
+    uv_loop_t *loop;
+    struct control *ctl;
+    struct loghub *hub;
+    struct bus_group **groups;       /* owned */
+    size_t group_count, group_cap;
+    struct bus_delivery_table *deliveries; /* in-flight deliveries by tag */
+    uint64_t next_tag;
+    struct bus_delayed *delayed;     /* min-heap by due_ms */
+    size_t delayed_count, delayed_cap;
+    uint64_t delayed_order;
+    uv_timer_t delay_timer;
+    uv_timer_t expiry_timer;         /* drops members whose connection and process are gone */
+    msgpack_sbuffer scratch;         /* reused to build event messages */
+    uint64_t emitted, delivered, dropped;
+};
+
+void bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct control *ctl);
+/* A connection showed it is alive (heartbeat, ack). */
+void bus_touch(struct bus *bus, const void *routing, size_t routing_len);
+/* A process exited: its subscriptions go, their unacked events go back to their groups. */
+void bus_on_process_exit(struct bus *bus, pid_t pid);
+void bus_close(struct bus *bus);
+
+#endif
