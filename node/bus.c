@@ -40,6 +40,7 @@ struct bus_member {
     unsigned prefetch;
     unsigned in_flight;
     uint64_t last_seen_ms;
+    int unreachable;                 /* its connection is gone: skipped, then dropped */
 };
 
 struct bus_group {
@@ -238,11 +239,12 @@ static void group_report_drops(struct bus *bus, struct bus_group *g)
 /* Hands queued events to members with room, round robin. */
 static void group_dispatch(struct bus *bus, struct bus_group *g)
 {
-    while (g->count > 0 && g->member_count > 0) {
+    size_t failed_sends = 0;
+    while (g->count > 0 && g->member_count > 0 && failed_sends < g->member_count) {
         struct bus_member *m = NULL;
         for (size_t tries = 0; tries < g->member_count; tries++) {
             struct bus_member *cand = g->members[(g->next_member + tries) % g->member_count];
-            if (cand->in_flight < cand->prefetch) {
+            if (!cand->unreachable && cand->in_flight < cand->prefetch) {
                 m = cand;
                 g->next_member = (g->next_member + tries + 1) % g->member_count;
                 break;
@@ -252,10 +254,15 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
             return;
         struct bus_pending p = queue_pop(g);
         uint64_t tag = ++bus->next_tag;
-        if (send_event(bus, m, p.event, tag, p.redelivered) < 0) {
-            /* The member's queue is full or it is gone: keep the event for later. */
+        int rc = send_event(bus, m, p.event, tag, p.redelivered);
+        if (rc < 0) {
+            /* Its queue is full (try others, and it again on the next ack or emit) or its
+             * connection is gone (skip it until expiry drops it): the event stays queued. */
             queue_push(g, p, 1);
-            return;
+            if (rc == -EHOSTUNREACH)
+                m->unreachable = 1;
+            failed_sends++;
+            continue;
         }
         m->in_flight++;
         table_insert(bus->deliveries, (struct bus_delivery){tag, p.event, m, p.redelivered});
@@ -739,6 +746,8 @@ void bus_on_process_exit(struct bus *bus, pid_t pid)
 static int member_gone(struct bus *bus, struct bus_member *m, void *arg)
 {
     uint64_t now = *(uint64_t *)arg;
+    if (m->unreachable)
+        return 1;
     if (now - m->last_seen_ms <= BUS_MEMBER_TIMEOUT_MS)
         return 0;
     /* A busy handler may miss heartbeats; a live process keeps its subscriptions. */

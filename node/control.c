@@ -79,6 +79,10 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
     zmq_setsockopt(ctl->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_setsockopt(ctl->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(ctl->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* [tail] A full or vanished peer is reported (EAGAIN, EHOSTUNREACH) instead of the message
+     * being dropped silently, so a tail stream keeps its place or ends its subscription. */
+    int mandatory = 1;
+    zmq_setsockopt(ctl->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
     if (zmq_bind(ctl->router, endpoint) < 0) {
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
         zmq_close(ctl->router);
@@ -133,7 +137,7 @@ int control_send(struct control *ctl, const void *routing, size_t routing_len, c
                  const struct wire_body *body)
 {
     if (ctl->closed)
-        return -EPIPE;
+        return -EHOSTUNREACH;
     int rc = wire_send(ctl->router, routing, routing_len, type, body->sbuf.data, body->sbuf.size, ZMQ_DONTWAIT);
     control_schedule_recheck(ctl);
     return rc;

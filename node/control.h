@@ -40,8 +40,9 @@ int control_register(struct control *ctl, const char *type, control_handler fn, 
 /* Replies to the sender of `to`: a body map from wire_body. */
 void control_reply(struct control *ctl, const struct wire_msg *to, const char *type,
                    const struct wire_body *body);
-/* Sends an unsolicited message to a client (events, pushed lines). Never blocks; returns
- * 0 or -errno (-EAGAIN: the client's queue is full). */
+/* Sends an unsolicited message to a client by routing id (events, tail streams) without
+ * ever blocking. Returns 0, -EAGAIN when that client's queue is full (try again later),
+ * -EHOSTUNREACH when the client is gone, or another -errno. */
 int control_send(struct control *ctl, const void *routing, size_t routing_len, const char *type,
                  const struct wire_body *body);
 

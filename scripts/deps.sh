@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
 libjansson-dev libhttp-parser-dev libncurses-dev libcmocka-dev tmux curl procps
-python3 python3-pytest python3-zmq python3-msgpack"
+python3 python3-pytest python3-zmq python3-msgpack wrk"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

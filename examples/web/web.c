@@ -923,6 +923,10 @@ static void close_walk(uv_handle_t *handle, void *arg)
 
 int main(int argc, char **argv)
 {
+    /* Several workers accept on one shared socket. By default libuv accepts until EAGAIN,
+     * so whichever worker wakes first takes a whole burst of connections; single-accept
+     * mode yields after each one and spreads connections evenly across the workers. */
+    setenv("UV_TCP_SINGLE_ACCEPT", "1", 0);
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines must arrive promptly through the node's pipe */
     signal(SIGPIPE, SIG_IGN);         /* a client gone mid-write must be EPIPE, not death */
     int pid = (int)getpid();
