@@ -1,7 +1,7 @@
 # devnode build. `make run` and `make test` are the two entry points (see README).
 # Objects go to build/rel (the binary) and build/asan (unit tests under ASan+UBSan).
 
-PKGS     := libuv yaml-0.1 libzmq msgpack jansson ncursesw
+PKGS     := libuv yaml-0.1 libzmq msgpack jansson ncursesw zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -3,7 +3,7 @@
 # Runs `apt-get update` only when something must be installed, so a second run is quick.
 set -eu
 PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
-libjansson-dev libhttp-parser-dev libncurses-dev libcmocka-dev tmux curl procps
+libjansson-dev libhttp-parser-dev zlib1g-dev libncurses-dev libcmocka-dev tmux curl procps
 python3 python3-pytest python3-zmq python3-msgpack wrk"
 missing=""
 for p in $PKGS; do
