@@ -104,8 +104,10 @@ int rundir_open(struct rundir *rd, const char *project_dir, pid_t *other_pid, ch
         int e = errno;
         *other_pid = read_pid_file(fd);
         close(fd);
-        if (e == EWOULDBLOCK)
+        if (e == EWOULDBLOCK && *other_pid > 0)
             snprintf(err, errlen, "node already running (pid %d)", (int)*other_pid);
+        else if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "another node is starting in %s", project_dir);
         else
             snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
         return -1;
@@ -182,8 +184,10 @@ int rundir_find_node(const char *project_dir, char *endpoint, size_t cap, pid_t 
     if (!f || !fgets(endpoint, (int)cap, f)) {
         if (f)
             fclose(f);
-        snprintf(err, errlen, "node (pid %d) is starting or stopping: no endpoint in %s yet",
-                 (int)*pid, path);
+        if (*pid > 0)
+            snprintf(err, errlen, "node (pid %d) is starting or stopping: no endpoint in %s yet", (int)*pid, path);
+        else
+            snprintf(err, errlen, "a node is starting or stopping in %s: no endpoint yet", project_dir);
         return -1;
     }
     fclose(f);

@@ -11,13 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "node/journal.h"
+#include "node/streamrec.h"
 #include "node/topic.h"
 
 #define BUS_MAX_PATTERNS 32
 #define BUS_NAME_MAX 200
+#define BUS_COMMIT_INTERVAL_MS 200
+#define BUS_STREAM_OFFSETS_MAX 4096
 
 struct bus_event {
     unsigned refs;
+    uint64_t offset;     /* journal offset, for events replayed from a retained stream */
+    int has_offset;
     char *type;
     char *source;
     char *headers;       /* packed msgpack map */
@@ -56,6 +62,28 @@ struct bus_group {
     uint64_t delivered, dropped;
     uint64_t dropped_reported;
     uint64_t last_drop_report_ms;
+    /* A stream group reads a retained stream's journal instead of a queue of new events;
+     * the queue only holds events handed back for redelivery. */
+    struct bus_stream *stream;
+    struct journal_reader *reader;
+    uint64_t read_next;              /* next journal offset to read */
+    uint64_t *unacked;               /* offsets delivered and not acked, ascending */
+    size_t unacked_count, unacked_cap;
+    uint64_t committed;              /* every offset below this is handled */
+};
+
+/* One retained stream: its journal and the committed offset of each named group. */
+struct bus_stream {
+    char *pattern;
+    struct journal *journal;
+    char offsets_path[4200];
+    struct {
+        char *group;
+        uint64_t committed;
+    } offsets[BUS_STREAM_OFFSETS_MAX];
+    size_t offset_count;
+    int offsets_dirty;
+    int sync_pending;
 };
 
 struct bus_delivery {
@@ -207,8 +235,13 @@ static int send_event(struct bus *bus, struct bus_member *m, struct bus_event *e
     msgpack_sbuffer_clear(&bus->scratch);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &bus->scratch, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     wire_pack_kv_str(&pk, "subscription", m->subscription);
+    wire_pack_str(&pk, "offset");
+    if (ev->has_offset)
+        msgpack_pack_uint64(&pk, ev->offset);
+    else
+        msgpack_pack_nil(&pk);
     wire_pack_str(&pk, "delivery");
     msgpack_pack_uint64(&pk, tag);
     wire_pack_kv_str(&pk, "type", ev->type);
@@ -236,11 +269,194 @@ static void group_report_drops(struct bus *bus, struct bus_group *g)
     g->last_drop_report_ms = now;
 }
 
+
+/* ---- retained streams ------------------------------------------------------------------- */
+
+static struct bus_event *event_from_record(const void *payload, size_t len, uint64_t offset)
+{
+    struct streamrec rec;
+    if (streamrec_unpack(&rec, payload, len) < 0)
+        return NULL;
+    struct bus_event *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        abort();
+    ev->type = strndup(rec.type->via.str.ptr, rec.type->via.str.size);
+    ev->source = strndup(rec.source->via.str.ptr, rec.source->via.str.size);
+    ev->headers = pack_copy(rec.headers, &ev->headers_len, 1);
+    ev->body = pack_copy(rec.body, &ev->body_len, 0);
+    ev->offset = offset;
+    ev->has_offset = 1;
+    streamrec_free(&rec);
+    return ev;
+}
+
+static int group_matches(const struct bus_group *g, const char *type)
+{
+    for (size_t k = 0; k < g->pattern_count; k++)
+        if (topic_match(g->patterns[k], type))
+            return 1;
+    return 0;
+}
+
+static void stream_group_update_commit(struct bus_group *g)
+{
+    uint64_t c = g->unacked_count ? g->unacked[0] : g->read_next;
+    if (c != g->committed) {
+        g->committed = c;
+        if (!g->broadcast)
+            g->stream->offsets_dirty = 1;
+    }
+}
+
+static void unacked_remove(struct bus_group *g, uint64_t offset)
+{
+    for (size_t i = 0; i < g->unacked_count; i++) {
+        if (g->unacked[i] == offset) {
+            memmove(&g->unacked[i], &g->unacked[i + 1], (g->unacked_count - i - 1) * sizeof *g->unacked);
+            g->unacked_count--;
+            return;
+        }
+    }
+}
+
+/* Reads the stream's next record that this group wants into its queue. Returns 1 when one
+ * was queued, 0 at the end of the journal. */
+static int stream_group_fill(struct bus_group *g)
+{
+    for (;;) {
+        uint64_t offset;
+        const void *payload;
+        size_t len;
+        int rc = journal_reader_next(g->reader, &offset, &payload, &len);
+        if (rc <= 0)
+            return 0;
+        g->read_next = offset + 1;
+        struct bus_event *ev = event_from_record(payload, len, offset);
+        if (!ev || !group_matches(g, ev->type)) {
+            if (ev) {
+                ev->refs = 1;
+                event_release(ev);
+            }
+            stream_group_update_commit(g);
+            continue;
+        }
+        if (g->unacked_count == g->unacked_cap) {
+            g->unacked_cap = g->unacked_cap ? g->unacked_cap * 2 : 64;
+            g->unacked = realloc(g->unacked, g->unacked_cap * sizeof *g->unacked);
+            if (!g->unacked)
+                abort();
+        }
+        g->unacked[g->unacked_count++] = offset;
+        ev->refs = 1;
+        queue_push(g, (struct bus_pending){ev, 0}, 0);
+        return 1;
+    }
+}
+
+static uint64_t *stream_stored_offset(struct bus_stream *st, const char *group)
+{
+    for (size_t i = 0; i < st->offset_count; i++)
+        if (strcmp(st->offsets[i].group, group) == 0)
+            return &st->offsets[i].committed;
+    return NULL;
+}
+
+static void stream_load_offsets(struct bus_stream *st)
+{
+    FILE *f = fopen(st->offsets_path, "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f) && st->offset_count < BUS_STREAM_OFFSETS_MAX) {
+        unsigned long long committed;
+        char group[BUS_NAME_MAX + 1];
+        if (sscanf(line, "%llu %200s", &committed, group) == 2) {
+            st->offsets[st->offset_count].group = strdup(group);
+            st->offsets[st->offset_count].committed = committed;
+            st->offset_count++;
+        }
+    }
+    fclose(f);
+}
+
+/* Writes the committed offsets of the stream's named groups (temp file + rename, so a
+ * crash leaves the old file or the new one, never half of one). */
+static void stream_save_offsets(struct bus *bus, struct bus_stream *st)
+{
+    for (size_t i = 0; i < bus->group_count; i++) {
+        struct bus_group *g = bus->groups[i];
+        if (g->stream != st || g->broadcast)
+            continue;
+        uint64_t *known = stream_stored_offset(st, g->name);
+        if (known) {
+            *known = g->committed;
+        } else if (st->offset_count < BUS_STREAM_OFFSETS_MAX) {
+            st->offsets[st->offset_count].group = strdup(g->name);
+            st->offsets[st->offset_count].committed = g->committed;
+            st->offset_count++;
+        }
+    }
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", st->offsets_path);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return;
+    for (size_t i = 0; i < st->offset_count; i++)
+        fprintf(f, "%llu %s\n", (unsigned long long)st->offsets[i].committed, st->offsets[i].group);
+    if (fflush(f) == 0 && fdatasync(fileno(f)) == 0 && fclose(f) == 0)
+        rename(tmp, st->offsets_path);
+    else
+        unlink(tmp);
+    st->offsets_dirty = 0;
+}
+
+static void bus_on_commit_timer(uv_timer_t *timer)
+{
+    struct bus *bus = timer->data;
+    for (size_t i = 0; i < bus->stream_count; i++) {
+        struct bus_stream *st = &bus->streams[i];
+        if (st->sync_pending) {
+            journal_sync(st->journal);
+            st->sync_pending = 0;
+        }
+        if (st->offsets_dirty)
+            stream_save_offsets(bus, st);
+    }
+}
+
+static struct bus_stream *bus_find_stream(struct bus *bus, const char *pattern)
+{
+    for (size_t i = 0; i < bus->stream_count; i++)
+        if (strcmp(bus->streams[i].pattern, pattern) == 0)
+            return &bus->streams[i];
+    return NULL;
+}
+
+/* Points a stream group at `start` (dropping what it had queued). */
+static void stream_group_seek(struct bus_group *g, uint64_t start)
+{
+    while (g->count > 0)
+        event_release(queue_pop(g).event);
+    g->unacked_count = 0;
+    journal_reader_close(g->reader);
+    g->reader = NULL;
+    uint64_t first = journal_first_offset(g->stream->journal), next = journal_next_offset(g->stream->journal);
+    if (start < first)
+        start = first;
+    if (start > next)
+        start = next;
+    if (journal_reader_open(g->stream->journal, start, &g->reader) < 0)
+        g->reader = NULL;
+    g->read_next = g->committed = start;
+}
+
 /* Hands queued events to members with room, round robin. */
 static void group_dispatch(struct bus *bus, struct bus_group *g)
 {
     size_t failed_sends = 0;
-    while (g->count > 0 && g->member_count > 0 && failed_sends < g->member_count) {
+    while (g->member_count > 0 && failed_sends < g->member_count) {
+        if (g->count == 0 && !(g->stream && g->reader && stream_group_fill(g)))
+            return;
         struct bus_member *m = NULL;
         for (size_t tries = 0; tries < g->member_count; tries++) {
             struct bus_member *cand = g->members[(g->next_member + tries) % g->member_count];
@@ -276,10 +492,7 @@ static size_t bus_route(struct bus *bus, struct bus_event *ev)
     ev->refs++; /* held while routing */
     for (size_t i = 0; i < bus->group_count; i++) {
         struct bus_group *g = bus->groups[i];
-        int match = 0;
-        for (size_t k = 0; k < g->pattern_count && !match; k++)
-            match = topic_match(g->patterns[k], ev->type);
-        if (!match)
+        if (g->stream || !group_matches(g, ev->type))
             continue;
         if (queue_push(g, (struct bus_pending){ev, 0}, 0) < 0) {
             g->dropped++;
@@ -368,6 +581,8 @@ static void bus_on_delay_timer(uv_timer_t *timer)
 
 static void group_free(struct bus_group *g)
 {
+    journal_reader_close(g->reader);
+    free(g->unacked);
     while (g->count > 0)
         event_release(queue_pop(g).event);
     for (size_t i = 0; i < g->pattern_count; i++)
@@ -488,6 +703,31 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     ev->source = strdup(source);
     ev->headers = pack_copy(headers, &ev->headers_len, 1);
     ev->body = pack_copy(wire_map_get(msg->body, "body"), &ev->body_len, 0);
+    /* Retained first: an event is acknowledged only once its journal has it. */
+    int64_t offset = -1;
+    for (size_t i = 0; i < bus->stream_count; i++) {
+        struct bus_stream *st = &bus->streams[i];
+        if (!topic_match(st->pattern, type))
+            continue;
+        msgpack_sbuffer_clear(&bus->scratch);
+        streamrec_pack(&bus->scratch, ev->type, ev->source, ev->headers, ev->headers_len, ev->body,
+                       ev->body_len, loghub_wall_ns());
+        uint64_t off;
+        int rc = journal_append(st->journal, bus->scratch.data, bus->scratch.size, &off);
+        if (rc < 0) {
+            char why[300];
+            snprintf(why, sizeof why, "emit: cannot keep the event in stream %s: %s", st->pattern, strerror(-rc));
+            ev->refs = 1;
+            event_release(ev);
+            control_reply_error(ctl, msg, why);
+            return;
+        }
+        st->sync_pending = 1;
+        offset = (int64_t)off;
+        for (size_t k = 0; k < bus->group_count; k++)
+            if (bus->groups[k]->stream == st)
+                group_dispatch(bus, bus->groups[k]);
+    }
     size_t groups = 0;
     if (delay_ms > 0) {
         ev->refs = 1; /* held by the delay heap */
@@ -498,9 +738,14 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     }
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
+    msgpack_pack_map(&b.pk, 3);
     control_pack_id(&b.pk, msg);
     wire_pack_kv_int(&b.pk, "groups", (int64_t)groups);
+    wire_pack_str(&b.pk, "offset");
+    if (offset >= 0)
+        msgpack_pack_int64(&b.pk, offset);
+    else
+        msgpack_pack_nil(&b.pk);
     control_reply(ctl, msg, "ok", &b);
     wire_body_free(&b);
 }
@@ -548,6 +793,31 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         control_reply_error(ctl, msg, "subscribe: this connection already has that subscription");
         return;
     }
+    /* A stream subscription reads a retained stream from a chosen offset. */
+    struct bus_stream *stream = NULL;
+    char stream_name[BUS_NAME_MAX + 1], from_text[32] = "";
+    int64_t from_offset = -1;
+    int has_from = 0;
+    if (wire_map_get(msg->body, "stream") && wire_map_get(msg->body, "stream")->type != MSGPACK_OBJECT_NIL) {
+        if (wire_get_str(msg->body, "stream", stream_name, sizeof stream_name) < 0 ||
+            !(stream = bus_find_stream(bus, stream_name))) {
+            control_reply_error(ctl, msg, "subscribe: stream must name a stream of `streams:` in .lymph.yml");
+            return;
+        }
+        const msgpack_object *from = wire_map_get(msg->body, "from");
+        if (from && from->type != MSGPACK_OBJECT_NIL) {
+            has_from = 1;
+            if (wire_get_int(msg->body, "from", &from_offset) == 0 && from_offset >= 0) {
+                /* an offset */
+            } else if (wire_get_str(msg->body, "from", from_text, sizeof from_text) == 0 &&
+                       (!strcmp(from_text, "beginning") || !strcmp(from_text, "now") || !strcmp(from_text, "resume"))) {
+                has_from = strcmp(from_text, "resume") != 0;
+            } else {
+                control_reply_error(ctl, msg, "subscribe: from must be an offset, beginning, now or resume");
+                return;
+            }
+        }
+    }
     int64_t pid = 0, prefetch = BUS_DEFAULT_PREFETCH;
     wire_get_int(msg->body, "pid", &pid);
     wire_get_int(msg->body, "prefetch", &prefetch);
@@ -569,12 +839,34 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         g->broadcast = 1;
     } else {
         g = bus_find_group(bus, group_name);
+        if (g && g->stream != stream) {
+            control_reply_error(ctl, msg, stream ? "subscribe: that group already reads new events, not a stream"
+                                                 : "subscribe: that group reads a stream: give its stream");
+            return;
+        }
         if (!g) {
             g = calloc(1, sizeof *g);
             if (!g)
                 abort();
             g->name = strdup(group_name);
         }
+    }
+    if (stream && (!g->stream || (g->member_count == 0 && has_from))) {
+        int fresh = !g->stream;
+        g->stream = stream;
+        uint64_t start = journal_next_offset(stream->journal);
+        if (from_offset >= 0)
+            start = (uint64_t)from_offset;
+        else if (!strcmp(from_text, "beginning"))
+            start = journal_first_offset(stream->journal);
+        else if (!has_from && fresh && !g->broadcast) {
+            uint64_t *stored = stream_stored_offset(stream, g->name);
+            if (stored)
+                start = *stored;
+        }
+        stream_group_seek(g, start);
+        if (!g->broadcast)
+            stream->offsets_dirty = 1;
     }
     if (g->member_count == 0 && g->pattern_count == 0) {
         if (bus->group_count == bus->group_cap) {
@@ -647,6 +939,10 @@ static void settle(struct bus *bus, const struct wire_msg *msg, int requeue)
     } else {
         g->delivered++;
         bus->delivered++;
+        if (g->stream && d.event->has_offset) {
+            unacked_remove(g, d.event->offset);
+            stream_group_update_commit(g);
+        }
         event_release(d.event);
     }
     group_dispatch(bus, g);
@@ -668,8 +964,16 @@ static void handle_bus_status(void *ctx, struct control *ctl, const struct wire_
     struct wire_body b;
     wire_body_init(&b);
     msgpack_packer *pk = &b.pk;
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 7);
     control_pack_id(pk, msg);
+    wire_pack_str(pk, "streams");
+    msgpack_pack_array(pk, bus->stream_count);
+    for (size_t i = 0; i < bus->stream_count; i++) {
+        msgpack_pack_map(pk, 3);
+        wire_pack_kv_str(pk, "pattern", bus->streams[i].pattern);
+        wire_pack_kv_int(pk, "first_offset", (int64_t)journal_first_offset(bus->streams[i].journal));
+        wire_pack_kv_int(pk, "next_offset", (int64_t)journal_next_offset(bus->streams[i].journal));
+    }
     wire_pack_kv_int(pk, "emitted", (int64_t)bus->emitted);
     wire_pack_kv_int(pk, "delivered", (int64_t)bus->delivered);
     wire_pack_kv_int(pk, "dropped", (int64_t)bus->dropped);
@@ -681,8 +985,11 @@ static void handle_bus_status(void *ctx, struct control *ctl, const struct wire_
         unsigned in_flight = 0;
         for (size_t k = 0; k < g->member_count; k++)
             in_flight += g->members[k]->in_flight;
-        msgpack_pack_map(pk, 8);
+        msgpack_pack_map(pk, 11);
         wire_pack_kv_str(pk, "name", g->name);
+        wire_pack_kv_str(pk, "stream", g->stream ? g->stream->pattern : NULL);
+        wire_pack_kv_int(pk, "read_offset", g->stream ? (int64_t)g->read_next : -1);
+        wire_pack_kv_int(pk, "committed_offset", g->stream ? (int64_t)g->committed : -1);
         wire_pack_kv_bool(pk, "broadcast", g->broadcast);
         wire_pack_str(pk, "patterns");
         msgpack_pack_array(pk, g->pattern_count);
@@ -763,7 +1070,44 @@ static void bus_on_expiry(uv_timer_t *timer)
         group_report_drops(bus, bus->groups[i]);
 }
 
-void bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct control *ctl)
+static int bus_open_streams(struct bus *bus, const struct config *cfg, const char *run_dir, char *err,
+                            size_t errlen)
+{
+    if (cfg->stream_count == 0)
+        return 0;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/streams", run_dir);
+    bus->streams = calloc(cfg->stream_count, sizeof *bus->streams);
+    if (!bus->streams)
+        abort();
+    for (size_t i = 0; i < cfg->stream_count; i++) {
+        const struct config_stream *cs = &cfg->streams[i];
+        struct bus_stream *st = &bus->streams[i];
+        char name[600];
+        streamrec_journal_name(cs->pattern, name, sizeof name);
+        struct journal_options o = {.dir = dir, .name = name, .retain_records = cs->retain_events};
+        struct journal_recovery rep;
+        if (journal_open(&st->journal, &o, &rep, err, errlen) < 0)
+            return -1;
+        st->pattern = strdup(cs->pattern);
+        bus->stream_count++;
+        snprintf(st->offsets_path, sizeof st->offsets_path, "%s/%s.offsets", dir, name);
+        stream_load_offsets(st);
+        if (rep.truncated_bytes || rep.dropped_segments)
+            loghub_node_line(bus->hub, getpid(), LOG_LEVEL_WARNING,
+                             "stream %s: journal had a torn or corrupt tail: cut %llu bytes%s; %llu events kept",
+                             cs->pattern, (unsigned long long)rep.truncated_bytes,
+                             rep.dropped_segments ? " and later segments" : "", (unsigned long long)rep.records);
+        loghub_node_line(bus->hub, getpid(), LOG_LEVEL_INFO, "stream %s: events %llu..%llu retained (keeps %llu)",
+                         cs->pattern, (unsigned long long)journal_first_offset(st->journal),
+                         (unsigned long long)journal_next_offset(st->journal),
+                         (unsigned long long)cs->retain_events);
+    }
+    return 0;
+}
+
+int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct control *ctl,
+             const struct config *cfg, const char *run_dir, char *err, size_t errlen)
 {
     memset(bus, 0, sizeof *bus);
     bus->loop = loop;
@@ -785,10 +1129,17 @@ void bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contr
     control_register(ctl, "ack", handle_ack, bus);
     control_register(ctl, "nack", handle_nack, bus);
     control_register(ctl, "bus_status", handle_bus_status, bus);
+    uv_timer_init(loop, &bus->commit_timer);
+    bus->commit_timer.data = bus;
+    uv_timer_start(&bus->commit_timer, bus_on_commit_timer, BUS_COMMIT_INTERVAL_MS, BUS_COMMIT_INTERVAL_MS);
+    return bus_open_streams(bus, cfg, run_dir, err, errlen);
 }
 
 void bus_close(struct bus *bus)
 {
+    for (size_t i = 0; i < bus->stream_count; i++)
+        stream_save_offsets(bus, &bus->streams[i]);
+    uv_close((uv_handle_t *)&bus->commit_timer, NULL);
     uv_close((uv_handle_t *)&bus->delay_timer, NULL);
     uv_close((uv_handle_t *)&bus->expiry_timer, NULL);
     struct bus_delivery_table *t = bus->deliveries;
@@ -804,4 +1155,12 @@ void bus_close(struct bus *bus)
         event_release(bus->delayed[i].event);
     free(bus->delayed);
     msgpack_sbuffer_destroy(&bus->scratch);
+    for (size_t i = 0; i < bus->stream_count; i++) {
+        struct bus_stream *st = &bus->streams[i];
+        journal_close(st->journal);
+        free(st->pattern);
+        for (size_t k = 0; k < st->offset_count; k++)
+            free(st->offsets[k].group);
+    }
+    free(bus->streams);
 }

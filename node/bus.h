@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "node/config.h"
 #include "node/control.h"
 #include "node/loghub.h"
 
@@ -19,6 +20,7 @@
 
 struct bus_event;
 struct bus_group;
+struct bus_stream;
 struct bus_member;
 struct bus_delivery_table;
 
@@ -42,10 +44,16 @@ struct bus {
     uv_timer_t delay_timer;
     uv_timer_t expiry_timer;         /* drops members whose connection and process are gone */
     msgpack_sbuffer scratch;         /* reused to build event messages */
+    struct bus_stream *streams;      /* retained streams (streams: in .lymph.yml) */
+    size_t stream_count;
+    uv_timer_t commit_timer;         /* persists committed offsets and fdatasyncs journals */
     uint64_t emitted, delivered, dropped;
 };
 
-void bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct control *ctl);
+/* Opens the journals of cfg's streams under <run_dir>/streams (a torn tail is cut and
+ * reported as a node line). Returns 0, or -1 with err set when a journal cannot be opened. */
+int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct control *ctl,
+             const struct config *cfg, const char *run_dir, char *err, size_t errlen);
 /* A connection showed it is alive (heartbeat, ack). */
 void bus_touch(struct bus *bus, const void *routing, size_t routing_len);
 /* A process exited: its subscriptions go, their unacked events go back to their groups. */

@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <yaml.h>
 
+#include "node/topic.h"
+
 /* Key paths only ever appear in messages, so a long one may be cut short. */
 #define KEY_PATH_MAX 256
 /* Bounds what a hostile or mistaken file can make us do: recursion in the tree walks
@@ -28,6 +30,7 @@
 #define MAX_NUMPROCESSES 1000
 #define DEFAULT_STOP_TIMEOUT_MS 10000u
 #define DEFAULT_READY_TIMEOUT_MS 30000u
+#define DEFAULT_RETAIN_EVENTS 100000u
 #define MAX_STOP_TIMEOUT_MS 3600000LL
 #define DEFAULT_HOST "127.0.0.1"
 
@@ -1443,9 +1446,53 @@ static bool is_lymph_service_key(const char *key)
     return false;
 }
 
+static int load_streams(struct loader *ld, const struct ynode *node)
+{
+    struct config *cfg = ld->cfg;
+    char key_path[KEY_PATH_MAX], child[KEY_PATH_MAX];
+    if (node->kind != YNODE_MAP) {
+        return fail(ld, node, "streams", "must be a map of event pattern to {retain_events}, got %s",
+                    ynode_kind_name(node));
+    }
+    size_t n = ynode_pairs(node);
+    cfg->streams = xcalloc(n ? n : 1, sizeof *cfg->streams);
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *key = node->kids[2 * i];
+        const struct ynode *body = node->kids[2 * i + 1];
+        key_path_child(key_path, "streams", key->text);
+        struct config_stream *st = &cfg->streams[cfg->stream_count++];
+        st->pattern = xstrdup(key->text);
+        st->line = key->line;
+        st->retain_events = DEFAULT_RETAIN_EVENTS;
+        if (!topic_pattern_valid(key->text)) {
+            return fail(ld, key, key_path,
+                        "not an event pattern (dot-separated words, * for one word, # for any)");
+        }
+        if (ynode_is_null(body)) {
+            continue;
+        }
+        if (body->kind != YNODE_MAP) {
+            return fail(ld, body, key_path, "must be a map (retain_events), got %s", ynode_kind_name(body));
+        }
+        for (size_t k = 0; k < ynode_pairs(body); k++) {
+            const struct ynode *bk = body->kids[2 * k];
+            key_path_child(child, key_path, bk->text);
+            if (strcmp(bk->text, "retain_events") != 0) {
+                return fail(ld, bk, child, "unknown key (a stream takes retain_events)");
+            }
+            long long v;
+            if (value_int(ld, body->kids[2 * k + 1], child, 1, 1000000000LL, &v) < 0) {
+                return -1;
+            }
+            st->retain_events = (uint64_t)v;
+        }
+    }
+    return 0;
+}
+
 static int load_top_level(struct loader *ld, const struct ynode *root)
 {
-    const struct ynode *instances = NULL, *sockets = NULL, *logs = NULL;
+    const struct ynode *instances = NULL, *sockets = NULL, *logs = NULL, *streams = NULL;
     if (!root || ynode_is_null(root)) {
         return 0;
     }
@@ -1463,11 +1510,13 @@ static int load_top_level(struct loader *ld, const struct ynode *root)
             sockets = value;
         } else if (strcmp(k, "logs") == 0) {
             logs = value;
+        } else if (strcmp(k, "streams") == 0) {
+            streams = value;
         } else if (is_lymph_service_key(k)) {
             add_note(ld->cfg, "%s: read by lymph services, ignored by the node", k);
         } else {
             return fail(ld, key, k,
-                        "unknown key (the node reads instances, sockets, logs; "
+                        "unknown key (the node reads instances, sockets, logs, streams; "
                         "lymph's service keys like container are accepted and ignored)");
         }
     }
@@ -1476,6 +1525,9 @@ static int load_top_level(struct loader *ld, const struct ynode *root)
         return -1;
     }
     if (logs && !ynode_is_null(logs) && load_logs(ld, logs) < 0) {
+        return -1;
+    }
+    if (streams && !ynode_is_null(streams) && load_streams(ld, streams) < 0) {
         return -1;
     }
     if (instances && !ynode_is_null(instances) && load_instances(ld, instances) < 0) {
@@ -1586,6 +1638,9 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->note_count; i++) {
         free(cfg->notes[i]);
     }
+    for (size_t i = 0; i < cfg->stream_count; i++)
+        free(cfg->streams[i].pattern);
+    free(cfg->streams);
     free(cfg->notes);
     free(cfg->path);
     free(cfg->dir);

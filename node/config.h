@@ -5,6 +5,7 @@
 #define DEVNODE_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum restart_policy { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NEVER };
 
@@ -61,6 +62,13 @@ struct config_logs {
     unsigned keep_files;    /* rotated files kept per log, default 5 */
 };
 
+/* A retained event stream: events whose type matches `pattern` are kept in a journal. */
+struct config_stream {
+    char *pattern;           /* AMQP topic pattern, e.g. "book.#" */
+    uint64_t retain_events;  /* keep at least the newest this many, default 100000 */
+    int line;
+};
+
 struct config {
     char *path;   /* absolute path of the loaded file */
     char *dir;    /* absolute directory holding it */
@@ -69,6 +77,8 @@ struct config {
     struct config_socket *sockets;
     size_t socket_count;
     struct config_logs logs;
+    struct config_stream *streams;  /* streams: {PATTERN: {retain_events: N}} */
+    size_t stream_count;
     char **notes;   /* informational lines for `devnode check` (ignored lymph keys, ...) */
     size_t note_count;
 };

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Records of a line longer than the limit: the raw line (bytes before "\n") is cut into
- * FRAMER_MAX_LINE pieces flagged FRAMER_SPLIT while more than the limit remains, and
- * the "\r" of a CRLF is stripped only from the last piece. The cut therefore depends only
- * on the bytes, never on how the pipe reads chunked them. (A raw line of exactly
- * FRAMER_MAX_LINE bytes plus "\r\n" gives one full split piece and an empty last piece.)
+/* Records of a line longer than the limit: the line's content (the bytes before "\n",
+ * less the "\r" of a CRLF) is cut into FRAMER_MAX_LINE pieces flagged FRAMER_SPLIT while
+ * more than the limit remains. The cut depends only on the bytes, never on how the pipe
+ * reads chunked them. To tell a CRLF from a "\r" inside the text, the pending buffer may
+ * hold one byte more than the limit: a "\r" right after a full piece.
  *
  * The callback must not call back into the same framer. */
 
@@ -34,13 +34,13 @@ void framer_free(struct framer *f)
 /* Emits a complete raw line (no "\n") that is `len` bytes of contiguous memory. */
 static void emit_line(const char *p, size_t len, framer_line_cb cb, void *ctx)
 {
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
     while (len > FRAMER_MAX_LINE) {
         cb(ctx, p, FRAMER_MAX_LINE, FRAMER_SPLIT);
         p += FRAMER_MAX_LINE;
         len -= FRAMER_MAX_LINE;
     }
-    if (len > 0 && p[len - 1] == '\r')
-        len--;
     cb(ctx, p, len, 0);
 }
 
@@ -65,8 +65,8 @@ static int ensure_cap(struct framer *f, size_t need)
     size_t cap = f->cap ? f->cap : FRAMER_MIN_CAP;
     while (cap < need)
         cap *= 2;
-    if (cap > FRAMER_MAX_LINE)
-        cap = FRAMER_MAX_LINE;
+    if (cap > FRAMER_MAX_LINE + 1)
+        cap = FRAMER_MAX_LINE + 1;
     char *buf = realloc(f->buf, cap);
     if (!buf)
         return -1;
@@ -82,9 +82,22 @@ static int ensure_cap(struct framer *f, size_t need)
 static int pending_add(struct framer *f, const char *p, size_t len, framer_line_cb cb, void *ctx)
 {
     while (len > 0) {
-        if (f->len == FRAMER_MAX_LINE) {
-            cb(ctx, f->buf, f->len, FRAMER_SPLIT);
-            f->len = 0;
+        if (f->len == FRAMER_MAX_LINE && p[0] == '\r') {
+            /* Maybe a CRLF ending a line of exactly the limit: hold it until we know. */
+            if (ensure_cap(f, FRAMER_MAX_LINE + 1) == 0) {
+                f->buf[f->len++] = '\r';
+                p++;
+                len--;
+                continue;
+            }
+        }
+        if (f->len >= FRAMER_MAX_LINE) {
+            /* More text follows a full piece: it was a split, and a held "\r" was text. */
+            cb(ctx, f->buf, FRAMER_MAX_LINE, FRAMER_SPLIT);
+            size_t rest = f->len - FRAMER_MAX_LINE;
+            if (rest)
+                f->buf[0] = f->buf[FRAMER_MAX_LINE];
+            f->len = rest;
         }
         size_t room = FRAMER_MAX_LINE - f->len;
         size_t n = len < room ? len : room;
@@ -135,7 +148,7 @@ int framer_feed(struct framer *f, const char *data, size_t len, framer_line_cb c
     /* Only the trailing partial line is copied, and never more than the limit: what is
      * beyond it is already known to be split pieces. */
     size_t tail = (size_t)(end - p);
-    while (tail > FRAMER_MAX_LINE) {
+    while (tail > FRAMER_MAX_LINE && !(tail == FRAMER_MAX_LINE + 1 && p[FRAMER_MAX_LINE] == '\r')) {
         cb(ctx, p, FRAMER_MAX_LINE, FRAMER_SPLIT);
         p += FRAMER_MAX_LINE;
         tail -= FRAMER_MAX_LINE;
@@ -152,5 +165,10 @@ void framer_flush(struct framer *f, framer_line_cb cb, void *ctx)
     /* No "\n" came, so a trailing "\r" is part of the text, not of a CRLF. */
     size_t len = f->len;
     f->len = 0;
+    if (len > FRAMER_MAX_LINE) {
+        cb(ctx, f->buf, FRAMER_MAX_LINE, FRAMER_SPLIT);
+        cb(ctx, f->buf + FRAMER_MAX_LINE, len - FRAMER_MAX_LINE, FRAMER_UNTERMINATED);
+        return;
+    }
     cb(ctx, f->buf, len, FRAMER_UNTERMINATED);
 }

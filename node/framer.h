@@ -1,5 +1,5 @@
 /* framer: turns the byte stream of one child pipe into whole lines.
- * It never allocates more than FRAMER_MAX_LINE per stream and never tears a line:
+ * It never holds more than FRAMER_MAX_LINE (+1 for a pending "\r") per stream, never tears a line:
  * a line longer than the limit is cut into records marked FRAMER_SPLIT. */
 #ifndef DEVNODE_FRAMER_H
 #define DEVNODE_FRAMER_H

@@ -27,6 +27,7 @@ struct segment {
 };
 
 struct journal {
+    int readonly;
     char dir[PATH_CAP];
     char name[256];
     uint64_t retain;
@@ -122,8 +123,7 @@ static int scan_segment(struct journal *j, struct segment *s, struct journal_rec
     FILE *f = fopen(path, "rbe");
     if (!f)
         return 1;
-    static char iobuf[1 << 16];
-    setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
     unsigned char head[HEADER_BYTES];
     char *payload = NULL;
     size_t cap = 0;
@@ -163,7 +163,7 @@ static int scan_segment(struct journal *j, struct segment *s, struct journal_rec
     free(payload);
     if (bad || size > good) {
         rep->truncated_bytes += size - good;
-        if (truncate(path, (off_t)good) < 0)
+        if (!j->readonly && truncate(path, (off_t)good) < 0)
             return 1;
         bad = 1;
     }
@@ -181,11 +181,12 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
         abort();
     snprintf(j->dir, sizeof j->dir, "%s", opts->dir);
     snprintf(j->name, sizeof j->name, "%s", opts->name);
+    j->readonly = opts->readonly;
     j->retain = opts->retain_records ? opts->retain_records : 1;
     j->per_segment = opts->segment_records ? opts->segment_records
                                            : (j->retain / 4 < 1024 ? 1024 : j->retain / 4 > 262144 ? 262144 : j->retain / 4);
     j->fd = -1;
-    if (mkdir(j->dir, 0700) < 0 && errno != EEXIST) {
+    if (!j->readonly && mkdir(j->dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", j->dir, strerror(errno));
         free(j);
         return -1;
@@ -221,13 +222,16 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
             for (size_t k = i; k < j->seg_count; k++) {
                 char path[PATH_CAP];
                 segment_path(j, j->segs[k].first, path, sizeof path);
-                unlink(path);
+                if (!j->readonly)
+                    unlink(path);
                 rep->dropped_segments++;
             }
             j->seg_count = i;
             break;
         }
         if (scan_segment(j, &j->segs[i], rep) && i + 1 < j->seg_count) {
+            if (j->readonly)
+                break; /* the node may be writing that tail right now */
             for (size_t k = i + 1; k < j->seg_count; k++) {
                 char path[PATH_CAP];
                 segment_path(j, j->segs[k].first, path, sizeof path);
@@ -243,6 +247,10 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
         add_segment(j, 0);
     struct segment *last = &j->segs[j->seg_count - 1];
     j->next = last->first + last->count;
+    if (j->readonly) {
+        *out = j;
+        return 0;
+    }
     char path[PATH_CAP];
     segment_path(j, last->first, path, sizeof path);
     j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -285,6 +293,8 @@ static void apply_retention(struct journal *j)
 
 int journal_append(struct journal *j, const void *payload, size_t len, uint64_t *offset)
 {
+    if (j->readonly)
+        return -EBADF;
     if (len > JOURNAL_RECORD_MAX)
         return -EMSGSIZE;
     struct segment *last = &j->segs[j->seg_count - 1];
@@ -314,8 +324,26 @@ int journal_append(struct journal *j, const void *payload, size_t len, uint64_t 
     return 0;
 }
 
+void journal_refresh(struct journal *j)
+{
+    /* Re-scan the last segment and look for the next ones: cheap for a follower that polls. */
+    for (;;) {
+        struct segment *last = &j->segs[j->seg_count - 1];
+        struct journal_recovery rep = {0};
+        scan_segment(j, last, &rep);
+        j->next = last->first + last->count;
+        char path[PATH_CAP];
+        segment_path(j, j->next, path, sizeof path);
+        if (access(path, F_OK) != 0 || last->count == 0)
+            return;
+        add_segment(j, j->next);
+    }
+}
+
 int journal_sync(struct journal *j)
 {
+    if (j->fd < 0)
+        return 0;
     return fdatasync(j->fd) < 0 ? -errno : 0;
 }
 

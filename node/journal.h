@@ -18,6 +18,7 @@ struct journal_options {
     const char *name;         /* file name prefix: [A-Za-z0-9_.-] */
     uint64_t retain_records;  /* keep at least the newest this many */
     uint64_t segment_records; /* records per segment file (0: a default from retain_records) */
+    int readonly;             /* a reader beside the node: never truncates, creates or writes */
 };
 
 struct journal_recovery {
@@ -36,6 +37,9 @@ int journal_sync(struct journal *j);
 uint64_t journal_first_offset(const struct journal *j); /* oldest retained */
 uint64_t journal_next_offset(const struct journal *j);  /* the next append gets this */
 void journal_close(struct journal *j);
+
+/* Read-only journals: sees records the node appended since open (and new segments). */
+void journal_refresh(struct journal *j);
 
 /* Sequential reading from an offset (clamped to the oldest retained). */
 struct journal_reader;

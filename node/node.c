@@ -227,7 +227,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->sup.on_process_exit = node_on_process_exit;
     node->sup.on_process_exit_ctx = node;
     registry_init(&node->registry, &node->loop, &node->hub, &node->control);
-    bus_init(&node->bus, &node->loop, &node->hub, &node->control);
+    int streams_failed = bus_init(&node->bus, &node->loop, &node->hub, &node->control, &node->cfg,
+                                  node->rundir.dir, err, sizeof err) < 0;
     node_register_requests(node);
 
     node_watch_signal(node, &node->sig_int, SIGINT);
@@ -247,9 +248,17 @@ int node_run(struct config *cfg, const struct node_options *opts)
                      "node %d up for %s: %zu service%s, %zu instance%s; control at %s", (int)getpid(),
                      node->cfg.path, node->cfg.service_count, node->cfg.service_count == 1 ? "" : "s",
                      instances, instances == 1 ? "" : "s", node->rundir.endpoint);
-    supervisor_start_all(&node->sup);
-    if (node->cfg.service_count == 0)
-        node_request_stop(node, "nothing to run");
+    if (streams_failed) {
+        /* Nothing has started: say why and take the normal way out. */
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_ERROR, "%s", err);
+        fprintf(stderr, "devnode: %s\n", err);
+        node->exit_code = NODE_EXIT_FAILURE;
+        node_request_stop(node, "cannot open the retained streams");
+    } else {
+        supervisor_start_all(&node->sup);
+        if (node->cfg.service_count == 0)
+            node_request_stop(node, "nothing to run");
+    }
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;

@@ -52,6 +52,8 @@ int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *er
         strbuf_free(&p->pending);
         return -1;
     }
+    uv_timer_init(loop, &p->close_deadline);
+    p->close_deadline.data = p;
     return 0;
 }
 
@@ -88,6 +90,14 @@ void printer_on_line(void *ctx, const struct log_line *line)
     printer_format(p, line);
 }
 
+static void printer_close_handles(struct printer *p)
+{
+    if (!uv_is_closing((uv_handle_t *)&p->handle))
+        uv_close((uv_handle_t *)&p->handle, NULL); /* pending writes end with UV_ECANCELED */
+    if (!uv_is_closing((uv_handle_t *)&p->close_deadline))
+        uv_close((uv_handle_t *)&p->close_deadline, NULL);
+}
+
 static void printer_after_write(uv_write_t *req, int status)
 {
     struct printer_write *w = (struct printer_write *)req;
@@ -96,8 +106,15 @@ static void printer_after_write(uv_write_t *req, int status)
     free(w->data);
     free(w);
     (void)status; /* a closed terminal is not the node's failure; lines stay in the log file */
-    if (p->closing && p->inflight_bytes == 0 && !uv_is_closing((uv_handle_t *)&p->handle))
-        uv_close((uv_handle_t *)&p->handle, NULL);
+    if (p->closing && p->inflight_bytes == 0)
+        printer_close_handles(p);
+}
+
+static void printer_on_close_deadline(uv_timer_t *timer)
+{
+    /* Nobody reads our stdout (a full pipe): give up on the last lines, they are in the
+     * log file, and let the node exit. */
+    printer_close_handles(timer->data);
 }
 
 void printer_flush(struct printer *p)
@@ -152,7 +169,13 @@ void printer_close(struct printer *p)
 {
     printer_flush(p);
     p->closing = 1;
-    if ((p->kind == PRINTER_TTY || p->kind == PRINTER_PIPE) && p->inflight_bytes == 0)
-        uv_close((uv_handle_t *)&p->handle, NULL);
+    if (p->kind == PRINTER_TTY || p->kind == PRINTER_PIPE) {
+        if (p->inflight_bytes == 0)
+            printer_close_handles(p);
+        else
+            uv_timer_start(&p->close_deadline, printer_on_close_deadline, PRINTER_CLOSE_DEADLINE_MS, 0);
+    } else {
+        uv_close((uv_handle_t *)&p->close_deadline, NULL);
+    }
     strbuf_free(&p->pending);
 }

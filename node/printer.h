@@ -33,7 +33,11 @@ struct printer {
     uint64_t skipped_lines;   /* skipped since the last notice */
     struct logformat_clock clock; /* local time formatting cache */
     int closing;
+    uv_timer_t close_deadline;  /* a terminal nobody reads must not keep the node alive */
 };
+
+/* How long printer_close waits for the terminal to take the last lines. */
+#define PRINTER_CLOSE_DEADLINE_MS 2000
 
 int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *err, size_t errlen);
 void printer_set_name_width(struct printer *p, size_t width);

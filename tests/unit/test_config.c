@@ -554,7 +554,7 @@ static void test_error_unknown_top_level_key(void **state)
                "instance:\n"
                "  Web: {command: y}\n",
                NULL,
-               "3:1: instance: unknown key (the node reads instances, sockets, logs; "
+               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams; "
                "lymph's service keys like container are accepted and ignored)");
 }
 
@@ -940,6 +940,25 @@ static void test_error_ready(void **state)
                "4:13: instances.A.ready.http: unknown key (ready takes notify, log, tcp, delay, timeout)");
 }
 
+static void test_streams(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx, "streams:\n  book.#: {retain_events: 500}\n  audit.*:\n", NULL, &cfg);
+    assert_int_equal(cfg.stream_count, 2);
+    assert_string_equal(cfg.streams[0].pattern, "book.#");
+    assert_int_equal(cfg.streams[0].retain_events, 500);
+    assert_string_equal(cfg.streams[1].pattern, "audit.*");
+    assert_int_equal(cfg.streams[1].retain_events, 100000);
+    config_free(&cfg);
+    load_fails(fx, "streams:\n  book..x: {}\n", NULL,
+               "2:3: streams.book..x: not an event pattern (dot-separated words, * for one word, # for any)");
+    load_fails(fx, "streams:\n  book.#: {retain_events: 0}\n", NULL,
+               "2:27: streams.book.#.retain_events: must be between 1 and 1000000000, got 0");
+    load_fails(fx, "streams:\n  book.#: {keep: 1}\n", NULL,
+               "2:12: streams.book.#.keep: unknown key (a stream takes retain_events)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +995,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_bad_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_everything_else_loaded, setup, teardown),
     };

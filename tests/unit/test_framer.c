@@ -256,18 +256,27 @@ static void test_line_of_exactly_max(void **state)
     assert_record(&r, 1, "z", 1, 0);
     records_free(&r);
 
-    /* exactly the limit plus CRLF: the "\r" went into a second piece and is dropped
-     * from it, leaving it empty, the same whether or not the CRLF is cut across feeds */
+    /* exactly the limit plus CRLF: one whole line, not split, the same whether or not
+     * the CRLF is cut across feeds */
     line[FRAMER_MAX_LINE] = '\r';
     line[FRAMER_MAX_LINE + 1] = '\n';
     for (size_t cut = FRAMER_MAX_LINE; cut <= FRAMER_MAX_LINE + 2; cut++) {
         assert_int_equal(framer_feed(&f, line, cut, collect, &r), 0);
         assert_int_equal(framer_feed(&f, line + cut, FRAMER_MAX_LINE + 2 - cut, collect, &r), 0);
-        assert_int_equal(r.n, 2);
-        assert_record(&r, 0, line, FRAMER_MAX_LINE, FRAMER_SPLIT);
-        assert_record(&r, 1, "", 0, 0);
+        assert_int_equal(r.n, 1);
+        assert_record(&r, 0, line, FRAMER_MAX_LINE, 0);
         records_free(&r);
     }
+    /* a "\r" after a full piece that is not followed by "\n" is text of the next piece */
+    line[FRAMER_MAX_LINE] = '\r';
+    line[FRAMER_MAX_LINE + 1] = 'x';
+    assert_int_equal(framer_feed(&f, line, FRAMER_MAX_LINE + 1, collect, &r), 0);
+    assert_int_equal(framer_feed(&f, line + FRAMER_MAX_LINE + 1, 1, collect, &r), 0);
+    assert_int_equal(framer_feed(&f, "\n", 1, collect, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_record(&r, 0, line, FRAMER_MAX_LINE, FRAMER_SPLIT);
+    assert_record(&r, 1, "\rx", 2, 0);
+    records_free(&r);
     framer_free(&f);
     free(line);
 }
@@ -417,7 +426,7 @@ static void test_random_chunks_same_records(void **state)
             if (n > len - off)
                 n = len - off;
             assert_int_equal(framer_feed(&f, in + off, n, collect, &chunked), 0);
-            assert_true(f.len <= FRAMER_MAX_LINE && f.cap <= FRAMER_MAX_LINE);
+            assert_true(f.len <= FRAMER_MAX_LINE + 1 && f.cap <= FRAMER_MAX_LINE + 1);
             off += n;
         }
         framer_flush(&f, collect, &chunked);
