@@ -1,0 +1,615 @@
+"""Talking to a running node: scale, restart, stop, the single-node lock, the raw wire
+protocol, signals and exit codes."""
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from conftest import (BURST, DEVNODE, Node, base_env, describe_pids, marked_pids, pid_alive, proc_cmdline,
+                      proc_environ, wait_for)
+
+SLEEPER = """\
+instances:
+    Svc:
+        command: exec sleep 1000
+        numprocesses: {n}
+    Other:
+        command: exec sleep 1001
+"""
+
+
+def iso_time(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def pids_of(insts):
+    return [i["pid"] for i in insts]
+
+
+def test_scale_up_down_to_zero_and_back(project):
+    project.write(SLEEPER.format(n=3))
+    node = project.up()
+    three = pids_of(node.wait_running("Svc", 3))
+    other = pids_of(node.wait_running("Other", 1))
+
+    r = node.cli("scale", "Svc", "5")
+    assert (r.returncode, r.stdout) == (0, "Svc scaled to 5\n"), r.stderr
+    five = pids_of(node.wait_running("Svc", 5))
+    assert five[:3] == three, "scaling up must leave the running instances alone"
+    assert len(set(five)) == 5
+
+    r = node.cli("scale", "Svc", "1")
+    assert (r.returncode, r.stdout) == (0, "Svc scaled to 1\n"), r.stderr
+    one = pids_of(node.wait_running("Svc", 1))
+    assert one == [three[0]], "scaling down stops the highest indexes"
+    wait_for(lambda: not any(pid_alive(p) for p in five[1:]), 10, "scaled-away instances to be gone")
+    texts = [x["text"] for x in node.node_lines()]
+    for i in range(1, 5):
+        assert any(t.startswith(f"Svc.{i} stopped (") and t.endswith("; scaled away") for t in texts), texts
+
+    r = node.cli("scale", "Svc", "0")
+    assert (r.returncode, r.stdout) == (0, "Svc scaled to 0\n"), r.stderr
+    node.wait_running("Svc", 0)
+    wait_for(lambda: not pid_alive(one[0]), 10, "Svc.0 to be gone")
+
+    r = node.cli("scale", "Svc", "2")
+    assert r.returncode == 0, r.stderr
+    two = pids_of(node.wait_running("Svc", 2))
+    assert not set(two) & set(five)
+    assert [proc_environ(p)["DEVNODE_INSTANCE"] for p in two] == ["0", "1"]
+    assert all(i["restarts"] == 0 for i in node.service("Svc")["instances"])
+
+    # Other was never touched.
+    assert pids_of(node.service("Other")["instances"]) == other
+
+    r = node.cli("scale", "Nope", "2")
+    assert r.returncode == 1 and "no service named 'Nope'" in r.stderr, r.stderr
+    r = node.cli("scale", "Svc", "-1")
+    assert r.returncode == 2, r.stderr
+    r = node.cli("scale", "Svc", "many")
+    assert r.returncode == 2, r.stderr
+    node.wait_running("Svc", 2)
+    node.stop()
+
+
+def test_restart_service_and_instance(project):
+    project.write(SLEEPER.format(n=2))
+    node = project.up()
+    before = pids_of(node.wait_running("Svc", 2))
+    other = pids_of(node.wait_running("Other", 1))
+
+    r = node.cli("restart", "Svc")
+    assert (r.returncode, r.stdout) == (0, "restarting Svc (2 instances)\n"), r.stderr
+
+    def restarted(count_by_index, old):
+        def check():
+            insts = node.service("Svc")["instances"]
+            ok = all(i["state"] == "running" and pid_alive(i["pid"]) and i["restarts"] == count_by_index[i["index"]]
+                     for i in insts)
+            return insts if ok and len(insts) == 2 else None
+        return wait_for(check, 10, f"Svc restarts to reach {count_by_index}")
+
+    after = restarted({0: 1, 1: 1}, before)
+    assert not set(pids_of(after)) & set(before)
+    for p in before:
+        wait_for(lambda: not pid_alive(p), 10, f"old pid {p} to be gone")
+
+    r = node.cli("restart", "Svc.1")
+    assert (r.returncode, r.stdout) == (0, "restarting Svc.1 (1 instance)\n"), r.stderr
+    again = restarted({0: 1, 1: 2}, after)
+    assert again[0]["pid"] == after[0]["pid"]
+    assert again[1]["pid"] != after[1]["pid"]
+
+    assert pids_of(node.service("Other")["instances"]) == other
+    assert node.service("Other")["instances"][0]["restarts"] == 0
+
+    r = node.cli("restart", "Nope")
+    assert r.returncode == 1 and r.stdout == ""
+    assert "no service named 'Nope'" in r.stderr, r.stderr
+    r = node.cli("restart", "Svc.7")
+    assert r.returncode == 1 and "Svc has no instance 7" in r.stderr, r.stderr
+    r = node.cli("restart")
+    assert r.returncode == 2
+    node.stop()
+
+
+def test_restart_brings_back_a_failed_service_once_fixed(project):
+    project.write("""\
+instances:
+    Tool:
+        command: ./tool.sh
+""")
+    node = project.up()
+    node.wait_node_line(r"^Tool\.0 cannot run: command not found \(exit status 127\)")
+    assert node.service("Tool")["instances"][0]["state"] == "failed"
+    tool = project.dir / "tool.sh"
+    tool.write_text("#!/bin/sh\nexec sleep 1000\n")
+    tool.chmod(0o755)
+    r = node.cli("restart", "Tool")
+    assert r.returncode == 0, r.stderr
+    (inst,) = node.wait_running("Tool", 1)
+    assert inst["failure"] is None
+    node.stop()
+
+
+def test_second_up_is_refused_and_stale_lock_recovered(project):
+    project.write(SLEEPER.format(n=1))
+    node = project.up()
+    node.wait_running("Svc", 1)
+
+    second_marker = project.marker + "-second"
+    r = subprocess.run([str(DEVNODE), "up"], cwd=project.dir, timeout=20, capture_output=True, text=True,
+                       env=base_env(DEVNODE_TEST_MARKER=second_marker), stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.strip() == f"devnode: node already running (pid {node.pid})"
+    assert marked_pids(second_marker) == [], "the refused node started something"
+    assert node.alive() and node.status()["node"]["pid"] == node.pid
+
+    # SIGKILL the node: its lock goes stale; a new node takes over.
+    os.kill(node.pid, signal.SIGKILL)
+    node.wait_exit(10)
+    wait_for(lambda: not marked_pids(project.marker), 10,
+             lambda: f"old node's processes to be gone: {describe_pids(marked_pids(project.marker))}")
+    r = project.cli("status")
+    assert r.returncode == 1 and "no node running" in r.stderr, (r.stdout, r.stderr)
+
+    fresh = project.up()
+    assert fresh.pid != node.pid
+    fresh.wait_running("Svc", 1)
+    assert fresh.status()["node"]["pid"] == fresh.pid
+    assert (project.run_dir / "node.lock").read_text().strip() == str(fresh.pid)
+    fresh.stop()
+
+
+# ---------------------------------------------------------------- wire protocol
+
+class Dealer:
+    def __init__(self, endpoint):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, frames):
+        self.sock.send_multipart(frames)
+
+    def recv(self, timeout_ms=5000):
+        if not self.sock.poll(timeout_ms):
+            raise AssertionError(f"no reply from the node within {timeout_ms} ms")
+        return self.sock.recv_multipart()
+
+    def request(self, type_, body):
+        self.send([b"1", type_, msgpack.packb(body)])
+        frames = self.recv()
+        assert len(frames) == 3, frames
+        return frames[0], frames[1], msgpack.unpackb(frames[2], raw=False)
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def dealer(project):
+    made = []
+
+    def connect():
+        d = Dealer((project.run_dir / "endpoint").read_text().strip())
+        made.append(d)
+        return d
+    yield connect
+    for d in made:
+        d.close()
+
+
+def test_wire_status_round_trip_and_malformed_messages(project, dealer):
+    project.write(SLEEPER.format(n=2))
+    node = project.up()
+    node.wait_running("Svc", 2)
+    d = dealer()
+
+    version, type_, body = d.request(b"status", {"id": 7})
+    assert (version, type_) == (b"1", b"status")
+    assert body["id"] == 7
+    assert body["node"]["pid"] == node.pid and body["node"]["malformed_messages"] == 0
+    assert [s["name"] for s in body["services"]] == ["Svc", "Other"]
+
+    garbage = [
+        [b"hello"],                                                    # a single frame
+        [b"2", b"status", msgpack.packb({"id": 1})],                   # wrong version
+        [b"1", b"status"],                                             # missing body
+        [b"1", b"status", msgpack.packb([1, 2, 3])],                   # body not a map
+        [b"1", b"status", msgpack.packb("id")],                        # body a string
+        [b"1", b"status", msgpack.packb({"id": 1}), b"x"],             # extra frame
+        [b"1", b"status", msgpack.packb({"id": 1}), b"x", b"y"],       # 3 body frames
+        [b"1", b"status", b"\xc1\xff\x00garbage"],                     # not msgpack at all
+        [b"1", b"status", b"\xdf\xff\xff\xff\xff"],                    # map claiming 4G entries
+        [b"1", b"", msgpack.packb({"id": 1})],                         # empty type
+        [b"\x00" * 100000],                                            # one big junk frame
+        [b"1", b"status", b"\x81\xa2id" + b"\x91" * 100000 + b"\x01"],   # 100000 nested arrays
+        [b"1", b"status", b"\x81\xa2id\xdb\xff\xff\xff\xf0abc"],         # str claiming 4 GiB
+        [b"1", b"status", b"\x81\xa2id\xdd\xff\xff\xff\xf0"],            # array claiming 4G items
+        [b"1", b"status"] + [b"x"] * 1000,                              # 1000 frames
+        [b"1", b"status", msgpack.packb({"id": 1}) + b"\x00\x00"],      # trailing bytes
+        [b"1", b"s" * 10000, msgpack.packb({"id": 1})],                 # absurd type
+    ]
+    for frames in garbage:
+        d.send(frames)
+    # Malformed messages get no reply: the next reply is the answer to this request.
+    version, type_, body = d.request(b"status", {"id": 8})
+    assert (version, type_) == (b"1", b"status") and body["id"] == 8
+    assert body["node"]["malformed_messages"] == len(garbage)
+    assert node.status()["node"]["malformed_messages"] == len(garbage)
+
+    version, type_, body = d.request(b"frobnicate", {"id": 9})
+    assert (version, type_) == (b"1", b"error")
+    assert body["id"] == 9 and "frobnicate" in body["message"]
+    assert node.status()["node"]["malformed_messages"] == len(garbage)
+
+    # A burst of pipelined requests on one socket: every one is answered (the edge-triggered
+    # ZMQ_FD path), and a second client is served meanwhile.
+    for i in range(1000):
+        d.send([b"1", b"status", msgpack.packb({"id": 1000 + i})])
+    other = dealer()
+    _, type_, body = other.request(b"status", {"id": "other"})
+    assert type_ == b"status" and body["id"] == "other"
+    ids = []
+    for _ in range(1000):
+        frames = d.recv()
+        ids.append(msgpack.unpackb(frames[2], raw=False)["id"])
+    assert ids == list(range(1000, 2000))
+    assert node.alive()
+    node.stop()
+
+
+def test_wire_errors_for_bad_requests(project, dealer):
+    project.write(SLEEPER.format(n=1))
+    node = project.up()
+    d = dealer()
+    _, type_, body = d.request(b"restart", {"id": 1, "target": "Nope"})
+    assert type_ == b"error" and body == {"id": 1, "message": "no service named 'Nope'"}
+    _, type_, body = d.request(b"restart", {"id": 2})
+    assert type_ == b"error" and body["id"] == 2 and "target" in body["message"]
+    _, type_, body = d.request(b"scale", {"id": 3, "service": "Svc", "count": "two"})
+    assert type_ == b"error" and body["id"] == 3
+    _, type_, body = d.request(b"scale", {"id": 4, "service": "Svc", "count": 2})
+    assert type_ != b"error" and body["id"] == 4, (type_, body)
+    node.wait_running("Svc", 2)
+    assert node.status()["node"]["malformed_messages"] == 0
+    node.stop()
+
+
+# ---------------------------------------------------------------- signals and exit codes
+
+def test_stop_command_waits_for_the_node(project):
+    project.write(SLEEPER.format(n=2))
+    node = project.up()
+    workers = pids_of(node.wait_running("Svc", 2))
+    r = node.cli("stop")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"node {node.pid} stopped\n"
+    # `stop` returns once the node is gone: no waiting needed here.
+    assert not pid_alive(node.pid) or node.proc.poll() is not None
+    assert node.wait_exit(5) == 0
+    assert not any(pid_alive(p) for p in workers)
+    texts = [x["text"] for x in node.node_lines()]
+    assert texts[-1] == "all instances stopped; node exiting"
+    assert marked_pids(project.marker) == []
+    assert not (project.run_dir / "node.sock").exists(), "the control socket is left behind"
+    r = project.cli("stop")
+    assert r.returncode == 1 and "no node running" in r.stderr
+
+
+def test_stop_force_kills_at_once(project):
+    project.write("""\
+instances:
+    Stubborn:
+        command: trap '' TERM; while :; do sleep 0.1; done
+        stop_timeout: 60
+""")
+    node = project.up()
+    node.wait_running("Stubborn", 1)
+    t0 = time.monotonic()
+    r = node.cli("stop", "--force")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 10
+    node.wait_exit(10)
+    assert "Stubborn.0 stopped (killed by SIGKILL (signal 9))" in [x["text"] for x in node.node_lines()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_node_stops_cleanly_with_exit_0(project, sig):
+    project.write(SLEEPER.format(n=2))
+    node = project.up()
+    workers = pids_of(node.wait_running("Svc", 2))
+    os.kill(node.pid, sig)
+    assert node.wait_exit(15) == 0, node.describe()
+    assert not any(pid_alive(p) for p in workers)
+    texts = [x["text"] for x in node.node_lines()]
+    assert "Svc.0 stopped (killed by SIGTERM (signal 15))" in texts, texts
+    assert texts[-1] == "all instances stopped; node exiting"
+    assert marked_pids(project.marker) == []
+
+
+def test_second_sigint_forces_kill(project):
+    project.write("""\
+instances:
+    Stubborn:
+        command: trap '' TERM INT; while :; do sleep 0.1; done
+        stop_timeout: 60
+""")
+    node = project.up()
+    node.wait_running("Stubborn", 1)
+    os.kill(node.pid, signal.SIGINT)
+    first = node.wait_node_line(r"stopping all instances")
+    assert node.status()["node"]["stopping"] is True
+    assert node.service("Stubborn")["instances"][0]["state"] == "stopping"
+    t0 = time.monotonic()
+    os.kill(node.pid, signal.SIGINT)
+    code = node.wait_exit(10)
+    assert time.monotonic() - t0 < 5, "the second Ctrl-C must not wait for stop_timeout"
+    node.wait_node_line(r"^Stubborn\.0 stopped \(killed by SIGKILL \(signal 9\)\)$", after_seq=first["seq"])
+    assert code == 0, node.describe()
+
+
+def test_cli_exit_codes_without_a_node(project):
+    project.write(SLEEPER.format(n=1))
+    r = project.cli("status")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"devnode: no node running in {project.dir}"
+    r = project.cli("status", "--json")
+    assert r.returncode == 1 and r.stdout == ""
+    r = project.cli("restart", "Svc")
+    assert r.returncode == 1
+    r = project.cli("scale", "Svc", "2")
+    assert r.returncode == 1
+    r = subprocess.run([str(DEVNODE), "frobnicate"], capture_output=True, text=True, timeout=10, env=base_env())
+    assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
+    r = subprocess.run([str(DEVNODE)], capture_output=True, text=True, timeout=10, env=base_env())
+    assert r.returncode == 2
+    r = subprocess.run([str(DEVNODE), "up", "--color=bogus"], cwd=project.dir, capture_output=True,
+                       text=True, timeout=10, env=project.node_env())
+    assert r.returncode == 2 and "--color" in r.stderr
+    assert marked_pids(project.marker) == []
+
+
+def test_restart_escalates_to_kill_after_stop_timeout(project):
+    project.write("""\
+instances:
+    Stubborn:
+        command: trap '' TERM; echo up; while :; do sleep 0.1; done
+        stop_timeout: 1
+""")
+    node = project.up()
+    (before,) = node.wait_running("Stubborn", 1)
+    node.wait_log(lambda r: r["service"] == "Stubborn" and r["text"] == "up")
+    t0 = time.monotonic()
+    r = node.cli("restart", "Stubborn.0")
+    assert r.returncode == 0, r.stderr
+
+    def replaced():
+        i = node.service("Stubborn")["instances"][0]
+        return i if i["state"] == "running" and i["pid"] != before["pid"] and pid_alive(i["pid"]) else None
+    after = wait_for(replaced, 10, "Stubborn.0 to be replaced")
+    assert 0.9 <= time.monotonic() - t0 < 6
+    assert after["restarts"] == 1
+    assert not pid_alive(before["pid"])
+    node.wait_node_line(r"^Stubborn\.0 did not stop within 1\.0s after TERM; sending KILL$")
+    node.stop()
+
+
+def test_requests_while_stopping_are_refused(project):
+    project.write("""\
+instances:
+    Stubborn:
+        command: trap '' TERM; while :; do sleep 0.1; done
+        stop_timeout: 2
+""")
+    node = project.up()
+    node.wait_running("Stubborn", 1)
+    stopper = subprocess.Popen([str(DEVNODE), "stop", "-c", str(project.config_path)], env=base_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: node.status()["node"]["stopping"], 5, "the node to be stopping")
+        r = node.cli("scale", "Stubborn", "3")
+        assert r.returncode == 1 and "stopping" in r.stderr, (r.stdout, r.stderr)
+        r = node.cli("restart", "Stubborn")
+        assert r.returncode == 1 and "stopping" in r.stderr, (r.stdout, r.stderr)
+        out, err = stopper.communicate(timeout=20)
+    finally:
+        if stopper.poll() is None:
+            stopper.kill()
+            stopper.wait()
+    assert stopper.returncode == 0, err
+    assert out == f"node {node.pid} stopped\n"
+    assert node.wait_exit(5) == 0
+
+
+def test_restart_runs_an_exited_service_and_skips_the_backoff(project):
+    project.write("""\
+instances:
+    Crash:
+        command: exit 1
+    Once:
+        command: echo once; exit 0
+        restart: never
+""")
+    node = project.up()
+    node.wait_node_line(r"^Once\.0 exited with status 0 ")
+    waiting = node.wait_node_line(r"^Crash\.0 exited with status 1 after \d+\.\ds; restarting in 1600 ms$",
+                                  timeout=10)
+    r = node.cli("restart", "Crash", "Once")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "restarting Crash (1 instance)\nrestarting Once (1 instance)\n"
+    started = node.wait_node_line(r"^Crash\.0 started ", after_seq=waiting["seq"], timeout=5)
+    gap = (iso_time(started["time"]) - iso_time(waiting["time"])).total_seconds()
+    assert gap < 1.3, f"restart must not wait out the 1600 ms backoff (started {gap:.2f}s later)"
+    node.wait_log(lambda r: r["service"] == "Once" and r["text"] == "once", after_seq=waiting["seq"])
+    # The ladder starts over after a manual restart.
+    node.wait_node_line(r"^Crash\.0 exited with status 1 after \d+\.\ds; restarting in 100 ms$",
+                        after_seq=waiting["seq"])
+    once = node.service("Once")["instances"][0]
+    wait_for(lambda: node.service("Once")["instances"][0]["state"] == "exited", 5, "Once to exit again")
+    assert once["restarts"] == 1
+    node.stop()
+
+
+def test_guardian_tracks_restarted_and_scaled_instances(project):
+    project.write("""\
+instances:
+    Tree:
+        command: sleep 1000 & sleep 1000 & wait
+        numprocesses: 2
+""")
+    node = project.up()
+    first = pids_of(node.wait_running("Tree", 2))
+    assert node.cli("restart", "Tree").returncode == 0
+    wait_for(lambda: not set(pids_of(node.wait_running("Tree", 2))) & set(first), 10, "new Tree pids")
+    assert node.cli("scale", "Tree", "4").returncode == 0
+    node.wait_running("Tree", 4)
+    assert node.cli("scale", "Tree", "3").returncode == 0
+    node.wait_running("Tree", 3)
+    assert node.cli("restart", "Tree.0").returncode == 0
+    wait_for(lambda: node.service("Tree")["instances"][0]["restarts"] == 2
+             and node.service("Tree")["running"] == 3, 10, "Tree.0 restarted")
+    wait_for(lambda: len([p for p in marked_pids(project.marker) if proc_cmdline(p) == "sleep 1000"]) == 6,
+             10, "six grandchildren")
+    os.kill(node.pid, signal.SIGKILL)
+    node.wait_exit(10)
+    wait_for(lambda: not marked_pids(project.marker), 10,
+             lambda: f"everything to die with the node; left: {describe_pids(marked_pids(project.marker))}")
+
+
+def test_control_stays_responsive_under_a_log_flood(project):
+    project.write("""\
+instances:
+    Flood:
+        command: exec yes 'flood line trace_id=abc'
+        numprocesses: 2
+    Svc:
+        command: exec sleep 1000
+logs: {file_max_mb: 2, keep_files: 1}
+""")
+    node = project.up(stdout_path=os.devnull)
+    node.wait_running("Flood", 2)
+    node.wait_log(lambda r: r["service"] == "Flood")
+    worst = 0.0
+    for _ in range(10):
+        t0 = time.monotonic()
+        st = node.status()
+        worst = max(worst, time.monotonic() - t0)
+        assert node.service("Flood", st)["running"] == 2
+    assert worst < 2.0, f"status took {worst:.2f}s during a log flood"
+    r = node.cli("scale", "Svc", "3")
+    assert r.returncode == 0
+    node.wait_running("Svc", 3)
+    t0 = time.monotonic()
+    node.stop()
+    assert time.monotonic() - t0 < 10
+
+
+def test_node_exits_even_when_its_stdout_is_blocked(project):
+    project.write(f"""\
+instances:
+    Burst:
+        command: exec {BURST} 100000 x
+        restart: never
+    Svc:
+        command: exec sleep 1000
+""")
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen([str(DEVNODE), "up"], cwd=project.dir, env=project.node_env(),
+                                stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
+                                start_new_session=True)
+        os.close(write_end)
+        write_end = None
+        node = Node(project, proc, Path(os.devnull), project.marker)
+        project.nodes.append(node)
+        node.wait_ready()
+        node.wait_node_line(r"^Burst\.0 exited with status 0 ")
+        # The terminal is stuck (nobody reads the pipe); the log file still has everything.
+        assert sum(1 for r in node.records() if r["service"] == "Burst") == 100000
+        r = node.cli("stop", "--timeout", "8", timeout=20)
+        assert r.returncode == 0, r.stderr
+        assert node.wait_exit(5) == 0
+    finally:
+        if write_end is not None:
+            os.close(write_end)
+        os.close(read_end)  # unblocks a stuck node (EPIPE) so teardown is quick
+
+
+def test_long_project_path_moves_the_endpoint(project):
+    deep = project.dir / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    project.dir, project.config_path, project.run_dir = deep, deep / ".lymph.yml", deep / ".devnode"
+    project.write(SLEEPER.format(n=1))
+    node = project.up()
+    (inst,) = node.wait_running("Svc", 1)
+    endpoint = (project.run_dir / "endpoint").read_text().strip()
+    assert endpoint.startswith("ipc://") and len(endpoint) - len("ipc://") <= 107, endpoint
+    assert not endpoint.startswith(f"ipc://{deep}"), "the socket path would not fit"
+    st = node.status()
+    assert st["node"]["endpoint"] == endpoint
+    assert proc_environ(inst["pid"])["DEVNODE_ENDPOINT"] == endpoint
+    assert proc_environ(inst["pid"])["DEVNODE_RUN_DIR"] == str(project.run_dir)
+    node.stop()
+    sock = endpoint[len("ipc://"):]
+    assert not os.path.exists(sock), f"{sock} left behind after stop"
+
+
+def test_concurrent_ups_elect_exactly_one_node(project):
+    project.write(SLEEPER.format(n=1))
+    nodes = [project.up(wait=False, marker=f"{project.marker}-{i}") for i in range(4)]
+    wait_for(lambda: sum(1 for n in nodes if not n.alive()) == 3, 20,
+             lambda: f"three of four `up`s to give way; alive: {[n.pid for n in nodes if n.alive()]}")
+    (winner,) = [n for n in nodes if n.alive()]
+    winner.wait_ready()
+    assert winner.status()["node"]["pid"] == winner.pid
+    for loser in nodes:
+        if loser is winner:
+            continue
+        assert loser.wait_exit(5) == 1, loser.describe()
+        # Either the winner had written its pid, or it was still starting: both are said plainly.
+        assert re.fullmatch(r"devnode: (node already running \(pid [1-9]\d*\)|another node is starting in \S+)\n",
+                            loser.output()), loser.output()
+        assert marked_pids(loser.marker) == [], "a losing node started something"
+    winner.wait_running("Svc", 1)
+    winner.stop()
+
+
+def test_up_refused_while_another_node_is_starting_names_no_pid_0(project):
+    project.write(SLEEPER.format(n=1))
+    project.run_dir.mkdir(mode=0o700)
+    with open(project.run_dir / "node.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a node that is starting: lock held, no pid yet
+        r = subprocess.run([str(DEVNODE), "up"], cwd=project.dir, env=project.node_env(), timeout=20,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert r.stderr.startswith("devnode: ") and ("already running" in r.stderr or "starting" in r.stderr)
+    assert "pid 0" not in r.stderr, r.stderr
+    assert marked_pids(project.marker) == []
+
+
+def test_cli_finds_the_node_from_a_subdirectory(project):
+    project.write(SLEEPER.format(n=1))
+    node = project.up()
+    sub = project.dir / "a" / "b"
+    sub.mkdir(parents=True)
+    r = subprocess.run([str(DEVNODE), "status", "--json"], cwd=sub, env=base_env(), capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["node"]["pid"] == node.pid
+    r = subprocess.run([str(DEVNODE), "status"], cwd=sub, env=base_env(LYMPH_CONFIG=str(project.config_path)),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and f"node {node.pid}" in r.stdout
+    node.stop()
