@@ -95,3 +95,97 @@ clean:
 	rm -rf build devnode
 
 -include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(UNIT_BIN:=.d) build/rel/cli/main.d
+
+# ---- libdevnode and the example services ------------------------------------------------
+# The client library services link: lib/*.c plus the common/ wire code. Examples include
+# <devnode.h> the way an outside service would, and link only what they use.
+LIB_SRC      := $(wildcard lib/*.c)
+LIB_OBJ      := $(LIB_SRC:%.c=build/rel/%.o) $(patsubst %.c,build/rel/%.o,$(wildcard common/*.c))
+LIB_ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o) $(patsubst %.c,build/asan/%.o,$(wildcard common/*.c))
+LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null)
+EXAMPLE_LIBS := $(LIB_LIBS) $(shell pkg-config --libs libuv 2>/dev/null) -lhttp_parser -lm
+
+EXAMPLES_BIN := build/examples/greeting build/examples/listen build/examples/demo_web \
+                build/examples/pipeline_stage build/examples/pipeline_client build/examples/call
+# (build/examples/web, the plain HTTP worker of examples/web, has its own rule above.)
+
+.PHONY: examples
+examples: $(EXAMPLES_BIN)
+all: $(EXAMPLES_BIN)
+
+build/libdevnode.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@ && ar rcs $@ $^
+
+build/asan/libdevnode.a: $(LIB_ASAN_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@ && ar rcs $@ $^
+
+EXAMPLE_LD = @mkdir -p $(@D) && echo "  LD      $@" && \
+	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) -MMD -MP -o $@ $< build/libdevnode.a $(EXAMPLE_LIBS)
+
+build/examples/greeting: examples/greeting/greeting.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/listen: examples/listen/listen.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/demo_web: examples/demo_web/web.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/pipeline_stage: examples/pipeline/stage.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/pipeline_client: examples/pipeline/client.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/call: examples/call/call.c build/libdevnode.a
+	$(EXAMPLE_LD)
+# The library's own unit test runs it under ASan+UBSan against an in-process fake node.
+build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a
+	@mkdir -p $(@D)
+	@echo "  LD/asan $@"
+	@$(CC) $(BASEFLAGS) -Ilib $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libdevnode.a $(LIB_LIBS) -lcmocka -lpthread -lm
+
+-include $(LIB_SRC:%.c=build/rel/%.d) $(LIB_SRC:%.c=build/asan/%.d) $(EXAMPLES_BIN:=.d)
+
+# ---- fuzzing (tests/fuzz) ---------------------------------------------------------------
+# libFuzzer targets built with clang (ASan+UBSan), linking the project's own sources.
+# `make fuzz` runs each target FUZZ_SECONDS on a copy of its seed corpus (build/fuzz/corpus),
+# FUZZ_JOBS at a time; `make fuzz-smoke` (the last step of `make test`) replays every
+# regression input and runs each target FUZZ_SMOKE_SECONDS. Crashes: build/fuzz/crashes/.
+FUZZ_CC            ?= clang
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_JOBS          ?= 2
+FUZZ_TARGETS := framer logparse wire
+FUZZ_SRC     := $(wildcard common/*.c) node/config.c node/framer.c node/control.c node/registry.c \
+                node/bus.c node/journal.c node/streamrec.c node/topic.c node/loghub.c node/logring.c \
+                node/tailserver.c tail/tailwire.c tail/logfilter.c
+FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unused-parameter
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-deps
+fuzz-deps:
+	@sh tests/fuzz/deps.sh
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC/fuzz $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/libfuzzcore.a: $(FUZZ_OBJ)
+	@rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libfuzzcore.a
+	@echo "  LD/fuzz $@"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -Wextra -Werror -fsanitize=fuzzer -MMD -MP -o $@ $< build/fuzz/libfuzzcore.a \
+	    $(PKG_LIBS) -lm
+
+fuzz: fuzz-build
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh tests/fuzz/run.sh {} $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh tests/fuzz/run.sh {} $(FUZZ_SMOKE_SECONDS)
+
+-include $(FUZZ_OBJ:.o=.d) $(FUZZ_BIN:=.d)

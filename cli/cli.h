@@ -47,5 +47,14 @@ int cmd_status(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_tail(int argc, char **argv);    /* [tail] */
+int cmd_traces(int argc, char **argv);  /* [tail] */
+int cmd_events(int argc, char **argv);
+int cmd_discover(int argc, char **argv);
+int cmd_request(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_emit(int argc, char **argv);
+int cmd_subscribe(int argc, char **argv);
+int cmd_tui(int argc, char **argv);        /* also `top` */
 
 #endif

@@ -13,6 +13,21 @@ static const struct cli_command commands[] = {
     {"restart", "[-c PATH] SERVICE[.N]...", "restart a service or one instance", cmd_restart},
     {"scale", "[-c PATH] SERVICE COUNT", "change the number of instances of a service", cmd_scale},
     {"stop", "[-c PATH] [--force] [--timeout SECONDS]", "stop the running node gracefully", cmd_stop},
+    {"tail", "[-c PATH] [-n N] [-f] [--trace ID] [--grep PATTERN] [--level LEVEL] [--json] "
+     "[--color=auto|always|never] [SERVICE[.N]...]", "print log lines of the node, live with -f, or one trace", cmd_tail},
+    {"traces", "[-c PATH] [-n N] [--json]", "list recent traces: services touched, duration, errors", cmd_traces},
+    {"events", "[-c PATH] [--from N] [--follow] [--json] [PATTERN]", "print the retained events of the streams",
+     cmd_events},
+    {"discover", "[-c PATH] [-v] [--json] [SERVICE]", "list the services in the node's registry", cmd_discover},
+    {"request", "[-c PATH] [--address ENDPOINT] [--timeout SECONDS] [--trace-id ID] [-D] [-N COUNT -C CONCURRENCY] "
+                "Service.method [PARAMS|-]",
+     "send an RPC request to a service and print the reply", cmd_request},
+    {"inspect", "[-c PATH] [--color=auto|always|never] SERVICE|ADDRESS", "list the RPC methods of a service",
+     cmd_inspect},
+    {"emit", "[-c PATH] [--delay MS] [--trace-id ID] TYPE [BODY]", "publish an event through the node", cmd_emit},
+    {"subscribe", "[-c PATH] [--json] [-n COUNT] PATTERN...", "print events as they are published", cmd_subscribe},
+    {"tui", "[-c PATH] [--color=auto|always|never]", "the dashboard of the running node, in this terminal", cmd_tui},
+    {"top", "[-c PATH] [--color=auto|always|never]", "the same as tui", cmd_tui},
 };
 
 const struct cli_command *cli_find_command(const char *name)

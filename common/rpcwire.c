@@ -163,7 +163,9 @@ enum wire_recv_result rpc_recv(void *sock, int routed, struct rpc_msg *msg, char
     msgpack_unpacked_init(&msg->headers_unpacked);
     msgpack_unpacked_init(&msg->body_unpacked);
     size_t off = 0;
-    int ok = msgpack_unpack_next(&msg->headers_unpacked, zmq_msg_data(&msg->headers_frame), hlen, &off) ==
+    int ok = wire_msgpack_check(zmq_msg_data(&msg->headers_frame), hlen) == 0 &&
+             wire_msgpack_check(zmq_msg_data(&msg->body_frame), blen) == 0 &&
+             msgpack_unpack_next(&msg->headers_unpacked, zmq_msg_data(&msg->headers_frame), hlen, &off) ==
                  MSGPACK_UNPACK_SUCCESS &&
              off == hlen && msg->headers_unpacked.data.type == MSGPACK_OBJECT_MAP;
     off = 0;

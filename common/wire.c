@@ -121,6 +121,11 @@ enum wire_recv_result wire_recv(void *sock, int routed, struct wire_msg *msg, ch
         return WIRE_MALFORMED;
     }
 
+    if (wire_msgpack_check(zmq_msg_data(&msg->body_frame), body_len) < 0) {
+        zmq_msg_close(&msg->body_frame);
+        snprintf(err, errlen, "message '%s' body is not one msgpack map", msg->type);
+        return WIRE_MALFORMED;
+    }
     msgpack_unpacked_init(&msg->unpacked);
     size_t off = 0;
     msgpack_unpack_return rc =
@@ -271,4 +276,77 @@ int wire_get_str(const msgpack_object *map, const char *key, char *out, size_t c
     memcpy(out, v->via.str.ptr, v->via.str.size);
     out[v->via.str.size] = '\0';
     return 0;
+}
+
+/* Big-endian unsigned of n bytes at p. */
+static uint64_t be_uint(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int wire_msgpack_check(const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    uint64_t pending = 1; /* values still to read; each takes at least one byte */
+    while (pending > 0) {
+        if (pending > (uint64_t)(end - p))
+            return -1;
+        unsigned c = *p++;
+        pending--;
+        uint64_t skip = 0, items = 0;
+        size_t field = 0; /* bytes of the length field after the type byte */
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            continue;                           /* fixint, nil, bool */
+        if (c <= 0x8f) {
+            items = 2 * (uint64_t)(c & 0x0f);   /* fixmap */
+        } else if (c <= 0x9f) {
+            items = c & 0x0f;                   /* fixarray */
+        } else if (c <= 0xbf) {
+            skip = c & 0x1f;                    /* fixstr */
+        } else {
+            switch (c) {
+            case 0xc4: case 0xd9: field = 1; break;              /* bin8, str8 */
+            case 0xc5: case 0xda: field = 2; break;              /* bin16, str16 */
+            case 0xc6: case 0xdb: field = 4; break;              /* bin32, str32 */
+            case 0xc7: field = 1; skip = 1; break;               /* ext8 (+ type) */
+            case 0xc8: field = 2; skip = 1; break;               /* ext16 */
+            case 0xc9: field = 4; skip = 1; break;               /* ext32 */
+            case 0xca: skip = 4; break;                          /* float32 */
+            case 0xcb: skip = 8; break;                          /* float64 */
+            case 0xcc: case 0xd0: skip = 1; break;               /* (u)int8 */
+            case 0xcd: case 0xd1: skip = 2; break;               /* (u)int16 */
+            case 0xce: case 0xd2: skip = 4; break;               /* (u)int32 */
+            case 0xcf: case 0xd3: skip = 8; break;               /* (u)int64 */
+            case 0xd4: skip = 2; break;                          /* fixext 1..16 (+ type) */
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: case 0xdd: case 0xde: case 0xdf: {        /* array16/32, map16/32 */
+                size_t n = c == 0xdc || c == 0xde ? 2 : 4;
+                if ((size_t)(end - p) < n)
+                    return -1;
+                items = be_uint(p, n) * (c >= 0xde ? 2 : 1);
+                p += n;
+                break;
+            }
+            default:
+                return -1;                                       /* 0xc1: never used */
+            }
+        }
+        if (field) {
+            if ((size_t)(end - p) < field)
+                return -1;
+            skip += be_uint(p, field);
+            p += field;
+        }
+        if (skip > (uint64_t)(end - p))
+            return -1;
+        p += skip;
+        pending += items;
+    }
+    return p == end ? 0 : -1;
 }

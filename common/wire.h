@@ -59,4 +59,9 @@ int wire_get_str(const msgpack_object *map, const char *key, char *out, size_t c
 /* 1 when obj is a msgpack string equal to s. */
 int wire_str_eq(const msgpack_object *obj, const char *s);
 
+/* 0 when data is exactly one msgpack value in which no array or map announces more elements
+ * than bytes remain; -1 otherwise. msgpack-c allocates what a header announces before reading
+ * the elements, so untrusted bytes pass here before msgpack_unpack_next. */
+int wire_msgpack_check(const void *data, size_t len);
+
 #endif

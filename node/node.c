@@ -80,6 +80,7 @@ static void node_on_all_stopped(void *ctx)
     struct node *node = ctx;
     node_kill_adopted(node);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "all instances stopped; node exiting");
+    tailserver_close(&node->tail); /* [tail] followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
     control_close(&node->control);
@@ -230,6 +231,10 @@ int node_run(struct config *cfg, const struct node_options *opts)
     int streams_failed = bus_init(&node->bus, &node->loop, &node->hub, &node->control, &node->cfg,
                                   node->rundir.dir, err, sizeof err) < 0;
     node_register_requests(node);
+    /* [tail] before the first line ("node up") so the ring holds every line of this run */
+    if (tailserver_init(&node->tail, &node->loop, &node->hub, &node->control, node->cfg.logs.buffer_lines,
+                        err, sizeof err) < 0)
+        fprintf(stderr, "devnode: %s; `devnode tail` reads the log files only\n", err);
 
     node_watch_signal(node, &node->sig_int, SIGINT);
     node_watch_signal(node, &node->sig_term, SIGTERM);
@@ -262,6 +267,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;
+    tailserver_free(&node->tail); /* [tail] */
     logfile_close(&node->logfile);
     node_restore_stdout(node);
     supervisor_free(&node->sup);

@@ -17,6 +17,7 @@
 #include "node/procstat.h"
 #include "node/registry.h"
 #include "node/supervisor.h"
+#include "node/tailserver.h"  /* [tail] */
 #include "sockets/sockets.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
@@ -38,6 +39,7 @@ struct node {
     struct printer printer;
     struct supervisor sup;
     struct control control;
+    struct tailserver tail;     /* [tail] ring, trace index, tail/traces requests */
     struct registry registry;   /* which instances serve RPC, and where */
     struct bus bus;             /* the embedded event bus */
     uv_signal_t sig_int, sig_term, sig_hup, sig_chld;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/wire.h"
+
 void streamrec_pack(msgpack_sbuffer *sb, const char *type, const char *source, const char *headers,
                     size_t headers_len, const char *body, size_t body_len, int64_t wall_ns)
 {
@@ -28,7 +30,7 @@ int streamrec_unpack(struct streamrec *rec, const void *payload, size_t len)
     memset(rec, 0, sizeof *rec);
     msgpack_unpacked_init(&rec->unpacked);
     size_t off = 0;
-    if (msgpack_unpack_next(&rec->unpacked, payload, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+    if (wire_msgpack_check(payload, len) < 0 || msgpack_unpack_next(&rec->unpacked, payload, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         goto bad;
     const msgpack_object *a = &rec->unpacked.data;
     if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 5)

@@ -1,0 +1,180 @@
+/* cmd_discover: `devnode discover [SERVICE] [-v] [--json]`: the services in the node's
+ * registry, printed the way `lymph discover` did (`Greeting [3]`, instances with -v or when
+ * a SERVICE is named), or as `{name: [instance, ...]}` JSON like `lymph discover --json`. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/msgjson.h"
+
+static int by_name(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* lymph counted unique identities, not entries: a process that re-registered is one. */
+static size_t unique_identities(json_t *instances)
+{
+    size_t n = 0, i, j;
+    json_t *inst, *prev;
+    json_array_foreach(instances, i, inst) {
+        const char *id = json_string_value(json_object_get(inst, "identity"));
+        int seen = 0;
+        json_array_foreach(instances, j, prev) {
+            if (j >= i)
+                break;
+            const char *pid = json_string_value(json_object_get(prev, "identity"));
+            if (id && pid && !strcmp(id, pid))
+                seen = 1;
+        }
+        n += !seen;
+    }
+    return n;
+}
+
+static void print_instances(const char *name, json_t *instances)
+{
+    size_t i, width = 0, pid_width = 0;
+    json_t *inst;
+    char label[512];
+    /* Columns line up within a service: labels and pids vary in width. */
+    json_array_foreach(instances, i, inst) {
+        json_int_t index = json_integer_value(json_object_get(inst, "instance"));
+        size_t n = (size_t)(index >= 0 ? snprintf(label, sizeof label, "%s.%lld", name, (long long)index)
+                                       : snprintf(label, sizeof label, "%s.-", name));
+        if (n > width)
+            width = n;
+        long long pid = json_integer_value(json_object_get(inst, "pid"));
+        n = (size_t)snprintf(label, sizeof label, "%lld", pid);
+        if (n > pid_width)
+            pid_width = n;
+    }
+    json_array_foreach(instances, i, inst) {
+        json_int_t index = json_integer_value(json_object_get(inst, "instance"));
+        /* -1: a process the node did not start; it has no index. */
+        if (index >= 0)
+            snprintf(label, sizeof label, "%s.%lld", name, (long long)index);
+        else
+            snprintf(label, sizeof label, "%s.-", name);
+        const char *identity = json_string_value(json_object_get(inst, "identity"));
+        const char *endpoint = json_string_value(json_object_get(inst, "endpoint"));
+        printf("  [%.10s]  %-*s  pid %-*lld  %s\n", identity ? identity : "?", (int)width, label, (int)pid_width,
+               (long long)json_integer_value(json_object_get(inst, "pid")), endpoint ? endpoint : "?");
+    }
+    printf("\n");
+}
+
+/* Prints the services that have instances; returns how many were printed. */
+static size_t print_services(json_t *services, const char *only, int verbose)
+{
+    size_t count = json_array_size(services), shown = 0;
+    json_t **sorted = calloc(count ? count : 1, sizeof *sorted);
+    if (!sorted)
+        return 0;
+    for (size_t i = 0; i < count; i++)
+        sorted[i] = json_array_get(services, i);
+    qsort(sorted, count, sizeof *sorted, by_name);
+    for (size_t i = 0; i < count; i++) {
+        const char *name = json_string_value(json_object_get(sorted[i], "name"));
+        json_t *instances = json_object_get(sorted[i], "instances");
+        if (!name || json_array_size(instances) == 0 || (only && strcmp(only, name)))
+            continue;
+        printf("%s [%zu]\n", name, unique_identities(instances));
+        if (verbose)
+            print_instances(name, instances);
+        shown++;
+    }
+    free(sorted);
+    return shown;
+}
+
+/* lymph's --json shape: {name: [instance, ...]}, services without instances left out. */
+static void print_json(json_t *services, const char *only)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc) {
+        const char *name = json_string_value(json_object_get(svc, "name"));
+        json_t *instances = json_object_get(svc, "instances");
+        if (name && json_array_size(instances) && !(only && strcmp(only, name)))
+            json_object_set(out, name, instances);
+    }
+    char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+    puts(text ? text : "{}");
+    free(text);
+    json_decref(out);
+}
+
+int cmd_discover(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"instances", no_argument, NULL, 'v'}, /* lymph's name for -v */
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *config_arg = NULL;
+    int as_json = 0, verbose = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_arg = optarg; break;
+        case 'j': as_json = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h':
+            printf("usage: devnode discover %s\n", cli_find_command("discover")->usage);
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (argc - optind > 1) {
+        cli_error("discover: expected at most one SERVICE, got '%s' too", argv[optind + 1]);
+        return CLI_USAGE;
+    }
+    const char *only = optind < argc ? argv[optind] : NULL;
+    if (only)
+        verbose = 1; /* as lymph did: naming a service asks about its instances */
+
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct wire_body body;
+    wire_body_init(&body);
+    msgpack_pack_map(&body.pk, 2);
+    wire_pack_kv_int(&body.pk, "id", 1);
+    wire_pack_kv_str(&body.pk, "service", only);
+    struct wire_msg reply;
+    int rc = cli_request(&project, "discover", &body, 5000, &reply, err, sizeof err);
+    wire_body_free(&body);
+    if (rc < 0) {
+        cli_error("discover: %s", err);
+        return CLI_FAILURE;
+    }
+    json_t *whole = msgjson_to_json(reply.body);
+    wire_msg_free(&reply);
+    json_t *services = json_incref(json_object_get(whole, "services"));
+    json_decref(whole);
+    if (!json_is_array(services)) {
+        json_decref(services);
+        cli_error("discover: the node's reply has no 'services' list");
+        return CLI_FAILURE;
+    }
+    if (as_json)
+        print_json(services, only);
+    else if (print_services(services, only, verbose) == 0)
+        printf("No registered services found\n");
+    json_decref(services);
+    return CLI_OK;
+}

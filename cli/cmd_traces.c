@@ -1,0 +1,179 @@
+/* cmd_traces: `devnode traces`: the most recent traces, newest first: where each request
+ * went (services in order), how long it took, how many lines, whether anything failed. From
+ * the running node's trace index, or from the log files when no node runs. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/msgjson.h"
+#include "common/rundir.h"
+#include "tail/offline.h"
+
+#define DEFAULT_LIMIT 20
+#define MAX_LIMIT 10000
+
+static void format_clock(char *buf, size_t cap, long long ns)
+{
+    time_t t = (time_t)(ns / 1000000000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char hms[16];
+    strftime(hms, sizeof hms, "%H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%03lld", hms, (ns % 1000000000) / 1000000);
+}
+
+/* In whole microseconds (the log file's precision), so node and files give the same figure. */
+static long long span_us(json_t *row)
+{
+    return (long long)json_integer_value(json_object_get(row, "last_ns")) / 1000 -
+           (long long)json_integer_value(json_object_get(row, "first_ns")) / 1000;
+}
+
+static void format_span(char *buf, size_t cap, long long us)
+{
+    if (us < 1000000LL)
+        snprintf(buf, cap, "%lld.%03lld ms", us / 1000, us % 1000);
+    else
+        snprintf(buf, cap, "%.3f s", (double)us / 1e6);
+}
+
+static long long row_int(json_t *row, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(row, key));
+}
+
+static void print_table(json_t *rows)
+{
+    size_t id_width = 8, i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        size_t n = strlen(json_string_value(json_object_get(row, "trace_id")) ?: "");
+        if (n > id_width)
+            id_width = n;
+    }
+    printf("%-*s  %-12s  %12s  %6s  %-5s  %s\n", (int)id_width, "TRACE_ID", "FIRST SEEN", "DURATION", "LINES",
+           "ERROR", "SERVICES");
+    json_array_foreach(rows, i, row) {
+        char first[32], span[32];
+        long long first_ns = row_int(row, "first_ns");
+        format_clock(first, sizeof first, first_ns);
+        format_span(span, sizeof span, span_us(row));
+        printf("%-*s  %-12s  %12s  %6lld  %-5s  ", (int)id_width,
+               json_string_value(json_object_get(row, "trace_id")) ?: "?", first, span, row_int(row, "lines"),
+               json_is_true(json_object_get(row, "error")) ? "yes" : "-");
+        size_t k;
+        json_t *svc;
+        json_array_foreach(json_object_get(row, "services"), k, svc)
+            printf("%s%s", k ? " -> " : "", json_string_value(svc) ?: "?");
+        putchar('\n');
+    }
+}
+
+/* The node's trace rows, or NULL with err when there is no node to ask. *no_node tells why. */
+static json_t *traces_from_node(const struct cli_project *project, int64_t limit, int *no_node, char *err,
+                                size_t errlen)
+{
+    char endpoint[PATH_MAX + 16];
+    pid_t pid;
+    *no_node = rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0;
+    if (*no_node)
+        return NULL;
+    struct wire_body body;
+    wire_body_init(&body);
+    msgpack_pack_map(&body.pk, 2);
+    wire_pack_kv_int(&body.pk, "id", 1);
+    wire_pack_kv_int(&body.pk, "limit", limit);
+    struct wire_msg reply;
+    int rc = cli_request(project, "traces", &body, 5000, &reply, err, errlen);
+    wire_body_free(&body);
+    if (rc < 0)
+        return NULL;
+    json_t *all = msgjson_to_json(reply.body);
+    wire_msg_free(&reply);
+    json_t *rows = json_incref(json_object_get(all, "traces"));
+    json_decref(all);
+    if (!json_is_array(rows)) {
+        json_decref(rows);
+        snprintf(err, errlen, "the node's traces reply could not be decoded");
+        return NULL;
+    }
+    return rows;
+}
+
+int cmd_traces(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *config_arg = NULL;
+    int as_json = 0, opt;
+    int64_t limit = DEFAULT_LIMIT;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:n:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_arg = optarg; break;
+        case 'j': as_json = 1; break;
+        case 'n': {
+            char *end;
+            long long n = strtoll(optarg, &end, 10);
+            if (*end || !*optarg || n < 1 || n > MAX_LIMIT) {
+                cli_error("traces: -n takes a number from 1 to %d, not '%s'", MAX_LIMIT, optarg);
+                return CLI_USAGE;
+            }
+            limit = n;
+            break;
+        }
+        case 'h':
+            printf("usage: devnode traces %s\n", cli_find_command("traces")->usage);
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("traces: unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    struct cli_project project;
+    char err[1024];
+    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    int no_node;
+    json_t *rows = traces_from_node(&project, limit, &no_node, err, sizeof err);
+    if (!rows && no_node) {
+        struct rundir rd;
+        rundir_paths(&rd, project.dir);
+        rows = offline_traces(rd.logs_dir, (size_t)limit, err, sizeof err);
+        if (!rows) {
+            cli_error("traces: no node running and %s", err);
+            return CLI_FAILURE;
+        }
+    } else if (!rows) {
+        cli_error("traces: %s", err);
+        return CLI_FAILURE;
+    }
+    if (as_json) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+            json_object_set_new(row, "duration_ms",
+                                json_real((double)span_us(row) / 1000.0));
+        char *text = json_dumps(rows, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+        if (text)
+            puts(text);
+        free(text);
+    } else {
+        print_table(rows);
+    }
+    json_decref(rows);
+    return CLI_OK;
+}

@@ -1,0 +1,389 @@
+/* conn.c: the service's connection to its node: reading the environment, the DEALER to the
+ * node, request/reply by id with events queued meanwhile, heartbeats, and teardown.
+ * It must never wait on the node without a deadline, nor free what a handler still holds. */
+#include "lib/internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+long long dn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int dn_fail(struct devnode *dn, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dn->last_error, sizeof dn->last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *devnode_last_error(const struct devnode *dn)
+{
+    return dn->last_error;
+}
+
+const char *devnode_service(const struct devnode *dn)
+{
+    return dn->service;
+}
+
+int devnode_instance(const struct devnode *dn)
+{
+    return dn->instance;
+}
+
+const char *devnode_endpoint(const struct devnode *dn)
+{
+    return dn->rpc_endpoint;
+}
+
+static int valid_service_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DN_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+struct devnode *devnode_connect(char *err, size_t errlen)
+{
+    const char *endpoint = getenv("DEVNODE_ENDPOINT");
+    const char *service = getenv("DEVNODE_SERVICE");
+    const char *instance = getenv("DEVNODE_INSTANCE");
+    const char *run_dir = getenv("DEVNODE_RUN_DIR");
+    if (!endpoint || !*endpoint) {
+        snprintf(err, errlen, "not started by devnode: DEVNODE_ENDPOINT is not set");
+        return NULL;
+    }
+    if (!service || !*service) {
+        snprintf(err, errlen, "not started by devnode: DEVNODE_SERVICE is not set");
+        return NULL;
+    }
+    if (!valid_service_name(service)) {
+        snprintf(err, errlen, "DEVNODE_SERVICE=%s: want 1-%d letters, digits, '_' or '-'", service,
+                 DN_NAME_MAX);
+        return NULL;
+    }
+    if (strlen(endpoint) >= sizeof ((struct devnode *)0)->node_endpoint ||
+        (run_dir && strlen(run_dir) >= sizeof ((struct devnode *)0)->run_dir)) {
+        snprintf(err, errlen, "DEVNODE_ENDPOINT or DEVNODE_RUN_DIR is too long");
+        return NULL;
+    }
+    int index = -1;
+    if (instance && *instance) {
+        char *end;
+        long v = strtol(instance, &end, 10);
+        if (*end || v < -1 || v > 1000000) {
+            snprintf(err, errlen, "DEVNODE_INSTANCE=%s: want an instance index", instance);
+            return NULL;
+        }
+        index = (int)v;
+    }
+
+    struct devnode *dn = calloc(1, sizeof *dn);
+    if (!dn) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    dn->epfd = -1;
+    dn->instance = index;
+    dn->pid = getpid();
+    snprintf(dn->service, sizeof dn->service, "%s", service);
+    snprintf(dn->node_endpoint, sizeof dn->node_endpoint, "%s", endpoint);
+    snprintf(dn->run_dir, sizeof dn->run_dir, "%s", run_dir ? run_dir : "");
+    wire_body_init(&dn->out);
+    wire_body_init(&dn->out_headers);
+    dn->next_request_id = 1;
+
+    /* Call ids are a per-process random prefix plus a counter: unique without a syscall each. */
+    unsigned char rnd[4];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        unsigned v = (unsigned)dn->pid ^ (unsigned)dn_now_ms();
+        memcpy(rnd, &v, sizeof rnd);
+    }
+    snprintf(dn->call_prefix, sizeof dn->call_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+
+    dn->zctx = zmq_ctx_new();
+    if (!dn->zctx) {
+        snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        devnode_close(dn);
+        return NULL;
+    }
+    /* Not blocky: devnode_close must never hang in zmq_ctx_term on a message nobody reads. */
+    zmq_ctx_set(dn->zctx, ZMQ_BLOCKY, 0);
+    dn->node = zmq_socket(dn->zctx, ZMQ_DEALER);
+    int linger_ms = 200, hwm = 100000;
+    zmq_setsockopt(dn->node, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_setsockopt(dn->node, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(dn->node, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_connect(dn->node, dn->node_endpoint) < 0) {
+        snprintf(err, errlen, "cannot connect to the node at %s: %s", dn->node_endpoint, zmq_strerror(errno));
+        devnode_close(dn);
+        return NULL;
+    }
+    return dn;
+}
+
+void dn_queued_free(struct dn_queued *q)
+{
+    if (!q)
+        return;
+    wire_msg_free(&q->msg);
+    free(q);
+}
+
+void devnode_close(struct devnode *dn)
+{
+    if (!dn)
+        return;
+    if (dn->started && dn->node)
+        devnode_stop(dn);
+    dn_client_free(dn);
+    while (dn->queue_head) {
+        struct dn_queued *q = dn->queue_head;
+        dn->queue_head = q->next;
+        dn_queued_free(q);
+    }
+    free(dn->spare);
+    for (size_t i = 0; i < dn->method_count; i++) {
+        free(dn->methods[i].name);
+        free(dn->methods[i].help);
+        if (dn->methods[i].params) {
+            for (char **p = dn->methods[i].params; *p; p++)
+                free(*p);
+            free(dn->methods[i].params);
+        }
+    }
+    free(dn->methods);
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        free(dn->subs[i].pattern);
+        free(dn->subs[i].group);
+        free(dn->subs[i].stream);
+    }
+    free(dn->subs);
+    if (dn->router)
+        zmq_close(dn->router);
+    if (dn->node)
+        zmq_close(dn->node);
+    if (dn->zctx)
+        zmq_ctx_term(dn->zctx);
+    if (dn->epfd >= 0)
+        close(dn->epfd);
+    wire_body_free(&dn->out);
+    wire_body_free(&dn->out_headers);
+    free(dn);
+}
+
+uint64_t dn_next_request_id(struct devnode *dn)
+{
+    return dn->next_request_id++;
+}
+
+int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b)
+{
+    /* The DEALER queues while the node is (re)connecting; DONTWAIT only fails when 100k
+     * messages are stuck, and then dropping a heartbeat or ack is the right call. */
+    return wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT);
+}
+
+struct dn_queued *dn_node_recv(struct devnode *dn)
+{
+    for (;;) {
+        struct dn_queued *q = dn->spare;
+        dn->spare = NULL;
+        if (!q && !(q = calloc(1, sizeof *q)))
+            return NULL;
+        char why[160];
+        enum wire_recv_result r = wire_recv(dn->node, 0, &q->msg, why, sizeof why);
+        if (r == WIRE_OK) {
+            q->next = NULL;
+            return q;
+        }
+        dn->spare = q; /* nothing decoded: q holds nothing that needs freeing */
+        if (r == WIRE_MALFORMED) {
+            dn->malformed++;
+            fprintf(stderr, "WARNING devnode: dropped a malformed message from the node: %s\n", why);
+            continue;
+        }
+        return NULL;
+    }
+}
+
+void dn_maybe_heartbeat(struct devnode *dn)
+{
+    if (!dn->started)
+        return;
+    long long now = dn_now_ms();
+    if (now < dn->next_heartbeat_ms)
+        return;
+    long long gap_ms = now - (dn->next_heartbeat_ms - DN_HEARTBEAT_MS);
+    dn->next_heartbeat_ms = now + DN_HEARTBEAT_MS; /* first: the register below waits in here */
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    wire_pack_kv_int(&b.pk, "id", (int64_t)dn_next_request_id(dn));
+    wire_pack_kv_int(&b.pk, "pid", dn->pid);
+    dn_node_send(dn, "heartbeat", &b);
+    wire_body_free(&b);
+    /* A handler that ran longer than the registry's 3 s heartbeat timeout got us dropped, and a
+     * heartbeat does not bring an entry back: register again, from devnode_process, since a
+     * request from in here would swallow the reply an outer wait is waiting for. */
+    if (dn->registered && gap_ms > DN_REREGISTER_GAP_MS) {
+        fprintf(stderr, "WARNING devnode: %s.%d sent no heartbeat for %.1fs (a handler ran long); registering again\n",
+                dn->service, dn->instance, (double)gap_ms / 1000.0);
+        dn->reregister_due = 1;
+    }
+}
+
+static void dn_enqueue(struct devnode *dn, struct dn_queued *q)
+{
+    q->next = NULL;
+    if (dn->queue_tail)
+        dn->queue_tail->next = q;
+    else
+        dn->queue_head = q;
+    dn->queue_tail = q;
+}
+
+int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
+                 struct dn_queued **reply)
+{
+    for (;;) {
+        struct dn_queued *q = dn_node_recv(dn);
+        if (q) {
+            int64_t rid;
+            if (wire_get_int(q->msg.body, "id", &rid) == 0 && (uint64_t)rid == id) {
+                if (strcmp(q->msg.type, "error") == 0) {
+                    char message[200];
+                    if (wire_get_str(q->msg.body, "message", message, sizeof message) < 0)
+                        snprintf(message, sizeof message, "(no message)");
+                    dn_queued_free(q);
+                    return dn_fail(dn, DEVNODE_E_NODE, "the node refused '%s': %s", type, message);
+                }
+                if (reply)
+                    *reply = q;
+                else
+                    dn_queued_free(q);
+                return 0;
+            }
+            if (strcmp(q->msg.type, "event") == 0)
+                dn_enqueue(dn, q); /* handled by devnode_process, in order */
+            else
+                dn_queued_free(q); /* a late reply, or an error about a heartbeat */
+            continue;
+        }
+        long long now = dn_now_ms();
+        if (now >= deadline_ms)
+            return dn_fail(dn, DEVNODE_E_NODE, "the node did not answer '%s' in time", type);
+        dn_maybe_heartbeat(dn);
+        long long wait = deadline_ms - now;
+        if (dn->started && dn->next_heartbeat_ms - now < wait)
+            wait = dn->next_heartbeat_ms - now;
+        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR)
+            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+    }
+}
+
+int dn_node_request(struct devnode *dn, const char *type, const struct wire_body *b, uint64_t id,
+                    int timeout_ms, struct dn_queued **reply)
+{
+    if (reply)
+        *reply = NULL;
+    if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, 0) < 0)
+        return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
+    return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);
+}
+
+/* Handles one queued or freshly received node message; returns 1 if there was one. */
+static int dn_process_node(struct devnode *dn)
+{
+    struct dn_queued *q = dn->queue_head;
+    if (q) {
+        dn->queue_head = q->next;
+        if (!dn->queue_head)
+            dn->queue_tail = NULL;
+    } else {
+        q = dn_node_recv(dn);
+    }
+    if (!q)
+        return 0;
+    dn_handle_node_msg(dn, q);
+    return 1;
+}
+
+static int dn_process_rpc(struct devnode *dn)
+{
+    if (!dn->router)
+        return 0;
+    struct rpc_msg req;
+    char why[160];
+    enum wire_recv_result r = rpc_recv(dn->router, 1, &req, why, sizeof why);
+    if (r == WIRE_MALFORMED) {
+        dn->malformed++;
+        fprintf(stderr, "WARNING devnode: dropped a malformed RPC message: %s\n", why);
+        return 1;
+    }
+    if (r != WIRE_OK)
+        return 0;
+    dn_serve_one(dn, &req);
+    rpc_msg_free(&req);
+    return 1;
+}
+
+static int dn_socket_readable(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return sock && zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
+int devnode_process(struct devnode *dn)
+{
+    if (dn->in_handler)
+        return 0; /* called from inside a handler: the outer loop carries on afterwards */
+    dn_maybe_heartbeat(dn);
+    if (dn->reregister_due && dn->started) {
+        dn->reregister_due = 0;
+        if (dn_register(dn) < 0)
+            fprintf(stderr, "WARNING devnode: %s.%d could not register again: %s\n", dn->service, dn->instance,
+                    dn->last_error);
+    }
+    for (int handled = 0; handled < DN_PROCESS_BUDGET; handled++) {
+        if (dn->stop_requested)
+            return 0;
+        int got = dn_process_rpc(dn);
+        got += dn_process_node(dn);
+        /* ZMQ_FD is edge-triggered: only stop once both sockets say nothing is readable,
+         * after our own sends (replies, acks), or the fd may never wake the caller again. */
+        if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node)) {
+            if (!dn->started)
+                return DN_HEARTBEAT_MS;
+            long long left = dn->next_heartbeat_ms - dn_now_ms();
+            return left > 0 ? (int)left : 0;
+        }
+    }
+    return 0;
+}
+
+void devnode_request_stop(struct devnode *dn)
+{
+    dn->stop_requested = 1;
+}

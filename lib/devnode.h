@@ -1,0 +1,199 @@
+/* devnode.h: libdevnode, the client library for services that devnode runs: register with the
+ * node, serve RPC on an own endpoint, call other services, emit and handle events, log lines
+ * that carry the current trace id. One `struct devnode` per process; no globals, no threads.
+ * It must never block a caller beyond the timeout it was given, nor trust a peer's frames. */
+#ifndef DEVNODE_H
+#define DEVNODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct devnode;
+struct devnode_call;
+
+/* Outcome of a call, an emit or a node request: 0 or one of these (negative). */
+enum devnode_status {
+    DEVNODE_OK = 0,
+    DEVNODE_E_REMOTE = -1,    /* the method failed: an ERROR reply (err.type from the callee) */
+    DEVNODE_E_NACK = -2,      /* unknown method or malformed request: a NACK reply */
+    DEVNODE_E_TIMEOUT = -3,   /* no reply within the timeout */
+    DEVNODE_E_NOT_FOUND = -4, /* no reachable instance of the service */
+    DEVNODE_E_NODE = -5,      /* the node refused the request or did not answer */
+    DEVNODE_E_INVALID = -6,   /* bad arguments given to the library */
+};
+
+#define DEVNODE_TYPE_MAX 63
+#define DEVNODE_MESSAGE_MAX 511
+#define DEVNODE_TRACE_ID_MAX 64
+#define DEVNODE_DEFAULT_TIMEOUT_MS 5000
+
+/* Why something failed, for the caller of devnode_call and for method handlers to fill. */
+struct devnode_error {
+    int code;                               /* enum devnode_status */
+    char type[DEVNODE_TYPE_MAX + 1];        /* "ValueError", "BadArguments", "Timeout", ... */
+    char message[DEVNODE_MESSAGE_MAX + 1];  /* one line for a human */
+};
+
+/* Sets err's type and message (err may be NULL). Returns NULL, so a handler can end with
+ * `return devnode_error_set(err, "ValueError", "no name");`. */
+void *devnode_error_set(struct devnode_error *err, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- connecting --------------------------------------------------------------------- */
+
+/* Connects to the node that started this process, from DEVNODE_ENDPOINT, DEVNODE_SERVICE,
+ * DEVNODE_INSTANCE (-1 when unset) and DEVNODE_RUN_DIR. Returns NULL with err set when one
+ * is missing ("not started by devnode: DEVNODE_ENDPOINT is not set") or on failure. */
+struct devnode *devnode_connect(char *err, size_t errlen);
+/* Unsubscribes and unregisters if still running, closes every socket, frees everything,
+ * including calls never waited for. NULL is a no-op. */
+void devnode_close(struct devnode *dn);
+
+const char *devnode_service(const struct devnode *dn);
+int devnode_instance(const struct devnode *dn);
+/* The RPC endpoint ("ipc://…/rpc/Greeting.0.1234.sock"); "" before devnode_start. */
+const char *devnode_endpoint(const struct devnode *dn);
+/* A line saying why the last emit/subscribe/start failed. */
+const char *devnode_last_error(const struct devnode *dn);
+
+/* ---- serving RPC -------------------------------------------------------------------- */
+
+/* A method: gets the keyword arguments as a JSON object (borrowed) and returns a new
+ * reference to the result (json_null() for "nothing"), or NULL after filling err (type and
+ * message; an unfilled err becomes HandlerError). */
+typedef json_t *(*devnode_method_fn)(struct devnode *dn, const json_t *args,
+                                     struct devnode_error *err, void *ctx);
+
+/* Adds method `name` (served as "<Service>.<name>"). `params` is a NULL-terminated list of
+ * argument names (a name ending in '?' is optional), or NULL to accept any arguments.
+ * Arguments that do not fit get an ERROR BadArguments reply without calling fn.
+ * Call before devnode_start. Returns 0, or DEVNODE_E_INVALID. */
+int devnode_add_method(struct devnode *dn, const char *name, const char *const *params,
+                       const char *help, devnode_method_fn fn, void *ctx);
+
+/* ---- events ------------------------------------------------------------------------- */
+
+#define DEVNODE_BROADCAST 1u /* every instance gets every event (a group of its own) */
+#define DEVNODE_CATCH_UP 2u  /* stream subscriptions: devnode_start handles the stream up to its
+                                end before it registers and says READY=1 (see below) */
+
+struct devnode_event {
+    struct devnode *dn;
+    const char *type;        /* "greeted" */
+    const json_t *body;      /* any JSON value */
+    const json_t *headers;   /* an object: trace_id, ... */
+    const char *trace_id;    /* headers.trace_id, or one made up when absent */
+    const char *source;      /* the emitting service, "" when unknown */
+    const char *subscription;/* the group name (or pattern) it came through */
+    uint64_t delivery;       /* unique per node */
+    int redelivered;         /* another member had it first and died or gave it back */
+    int64_t offset;          /* its place in a retained stream (0, 1, 2, ...); -1 when the event
+                                did not come from one (devnode_subscribe) */
+};
+
+/* Returns 0 to acknowledge the event (done), anything else to give it back to the node for
+ * another instance. The ack is sent after the handler returns. */
+typedef int (*devnode_event_fn)(const struct devnode_event *ev, void *ctx);
+
+/* Subscribes to `pattern` (AMQP topic: `*` one word, `#` zero or more). Without
+ * DEVNODE_BROADCAST each event is handled once per service, by one of its instances (group
+ * "<Service>.<pattern>"). May be called before devnode_start (sent at start) or after.
+ * Returns 0 or a negative enum devnode_status. */
+int devnode_subscribe(struct devnode *dn, const char *pattern, unsigned flags,
+                      devnode_event_fn fn, void *ctx);
+/* The same with the group named "<Service>.<name>", for two handlers of one pattern. */
+int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pattern,
+                            unsigned flags, devnode_event_fn fn, void *ctx);
+
+/* Subscribes to a retained stream (`streams:` in .lymph.yml; `stream` is its pattern as
+ * configured, e.g. "book.#"), reading it from `from`: "beginning" (the oldest retained event:
+ * rebuild a view), "now", "resume" (the group's committed offset, else now; NULL means this) or
+ * a decimal offset. `pattern` (NULL: the stream's) filters the events. The group is
+ * "<Service>.<name>" (name NULL: the stream's pattern): its committed offset survives restarts.
+ * With DEVNODE_BROADCAST the instance has a group of its own that sees every event (a view
+ * each instance keeps). With DEVNODE_CATCH_UP, devnode_start sends this subscription first and
+ * handles its events up to the stream's end as of then before it registers and tells
+ * NOTIFY_SOCKET READY=1, so nothing is served from a half-built state. The handler gets each
+ * event's offset in ev->offset. Returns 0 or a negative enum devnode_status. */
+int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *stream, const char *pattern,
+                             const char *from, unsigned flags, devnode_event_fn fn, void *ctx);
+
+/* Handles, now, the events of stream subscription `name` up to the end the stream has at this
+ * moment: state built from the stream is then as new as the stream (read-your-writes across
+ * instances: an aggregate checks a command against events another instance just emitted). The
+ * only way a handler runs inside another: call it from an RPC handler, never from the
+ * subscription's own. Needs a subscription that gets every event of the stream (its pattern
+ * the stream's or "#"; DEVNODE_BROADCAST or a group of one member). Returns 0, or
+ * DEVNODE_E_TIMEOUT after timeout_ms (0: 5 s), DEVNODE_E_NODE, DEVNODE_E_INVALID. */
+int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms);
+
+/* Emits an event of `type` with `body` (borrowed; NULL is null) and the current trace id;
+ * delivered after delay_ms. Returns once the node queued it: 0 or a negative status. */
+int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms);
+/* The same, and *offset gets the event's offset in the retained stream that keeps it (once the
+ * node returned, the stream's journal has it), or -1 when no stream keeps its type. */
+int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms,
+                        int64_t *offset);
+
+/* ---- calling other services --------------------------------------------------------- */
+
+/* Calls "Service.method" with `args` (a JSON object, borrowed; NULL means no arguments) on
+ * one instance of Service, chosen round robin. Blocks up to timeout_ms (0: 5 s). On 0 *result
+ * holds a new reference; otherwise err says why and *result is NULL. */
+int devnode_call(struct devnode *dn, const char *subject, const json_t *args, int timeout_ms,
+                 json_t **result, struct devnode_error *err);
+
+/* The deferred call: sends the request and returns at once. NULL with err set when it could
+ * not be sent. Every handle goes to exactly one devnode_call_wait or devnode_call_cancel. */
+struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject,
+                                        const json_t *args, int timeout_ms,
+                                        struct devnode_error *err);
+/* Waits for the reply of a deferred call (until its own deadline) and frees the handle. */
+int devnode_call_wait(struct devnode *dn, struct devnode_call *call, json_t **result,
+                      struct devnode_error *err);
+/* 1 when the reply (or the deadline) is there, so devnode_call_wait will not block. */
+int devnode_call_ready(struct devnode *dn, struct devnode_call *call);
+/* Forgets a deferred call; a late reply is dropped. */
+void devnode_call_cancel(struct devnode *dn, struct devnode_call *call);
+
+/* ---- trace ids and logging ---------------------------------------------------------- */
+
+/* The current trace id: the one of the request or event being handled, or the one set with
+ * devnode_set_trace_id; "" when none (calls and emits then make up a fresh one each). */
+const char *devnode_trace_id(const struct devnode *dn);
+/* Sets the current trace id: `id` (1-64 of [A-Za-z0-9_-]; other bytes become '_'), a fresh
+ * one when id is NULL, none when id is "". Returns the current one. */
+const char *devnode_set_trace_id(struct devnode *dn, const char *id);
+
+enum devnode_level { DEVNODE_DEBUG, DEVNODE_INFO, DEVNODE_WARNING, DEVNODE_ERROR };
+
+/* Prints one line to stdout, `LEVEL message trace_id=<current or None>`, and flushes, so
+ * the node's log hub files it under the trace. Newlines in the message become spaces. */
+void devnode_log(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- running ------------------------------------------------------------------------ */
+
+/* Binds the RPC endpoint, registers (methods, params, help), sends the subscriptions and
+ * tells NOTIFY_SOCKET READY=1. Returns 0, or a negative status (devnode_last_error says
+ * why). A node that does not know `register` yet is reported on stderr, not fatal. */
+int devnode_start(struct devnode *dn);
+/* Serves RPC and events, heartbeats every second, until SIGTERM or SIGINT (or
+ * devnode_request_stop); then unsubscribes, unregisters and returns 0. Starts first if
+ * devnode_start was not called. Returns non-zero if it could not start. */
+int devnode_run(struct devnode *dn);
+
+/* For a service with its own loop: an fd (epoll) that turns readable when devnode_process
+ * has work; poll it for reading, and call devnode_process when it is readable and at the
+ * latest after the number of ms devnode_process returned. */
+int devnode_fd(struct devnode *dn);
+/* Handles what is waiting (requests, events, heartbeat) without blocking. Returns the ms
+ * until it wants to run again (0: more is waiting). */
+int devnode_process(struct devnode *dn);
+/* Makes devnode_run return after the current request or event. */
+void devnode_request_stop(struct devnode *dn);
+/* Unsubscribes and unregisters (up to ~1 s); the RPC endpoint is closed. */
+void devnode_stop(struct devnode *dn);
+
+#endif

@@ -1,0 +1,454 @@
+/* events.c: subscriptions (to new events and to retained streams), emitting, and handling
+ * deliveries from the node's event bus, with the ack sent only after the handler returned
+ * (at-least-once). It must never ack an event it did not hand to a handler, nor run a handler
+ * inside another one except a stream subscription's inside an RPC handler (devnode_catch_up). */
+#include "lib/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/msgjson.h"
+
+#define DN_PATTERN_MAX 255
+
+/* From the node's bus_status: the stream's next offset, and the committed offset of `group`
+ * (-1 when the node has no such group, or group is NULL). 0 or DEVNODE_E_NODE. */
+static int dn_stream_status(struct devnode *dn, const char *stream, const char *group, int64_t *next,
+                            int64_t *committed)
+{
+    *committed = -1;
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    msgpack_pack_map(&b.pk, 1);
+    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
+    struct dn_queued *reply = NULL;
+    int rc = dn_node_request(dn, "bus_status", &b, id, DN_NODE_TIMEOUT_MS, &reply);
+    wire_body_free(&b);
+    if (rc < 0)
+        return rc;
+    rc = dn_fail(dn, DEVNODE_E_NODE, "the node keeps no stream %s (streams: in .lymph.yml)", stream);
+    const msgpack_object *streams = wire_map_get(reply->msg.body, "streams");
+    for (uint32_t i = 0; streams && streams->type == MSGPACK_OBJECT_ARRAY && i < streams->via.array.size; i++) {
+        const msgpack_object *st = &streams->via.array.ptr[i];
+        if (st->type == MSGPACK_OBJECT_MAP && wire_str_eq(wire_map_get(st, "pattern"), stream) &&
+            wire_get_int(st, "next_offset", next) == 0) {
+            rc = 0;
+            break;
+        }
+    }
+    const msgpack_object *groups = wire_map_get(reply->msg.body, "groups");
+    for (uint32_t i = 0; group && groups && groups->type == MSGPACK_OBJECT_ARRAY && i < groups->via.array.size; i++) {
+        const msgpack_object *g = &groups->via.array.ptr[i];
+        if (g->type == MSGPACK_OBJECT_MAP && wire_str_eq(wire_map_get(g, "name"), group) &&
+            wire_str_eq(wire_map_get(g, "stream"), stream) && wire_get_int(g, "committed_offset", committed) < 0)
+            *committed = -1;
+    }
+    dn_queued_free(reply);
+    return rc;
+}
+
+int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    int broadcast = (sub->flags & DEVNODE_BROADCAST) != 0;
+    msgpack_pack_map(&b.pk, sub->stream ? 9 : 7);
+    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
+    wire_pack_kv_str(&b.pk, "subscription", sub->id);
+    wire_pack_str(&b.pk, "patterns");
+    msgpack_pack_array(&b.pk, 1);
+    wire_pack_str(&b.pk, sub->pattern);
+    /* A broadcast subscription asks for a group of its own: every instance gets every event. */
+    wire_pack_kv_str(&b.pk, "group", broadcast ? NULL : sub->group);
+    wire_pack_kv_bool(&b.pk, "broadcast", broadcast);
+    wire_pack_kv_int(&b.pk, "pid", dn->pid);
+    wire_pack_kv_int(&b.pk, "prefetch", DN_PREFETCH);
+    if (sub->stream) {
+        wire_pack_kv_str(&b.pk, "stream", sub->stream);
+        /* The protocol takes an offset as an integer and the rest as words. */
+        if (sub->from[0] >= '0' && sub->from[0] <= '9')
+            wire_pack_kv_int(&b.pk, "from", strtoll(sub->from, NULL, 10));
+        else
+            wire_pack_kv_str(&b.pk, "from", sub->from);
+    }
+    int rc = dn_node_request(dn, "subscribe", &b, id, DN_NODE_TIMEOUT_MS, NULL);
+    wire_body_free(&b);
+    if (rc < 0)
+        return rc;
+    sub->active = 1;
+    /* A group of our own starts where `from` says; devnode_catch_up must not wait for events
+     * before that. "now" (and "resume", which is now for a group nobody kept) is the stream's
+     * end right after the subscription: a little later than the node's start, never earlier. */
+    sub->floor = 0;
+    if (sub->stream && broadcast) {
+        int64_t next, unused;
+        if (sub->from[0] >= '0' && sub->from[0] <= '9')
+            sub->floor = strtoll(sub->from, NULL, 10);
+        else if (strcmp(sub->from, "beginning") != 0 && dn_stream_status(dn, sub->stream, NULL, &next, &unused) == 0)
+            sub->floor = next;
+    }
+    return 0;
+}
+
+uint64_t dn_send_unsubscribes(struct devnode *dn)
+{
+    uint64_t last = 0;
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        if (!dn->subs[i].active)
+            continue;
+        struct wire_body b;
+        wire_body_init(&b);
+        last = dn_next_request_id(dn);
+        msgpack_pack_map(&b.pk, 2);
+        wire_pack_kv_int(&b.pk, "id", (int64_t)last);
+        wire_pack_kv_str(&b.pk, "subscription", dn->subs[i].id);
+        dn_node_send(dn, "unsubscribe", &b);
+        wire_body_free(&b);
+        dn->subs[i].active = 0;
+    }
+    return last;
+}
+
+/* Adds a subscription; `stream` NULL for new events, else a validated stream and `from`. */
+static int dn_add_subscription(struct devnode *dn, const char *name, const char *pattern, const char *stream,
+                               const char *from, unsigned flags, devnode_event_fn fn, void *ctx)
+{
+    if (!pattern || !*pattern || strlen(pattern) > DN_PATTERN_MAX || !fn)
+        return dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want a pattern of 1-%d bytes and a handler",
+                       DN_PATTERN_MAX);
+    if (!name || !*name)
+        name = pattern;
+    struct dn_sub *grown = realloc(dn->subs, (dn->sub_count + 1) * sizeof *grown);
+    if (!grown)
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    dn->subs = grown;
+    struct dn_sub *sub = &dn->subs[dn->sub_count];
+    memset(sub, 0, sizeof *sub);
+    snprintf(sub->id, sizeof sub->id, "s%zu", dn->sub_count + 1);
+    sub->pattern = strdup(pattern);
+    sub->stream = stream ? strdup(stream) : NULL;
+    size_t glen = strlen(dn->service) + strlen(name) + 2;
+    sub->group = malloc(glen);
+    if (!sub->pattern || !sub->group || (stream && !sub->stream)) {
+        free(sub->pattern);
+        free(sub->group);
+        free(sub->stream);
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    }
+    snprintf(sub->group, glen, "%s.%s", dn->service, name);
+    snprintf(sub->from, sizeof sub->from, "%s", from ? from : "");
+    sub->flags = flags;
+    sub->fn = fn;
+    sub->ctx = ctx;
+    sub->last_offset = -1;
+    dn->sub_count++;
+    if (!dn->started)
+        return 0; /* sent by devnode_start */
+    return dn_send_subscription(dn, sub);
+}
+
+int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pattern,
+                            unsigned flags, devnode_event_fn fn, void *ctx)
+{
+    /* Catching up needs a stream's end to catch up to. */
+    return dn_add_subscription(dn, name, pattern, NULL, NULL, flags & ~DEVNODE_CATCH_UP, fn, ctx);
+}
+
+int devnode_subscribe(struct devnode *dn, const char *pattern, unsigned flags, devnode_event_fn fn,
+                      void *ctx)
+{
+    return devnode_subscribe_named(dn, NULL, pattern, flags, fn, ctx);
+}
+
+/* "beginning", "now", "resume" or a decimal offset the node can take (an int64). */
+static int valid_from(const char *from)
+{
+    if (!strcmp(from, "beginning") || !strcmp(from, "now") || !strcmp(from, "resume"))
+        return 1;
+    size_t n = strlen(from);
+    if (n == 0 || n > 18)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (from[i] < '0' || from[i] > '9')
+            return 0;
+    return 1;
+}
+
+int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *stream, const char *pattern,
+                             const char *from, unsigned flags, devnode_event_fn fn, void *ctx)
+{
+    if (!stream || !*stream || strlen(stream) > DN_PATTERN_MAX)
+        return dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want the stream's pattern (1-%d bytes)", DN_PATTERN_MAX);
+    if (!from)
+        from = "resume";
+    if (!valid_from(from))
+        return dn_fail(dn, DEVNODE_E_INVALID,
+                       "subscribe to %s: from must be beginning, now, resume or an offset, not '%.40s'", stream,
+                       from);
+    if (dn->started && (flags & DEVNODE_CATCH_UP))
+        return dn_fail(dn, DEVNODE_E_INVALID,
+                       "subscribe to %s: DEVNODE_CATCH_UP is for before devnode_start (use devnode_catch_up)",
+                       stream);
+    if ((flags & DEVNODE_CATCH_UP) && pattern && strcmp(pattern, stream) != 0 && strcmp(pattern, "#") != 0)
+        return dn_fail(dn, DEVNODE_E_INVALID,
+                       "subscribe to %s: catching up needs every event of the stream, not only %s (filter in "
+                       "the handler)", stream, pattern);
+    return dn_add_subscription(dn, name, pattern ? pattern : stream, stream, from, flags, fn, ctx);
+}
+
+static int dn_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int64_t *offset)
+{
+    if (offset)
+        *offset = -1;
+    if (!type || !*type || strlen(type) > DN_PATTERN_MAX)
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit: want an event type of 1-%d bytes", DN_PATTERN_MAX);
+    char tmp[DEVNODE_TRACE_ID_MAX + 1];
+    const char *trace = dn_trace_or_new(dn, tmp);
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    msgpack_pack_map(&b.pk, 6);
+    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
+    wire_pack_kv_str(&b.pk, "type", type);
+    wire_pack_str(&b.pk, "body");
+    if (!body)
+        msgpack_pack_nil(&b.pk);
+    else if (msgjson_pack(&b.pk, body) < 0) {
+        wire_body_free(&b);
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the body cannot be encoded", type);
+    }
+    wire_pack_str(&b.pk, "headers");
+    msgpack_pack_map(&b.pk, 1);
+    wire_pack_kv_str(&b.pk, "trace_id", trace);
+    wire_pack_kv_str(&b.pk, "source", dn->service);
+    wire_pack_kv_int(&b.pk, "delay_ms", delay_ms);
+    struct dn_queued *reply = NULL;
+    int rc = dn_node_request(dn, "emit", &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
+    wire_body_free(&b);
+    int64_t off;
+    if (rc == 0 && reply && wire_get_int(reply->msg.body, "offset", &off) == 0 && off >= 0)
+        *offset = off;
+    dn_queued_free(reply);
+    return rc;
+}
+
+int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
+{
+    return dn_emit(dn, type, body, delay_ms, NULL);
+}
+
+int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms,
+                        int64_t *offset)
+{
+    int64_t ignored;
+    return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored);
+}
+
+static void dn_settle(struct devnode *dn, uint64_t delivery, int ok)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 1);
+    wire_pack_kv_int(&b.pk, "delivery", (int64_t)delivery);
+    dn_node_send(dn, ok ? "ack" : "nack", &b);
+    wire_body_free(&b);
+}
+
+/* The index of the active subscription an event names, or -1. */
+static long dn_sub_of_event(const struct devnode *dn, const msgpack_object *m)
+{
+    char sub_id[16];
+    if (wire_get_str(m, "subscription", sub_id, sizeof sub_id) < 0)
+        return -1;
+    for (size_t i = 0; i < dn->sub_count; i++)
+        if (strcmp(dn->subs[i].id, sub_id) == 0 && dn->subs[i].active)
+            return (long)i;
+    return -1;
+}
+
+/* An acked stream event moves its subscription's mark, which devnode_catch_up waits on. */
+static void dn_note_offset(struct devnode *dn, long index, int64_t offset)
+{
+    if (index >= 0 && (size_t)index < dn->sub_count && offset > dn->subs[index].last_offset)
+        dn->subs[index].last_offset = offset;
+}
+
+static void dn_dispatch_event(struct devnode *dn, const msgpack_object *m)
+{
+    int64_t delivery, offset;
+    char type[DN_PATTERN_MAX + 1], source[DN_NAME_MAX + 1];
+    if (wire_get_int(m, "delivery", &delivery) < 0 || delivery < 0) {
+        dn->malformed++;
+        fprintf(stderr, "WARNING devnode: dropped an event without a delivery number\n");
+        return;
+    }
+    if (wire_get_int(m, "offset", &offset) < 0 || offset < 0)
+        offset = -1; /* nil: a new event, not one read from a stream */
+    /* An index, not a pointer: a handler may subscribe again, which moves dn->subs. */
+    long index = dn_sub_of_event(dn, m);
+    if (index < 0 || wire_get_str(m, "type", type, sizeof type) < 0) {
+        dn_settle(dn, (uint64_t)delivery, 0); /* not ours to handle: someone else should */
+        return;
+    }
+    if (wire_get_str(m, "source", source, sizeof source) < 0)
+        source[0] = '\0';
+    const msgpack_object *body_obj = wire_map_get(m, "body");
+    const msgpack_object *headers_obj = wire_map_get(m, "headers");
+    const msgpack_object *redelivered = wire_map_get(m, "redelivered");
+    json_t *body = body_obj ? msgjson_to_json(body_obj) : json_null();
+    json_t *headers = headers_obj && headers_obj->type == MSGPACK_OBJECT_MAP ? msgjson_to_json(headers_obj)
+                                                                            : json_object();
+    if (!body || !headers) {
+        json_decref(body);
+        json_decref(headers);
+        dn->malformed++;
+        dn_settle(dn, (uint64_t)delivery, 1); /* it can never be handled: do not loop it */
+        dn_note_offset(dn, index, offset);
+        fprintf(stderr, "WARNING devnode: dropped event %s: its body nests too deep\n", type);
+        return;
+    }
+    char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
+    const char *t = json_string_value(json_object_get(headers, "trace_id"));
+    if (t)
+        dn_trace_sanitize(trace, t, strlen(t));
+    if (!trace[0])
+        rpc_new_trace_id(trace);
+
+    struct dn_sub *sub = &dn->subs[index];
+    struct devnode_event ev = {
+        .dn = dn,
+        .type = type,
+        .body = body,
+        .headers = headers,
+        .trace_id = trace,
+        .source = source,
+        .subscription = sub->group,
+        .delivery = (uint64_t)delivery,
+        .redelivered = redelivered && redelivered->type == MSGPACK_OBJECT_BOOLEAN && redelivered->via.boolean,
+        .offset = offset,
+    };
+    char saved[DEVNODE_TRACE_ID_MAX + 1];
+    memcpy(saved, dn->trace_id, sizeof saved);
+    memcpy(dn->trace_id, trace, sizeof trace);
+    dn->in_handler++;
+    sub->running++;
+    int rc = sub->fn(&ev, sub->ctx);
+    dn->subs[index].running--;
+    dn->in_handler--;
+    memcpy(dn->trace_id, saved, sizeof saved);
+    json_decref(body);
+    json_decref(headers);
+    dn_settle(dn, (uint64_t)delivery, rc == 0);
+    if (rc == 0)
+        dn_note_offset(dn, index, offset);
+}
+
+void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
+{
+    if (strcmp(q->msg.type, "event") == 0)
+        dn_dispatch_event(dn, q->msg.body);
+    /* Anything else unasked for is a late reply or an error about a heartbeat or ack. */
+    dn_queued_free(q);
+}
+
+/* ---- catching up with a stream ------------------------------------------------------- */
+
+/* Takes the oldest queued event of subscription `index` out of dn's queue; NULL when none. */
+static struct dn_queued *dn_unqueue_event_of(struct devnode *dn, long index)
+{
+    struct dn_queued *prev = NULL;
+    for (struct dn_queued *q = dn->queue_head; q; prev = q, q = q->next) {
+        if (strcmp(q->msg.type, "event") != 0 || dn_sub_of_event(dn, q->msg.body) != index)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            dn->queue_head = q->next;
+        if (dn->queue_tail == q)
+            dn->queue_tail = prev;
+        q->next = NULL;
+        return q;
+    }
+    return NULL;
+}
+
+int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
+{
+    long index = (long)sub_index;
+    char stream[DN_PATTERN_MAX + 1];
+    snprintf(stream, sizeof stream, "%s", dn->subs[index].stream);
+    int broadcast = (dn->subs[index].flags & DEVNODE_BROADCAST) != 0;
+    int64_t end, committed;
+    int rc = dn_stream_status(dn, stream, broadcast ? NULL : dn->subs[index].group, &end, &committed);
+    if (rc < 0)
+        return rc;
+    /* Everything below floor is handled or never comes: a named group's committed offset
+     * covers what other members (and earlier runs) did. */
+    int64_t floor = broadcast ? dn->subs[index].floor : committed;
+    long long idle_deadline_ms = dn_now_ms() + DN_CATCH_UP_IDLE_MS;
+    /* Events of other subscriptions keep their order in the queue for devnode_process. */
+    while (dn->subs[index].last_offset + 1 < end && floor < end) {
+        struct dn_queued *q = dn_unqueue_event_of(dn, index);
+        if (!q && (q = dn_node_recv(dn)) != NULL) {
+            if (strcmp(q->msg.type, "event") != 0) {
+                dn_queued_free(q); /* a late reply, or an error about a heartbeat */
+                continue;
+            }
+            if (dn_sub_of_event(dn, q->msg.body) != index) {
+                q->next = NULL;
+                if (dn->queue_tail)
+                    dn->queue_tail->next = q;
+                else
+                    dn->queue_head = q;
+                dn->queue_tail = q;
+                continue;
+            }
+        }
+        if (q) {
+            dn_dispatch_event(dn, q->msg.body);
+            dn_queued_free(q);
+            idle_deadline_ms = dn_now_ms() + DN_CATCH_UP_IDLE_MS;
+            continue;
+        }
+        long long now = dn_now_ms();
+        long long until = deadline_ms && deadline_ms < idle_deadline_ms ? deadline_ms : idle_deadline_ms;
+        if (now >= until)
+            return dn_fail(dn, DEVNODE_E_TIMEOUT, "%s: caught up to offset %lld of %lld only", dn->subs[index].group,
+                           (long long)dn->subs[index].last_offset + 1, (long long)end);
+        dn_maybe_heartbeat(dn);
+        long long wait = until - now;
+        if (dn->started && dn->next_heartbeat_ms - now < wait)
+            wait = dn->next_heartbeat_ms - now;
+        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR)
+            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+    }
+    return 0;
+}
+
+int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms)
+{
+    if (!dn->started)
+        return dn_fail(dn, DEVNODE_E_INVALID, "catch up: start first (DEVNODE_CATCH_UP does it at start)");
+    char group[2 * DN_PATTERN_MAX + 2];
+    snprintf(group, sizeof group, "%s.%s", dn->service, name ? name : "");
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        const struct dn_sub *sub = &dn->subs[i];
+        if (!sub->stream || strcmp(sub->group, group) != 0)
+            continue;
+        if (!sub->active)
+            return dn_fail(dn, DEVNODE_E_INVALID, "catch up: %s is not subscribed", sub->group);
+        if (sub->running)
+            return dn_fail(dn, DEVNODE_E_INVALID, "catch up: %s from inside its own handler", sub->group);
+        /* Offsets of events a narrower pattern leaves out never arrive: nothing to wait on. */
+        if (strcmp(sub->pattern, sub->stream) != 0 && strcmp(sub->pattern, "#") != 0)
+            return dn_fail(dn, DEVNODE_E_INVALID, "catch up: %s filters stream %s with %s", sub->group, sub->stream,
+                           sub->pattern);
+        return dn_catch_up(dn, i, dn_now_ms() + (timeout_ms > 0 ? timeout_ms : DEVNODE_DEFAULT_TIMEOUT_MS));
+    }
+    return dn_fail(dn, DEVNODE_E_INVALID, "catch up: no stream subscription named '%s'", name ? name : "");
+}

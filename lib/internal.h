@@ -1,0 +1,185 @@
+/* internal.h: the state behind `struct devnode`, shared by the library's files (conn.c, server.c,
+ * client.c, events.c, logging.c). Nothing here is public API; services include devnode.h only.
+ * Every pointer below has one owner, named in its comment, and devnode_close frees them all. */
+#ifndef DEVNODE_LIB_INTERNAL_H
+#define DEVNODE_LIB_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/rpcwire.h"
+#include "common/wire.h"
+#include "lib/devnode.h"
+
+#define DN_HEARTBEAT_MS 1000
+#define DN_REREGISTER_GAP_MS 2500    /* a stall this long may have cost the registry entry (3 s) */
+#define DN_NODE_TIMEOUT_MS 5000      /* register, subscribe, emit, discover */
+#define DN_STOP_TIMEOUT_MS 1000      /* unsubscribe + unregister at the end, all together */
+#define DN_DISCOVER_TTL_MS 1000      /* a service's instances are re-read after this */
+#define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
+#define DN_PREFETCH 64
+#define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
+#define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
+#define DN_NAME_MAX 127
+
+struct dn_method {
+    char *name;         /* owned */
+    char **params;      /* owned, NULL-terminated; a trailing '?' marks optional; NULL: any */
+    char *help;         /* owned */
+    devnode_method_fn fn;
+    void *ctx;
+};
+
+struct dn_sub {
+    char id[16];        /* "s1", unique per connection */
+    char *pattern;      /* owned */
+    char *group;        /* owned; "<Service>.<name>" (also used for broadcast, for display) */
+    char *stream;       /* owned; the retained stream's pattern, NULL for new events only */
+    char from[24];      /* stream subscriptions: "beginning", "now", "resume" or an offset */
+    unsigned flags;
+    devnode_event_fn fn;
+    void *ctx;
+    int active;         /* the node accepted it */
+    int running;        /* its handler runs now: no catch-up on it from inside */
+    int64_t last_offset;/* the highest stream offset handled and acked here; -1 before any */
+    int64_t floor;      /* broadcast stream subscriptions: the offset they started at (nothing
+                           below it comes); named groups ask the node for their committed one */
+};
+
+/* One DEALER connected to one callee endpoint, kept open across calls. */
+struct dn_peer {
+    char *endpoint;     /* owned */
+    void *sock;         /* owned DEALER */
+    int pending;        /* deferred calls still waiting on it: it is not closed while > 0 */
+    int listed;         /* mark for the sweep after a discover */
+    int bad;            /* sends would not go through: skipped until the next discover */
+    struct dn_peer *next;
+};
+
+struct dn_instance {
+    struct dn_peer *peer;  /* borrowed from dn->peers */
+    int instance;
+    int pid;
+};
+
+/* What `discover` said about one service, and where round robin stands. */
+struct dn_service {
+    char *name;                 /* owned */
+    struct dn_instance *insts;  /* owned array */
+    size_t count;
+    size_t next;                /* round robin position */
+    long long fetched_ms;
+    struct dn_service *next_service;
+};
+
+/* A call in flight. Sync calls live on the caller's stack; deferred ones on the heap and in
+ * dn->calls until waited for or cancelled. */
+struct devnode_call {
+    char id[RPC_ID_MAX + 1];
+    struct dn_peer *peer;        /* borrowed; its `pending` counts deferred calls */
+    long long deadline_ms;
+    int done;                    /* reply (or failure) recorded below */
+    int code;                    /* enum devnode_status once done */
+    json_t *result;              /* owned until handed to the waiter */
+    struct devnode_error err;
+    int deferred;
+    struct devnode_call *prev, *next;
+};
+
+/* A node message that arrived while we waited for another one (events during a request). */
+struct dn_queued {
+    struct dn_queued *next;
+    struct wire_msg msg;         /* owned: wire_msg_free */
+};
+
+struct devnode {
+    void *zctx;                  /* owned ZeroMQ context */
+    void *node;                  /* owned DEALER to the node */
+    void *router;                /* owned ROUTER serving RPC; NULL before start */
+    int epfd;                    /* owned epoll fd for devnode_fd, -1 until asked for */
+
+    char service[DN_NAME_MAX + 1];
+    int instance;                /* DEVNODE_INSTANCE, -1 when not supervised */
+    pid_t pid;
+    char node_endpoint[PATH_MAX + 8];
+    char run_dir[PATH_MAX];
+    char rpc_endpoint[PATH_MAX + 8];
+    char identity[40];           /* from the register reply */
+
+    struct dn_method *methods;   /* owned array */
+    size_t method_count;
+    struct dn_sub *subs;         /* owned array */
+    size_t sub_count;
+
+    uint64_t next_request_id;    /* ids of node requests */
+    char call_prefix[9];         /* random per process: call ids are prefix + counter */
+    uint64_t call_counter;
+    struct devnode_call *calls;  /* deferred calls in flight (the list does not own them) */
+    struct dn_peer *peers;       /* owned list */
+    struct dn_service *services; /* owned list: the discover cache */
+    struct dn_queued *queue_head, *queue_tail; /* owned */
+    struct dn_queued *spare;     /* owned: reused by dn_node_recv when nothing arrived */
+
+    char trace_id[DEVNODE_TRACE_ID_MAX + 1];   /* "" when none */
+
+    int started;                 /* bound and registered (or tried to) */
+    int registered;
+    int reregister_due;          /* a stall may have cost the registry entry: register again */
+    int stop_requested;
+    int in_handler;              /* a method or event handler runs: no re-entry */
+    long long started_ms;
+    long long next_heartbeat_ms;
+    uint64_t served;             /* RPC requests answered */
+    uint64_t malformed;          /* frames dropped */
+
+    struct wire_body out;        /* reused for every body we pack (calls, replies) */
+    struct wire_body out_headers;
+
+    char last_error[256];
+};
+
+long long dn_now_ms(void);
+/* Records why something failed in dn->last_error (and returns `code`). */
+int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* conn.c: the node socket. */
+uint64_t dn_next_request_id(struct devnode *dn);
+/* Sends b (a map whose id is `id`) as `type` and waits for the reply with that id; other
+ * messages that arrive meanwhile are queued (events) or dropped. Returns 0 with *reply owned
+ * by the caller (dn_queued_free), or DEVNODE_E_NODE with last_error set (error reply,
+ * timeout). `reply` may be NULL when only success matters. */
+int dn_node_request(struct devnode *dn, const char *type, const struct wire_body *b, uint64_t id,
+                    int timeout_ms, struct dn_queued **reply);
+/* The waiting half of dn_node_request, until deadline_ms (monotonic). */
+int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
+                 struct dn_queued **reply);
+/* Sends without waiting (heartbeat, ack). */
+int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b);
+void dn_queued_free(struct dn_queued *q);
+/* Receives one node message without blocking into a new dn_queued; NULL when none. */
+struct dn_queued *dn_node_recv(struct devnode *dn);
+void dn_maybe_heartbeat(struct devnode *dn);
+
+/* events.c */
+void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
+int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
+/* Sends unsubscribe for every active subscription; returns the last request id (0: none). */
+uint64_t dn_send_unsubscribes(struct devnode *dn);
+/* Handles sub_index's events until it has handled the stream's end as of now: no deadline
+ * when deadline_ms is 0, but DEVNODE_E_TIMEOUT after DN_CATCH_UP_IDLE_MS without an event. */
+int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms);
+
+/* server.c */
+void dn_serve_one(struct devnode *dn, struct rpc_msg *req);
+int dn_register(struct devnode *dn);
+
+/* client.c */
+void dn_client_free(struct devnode *dn);
+
+/* Trace id helpers (logging.c). */
+void dn_trace_sanitize(char out[DEVNODE_TRACE_ID_MAX + 1], const char *in, size_t len);
+/* The current trace id, or a fresh one written to `tmp` when there is none. */
+const char *dn_trace_or_new(struct devnode *dn, char tmp[DEVNODE_TRACE_ID_MAX + 1]);
+
+#endif

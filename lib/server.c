@@ -1,0 +1,610 @@
+/* server.c: serving RPC on the service's own ROUTER (methods, the lymph.* built-ins, argument
+ * checks, REP/ERROR/NACK), registering with the node, and the run loop with its signals.
+ * It must never let a handler's failure or a peer's bad frame take the process down. */
+#include "lib/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/msgjson.h"
+
+#define UNIX_PATH_MAX_BYTES (sizeof ((struct sockaddr_un *)0)->sun_path - 1)
+
+static char *dn_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int valid_method_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 100)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '.' || s[i] <= ' ' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+int devnode_add_method(struct devnode *dn, const char *name, const char *const *params,
+                       const char *help, devnode_method_fn fn, void *ctx)
+{
+    if (!name || !valid_method_name(name) || !fn)
+        return dn_fail(dn, DEVNODE_E_INVALID, "method name '%s' is not a word without dots", name ? name : "");
+    if (dn->started)
+        return dn_fail(dn, DEVNODE_E_INVALID, "add methods before devnode_start");
+    for (size_t i = 0; i < dn->method_count; i++)
+        if (strcmp(dn->methods[i].name, name) == 0)
+            return dn_fail(dn, DEVNODE_E_INVALID, "method '%s' added twice", name);
+    struct dn_method *grown = realloc(dn->methods, (dn->method_count + 1) * sizeof *grown);
+    if (!grown)
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    dn->methods = grown;
+    struct dn_method *m = &dn->methods[dn->method_count];
+    memset(m, 0, sizeof *m);
+    m->name = dn_strdup(name);
+    m->help = dn_strdup(help ? help : "");
+    m->fn = fn;
+    m->ctx = ctx;
+    if (params) {
+        size_t n = 0;
+        while (params[n])
+            n++;
+        m->params = calloc(n + 1, sizeof *m->params);
+        for (size_t i = 0; m->params && i < n; i++)
+            m->params[i] = dn_strdup(params[i]);
+    }
+    dn->method_count++;
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static void dn_reply(struct devnode *dn, const struct rpc_msg *req, enum rpc_type type, const char *trace_id)
+{
+    char id[RPC_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s%08llx", dn->call_prefix, (unsigned long long)++dn->call_counter);
+    msgpack_sbuffer_clear(&dn->out_headers.sbuf);
+    msgpack_pack_map(&dn->out_headers.pk, 1);
+    wire_pack_kv_str(&dn->out_headers.pk, "trace_id", trace_id);
+    /* DONTWAIT: a caller that went away must not stall us; ROUTER drops what it cannot route. */
+    rpc_send(dn->router, req->routing, req->routing_len, id, type, req->id, dn->out_headers.sbuf.data,
+             dn->out_headers.sbuf.size, dn->out.sbuf.data, dn->out.sbuf.size, ZMQ_DONTWAIT);
+}
+
+static void dn_reply_error(struct devnode *dn, const struct rpc_msg *req, enum rpc_type type,
+                           const char *trace_id, const char *etype, const char *message)
+{
+    msgpack_sbuffer_clear(&dn->out.sbuf);
+    msgpack_pack_map(&dn->out.pk, 2);
+    wire_pack_kv_str(&dn->out.pk, "type", etype);
+    wire_pack_kv_str(&dn->out.pk, "message", message);
+    dn_reply(dn, req, type, trace_id);
+}
+
+/* ---- built-ins ---------------------------------------------------------------------- */
+
+static void dn_pack_method(msgpack_packer *pk, const char *name, const char *const *params, const char *help)
+{
+    msgpack_pack_map(pk, 3);
+    wire_pack_kv_str(pk, "name", name);
+    wire_pack_str(pk, "params");
+    size_t n = 0;
+    while (params && params[n])
+        n++;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(params[i]);
+        if (len && params[i][len - 1] == '?')
+            len--; /* the '?' is our notation for optional, not part of the name */
+        wire_pack_strn(pk, params[i], len);
+    }
+    wire_pack_kv_str(pk, "help", help);
+}
+
+static void dn_pack_user_methods(struct devnode *dn, msgpack_packer *pk, int with_builtins)
+{
+    static const char *const ping_params[] = {"payload?", NULL};
+    msgpack_pack_array(pk, dn->method_count + (with_builtins ? 3 : 0));
+    for (size_t i = 0; i < dn->method_count; i++)
+        dn_pack_method(pk, dn->methods[i].name, (const char *const *)dn->methods[i].params, dn->methods[i].help);
+    if (!with_builtins)
+        return;
+    dn_pack_method(pk, "lymph.ping", ping_params, "Returns the payload");
+    dn_pack_method(pk, "lymph.status", NULL, "Service, instance, pid, endpoint, uptime and requests served");
+    dn_pack_method(pk, "lymph.inspect", NULL, "The methods of this service");
+}
+
+static void dn_serve_builtin(struct devnode *dn, const struct rpc_msg *req, const char *method,
+                             const char *trace_id)
+{
+    msgpack_packer *pk = &dn->out.pk;
+    msgpack_sbuffer_clear(&dn->out.sbuf);
+    if (strcmp(method, "ping") == 0) {
+        const msgpack_object *payload = wire_map_get(req->body, "payload");
+        if (payload)
+            msgpack_pack_object(pk, *payload);
+        else
+            msgpack_pack_nil(pk);
+    } else if (strcmp(method, "status") == 0) {
+        msgpack_pack_map(pk, 7);
+        wire_pack_kv_str(pk, "service", dn->service);
+        wire_pack_kv_int(pk, "instance", dn->instance);
+        wire_pack_kv_int(pk, "pid", dn->pid);
+        wire_pack_kv_str(pk, "endpoint", dn->rpc_endpoint);
+        wire_pack_kv_str(pk, "identity", dn->identity[0] ? dn->identity : NULL);
+        wire_pack_kv_int(pk, "uptime_ms", dn_now_ms() - dn->started_ms);
+        wire_pack_kv_int(pk, "served", (int64_t)dn->served);
+    } else if (strcmp(method, "inspect") == 0) {
+        msgpack_pack_map(pk, 1);
+        wire_pack_str(pk, "methods");
+        dn_pack_user_methods(dn, pk, 1);
+    } else {
+        char message[200];
+        snprintf(message, sizeof message, "unknown method 'lymph.%.100s'", method);
+        dn_reply_error(dn, req, RPC_NACK, trace_id, "UnknownMethod", message);
+        return;
+    }
+    dn_reply(dn, req, RPC_REP, trace_id);
+}
+
+/* ---- methods ------------------------------------------------------------------------ */
+
+/* Checks the keyword arguments against the declared params; 0, or -1 with why set. */
+static int dn_check_args(const struct dn_method *m, const msgpack_object *args, char *why, size_t cap)
+{
+    if (!m->params)
+        return 0;
+    for (uint32_t i = 0; i < args->via.map.size; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            snprintf(why, cap, "%s: argument names must be strings", m->name);
+            return -1;
+        }
+        int known = 0;
+        for (char **p = m->params; *p && !known; p++) {
+            size_t len = strlen(*p);
+            if (len && (*p)[len - 1] == '?')
+                len--;
+            known = k->via.str.size == len && memcmp(k->via.str.ptr, *p, len) == 0;
+        }
+        if (!known) {
+            snprintf(why, cap, "%s() got an unexpected argument '%.*s'", m->name,
+                     (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
+            return -1;
+        }
+    }
+    for (char **p = m->params; *p; p++) {
+        size_t len = strlen(*p);
+        if (len && (*p)[len - 1] == '?')
+            continue;
+        if (!wire_map_get(args, *p)) {
+            snprintf(why, cap, "%s() is missing the argument '%s'", m->name, *p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void dn_serve_one(struct devnode *dn, struct rpc_msg *req)
+{
+    if (req->type != RPC_REQ) {
+        dn->malformed++; /* replies never come to a ROUTER we serve on */
+        return;
+    }
+    char trace[DEVNODE_TRACE_ID_MAX + 1];
+    if (req->trace_id[0])
+        dn_trace_sanitize(trace, req->trace_id, strlen(req->trace_id));
+    else
+        trace[0] = '\0';
+    if (!trace[0])
+        rpc_new_trace_id(trace);
+    dn->served++;
+
+    const char *dot = strchr(req->subject, '.');
+    if (!dot || dot == req->subject || !dot[1]) {
+        dn_reply_error(dn, req, RPC_NACK, trace, "BadRequest", "subject must be Interface.method");
+        return;
+    }
+    size_t iface_len = (size_t)(dot - req->subject);
+    const char *method = dot + 1;
+    if (req->body->type != MSGPACK_OBJECT_MAP) {
+        dn_reply_error(dn, req, RPC_NACK, trace, "BadRequest", "the body must be a map of keyword arguments");
+        return;
+    }
+    if (iface_len == 5 && memcmp(req->subject, "lymph", 5) == 0) {
+        dn_serve_builtin(dn, req, method, trace);
+        return;
+    }
+    const struct dn_method *m = NULL;
+    if (iface_len == strlen(dn->service) && memcmp(req->subject, dn->service, iface_len) == 0)
+        for (size_t i = 0; i < dn->method_count && !m; i++)
+            if (strcmp(dn->methods[i].name, method) == 0)
+                m = &dn->methods[i];
+    if (!m) {
+        char message[400];
+        if (iface_len == strlen(dn->service) && memcmp(req->subject, dn->service, iface_len) == 0)
+            snprintf(message, sizeof message, "%s has no method '%s'", dn->service, method);
+        else
+            snprintf(message, sizeof message, "no interface '%.*s' here (this is %s)", (int)iface_len,
+                     req->subject, dn->service);
+        dn_reply_error(dn, req, RPC_NACK, trace, "UnknownMethod", message);
+        return;
+    }
+    char why[300];
+    if (dn_check_args(m, req->body, why, sizeof why) < 0) {
+        dn_reply_error(dn, req, RPC_ERROR, trace, "BadArguments", why);
+        return;
+    }
+    json_t *args = msgjson_to_json(req->body);
+    if (!args) {
+        dn_reply_error(dn, req, RPC_ERROR, trace, "BadArguments", "arguments nest too deep");
+        return;
+    }
+
+    /* The request's trace becomes the current one, so calls, emits and log lines the
+     * handler makes carry it; the previous one is back afterwards. */
+    char saved[DEVNODE_TRACE_ID_MAX + 1];
+    memcpy(saved, dn->trace_id, sizeof saved);
+    memcpy(dn->trace_id, trace, sizeof trace);
+    struct devnode_error err = {0};
+    dn->in_handler++;
+    json_t *result = m->fn(dn, args, &err, m->ctx);
+    dn->in_handler--;
+    memcpy(dn->trace_id, saved, sizeof saved);
+    json_decref(args);
+
+    if (!result) {
+        dn_reply_error(dn, req, RPC_ERROR, trace, err.type[0] ? err.type : "HandlerError",
+                       err.message[0] ? err.message : "the handler failed");
+        return;
+    }
+    msgpack_sbuffer_clear(&dn->out.sbuf);
+    int rc = msgjson_pack(&dn->out.pk, result);
+    json_decref(result);
+    if (rc < 0) {
+        dn_reply_error(dn, req, RPC_ERROR, trace, "HandlerError", "the result cannot be encoded");
+        return;
+    }
+    dn_reply(dn, req, RPC_REP, trace);
+}
+
+/* ---- binding and registering ---------------------------------------------------------- */
+
+/* Removes socket files of this service left by processes that died without stopping
+ * (SIGKILL, crashes): `<Service>.<instance>.<pid>.sock` whose pid is gone. */
+static void dn_sweep_stale(const struct devnode *dn, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t slen = strlen(dn->service);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, dn->service, slen) != 0 || n[slen] != '.')
+            continue;
+        int instance, pid, used = 0;
+        if (sscanf(n + slen + 1, "%d.%d.sock%n", &instance, &pid, &used) != 2 || n[slen + 1 + used] != '\0')
+            continue;
+        if (pid > 0 && pid != dn->pid && kill(pid, 0) < 0 && errno == ESRCH) {
+            char path[PATH_MAX];
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, n) < sizeof path)
+                unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static int dn_mkdir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+/* Binds the ROUTER on <dir>/rpc/<Service>.<instance>.<pid>.sock, trying the run dir, then the
+ * node's socket dir (short by construction), then /tmp/devnode-<uid>/: a unix socket path
+ * must fit in 107 bytes. */
+static int dn_bind(struct devnode *dn)
+{
+    char name[DN_NAME_MAX + 48];
+    snprintf(name, sizeof name, "%s.%d.%d.sock", dn->service, dn->instance, (int)dn->pid);
+    char dirs[3][PATH_MAX];
+    int ndirs = 0;
+    if (dn->run_dir[0])
+        snprintf(dirs[ndirs++], PATH_MAX, "%s", dn->run_dir);
+    if (strncmp(dn->node_endpoint, "ipc://", 6) == 0) {
+        snprintf(dirs[ndirs], PATH_MAX, "%s", dn->node_endpoint + 6);
+        char *slash = strrchr(dirs[ndirs], '/');
+        if (slash && slash != dirs[ndirs]) {
+            *slash = '\0';
+            ndirs++;
+        }
+    }
+    snprintf(dirs[ndirs++], PATH_MAX, "/tmp/devnode-%u", (unsigned)getuid());
+
+    char tried[PATH_MAX] = "";
+    for (int i = 0; i < ndirs; i++) {
+        char dir[PATH_MAX + 8], path[PATH_MAX + 200];
+        snprintf(dir, sizeof dir, "%s/rpc", dirs[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (strlen(path) > UNIX_PATH_MAX_BYTES) {
+            snprintf(tried, sizeof tried, "%s (too long for a unix socket)", path);
+            continue;
+        }
+        if (i == ndirs - 1) {
+            /* Shared /tmp: only a directory of our own, never one someone else planted. */
+            struct stat st;
+            if (dn_mkdir(dirs[i]) < 0 || lstat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode) ||
+                st.st_uid != getuid()) {
+                snprintf(tried, sizeof tried, "%s is not a directory of ours", dirs[i]);
+                continue;
+            }
+        }
+        if (dn_mkdir(dir) < 0) {
+            snprintf(tried, sizeof tried, "%s: %s", dir, strerror(errno));
+            continue;
+        }
+        dn_sweep_stale(dn, dir);
+        snprintf(dn->rpc_endpoint, sizeof dn->rpc_endpoint, "ipc://%s", path);
+        if (zmq_bind(dn->router, dn->rpc_endpoint) == 0)
+            return 0;
+        snprintf(tried, sizeof tried, "%s: %s", dn->rpc_endpoint, zmq_strerror(errno));
+        dn->rpc_endpoint[0] = '\0';
+    }
+    return dn_fail(dn, DEVNODE_E_INVALID, "cannot bind the RPC endpoint: %s", tried);
+}
+
+int dn_register(struct devnode *dn)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    msgpack_pack_map(&b.pk, 6);
+    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
+    wire_pack_kv_str(&b.pk, "service", dn->service);
+    wire_pack_kv_int(&b.pk, "instance", dn->instance);
+    wire_pack_kv_int(&b.pk, "pid", dn->pid);
+    wire_pack_kv_str(&b.pk, "endpoint", dn->rpc_endpoint);
+    wire_pack_str(&b.pk, "methods");
+    dn_pack_user_methods(dn, &b.pk, 0);
+    struct dn_queued *reply = NULL;
+    int rc = dn_node_request(dn, "register", &b, id, DN_NODE_TIMEOUT_MS, &reply);
+    wire_body_free(&b);
+    if (rc < 0)
+        return rc;
+    if (wire_get_str(reply->msg.body, "identity", dn->identity, sizeof dn->identity) < 0)
+        dn->identity[0] = '\0';
+    dn_queued_free(reply);
+    dn->registered = 1;
+    return 0;
+}
+
+/* sd_notify(3) READY=1, so `ready: notify` in .lymph.yml knows we serve. Advisory only. */
+static void dn_notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof addr.sun_path)
+        return;
+    memcpy(addr.sun_path, path, len);
+    socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (path[0] == '@')
+        addr.sun_path[0] = '\0';
+    else
+        addr_len++;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    static const char msg[] = "READY=1";
+    if (sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len) < 0)
+        fprintf(stderr, "WARNING devnode: NOTIFY_SOCKET=%s: %s\n", path, strerror(errno));
+    close(fd);
+}
+
+/* Subscribes the DEVNODE_CATCH_UP stream subscriptions and handles each to its stream's end. */
+static int dn_start_catch_up(struct devnode *dn)
+{
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        if (!(dn->subs[i].flags & DEVNODE_CATCH_UP) || !dn->subs[i].stream)
+            continue;
+        if (dn_send_subscription(dn, &dn->subs[i]) < 0) {
+            char why[sizeof dn->last_error];
+            snprintf(why, sizeof why, "%s", dn->last_error);
+            return dn_fail(dn, DEVNODE_E_NODE, "cannot subscribe to stream %s: %s", dn->subs[i].stream, why);
+        }
+    }
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        if (!(dn->subs[i].flags & DEVNODE_CATCH_UP) || !dn->subs[i].stream)
+            continue;
+        long long t0 = dn_now_ms();
+        int rc = dn_catch_up(dn, i, 0);
+        if (rc < 0) {
+            char why[sizeof dn->last_error];
+            snprintf(why, sizeof why, "%s", dn->last_error);
+            return dn_fail(dn, rc, "cannot catch up with stream %s: %s", dn->subs[i].stream, why);
+        }
+        /* A replay can take a while: say so, as one line the node's log keeps. */
+        if (dn_now_ms() - t0 >= 1000)
+            fprintf(stderr, "INFO devnode: %s caught up with stream %s (to offset %lld) in %.1fs\n", dn->subs[i].group,
+                    dn->subs[i].stream, (long long)dn->subs[i].last_offset, (double)(dn_now_ms() - t0) / 1000.0);
+    }
+    return 0;
+}
+
+int devnode_start(struct devnode *dn)
+{
+    if (dn->started)
+        return 0;
+    dn->router = zmq_socket(dn->zctx, ZMQ_ROUTER);
+    int linger_ms = 100;
+    zmq_setsockopt(dn->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    int rc = dn_bind(dn);
+    if (rc < 0) {
+        zmq_close(dn->router);
+        dn->router = NULL;
+        return rc;
+    }
+    dn->started_ms = dn_now_ms();
+    dn->started = 1;
+    dn->next_heartbeat_ms = dn->started_ms + DN_HEARTBEAT_MS;
+    /* Streams to catch up with come first, and are handled to their end before anyone can find
+     * us (register) or is told we serve (READY=1): a view never answers from half of its state. */
+    if ((rc = dn_start_catch_up(dn)) < 0) {
+        char why[sizeof dn->last_error];
+        snprintf(why, sizeof why, "%s", dn->last_error);
+        devnode_stop(dn); /* may note its own failures; ours is the one to report */
+        snprintf(dn->last_error, sizeof dn->last_error, "%s", why);
+        return rc;
+    }
+    /* Not fatal: RPC still answers whoever knows the endpoint, and the node's log shows why. */
+    if (dn_register(dn) < 0)
+        fprintf(stderr, "WARNING devnode: %s.%d could not register: %s\n", dn->service, dn->instance,
+                dn->last_error);
+    for (size_t i = 0; i < dn->sub_count; i++)
+        if (!dn->subs[i].active && dn_send_subscription(dn, &dn->subs[i]) < 0)
+            fprintf(stderr, "WARNING devnode: %s.%d could not subscribe to '%s': %s\n", dn->service,
+                    dn->instance, dn->subs[i].pattern, dn->last_error);
+    if (dn->epfd >= 0) {
+        int fd;
+        size_t len = sizeof fd;
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (zmq_getsockopt(dn->router, ZMQ_FD, &fd, &len) == 0)
+            epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    dn_notify_ready();
+    return 0;
+}
+
+void devnode_stop(struct devnode *dn)
+{
+    if (!dn->started)
+        return;
+    /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
+     * the node answers in order, so waiting for the last reply covers them all. */
+    uint64_t last = dn_send_unsubscribes(dn);
+    if (dn->registered) {
+        struct wire_body b;
+        wire_body_init(&b);
+        last = dn_next_request_id(dn);
+        msgpack_pack_map(&b.pk, 2);
+        wire_pack_kv_int(&b.pk, "id", (int64_t)last);
+        wire_pack_kv_int(&b.pk, "pid", dn->pid);
+        dn_node_send(dn, "unregister", &b);
+        wire_body_free(&b);
+        dn->registered = 0;
+    }
+    dn->started = 0; /* no heartbeat while we wait */
+    if (last)
+        dn_node_wait(dn, "unregister", last, dn_now_ms() + DN_STOP_TIMEOUT_MS, NULL);
+    /* Events queued meanwhile are pending at the node, which requeues them for others. */
+    while (dn->queue_head) {
+        struct dn_queued *q = dn->queue_head;
+        dn->queue_head = q->next;
+        dn_queued_free(q);
+    }
+    dn->queue_tail = NULL;
+    if (dn->router) {
+        if (dn->epfd >= 0) {
+            int fd;
+            size_t len = sizeof fd;
+            if (zmq_getsockopt(dn->router, ZMQ_FD, &fd, &len) == 0)
+                epoll_ctl(dn->epfd, EPOLL_CTL_DEL, fd, NULL);
+        }
+        zmq_close(dn->router);
+        dn->router = NULL;
+        /* libzmq leaves the ipc socket file behind; it is ours (our pid is in its name). */
+        if (strncmp(dn->rpc_endpoint, "ipc://", 6) == 0)
+            unlink(dn->rpc_endpoint + 6);
+    }
+}
+
+int devnode_fd(struct devnode *dn)
+{
+    if (dn->epfd >= 0)
+        return dn->epfd;
+    /* One fd for the host loop: readable when either ZeroMQ socket has something. */
+    dn->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (dn->epfd < 0)
+        return -1;
+    void *socks[2] = {dn->node, dn->router};
+    for (int i = 0; i < 2; i++) {
+        int fd;
+        size_t len = sizeof fd;
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (socks[i] && zmq_getsockopt(socks[i], ZMQ_FD, &fd, &len) == 0)
+            epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    return dn->epfd;
+}
+
+int devnode_run(struct devnode *dn)
+{
+    if (!dn->started && devnode_start(dn) < 0) {
+        fprintf(stderr, "ERROR devnode: %s\n", dn->last_error);
+        return 1;
+    }
+    /* signalfd rather than a handler: no global state, and the signal is read in our loop
+     * between requests, so a stop never interrupts a handler halfway. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        fprintf(stderr, "ERROR devnode: signalfd: %s\n", strerror(errno));
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        devnode_stop(dn);
+        return 1;
+    }
+    int signo = 0;
+    while (!dn->stop_requested) {
+        int wait_ms = devnode_process(dn);
+        if (dn->stop_requested)
+            break;
+        zmq_pollitem_t items[3] = {
+            {.socket = dn->router, .events = ZMQ_POLLIN},
+            {.socket = dn->node, .events = ZMQ_POLLIN},
+            {.socket = NULL, .fd = sfd, .events = ZMQ_POLLIN},
+        };
+        if (zmq_poll(items, 3, wait_ms) < 0 && errno != EINTR) {
+            fprintf(stderr, "ERROR devnode: poll: %s\n", zmq_strerror(errno));
+            break;
+        }
+        if (items[2].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                signo = (int)si.ssi_signo;
+                break;
+            }
+        }
+    }
+    if (signo)
+        printf("INFO %s.%d stopping on %s trace_id=None\n", dn->service, dn->instance,
+               signo == SIGINT ? "SIGINT" : "SIGTERM");
+    fflush(stdout);
+    devnode_stop(dn);
+    /* Swallow signals that came during the stop, so unblocking cannot kill us mid-exit. */
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+    }
+    close(sfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    dn->stop_requested = 0;
+    return 0;
+}

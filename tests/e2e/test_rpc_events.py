@@ -1,0 +1,274 @@
+"""libdevnode end to end (issue 6): C services built on the library (examples/greeting,
+examples/listen) run by the real node; their RPC spoken raw from Python (the service side), the
+`call` example driving the library's caller side (discover, round robin, timeouts, deferred
+calls, error replies), and events through the node's bus (once per service, broadcast,
+patterns, redelivery when the handling process dies before its ack)."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import pid_alive, wait_for
+from demohelpers import (GREETING, LISTEN, NodeClient, RawRPC, call, examples_config, lines_of,
+                         socket_files, wait_broadcast_members, wait_group_members, wait_lines,
+                         wait_registered)
+
+
+@pytest.fixture
+def client(project):
+    clients = []
+
+    def make():
+        c = NodeClient(project)
+        clients.append(c)
+        return c
+    yield make
+    for c in clients:
+        c.close()
+
+
+def start(project, services):
+    project.write(examples_config(services))
+    node = project.up()
+    for name, spec in services.items():
+        node.wait_running(name, spec[1])
+    return node
+
+
+# ---------------------------------------------------------------- registering and serving
+
+def test_services_register_methods_and_answer_the_builtins(project, client):
+    node = start(project, {"Greeting": (GREETING, 3), "Listen": (LISTEN, 2)})
+    c = client()
+    insts = wait_registered(c, "Greeting", 3)
+    wait_registered(c, "Listen", 2)
+    supervised = {i["index"]: i["pid"] for i in node.service("Greeting")["instances"]}
+    assert {i["instance"]: i["pid"] for i in insts} == supervised
+    for inst in insts:
+        assert inst["methods"] == [{"name": "greet", "params": ["name"],
+                                    "help": "Returns a greeting for name and emits `greeted`"}]
+        assert inst["endpoint"] == (f"ipc://{project.run_dir}/rpc/Greeting.{inst['instance']}."
+                                    f"{inst['pid']}.sock")
+        rpc = RawRPC(inst["endpoint"])
+        try:
+            rtype, _, status = rpc.request("lymph.status")
+            assert rtype == "REP"
+            assert (status["service"], status["instance"], status["pid"]) == ("Greeting", inst["instance"],
+                                                                               inst["pid"])
+            assert status["endpoint"] == inst["endpoint"]
+            assert status["identity"] == inst["identity"]
+            rtype, _, inspect = rpc.request("lymph.inspect")
+            assert [m["name"] for m in inspect["methods"]] == ["greet", "lymph.ping", "lymph.status",
+                                                               "lymph.inspect"]
+            assert rpc.request("lymph.ping", {"payload": {"a": [1, 2]}})[2] == {"a": [1, 2]}
+        finally:
+            rpc.close()
+    assert len(socket_files(project)) == 5
+
+
+def test_replies_rep_error_and_nack_and_survives_malformed_frames(project, client):
+    start(project, {"Greeting": (GREETING, 1)})
+    c = client()
+    (inst,) = wait_registered(c, "Greeting", 1)
+    rpc = RawRPC(inst["endpoint"])
+    try:
+        rtype, headers, body = rpc.request("Greeting.greet", {"name": "joe"}, trace_id="raw-trace-1")
+        assert (rtype, headers["trace_id"], body) == ("REP", "raw-trace-1", "Hi, joe!")
+
+        rtype, headers, body = rpc.request("Greeting.greet", {"name": "ann"})
+        assert rtype == "REP" and re.fullmatch(r"[0-9a-f]{32}", headers["trace_id"]), headers
+
+        assert rpc.request("Greeting.nope")[0::2] == ("NACK", {"type": "UnknownMethod",
+                                                               "message": "Greeting has no method 'nope'"})
+        rtype, _, body = rpc.request("Other.greet", {"name": "x"})
+        assert (rtype, body["type"]) == ("NACK", "UnknownMethod")
+        rtype, _, body = rpc.request("Greeting.greet", [1, 2])
+        assert (rtype, body["type"]) == ("NACK", "BadRequest")
+        rtype, _, body = rpc.request("Greeting.greet", {})
+        assert (rtype, body["type"]) == ("ERROR", "BadArguments")
+        assert "missing the argument 'name'" in body["message"]
+        rtype, _, body = rpc.request("Greeting.greet", {"name": "x", "shout": True})
+        assert (rtype, body["type"]) == ("ERROR", "BadArguments")
+        assert "unexpected argument 'shout'" in body["message"]
+        rtype, _, body = rpc.request("Greeting.greet", {"name": ""})
+        assert (rtype, body) == ("ERROR", {"type": "ValueError", "message": "name must not be empty"})
+        rtype, _, body = rpc.request("Greeting.greet", {"name": 7})
+        assert (rtype, body["type"]) == ("ERROR", "ValueError")
+
+        # Malformed messages get no reply and change nothing.
+        rpc.send_frames([b"id-only"])
+        rpc.send_frames([b"x", b"REQ", b"Greeting.greet", b"\xc1", b"\x80"])
+        rpc.send_frames([b"x", b"HELLO", b"Greeting.greet", b"\x80", b"\x80"])
+        rpc.send_frames([b"x", b"REQ", b"Greeting.greet", b"\x80", b"\x80", b"extra"])
+        assert rpc.request("Greeting.greet", {"name": "still"})[2] == "Hi, still!"
+        assert pid_alive(inst["pid"])
+    finally:
+        rpc.close()
+
+
+# ---------------------------------------------------------------- the caller side
+
+def test_calls_go_round_robin_over_the_instances(project, client):
+    node = start(project, {"Greeting": (GREETING, 3)})
+    wait_registered(client(), "Greeting", 3)
+    replies, rc = call(project, "Greeting.lymph.status", {}, "-n", 9)
+    assert rc == 0, replies
+    pids = [r["result"]["pid"] for r in replies]
+    supervised = {i["pid"] for i in node.service("Greeting")["instances"]}
+    assert set(pids[:3]) == supervised, pids
+    assert pids[3:6] == pids[:3] and pids[6:9] == pids[:3], pids
+
+    replies, rc = call(project, "Greeting.greet", {"name": "joe"}, "-n", 3)
+    assert rc == 0 and [r["result"] for r in replies] == ["Hi, joe!"] * 3
+
+
+def test_call_reports_the_errors_of_the_callee(project, client):
+    start(project, {"Greeting": (GREETING, 2)})
+    wait_registered(client(), "Greeting", 2)
+    (r,), rc = call(project, "Greeting.nope", {})
+    assert (rc, r["ok"], r["code"], r["type"]) == (1, False, -2, "UnknownMethod")
+    (r,), rc = call(project, "Greeting.greet", {})
+    assert (rc, r["code"], r["type"]) == (1, -1, "BadArguments")
+    (r,), rc = call(project, "Greeting.greet", {"name": ""})
+    assert (r["code"], r["type"], r["message"]) == (-1, "ValueError", "name must not be empty")
+    (r,), rc = call(project, "Nobody.greet", {"name": "x"})
+    assert (rc, r["code"], r["type"]) == (1, -4, "NotFound")
+
+
+def test_call_times_out_and_the_callee_keeps_serving(project, client):
+    start(project, {"Slow": (GREETING, 1, "--delay-ms 1500")})
+    wait_registered(client(), "Slow", 1)
+    t0 = time.monotonic()
+    (r,), rc = call(project, "Slow.greet", {"name": "x"}, "-t", 300)
+    elapsed = time.monotonic() - t0
+    assert (rc, r["code"], r["type"]) == (1, -3, "Timeout"), r
+    assert elapsed < 1.4, f"a 300 ms timeout took {elapsed:.2f}s"
+    (r,), rc = call(project, "Slow.greet", {"name": "y"}, "-t", 5000)
+    assert (rc, r["result"]) == (0, "Hi, y!")
+
+
+def test_deferred_calls_all_come_back(project, client):
+    start(project, {"Greeting": (GREETING, 3)})
+    wait_registered(client(), "Greeting", 3)
+    replies, rc = call(project, "Greeting.greet", {"name": "later"}, "-a", "-n", 30)
+    assert rc == 0 and len(replies) == 30
+    assert all(r["result"] == "Hi, later!" for r in replies)
+
+
+def test_trace_id_travels_through_call_emit_and_event(project, client):
+    node = start(project, {"Greeting": (GREETING, 2), "Listen": (LISTEN, 2)})
+    c = client()
+    wait_registered(c, "Greeting", 2)
+    wait_group_members(c, "Listen.greeted", 2)
+    (r,), rc = call(project, "Greeting.greet", {"name": "tracy"}, "-T", "trace-e2e-1")
+    assert rc == 0, r
+    (g,) = wait_lines(node, 1, service="Greeting", trace_id="trace-e2e-1")
+    assert g["text"] == "INFO Saying hi to tracy trace_id=trace-e2e-1" and g["level"] == "info"
+    (l,) = wait_lines(node, 1, service="Listen", trace_id="trace-e2e-1")
+    assert l["text"].startswith("INFO Somebody greeted tracy (delivery=")
+
+
+def test_stopping_instances_unregister_and_remove_their_socket(project, client):
+    node = start(project, {"Greeting": (GREETING, 3)})
+    c = client()
+    wait_registered(c, "Greeting", 3)
+    assert len(socket_files(project)) == 3
+    r = node.cli("scale", "Greeting", "1")
+    assert r.returncode == 0, r.stderr
+    wait_registered(c, "Greeting", 1, timeout=5)
+    wait_for(lambda: len(socket_files(project)) == 1, 5, "the stopped instances' socket files to go")
+    wait_lines(node, 2, service="Greeting", pattern=r"^INFO Greeting\.[12] stopping on SIGTERM")
+
+
+def test_a_callee_restarted_is_found_again(project, client):
+    node = start(project, {"Greeting": (GREETING, 2)})
+    c = client()
+    before = {i["pid"] for i in wait_registered(c, "Greeting", 2)}
+    assert node.cli("restart", "Greeting").returncode == 0
+    wait_for(lambda: {i["pid"] for i in c.discover("Greeting").get("Greeting", [])}.isdisjoint(before)
+             and len(c.discover("Greeting").get("Greeting", [])) == 2, 15, "new Greeting instances registered")
+    replies, rc = call(project, "Greeting.greet", {"name": "again"}, "-n", 4)
+    assert rc == 0, replies
+
+
+# ---------------------------------------------------------------- events
+
+def test_each_event_is_handled_once_per_service(project, client):
+    node = start(project, {"Listen": (LISTEN, 4), "Other": (LISTEN, 2)})
+    c = client()
+    wait_group_members(c, "Listen.greeted", 4)
+    wait_group_members(c, "Other.greeted", 2)
+    names = [f"n{i}" for i in range(24)]
+    for name in names:
+        c.emit("greeted", {"name": name})
+    for service in ("Listen", "Other"):
+        wait_lines(node, len(names), service=service, pattern=r"Somebody greeted n\d+ ")
+    time.sleep(0.3)  # a duplicate would show up by now: acks are immediate
+    for service, count in (("Listen", 4), ("Other", 2)):
+        recs = lines_of(node, service=service, pattern=r"Somebody greeted n\d+ ")
+        seen = sorted(re.search(r"greeted (n\d+) ", r["text"]).group(1) for r in recs)
+        assert seen == sorted(names), f"{service} handled {seen}"
+        assert len({r["pid"] for r in recs}) == count, "events spread over every instance"
+        assert not any("redelivered" in r["text"] for r in recs)
+
+
+def test_broadcast_reaches_every_instance(project, client):
+    node = start(project, {"Watch": (LISTEN, 3, "--broadcast"), "Listen": (LISTEN, 2)})
+    c = client()
+    wait_broadcast_members(c, "greeted", 3)
+    wait_group_members(c, "Listen.greeted", 2)
+    c.emit("greeted", {"name": "everyone"}, trace_id="bcast-1")
+    recs = wait_lines(node, 3, service="Watch", trace_id="bcast-1")
+    assert len({r["instance"] for r in recs}) == 3
+    wait_lines(node, 1, service="Listen", trace_id="bcast-1")
+    time.sleep(0.3)
+    assert len(lines_of(node, service="Watch", trace_id="bcast-1")) == 3
+    assert len(lines_of(node, service="Listen", trace_id="bcast-1")) == 1
+
+
+def test_patterns_follow_amqp_topic_rules(project, client):
+    node = start(project, {"Orders": (LISTEN, 1, "--pattern 'order.*'"),
+                           "Audit": (LISTEN, 1, "--pattern 'order.#' --pattern audit")})
+    c = client()
+    wait_group_members(c, "Orders.order.*", 1)
+    wait_group_members(c, "Audit.order.#", 1)
+    for t in ("order.created", "order.item.added", "other", "audit", "order", "orders.created"):
+        c.emit(t, {"t": t}, trace_id="pat-" + t.replace(".", "-"))
+    wait_lines(node, 4, service="Audit", pattern=r"^INFO event ")
+    time.sleep(0.3)
+    got = {s: sorted(re.search(r"event (\S+) ", r["text"]).group(1)
+                     for r in lines_of(node, service=s, pattern=r"^INFO event "))
+           for s in ("Orders", "Audit")}
+    assert got == {"Orders": ["order.created"],
+                   "Audit": ["audit", "order", "order.created", "order.item.added"]}
+
+
+def test_an_event_is_redelivered_when_its_handler_dies_before_the_ack(project, client):
+    node = start(project, {"SlowListen": (LISTEN, 2, "--sleep-ms 60000", {"stop_timeout": 1})})
+    c = client()
+    wait_group_members(c, "SlowListen.greeted", 2)
+    c.emit("greeted", {"name": "dies"}, trace_id="redeliver-1")
+    (first,) = wait_lines(node, 1, service="SlowListen", trace_id="redeliver-1", pattern=r"^INFO handling ")
+    assert "redelivered" not in first["text"]
+    victim = first["pid"]
+    os.kill(victim, signal.SIGKILL)
+    recs = wait_lines(node, 2, service="SlowListen", trace_id="redeliver-1", pattern=r"^INFO handling ")
+    second = recs[1]
+    assert second["pid"] != victim
+    assert second["text"].endswith(" redelivered trace_id=redeliver-1"), second["text"]
+    assert not pid_alive(victim)
+
+
+def test_a_handler_longer_than_the_heartbeat_timeout_keeps_the_instance_registered(project, client):
+    node = start(project, {"Slow": (GREETING, 1, "--delay-ms 4500")})
+    c = client()
+    wait_registered(c, "Slow", 1)
+    (r,), rc = call(project, "Slow.greet", {"name": "patience"}, "-t", 9000)
+    assert (rc, r.get("result")) == (0, "Hi, patience!"), r
+    # The registry dropped it during the stall (no heartbeat for 3 s); it registered again.
+    wait_lines(node, 1, service="Slow", pattern=r"no heartbeat for \d\.\ds .*registering again")
+    wait_registered(c, "Slow", 1, timeout=3)
+    (r,), rc = call(project, "Slow.lymph.ping", {"payload": 1}, "-t", 3000)
+    assert (rc, r["result"]) == (0, 1)

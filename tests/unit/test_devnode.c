@@ -1,0 +1,597 @@
+/* test_devnode: libdevnode end to end inside one process, under ASan+UBSan and LeakSanitizer:
+ * a fake node (registry + a minimal bus) in one thread, a serving service driven through
+ * devnode_fd/devnode_process in another, and the test as the caller. It checks calls, errors,
+ * timeouts, deferred calls, built-ins, trace ids and event acks, and that close frees all. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/wire.h"
+#include "devnode.h"
+
+/* ---- a fake node: enough of the protocol for the library ---------------------------- */
+
+struct fake_sub {
+    unsigned char ident[WIRE_IDENTITY_MAX];
+    size_t ident_len;
+    char id[16];
+    char pattern[64];
+};
+
+struct fake_node {
+    void *ctx, *router;
+    pthread_t thread;
+    pthread_mutex_t lock;        /* guards everything below */
+    int stop;
+    char service[64], endpoint[512];
+    int registered;
+    struct fake_sub subs[8];
+    int nsubs;
+    int heartbeats, acks, nacks, emits, unregisters, unsubscribes;
+    int64_t next_delivery;
+    char last_emit_type[64], last_emit_trace[80];
+};
+
+static void fake_reply(struct fake_node *f, const struct wire_msg *m, const char *type, struct wire_body *b)
+{
+    wire_send(f->router, m->identity, m->identity_len, type, b->sbuf.data, b->sbuf.size, 0);
+}
+
+static void fake_pack_id(msgpack_packer *pk, const struct wire_msg *m)
+{
+    wire_pack_str(pk, "id");
+    const msgpack_object *id = wire_map_get(m->body, "id");
+    if (id)
+        msgpack_pack_object(pk, *id);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void fake_handle(struct fake_node *f, const struct wire_msg *m)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    pthread_mutex_lock(&f->lock);
+    if (strcmp(m->type, "register") == 0) {
+        wire_get_str(m->body, "service", f->service, sizeof f->service);
+        wire_get_str(m->body, "endpoint", f->endpoint, sizeof f->endpoint);
+        f->registered = 1;
+        msgpack_pack_map(&b.pk, 2);
+        fake_pack_id(&b.pk, m);
+        wire_pack_kv_str(&b.pk, "identity", "0123456789abcdef0123456789abcdef");
+        fake_reply(f, m, "ok", &b);
+    } else if (strcmp(m->type, "discover") == 0) {
+        char want[64] = "";
+        wire_get_str(m->body, "service", want, sizeof want);
+        int found = f->registered && strcmp(want, f->service) == 0;
+        msgpack_pack_map(&b.pk, 2);
+        fake_pack_id(&b.pk, m);
+        wire_pack_str(&b.pk, "services");
+        msgpack_pack_array(&b.pk, found ? 1 : 0);
+        if (found) {
+            msgpack_pack_map(&b.pk, 2);
+            wire_pack_kv_str(&b.pk, "name", f->service);
+            wire_pack_str(&b.pk, "instances");
+            msgpack_pack_array(&b.pk, 1);
+            msgpack_pack_map(&b.pk, 3);
+            wire_pack_kv_int(&b.pk, "instance", 0);
+            wire_pack_kv_int(&b.pk, "pid", getpid());
+            wire_pack_kv_str(&b.pk, "endpoint", f->endpoint);
+        }
+        fake_reply(f, m, "services", &b);
+    } else if (strcmp(m->type, "heartbeat") == 0) {
+        f->heartbeats++;
+    } else if (strcmp(m->type, "subscribe") == 0 && f->nsubs < 8) {
+        struct fake_sub *s = &f->subs[f->nsubs++];
+        memcpy(s->ident, m->identity, m->identity_len);
+        s->ident_len = m->identity_len;
+        wire_get_str(m->body, "subscription", s->id, sizeof s->id);
+        const msgpack_object *pats = wire_map_get(m->body, "patterns");
+        if (pats && pats->type == MSGPACK_OBJECT_ARRAY && pats->via.array.size == 1)
+            snprintf(s->pattern, sizeof s->pattern, "%.*s", (int)pats->via.array.ptr[0].via.str.size,
+                     pats->via.array.ptr[0].via.str.ptr);
+        msgpack_pack_map(&b.pk, 1);
+        fake_pack_id(&b.pk, m);
+        fake_reply(f, m, "ok", &b);
+    } else if (strcmp(m->type, "emit") == 0) {
+        f->emits++;
+        wire_get_str(m->body, "type", f->last_emit_type, sizeof f->last_emit_type);
+        wire_get_str(wire_map_get(m->body, "headers"), "trace_id", f->last_emit_trace, sizeof f->last_emit_trace);
+        int groups = 0;
+        for (int i = 0; i < f->nsubs; i++) {
+            if (strcmp(f->subs[i].pattern, f->last_emit_type) != 0)
+                continue;
+            groups++;
+            struct wire_body e;
+            wire_body_init(&e);
+            msgpack_pack_map(&e.pk, 7);
+            wire_pack_kv_str(&e.pk, "subscription", f->subs[i].id);
+            wire_pack_kv_int(&e.pk, "delivery", ++f->next_delivery);
+            wire_pack_kv_str(&e.pk, "type", f->last_emit_type);
+            wire_pack_str(&e.pk, "headers");
+            msgpack_pack_object(&e.pk, *wire_map_get(m->body, "headers"));
+            wire_pack_str(&e.pk, "body");
+            msgpack_pack_object(&e.pk, *wire_map_get(m->body, "body"));
+            wire_pack_kv_str(&e.pk, "source", "Caller");
+            wire_pack_kv_bool(&e.pk, "redelivered", 0);
+            wire_send(f->router, f->subs[i].ident, f->subs[i].ident_len, "event", e.sbuf.data, e.sbuf.size, 0);
+            wire_body_free(&e);
+        }
+        msgpack_pack_map(&b.pk, 2);
+        fake_pack_id(&b.pk, m);
+        wire_pack_kv_int(&b.pk, "groups", groups);
+        fake_reply(f, m, "ok", &b);
+    } else if (strcmp(m->type, "ack") == 0) {
+        f->acks++;
+    } else if (strcmp(m->type, "nack") == 0) {
+        f->nacks++;
+    } else if (strcmp(m->type, "unsubscribe") == 0 || strcmp(m->type, "unregister") == 0) {
+        if (m->type[2] == 's')
+            f->unsubscribes++;
+        else
+            f->unregisters++;
+        msgpack_pack_map(&b.pk, 1);
+        fake_pack_id(&b.pk, m);
+        fake_reply(f, m, "ok", &b);
+    } else {
+        msgpack_pack_map(&b.pk, 2);
+        fake_pack_id(&b.pk, m);
+        wire_pack_kv_str(&b.pk, "message", "unknown message type");
+        fake_reply(f, m, "error", &b);
+    }
+    pthread_mutex_unlock(&f->lock);
+    wire_body_free(&b);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake_node *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        int stop = f->stop;
+        pthread_mutex_unlock(&f->lock);
+        if (stop)
+            return NULL;
+        zmq_pollitem_t item = {.socket = f->router, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, 20);
+        struct wire_msg m;
+        char err[160];
+        while (wire_recv(f->router, 1, &m, err, sizeof err) == WIRE_OK) {
+            fake_handle(f, &m);
+            wire_msg_free(&m);
+        }
+    }
+}
+
+/* ---- the serving side: a service "Echo" run from its own thread ------------------------ */
+
+struct server {
+    struct devnode *dn;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int stop;
+    int events;
+    char event_trace[80], event_name[32];
+    int event_redelivered;
+};
+
+static json_t *m_echo(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    return json_deep_copy(json_object_get(args, "text"));
+}
+
+static json_t *m_fail(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    return devnode_error_set(err, "ValueError", "always fails (%d)", 42);
+}
+
+static json_t *m_fail_silently(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    return NULL;
+}
+
+static json_t *m_slow(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    long ms = (long)json_integer_value(json_object_get(args, "ms"));
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return json_string("slow");
+}
+
+static json_t *m_trace(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    return json_string(devnode_trace_id(dn));
+}
+
+static json_t *m_emit(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    json_t *body = json_pack("{s:s}", "name", "from-handler");
+    int rc = devnode_emit(dn, "greeted", body, 0);
+    json_decref(body);
+    if (rc)
+        return devnode_error_set(err, "EmitError", "%s", devnode_last_error(dn));
+    return json_string(devnode_trace_id(dn));
+}
+
+static int on_greeted(const struct devnode_event *ev, void *ctx)
+{
+    struct server *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->events++;
+    snprintf(s->event_trace, sizeof s->event_trace, "%s", devnode_trace_id(ev->dn));
+    snprintf(s->event_name, sizeof s->event_name, "%s", json_string_value(json_object_get(ev->body, "name")));
+    s->event_redelivered = ev->redelivered;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+    int fd = devnode_fd(s->dn);
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            break;
+        int wait_ms = devnode_process(s->dn);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, wait_ms > 20 ? 20 : wait_ms);
+    }
+    devnode_stop(s->dn);
+    return NULL;
+}
+
+/* ---- fixtures ----------------------------------------------------------------------- */
+
+struct world {
+    char dir[128];
+    struct fake_node node;
+    struct server server;
+    struct devnode *caller;
+};
+
+static struct devnode *connect_as(const char *service, int instance)
+{
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", instance);
+    setenv("DEVNODE_SERVICE", service, 1);
+    setenv("DEVNODE_INSTANCE", idx, 1);
+    char err[256];
+    struct devnode *dn = devnode_connect(err, sizeof err);
+    if (!dn)
+        fail_msg("devnode_connect: %s", err);
+    return dn;
+}
+
+static int world_up(void **state)
+{
+    struct world *w = calloc(1, sizeof *w);
+    snprintf(w->dir, sizeof w->dir, "/tmp/test-devnode-%d", (int)getpid());
+    mkdir(w->dir, 0700);
+    char endpoint[200];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/node.sock", w->dir);
+    setenv("DEVNODE_ENDPOINT", endpoint, 1);
+    setenv("DEVNODE_RUN_DIR", w->dir, 1);
+
+    struct fake_node *f = &w->node;
+    pthread_mutex_init(&f->lock, NULL);
+    f->ctx = zmq_ctx_new();
+    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(f->router, endpoint), 0);
+    pthread_create(&f->thread, NULL, fake_main, f);
+
+    struct server *s = &w->server;
+    pthread_mutex_init(&s->lock, NULL);
+    s->dn = connect_as("Echo", 0);
+    static const char *const echo_params[] = {"text", NULL};
+    static const char *const slow_params[] = {"ms", NULL};
+    static const char *const opt_params[] = {"maybe?", NULL};
+    assert_int_equal(devnode_add_method(s->dn, "echo", echo_params, "Returns text", m_echo, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "fail", NULL, "Fails", m_fail, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "fail_silently", opt_params, "", m_fail_silently, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "slow", slow_params, "Sleeps", m_slow, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "trace", NULL, "The current trace id", m_trace, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "emit", NULL, "Emits greeted", m_emit, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "echo", NULL, "twice", m_echo, NULL), DEVNODE_E_INVALID);
+    assert_int_equal(devnode_add_method(s->dn, "a.b", NULL, "dotted", m_echo, NULL), DEVNODE_E_INVALID);
+    assert_int_equal(devnode_subscribe(s->dn, "greeted", 0, on_greeted, s), 0);
+    assert_int_equal(devnode_start(s->dn), 0);
+    assert_non_null(strstr(devnode_endpoint(s->dn), "/rpc/Echo.0."));
+    assert_int_equal(devnode_add_method(s->dn, "late", NULL, "", m_echo, NULL), DEVNODE_E_INVALID);
+    pthread_create(&s->thread, NULL, server_main, s);
+
+    w->caller = connect_as("Caller", -1);
+    *state = w;
+    return 0;
+}
+
+static int world_down(void **state)
+{
+    struct world *w = *state;
+    devnode_close(w->caller);
+    pthread_mutex_lock(&w->server.lock);
+    w->server.stop = 1;
+    pthread_mutex_unlock(&w->server.lock);
+    pthread_join(w->server.thread, NULL);
+    devnode_close(w->server.dn);
+    pthread_mutex_lock(&w->node.lock);
+    int unsubscribes = w->node.unsubscribes, unregisters = w->node.unregisters;
+    w->node.stop = 1;
+    pthread_mutex_unlock(&w->node.lock);
+    pthread_join(w->node.thread, NULL);
+    zmq_close(w->node.router);
+    zmq_ctx_term(w->node.ctx);
+    pthread_mutex_destroy(&w->node.lock);
+    pthread_mutex_destroy(&w->server.lock);
+    char path[256];
+    snprintf(path, sizeof path, "%s/rpc", w->dir);
+    int rpc_dir_empty = rmdir(path) == 0;
+    snprintf(path, sizeof path, "%s/node.sock", w->dir);
+    unlink(path);
+    rmdir(w->dir);
+    free(w);
+    /* The stop said goodbye, and the socket file went with it. */
+    assert_int_equal(unsubscribes, 1);
+    assert_int_equal(unregisters, 1);
+    assert_true(rpc_dir_empty);
+    return 0;
+}
+
+/* Waits up to 2 s for *counter (under lock) to reach want. */
+static int wait_count(pthread_mutex_t *lock, const int *counter, int want)
+{
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(lock);
+        int v = *counter;
+        pthread_mutex_unlock(lock);
+        if (v >= want)
+            return v;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(lock);
+    int v = *counter;
+    pthread_mutex_unlock(lock);
+    return v;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+static void test_connect_needs_the_environment(void **state)
+{
+    char saved[256];
+    snprintf(saved, sizeof saved, "%s", getenv("DEVNODE_ENDPOINT"));
+    unsetenv("DEVNODE_ENDPOINT");
+    char err[200];
+    assert_null(devnode_connect(err, sizeof err));
+    assert_string_equal(err, "not started by devnode: DEVNODE_ENDPOINT is not set");
+    setenv("DEVNODE_ENDPOINT", saved, 1);
+    setenv("DEVNODE_SERVICE", "bad name", 1);
+    assert_null(devnode_connect(err, sizeof err));
+    assert_non_null(strstr(err, "DEVNODE_SERVICE"));
+}
+
+static void test_call_returns_the_result(void **state)
+{
+    struct world *w = *state;
+    json_t *args = json_pack("{s:s}", "text", "hello"), *result = NULL;
+    struct devnode_error err;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(devnode_call(w->caller, "Echo.echo", args, 2000, &result, &err), DEVNODE_OK);
+        assert_string_equal(json_string_value(result), "hello");
+        json_decref(result);
+    }
+    json_decref(args);
+}
+
+static void test_error_replies(void **state)
+{
+    struct world *w = *state;
+    json_t *result = (json_t *)1;
+    struct devnode_error err;
+    assert_int_equal(devnode_call(w->caller, "Echo.nope", NULL, 2000, &result, &err), DEVNODE_E_NACK);
+    assert_null(result);
+    assert_string_equal(err.type, "UnknownMethod");
+    assert_string_equal(err.message, "Echo has no method 'nope'");
+
+    assert_int_equal(devnode_call(w->caller, "Echo.fail", NULL, 2000, &result, &err), DEVNODE_E_REMOTE);
+    assert_string_equal(err.type, "ValueError");
+    assert_string_equal(err.message, "always fails (42)");
+    assert_int_equal(err.code, DEVNODE_E_REMOTE);
+
+    assert_int_equal(devnode_call(w->caller, "Echo.fail_silently", NULL, 2000, &result, &err), DEVNODE_E_REMOTE);
+    assert_string_equal(err.type, "HandlerError");
+
+    json_t *extra = json_pack("{s:s,s:i}", "text", "x", "other", 1);
+    assert_int_equal(devnode_call(w->caller, "Echo.echo", extra, 2000, &result, &err), DEVNODE_E_REMOTE);
+    assert_string_equal(err.type, "BadArguments");
+    assert_non_null(strstr(err.message, "unexpected argument 'other'"));
+    json_decref(extra);
+    assert_int_equal(devnode_call(w->caller, "Echo.echo", NULL, 2000, &result, &err), DEVNODE_E_REMOTE);
+    assert_string_equal(err.type, "BadArguments");
+    assert_non_null(strstr(err.message, "missing the argument 'text'"));
+    json_t *maybe = json_pack("{s:i}", "maybe", 1);
+    assert_int_equal(devnode_call(w->caller, "Echo.fail_silently", maybe, 2000, &result, &err), DEVNODE_E_REMOTE);
+    assert_string_equal(err.type, "HandlerError"); /* the optional param was accepted */
+    json_decref(maybe);
+
+    json_t *not_object = json_pack("[i]", 1);
+    assert_int_equal(devnode_call(w->caller, "Echo.echo", not_object, 2000, &result, &err), DEVNODE_E_INVALID);
+    json_decref(not_object);
+    assert_int_equal(devnode_call(w->caller, "nodot", NULL, 2000, &result, &err), DEVNODE_E_INVALID);
+    assert_int_equal(devnode_call(w->caller, "Nobody.greet", NULL, 2000, &result, &err), DEVNODE_E_NOT_FOUND);
+    assert_string_equal(err.type, "NotFound");
+}
+
+static void test_builtins(void **state)
+{
+    struct world *w = *state;
+    json_t *args = json_pack("{s:[i,s]}", "payload", 1, "a"), *result = NULL;
+    struct devnode_error err;
+    assert_int_equal(devnode_call(w->caller, "Echo.lymph.ping", args, 2000, &result, &err), DEVNODE_OK);
+    assert_true(json_equal(result, json_object_get(args, "payload")));
+    json_decref(result);
+    json_decref(args);
+
+    assert_int_equal(devnode_call(w->caller, "Echo.lymph.status", NULL, 2000, &result, &err), DEVNODE_OK);
+    assert_string_equal(json_string_value(json_object_get(result, "service")), "Echo");
+    assert_int_equal(json_integer_value(json_object_get(result, "pid")), getpid());
+    assert_string_equal(json_string_value(json_object_get(result, "identity")), "0123456789abcdef0123456789abcdef");
+    assert_true(json_integer_value(json_object_get(result, "served")) > 0);
+    json_decref(result);
+
+    assert_int_equal(devnode_call(w->caller, "Echo.lymph.inspect", NULL, 2000, &result, &err), DEVNODE_OK);
+    json_t *methods = json_object_get(result, "methods");
+    assert_int_equal(json_array_size(methods), 6 + 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(methods, 0), "name")), "echo");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(methods, 2), "params"), 0)),
+                        "maybe");
+    json_decref(result);
+
+    assert_int_equal(devnode_call(w->caller, "Echo.lymph.nope", NULL, 2000, &result, &err), DEVNODE_E_NACK);
+}
+
+static void test_timeout_then_late_reply_is_dropped(void **state)
+{
+    struct world *w = *state;
+    json_t *slow = json_pack("{s:i}", "ms", 300), *result = NULL;
+    struct devnode_error err;
+    assert_int_equal(devnode_call(w->caller, "Echo.slow", slow, 50, &result, &err), DEVNODE_E_TIMEOUT);
+    assert_string_equal(err.type, "Timeout");
+    json_decref(slow);
+    /* The late "slow" reply arrives on the same connection and must not be taken for this. */
+    json_t *args = json_pack("{s:s}", "text", "after");
+    assert_int_equal(devnode_call(w->caller, "Echo.echo", args, 3000, &result, &err), DEVNODE_OK);
+    assert_string_equal(json_string_value(result), "after");
+    json_decref(result);
+    json_decref(args);
+}
+
+static void test_deferred_calls(void **state)
+{
+    struct world *w = *state;
+    struct devnode_call *calls[20];
+    struct devnode_error err;
+    for (int i = 0; i < 20; i++) {
+        json_t *args = json_pack("{s:i}", "text", i);
+        calls[i] = devnode_call_async(w->caller, "Echo.echo", args, 3000, &err);
+        json_decref(args);
+        assert_non_null(calls[i]);
+    }
+    devnode_call_cancel(w->caller, calls[7]); /* its reply is dropped */
+    for (int i = 19; i >= 0; i--) {
+        if (i == 7)
+            continue;
+        json_t *result = NULL;
+        assert_int_equal(devnode_call_wait(w->caller, calls[i], &result, &err), DEVNODE_OK);
+        assert_int_equal(json_integer_value(result), i);
+        json_decref(result);
+    }
+    assert_null(devnode_call_async(w->caller, "Nobody.x", NULL, 100, &err));
+    assert_int_equal(err.code, DEVNODE_E_NOT_FOUND);
+    /* A deferred call never waited for is freed by devnode_close (LeakSanitizer checks). */
+    json_t *args = json_pack("{s:s}", "text", "forgotten");
+    struct devnode_call *c = devnode_call_async(w->caller, "Echo.echo", args, 3000, &err);
+    json_decref(args);
+    assert_non_null(c);
+    for (int i = 0; i < 200 && !devnode_call_ready(w->caller, c); i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(devnode_call_ready(w->caller, c));
+}
+
+static void test_trace_ids_travel(void **state)
+{
+    struct world *w = *state;
+    json_t *result = NULL;
+    struct devnode_error err;
+    assert_string_equal(devnode_trace_id(w->caller), "");
+    assert_int_equal(devnode_call(w->caller, "Echo.trace", NULL, 2000, &result, &err), DEVNODE_OK);
+    assert_int_equal(strlen(json_string_value(result)), 32); /* made up for the call */
+    json_decref(result);
+
+    assert_string_equal(devnode_set_trace_id(w->caller, "req 1/x"), "req_1_x");
+    assert_int_equal(devnode_call(w->caller, "Echo.trace", NULL, 2000, &result, &err), DEVNODE_OK);
+    assert_string_equal(json_string_value(result), "req_1_x");
+    json_decref(result);
+
+    /* An emit inside the handler carries the request's trace, and so does the event. */
+    int before = wait_count(&w->server.lock, &w->server.events, 0);
+    assert_int_equal(devnode_call(w->caller, "Echo.emit", NULL, 2000, &result, &err), DEVNODE_OK);
+    assert_string_equal(json_string_value(result), "req_1_x");
+    json_decref(result);
+    assert_int_equal(wait_count(&w->server.lock, &w->server.events, before + 1), before + 1);
+    pthread_mutex_lock(&w->server.lock);
+    assert_string_equal(w->server.event_trace, "req_1_x");
+    assert_string_equal(w->server.event_name, "from-handler");
+    pthread_mutex_unlock(&w->server.lock);
+    pthread_mutex_lock(&w->node.lock);
+    assert_string_equal(w->node.last_emit_trace, "req_1_x");
+    pthread_mutex_unlock(&w->node.lock);
+
+    assert_string_equal(devnode_set_trace_id(w->caller, ""), "");
+    assert_int_equal(strlen(devnode_set_trace_id(w->caller, NULL)), 32);
+    devnode_set_trace_id(w->caller, "");
+}
+
+static void test_events_are_acked_after_the_handler(void **state)
+{
+    struct world *w = *state;
+    /* Every event handled so far is acked (none is nacked): settle on that first. */
+    int events = wait_count(&w->server.lock, &w->server.events, 0);
+    int acks = wait_count(&w->node.lock, &w->node.acks, events);
+    assert_int_equal(acks, events);
+    devnode_set_trace_id(w->caller, "ev-trace");
+    json_t *body = json_pack("{s:s}", "name", "ann");
+    assert_int_equal(devnode_emit(w->caller, "greeted", body, 0), 0);
+    assert_int_equal(devnode_emit(w->caller, "unheard", body, 0), 0);
+    json_decref(body);
+    devnode_set_trace_id(w->caller, "");
+    assert_int_equal(wait_count(&w->server.lock, &w->server.events, events + 1), events + 1);
+    assert_int_equal(wait_count(&w->node.lock, &w->node.acks, acks + 1), acks + 1);
+    pthread_mutex_lock(&w->server.lock);
+    assert_string_equal(w->server.event_trace, "ev-trace");
+    assert_string_equal(w->server.event_name, "ann");
+    assert_false(w->server.event_redelivered);
+    pthread_mutex_unlock(&w->server.lock);
+    assert_int_equal(devnode_emit(w->caller, "", NULL, 0), DEVNODE_E_INVALID);
+}
+
+static void test_heartbeats_flow(void **state)
+{
+    struct world *w = *state;
+    /* The server sends one a second while it runs. */
+    assert_true(wait_count(&w->node.lock, &w->node.heartbeats, 1) >= 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_call_returns_the_result),
+        cmocka_unit_test(test_error_replies),
+        cmocka_unit_test(test_builtins),
+        cmocka_unit_test(test_timeout_then_late_reply_is_dropped),
+        cmocka_unit_test(test_deferred_calls),
+        cmocka_unit_test(test_trace_ids_travel),
+        cmocka_unit_test(test_events_are_acked_after_the_handler),
+        cmocka_unit_test(test_heartbeats_flow),
+        cmocka_unit_test(test_connect_needs_the_environment),
+    };
+    return cmocka_run_group_tests(tests, world_up, world_down);
+}

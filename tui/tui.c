@@ -1,0 +1,856 @@
+/* tui: the wiring: the terminal, the keys, the node's socket and the timers on one libuv
+ * loop. ZMQ_FD is edge-triggered, so every wake-up drains until ZMQ_EVENTS stops saying
+ * readable (within a time budget, then a zero-delay recheck), and every send re-arms that
+ * recheck. Frames are drawn at most every 33 ms and only when something changed. It must
+ * never leave the terminal in curses mode: endwin on close, at exit and on fatal signals. */
+#include "tui/tui.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/rundir.h"
+#include "common/wire.h"
+#include "tail/tailwire.h"
+#include "tui/input.h"
+#include "tui/model.h"
+#include "tui/view.h"
+
+#define RENDER_INTERVAL_MS 33        /* at most ~30 frames a second */
+#define TICK_MS 1000                 /* status poll, tail_renew, node check */
+#define STATUS_SILENT_MS 3000        /* no status answer for this long: "not answering" */
+#define STATUS_RESEND_MS 5000        /* an unanswered status is asked again after this */
+#define DRAIN_BUDGET_NS 8000000ull   /* per wake-up, so keys and frames get their turn */
+#define DRAIN_MAX_MSGS 64
+#define ACK_EVERY 2                  /* `lines` messages between acknowledgements */
+#define LIVE_BACKLOG 5000            /* lines of history asked for at start */
+#define PENDING_MAX 32
+#define ZMQ_LINGER_MS 100            /* lets untail leave on close, never longer */
+
+enum stream_state { STREAM_ASKED, STREAM_LIVE, STREAM_FAILED, STREAM_ENDED };
+
+struct pending {
+    int64_t id;                      /* 0: free */
+    enum ui_action_kind kind;
+    char target[320];
+    int count;
+};
+
+struct tui {
+    uv_loop_t *loop;
+    char *endpoint;
+    char *project_dir;               /* NULL in devnode up */
+    int in_node;
+    struct model model;
+    struct ui ui;
+    struct view_style style;
+    SCREEN *screen;
+    int term_on;                     /* curses owns the terminal */
+    void *zctx, *sock;
+    uv_poll_t zpoll, keys;
+    uv_timer_t recheck, tick, render;
+    uv_signal_t sig_winch, sig_int, sig_term, sig_hup;
+    int handles;                     /* open handles; the last close callback frees */
+    int closed;
+    int quitting;
+    int64_t next_id;
+    int64_t status_id;               /* the status request in flight; 0: none */
+    uint64_t status_sent_ms, status_ok_ms, started_ms;
+    int64_t live_id;                 /* the live tail subscription */
+    enum stream_state live;
+    uint64_t live_received, live_acked;
+    int64_t trace_req;               /* the trace fetch in flight; 0: none */
+    uint64_t trace_received, trace_acked;
+    struct pending pending[PENDING_MAX];
+    size_t pending_next;
+    uint64_t last_render_ms;
+    const struct model_line **rows;  /* scratch for the views: one per screen row */
+    size_t rows_cap;
+    void (*on_stop)(void *ctx);
+    void *stop_ctx;
+    void (*on_quit)(void *ctx, int status, const char *message);
+    void *quit_ctx;
+};
+
+/* ---------------------------------------------------------------- terminal restore
+ * The one piece of process-wide state: what a fatal signal or exit() must write to give the
+ * terminal back. Signal handlers cannot reach a struct tui, so it lives here. */
+
+static struct {
+    volatile sig_atomic_t active;    /* curses owns the terminal */
+    int have_termios;
+    struct termios saved;            /* the terminal's modes before curses */
+    char seq[160];                   /* leave the alternate screen, show the cursor, reset SGR */
+    size_t seq_len;
+    int hooks_installed;
+} term_restore;
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+static void on_fatal_signal(int sig)
+{
+    if (term_restore.active) {
+        term_restore.active = 0;
+        if (term_restore.seq_len) {
+            ssize_t w = write(STDOUT_FILENO, term_restore.seq, term_restore.seq_len);
+            (void)w;
+        }
+        if (term_restore.have_termios)
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &term_restore.saved);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void restore_at_exit(void)
+{
+    if (term_restore.active) {
+        term_restore.active = 0;
+        endwin();
+    }
+}
+
+static void append_cap(const char *name)
+{
+    char *s = tigetstr(name);
+    if (!s || s == (char *)-1)
+        return;
+    size_t n = strlen(s);
+    if (term_restore.seq_len + n < sizeof term_restore.seq) {
+        memcpy(term_restore.seq + term_restore.seq_len, s, n);
+        term_restore.seq_len += n;
+    }
+}
+
+static void install_restore_hooks(void)
+{
+    term_restore.seq_len = 0;
+    append_cap("sgr0");
+    append_cap("cnorm");
+    append_cap("rmcup");
+    if (term_restore.hooks_installed)
+        return;
+    term_restore.hooks_installed = 1;
+    atexit(restore_at_exit);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO)) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_fatal_signal;
+            sigemptyset(&sa.sa_mask);
+            sa.sa_flags = SA_RESETHAND;
+            sigaction(fatal_signals[i], &sa, NULL);
+        }
+    }
+}
+
+static void terminal_release(struct tui *t)
+{
+    if (!t->term_on)
+        return;
+    t->term_on = 0;
+    curs_set(1);
+    endwin();
+    term_restore.active = 0;
+    delscreen(t->screen);
+    t->screen = NULL;
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static void drain(struct tui *t);
+
+static void on_recheck(uv_timer_t *timer)
+{
+    drain(timer->data);
+}
+
+static void schedule_recheck(struct tui *t)
+{
+    if (!t->closed)
+        uv_timer_start(&t->recheck, on_recheck, 0, 0);
+}
+
+static int send_body(struct tui *t, const char *type, struct wire_body *b)
+{
+    int rc = wire_send(t->sock, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT);
+    wire_body_free(b);
+    schedule_recheck(t); /* a send may have consumed ZMQ_FD's edge */
+    return rc;
+}
+
+static int64_t send_simple(struct tui *t, const char *type)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    int64_t id = t->next_id++;
+    msgpack_pack_map(&b.pk, 1);
+    wire_pack_kv_int(&b.pk, "id", id);
+    return send_body(t, type, &b) < 0 ? 0 : id;
+}
+
+static void send_id_msg(struct tui *t, const char *type, int64_t id, const uint64_t *received)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, received ? 2 : 1);
+    wire_pack_kv_int(&b.pk, "id", id);
+    if (received) {
+        wire_pack_str(&b.pk, "received");
+        msgpack_pack_uint64(&b.pk, *received);
+    }
+    send_body(t, type, &b);
+}
+
+static void send_status(struct tui *t)
+{
+    t->status_id = send_simple(t, "status");
+    t->status_sent_ms = uv_now(t->loop);
+}
+
+static void subscribe_live(struct tui *t, int64_t backlog)
+{
+    struct tail_request req = {.backlog = backlog, .follow = 1};
+    struct wire_body b;
+    wire_body_init(&b);
+    t->live_id = t->next_id++;
+    tailwire_pack_request(&b.pk, t->live_id, &req);
+    t->live = STREAM_ASKED;
+    t->live_received = t->live_acked = 0;
+    send_body(t, "tail", &b);
+}
+
+static void ack_live(struct tui *t)
+{
+    send_id_msg(t, "tail_renew", t->live_id, &t->live_received);
+    t->live_acked = t->live_received;
+}
+
+static void ack_trace(struct tui *t)
+{
+    send_id_msg(t, "tail_renew", t->trace_req, &t->trace_received);
+    t->trace_acked = t->trace_received;
+}
+
+static void pending_add(struct tui *t, int64_t id, const struct ui_action *act)
+{
+    struct pending *p = &t->pending[t->pending_next++ % PENDING_MAX];
+    p->id = id;
+    p->kind = act->kind;
+    p->count = act->count;
+    snprintf(p->target, sizeof p->target, "%s", act->target);
+}
+
+static struct pending *pending_take(struct tui *t, int64_t id)
+{
+    for (size_t i = 0; i < PENDING_MAX; i++)
+        if (t->pending[i].id == id && id) {
+            t->pending[i].id = 0;
+            return &t->pending[i];
+        }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- drawing */
+
+static void on_render(uv_timer_t *timer);
+
+static void render(struct tui *t)
+{
+    if (t->closed || !t->term_on)
+        return;
+    if (uv_is_active((uv_handle_t *)&t->render))
+        uv_timer_stop(&t->render);
+    t->last_render_ms = uv_now(t->loop);
+    int H = LINES, W = COLS;
+    werase(stdscr);
+    if (H < 6 || W < 30) {
+        view_puts(stdscr, 0, 0, W, "devnode: terminal too small", A_BOLD);
+        wnoutrefresh(stdscr);
+        doupdate();
+        return;
+    }
+    if ((size_t)H > t->rows_cap) {
+        const struct model_line **rows = realloc(t->rows, (size_t)H * sizeof *rows);
+        if (!rows)
+            return;
+        t->rows = rows;
+        t->rows_cap = (size_t)H;
+    }
+    /* header | table (~35%, at least 5 rows when it has them) | logs | status line */
+    int mid = H - 2;
+    int needed = 1 + (t->model.node.known ? (int)model_table_row_count(&t->model) : 1);
+    int max_t = mid * 35 / 100;
+    if (max_t < 5)
+        max_t = 5;
+    int th = needed < max_t ? needed : max_t;
+    if (th < 2)
+        th = 2;
+    if (mid - th < 3)
+        th = mid - 3;
+    struct view_rect header = {0, 0, 1, W}, table = {1, 0, th, W}, logs = {1 + th, 0, mid - th, W},
+                     status = {H - 1, 0, 1, W}, all = {0, 0, H, W};
+    t->ui.table_rows = (size_t)(th > 1 ? th - 1 : 1);
+    t->ui.log_rows = (size_t)(logs.h > 1 ? logs.h - 1 : 1);
+    view_header(stdscr, header, &t->model, &t->style);
+    view_table(stdscr, table, &t->model, &t->style, t->ui.focus == UI_FOCUS_TABLE);
+    if (t->model.trace.active)
+        view_trace(stdscr, logs, &t->model, &t->style, t->ui.focus == UI_FOCUS_LOGS, t->rows);
+    else
+        view_logs(stdscr, logs, &t->model, &t->style, t->ui.focus == UI_FOCUS_LOGS, t->rows);
+    view_statusline(stdscr, status, &t->model, &t->ui, &t->style, uv_now(t->loop));
+    if (t->ui.help)
+        view_help(stdscr, all, &t->ui, &t->style);
+    wnoutrefresh(stdscr);
+    doupdate();
+}
+
+static void on_render(uv_timer_t *timer)
+{
+    render(timer->data);
+}
+
+/* Something visible changed: draw within RENDER_INTERVAL_MS of the last frame. */
+static void mark_dirty(struct tui *t)
+{
+    if (t->closed || uv_is_active((uv_handle_t *)&t->render))
+        return;
+    uint64_t now = uv_now(t->loop), due = t->last_render_ms + RENDER_INTERVAL_MS;
+    uv_timer_start(&t->render, on_render, due > now ? due - now : 0, 0);
+}
+
+static void resize(struct tui *t)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+        resizeterm(ws.ws_row, ws.ws_col);
+    render(t); /* at once: a stale layout at the new size looks broken */
+}
+
+/* ---------------------------------------------------------------- ending */
+
+static void quit(struct tui *t, int status, const char *message)
+{
+    if (t->quitting || t->closed)
+        return;
+    t->quitting = 1;
+    if (t->on_quit)
+        t->on_quit(t->quit_ctx, status, message);
+    else
+        tui_close(t);
+}
+
+/* ---------------------------------------------------------------- messages from the node */
+
+static void on_lines(struct tui *t, const struct wire_msg *msg, int live)
+{
+    const msgpack_object *arr = wire_map_get(msg->body, "lines");
+    if (arr && arr->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < arr->via.array.size; i++) {
+            struct tail_line tl;
+            if (tailwire_unpack_line(&arr->via.array.ptr[i], &tl) < 0)
+                continue;
+            if (live)
+                model_add_line(&t->model, &tl.line);
+            else
+                model_trace_add(&t->model, &tl.line);
+        }
+    }
+    int64_t skipped = 0;
+    if (wire_get_int(msg->body, "skipped", &skipped) == 0 && skipped > 0) {
+        if (live)
+            model_add_skipped(&t->model, (uint64_t)skipped);
+        else
+            t->model.trace.incomplete = 1;
+    }
+    if (live) {
+        if (t->live != STREAM_LIVE) {
+            t->live = STREAM_LIVE;
+            t->model.node.stream_error[0] = '\0';
+        }
+        if (++t->live_received - t->live_acked >= ACK_EVERY)
+            ack_live(t);
+    } else if (++t->trace_received - t->trace_acked >= ACK_EVERY) {
+        ack_trace(t);
+    }
+    mark_dirty(t);
+}
+
+static void on_ok(struct tui *t, const struct wire_msg *msg, int64_t id)
+{
+    struct pending *p = pending_take(t, id);
+    if (!p)
+        return;
+    uint64_t now = uv_now(t->loop);
+    int64_t n = 0;
+    switch (p->kind) {
+    case UI_ACT_RESTART: {
+        wire_get_int(msg->body, "instances", &n);
+        int rolling = 0;
+        for (size_t i = 0; i < t->model.service_count; i++)
+            if (t->model.services[i].has_socket && !strncmp(t->model.services[i].name, p->target,
+                                                             strlen(t->model.services[i].name)))
+                rolling = 1;
+        ui_flash(&t->ui, now, 0, "restarting %s: %lld instance%s%s", p->target, (long long)n, n == 1 ? "" : "s",
+                 rolling && n > 1 ? ", one by one (rolling)" : "");
+        break;
+    }
+    case UI_ACT_SCALE:
+        wire_get_int(msg->body, "count", &n);
+        ui_flash(&t->ui, now, 0, "%s scaled to %lld", p->target, (long long)n);
+        break;
+    case UI_ACT_STOP_NODE:
+        ui_flash(&t->ui, now, 0, "the node is stopping every service");
+        break;
+    default:
+        break;
+    }
+    send_status(t); /* show the effect without waiting for the next tick */
+    mark_dirty(t);
+}
+
+static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
+{
+    char message[400];
+    if (wire_get_str(msg->body, "message", message, sizeof message) < 0)
+        snprintf(message, sizeof message, "(no message)");
+    uint64_t now = uv_now(t->loop);
+    if (id == t->live_id) {
+        if (t->live == STREAM_LIVE) {
+            subscribe_live(t, 0); /* the node forgot us (stopped renewing, e.g. Ctrl-Z): again */
+        } else if (t->live == STREAM_ASKED) {
+            t->live = STREAM_FAILED;
+            snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
+                     "log stream unavailable: %s", message);
+        }
+    } else if (id && id == t->trace_req) {
+        t->trace_req = 0;
+        t->model.trace.loading = 0;
+        ui_flash(&t->ui, now, 1, "trace: %s", message);
+    } else if (id && id == t->status_id) {
+        t->status_id = 0;
+        ui_flash(&t->ui, now, 1, "status: %s", message);
+    } else {
+        struct pending *p = pending_take(t, id);
+        if (p) {
+            const char *what = p->kind == UI_ACT_RESTART ? "restart" : p->kind == UI_ACT_SCALE ? "scale" : "stop";
+            ui_flash(&t->ui, now, 1, "%s %s: %s", what, p->target, message);
+        }
+    }
+    mark_dirty(t);
+}
+
+static void handle_msg(struct tui *t, const struct wire_msg *msg)
+{
+    int64_t id = 0;
+    wire_get_int(msg->body, "id", &id);
+    if (!strcmp(msg->type, "lines")) {
+        if (id == t->live_id && t->live != STREAM_FAILED)
+            on_lines(t, msg, 1);
+        else if (id && id == t->trace_req)
+            on_lines(t, msg, 0);
+        /* else: a stale subscription's last batch */
+    } else if (!strcmp(msg->type, "status")) {
+        if (model_apply_status(&t->model, msg->body) == 0) {
+            t->status_ok_ms = uv_now(t->loop);
+            t->model.node.silent = 0;
+            if (id == t->status_id)
+                t->status_id = 0;
+            mark_dirty(t);
+        }
+    } else if (!strcmp(msg->type, "end")) {
+        if (id && id == t->trace_req) {
+            const msgpack_object *trunc = wire_map_get(msg->body, "truncated");
+            int64_t skipped = 0;
+            wire_get_int(msg->body, "skipped", &skipped);
+            if ((trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean) || skipped > 0)
+                t->model.trace.incomplete = 1;
+            t->model.trace.loading = 0;
+            t->trace_req = 0;
+        } else if (id == t->live_id) {
+            t->live = STREAM_ENDED;
+            snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
+                     "the node ended the log stream (it is stopping)");
+        }
+        mark_dirty(t);
+    } else if (!strcmp(msg->type, "ok")) {
+        on_ok(t, msg, id);
+    } else if (!strcmp(msg->type, "error")) {
+        on_error(t, msg, id);
+    }
+}
+
+static void drain(struct tui *t)
+{
+    uint64_t start = uv_hrtime();
+    for (int handled = 0; !t->closed; handled++) {
+        if (handled == DRAIN_MAX_MSGS || uv_hrtime() - start > DRAIN_BUDGET_NS) {
+            schedule_recheck(t); /* more may wait: yield to keys and frames, come back next */
+            return;
+        }
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(t->sock, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
+            return;
+        struct wire_msg msg;
+        char err[160];
+        enum wire_recv_result rc = wire_recv(t->sock, 0, &msg, err, sizeof err);
+        if (rc == WIRE_AGAIN)
+            return;
+        if (rc != WIRE_OK)
+            continue;
+        handle_msg(t, &msg);
+        wire_msg_free(&msg);
+    }
+}
+
+static void on_zpoll(uv_poll_t *handle, int status, int events)
+{
+    drain(handle->data);
+}
+
+/* ---------------------------------------------------------------- actions */
+
+static void start_trace_fetch(struct tui *t, const char *id)
+{
+    if (t->trace_req)
+        send_id_msg(t, "untail", t->trace_req, NULL);
+    t->trace_req = 0;
+    t->model.trace.loading = 0;
+    if (t->live == STREAM_FAILED)
+        return; /* no tail stream: what the buffer holds is all there is */
+    struct tail_request req = {.backlog = MODEL_TRACE_LINES_MAX, .follow = 0, .trace = id};
+    struct wire_body b;
+    wire_body_init(&b);
+    t->trace_req = t->next_id++;
+    tailwire_pack_request(&b.pk, t->trace_req, &req);
+    t->trace_received = t->trace_acked = 0;
+    if (send_body(t, "tail", &b) < 0)
+        t->trace_req = 0;
+    else
+        t->model.trace.loading = 1;
+}
+
+static void perform(struct tui *t, const struct ui_action *act)
+{
+    uint64_t now = uv_now(t->loop);
+    struct wire_body b;
+    int64_t id;
+    switch (act->kind) {
+    case UI_ACT_NONE:
+        return;
+    case UI_ACT_QUIT:
+        quit(t, 0, NULL);
+        return;
+    case UI_ACT_STOP_NODE:
+        ui_flash(&t->ui, now, 0, "stopping the node...");
+        if (t->on_stop) {
+            t->on_stop(t->stop_ctx);
+        } else if ((id = send_simple(t, "stop")) != 0) {
+            pending_add(t, id, act);
+        }
+        break;
+    case UI_ACT_RESTART:
+        wire_body_init(&b);
+        id = t->next_id++;
+        msgpack_pack_map(&b.pk, 2);
+        wire_pack_kv_int(&b.pk, "id", id);
+        wire_pack_kv_str(&b.pk, "target", act->target);
+        if (send_body(t, "restart", &b) == 0) {
+            pending_add(t, id, act);
+            ui_flash(&t->ui, now, 0, "restart %s...", act->target);
+        }
+        break;
+    case UI_ACT_SCALE:
+        wire_body_init(&b);
+        id = t->next_id++;
+        msgpack_pack_map(&b.pk, 3);
+        wire_pack_kv_int(&b.pk, "id", id);
+        wire_pack_kv_str(&b.pk, "service", act->target);
+        wire_pack_kv_int(&b.pk, "count", act->count);
+        if (send_body(t, "scale", &b) == 0) {
+            pending_add(t, id, act);
+            ui_flash(&t->ui, now, 0, "scale %s to %d...", act->target, act->count);
+        }
+        break;
+    case UI_ACT_TRACE:
+        start_trace_fetch(t, act->target);
+        break;
+    case UI_ACT_REDRAW:
+        clearok(curscr, TRUE);
+        render(t);
+        return;
+    }
+    mark_dirty(t);
+}
+
+/* ---------------------------------------------------------------- keys, timers, signals */
+
+static void on_keys(uv_poll_t *handle, int status, int events)
+{
+    struct tui *t = handle->data;
+    if (status < 0 || (events & UV_DISCONNECT)) {
+        quit(t, 1, "the terminal went away");
+        return;
+    }
+    int got = 0;
+    for (int n = 0; n < 4096 && !t->closed && !t->quitting; n++) {
+        wint_t ch;
+        int rc = wget_wch(stdscr, &ch);
+        if (rc == ERR)
+            break;
+        got = 1;
+        if (rc == KEY_CODE_YES && ch == KEY_RESIZE) {
+            /* resizeterm (our SIGWINCH path) queues this one: the size is already known, and
+             * resizing again would queue another */
+            render(t);
+            continue;
+        }
+        struct ui_action act;
+        if (ui_key(&t->ui, &t->model, rc == KEY_CODE_YES, ch, uv_now(t->loop), &act))
+            mark_dirty(t);
+        perform(t, &act);
+    }
+    if (!got && !t->closed) {
+        /* readable yet no key: end of file or a hangup on the terminal */
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+            quit(t, 1, "the terminal went away");
+    }
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    struct tui *t = timer->data;
+    uint64_t now = uv_now(t->loop);
+    if (!t->status_id || now - t->status_sent_ms >= STATUS_RESEND_MS)
+        send_status(t);
+    uint64_t last = t->status_ok_ms ? t->status_ok_ms : t->started_ms;
+    int silent = now - last > STATUS_SILENT_MS;
+    if (silent != t->model.node.silent)
+        t->model.node.silent = silent;
+    if (t->live == STREAM_LIVE)
+        ack_live(t); /* renews the subscription, which expires after 5 s without */
+    if (t->trace_req)
+        ack_trace(t);
+    if (t->project_dir && silent) {
+        char endpoint[PATH_MAX + 16], err[256];
+        pid_t pid;
+        if (rundir_find_node(t->project_dir, endpoint, sizeof endpoint, &pid, err, sizeof err) < 0) {
+            quit(t, 0, "the node stopped");
+            return;
+        }
+    }
+    mark_dirty(t); /* uptimes move; a message may have expired */
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    struct tui *t = handle->data;
+    if (signum == SIGWINCH)
+        resize(t);
+    else
+        quit(t, 0, NULL);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+static void free_tui(struct tui *t)
+{
+    model_free(&t->model);
+    free(t->rows);
+    free(t->endpoint);
+    free(t->project_dir);
+    free(t);
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+    struct tui *t = handle->data;
+    if (--t->handles == 0)
+        free_tui(t);
+}
+
+static void track(struct tui *t, uv_handle_t *h)
+{
+    h->data = t;
+    t->handles++;
+}
+
+void tui_set_stop_callback(struct tui *t, void (*on_stop)(void *ctx), void *ctx)
+{
+    t->on_stop = on_stop;
+    t->stop_ctx = ctx;
+}
+
+void tui_set_quit_callback(struct tui *t, void (*on_quit)(void *ctx, int status, const char *message), void *ctx)
+{
+    t->on_quit = on_quit;
+    t->quit_ctx = ctx;
+}
+
+static int open_socket(struct tui *t, char *err, size_t errlen)
+{
+    t->zctx = zmq_ctx_new();
+    if (!t->zctx) {
+        snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        return -1;
+    }
+    t->sock = zmq_socket(t->zctx, ZMQ_DEALER);
+    int linger = ZMQ_LINGER_MS, hwm = 10000;
+    zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(t->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(t->sock, t->endpoint) < 0) {
+        snprintf(err, errlen, "cannot connect to the node at %s: %s", t->endpoint, zmq_strerror(errno));
+        zmq_close(t->sock);
+        zmq_ctx_term(t->zctx);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_terminal(struct tui *t, int color, char *err, size_t errlen)
+{
+    setlocale(LC_CTYPE, ""); /* ncursesw draws UTF-8 only in a UTF-8 locale */
+    const char *codeset = nl_langinfo(CODESET);
+    int utf8 = codeset && (!strcmp(codeset, "UTF-8") || !strcmp(codeset, "utf8"));
+    term_restore.have_termios = tcgetattr(STDIN_FILENO, &term_restore.saved) == 0;
+    t->screen = newterm(NULL, stdout, stdin);
+    if (!t->screen) {
+        const char *term = getenv("TERM");
+        snprintf(err, errlen, "cannot use the terminal (TERM=%s)", term ? term : "unset");
+        return -1;
+    }
+    set_term(t->screen);
+    t->term_on = 1;
+    term_restore.active = 1;
+    install_restore_hooks();
+    cbreak(); /* not raw: Ctrl-C and Ctrl-Z keep their meaning */
+    noecho();
+    nonl();
+    intrflush(stdscr, FALSE);
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    leaveok(stdscr, TRUE);
+    set_escdelay(25);
+    curs_set(0);
+    view_style_init(&t->style, color, utf8);
+    return 0;
+}
+
+int tui_start(struct tui **out, uv_loop_t *loop, const struct tui_options *opts, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!opts->endpoint || !opts->endpoint[0]) {
+        snprintf(err, errlen, "no node endpoint to connect to");
+        return -1;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        snprintf(err, errlen, "the dashboard needs a terminal on stdin and stdout");
+        return -1;
+    }
+    if (term_restore.active) {
+        snprintf(err, errlen, "a dashboard already owns this terminal");
+        return -1;
+    }
+    struct tui *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    t->loop = loop;
+    t->in_node = opts->in_node;
+    t->endpoint = strdup(opts->endpoint);
+    t->project_dir = opts->project_dir ? strdup(opts->project_dir) : NULL;
+    t->next_id = 1;
+    model_init(&t->model, 0);
+    ui_init(&t->ui, opts->in_node);
+    if (!t->endpoint || (opts->project_dir && !t->project_dir) || open_socket(t, err, errlen) < 0) {
+        if (!t->endpoint)
+            snprintf(err, errlen, "out of memory");
+        free_tui(t);
+        return -1;
+    }
+    if (open_terminal(t, opts->color, err, errlen) < 0) {
+        zmq_close(t->sock);
+        zmq_ctx_term(t->zctx);
+        free_tui(t);
+        return -1;
+    }
+    /* Handles after curses: libuv's handlers replace the SIGWINCH (and, in devnode tui, SIGINT
+     * and SIGTERM) handlers curses installed, so those arrive here, on the loop. */
+    int fd;
+    size_t fdlen = sizeof fd;
+    zmq_getsockopt(t->sock, ZMQ_FD, &fd, &fdlen);
+    uv_poll_init(loop, &t->zpoll, fd);
+    track(t, (uv_handle_t *)&t->zpoll);
+    uv_poll_start(&t->zpoll, UV_READABLE, on_zpoll);
+    uv_poll_init(loop, &t->keys, STDIN_FILENO);
+    track(t, (uv_handle_t *)&t->keys);
+    uv_poll_start(&t->keys, UV_READABLE | UV_DISCONNECT, on_keys);
+    uv_timer_init(loop, &t->recheck);
+    track(t, (uv_handle_t *)&t->recheck);
+    uv_timer_init(loop, &t->render);
+    track(t, (uv_handle_t *)&t->render);
+    uv_timer_init(loop, &t->tick);
+    track(t, (uv_handle_t *)&t->tick);
+    uv_signal_init(loop, &t->sig_winch);
+    track(t, (uv_handle_t *)&t->sig_winch);
+    uv_signal_start(&t->sig_winch, on_signal, SIGWINCH);
+    if (!t->in_node) {
+        uv_signal_init(loop, &t->sig_int);
+        track(t, (uv_handle_t *)&t->sig_int);
+        uv_signal_start(&t->sig_int, on_signal, SIGINT);
+        uv_signal_init(loop, &t->sig_term);
+        track(t, (uv_handle_t *)&t->sig_term);
+        uv_signal_start(&t->sig_term, on_signal, SIGTERM);
+        uv_signal_init(loop, &t->sig_hup);
+        track(t, (uv_handle_t *)&t->sig_hup);
+        uv_signal_start(&t->sig_hup, on_signal, SIGHUP);
+    }
+    uv_update_time(loop);
+    t->started_ms = uv_now(loop);
+    uv_timer_start(&t->tick, on_tick, TICK_MS, TICK_MS);
+    send_status(t);
+    subscribe_live(t, LIVE_BACKLOG);
+    render(t);
+    *out = t;
+    return 0;
+}
+
+void tui_close(struct tui *t)
+{
+    if (!t || t->closed)
+        return;
+    /* The user gets the shell back first; the rest is bookkeeping. */
+    terminal_release(t);
+    if (t->live == STREAM_LIVE || t->live == STREAM_ASKED)
+        send_id_msg(t, "untail", t->live_id, NULL);
+    if (t->trace_req)
+        send_id_msg(t, "untail", t->trace_req, NULL);
+    t->closed = 1;
+    uv_close((uv_handle_t *)&t->zpoll, on_closed);
+    uv_close((uv_handle_t *)&t->keys, on_closed);
+    uv_close((uv_handle_t *)&t->recheck, on_closed);
+    uv_close((uv_handle_t *)&t->render, on_closed);
+    uv_close((uv_handle_t *)&t->tick, on_closed);
+    uv_close((uv_handle_t *)&t->sig_winch, on_closed);
+    if (!t->in_node) {
+        uv_close((uv_handle_t *)&t->sig_int, on_closed);
+        uv_close((uv_handle_t *)&t->sig_term, on_closed);
+        uv_close((uv_handle_t *)&t->sig_hup, on_closed);
+    }
+    zmq_close(t->sock);
+    zmq_ctx_term(t->zctx);
+}
