@@ -36,6 +36,10 @@ int cli_request(const struct cli_project *project, const char *type, const struc
 /* Prints "devnode: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* --color=auto|always|never (NULL means auto: colour on a terminal unless NO_COLOR is set or
+ * TERM is dumb). Returns 0 with *on set, or -1 for an unknown mode. */
+int cli_color_mode(const char *mode, int *on);
+
 /* Formats a duration in ms as "850ms", "12s", "3m05s", "2h03m", "4d02h". */
 void cli_format_duration(char *buf, size_t cap, long long ms);
 

@@ -21,16 +21,8 @@ struct colors {
 static int choose_colors(const char *mode, struct colors *c)
 {
     int on;
-    if (!mode || !strcmp(mode, "auto")) {
-        const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
-        on = isatty(1) && !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
-    } else if (!strcmp(mode, "always")) {
-        on = 1;
-    } else if (!strcmp(mode, "never")) {
-        on = 0;
-    } else {
+    if (cli_color_mode(mode, &on) < 0)
         return -1;
-    }
     *c = on ? (struct colors){"\033[1m", "\033[31m", "\033[33m", "\033[0m"} : (struct colors){"", "", "", ""};
     return 0;
 }

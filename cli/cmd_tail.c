@@ -37,21 +37,6 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE and ends us quietly */
 }
 
-static int color_wanted(const char *mode, int *out)
-{
-    if (!mode || !strcmp(mode, "auto")) {
-        const char *no_color = getenv("NO_COLOR");
-        const char *term = getenv("TERM");
-        *out = isatty(1) && !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
-        return 0;
-    }
-    if (!strcmp(mode, "always") || !strcmp(mode, "never")) {
-        *out = !strcmp(mode, "always");
-        return 0;
-    }
-    return -1;
-}
-
 static int parse_count(const char *s, int64_t *out)
 {
     if (!s[0] || strspn(s, "0123456789") != strlen(s) || strlen(s) > 15)
@@ -271,7 +256,7 @@ int cmd_tail(int argc, char **argv)
     run.req.services = (const char *const *)argv + optind;
     run.req.service_count = (size_t)(argc - optind);
     int color = 0;
-    if (color_wanted(color_mode, &color) < 0) {
+    if (cli_color_mode(color_mode, &color) < 0) {
         usage_error("--color takes auto, always or never, not '%s'", color_mode);
         return CLI_USAGE;
     }

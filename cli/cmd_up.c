@@ -8,25 +8,6 @@
 #include "cli/cli.h"
 #include "node/node.h"
 
-static int color_wanted(const char *mode, int *out)
-{
-    if (!mode || !strcmp(mode, "auto")) {
-        const char *no_color = getenv("NO_COLOR");
-        const char *term = getenv("TERM");
-        *out = isatty(1) && !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
-        return 0;
-    }
-    if (!strcmp(mode, "always")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(mode, "never")) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
-}
-
 int cmd_up(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -58,7 +39,7 @@ int cmd_up(int argc, char **argv)
         return CLI_USAGE;
     }
     struct node_options opts = {.vars_path = vars};
-    if (color_wanted(color_mode, &opts.color) < 0) {
+    if (cli_color_mode(color_mode, &opts.color) < 0) {
         cli_error("up: --color takes auto, always or never, not '%s'", color_mode);
         return CLI_USAGE;
     }

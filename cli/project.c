@@ -66,6 +66,21 @@ int cli_find_project(const char *given, struct cli_project *out, char *err, size
     return -1;
 }
 
+int cli_color_mode(const char *mode, int *on)
+{
+    if (!mode || !strcmp(mode, "auto")) {
+        const char *no_color = getenv("NO_COLOR");
+        const char *term = getenv("TERM");
+        *on = isatty(1) && !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
+        return 0;
+    }
+    if (!strcmp(mode, "always") || !strcmp(mode, "never")) {
+        *on = !strcmp(mode, "always");
+        return 0;
+    }
+    return -1;
+}
+
 void cli_format_duration(char *buf, size_t cap, long long ms)
 {
     long long s = ms / 1000;

@@ -56,21 +56,6 @@ static int recv_frame(void *sock, zmq_msg_t *frame, int first)
     return 0;
 }
 
-static void drain_rest(void *sock)
-{
-    int more = 1;
-    size_t len = sizeof more;
-    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            return;
-        }
-        zmq_msg_close(&part);
-    }
-}
-
 static int copy_text_frame(zmq_msg_t *frame, char *out, size_t cap)
 {
     size_t n = zmq_msg_size(frame);
@@ -135,7 +120,7 @@ enum wire_recv_result rpc_recv(void *sock, int routed, struct rpc_msg *msg, char
         zmq_msg_close(&frame);
     }
     if (why) {
-        drain_rest(sock);
+        wire_drain(sock);
         snprintf(err, errlen, "%s", why);
         return WIRE_MALFORMED;
     }
@@ -152,7 +137,7 @@ enum wire_recv_result rpc_recv(void *sock, int routed, struct rpc_msg *msg, char
     size_t len = sizeof more;
     zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len);
     if (more)
-        drain_rest(sock);
+        wire_drain(sock);
     size_t hlen = zmq_msg_size(&msg->headers_frame), blen = zmq_msg_size(&msg->body_frame);
     if (more || hlen > WIRE_BODY_MAX || blen > WIRE_BODY_MAX) {
         zmq_msg_close(&msg->headers_frame);

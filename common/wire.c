@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void wire_drain(void *sock)
+void wire_drain(void *sock)
 {
     int more = 1;
     size_t more_size = sizeof more;

@@ -31,6 +31,8 @@ enum wire_recv_result { WIRE_OK = 0, WIRE_AGAIN = 1, WIRE_MALFORMED = -1, WIRE_E
  * message was consumed and err says why (msg holds nothing). WIRE_AGAIN: nothing to read. */
 enum wire_recv_result wire_recv(void *sock, int routed, struct wire_msg *msg, char *err, size_t errlen);
 void wire_msg_free(struct wire_msg *msg);
+/* Consumes the remaining frames of a message being received (after a bad frame). */
+void wire_drain(void *sock);
 
 /* Sends [identity][version][type][body]; identity may be NULL. Returns 0 or -errno. */
 int wire_send(void *sock, const void *identity, size_t identity_len, const char *type,

@@ -700,6 +700,20 @@ static void instance_remove(struct instance *inst)
     instance_close_handles(inst);
 }
 
+/* A replacement failed: the old process, still serving, becomes the current one again. */
+static void instance_restore_old(struct instance *inst)
+{
+    inst->pid = inst->old_pid;
+    inst->out = inst->old_out;
+    inst->err = inst->old_err;
+    inst->started_ms = inst->old_started_ms;
+    inst->kill_sent = inst->old_kill_sent;
+    inst->old_pid = 0;
+    inst->old_out = inst->old_err = NULL;
+    inst->ready = 1;
+    inst->state = INSTANCE_RUNNING;
+}
+
 static void describe_status(char *buf, size_t cap, int status)
 {
     if (WIFSIGNALED(status))
@@ -743,15 +757,7 @@ static void instance_on_exit(struct instance *inst, int status)
         /* The replacement died before serving: the old process keeps the job. */
         node_line(sup, LOG_LEVEL_ERROR, "%s.%d new process %d %s before it was ready; keeping pid %d",
                   cfg->name, inst->index, (int)pid, how, (int)inst->old_pid);
-        inst->pid = inst->old_pid;
-        inst->out = inst->old_out;
-        inst->err = inst->old_err;
-        inst->started_ms = inst->old_started_ms;
-        inst->kill_sent = inst->old_kill_sent;
-        inst->old_pid = 0;
-        inst->old_out = inst->old_err = NULL;
-        inst->ready = 1;
-        inst->state = INSTANCE_RUNNING;
+        instance_restore_old(inst);
         if (inst->service->rolling) {
             inst->service->rolling = 0;
             node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d", cfg->name, cfg->name,
@@ -995,15 +1001,7 @@ static int instance_replace(struct instance *inst)
     instance_start(inst);
     if (inst->pid)
         return 0;
-    inst->pid = inst->old_pid;
-    inst->out = inst->old_out;
-    inst->err = inst->old_err;
-    inst->started_ms = inst->old_started_ms;
-    inst->kill_sent = inst->old_kill_sent;
-    inst->old_pid = 0;
-    inst->old_out = inst->old_err = NULL;
-    inst->state = INSTANCE_RUNNING;
-    inst->ready = 1;
+    instance_restore_old(inst);
     return -1;
 }
 
