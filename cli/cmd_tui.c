@@ -27,21 +27,6 @@ static void on_quit(void *ctx, int status, const char *message)
     tui_close(run->tui);
 }
 
-static int color_wanted(const char *mode, int *out)
-{
-    if (!mode || !strcmp(mode, "auto")) {
-        const char *no_color = getenv("NO_COLOR");
-        const char *term = getenv("TERM");
-        *out = !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
-        return 0;
-    }
-    if (!strcmp(mode, "always") || !strcmp(mode, "never")) {
-        *out = !strcmp(mode, "always");
-        return 0;
-    }
-    return -1;
-}
-
 int cmd_tui(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -70,7 +55,7 @@ int cmd_tui(int argc, char **argv)
         return CLI_USAGE;
     }
     int color;
-    if (color_wanted(color_mode, &color) < 0) {
+    if (cli_color_mode(color_mode, &color) < 0) {
         cli_error("%s: --color takes auto, always or never, not '%s'", name, color_mode);
         return CLI_USAGE;
     }

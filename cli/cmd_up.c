@@ -19,14 +19,14 @@ int cmd_up(int argc, char **argv)
         {0},
     };
     const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *color_mode = NULL;
-    int opt;
+    int opt, no_tui = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_arg = optarg; break;
         case 'V': vars = optarg; break;
         case 'C': color_mode = optarg; break;
-        case 'T': break; /* the plain output is the only one until the dashboard lands */
+        case 'T': no_tui = 1; break;
         case 'h':
             printf("usage: devnode up %s\n", cli_find_command("up")->usage);
             return CLI_OK;
@@ -55,5 +55,6 @@ int cmd_up(int argc, char **argv)
         return CLI_USAGE;
     }
     opts.config_path = project.config_path;
+    opts.tui = !no_tui && isatty(0) && isatty(1);
     return node_run(&cfg, &opts);
 }

@@ -75,9 +75,18 @@ static void node_kill_adopted(struct node *node)
                          killed == 1 ? "" : "es");
 }
 
+static void node_on_tui_stop(void *ctx)
+{
+    node_request_stop(ctx, "stop asked from the dashboard");
+}
+
 static void node_on_all_stopped(void *ctx)
 {
     struct node *node = ctx;
+    if (node->tui) {
+        tui_close(node->tui); /* the terminal is the shell's again */
+        node->tui = NULL;
+    }
     node_kill_adopted(node);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "all instances stopped; node exiting");
     tailserver_close(&node->tail); /* [tail] followers get their last lines and `end` */
@@ -194,7 +203,11 @@ int node_run(struct config *cfg, const struct node_options *opts)
         fprintf(stderr, "devnode: %s\n", err);
         goto out_loop;
     }
-    if (printer_open(&node->printer, &node->loop, 1, opts->color, err, sizeof err) < 0) {
+    node->devnull_fd = -1;
+    if (opts->tui)
+        node->devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color, err,
+                     sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
         logfile_close(&node->logfile);
         goto out_loop;
@@ -244,6 +257,14 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->flush_check.data = node;
     uv_check_start(&node->flush_check, node_on_flush);
 
+    if (node->devnull_fd >= 0) {
+        struct tui_options topts = {.endpoint = node->rundir.endpoint, .in_node = 1, .color = opts->color};
+        if (tui_start(&node->tui, &node->loop, &topts, err, sizeof err) == 0)
+            tui_set_stop_callback(node->tui, node_on_tui_stop, node);
+        else
+            fprintf(stderr, "devnode: %s; the dashboard is off\n", err);
+    }
+
     uv_update_time(&node->loop);
     node->started_ms = uv_now(&node->loop);
     size_t instances = 0;
@@ -267,6 +288,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;
+    if (node->devnull_fd >= 0)
+        close(node->devnull_fd);
     tailserver_free(&node->tail); /* [tail] */
     logfile_close(&node->logfile);
     node_restore_stdout(node);

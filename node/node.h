@@ -19,6 +19,7 @@
 #include "node/supervisor.h"
 #include "node/tailserver.h"  /* [tail] */
 #include "sockets/sockets.h"
+#include "tui/tui.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
 
@@ -26,6 +27,7 @@ struct node_options {
     const char *config_path;
     const char *vars_path;
     int color;             /* colour in the plain output */
+    int tui;               /* the dashboard instead of the plain output (stdin and stdout are a terminal) */
 };
 
 struct node {
@@ -49,6 +51,8 @@ struct node {
     struct procstat self_stat;
     int log_error_reported;     /* a failing log file is reported once, not per line */
     int exit_code;
+    struct tui *tui;            /* the dashboard of `devnode up` in a terminal; NULL otherwise */
+    int devnull_fd;             /* the plain printer's output while the dashboard owns the terminal */
 };
 
 /* Runs the node for an already loaded config (ownership of cfg moves to the node).

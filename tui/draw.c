@@ -141,18 +141,27 @@ int view_width(const char *s, size_t len)
     return cols + (int)(len - used);
 }
 
-int view_put(WINDOW *w, int y, int x, int maxcols, const char *s, size_t len, attr_t attr)
+/* Draws what fits; *bytes gets how much of s that was. */
+static int put_fitting(WINDOW *w, int y, int x, int maxcols, const char *s, size_t len, attr_t attr, size_t *bytes)
 {
+    *bytes = 0;
     if (maxcols <= 0 || len == 0)
         return 0;
     int cols;
     size_t n = fit(s, len, maxcols, &cols);
+    *bytes = n;
     if (n == 0)
         return 0;
     wattrset(w, attr);
     mvwaddnstr(w, y, x, s, (int)n);
     wattrset(w, A_NORMAL);
     return cols;
+}
+
+int view_put(WINDOW *w, int y, int x, int maxcols, const char *s, size_t len, attr_t attr)
+{
+    size_t bytes;
+    return put_fitting(w, y, x, maxcols, s, len, attr, &bytes);
 }
 
 int view_puts(WINDOW *w, int y, int x, int maxcols, const char *s, attr_t attr)
@@ -241,21 +250,17 @@ int view_line_text(WINDOW *w, int y, int x, int maxcols, const struct model *m, 
         attr_t attr = base;
         for (size_t i = 0; i < n; i++) {
             if (spans[i].start <= pos && pos < spans[i].end) {
-                attr = (attr & ~(A_COLOR)) | spans[i].attr | (base & A_REVERSE);
+                attr = (base & A_REVERSE) | spans[i].attr;
                 if (spans[i].end < next)
                     next = spans[i].end;
             } else if (spans[i].start > pos && spans[i].start < next) {
                 next = spans[i].start;
             }
         }
-        for (size_t i = 0; i < n; i++) /* a match also ends where it ends inside a trace span */
-            if (spans[i].start <= pos && pos < spans[i].end && spans[i].end < next)
-                next = spans[i].end;
-        int c = view_put(w, y, x + used, maxcols - used, l->text + pos, next - pos, attr);
-        used += c;
-        int dummy;
-        if (fit(l->text + pos, next - pos, maxcols - (used - c), &dummy) < next - pos)
-            break; /* clipped */
+        size_t drawn;
+        used += put_fitting(w, y, x + used, maxcols - used, l->text + pos, next - pos, attr, &drawn);
+        if (drawn < next - pos)
+            break; /* the pane's edge */
         pos = next;
     }
     return used;

@@ -68,6 +68,9 @@ struct tui {
     int64_t live_id;                 /* the live tail subscription */
     enum stream_state live;
     uint64_t live_received, live_acked;
+    uint64_t live_asked_ms;          /* when the subscription was asked for */
+    uint64_t last_seq;               /* newest line shown, so a resubscription's history fills the gap */
+    int last_seq_pid;                /* the node that numbered it (a new node counts from 1 again) */
     int64_t trace_req;               /* the trace fetch in flight; 0: none */
     uint64_t trace_received, trace_acked;
     struct pending pending[PENDING_MAX];
@@ -227,6 +230,7 @@ static void subscribe_live(struct tui *t, int64_t backlog)
     t->live_id = t->next_id++;
     tailwire_pack_request(&b.pk, t->live_id, &req);
     t->live = STREAM_ASKED;
+    t->live_asked_ms = uv_now(t->loop);
     t->live_received = t->live_acked = 0;
     send_body(t, "tail", &b);
 }
@@ -361,10 +365,15 @@ static void on_lines(struct tui *t, const struct wire_msg *msg, int live)
             struct tail_line tl;
             if (tailwire_unpack_line(&arr->via.array.ptr[i], &tl) < 0)
                 continue;
-            if (live)
+            if (live) {
+                if (tl.line.seq <= t->last_seq)
+                    continue; /* already shown, before a resubscription */
+                t->last_seq = tl.line.seq;
+                t->last_seq_pid = t->model.node.pid;
                 model_add_line(&t->model, &tl.line);
-            else
+            } else {
                 model_trace_add(&t->model, &tl.line);
+            }
         }
     }
     int64_t skipped = 0;
@@ -398,10 +407,13 @@ static void on_ok(struct tui *t, const struct wire_msg *msg, int64_t id)
     case UI_ACT_RESTART: {
         wire_get_int(msg->body, "instances", &n);
         int rolling = 0;
-        for (size_t i = 0; i < t->model.service_count; i++)
-            if (t->model.services[i].has_socket && !strncmp(t->model.services[i].name, p->target,
-                                                             strlen(t->model.services[i].name)))
+        for (size_t i = 0; i < t->model.service_count; i++) {
+            const char *name = t->model.services[i].name;
+            size_t len = strlen(name);
+            if (t->model.services[i].has_socket && !strncmp(name, p->target, len) &&
+                (p->target[len] == '\0' || p->target[len] == '.'))
                 rolling = 1;
+        }
         ui_flash(&t->ui, now, 0, "restarting %s: %lld instance%s%s", p->target, (long long)n, n == 1 ? "" : "s",
                  rolling && n > 1 ? ", one by one (rolling)" : "");
         break;
@@ -428,7 +440,7 @@ static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
     uint64_t now = uv_now(t->loop);
     if (id == t->live_id) {
         if (t->live == STREAM_LIVE) {
-            subscribe_live(t, 0); /* the node forgot us (stopped renewing, e.g. Ctrl-Z): again */
+            subscribe_live(t, LIVE_BACKLOG); /* the node forgot us (we stopped renewing, e.g. Ctrl-Z) */
         } else if (t->live == STREAM_ASKED) {
             t->live = STREAM_FAILED;
             snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
@@ -463,6 +475,8 @@ static void handle_msg(struct tui *t, const struct wire_msg *msg)
         /* else: a stale subscription's last batch */
     } else if (!strcmp(msg->type, "status")) {
         if (model_apply_status(&t->model, msg->body) == 0) {
+            if (t->last_seq && t->last_seq_pid && t->model.node.pid != t->last_seq_pid)
+                t->last_seq = 0; /* another node: its line numbers start over */
             t->status_ok_ms = uv_now(t->loop);
             t->model.node.silent = 0;
             if (id == t->status_id)
@@ -642,6 +656,8 @@ static void on_tick(uv_timer_t *timer)
         t->model.node.silent = silent;
     if (t->live == STREAM_LIVE)
         ack_live(t); /* renews the subscription, which expires after 5 s without */
+    else if (t->live == STREAM_ASKED && now - t->live_asked_ms >= STATUS_RESEND_MS)
+        subscribe_live(t, LIVE_BACKLOG); /* no answer at all (the node was busy or not there): again */
     if (t->trace_req)
         ack_trace(t);
     if (t->project_dir && silent) {

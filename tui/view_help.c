@@ -84,7 +84,7 @@ void view_help(WINDOW *w, struct view_rect r, const struct ui *ui, const struct 
     mvwaddch(w, by + bh - 1, bx, ACS_LLCORNER);
     mvwaddch(w, by + bh - 1, bx + bw - 1, ACS_LRCORNER);
     wattrset(w, A_NORMAL);
-    view_puts(w, by, bx + 2, bw - 4, " Keys ", A_BOLD);
+    view_puts(w, by, bx + 2, bw - 4, " Keys ", st->bar_focus);
     for (size_t i = 0; i < count && (int)i + 2 < bh - 1; i++) {
         int y = by + 2 + (int)i;
         view_puts(w, y, bx + 2, 19, help_lines[i][0], A_BOLD);
@@ -94,5 +94,4 @@ void view_help(WINDOW *w, struct view_rect r, const struct ui *ui, const struct 
                                : "quit the dashboard; the node keeps running";
         view_puts(w, y, bx + 22, bw - 24, what, A_NORMAL);
     }
-    (void)st;
 }

@@ -99,9 +99,8 @@ void view_logs(WINDOW *w, struct view_rect r, struct model *m, const struct view
         }
         char label[300];
         model_line_label(m, l, label, sizeof label);
-        int used = view_puts(w, y, x, name_w, label, row | view_name_attr(st, m, l->name));
+        view_puts(w, y, x, name_w, label, row | view_name_attr(st, m, l->name));
         x += name_w;
-        (void)used;
         x += view_puts(w, y, x, end - x, st->sep, row | st->dim);
         view_line_text(w, y, x, end - x, m, l, st, row | text_attr(st, l));
     }
