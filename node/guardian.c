@@ -65,6 +65,9 @@ static int guardian_kill_marked(const char *marker)
 static void guardian_main(int read_fd, const char *marker)
 {
     prctl(PR_SET_NAME, "devnode-guard", 0, 0, 0);
+    /* Its own session: a SIGKILL sent to the node's whole process group (a test harness,
+     * `kill -9 -- -PGID`) must not take the guardian down with the node. */
+    setsid();
     /* Terminal ^C and a kill of the node's group must not take the guardian first. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);

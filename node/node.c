@@ -195,6 +195,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
         goto out_rundir;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A log file past RLIMIT_FSIZE must be a write error the node reports, not its death. */
+    signal(SIGXFSZ, SIG_IGN);
     uv_loop_init(&node->loop);
     loghub_init(&node->hub);
     uint64_t max_bytes = (uint64_t)node->cfg.logs.file_max_mb << 20;

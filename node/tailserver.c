@@ -195,8 +195,15 @@ static enum pump_result pump_sub(struct tailserver *ts, struct tail_sub *sub, ui
 {
     if (sub->retry_ms > now)
         return PUMP_WAIT;
-    for (int budget = TAILSERVER_WINDOW; budget > 0; budget--) {
-        if (sub->batches_sent - sub->batches_acked >= TAILSERVER_WINDOW)
+    /* The window shrinks as followers multiply (at least 2, so one stays in flight while
+     * the next is acknowledged). */
+    uint64_t window = TAILSERVER_WINDOW_TOTAL / (ts->sub_count ? ts->sub_count : 1);
+    if (window > TAILSERVER_WINDOW)
+        window = TAILSERVER_WINDOW;
+    if (window < 2)
+        window = 2;
+    for (uint64_t budget = window; budget > 0; budget--) {
+        if (sub->batches_sent - sub->batches_acked >= window)
             return PUMP_IDLE; /* the ack will wake us */
         enum pump_result r = send_batch(ts, sub, now);
         if (r == PUMP_IDLE && sub_finished(sub)) {
@@ -368,7 +375,7 @@ static void handle_tail(void *ctx, struct control *ctl, const struct wire_msg *m
     if (old)
         remove_sub(ts, old); /* the same client asking again under the same id replaces it */
     if (ts->sub_count >= TAILSERVER_MAX_SUBS) {
-        control_reply_error(ctl, msg, "too many tail clients (64); stop one first");
+        control_reply_error(ctl, msg, "too many tail clients (1024); stop one first");
         return;
     }
     struct tail_sub *sub = calloc(1, sizeof *sub);

@@ -14,7 +14,10 @@
 #include "node/loghub.h"
 #include "node/logring.h"
 
-#define TAILSERVER_MAX_SUBS 64
+#define TAILSERVER_MAX_SUBS 1024
+/* Unacknowledged batches across all followers: with many followers each gets a smaller
+ * window, so even all of them stopped hold at most this many batches in the node. */
+#define TAILSERVER_WINDOW_TOTAL 512
 #define TAILSERVER_BATCH_LINES 1024
 #define TAILSERVER_BATCH_BYTES (256u * 1024)
 #define TAILSERVER_WINDOW 16         /* `lines` messages sent and not yet acknowledged */
