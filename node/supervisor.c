@@ -39,6 +39,7 @@ struct output_pipe {
 
 static void instance_start(struct instance *inst);
 static void instance_mark_ready(struct instance *inst, const char *how);
+static void service_roll_continue(struct supervisor *sup, struct service *svc);
 
 const char *instance_state_name(enum instance_state state)
 {
@@ -388,6 +389,11 @@ static void instance_mark_ready(struct instance *inst, const char *how)
     }
     /* The new process serves now: the one it replaces may go. */
     instance_stop_old(inst, 0);
+    struct service *svc = inst->service;
+    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
+        svc->roll_next++;
+        service_roll_continue(sup, svc);
+    }
 }
 
 static void instance_ready_timed_out(struct instance *inst)
@@ -722,8 +728,6 @@ static void describe_status(char *buf, size_t cap, int status)
         snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
 }
 
-static void service_roll_continue(struct supervisor *sup, struct service *svc);
-
 static void supervisor_check_all_down(struct supervisor *sup)
 {
     if (sup->stopping && supervisor_all_down(sup) && sup->on_all_stopped) {
@@ -787,6 +791,12 @@ static void instance_on_exit(struct instance *inst, int status)
         return;
     }
 
+    struct service *svc = inst->service;
+    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
+        svc->rolling = 0;
+        node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
+                  cfg->name, cfg->name, inst->index, how);
+    }
     int code = inst->last_exit_code;
     if ((code == 127 || code == 126) && uptime_ms < CANNOT_RUN_WINDOW_MS) {
         instance_fail(inst, code == 127 ? "command not found (exit status 127)"
@@ -1038,10 +1048,21 @@ static void service_roll_continue(struct supervisor *sup, struct service *svc)
             return;
         }
         struct instance *inst = svc->instances[i];
-        if (inst && instance_can_replace(inst) && instance_replace(inst) == 0)
-            return; /* wait for its old process to go */
-        if (inst)
+        if (!inst) {
+            svc->roll_next++;
+            continue;
+        }
+        if (instance_can_replace(inst)) {
+            if (instance_replace(inst) == 0)
+                return; /* goes on when its old process has exited */
+        } else {
+            /* No socket to share: stop, start, and go on once the new process is ready. */
             instance_restart(inst);
+            if (svc->roll_next != i || !svc->rolling)
+                return; /* it was ready at once and the roll already moved on */
+            if (inst->pid || inst->after_exit == AFTER_EXIT_RESTART)
+                return; /* goes on from instance_mark_ready */
+        }
         svc->roll_next++;
     }
 }
@@ -1070,24 +1091,15 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
         instance_restart(svc->instances[index]);
         return 1;
     }
-    if (svc->socket_count > 0) {
-        int count = 0;
-        for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++)
-            count += svc->instances[i] != NULL;
-        node_line(sup, LOG_LEVEL_INFO, "rolling restart of %s: %d instance%s, one at a time", service, count,
-                  count == 1 ? "" : "s");
-        svc->rolling = 1;
-        svc->roll_next = 0;
-        service_roll_continue(sup, svc);
-        return count;
-    }
+    /* One instance at a time, so the service keeps answering while it restarts. */
     int count = 0;
-    for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++) {
-        if (svc->instances[i]) {
-            instance_restart(svc->instances[i]);
-            count++;
-        }
-    }
+    for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++)
+        count += svc->instances[i] != NULL;
+    node_line(sup, LOG_LEVEL_INFO, "rolling restart of %s: %d instance%s, one at a time", service, count,
+              count == 1 ? "" : "s");
+    svc->rolling = 1;
+    svc->roll_next = 0;
+    service_roll_continue(sup, svc);
     return count;
 }
 

@@ -71,14 +71,20 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* The stages start alongside us: wait (bounded) until the first one answers. */
-    char ping[300];
-    snprintf(ping, sizeof ping, "%.*s.lymph.ping", (int)strcspn(first, "."), first);
+    /* The stages start alongside us, each finding the next by name: wait (bounded) until a
+     * probe job makes it through every stage, not just until the first one answers. */
     struct devnode_error e;
     int tries = 0;
-    while (devnode_call(dn, ping, NULL, 1000, NULL, &e) != 0) {
+    for (;;) {
+        json_t *probe = json_pack("{s:{s:i, s:i, s:[]}}", "job", "id", -1, "value", 0, "path");
+        json_t *answer = NULL;
+        int rc = devnode_call(dn, first, probe, 1000, &answer, &e);
+        json_decref(probe);
+        json_decref(answer);
+        if (rc == 0)
+            break;
         if (++tries == 100) {
-            fprintf(stderr, "pipeline_client: %s does not answer: %s: %s\n", ping, e.type, e.message);
+            fprintf(stderr, "pipeline_client: the pipeline does not answer: %s: %s\n", e.type, e.message);
             devnode_close(dn);
             return 1;
         }
