@@ -106,7 +106,8 @@ LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null)
 EXAMPLE_LIBS := $(LIB_LIBS) $(shell pkg-config --libs libuv 2>/dev/null) -lhttp_parser -lm
 
 EXAMPLES_BIN := build/examples/greeting build/examples/listen build/examples/demo_web \
-                build/examples/pipeline_stage build/examples/pipeline_client build/examples/call
+                build/examples/pipeline_stage build/examples/pipeline_client build/examples/call \
+                build/examples/bookshelf_shelf build/examples/bookshelf_last_read
 # (build/examples/web, the plain HTTP worker of examples/web, has its own rule above.)
 
 .PHONY: examples
@@ -135,6 +136,10 @@ build/examples/pipeline_stage: examples/pipeline/stage.c build/libdevnode.a
 build/examples/pipeline_client: examples/pipeline/client.c build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/call: examples/call/call.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/bookshelf_shelf: examples/bookshelf/shelf.c build/libdevnode.a
+	$(EXAMPLE_LD)
+build/examples/bookshelf_last_read: examples/bookshelf/last_read.c build/libdevnode.a
 	$(EXAMPLE_LD)
 # The library's own unit test runs it under ASan+UBSan against an in-process fake node.
 build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a

@@ -110,7 +110,7 @@ int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pa
  * configured, e.g. "book.#"), reading it from `from`: "beginning" (the oldest retained event:
  * rebuild a view), "now", "resume" (the group's committed offset, else now; NULL means this) or
  * a decimal offset. `pattern` (NULL: the stream's) filters the events. The group is
- * "<Service>.<name>" (name NULL: the stream's pattern): its committed offset survives restarts.
+ * "<Service>.<name>" (name NULL: the pattern): its committed offset survives restarts.
  * With DEVNODE_BROADCAST the instance has a group of its own that sees every event (a view
  * each instance keeps). With DEVNODE_CATCH_UP, devnode_start sends this subscription first and
  * handles its events up to the stream's end as of then before it registers and tells
@@ -119,13 +119,14 @@ int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pa
 int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *stream, const char *pattern,
                              const char *from, unsigned flags, devnode_event_fn fn, void *ctx);
 
-/* Handles, now, the events of stream subscription `name` up to the end the stream has at this
- * moment: state built from the stream is then as new as the stream (read-your-writes across
- * instances: an aggregate checks a command against events another instance just emitted). The
- * only way a handler runs inside another: call it from an RPC handler, never from the
- * subscription's own. Needs a subscription that gets every event of the stream (its pattern
- * the stream's or "#"; DEVNODE_BROADCAST or a group of one member). Returns 0, or
- * DEVNODE_E_TIMEOUT after timeout_ms (0: 5 s), DEVNODE_E_NODE, DEVNODE_E_INVALID. */
+/* Handles, now, the events of stream subscription `name` (as given to devnode_subscribe_stream,
+ * or its pattern when that was NULL) up to the end the stream has at this moment: state built
+ * from the stream is then as new as the stream (read-your-writes across instances: an
+ * aggregate checks a command against events another instance just emitted). The only way a
+ * handler runs inside another: call it from an RPC handler, never from the subscription's own.
+ * Needs a subscription that gets every event of the stream (its pattern the stream's or "#";
+ * DEVNODE_BROADCAST or a group of one member). Returns 0, or DEVNODE_E_TIMEOUT after
+ * timeout_ms (0: 5 s), DEVNODE_E_NODE, DEVNODE_E_INVALID. */
 int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms);
 
 /* Emits an event of `type` with `body` (borrowed; NULL is null) and the current trace id;
@@ -175,9 +176,11 @@ void devnode_log(struct devnode *dn, enum devnode_level level, const char *fmt, 
 
 /* ---- running ------------------------------------------------------------------------ */
 
-/* Binds the RPC endpoint, registers (methods, params, help), sends the subscriptions and
- * tells NOTIFY_SOCKET READY=1. Returns 0, or a negative status (devnode_last_error says
- * why). A node that does not know `register` yet is reported on stderr, not fatal. */
+/* Binds the RPC endpoint, subscribes the DEVNODE_CATCH_UP stream subscriptions and handles
+ * their streams to the end, registers (methods, params, help), sends the other subscriptions
+ * and tells NOTIFY_SOCKET READY=1. Returns 0, or a negative status (devnode_last_error says
+ * why; a stream that cannot be caught up with fails it). A node that does not know `register`
+ * yet is reported on stderr, not fatal. */
 int devnode_start(struct devnode *dn);
 /* Serves RPC and events, heartbeats every second, until SIGTERM or SIGINT (or
  * devnode_request_stop); then unsubscribes, unregisters and returns 0. Starts first if

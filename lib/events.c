@@ -42,9 +42,12 @@ static int dn_stream_status(struct devnode *dn, const char *stream, const char *
     const msgpack_object *groups = wire_map_get(reply->msg.body, "groups");
     for (uint32_t i = 0; group && groups && groups->type == MSGPACK_OBJECT_ARRAY && i < groups->via.array.size; i++) {
         const msgpack_object *g = &groups->via.array.ptr[i];
-        if (g->type == MSGPACK_OBJECT_MAP && wire_str_eq(wire_map_get(g, "name"), group) &&
-            wire_str_eq(wire_map_get(g, "stream"), stream) && wire_get_int(g, "committed_offset", committed) < 0)
+        if (g->type != MSGPACK_OBJECT_MAP || !wire_str_eq(wire_map_get(g, "name"), group) ||
+            !wire_str_eq(wire_map_get(g, "stream"), stream))
+            continue;
+        if (wire_get_int(g, "committed_offset", committed) < 0)
             *committed = -1;
+        break;
     }
     dn_queued_free(reply);
     return rc;
@@ -83,13 +86,13 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
     /* A group of our own starts where `from` says; devnode_catch_up must not wait for events
      * before that. "now" (and "resume", which is now for a group nobody kept) is the stream's
      * end right after the subscription: a little later than the node's start, never earlier. */
-    sub->floor = 0;
+    sub->start_offset = 0;
     if (sub->stream && broadcast) {
         int64_t next, unused;
         if (sub->from[0] >= '0' && sub->from[0] <= '9')
-            sub->floor = strtoll(sub->from, NULL, 10);
+            sub->start_offset = strtoll(sub->from, NULL, 10);
         else if (strcmp(sub->from, "beginning") != 0 && dn_stream_status(dn, sub->stream, NULL, &next, &unused) == 0)
-            sub->floor = next;
+            sub->start_offset = next;
     }
     return 0;
 }
@@ -386,12 +389,12 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
     int rc = dn_stream_status(dn, stream, broadcast ? NULL : dn->subs[index].group, &end, &committed);
     if (rc < 0)
         return rc;
-    /* Everything below floor is handled or never comes: a named group's committed offset
+    /* Everything below `done` is handled or never comes: a named group's committed offset
      * covers what other members (and earlier runs) did. */
-    int64_t floor = broadcast ? dn->subs[index].floor : committed;
+    int64_t done = broadcast ? dn->subs[index].start_offset : committed;
     long long idle_deadline_ms = dn_now_ms() + DN_CATCH_UP_IDLE_MS;
     /* Events of other subscriptions keep their order in the queue for devnode_process. */
-    while (dn->subs[index].last_offset + 1 < end && floor < end) {
+    while (dn->subs[index].last_offset + 1 < end && done < end) {
         struct dn_queued *q = dn_unqueue_event_of(dn, index);
         if (!q && (q = dn_node_recv(dn)) != NULL) {
             if (strcmp(q->msg.type, "event") != 0) {

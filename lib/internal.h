@@ -43,7 +43,7 @@ struct dn_sub {
     int active;         /* the node accepted it */
     int running;        /* its handler runs now: no catch-up on it from inside */
     int64_t last_offset;/* the highest stream offset handled and acked here; -1 before any */
-    int64_t floor;      /* broadcast stream subscriptions: the offset they started at (nothing
+    int64_t start_offset; /* broadcast stream subscriptions: the offset they started at (nothing
                            below it comes); named groups ask the node for their committed one */
 };
 

@@ -368,13 +368,18 @@ static void stream_load_offsets(struct bus_stream *st)
         return;
     char line[512];
     while (fgets(line, sizeof line, f) && st->offset_count < BUS_STREAM_OFFSETS_MAX) {
-        unsigned long long committed;
-        char group[BUS_NAME_MAX + 1];
-        if (sscanf(line, "%llu %200s", &committed, group) == 2) {
-            st->offsets[st->offset_count].group = strdup(group);
-            st->offsets[st->offset_count].committed = committed;
-            st->offset_count++;
-        }
+        /* "<committed> <group>\n": the group is the rest of the line, spaces and all. */
+        char *end;
+        unsigned long long committed = strtoull(line, &end, 10);
+        if (end == line || *end != ' ')
+            continue;
+        char *group = end + 1;
+        group[strcspn(group, "\n")] = '\0';
+        if (!*group)
+            continue;
+        st->offsets[st->offset_count].group = strdup(group);
+        st->offsets[st->offset_count].committed = committed;
+        st->offset_count++;
     }
     fclose(f);
 }
@@ -509,6 +514,33 @@ static size_t bus_route(struct bus *bus, struct bus_event *ev)
     return groups;
 }
 
+/* Appends the event to every retained stream whose pattern matches and wakes their groups.
+ * *offset: its offset in the last such stream (-1 when none retains it). */
+static int bus_journal_event(struct bus *bus, struct bus_event *ev, int64_t *offset, char *why, size_t whylen)
+{
+    *offset = -1;
+    for (size_t i = 0; i < bus->stream_count; i++) {
+        struct bus_stream *st = &bus->streams[i];
+        if (!topic_match(st->pattern, ev->type))
+            continue;
+        msgpack_sbuffer_clear(&bus->scratch);
+        streamrec_pack(&bus->scratch, ev->type, ev->source, ev->headers, ev->headers_len, ev->body,
+                       ev->body_len, loghub_wall_ns());
+        uint64_t off;
+        int rc = journal_append(st->journal, bus->scratch.data, bus->scratch.size, &off);
+        if (rc < 0) {
+            snprintf(why, whylen, "emit: cannot keep the event in stream %s: %s", st->pattern, strerror(-rc));
+            return -1;
+        }
+        st->sync_pending = 1;
+        *offset = (int64_t)off;
+        for (size_t k = 0; k < bus->group_count; k++)
+            if (bus->groups[k]->stream == st)
+                group_dispatch(bus, bus->groups[k]);
+    }
+    return 0;
+}
+
 /* ---- delayed events -------------------------------------------------------------------- */
 
 static int delayed_before(const struct bus_delayed *a, const struct bus_delayed *b)
@@ -571,6 +603,10 @@ static void bus_on_delay_timer(uv_timer_t *timer)
     uint64_t now = uv_now(bus->loop);
     while (bus->delayed_count > 0 && bus->delayed[0].due_ms <= now) {
         struct bus_delayed d = delayed_pop(bus);
+        int64_t offset;
+        char why[300];
+        if (bus_journal_event(bus, d.event, &offset, why, sizeof why) < 0)
+            loghub_node_line(bus->hub, getpid(), LOG_LEVEL_ERROR, "delayed event %s: %s", d.event->type, why);
         bus_route(bus, d.event);
         event_release(d.event);
     }
@@ -703,30 +739,17 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     ev->source = strdup(source);
     ev->headers = pack_copy(headers, &ev->headers_len, 1);
     ev->body = pack_copy(wire_map_get(msg->body, "body"), &ev->body_len, 0);
-    /* Retained first: an event is acknowledged only once its journal has it. */
+    /* Retained first: an event is acknowledged only once its journal has it (a delayed
+     * one is journaled when it is due, like it reaches everyone else then). */
     int64_t offset = -1;
-    for (size_t i = 0; i < bus->stream_count; i++) {
-        struct bus_stream *st = &bus->streams[i];
-        if (!topic_match(st->pattern, type))
-            continue;
-        msgpack_sbuffer_clear(&bus->scratch);
-        streamrec_pack(&bus->scratch, ev->type, ev->source, ev->headers, ev->headers_len, ev->body,
-                       ev->body_len, loghub_wall_ns());
-        uint64_t off;
-        int rc = journal_append(st->journal, bus->scratch.data, bus->scratch.size, &off);
-        if (rc < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "emit: cannot keep the event in stream %s: %s", st->pattern, strerror(-rc));
+    if (delay_ms == 0) {
+        char why[300];
+        if (bus_journal_event(bus, ev, &offset, why, sizeof why) < 0) {
             ev->refs = 1;
             event_release(ev);
             control_reply_error(ctl, msg, why);
             return;
         }
-        st->sync_pending = 1;
-        offset = (int64_t)off;
-        for (size_t k = 0; k < bus->group_count; k++)
-            if (bus->groups[k]->stream == st)
-                group_dispatch(bus, bus->groups[k]);
     }
     size_t groups = 0;
     if (delay_ms > 0) {
@@ -786,6 +809,12 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
     if (gobj && gobj->type == MSGPACK_OBJECT_STR && wire_get_str(msg->body, "group", group_name, sizeof group_name) < 0) {
         control_reply_error(ctl, msg, "subscribe: group must be a string of up to 200 bytes");
         return;
+    }
+    for (const char *c = group_name; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            control_reply_error(ctl, msg, "subscribe: a group name cannot hold control characters");
+            return;
+        }
     }
     if (!group_name[0])
         broadcast = 1;

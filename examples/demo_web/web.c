@@ -55,6 +55,8 @@ struct conn {
     unsigned writes_pending;
     bool close_after_writes;
     bool closing;
+    bool in_request;            /* bytes of a request came that are not answered yet */
+    unsigned answered;          /* requests answered on this connection */
 };
 
 struct server {
@@ -292,6 +294,7 @@ static void route(struct conn *c)
 static int on_message_begin(http_parser *p)
 {
     struct conn *c = p->data;
+    c->in_request = true;
     c->url_len = c->header_len = c->trace_len = 0;
     c->url[0] = c->trace[0] = '\0';
     c->header_done = false;
@@ -347,6 +350,8 @@ static int on_message_complete(http_parser *p)
     struct conn *c = p->data;
     if (!c->close_after_writes && !c->closing)
         route(c); /* answered at once: pipelined requests keep their order by construction */
+    c->in_request = false;
+    c->answered++;
     return 0;
 }
 
@@ -440,7 +445,12 @@ static void on_signal(uv_signal_t *h, int signum)
     s->stopping = true;
     devnode_log(s->dn, DEVNODE_INFO, "web %d stopping on %s", s->pid, signum == SIGINT ? "SIGINT" : "SIGTERM");
     uv_close(&s->listener.handle, NULL); /* only our fd: the other workers keep accepting */
+    /* Only idle keep-alive connections close now. One accepted a moment ago has its request
+     * on the way (the client sent it to the shared port, trusting it to be answered): it gets
+     * its answer, with `Connection: close`, within STOP_DEADLINE_MS. */
     for (struct conn *c = s->conns; c; c = c->next) {
+        if (c->in_request || c->answered == 0)
+            continue; /* respond() closes it after its answer: we are stopping */
         if (c->writes_pending)
             c->close_after_writes = true;
         else

@@ -27,6 +27,16 @@ struct fake_sub {
     size_t ident_len;
     char id[16];
     char pattern[64];
+    char stream[64];             /* "" for new events only */
+    char from[32];               /* as sent: a word, or the offset in decimal */
+    int broadcast;
+};
+
+/* A retained stream "book.#" of the fake: every emitted book.* event, in order. */
+#define FAKE_STREAM_MAX 64
+struct fake_record {
+    char type[64];
+    msgpack_sbuffer headers, body; /* packed, as emitted */
 };
 
 struct fake_node {
@@ -36,12 +46,44 @@ struct fake_node {
     int stop;
     char service[64], endpoint[512];
     int registered;
+    unsigned char registered_ident[WIRE_IDENTITY_MAX]; /* the connection of that service */
+    size_t registered_ident_len;
     struct fake_sub subs[8];
     int nsubs;
-    int heartbeats, acks, nacks, emits, unregisters, unsubscribes;
+    int heartbeats, acks, nacks, emits, unregisters, unsubscribes, stream_unsubscribes;
     int64_t next_delivery;
     char last_emit_type[64], last_emit_trace[80];
+    struct fake_record stream[FAKE_STREAM_MAX];
+    int stream_next;             /* the next offset */
 };
+
+/* Sends record `offset` of the fake stream to subscription s, as the node's bus would. */
+static void fake_send_record(struct fake_node *f, const struct fake_sub *s, int offset)
+{
+    const struct fake_record *r = &f->stream[offset];
+    struct wire_body e;
+    wire_body_init(&e);
+    msgpack_pack_map(&e.pk, 8);
+    wire_pack_kv_str(&e.pk, "subscription", s->id);
+    wire_pack_kv_int(&e.pk, "delivery", ++f->next_delivery);
+    wire_pack_kv_int(&e.pk, "offset", offset);
+    wire_pack_kv_str(&e.pk, "type", r->type);
+    wire_pack_str(&e.pk, "headers");
+    msgpack_sbuffer_write(&e.sbuf, r->headers.data, r->headers.size);
+    wire_pack_str(&e.pk, "body");
+    msgpack_sbuffer_write(&e.sbuf, r->body.data, r->body.size);
+    wire_pack_kv_str(&e.pk, "source", "Caller");
+    wire_pack_kv_bool(&e.pk, "redelivered", 0);
+    wire_send(f->router, s->ident, s->ident_len, "event", e.sbuf.data, e.sbuf.size, 0);
+    wire_body_free(&e);
+}
+
+/* Whether map[key] is a string that starts with prefix. */
+static int fake_str_prefix(const msgpack_object *map, const char *key, const char *prefix)
+{
+    char text[64];
+    return wire_get_str(map, key, text, sizeof text) == 0 && strncmp(text, prefix, strlen(prefix)) == 0;
+}
 
 static void fake_reply(struct fake_node *f, const struct wire_msg *m, const char *type, struct wire_body *b)
 {
@@ -64,9 +106,16 @@ static void fake_handle(struct fake_node *f, const struct wire_msg *m)
     wire_body_init(&b);
     pthread_mutex_lock(&f->lock);
     if (strcmp(m->type, "register") == 0) {
-        wire_get_str(m->body, "service", f->service, sizeof f->service);
-        wire_get_str(m->body, "endpoint", f->endpoint, sizeof f->endpoint);
-        f->registered = 1;
+        /* The fake's registry holds one service (the first); others are answered, not listed. */
+        char service[64] = "";
+        wire_get_str(m->body, "service", service, sizeof service);
+        if (!f->registered || strcmp(service, f->service) == 0) {
+            snprintf(f->service, sizeof f->service, "%s", service);
+            wire_get_str(m->body, "endpoint", f->endpoint, sizeof f->endpoint);
+            memcpy(f->registered_ident, m->identity, m->identity_len);
+            f->registered_ident_len = m->identity_len;
+            f->registered = 1;
+        }
         msgpack_pack_map(&b.pk, 2);
         fake_pack_id(&b.pk, m);
         wire_pack_kv_str(&b.pk, "identity", "0123456789abcdef0123456789abcdef");
@@ -94,6 +143,7 @@ static void fake_handle(struct fake_node *f, const struct wire_msg *m)
         f->heartbeats++;
     } else if (strcmp(m->type, "subscribe") == 0 && f->nsubs < 8) {
         struct fake_sub *s = &f->subs[f->nsubs++];
+        memset(s, 0, sizeof *s);
         memcpy(s->ident, m->identity, m->identity_len);
         s->ident_len = m->identity_len;
         wire_get_str(m->body, "subscription", s->id, sizeof s->id);
@@ -101,8 +151,53 @@ static void fake_handle(struct fake_node *f, const struct wire_msg *m)
         if (pats && pats->type == MSGPACK_OBJECT_ARRAY && pats->via.array.size == 1)
             snprintf(s->pattern, sizeof s->pattern, "%.*s", (int)pats->via.array.ptr[0].via.str.size,
                      pats->via.array.ptr[0].via.str.ptr);
+        const msgpack_object *bc = wire_map_get(m->body, "broadcast");
+        s->broadcast = bc && bc->type == MSGPACK_OBJECT_BOOLEAN && bc->via.boolean;
+        int64_t from_offset = -1;
+        if (wire_get_str(m->body, "stream", s->stream, sizeof s->stream) == 0 &&
+            wire_get_str(m->body, "from", s->from, sizeof s->from) < 0 &&
+            wire_get_int(m->body, "from", &from_offset) == 0)
+            snprintf(s->from, sizeof s->from, "%lld", (long long)from_offset);
         msgpack_pack_map(&b.pk, 1);
         fake_pack_id(&b.pk, m);
+        fake_reply(f, m, "ok", &b);
+        /* A stream subscription reads from its start: the beginning, an offset, or now. */
+        int start = strcmp(s->from, "beginning") == 0 ? 0 : from_offset >= 0 ? (int)from_offset : f->stream_next;
+        for (int i = start; s->stream[0] && i < f->stream_next; i++)
+            fake_send_record(f, s, i);
+    } else if (strcmp(m->type, "bus_status") == 0) {
+        msgpack_pack_map(&b.pk, 3);
+        fake_pack_id(&b.pk, m);
+        wire_pack_str(&b.pk, "streams");
+        msgpack_pack_array(&b.pk, 1);
+        msgpack_pack_map(&b.pk, 3);
+        wire_pack_kv_str(&b.pk, "pattern", "book.#");
+        wire_pack_kv_int(&b.pk, "first_offset", 0);
+        wire_pack_kv_int(&b.pk, "next_offset", f->stream_next);
+        wire_pack_str(&b.pk, "groups");
+        msgpack_pack_array(&b.pk, 0);
+        fake_reply(f, m, "bus_status", &b);
+    } else if (strcmp(m->type, "emit") == 0 && fake_str_prefix(m->body, "type", "book.") &&
+               f->stream_next < FAKE_STREAM_MAX) {
+        /* Kept in the stream first, then sent to its subscribers, and the reply has the offset. */
+        f->emits++;
+        struct fake_record *r = &f->stream[f->stream_next];
+        wire_get_str(m->body, "type", r->type, sizeof r->type);
+        msgpack_sbuffer_init(&r->headers);
+        msgpack_sbuffer_init(&r->body);
+        msgpack_packer hp, bp;
+        msgpack_packer_init(&hp, &r->headers, msgpack_sbuffer_write);
+        msgpack_packer_init(&bp, &r->body, msgpack_sbuffer_write);
+        msgpack_pack_object(&hp, *wire_map_get(m->body, "headers"));
+        msgpack_pack_object(&bp, *wire_map_get(m->body, "body"));
+        int offset = f->stream_next++;
+        for (int i = 0; i < f->nsubs; i++)
+            if (f->subs[i].stream[0])
+                fake_send_record(f, &f->subs[i], offset);
+        msgpack_pack_map(&b.pk, 3);
+        fake_pack_id(&b.pk, m);
+        wire_pack_kv_int(&b.pk, "groups", 1);
+        wire_pack_kv_int(&b.pk, "offset", offset);
         fake_reply(f, m, "ok", &b);
     } else if (strcmp(m->type, "emit") == 0) {
         f->emits++;
@@ -137,10 +232,24 @@ static void fake_handle(struct fake_node *f, const struct wire_msg *m)
     } else if (strcmp(m->type, "nack") == 0) {
         f->nacks++;
     } else if (strcmp(m->type, "unsubscribe") == 0 || strcmp(m->type, "unregister") == 0) {
-        if (m->type[2] == 's')
-            f->unsubscribes++;
+        char id[16] = "";
+        wire_get_str(m->body, "subscription", id, sizeof id);
+        int stream_sub = 0;
+        for (int i = 0; i < f->nsubs; i++) {
+            if (f->subs[i].ident_len == m->identity_len && !memcmp(f->subs[i].ident, m->identity, m->identity_len) &&
+                !strcmp(f->subs[i].id, id)) {
+                stream_sub = f->subs[i].stream[0] != '\0';
+                f->subs[i] = f->subs[--f->nsubs]; /* gone: nothing more is sent to it */
+                break;
+            }
+        }
+        if (m->type[2] != 's')
+            f->unregisters += m->identity_len == f->registered_ident_len &&
+                              !memcmp(m->identity, f->registered_ident, m->identity_len);
+        else if (stream_sub)
+            f->stream_unsubscribes++;
         else
-            f->unregisters++;
+            f->unsubscribes++;
         msgpack_pack_map(&b.pk, 1);
         fake_pack_id(&b.pk, m);
         fake_reply(f, m, "ok", &b);
@@ -184,6 +293,7 @@ struct server {
     int events;
     char event_trace[80], event_name[32];
     int event_redelivered;
+    int64_t event_offset;
 };
 
 static json_t *m_echo(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
@@ -232,6 +342,7 @@ static int on_greeted(const struct devnode_event *ev, void *ctx)
     snprintf(s->event_trace, sizeof s->event_trace, "%s", devnode_trace_id(ev->dn));
     snprintf(s->event_name, sizeof s->event_name, "%s", json_string_value(json_object_get(ev->body, "name")));
     s->event_redelivered = ev->redelivered;
+    s->event_offset = ev->offset;
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
@@ -336,6 +447,10 @@ static int world_down(void **state)
     pthread_join(w->node.thread, NULL);
     zmq_close(w->node.router);
     zmq_ctx_term(w->node.ctx);
+    for (int i = 0; i < w->node.stream_next; i++) {
+        msgpack_sbuffer_destroy(&w->node.stream[i].headers);
+        msgpack_sbuffer_destroy(&w->node.stream[i].body);
+    }
     pthread_mutex_destroy(&w->node.lock);
     pthread_mutex_destroy(&w->server.lock);
     char path[256];
@@ -569,8 +684,96 @@ static void test_events_are_acked_after_the_handler(void **state)
     assert_string_equal(w->server.event_trace, "ev-trace");
     assert_string_equal(w->server.event_name, "ann");
     assert_false(w->server.event_redelivered);
+    assert_int_equal(w->server.event_offset, -1); /* a new event, not one of a stream */
     pthread_mutex_unlock(&w->server.lock);
     assert_int_equal(devnode_emit(w->caller, "", NULL, 0), DEVNODE_E_INVALID);
+}
+
+/* What a view built from the stream saw: offsets in order, and who it was inside. */
+struct view_log {
+    int64_t offsets[16];
+    int count;
+    char last_title[32];
+};
+
+static int on_view_event(const struct devnode_event *ev, void *ctx)
+{
+    struct view_log *v = ctx;
+    if (v->count < 16)
+        v->offsets[v->count] = ev->offset;
+    v->count++;
+    snprintf(v->last_title, sizeof v->last_title, "%s", json_string_value(json_object_get(ev->body, "title")));
+    /* Its own catch-up from inside would recurse: refused. */
+    assert_int_equal(devnode_catch_up(ev->dn, "view", 100), DEVNODE_E_INVALID);
+    return 0;
+}
+
+static void emit_book(struct devnode *dn, const char *title, int64_t want_offset)
+{
+    json_t *body = json_pack("{s:s}", "title", title);
+    int64_t offset = -2;
+    assert_int_equal(devnode_emit_offset(dn, "book.added", body, 0, &offset), 0);
+    assert_int_equal(offset, want_offset);
+    json_decref(body);
+}
+
+static void test_stream_subscription_replays_and_catches_up(void **state)
+{
+    struct world *w = *state;
+    /* Three events kept before the view exists; an emit outside any stream has no offset. */
+    emit_book(w->caller, "Dune", 0);
+    emit_book(w->caller, "Emma", 1);
+    emit_book(w->caller, "Ulysses", 2);
+    int64_t offset = 7;
+    assert_int_equal(devnode_emit_offset(w->caller, "unheard", NULL, 0, &offset), 0);
+    assert_int_equal(offset, -1);
+
+    struct devnode *view = connect_as("Viewer", 0);
+    struct view_log log = {0};
+    assert_int_equal(devnode_subscribe_stream(view, "view", "book.#", NULL, "sometime", 0, on_view_event, &log),
+                     DEVNODE_E_INVALID);
+    assert_int_equal(devnode_subscribe_stream(view, "view", "book.#", "book.read", "beginning", DEVNODE_CATCH_UP,
+                                              on_view_event, &log),
+                     DEVNODE_E_INVALID);
+    assert_int_equal(devnode_subscribe_stream(view, "view", "book.#", NULL, "beginning",
+                                              DEVNODE_BROADCAST | DEVNODE_CATCH_UP, on_view_event, &log),
+                     0);
+    /* devnode_start returns with the stream handled to its end: nobody ran a loop. */
+    assert_int_equal(devnode_start(view), 0);
+    assert_int_equal(log.count, 3);
+    assert_int_equal(log.offsets[0], 0);
+    assert_int_equal(log.offsets[1], 1);
+    assert_int_equal(log.offsets[2], 2);
+    assert_string_equal(log.last_title, "Ulysses");
+    pthread_mutex_lock(&w->node.lock);
+    int found = 0;
+    for (int i = 0; i < w->node.nsubs; i++)
+        if (!strcmp(w->node.subs[i].stream, "book.#")) {
+            found++;
+            assert_string_equal(w->node.subs[i].from, "beginning");
+            assert_string_equal(w->node.subs[i].pattern, "book.#");
+            assert_true(w->node.subs[i].broadcast);
+        }
+    pthread_mutex_unlock(&w->node.lock);
+    assert_int_equal(found, 1);
+    assert_int_equal(devnode_subscribe_stream(view, "late", "book.#", NULL, "now", DEVNODE_CATCH_UP, on_view_event,
+                                              &log),
+                     DEVNODE_E_INVALID);
+
+    /* Another process emits; catching up handles it now, from outside any loop. */
+    emit_book(w->caller, "Walden", 3);
+    assert_int_equal(devnode_catch_up(view, "view", 2000), 0);
+    assert_int_equal(log.count, 4);
+    assert_int_equal(log.offsets[3], 3);
+    assert_string_equal(log.last_title, "Walden");
+    assert_int_equal(devnode_catch_up(view, "view", 2000), 0); /* nothing new: at once */
+    assert_int_equal(log.count, 4);
+    assert_int_equal(devnode_catch_up(view, "nope", 100), DEVNODE_E_INVALID);
+    assert_non_null(strstr(devnode_last_error(view), "no stream subscription named 'nope'"));
+    devnode_close(view);
+    pthread_mutex_lock(&w->node.lock);
+    assert_int_equal(w->node.stream_unsubscribes, 1);
+    pthread_mutex_unlock(&w->node.lock);
 }
 
 static void test_heartbeats_flow(void **state)
@@ -590,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_deferred_calls),
         cmocka_unit_test(test_trace_ids_travel),
         cmocka_unit_test(test_events_are_acked_after_the_handler),
+        cmocka_unit_test(test_stream_subscription_replays_and_catches_up),
         cmocka_unit_test(test_heartbeats_flow),
         cmocka_unit_test(test_connect_needs_the_environment),
     };
