@@ -87,6 +87,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) fuzz-smoke
 
 bench: deps all
 	sh bench/run
@@ -158,7 +159,7 @@ FUZZ_CC            ?= clang
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
-FUZZ_TARGETS := framer logparse wire
+FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire
 FUZZ_SRC     := $(wildcard common/*.c) node/config.c node/framer.c node/control.c node/registry.c \
                 node/bus.c node/journal.c node/streamrec.c node/topic.c node/loghub.c node/logring.c \
                 node/tailserver.c tail/tailwire.c tail/logfilter.c
@@ -171,10 +172,9 @@ FUZZ_BIN     := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 fuzz-deps:
 	@sh tests/fuzz/deps.sh
 
-fuzz-build: fuzz-deps
-	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BIN)
 
-build/fuzz/obj/%.o: %.c
+build/fuzz/obj/%.o: %.c | fuzz-deps
 	@mkdir -p $(@D)
 	@echo "  CC/fuzz $<"
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<

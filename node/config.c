@@ -25,6 +25,8 @@
  * and alias expansion ("billion laughs") both stop here. */
 #define YAML_MAX_DEPTH 64
 #define YAML_MAX_NODES 1000000
+/* Nodes alone do not bound memory: a few aliases of one long scalar copy it a million times. */
+#define YAML_MAX_TEXT_BYTES (16u << 20)
 
 #define DEFAULT_NUMPROCESSES 1
 #define MAX_NUMPROCESSES 1000
@@ -266,6 +268,7 @@ struct tree_builder {
     size_t anchor_count;
     size_t anchor_cap;
     size_t node_count;
+    size_t text_bytes;                       /* scalar text held, copies of aliases included */
     int documents;
 };
 
@@ -302,11 +305,13 @@ static const struct ynode *builder_find_anchor(const struct tree_builder *b, con
 /* Aliases become copies so that every node has one owner and one free path. */
 static struct ynode *builder_copy(struct tree_builder *b, const struct ynode *src)
 {
-    if (b->node_count >= YAML_MAX_NODES) {
+    size_t text_len = src->text ? strlen(src->text) : 0;
+    if (b->node_count >= YAML_MAX_NODES || b->text_bytes + text_len > YAML_MAX_TEXT_BYTES) {
         return NULL;
     }
     struct ynode *n = xcalloc(1, sizeof(*n));
     b->node_count++;
+    b->text_bytes += text_len;
     n->kind = src->kind;
     n->line = src->line;
     n->col = src->col;
@@ -404,6 +409,7 @@ static int builder_event(struct tree_builder *b, const yaml_event_t *ev)
         }
         struct ynode *n = builder_new_node(b, YNODE_SCALAR, ev->start_mark);
         n->text = xstrndup(value, len);
+        b->text_bytes += len;
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         if (ev->data.scalar.anchor) {
             builder_add_anchor(b, xstrdup((const char *)ev->data.scalar.anchor), n);
@@ -429,7 +435,8 @@ static int builder_event(struct tree_builder *b, const yaml_event_t *ev)
         if (!copy) {
             return fail_pos(b->ld, b->file, (int)ev->start_mark.line + 1,
                             (int)ev->start_mark.column + 1, "",
-                            "more than %d YAML nodes (alias expansion?)", YAML_MAX_NODES);
+                            "more than %d YAML nodes or %u MiB of text (alias expansion?)", YAML_MAX_NODES,
+                            YAML_MAX_TEXT_BYTES >> 20);
         }
         return builder_attach(b, copy);
     }

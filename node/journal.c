@@ -63,7 +63,9 @@ static uint32_t record_crc(uint64_t offset, const void *payload, size_t len)
     for (int i = 0; i < 8; i++)
         head[i] = (unsigned char)(offset >> (8 * i));
     uLong crc = crc32(0L, head, 8);
-    return (uint32_t)crc32(crc, payload, (uInt)len);
+    /* zlib's crc32 returns 0 for a NULL buffer, whatever the crc so far: an empty payload read
+     * into no buffer yet must checksum like one written from a pointer. */
+    return len ? (uint32_t)crc32(crc, payload, (uInt)len) : (uint32_t)crc;
 }
 
 static void put_u32(unsigned char *p, uint32_t v)

@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
 libjansson-dev libhttp-parser-dev zlib1g-dev libncurses-dev libcmocka-dev tmux curl procps
-python3 python3-pytest python3-zmq python3-msgpack wrk"
+python3 python3-pytest python3-zmq python3-msgpack wrk
+clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -54,7 +54,7 @@ static const char *const node_keys[] = {
     "id", "target", "service", "count", "force", "type", "patterns", "subscription", "delivery", "pid",
     "methods", "endpoint", "instance", "group", "broadcast", "prefetch", "stream", "from", "headers", "body",
     "source", "delay_ms", "backlog", "follow", "services", "trace", "level", "grep", "limit", "received",
-    "name", "params", "help", "trace_id", "message", "",
+    "name", "params", "help", "trace_id", "message",
 };
 
 static void read_fields(const msgpack_object *body)
@@ -84,7 +84,7 @@ static void read_fields(const msgpack_object *body)
     for (uint32_t i = 0; i < body->via.map.size; i++) {
         const msgpack_object *key = &body->via.map.ptr[i].key;
         char name[64];
-        if (key->type != MSGPACK_OBJECT_STR || key->via.str.size >= sizeof name ||
+        if (key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0 || key->via.str.size >= sizeof name ||
             memchr(key->via.str.ptr, '\0', key->via.str.size))
             continue;
         memcpy(name, key->via.str.ptr, key->via.str.size);

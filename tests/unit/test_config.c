@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/strbuf.h"
 #include "node/config.h"
 
 struct fixture {
@@ -888,6 +889,28 @@ static void test_error_after_everything_else_loaded(void **state)
     free(yaml);
 }
 
+/* Found by tests/fuzz (fuzz_config): aliases of one long scalar were bounded in nodes only,
+ * so a 3 KB file made the loader copy 3 GB of text before the node limit stopped it. */
+static void test_error_alias_text_bomb(void **state)
+{
+    struct strbuf yaml;
+    strbuf_init(&yaml);
+    strbuf_puts(&yaml, "container:\n  s: &s ");
+    for (int i = 0; i < 3000; i++)
+        strbuf_putc(&yaml, 'x');
+    strbuf_puts(&yaml, "\n");
+    const char *names = "abcdef";
+    for (int level = 0; level < 6; level++) {
+        strbuf_printf(&yaml, "  %c: &%c [", names[level], names[level]);
+        for (int k = 0; k < 10; k++)
+            strbuf_printf(&yaml, "%s*%c", k ? ", " : "", level ? names[level - 1] : 's');
+        strbuf_puts(&yaml, "]\n");
+    }
+    load_fails(*state, strbuf_cstr(&yaml), NULL,
+               "6:26: more than 1000000 YAML nodes or 16 MiB of text (alias expansion?)");
+    strbuf_free(&yaml);
+}
+
 static void test_error_logs(void **state)
 {
     load_fails(*state, "logs:\n  buffer_lines: 5\n", NULL,
@@ -994,6 +1017,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_bad_stop_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_alias_text_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),

@@ -103,6 +103,25 @@ static void test_offsets_survive_reopen(void **state)
     journal_close(j);
 }
 
+/* Found by tests/fuzz (fuzz_journal): an empty first record was checksummed with zlib's crc32
+ * on a NULL buffer when read back (which returns 0), so reopening cut it and every record after. */
+static void test_empty_records_survive_reopen(void **state)
+{
+    struct fx *fx = *state;
+    struct journal *j = open_j(fx, 1000, 100, NULL);
+    uint64_t off;
+    assert_int_equal(journal_append(j, "", 0, &off), 0);
+    assert_int_equal(journal_append(j, "x", 1, &off), 0);
+    assert_int_equal(journal_append(j, "", 0, &off), 0);
+    journal_close(j);
+    struct journal_recovery rep;
+    j = open_j(fx, 1000, 100, &rep);
+    assert_int_equal(rep.truncated_bytes, 0);
+    assert_int_equal(rep.records, 3);
+    assert_int_equal(journal_next_offset(j), 3);
+    journal_close(j);
+}
+
 static void last_segment_path(struct fx *fx, uint64_t first, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/book.%016llx.seg", fx->dir, (unsigned long long)first);
@@ -204,6 +223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_offsets_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_records_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_cuts_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_drops_whole_old_segments, setup, teardown),

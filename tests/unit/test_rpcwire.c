@@ -226,6 +226,45 @@ static void test_headers_must_be_a_map_and_body_one_value(void **state)
     expect_malformed_then_ok(*state, f3, l3, 5, "body one msgpack value");
 }
 
+/* Found by tests/fuzz (fuzz_wire): a 5-byte map32 or array32 header announcing 4 billion
+ * entries made msgpack-c allocate for all of them (tens of GB) before reading any. */
+static void test_huge_announced_counts_are_malformed(void **state)
+{
+    const char map32[] = {(char)0xdf, (char)0xff, (char)0xff, (char)0xff, (char)0xff};
+    const char array32[] = {(char)0xdd, (char)0xdf, (char)0xdf, (char)0xdf, (char)0xdf, 0x01};
+    const char *f[] = {"id", "REQ", "S.m", map32, map0};
+    size_t l[] = {2, 3, 3, sizeof map32, 1};
+    expect_malformed_then_ok(*state, f, l, 5, "headers must be one msgpack map");
+    const char *f2[] = {"id", "REQ", "S.m", map0, array32};
+    size_t l2[] = {2, 3, 3, 1, sizeof array32};
+    expect_malformed_then_ok(*state, f2, l2, 5, "body one msgpack value");
+}
+
+static void test_msgpack_check(void **state)
+{
+    (void)state;
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    wire_pack_kv_str(&b.pk, "s", "text");
+    wire_pack_kv_double(&b.pk, "d", 1.5);
+    wire_pack_str(&b.pk, "a");
+    msgpack_pack_array(&b.pk, 3);
+    msgpack_pack_int64(&b.pk, -(1LL << 40));
+    msgpack_pack_bin(&b.pk, 2);
+    msgpack_pack_bin_body(&b.pk, "\0\1", 2);
+    msgpack_pack_ext(&b.pk, 1, 7);
+    msgpack_pack_ext_body(&b.pk, "x", 1);
+    assert_int_equal(wire_msgpack_check(b.sbuf.data, b.sbuf.size), 0);
+    for (size_t cut = 0; cut < b.sbuf.size; cut++)
+        assert_int_equal(wire_msgpack_check(b.sbuf.data, cut), -1);
+    wire_body_free(&b);
+    assert_int_equal(wire_msgpack_check("\x01\x02", 2), -1);  /* two values */
+    assert_int_equal(wire_msgpack_check("\xc1", 1), -1);      /* never used */
+    assert_int_equal(wire_msgpack_check("\x92\x01", 2), -1);  /* [1, ?] */
+    assert_int_equal(wire_msgpack_check("\x92\x01\xc0", 3), 0);
+}
+
 static void test_trace_id_header_that_is_not_a_string(void **state)
 {
     struct pair *p = *state;
@@ -272,6 +311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_id_and_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_must_be_a_map_and_body_one_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_id_header_that_is_not_a_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_announced_counts_are_malformed, setup, teardown),
+        cmocka_unit_test(test_msgpack_check),
         cmocka_unit_test(test_ids_are_hex_and_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,103 @@
+/* fuzz_tailwire: the `tail` conversation's decoders (tail/tailwire.c): the node's decoding of
+ * a tail request body into a filter (services, trace, level, a POSIX regex), and the client's
+ * decoding of one line of a `lines` message. The input is one msgpack value (bounded by
+ * wire_msgpack_check first, as wire_recv does). A decoded filter is matched against lines; a
+ * decoded line must come back the same through tailwire_pack_line. */
+#include <msgpack.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/strbuf.h"
+#include "common/wire.h"
+#include "tail/logfilter.h"
+#include "tail/tailwire.h"
+#include "tests/fuzz/fuzz_util.h"
+
+static int valid_utf8(const char *s, size_t n)
+{
+    /* jansson would do, but this target links without it on purpose: keep it small. */
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!k || i + k > n)
+            return 0;
+        for (size_t j = 1; j < k; j++)
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+        if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) || (c == 0xf0 && p[i + 1] < 0x90) ||
+            (c == 0xf4 && p[i + 1] > 0x8f))
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+static void check_line_roundtrip(const struct tail_line *in)
+{
+    struct strbuf out, scratch;
+    strbuf_init(&out);
+    strbuf_init(&scratch);
+    tailwire_pack_line(&out, &in->line, &scratch);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    FUZZ_CHECK(msgpack_unpack_next(&up, out.data, out.len, &off) == MSGPACK_UNPACK_SUCCESS && off == out.len,
+               "packed line does not unpack");
+    struct tail_line back;
+    FUZZ_CHECK(tailwire_unpack_line(&up.data, &back) == 0, "packed line does not decode");
+    const struct log_line *a = &in->line, *b = &back.line;
+    FUZZ_CHECK(a->seq == b->seq && a->wall_ns == b->wall_ns && a->instance == b->instance && a->pid == b->pid &&
+                   a->stream == b->stream && a->level == b->level && a->flags == b->flags &&
+                   strcmp(a->trace_id, b->trace_id) == 0 && strcmp(a->service, b->service) == 0,
+               "line fields changed through pack/unpack");
+    if (valid_utf8(a->text, a->len))
+        FUZZ_CHECK(a->len == b->len && (a->len == 0 || memcmp(a->text, b->text, a->len) == 0),
+                   "valid UTF-8 text changed through pack/unpack");
+    msgpack_unpacked_destroy(&up);
+    strbuf_free(&out);
+    strbuf_free(&scratch);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (wire_msgpack_check(data, size) < 0)
+        return 0;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, (const char *)data, size, &off) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy(&up);
+        return 0;
+    }
+    const msgpack_object *obj = &up.data;
+
+    struct tail_line line;
+    int have_line = tailwire_unpack_line(obj, &line) == 0;
+    if (have_line)
+        check_line_roundtrip(&line);
+
+    int64_t backlog = -1;
+    int follow = -1;
+    struct logfilter f;
+    char err[512] = "";
+    if (obj->type == MSGPACK_OBJECT_MAP && tailwire_unpack_request(obj, &backlog, &follow, &f, err, sizeof err) == 0) {
+        FUZZ_CHECK(backlog >= 0 && (follow == 0 || follow == 1), "backlog %lld follow %d", (long long)backlog, follow);
+        FUZZ_CHECK(f.target_count <= LOGFILTER_MAX_TARGETS, "%zu targets", f.target_count);
+        FUZZ_CHECK(!f.trace_id[0] || logfilter_trace_id_valid(f.trace_id), "invalid trace id kept");
+        static const char text[] = "12:00:00 [ERROR] trace_id=abc123 failed";
+        struct log_line probe = {.seq = 1, .service = "Greeting", .instance = 1, .pid = 7, .level = LOG_LEVEL_ERROR,
+                                 .text = text, .len = sizeof text - 1};
+        memcpy(probe.trace_id, "abc123", 7);
+        int m = logfilter_match(&f, &probe);
+        FUZZ_CHECK(m == 0 || m == 1, "match %d", m);
+        if (have_line)
+            logfilter_match(&f, &line.line);
+        logfilter_free(&f);
+    } else if (obj->type == MSGPACK_OBJECT_MAP) {
+        FUZZ_CHECK(err[0] != '\0', "request refused without a reason");
+    }
+    msgpack_unpacked_destroy(&up);
+    return 0;
+}
