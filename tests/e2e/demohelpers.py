@@ -118,6 +118,28 @@ def wait_broadcast_members(client, pattern, count, timeout=15):
     wait_for(check, timeout, f"{count} broadcast member(s) of {pattern}")
 
 
+def wait_settled(client, match, timeout=15):
+    """Waits until the groups selected by `match(group)` have nothing queued and nothing in
+    flight, and returns how many events they delivered. Once every delivery is acked and
+    nothing is left, no redelivery can follow: a duplicate shows in this count, not later."""
+    def check():
+        rtype, reply = client.request("bus_status")
+        assert rtype == "bus_status", reply
+        groups = [g for g in reply["groups"] if match(g)]
+        if groups and all(g["queued"] == 0 and g["in_flight"] == 0 for g in groups):
+            return (sum(g["delivered"] for g in groups),)
+        return None
+    return wait_for(check, timeout, "the bus groups to settle")[0]
+
+
+def group_named(name):
+    return lambda g: g["name"] == name
+
+
+def broadcast_of(pattern):
+    return lambda g: g.get("broadcast") and pattern in g["patterns"]
+
+
 # ---------------------------------------------------------------- lymph RPC, raw
 
 class RawRPC:

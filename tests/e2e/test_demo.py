@@ -4,13 +4,12 @@ name=joe` answers "Hi, joe!" with an X-Trace-Id whose lines from Web, Greeting a
 the node's log and in `devnode tail --trace`. Also the pylm-style pipeline of examples/pipeline."""
 import re
 import subprocess
-import time
 
 import pytest
 
 from conftest import ROOT, wait_for
-from demohelpers import (EXAMPLES, NodeClient, free_port, http_get, lines_of, wait_group_members, wait_lines,
-                         wait_registered)
+from demohelpers import (EXAMPLES, NodeClient, free_port, group_named, http_get, lines_of, wait_group_members,
+                         wait_lines, wait_registered, wait_settled)
 
 
 def demo_project(project, port):
@@ -69,7 +68,8 @@ def test_the_clients_trace_id_is_kept(demo):
 
 
 def test_requests_spread_over_greeting_and_each_greeting_is_heard_once(demo):
-    node, port, _ = demo
+    node, port, client = demo
+    before = wait_settled(client, group_named("Listen.greeted"))
     traces = []
     for i in range(12):
         status, body, headers = http_get(port, f"/greet?name=p{i}")
@@ -81,7 +81,7 @@ def test_requests_spread_over_greeting_and_each_greeting_is_heard_once(demo):
     assert len(greeting_pids) == 3, "each Web cycles round robin over the three Greeting instances"
     for t in traces:
         wait_lines(node, 1, service="Listen", trace_id=t)
-    time.sleep(0.3)
+    assert wait_settled(client, group_named("Listen.greeted")) - before == 12, "each greeting delivered once"
     for t in traces:
         assert len(lines_of(node, service="Listen", trace_id=t)) == 1, "one Listen instance per event"
 

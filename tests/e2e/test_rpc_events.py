@@ -11,9 +11,9 @@ import time
 import pytest
 
 from conftest import pid_alive, wait_for
-from demohelpers import (GREETING, LISTEN, NodeClient, RawRPC, call, examples_config, lines_of,
-                         socket_files, wait_broadcast_members, wait_group_members, wait_lines,
-                         wait_registered)
+from demohelpers import (GREETING, LISTEN, NodeClient, RawRPC, broadcast_of, call, examples_config, group_named,
+                         lines_of, socket_files, wait_broadcast_members, wait_group_members, wait_lines,
+                         wait_registered, wait_settled)
 
 
 @pytest.fixture
@@ -205,7 +205,8 @@ def test_each_event_is_handled_once_per_service(project, client):
         c.emit("greeted", {"name": name})
     for service in ("Listen", "Other"):
         wait_lines(node, len(names), service=service, pattern=r"Somebody greeted n\d+ ")
-    time.sleep(0.3)  # a duplicate would show up by now: acks are immediate
+    for group in ("Listen.greeted", "Other.greeted"):
+        assert wait_settled(c, group_named(group)) == len(names), f"{group}: each event exactly once"
     for service, count in (("Listen", 4), ("Other", 2)):
         recs = lines_of(node, service=service, pattern=r"Somebody greeted n\d+ ")
         seen = sorted(re.search(r"greeted (n\d+) ", r["text"]).group(1) for r in recs)
@@ -223,7 +224,8 @@ def test_broadcast_reaches_every_instance(project, client):
     recs = wait_lines(node, 3, service="Watch", trace_id="bcast-1")
     assert len({r["instance"] for r in recs}) == 3
     wait_lines(node, 1, service="Listen", trace_id="bcast-1")
-    time.sleep(0.3)
+    assert wait_settled(c, broadcast_of("greeted")) == 3, "one delivery per broadcast member"
+    assert wait_settled(c, group_named("Listen.greeted")) == 1
     assert len(lines_of(node, service="Watch", trace_id="bcast-1")) == 3
     assert len(lines_of(node, service="Listen", trace_id="bcast-1")) == 1
 
@@ -237,7 +239,9 @@ def test_patterns_follow_amqp_topic_rules(project, client):
     for t in ("order.created", "order.item.added", "other", "audit", "order", "orders.created"):
         c.emit(t, {"t": t}, trace_id="pat-" + t.replace(".", "-"))
     wait_lines(node, 4, service="Audit", pattern=r"^INFO event ")
-    time.sleep(0.3)
+    wait_lines(node, 1, service="Orders", pattern=r"^INFO event ")
+    assert wait_settled(c, group_named("Orders.order.*")) == 1
+    assert wait_settled(c, lambda g: g["name"] in ("Audit.order.#", "Audit.audit")) == 4
     got = {s: sorted(re.search(r"event (\S+) ", r["text"]).group(1)
                      for r in lines_of(node, service=s, pattern=r"^INFO event "))
            for s in ("Orders", "Audit")}
