@@ -96,3 +96,14 @@ def test_group_names_with_control_characters_are_refused(project):
     kind, reply = request(sub, "subscribe", {"id": 1, "subscription": "s", "patterns": ["audit.#"],
                                              "group": "bad\nname"})
     assert kind == "error" and "control characters" in reply["message"]
+
+
+def test_a_journal_that_cannot_be_opened_stops_up_before_anything_runs(project):
+    project.write(CONFIG)
+    project.run_dir.mkdir(mode=0o700)
+    (project.run_dir / "streams").write_text("not a directory\n")
+    node = project.up(wait=False)
+    assert node.wait_exit() == 1
+    out = node.output()
+    assert "cannot read" in out and "streams: Not a directory" in out, out[-2000:]
+    assert "Idle.0 started" not in out
