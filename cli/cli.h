@@ -27,6 +27,14 @@ struct cli_project {
  * directory or the nearest parent. Returns 0, or -1 with err set. */
 int cli_find_project(const char *given, struct cli_project *out, char *err, size_t errlen);
 
+/* cli_find_project, printing the error: 0, or -1 (the caller exits CLI_USAGE). */
+int cli_open_project(const char *given, struct cli_project *out);
+
+/* cli_request with a 5 s timeout that also frees `body`. On failure prints "PREFIX: why"
+ * (just "why" when prefix is NULL) and returns -1 (the caller exits CLI_FAILURE). */
+int cli_call(const struct cli_project *project, const char *type, struct wire_body *body,
+             struct wire_msg *reply, const char *prefix);
+
 /* One request to the node of the project; waits up to timeout_ms. On success *reply holds
  * the answer (free with wire_msg_free). An "error" reply, no node, or a timeout return -1
  * with err set to a line for the user. */

@@ -32,10 +32,8 @@ int cmd_check(int argc, char **argv)
     }
     struct cli_project project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     struct config cfg;
     if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);

@@ -145,23 +145,16 @@ int cmd_discover(int argc, char **argv)
         verbose = 1; /* as lymph did: naming a service asks about its instances */
 
     struct cli_project project;
-    char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 2);
     wire_pack_kv_int(&body.pk, "id", 1);
     wire_pack_kv_str(&body.pk, "service", only);
     struct wire_msg reply;
-    int rc = cli_request(&project, "discover", &body, 5000, &reply, err, sizeof err);
-    wire_body_free(&body);
-    if (rc < 0) {
-        cli_error("discover: %s", err);
+    if (cli_call(&project, "discover", &body, &reply, "discover") < 0)
         return CLI_FAILURE;
-    }
     json_t *whole = msgjson_to_json(reply.body);
     wire_msg_free(&reply);
     json_t *services = json_incref(json_object_get(whole, "services"));

@@ -21,10 +21,8 @@ int cmd_restart(int argc, char **argv)
     }
     struct cli_project project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     int status = CLI_OK;
     for (int i = optind; i < argc; i++) {
         struct wire_body body;

@@ -28,11 +28,8 @@ int cmd_scale(int argc, char **argv)
         return CLI_USAGE;
     }
     struct cli_project project;
-    char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 3);
@@ -40,12 +37,10 @@ int cmd_scale(int argc, char **argv)
     wire_pack_kv_str(&body.pk, "service", service);
     wire_pack_kv_int(&body.pk, "count", count);
     struct wire_msg reply;
-    int rc = cli_request(&project, "scale", &body, 5000, &reply, err, sizeof err);
-    wire_body_free(&body);
-    if (rc < 0) {
-        cli_error("scale %s: %s", service, err);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "scale %s", service);
+    if (cli_call(&project, "scale", &body, &reply, prefix) < 0)
         return CLI_FAILURE;
-    }
     wire_msg_free(&reply);
     printf("%s scaled to %ld\n", service, count);
     return CLI_OK;

@@ -105,22 +105,15 @@ int cmd_status(int argc, char **argv)
             return CLI_USAGE;
     }
     struct cli_project project;
-    char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 1);
     wire_pack_kv_int(&body.pk, "id", 1);
     struct wire_msg reply;
-    int rc = cli_request(&project, "status", &body, 5000, &reply, err, sizeof err);
-    wire_body_free(&body);
-    if (rc < 0) {
-        cli_error("%s", err);
+    if (cli_call(&project, "status", &body, &reply, NULL) < 0)
         return CLI_FAILURE;
-    }
     json_t *status = msgjson_to_json(reply.body);
     wire_msg_free(&reply);
     if (!status) {

@@ -37,23 +37,16 @@ int cmd_stop(int argc, char **argv)
         }
     }
     struct cli_project project;
-    char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 2);
     wire_pack_kv_int(&body.pk, "id", 1);
     wire_pack_kv_int(&body.pk, "force", force);
     struct wire_msg reply;
-    int rc = cli_request(&project, "stop", &body, 5000, &reply, err, sizeof err);
-    wire_body_free(&body);
-    if (rc < 0) {
-        cli_error("stop: %s", err);
+    if (cli_call(&project, "stop", &body, &reply, "stop") < 0)
         return CLI_FAILURE;
-    }
     int64_t pid = 0;
     wire_get_int(reply.body, "pid", &pid);
     wire_msg_free(&reply);

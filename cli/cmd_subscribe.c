@@ -303,10 +303,8 @@ int cmd_subscribe(int argc, char **argv)
     }
     struct cli_project project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     s.project = &project;
     if (rundir_find_node(project.dir, s.node_endpoint, sizeof s.node_endpoint, &s.node_pid, err,
                          sizeof err) < 0) {

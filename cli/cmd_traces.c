@@ -143,10 +143,8 @@ int cmd_traces(int argc, char **argv)
     }
     struct cli_project project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     int no_node;
     json_t *rows = traces_from_node(&project, limit, &no_node, err, sizeof err);
     if (!rows && no_node) {

@@ -61,10 +61,8 @@ int cmd_tui(int argc, char **argv)
     }
     struct cli_project project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    }
     char endpoint[PATH_MAX + 16];
     pid_t pid;
     if (rundir_find_node(project.dir, endpoint, sizeof endpoint, &pid, err, sizeof err) < 0) {

@@ -66,6 +66,32 @@ int cli_find_project(const char *given, struct cli_project *out, char *err, size
     return -1;
 }
 
+int cli_open_project(const char *given, struct cli_project *out)
+{
+    char err[1024];
+    if (cli_find_project(given, out, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_call(const struct cli_project *project, const char *type, struct wire_body *body,
+             struct wire_msg *reply, const char *prefix)
+{
+    char err[1024];
+    int rc = cli_request(project, type, body, 5000, reply, err, sizeof err);
+    wire_body_free(body);
+    if (rc < 0) {
+        if (prefix)
+            cli_error("%s: %s", prefix, err);
+        else
+            cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_color_mode(const char *mode, int *on)
 {
     if (!mode || !strcmp(mode, "auto")) {
