@@ -12,40 +12,9 @@
 #include "common/msgjson.h"
 #include "common/rpcwire.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_zmq.h"
 
-static void *zctx, *router, *dealer, *pair_rx, *pair_tx;
-
-static void *sock_new(int type)
-{
-    void *s = zmq_socket(zctx, type);
-    int zero = 0, big = 1000000;
-    FUZZ_CHECK(s != NULL, "zmq_socket");
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &big, sizeof big);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &big, sizeof big);
-    return s;
-}
-
-static void setup(void)
-{
-    zctx = zmq_ctx_new();
-    router = sock_new(ZMQ_ROUTER);
-    dealer = sock_new(ZMQ_DEALER);
-    pair_rx = sock_new(ZMQ_PAIR);
-    pair_tx = sock_new(ZMQ_PAIR);
-    FUZZ_CHECK(zmq_bind(router, "inproc://fuzz-rpc-router") == 0, "bind");
-    FUZZ_CHECK(zmq_connect(dealer, "inproc://fuzz-rpc-router") == 0, "connect");
-    FUZZ_CHECK(zmq_bind(pair_rx, "inproc://fuzz-rpc-pair") == 0, "bind");
-    FUZZ_CHECK(zmq_connect(pair_tx, "inproc://fuzz-rpc-pair") == 0, "connect");
-}
-
-static int rcvmore(void *s)
-{
-    int more = 0;
-    size_t len = sizeof more;
-    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &len);
-    return more;
-}
+static struct fuzz_sockets fs;
 
 FUZZ_NO_COVERAGE static void check_text(const char *what, const char *s, size_t cap, int may_be_empty)
 {
@@ -59,13 +28,12 @@ FUZZ_NO_COVERAGE static void check_text(const char *what, const char *s, size_t 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!zctx)
-        setup();
+    fuzz_sockets_open(&fs, "rpc");
     if (size == 0)
         return 0;
     struct fuzz_frames fr;
     fuzz_split_frames(data, size, &fr);
-    void *tx = fr.routed ? dealer : pair_tx, *rx = fr.routed ? router : pair_rx;
+    void *tx = fr.routed ? fs.dealer : fs.pair_tx, *rx = fr.routed ? fs.router : fs.pair_rx;
     for (size_t i = 0; i < fr.count; i++)
         FUZZ_CHECK(zmq_send(tx, fr.data[i], fr.len[i], i + 1 < fr.count ? ZMQ_SNDMORE : 0) == (int)fr.len[i],
                    "send: %s", zmq_strerror(errno));
@@ -74,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256] = "";
     enum wire_recv_result rc = rpc_recv(rx, fr.routed, &msg, err, sizeof err);
     FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED, "rpc_recv returned %d (%s)", (int)rc, err);
-    FUZZ_CHECK(!rcvmore(rx), "rpc_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
+    FUZZ_CHECK(!fuzz_rcvmore(rx), "rpc_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
     struct rpc_msg next;
     FUZZ_CHECK(rpc_recv(rx, fr.routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
     if (rc == WIRE_MALFORMED) {

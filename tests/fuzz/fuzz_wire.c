@@ -14,40 +14,9 @@
 #include "common/msgjson.h"
 #include "common/wire.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_zmq.h"
 
-static void *zctx, *router, *dealer, *pair_rx, *pair_tx;
-
-static void *sock_new(int type)
-{
-    void *s = zmq_socket(zctx, type);
-    int zero = 0, big = 1000000;
-    FUZZ_CHECK(s != NULL, "zmq_socket");
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &big, sizeof big);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &big, sizeof big);
-    return s;
-}
-
-static void setup(void)
-{
-    zctx = zmq_ctx_new();
-    router = sock_new(ZMQ_ROUTER);
-    dealer = sock_new(ZMQ_DEALER);
-    pair_rx = sock_new(ZMQ_PAIR);
-    pair_tx = sock_new(ZMQ_PAIR);
-    FUZZ_CHECK(zmq_bind(router, "inproc://fuzz-wire-router") == 0, "bind");
-    FUZZ_CHECK(zmq_connect(dealer, "inproc://fuzz-wire-router") == 0, "connect");
-    FUZZ_CHECK(zmq_bind(pair_rx, "inproc://fuzz-wire-pair") == 0, "bind");
-    FUZZ_CHECK(zmq_connect(pair_tx, "inproc://fuzz-wire-pair") == 0, "connect");
-}
-
-static int rcvmore(void *s)
-{
-    int more = 0;
-    size_t len = sizeof more;
-    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &len);
-    return more;
-}
+static struct fuzz_sockets fs;
 
 /* Reads what the node reads from a request body: every key it ever asks for, in every type. */
 static const char *const node_keys[] = {
@@ -119,13 +88,12 @@ static void json_bridge(const msgpack_object *obj)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!zctx)
-        setup();
+    fuzz_sockets_open(&fs, "wire");
     if (size == 0)
         return 0;
     struct fuzz_frames fr;
     fuzz_split_frames(data, size, &fr);
-    void *tx = fr.routed ? dealer : pair_tx, *rx = fr.routed ? router : pair_rx;
+    void *tx = fr.routed ? fs.dealer : fs.pair_tx, *rx = fr.routed ? fs.router : fs.pair_rx;
     for (size_t i = 0; i < fr.count; i++)
         FUZZ_CHECK(zmq_send(tx, fr.data[i], fr.len[i], i + 1 < fr.count ? ZMQ_SNDMORE : 0) == (int)fr.len[i],
                    "send: %s", zmq_strerror(errno));
@@ -134,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256] = "";
     enum wire_recv_result rc = wire_recv(rx, fr.routed, &msg, err, sizeof err);
     FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED, "wire_recv returned %d (%s)", (int)rc, err);
-    FUZZ_CHECK(!rcvmore(rx), "wire_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
+    FUZZ_CHECK(!fuzz_rcvmore(rx), "wire_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
     struct wire_msg next;
     FUZZ_CHECK(wire_recv(rx, fr.routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
     if (rc == WIRE_MALFORMED) {
