@@ -14,9 +14,9 @@
 #include "common/msgjson.h"
 #include "common/rundir.h"
 #include "node/config.h"
-#include "node/journal.h"
-#include "node/streamrec.h"
-#include "node/topic.h"
+#include "common/journal.h"
+#include "common/streamrec.h"
+#include "common/topic.h"
 
 struct events_view {
     const char *pattern;

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "node/journal.h"
-#include "node/streamrec.h"
-#include "node/topic.h"
+#include "common/journal.h"
+#include "common/streamrec.h"
+#include "common/topic.h"
 
 #define BUS_MAX_PATTERNS 32
 #define BUS_NAME_MAX 200

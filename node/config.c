@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <yaml.h>
 
-#include "node/topic.h"
+#include "common/topic.h"
 
 /* Key paths only ever appear in messages, so a long one may be cut short. */
 #define KEY_PATH_MAX 256

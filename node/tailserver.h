@@ -12,7 +12,7 @@
 #include "common/strbuf.h"
 #include "node/control.h"
 #include "node/loghub.h"
-#include "node/logring.h"
+#include "common/logring.h"
 
 #define TAILSERVER_MAX_SUBS 1024
 /* Unacknowledged batches across all followers: with many followers each gets a smaller

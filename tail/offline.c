@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/logring.h"
+#include "common/logring.h"
 #include "tail/logfiles.h"
 
 struct tail_scan {

@@ -1,4 +1,4 @@
-/* fuzz_journal: crash recovery of node/journal.c. The input becomes one or two segment files
+/* fuzz_journal: crash recovery of common/journal.c. The input becomes one or two segment files
  * (x.<first offset>.seg) in a scratch directory in RAM; journal_open (read-write, so it cuts
  * torn tails and drops what follows a corrupt segment) must then give a clean journal: every
  * offset from first to next readable in order, appends that read back, and a second open that
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/journal.h"
+#include "common/journal.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static char dir[256];

@@ -1,4 +1,4 @@
-/* fuzz_streamrec: the retained-event record decoder (node/streamrec.c) on arbitrary payloads,
+/* fuzz_streamrec: the retained-event record decoder (common/streamrec.c) on arbitrary payloads,
  * as a journal that survived a crash or an older node may hold. A record it accepts must have
  * the documented shape and come back the same through streamrec_pack; the journal file name
  * derived from the input (as a stream pattern) must be safe: [A-Za-z0-9_.-] and %XX only. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/streamrec.h"
+#include "common/streamrec.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static char *pack(const msgpack_object *obj, size_t *len)

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "node/journal.h"
+#include "common/journal.h"
 
 struct fx {
     char dir[64];

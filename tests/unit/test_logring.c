@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/logring.h"
+#include "common/logring.h"
 
 struct feeder {
     uint64_t seq;

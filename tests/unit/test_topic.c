@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "node/topic.h"
+#include "common/topic.h"
 
 static void test_matches(void **state)
 {

@@ -3,7 +3,7 @@
  * next open cuts off. Durability: the bytes reach the kernel before emit is acknowledged
  * (they survive the node being killed); fdatasync runs on a timer (see bus), so an OS crash
  * can lose the last moments. */
-#include "node/journal.h"
+#include "common/journal.h"
 
 #include <dirent.h>
 #include <errno.h>

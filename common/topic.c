@@ -1,6 +1,6 @@
 /* topic: word-by-word matching; '#' backtracks over the words it could swallow, which is
  * bounded by the (short) number of words in an event type. */
-#include "node/topic.h"
+#include "common/topic.h"
 
 #include <string.h>
 

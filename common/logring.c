@@ -1,7 +1,7 @@
 /* logring: runs once per line of every burst (1.6M lines in the benchmark), so append is a
  * couple of memcpys, one hash probe for the service name and, for traced lines, one for the
  * trace id. Nothing here allocates per line; nothing scans the ring to answer a trace query. */
-#include "node/logring.h"
+#include "common/logring.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* streamrec: one format for retained events on disk. Decoding checks the shape fully:
  * a journal survives restarts and may have been written by an older node. */
-#include "node/streamrec.h"
+#include "common/streamrec.h"
 
 #include <ctype.h>
 #include <stdio.h>
