@@ -21,19 +21,16 @@ import array
 import json
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import msgpack
 import zmq
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEVNODE = os.path.join(ROOT, "devnode")
+from benchlib import DEVNODE, ROOT, TempNode, cpu_seconds, log
+
 FAKE = os.path.join(ROOT, "tests", "e2e", "fakeservice.py")
 C_GREETING = os.path.join(ROOT, "build", "examples", "greeting")
 PYTHON = "/usr/bin/python3"
@@ -48,75 +45,17 @@ P_GOAL_US = 100
 L_LOOKUPS, L_LOOKUPS_QUICK = 5000, 1000
 
 
-def cpu_seconds(pid):
-    """utime+stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
 def pack(type_, body):
     return [b"1", type_, msgpack.packb(body, use_bin_type=True)]
 
 
 # ---------------------------------------------------------------------------- a node
 
-class Node:
-    """`devnode up` in a temp project; leaving the context stops it and kills its group."""
+class Node(TempNode):
+    """A TempNode that can also list the registry."""
 
     def __init__(self, config):
-        self.dir = tempfile.mkdtemp(prefix="devnode-bbus-")
-        self.config = os.path.join(self.dir, ".lymph.yml")
-        with open(self.config, "w") as f:
-            f.write(config)
-        self.env = {k: v for k, v in os.environ.items() if k not in ("LYMPH_CONFIG", "LYMPH_VARS")}
-        self.proc = None
-
-    def __enter__(self):
-        out = open(os.path.join(self.dir, "node-out.txt"), "wb")
-        self.proc = subprocess.Popen([DEVNODE, "up", "-c", self.config, "--color=never"], cwd=self.dir,
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        self.wait(lambda: os.path.exists(os.path.join(self.dir, ".devnode", "endpoint"))
-                  and self.cli("status").returncode == 0, 15, "the node to answer")
-        with open(os.path.join(self.dir, ".devnode", "endpoint")) as f:
-            self.endpoint = f.read().strip()
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            self.cli("stop", "--timeout", "10", timeout=20)
-            self.proc.wait(20)
-        except Exception:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def cli(self, *args, timeout=120):
-        return subprocess.run([DEVNODE, args[0], "-c", self.config, *args[1:]], cwd=self.dir, env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-
-    def wait(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the node exited early")
-            try:
-                if pred():
-                    return
-            except Exception:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("timed out waiting for " + what)
+        super().__init__(config, prefix="devnode-bbus-")
 
     def discover(self):
         r = self.cli("discover", "--json")

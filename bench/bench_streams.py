@@ -21,32 +21,18 @@ figure is the node's; when no compiler is at hand the bench says so and measures
 Usage: bench_streams.py [--quick] [--only JA,JR,JL]
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEVNODE = os.path.join(ROOT, "devnode")
+from benchlib import DEVNODE, ROOT, TempNode, cpu_seconds, log
+
 CORE = os.path.join(ROOT, "build", "rel", "libcore.a")
 LIBDEVNODE = os.path.join(ROOT, "build", "libdevnode.a")
 
 EVENTS, EVENTS_QUICK = 1000000, 200000
 WINDOW = 4000            # emits in flight before waiting for the node's ok replies
 PREFETCH = 1000          # unacked deliveries to the replaying subscriber
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def cpu_seconds(pid):
-    """utime+stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 DRIVER_C = r"""
@@ -274,54 +260,12 @@ def build(workdir):
     return exe, lib_exe
 
 
-class Node:
-    """`devnode up` in a temp project retaining `book.#`; leaving stops it and removes the dir."""
+class Node(TempNode):
+    """A TempNode retaining `book.#`, that can measure its journal."""
 
     def __init__(self, retain):
-        self.dir = tempfile.mkdtemp(prefix="devnode-bstream-")
-        self.config = os.path.join(self.dir, ".lymph.yml")
-        with open(self.config, "w") as f:
-            f.write("instances:\n    Quiet:\n        command: exec sleep 100000\n"
-                    f"streams:\n    book.#: {{retain_events: {retain}}}\n")
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("LYMPH_CONFIG", "LYMPH_VARS") and not k.startswith("DEVNODE_")}
-        self.proc = None
-
-    def __enter__(self):
-        out = open(os.path.join(self.dir, "node-out.txt"), "wb")
-        self.proc = subprocess.Popen([DEVNODE, "up", "-c", self.config, "--color=never"], cwd=self.dir,
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the node exited early")
-            if os.path.exists(os.path.join(self.dir, ".devnode", "endpoint")) and self.cli("status").returncode == 0:
-                break
-            time.sleep(0.05)
-        else:
-            raise TimeoutError("the node did not answer")
-        with open(os.path.join(self.dir, ".devnode", "endpoint")) as f:
-            self.endpoint = f.read().strip()
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            self.cli("stop", "--timeout", "10", timeout=20)
-            self.proc.wait(20)
-        except Exception:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def cli(self, *args, timeout=120):
-        return subprocess.run([DEVNODE, args[0], "-c", self.config, *args[1:]], cwd=self.dir, env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        super().__init__("instances:\n    Quiet:\n        command: exec sleep 100000\n"
+                         f"streams:\n    book.#: {{retain_events: {retain}}}\n", prefix="devnode-bstream-")
 
     def journal_bytes(self):
         d = os.path.join(self.dir, ".devnode", "streams")

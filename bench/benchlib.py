@@ -1,0 +1,82 @@
+"""What the benches share: a `devnode up` in a temporary project that is always cleaned up,
+and reading a process's CPU time. Loopback only; a bench that fails still stops its node."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVNODE = os.path.join(ROOT, "devnode")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def cpu_seconds(pid):
+    """utime+stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TempNode:
+    """`devnode up` in a temp project with `config`; leaving the context stops it, kills its
+    process group whatever happened, and removes the project."""
+
+    def __init__(self, config, prefix="devnode-bench-"):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.config = os.path.join(self.dir, ".lymph.yml")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("LYMPH_CONFIG", "LYMPH_VARS") and not k.startswith("DEVNODE_")}
+        self.proc = None
+
+    def __enter__(self):
+        out = open(os.path.join(self.dir, "node-out.txt"), "wb")
+        self.proc = subprocess.Popen([DEVNODE, "up", "-c", self.config, "--color=never"], cwd=self.dir,
+                                     env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        try:
+            self.wait(lambda: os.path.exists(os.path.join(self.dir, ".devnode", "endpoint"))
+                      and self.cli("status").returncode == 0, 15, "the node to answer")
+        except BaseException:
+            self.__exit__()
+            raise
+        with open(os.path.join(self.dir, ".devnode", "endpoint")) as f:
+            self.endpoint = f.read().strip()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.cli("stop", "--timeout", "10", timeout=20)
+            self.proc.wait(20)
+        except Exception:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cli(self, *args, timeout=120):
+        return subprocess.run([DEVNODE, args[0], "-c", self.config, *args[1:]], cwd=self.dir, env=self.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+    def wait(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the node exited early")
+            try:
+                if pred():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("timed out waiting for " + what)
