@@ -283,7 +283,7 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
                     dn_queued_free(q);
                 return 0;
             }
-            if (strcmp(q->msg.type, "event") == 0)
+            if (dn_is_delivery(q))
                 dn_enqueue(dn, q); /* handled by devnode_process, in order */
             else
                 dn_queued_free(q); /* a late reply, or an error about a heartbeat */

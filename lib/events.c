@@ -59,7 +59,7 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
     int broadcast = (sub->flags & DEVNODE_BROADCAST) != 0;
-    msgpack_pack_map(&b.pk, sub->stream ? 9 : 7);
+    msgpack_pack_map(&b.pk, sub->stream ? 10 : 8);
     wire_pack_kv_int(&b.pk, "id", (int64_t)id);
     wire_pack_kv_str(&b.pk, "subscription", sub->id);
     wire_pack_str(&b.pk, "patterns");
@@ -70,6 +70,7 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
     wire_pack_kv_bool(&b.pk, "broadcast", broadcast);
     wire_pack_kv_int(&b.pk, "pid", dn->pid);
     wire_pack_kv_int(&b.pk, "prefetch", DN_PREFETCH);
+    wire_pack_kv_int(&b.pk, "batch", DN_BATCH);
     if (sub->stream) {
         wire_pack_kv_str(&b.pk, "stream", sub->stream);
         /* The protocol takes an offset as an integer and the rest as words. */
@@ -251,14 +252,41 @@ int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body
     return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored);
 }
 
-static void dn_settle(struct devnode *dn, uint64_t delivery, int ok)
+/* The outcome of the events of one delivery message, sent as one ack and one nack. */
+struct dn_settlement {
+    uint64_t acks[DN_BATCH], nacks[DN_BATCH];
+    size_t ack_count, nack_count;
+};
+
+static void dn_send_settlement(struct devnode *dn, const char *type, const uint64_t *deliveries, size_t count)
 {
+    if (count == 0)
+        return;
     struct wire_body b;
     wire_body_init(&b);
     msgpack_pack_map(&b.pk, 1);
-    wire_pack_kv_int(&b.pk, "delivery", (int64_t)delivery);
-    dn_node_send(dn, ok ? "ack" : "nack", &b);
+    if (count == 1) {
+        wire_pack_kv_int(&b.pk, "delivery", (int64_t)deliveries[0]);
+    } else {
+        wire_pack_str(&b.pk, "deliveries");
+        msgpack_pack_array(&b.pk, count);
+        for (size_t i = 0; i < count; i++)
+            msgpack_pack_uint64(&b.pk, deliveries[i]);
+    }
+    dn_node_send(dn, type, &b);
     wire_body_free(&b);
+}
+
+/* Notes an outcome; a full list is sent at once (a node may send more than DN_BATCH). */
+static void dn_settle(struct devnode *dn, struct dn_settlement *st, uint64_t delivery, int ok)
+{
+    uint64_t *list = ok ? st->acks : st->nacks;
+    size_t *count = ok ? &st->ack_count : &st->nack_count;
+    if (*count == DN_BATCH) {
+        dn_send_settlement(dn, ok ? "ack" : "nack", list, *count);
+        *count = 0;
+    }
+    list[(*count)++] = delivery;
 }
 
 /* The index of the active subscription an event names, or -1. */
@@ -280,7 +308,10 @@ static void dn_note_offset(struct devnode *dn, long index, int64_t offset)
         dn->subs[index].last_offset = offset;
 }
 
-static void dn_dispatch_event(struct devnode *dn, const msgpack_object *m)
+/* Runs the handler of one event `m` of message `msg` (the same map for an `event` message)
+ * and notes the outcome in st. */
+static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, const msgpack_object *m,
+                              struct dn_settlement *st)
 {
     int64_t delivery, offset;
     char type[DN_PATTERN_MAX + 1], source[DN_NAME_MAX + 1];
@@ -292,9 +323,9 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *m)
     if (wire_get_int(m, "offset", &offset) < 0 || offset < 0)
         offset = -1; /* nil: a new event, not one read from a stream */
     /* An index, not a pointer: a handler may subscribe again, which moves dn->subs. */
-    long index = dn_sub_of_event(dn, m);
+    long index = dn_sub_of_event(dn, msg);
     if (index < 0 || wire_get_str(m, "type", type, sizeof type) < 0) {
-        dn_settle(dn, (uint64_t)delivery, 0); /* not ours to handle: someone else should */
+        dn_settle(dn, st, (uint64_t)delivery, 0); /* not ours to handle: someone else should */
         return;
     }
     if (wire_get_str(m, "source", source, sizeof source) < 0)
@@ -309,7 +340,7 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *m)
         json_decref(body);
         json_decref(headers);
         dn->malformed++;
-        dn_settle(dn, (uint64_t)delivery, 1); /* it can never be handled: do not loop it */
+        dn_settle(dn, st, (uint64_t)delivery, 1); /* it can never be handled: do not loop it */
         dn_note_offset(dn, index, offset);
         fprintf(stderr, "WARNING devnode: dropped event %s: its body nests too deep\n", type);
         return;
@@ -345,15 +376,47 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *m)
     memcpy(dn->trace_id, saved, sizeof saved);
     json_decref(body);
     json_decref(headers);
-    dn_settle(dn, (uint64_t)delivery, rc == 0);
+    dn_settle(dn, st, (uint64_t)delivery, rc == 0);
     if (rc == 0)
         dn_note_offset(dn, index, offset);
 }
 
+int dn_is_delivery(const struct dn_queued *q)
+{
+    return strcmp(q->msg.type, "event") == 0 || strcmp(q->msg.type, "events") == 0;
+}
+
+/* Handles every event of a delivery message in order, then settles them with one ack (and
+ * one nack): a process that dies in the middle gets the whole message redelivered, which
+ * at-least-once allows. */
+static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body, int batch)
+{
+    struct dn_settlement st = {.ack_count = 0, .nack_count = 0};
+    if (!batch) {
+        dn_dispatch_event(dn, body, body, &st);
+    } else {
+        const msgpack_object *events = wire_map_get(body, "events");
+        if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
+            dn->malformed++;
+            fprintf(stderr, "WARNING devnode: dropped a batch of events without its list\n");
+            return;
+        }
+        for (uint32_t i = 0; i < events->via.array.size; i++) {
+            const msgpack_object *ev = &events->via.array.ptr[i];
+            if (ev->type == MSGPACK_OBJECT_MAP)
+                dn_dispatch_event(dn, body, ev, &st);
+            else
+                dn->malformed++;
+        }
+    }
+    dn_send_settlement(dn, "ack", st.acks, st.ack_count);
+    dn_send_settlement(dn, "nack", st.nacks, st.nack_count);
+}
+
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
 {
-    if (strcmp(q->msg.type, "event") == 0)
-        dn_dispatch_event(dn, q->msg.body);
+    if (dn_is_delivery(q))
+        dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
     /* Anything else unasked for is a late reply or an error about a heartbeat or ack. */
     dn_queued_free(q);
 }
@@ -365,7 +428,7 @@ static struct dn_queued *dn_unqueue_event_of(struct devnode *dn, long index)
 {
     struct dn_queued *prev = NULL;
     for (struct dn_queued *q = dn->queue_head; q; prev = q, q = q->next) {
-        if (strcmp(q->msg.type, "event") != 0 || dn_sub_of_event(dn, q->msg.body) != index)
+        if (!dn_is_delivery(q) || dn_sub_of_event(dn, q->msg.body) != index)
             continue;
         if (prev)
             prev->next = q->next;
@@ -397,7 +460,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
     while (dn->subs[index].last_offset + 1 < end && done < end) {
         struct dn_queued *q = dn_unqueue_event_of(dn, index);
         if (!q && (q = dn_node_recv(dn)) != NULL) {
-            if (strcmp(q->msg.type, "event") != 0) {
+            if (!dn_is_delivery(q)) {
                 dn_queued_free(q); /* a late reply, or an error about a heartbeat */
                 continue;
             }
@@ -412,7 +475,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
             }
         }
         if (q) {
-            dn_dispatch_event(dn, q->msg.body);
+            dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
             dn_queued_free(q);
             idle_deadline_ms = dn_now_ms() + DN_CATCH_UP_IDLE_MS;
             continue;

@@ -19,6 +19,7 @@
 #define DN_DISCOVER_TTL_MS 1000      /* a service's instances are re-read after this */
 #define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
 #define DN_PREFETCH 64
+#define DN_BATCH 32                  /* events per delivery message the node may send */
 #define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
 #define DN_NAME_MAX 127
@@ -163,6 +164,7 @@ void dn_maybe_heartbeat(struct devnode *dn);
 
 /* events.c */
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
+int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
 /* Sends unsubscribe for every active subscription; returns the last request id (0: none). */
 uint64_t dn_send_unsubscribes(struct devnode *dn);

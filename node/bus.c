@@ -24,12 +24,13 @@ struct bus_event {
     unsigned refs;
     uint64_t offset;     /* journal offset, for events replayed from a retained stream */
     int has_offset;
-    char *type;
-    char *source;
-    char *headers;       /* packed msgpack map */
+    const char *type;    /* these four point into data[] */
+    const char *source;
+    const char *headers; /* packed msgpack map */
     size_t headers_len;
-    char *body;          /* packed msgpack value */
+    const char *body;    /* packed msgpack value */
     size_t body_len;
+    char data[];
 };
 
 struct bus_pending {
@@ -39,6 +40,7 @@ struct bus_pending {
 
 struct bus_member {
     struct bus_group *group;
+    unsigned batch;                  /* events per message; 1 sends `event`, more `events` */
     char subscription[65];
     unsigned char routing[WIRE_IDENTITY_MAX];
     size_t routing_len;
@@ -59,6 +61,7 @@ struct bus_group {
     struct bus_member **members;
     size_t member_count, member_cap;
     size_t next_member;              /* round robin */
+    int dispatch_pending;            /* touched while dispatching was deferred */
     uint64_t delivered, dropped;
     uint64_t dropped_reported;
     uint64_t last_drop_report_ms;
@@ -103,27 +106,48 @@ struct bus_delivery_table {
 
 static void event_release(struct bus_event *ev)
 {
-    if (--ev->refs > 0)
-        return;
-    free(ev->type);
-    free(ev->source);
-    free(ev->headers);
-    free(ev->body);
-    free(ev);
+    if (--ev->refs == 0)
+        free(ev);
 }
 
-static char *pack_copy(const msgpack_object *obj, size_t *len, int empty_map_if_nil)
+/* One allocation per event: its type, source and packed headers and body follow the struct.
+ * `scratch` is only used while packing. Absent headers become an empty map, an absent body nil. */
+static struct bus_event *event_new(msgpack_sbuffer *scratch, const char *type, size_t type_len, const char *source,
+                                   size_t source_len, const msgpack_object *headers, const msgpack_object *body)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_clear(scratch);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (!obj || (obj->type == MSGPACK_OBJECT_NIL && empty_map_if_nil))
-        empty_map_if_nil ? msgpack_pack_map(&pk, 0) : msgpack_pack_nil(&pk);
+    msgpack_packer_init(&pk, scratch, msgpack_sbuffer_write);
+    if (!headers || headers->type == MSGPACK_OBJECT_NIL)
+        msgpack_pack_map(&pk, 0);
     else
-        msgpack_pack_object(&pk, *obj);
-    *len = sb.size;
-    return sb.data; /* ownership moves to the caller */
+        msgpack_pack_object(&pk, *headers);
+    size_t headers_len = scratch->size;
+    if (!body)
+        msgpack_pack_nil(&pk);
+    else
+        msgpack_pack_object(&pk, *body);
+    struct bus_event *ev = malloc(sizeof *ev + type_len + 1 + source_len + 1 + scratch->size);
+    if (!ev)
+        abort();
+    char *p = ev->data;
+    memcpy(p, type, type_len);
+    p[type_len] = '\0';
+    ev->type = p;
+    p += type_len + 1;
+    memcpy(p, source, source_len);
+    p[source_len] = '\0';
+    ev->source = p;
+    p += source_len + 1;
+    memcpy(p, scratch->data, scratch->size);
+    ev->headers = p;
+    ev->headers_len = headers_len;
+    ev->body = p + headers_len;
+    ev->body_len = scratch->size - headers_len;
+    ev->refs = 0;
+    ev->offset = 0;
+    ev->has_offset = 0;
+    return ev;
 }
 
 /* ---- delivery table -------------------------------------------------------------------- */
@@ -230,30 +254,50 @@ static struct bus_pending queue_pop(struct bus_group *g)
 
 /* ---- delivery -------------------------------------------------------------------------- */
 
-static int send_event(struct bus *bus, struct bus_member *m, struct bus_event *ev, uint64_t tag, int redelivered)
+/* The seven fields every delivered event carries, after `subscription` or inside `events`. */
+static void pack_event_fields(msgpack_packer *pk, msgpack_sbuffer *sb, const struct bus_event *ev, uint64_t tag,
+                              int redelivered)
+{
+    wire_pack_str(pk, "offset");
+    if (ev->has_offset)
+        msgpack_pack_uint64(pk, ev->offset);
+    else
+        msgpack_pack_nil(pk);
+    wire_pack_str(pk, "delivery");
+    msgpack_pack_uint64(pk, tag);
+    wire_pack_kv_str(pk, "type", ev->type);
+    wire_pack_str(pk, "headers");
+    msgpack_sbuffer_write(sb, ev->headers, ev->headers_len);
+    wire_pack_str(pk, "body");
+    msgpack_sbuffer_write(sb, ev->body, ev->body_len);
+    wire_pack_kv_str(pk, "source", ev->source);
+    wire_pack_kv_bool(pk, "redelivered", redelivered);
+}
+
+/* Sends `count` events to m, with tags first_tag, first_tag + 1, ...: one `event` message
+ * when the member asked for no batches, else one `events` message. */
+static int send_events(struct bus *bus, struct bus_member *m, const struct bus_pending *events, size_t count,
+                       uint64_t first_tag)
 {
     msgpack_sbuffer_clear(&bus->scratch);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &bus->scratch, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 8);
-    wire_pack_kv_str(&pk, "subscription", m->subscription);
-    wire_pack_str(&pk, "offset");
-    if (ev->has_offset)
-        msgpack_pack_uint64(&pk, ev->offset);
-    else
-        msgpack_pack_nil(&pk);
-    wire_pack_str(&pk, "delivery");
-    msgpack_pack_uint64(&pk, tag);
-    wire_pack_kv_str(&pk, "type", ev->type);
-    wire_pack_str(&pk, "headers");
-    msgpack_sbuffer_write(&bus->scratch, ev->headers, ev->headers_len);
-    wire_pack_str(&pk, "body");
-    msgpack_sbuffer_write(&bus->scratch, ev->body, ev->body_len);
-    wire_pack_kv_str(&pk, "source", ev->source);
-    wire_pack_kv_bool(&pk, "redelivered", redelivered);
+    if (m->batch <= 1) {
+        msgpack_pack_map(&pk, 8);
+        wire_pack_kv_str(&pk, "subscription", m->subscription);
+        pack_event_fields(&pk, &bus->scratch, events[0].event, first_tag, events[0].redelivered);
+    } else {
+        msgpack_pack_map(&pk, 2);
+        wire_pack_kv_str(&pk, "subscription", m->subscription);
+        wire_pack_str(&pk, "events");
+        msgpack_pack_array(&pk, count);
+        for (size_t i = 0; i < count; i++) {
+            msgpack_pack_map(&pk, 7);
+            pack_event_fields(&pk, &bus->scratch, events[i].event, first_tag + i, events[i].redelivered);
+        }
+    }
     struct wire_body body = {.sbuf = bus->scratch};
-    int rc = control_send(bus->ctl, m->routing, m->routing_len, "event", &body);
-    return rc;
+    return control_send(bus->ctl, m->routing, m->routing_len, m->batch <= 1 ? "event" : "events", &body);
 }
 
 static void group_report_drops(struct bus *bus, struct bus_group *g)
@@ -272,18 +316,13 @@ static void group_report_drops(struct bus *bus, struct bus_group *g)
 
 /* ---- retained streams ------------------------------------------------------------------- */
 
-static struct bus_event *event_from_record(const void *payload, size_t len, uint64_t offset)
+static struct bus_event *event_from_record(struct bus *bus, const void *payload, size_t len, uint64_t offset)
 {
     struct streamrec rec;
     if (streamrec_unpack(&rec, payload, len) < 0)
         return NULL;
-    struct bus_event *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        abort();
-    ev->type = strndup(rec.type->via.str.ptr, rec.type->via.str.size);
-    ev->source = strndup(rec.source->via.str.ptr, rec.source->via.str.size);
-    ev->headers = pack_copy(rec.headers, &ev->headers_len, 1);
-    ev->body = pack_copy(rec.body, &ev->body_len, 0);
+    struct bus_event *ev = event_new(&bus->event_scratch, rec.type->via.str.ptr, rec.type->via.str.size,
+                                     rec.source->via.str.ptr, rec.source->via.str.size, rec.headers, rec.body);
     ev->offset = offset;
     ev->has_offset = 1;
     streamrec_free(&rec);
@@ -321,7 +360,7 @@ static void unacked_remove(struct bus_group *g, uint64_t offset)
 
 /* Reads the stream's next record that this group wants into its queue. Returns 1 when one
  * was queued, 0 at the end of the journal. */
-static int stream_group_fill(struct bus_group *g)
+static int stream_group_fill(struct bus *bus, struct bus_group *g)
 {
     for (;;) {
         uint64_t offset;
@@ -331,7 +370,7 @@ static int stream_group_fill(struct bus_group *g)
         if (rc <= 0)
             return 0;
         g->read_next = offset + 1;
-        struct bus_event *ev = event_from_record(payload, len, offset);
+        struct bus_event *ev = event_from_record(bus, payload, len, offset);
         if (!ev || !group_matches(g, ev->type)) {
             if (ev) {
                 ev->refs = 1;
@@ -455,12 +494,18 @@ static void stream_group_seek(struct bus_group *g, uint64_t start)
     g->read_next = g->committed = start;
 }
 
-/* Hands queued events to members with room, round robin. */
+/* Hands queued events to members with room, round robin: each turn gives one member as
+ * many as its batch size and its room allow, in one message. While a batch of emits or acks
+ * is being handled, dispatching waits for its end, so the batch's events travel together. */
 static void group_dispatch(struct bus *bus, struct bus_group *g)
 {
+    if (bus->dispatch_deferred) {
+        g->dispatch_pending = 1;
+        return;
+    }
     size_t failed_sends = 0;
     while (g->member_count > 0 && failed_sends < g->member_count) {
-        if (g->count == 0 && !(g->stream && g->reader && stream_group_fill(g)))
+        if (g->count == 0 && !(g->stream && g->reader && stream_group_fill(bus, g)))
             return;
         struct bus_member *m = NULL;
         for (size_t tries = 0; tries < g->member_count; tries++) {
@@ -473,20 +518,50 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
         }
         if (!m)
             return;
-        struct bus_pending p = queue_pop(g);
-        uint64_t tag = ++bus->next_tag;
-        int rc = send_event(bus, m, p.event, tag, p.redelivered);
+        size_t want = m->prefetch - m->in_flight;
+        if (want > m->batch)
+            want = m->batch;
+        while (g->count < want && g->stream && g->reader && stream_group_fill(bus, g))
+            ;
+        size_t count = g->count < want ? g->count : want;
+        for (size_t i = 0; i < count; i++)
+            bus->batch_buf[i] = queue_pop(g);
+        uint64_t first_tag = bus->next_tag + 1;
+        bus->next_tag += count;
+        int rc = send_events(bus, m, bus->batch_buf, count, first_tag);
         if (rc < 0) {
             /* Its queue is full (try others, and it again on the next ack or emit) or its
-             * connection is gone (skip it until expiry drops it): the event stays queued. */
-            queue_push(g, p, 1);
+             * connection is gone (skip it until expiry drops it): the events stay queued,
+             * in their order. */
+            for (size_t i = count; i-- > 0;)
+                queue_push(g, bus->batch_buf[i], 1);
             if (rc == -EHOSTUNREACH)
                 m->unreachable = 1;
             failed_sends++;
             continue;
         }
-        m->in_flight++;
-        table_insert(bus->deliveries, (struct bus_delivery){tag, p.event, m, p.redelivered});
+        m->in_flight += (unsigned)count;
+        for (size_t i = 0; i < count; i++)
+            table_insert(bus->deliveries, (struct bus_delivery){first_tag + i, bus->batch_buf[i].event, m,
+                                                                bus->batch_buf[i].redelivered});
+    }
+}
+
+/* Starts a batch: dispatching waits for bus_end_batch. */
+static void bus_begin_batch(struct bus *bus)
+{
+    bus->dispatch_deferred = 1;
+}
+
+static void bus_end_batch(struct bus *bus)
+{
+    bus->dispatch_deferred = 0;
+    for (size_t i = 0; i < bus->group_count; i++) {
+        struct bus_group *g = bus->groups[i];
+        if (g->dispatch_pending) {
+            g->dispatch_pending = 0;
+            group_dispatch(bus, g);
+        }
     }
 }
 
@@ -711,58 +786,132 @@ static struct bus_member *bus_find_member(struct bus *bus, const void *routing, 
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
+/* The fields of one event to emit, checked. */
+struct emit_fields {
+    const msgpack_object *type, *source, *headers, *body;
+    int64_t delay_ms;
+};
+
+/* Checks one emitted event: `m` is the emit request itself, or an item of its `events`. */
+static int emit_check(const msgpack_object *m, struct emit_fields *f, char *why, size_t whylen)
+{
+    memset(f, 0, sizeof *f);
+    if (m->type != MSGPACK_OBJECT_MAP) {
+        snprintf(why, whylen, "an event must be a map");
+        return -1;
+    }
+    char type[BUS_NAME_MAX + 1];
+    f->type = wire_map_get(m, "type");
+    if (wire_get_str(m, "type", type, sizeof type) < 0 || !topic_pattern_valid(type) || strchr(type, '*') ||
+        strchr(type, '#')) {
+        snprintf(why, whylen, "the type must be dot-separated words (no * or #)");
+        return -1;
+    }
+    f->headers = wire_map_get(m, "headers");
+    if (f->headers && f->headers->type != MSGPACK_OBJECT_MAP && f->headers->type != MSGPACK_OBJECT_NIL) {
+        snprintf(why, whylen, "headers must be a map");
+        return -1;
+    }
+    f->source = wire_map_get(m, "source");
+    if (f->source && (f->source->type != MSGPACK_OBJECT_STR || f->source->via.str.size > BUS_NAME_MAX))
+        f->source = NULL;
+    f->body = wire_map_get(m, "body");
+    if (wire_map_get(m, "delay_ms") && wire_get_int(m, "delay_ms", &f->delay_ms) < 0)
+        f->delay_ms = -1;
+    if (f->delay_ms < 0 || f->delay_ms > 7LL * 24 * 3600 * 1000) {
+        snprintf(why, whylen, "delay_ms must be between 0 and a week");
+        return -1;
+    }
+    return 0;
+}
+
+/* Emits one checked event: journaled (when due now and retained), then routed or scheduled.
+ * Adds the groups it was queued for to *groups; *offset is its offset in a retained stream. */
+static int emit_one(struct bus *bus, const struct emit_fields *f, const msgpack_object *batch_source,
+                    size_t *groups, int64_t *offset, char *why, size_t whylen)
+{
+    const msgpack_object *src = f->source ? f->source : batch_source;
+    struct bus_event *ev = event_new(&bus->event_scratch, f->type->via.str.ptr, f->type->via.str.size,
+                                     src ? src->via.str.ptr : "unknown", src ? src->via.str.size : 7, f->headers,
+                                     f->body);
+    /* Retained first: an event is acknowledged only once its journal has it (a delayed
+     * one is journaled when it is due, like it reaches everyone else then). */
+    if (f->delay_ms > 0) {
+        ev->refs = 1; /* held by the delay heap */
+        delayed_push(bus, (struct bus_delayed){uv_now(bus->loop) + (uint64_t)f->delay_ms, bus->delayed_order++, ev});
+        bus_arm_delay_timer(bus);
+        return 0;
+    }
+    int64_t off = -1;
+    if (bus_journal_event(bus, ev, &off, why, whylen) < 0) {
+        ev->refs = 1;
+        event_release(ev);
+        return -1;
+    }
+    if (off >= 0)
+        *offset = off;
+    *groups += bus_route(bus, ev);
+    return 0;
+}
+
+/* `emit` carries one event, or a batch in `events` that is checked whole before any of it
+ * is emitted, and answered with one reply. */
 static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct bus *bus = ctx;
-    char type[BUS_NAME_MAX + 1], source[BUS_NAME_MAX + 1] = "unknown";
-    if (wire_get_str(msg->body, "type", type, sizeof type) < 0 || !topic_pattern_valid(type) ||
-        strchr(type, '*') || strchr(type, '#')) {
-        control_reply_error(ctl, msg, "emit needs a type of dot-separated words (no * or #)");
+    char why[400], reason[300];
+    struct emit_fields f;
+    const msgpack_object *batch = wire_map_get(msg->body, "events");
+    const msgpack_object *batch_source = NULL;
+    size_t n = 1;
+    if (batch) {
+        if (batch->type != MSGPACK_OBJECT_ARRAY || batch->via.array.size == 0 ||
+            batch->via.array.size > BUS_BATCH_MAX) {
+            control_reply_error(ctl, msg, "emit: events must be a list of 1 to 1000 events");
+            return;
+        }
+        n = batch->via.array.size;
+        batch_source = wire_map_get(msg->body, "source");
+        if (batch_source && (batch_source->type != MSGPACK_OBJECT_STR || batch_source->via.str.size > BUS_NAME_MAX))
+            batch_source = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (emit_check(&batch->via.array.ptr[i], &f, reason, sizeof reason) < 0) {
+                snprintf(why, sizeof why, "emit: event %zu of %zu: %s", i + 1, n, reason);
+                control_reply_error(ctl, msg, why);
+                return;
+            }
+        }
+    } else if (emit_check(msg->body, &f, reason, sizeof reason) < 0) {
+        snprintf(why, sizeof why, "emit: %s", reason);
+        control_reply_error(ctl, msg, why);
         return;
     }
-    const msgpack_object *headers = wire_map_get(msg->body, "headers");
-    if (headers && headers->type != MSGPACK_OBJECT_MAP && headers->type != MSGPACK_OBJECT_NIL) {
-        control_reply_error(ctl, msg, "emit: headers must be a map");
-        return;
-    }
-    wire_get_str(msg->body, "source", source, sizeof source);
-    int64_t delay_ms = 0;
-    wire_get_int(msg->body, "delay_ms", &delay_ms);
-    if (delay_ms < 0 || delay_ms > 7LL * 24 * 3600 * 1000) {
-        control_reply_error(ctl, msg, "emit: delay_ms must be between 0 and a week");
-        return;
-    }
-    struct bus_event *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        abort();
-    ev->type = strdup(type);
-    ev->source = strdup(source);
-    ev->headers = pack_copy(headers, &ev->headers_len, 1);
-    ev->body = pack_copy(wire_map_get(msg->body, "body"), &ev->body_len, 0);
-    /* Retained first: an event is acknowledged only once its journal has it (a delayed
-     * one is journaled when it is due, like it reaches everyone else then). */
+    size_t groups = 0;
     int64_t offset = -1;
-    if (delay_ms == 0) {
-        char why[300];
-        if (bus_journal_event(bus, ev, &offset, why, sizeof why) < 0) {
-            ev->refs = 1;
-            event_release(ev);
+    if (batch)
+        bus_begin_batch(bus);
+    for (size_t i = 0; i < n; i++) {
+        if (batch)
+            emit_check(&batch->via.array.ptr[i], &f, reason, sizeof reason);
+        if (emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0) {
+            if (batch) {
+                bus_end_batch(bus);
+                snprintf(why, sizeof why, "%s (event %zu of %zu; the %zu before it were emitted)", reason, i + 1, n, i);
+            } else {
+                snprintf(why, sizeof why, "%s", reason);
+            }
             control_reply_error(ctl, msg, why);
             return;
         }
     }
-    size_t groups = 0;
-    if (delay_ms > 0) {
-        ev->refs = 1; /* held by the delay heap */
-        delayed_push(bus, (struct bus_delayed){uv_now(bus->loop) + (uint64_t)delay_ms, bus->delayed_order++, ev});
-        bus_arm_delay_timer(bus);
-    } else {
-        groups = bus_route(bus, ev);
-    }
+    if (batch)
+        bus_end_batch(bus);
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 3);
+    msgpack_pack_map(&b.pk, batch ? 4 : 3);
     control_pack_id(&b.pk, msg);
+    if (batch)
+        wire_pack_kv_int(&b.pk, "events", (int64_t)n);
     wire_pack_kv_int(&b.pk, "groups", (int64_t)groups);
     wire_pack_str(&b.pk, "offset");
     if (offset >= 0)
@@ -852,6 +1001,12 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
     wire_get_int(msg->body, "prefetch", &prefetch);
     if (prefetch < 1 || prefetch > 100000)
         prefetch = BUS_DEFAULT_PREFETCH;
+    int64_t batch_size = 1;
+    if (wire_map_get(msg->body, "batch") &&
+        (wire_get_int(msg->body, "batch", &batch_size) < 0 || batch_size < 1 || batch_size > BUS_BATCH_MAX)) {
+        control_reply_error(ctl, msg, "subscribe: batch must be a number of events from 1 to 1000");
+        return;
+    }
 
     struct bus_group *g = NULL;
     if (broadcast) {
@@ -925,6 +1080,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
     m->routing_len = msg->identity_len;
     m->pid = (pid_t)pid;
     m->prefetch = (unsigned)prefetch;
+    m->batch = (unsigned)batch_size;
     m->last_seen_ms = uv_now(bus->loop);
     if (g->member_count == g->member_cap) {
         g->member_cap = g->member_cap ? g->member_cap * 2 : 8;
@@ -951,13 +1107,11 @@ static void handle_unsubscribe(void *ctx, struct control *ctl, const struct wire
     control_reply_ok(ctl, msg);
 }
 
-static void settle(struct bus *bus, const struct wire_msg *msg, int requeue)
+static void settle_one(struct bus *bus, const msgpack_object *tag_obj, int requeue)
 {
-    int64_t tag = 0;
-    if (wire_get_int(msg->body, "delivery", &tag) < 0 || tag <= 0)
+    if (!tag_obj || tag_obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER || tag_obj->via.u64 == 0)
         return;
-    bus_touch(bus, msg->identity, msg->identity_len);
-    struct bus_delivery d = table_take(bus->deliveries, (uint64_t)tag);
+    struct bus_delivery d = table_take(bus->deliveries, tag_obj->via.u64);
     if (!d.tag)
         return; /* already settled or its member was dropped: at-least-once allows this */
     struct bus_member *m = d.member;
@@ -977,13 +1131,33 @@ static void settle(struct bus *bus, const struct wire_msg *msg, int requeue)
     group_dispatch(bus, g);
 }
 
+/* `ack`/`nack` settle one `delivery`, or every one listed in `deliveries`. */
+static void settle(struct bus *bus, const struct wire_msg *msg, int requeue)
+{
+    bus_touch(bus, msg->identity, msg->identity_len);
+    const msgpack_object *list = wire_map_get(msg->body, "deliveries");
+    if (!list) {
+        settle_one(bus, wire_map_get(msg->body, "delivery"), requeue);
+        return;
+    }
+    if (list->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    bus_begin_batch(bus);
+    /* A nacked batch goes back to the front newest first, so it keeps its order. */
+    for (uint32_t i = 0; i < list->via.array.size; i++)
+        settle_one(bus, &list->via.array.ptr[requeue ? list->via.array.size - 1 - i : i], requeue);
+    bus_end_batch(bus);
+}
+
 static void handle_ack(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
+    (void)ctl;
     settle(ctx, msg, 0);
 }
 
 static void handle_nack(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
+    (void)ctl;
     settle(ctx, msg, 1);
 }
 
@@ -1146,7 +1320,11 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     if (!bus->deliveries)
         abort();
     table_grow(bus->deliveries);
+    bus->batch_buf = malloc(BUS_BATCH_MAX * sizeof *bus->batch_buf);
+    if (!bus->batch_buf)
+        abort();
     msgpack_sbuffer_init(&bus->scratch);
+    msgpack_sbuffer_init(&bus->event_scratch);
     uv_timer_init(loop, &bus->delay_timer);
     bus->delay_timer.data = bus;
     uv_timer_init(loop, &bus->expiry_timer);
@@ -1184,6 +1362,8 @@ void bus_close(struct bus *bus)
         event_release(bus->delayed[i].event);
     free(bus->delayed);
     msgpack_sbuffer_destroy(&bus->scratch);
+    msgpack_sbuffer_destroy(&bus->event_scratch);
+    free(bus->batch_buf);
     for (size_t i = 0; i < bus->stream_count; i++) {
         struct bus_stream *st = &bus->streams[i];
         journal_close(st->journal);

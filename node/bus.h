@@ -17,12 +17,14 @@
 #define BUS_QUEUE_CAP 10000
 #define BUS_DEFAULT_PREFETCH 64
 #define BUS_MEMBER_TIMEOUT_MS 5000
+#define BUS_BATCH_MAX 1000           /* events per `events` message and per emit */
 
 struct bus_event;
 struct bus_group;
 struct bus_stream;
 struct bus_member;
 struct bus_delivery_table;
+struct bus_pending;
 
 struct bus_delayed {
     uint64_t due_ms;        /* loop time */
@@ -44,6 +46,9 @@ struct bus {
     uv_timer_t delay_timer;
     uv_timer_t expiry_timer;         /* drops members whose connection and process are gone */
     msgpack_sbuffer scratch;         /* reused to build event messages */
+    msgpack_sbuffer event_scratch;   /* reused to pack a new event's headers and body */
+    struct bus_pending *batch_buf;   /* the events of one `events` message being sent */
+    int dispatch_deferred;           /* inside a batch: groups dispatch once at its end */
     struct bus_stream *streams;      /* retained streams (streams: in .lymph.yml) */
     size_t stream_count;
     uv_timer_t commit_timer;         /* persists committed offsets and fdatasyncs journals */

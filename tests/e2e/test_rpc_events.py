@@ -8,6 +8,7 @@ import re
 import signal
 import time
 
+import msgpack
 import pytest
 
 from conftest import pid_alive, wait_for
@@ -276,3 +277,116 @@ def test_a_handler_longer_than_the_heartbeat_timeout_keeps_the_instance_register
     wait_registered(c, "Slow", 1, timeout=3)
     (r,), rc = call(project, "Slow.lymph.ping", {"payload": 1}, "-t", 3000)
     assert (rc, r["result"]) == (0, 1)
+
+
+# ---------------------------------------------------------------- batches (protocol and library)
+
+def raw_subscriber(project, subscription, group, prefetch, batch):
+    """A DEALER subscribed to bench.# in `group`, taking `events` messages of up to `batch`."""
+    sub = NodeClient(project)
+    rtype, reply = sub.request("subscribe", {"subscription": subscription, "patterns": ["bench.#"], "group": group,
+                                             "broadcast": False, "pid": os.getpid(), "prefetch": prefetch,
+                                             "batch": batch})
+    assert rtype == "ok", reply
+    return sub
+
+
+def next_batch(sub, timeout=5.0):
+    assert sub.sock.poll(int(timeout * 1000)), "no delivery came"
+    _, rtype, body = sub.sock.recv_multipart()
+    assert rtype == b"events", rtype
+    msg = msgpack.unpackb(body, raw=False)
+    assert msg["subscription"] == "s1"
+    return msg["events"]
+
+
+def settle(sub, kind, events):
+    sub.sock.send_multipart([b"1", kind.encode(), msgpack.packb({"deliveries": [e["delivery"] for e in events]})])
+
+
+def test_a_batch_of_emits_comes_out_in_batches_that_one_ack_or_nack_settles(project, client):
+    start(project, {"Listen": (LISTEN, 1)})
+    c = client()
+    sub = raw_subscriber(project, "s1", "Raw.batch", prefetch=100, batch=40)
+    try:
+        rtype, reply = c.request("emit", {"source": "test", "events": [
+            {"type": "bench.evt", "body": {"n": i}, "headers": {"trace_id": f"b{i}"}} for i in range(100)]})
+        assert (rtype, reply["events"], reply["groups"], reply["offset"]) == ("ok", 100, 100, None)
+        batches = [next_batch(sub) for _ in range(3)]
+        assert [len(b) for b in batches] == [40, 40, 20], "as many as batch and prefetch allow, never waiting"
+        events = [e for b in batches for e in b]
+        assert [e["body"]["n"] for e in events] == list(range(100))
+        assert {(e["type"], e["source"], e["redelivered"], e["offset"]) for e in events} == \
+            {("bench.evt", "test", False, None)}
+        assert [e["headers"]["trace_id"] for e in events[:3]] == ["b0", "b1", "b2"]
+        assert len({e["delivery"] for e in events}) == 100
+        settle(sub, "nack", batches[1])
+        again = next_batch(sub)
+        assert [e["body"]["n"] for e in again] == list(range(40, 80)), "a nacked batch comes back in its order"
+        assert all(e["redelivered"] for e in again)
+        for b in (batches[0], again, batches[2]):
+            settle(sub, "ack", b)
+        assert wait_settled(c, group_named("Raw.batch")) == 100
+        assert not sub.sock.poll(200), "nothing is delivered twice once acked"
+    finally:
+        sub.close()
+
+
+def test_a_batch_in_flight_goes_to_another_member_when_its_member_leaves(project, client):
+    start(project, {"Listen": (LISTEN, 1)})
+    c = client()
+    first = raw_subscriber(project, "s1", "Raw.handover", prefetch=30, batch=50)
+    second = None
+    try:
+        c.request("emit", {"events": [{"type": "bench.evt", "body": {"n": i}} for i in range(30)]})
+        taken = next_batch(first)
+        assert [e["body"]["n"] for e in taken] == list(range(30))
+        second = raw_subscriber(project, "s1", "Raw.handover", prefetch=50, batch=50)
+        assert c.request("emit", {"type": "bench.evt", "body": {"n": 30}})[0] == "ok"
+        last = next_batch(second)
+        assert [e["body"]["n"] for e in last] == [30], "the first member has no room"
+        rtype, reply = first.request("unsubscribe", {"subscription": "s1"})
+        assert rtype == "ok", reply
+        back = next_batch(second)
+        assert [e["body"]["n"] for e in back] == list(range(30))
+        assert all(e["redelivered"] for e in back)
+        settle(second, "ack", back + last)
+        assert wait_settled(c, group_named("Raw.handover")) == 31
+    finally:
+        first.close()
+        if second:
+            second.close()
+
+
+def test_a_batch_with_one_bad_event_is_refused_whole(project, client):
+    start(project, {"Listen": (LISTEN, 1)})
+    c = client()
+    emitted = c.request("bus_status")[1]["emitted"]
+    rtype, reply = c.request("emit", {"events": [{"type": "bench.ok"}, {"type": "bench.*"}, {"type": "bench.ok"}]})
+    assert (rtype, reply["message"]) == ("error", "emit: event 2 of 3: the type must be dot-separated words "
+                                                  "(no * or #)")
+    rtype, reply = c.request("emit", {"events": [{"type": "bench.ok", "headers": [1]}]})
+    assert (rtype, reply["message"]) == ("error", "emit: event 1 of 1: headers must be a map")
+    rtype, reply = c.request("emit", {"events": []})
+    assert (rtype, reply["message"]) == ("error", "emit: events must be a list of 1 to 1000 events")
+    assert c.request("bus_status")[1]["emitted"] == emitted, "nothing of a refused batch is emitted"
+    rtype, reply = c.request("subscribe", {"subscription": "s9", "patterns": ["x"], "group": "G", "batch": 0})
+    assert (rtype, reply["message"]) == ("error", "subscribe: batch must be a number of events from 1 to 1000")
+
+
+def test_the_library_handles_batches_once_each_and_spread(project, client):
+    node = start(project, {"Listen": (LISTEN, 2)})
+    c = client()
+    wait_group_members(c, "Listen.greeted", 2)
+    names = [f"m{i}" for i in range(300)]
+    rtype, reply = c.request("emit", {"source": "test", "events": [
+        {"type": "greeted", "body": {"name": n}, "headers": {"trace_id": f"lib-{n}"}} for n in names]})
+    assert (rtype, reply["groups"]) == ("ok", 300), reply
+    wait_lines(node, len(names), service="Listen", pattern=r"Somebody greeted m\d+ ")
+    assert wait_settled(c, group_named("Listen.greeted")) == len(names), "each event exactly once"
+    recs = lines_of(node, service="Listen", pattern=r"Somebody greeted m\d+ ")
+    assert sorted(re.search(r"greeted (m\d+) ", r["text"]).group(1) for r in recs) == sorted(names)
+    assert len({r["pid"] for r in recs}) == 2, "events spread over both instances"
+    for r in recs[:5]:
+        name = re.search(r"greeted (m\d+) ", r["text"]).group(1)
+        assert r["trace_id"] == f"lib-{name}", "each handler runs with its own event's trace id"

@@ -229,7 +229,7 @@ REQUESTS = [
 NODE_KEYS = ["id", "target", "service", "count", "force", "type", "patterns", "subscription", "delivery", "pid",
              "methods", "endpoint", "instance", "group", "broadcast", "prefetch", "stream", "from", "headers",
              "body", "source", "delay_ms", "backlog", "follow", "services", "trace", "level", "grep", "limit",
-             "received", "name", "params", "help", "trace_id", "beginning", "now", "resume"]
+             "received", "name", "params", "help", "trace_id", "beginning", "now", "resume", "events", "deliveries", "batch"]
 
 
 def msgpack_words(keys):
@@ -333,6 +333,12 @@ def handlers_seeds():
         ("stream-resume", op("subscribe", sub("v", ["book.#"], "View", stream="book.#", **{"from": "resume"})) +
          op("emit", emit("book.x")) + op("unsubscribe", pack({"id": 1, "subscription": "v"})) +
          op("subscribe", sub("v", ["book.#"], "View", stream="book.#", **{"from": "now"}))),
+        ("bus-batch", op("subscribe", sub("s1", ["a.#"], "G", prefetch=5, batch=3)) +
+         op("subscribe", sub("s1", ["a.#"], "G", batch=1000), True) +
+         op("emit", pack({"id": 3, "source": "b", "events": [{"type": "a.b", "body": i} for i in range(8)]})) +
+         op("ack", pack({"deliveries": [1, 2, 3]})) + op("nack", pack({"deliveries": [4, 5, 4, 0]}), True) +
+         op("emit", pack({"id": 4, "events": [{"type": "a.c", "delay_ms": 1}, {"type": "a.d"}]})) + bytes([SLEEP]) +
+         op("unsubscribe", pack({"id": 5, "subscription": "s1"})) + op("bus_status", pack({"id": 6}))),
         ("tail", op_log(b"[INFO] trace_id=abc hello") + op_log(b"ERROR trace_id=abc failed", True) +
          op("tail", pack({"id": 1, "backlog": 10, "follow": True, "services": ["Greeting"]})) +
          op_log(b"more") + op("tail_renew", pack({"id": 1, "received": 1})) +
