@@ -8,9 +8,10 @@ Every node started here is stopped, and every process started here killed, befor
      -> a 4-member group (one subscription group, 4 processes that ack every event).
      Reports events/s from the first emit to the last delivery, and how many were lost
      or delivered twice. Goal >= 300,000/s.
-  P  RPC round trip p50/p99 on ipc: `devnode request -N 20000 -C 1` against the C demo
-     Greeting (build/examples/greeting) when it exists, else the Python fake service.
-     Goal p50 <= 100 us.
+  P  RPC round trip p50/p99 on ipc: `devnode request -N 20000 -C 1 Greeting.lymph.ping`
+     against the C demo Greeting (build/examples/greeting) when it exists, else the Python
+     fake service; goal p50 <= 100 us. Then Greeting.greet, whose handler also logs a line
+     and emits an event (a round trip to the node).
   L  registry lookup p50/p99: `discover` round trips over the node protocol from a Python
      DEALER (so Python's own ~20 us per round trip are included).
 
@@ -450,25 +451,30 @@ def events_run(quick, batch):
 # ---------------------------------------------------------------------------- P: RPC
 
 def bench_rpc(quick):
+    """The round trip itself is lymph.ping (the goal's figure); greet adds what its handler
+    does: a log line and an emit that waits for the node."""
     n = P_REQUESTS_QUICK if quick else P_REQUESTS
     if os.access(C_GREETING, os.X_OK):
-        what, command, subject, params = "C demo Greeting", f"exec {C_GREETING}", "Greeting.greet", '{"name": "joe"}'
+        what, command = "C demo Greeting", f"exec {C_GREETING}"
     else:
-        what, command, subject, params = "Python fake Greeting", f"exec {PYTHON} {FAKE}", "Greeting.greet", \
-            '{"name": "joe"}'
-    log(f"P  RPC round trip on ipc: devnode request -N {n} -C 1 {subject} against the {what}")
+        what, command = "Python fake Greeting", f"exec {PYTHON} {FAKE}"
     config = f"instances:\n    Greeting:\n        command: {command}\n        numprocesses: 1\n"
+    p50s = {}
     with Node(config) as node:
         node.wait(lambda: node.discover().get("Greeting"), 15, "Greeting to register")
-        r = node.cli("request", "-N", str(n), "-C", "1", subject, params)
-        if r.returncode != 0:
-            raise RuntimeError(f"devnode request failed ({r.returncode}): {r.stderr.strip()}")
-    pct = dict(re.findall(r"^ +(\d+)%\s+([\d.]+)", r.stdout, re.M))
-    rps = re.search(r"Requests per second: +([\d.]+)", r.stdout).group(1)
-    p50, p99 = float(pct["50"]) * 1000, float(pct["99"]) * 1000
-    log(f"   p50 {p50:.0f} us  p99 {p99:.0f} us  max {float(pct['100']) * 1000:.0f} us  "
-        f"({float(rps):,.0f} requests/s)  goal p50 <= {P_GOAL_US} us")
-    return p50
+        for subject, params in (("Greeting.lymph.ping", '{"payload": "x"}'), ("Greeting.greet", '{"name": "joe"}')):
+            log(f"P  RPC round trip on ipc: devnode request -N {n} -C 1 {subject} against the {what}")
+            r = node.cli("request", "-N", str(n), "-C", "1", subject, params, timeout=120)
+            if r.returncode != 0:
+                raise RuntimeError(f"devnode request failed ({r.returncode}): {r.stderr.strip()}")
+            pct = dict(re.findall(r"^ +(\d+)%\s+([\d.]+)", r.stdout, re.M))
+            rps = re.search(r"Requests per second: +([\d.]+)", r.stdout).group(1)
+            p50, p99 = float(pct["50"]) * 1000, float(pct["99"]) * 1000
+            p50s[subject] = p50
+            goal = f"  goal p50 <= {P_GOAL_US} us" if subject.endswith("ping") else "  (includes its emit)"
+            log(f"   p50 {p50:.0f} us  p99 {p99:.0f} us  max {float(pct['100']) * 1000:.0f} us  "
+                f"({float(rps):,.0f} requests/s){goal}")
+    return p50s["Greeting.lymph.ping"]
 
 
 # ---------------------------------------------------------------------------- L: lookups

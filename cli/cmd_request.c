@@ -15,6 +15,7 @@
 struct request_opts {
     const char *config, *address, *trace_id;
     const char *subject;
+    const char *wire_subject; /* what the REQ carries: Service.method, or lymph.x for a built-in */
     double timeout_s;
     long count, concurrency;
     int dump_headers;
@@ -130,7 +131,7 @@ static int call_once(struct rpcclient *c, const struct request_opts *o, const st
                      struct rpcclient_result *r)
 {
     char err[512];
-    if (rpcclient_send(c, 0, o->subject, o->trace_id, params->sbuf.data, params->sbuf.size,
+    if (rpcclient_send(c, 0, o->wire_subject, o->trace_id, params->sbuf.data, params->sbuf.size,
                        (int)(o->timeout_s * 1000), err, sizeof err) < 0 ||
         rpcclient_next(c, r, err, sizeof err) != 0) {
         cli_error("%s", err);
@@ -202,7 +203,7 @@ static int run_benchmark(struct rpcclient *c, const struct request_opts *o, cons
     long long start = rpcclient_now_ns();
     while (done < o->count) {
         while (sent < o->count && (long)c->in_flight < o->concurrency) {
-            if (rpcclient_send(c, (int)sent, o->subject, o->trace_id, params->sbuf.data, params->sbuf.size,
+            if (rpcclient_send(c, (int)sent, o->wire_subject, o->trace_id, params->sbuf.data, params->sbuf.size,
                                timeout_ms, err, sizeof err) < 0)
                 goto fail;
             sent++;
@@ -289,6 +290,8 @@ static int parse_args(int argc, char **argv, struct request_opts *o, const char 
     memcpy(o->service, o->subject, (size_t)(dot - o->subject));
     o->service[dot - o->subject] = '\0';
     o->method = dot + 1;
+    /* Every service answers the built-ins under the interface name lymph, not its own. */
+    o->wire_subject = strncmp(o->method, "lymph.", 6) == 0 ? o->method : o->subject;
     if (o->trace_id && (strlen(o->trace_id) > RPC_TRACE_ID_MAX || !*o->trace_id)) {
         cli_error("request: --trace-id takes 1 to %d characters", RPC_TRACE_ID_MAX);
         return -1;

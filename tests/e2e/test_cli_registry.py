@@ -151,6 +151,9 @@ def test_request_round_trip_errors_and_headers(project):
                                                                        insts[0]["identity"])
     r = project.cli("request", "--address", insts[0]["endpoint"], "lymph.ping", '{"payload": "x"}')
     assert r.stdout == '"x"\n'
+    # Through the registry a built-in is Service.lymph.*; the REQ carries lymph.ping.
+    r = project.cli("request", "Greeting.lymph.ping", '{"payload": "y"}')
+    assert (r.returncode, r.stdout) == (0, '"y"\n'), r.stderr
 
     # PARAMS from stdin with "-".
     r = subprocess.run([str(DEVNODE), "request", "-c", str(project.config_path), "Greeting.greet", "-"],
