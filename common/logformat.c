@@ -124,6 +124,43 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
     strbuf_putc(sb, '\n');
 }
 
+/* Field writers for logformat_json: they write into room made beforehand. */
+#define PUT_LITERAL(p, lit) ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
+
+static char *put_u64(char *p, unsigned long long value)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    do {
+        digits[--n] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    memcpy(p, digits + n, sizeof digits - n);
+    return p + sizeof digits - n;
+}
+
+static char *put_i64(char *p, long long value)
+{
+    if (value < 0) {
+        *p++ = '-';
+        return put_u64(p, 0ull - (unsigned long long)value);
+    }
+    return put_u64(p, (unsigned long long)value);
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Every field but the service and the text is bounded: the clock text, 6 digits, three
+ * integers, the stream and level names, the trace id and the flags fit in this. */
+#define JSON_FIXED_ROOM (256 + TRACE_ID_MAX)
+
+/* Runs for every line of every burst on the log writer thread, so it writes the fixed
+ * fields straight into the buffer rather than append by append. */
 void logformat_json(struct strbuf *sb, const struct log_line *line, struct logformat_clock *clock)
 {
     int64_t second = line->wall_ns / 1000000000;
@@ -134,36 +171,45 @@ void logformat_json(struct strbuf *sb, const struct log_line *line, struct logfo
         strftime(clock->text, sizeof clock->text, "%Y-%m-%dT%H:%M:%S.", &tm);
         clock->second = second;
     }
-    strbuf_puts(sb, "{\"time\":\"");
-    strbuf_puts(sb, clock->text);
-    strbuf_append_padded(sb, (unsigned long long)((line->wall_ns % 1000000000) / 1000), 6);
-    strbuf_puts(sb, "Z\",\"seq\":");
-    strbuf_append_u64(sb, line->seq);
-    strbuf_puts(sb, ",\"service\":\"");
+    char *p = strbuf_room(sb, JSON_FIXED_ROOM);
+    PUT_LITERAL(p, "{\"time\":\"");
+    p = put_str(p, clock->text);
+    unsigned long long us = (unsigned long long)((line->wall_ns % 1000000000) / 1000);
+    for (int i = 5; i >= 0; i--, us /= 10)
+        p[i] = (char)('0' + us % 10);
+    p += 6;
+    PUT_LITERAL(p, "Z\",\"seq\":");
+    p = put_u64(p, line->seq);
+    PUT_LITERAL(p, ",\"service\":\"");
+    strbuf_commit(sb, p);
     strbuf_append_json_string(sb, line->service, strlen(line->service));
-    strbuf_puts(sb, "\",\"instance\":");
-    strbuf_append_i64(sb, line->instance);
-    strbuf_puts(sb, ",\"pid\":");
-    strbuf_append_i64(sb, line->pid);
-    strbuf_puts(sb, ",\"stream\":\"");
-    strbuf_puts(sb, log_stream_name(line->stream));
-    strbuf_putc(sb, '"');
+    p = strbuf_room(sb, JSON_FIXED_ROOM);
+    PUT_LITERAL(p, "\",\"instance\":");
+    p = put_i64(p, line->instance);
+    PUT_LITERAL(p, ",\"pid\":");
+    p = put_i64(p, line->pid);
+    PUT_LITERAL(p, ",\"stream\":\"");
+    p = put_str(p, log_stream_name(line->stream));
+    *p++ = '"';
     if (line->level != LOG_LEVEL_NONE) {
-        strbuf_puts(sb, ",\"level\":\"");
-        strbuf_puts(sb, logparse_level_name(line->level));
-        strbuf_putc(sb, '"');
+        PUT_LITERAL(p, ",\"level\":\"");
+        p = put_str(p, logparse_level_name(line->level));
+        *p++ = '"';
     }
     if (line->trace_id[0]) {
         /* trace ids are [A-Za-z0-9_-]: nothing to escape */
-        strbuf_puts(sb, ",\"trace_id\":\"");
-        strbuf_puts(sb, line->trace_id);
-        strbuf_putc(sb, '"');
+        PUT_LITERAL(p, ",\"trace_id\":\"");
+        p = put_str(p, line->trace_id);
+        *p++ = '"';
     }
     if (line->flags & LOG_LINE_SPLIT)
-        strbuf_puts(sb, ",\"split\":true");
+        PUT_LITERAL(p, ",\"split\":true");
     if (line->flags & LOG_LINE_UNTERMINATED)
-        strbuf_puts(sb, ",\"unterminated\":true");
-    strbuf_puts(sb, ",\"text\":\"");
+        PUT_LITERAL(p, ",\"unterminated\":true");
+    PUT_LITERAL(p, ",\"text\":\"");
+    strbuf_commit(sb, p);
     strbuf_append_json_string(sb, line->text, line->len);
-    strbuf_puts(sb, "\"}\n");
+    p = strbuf_room(sb, 3);
+    PUT_LITERAL(p, "\"}\n");
+    strbuf_commit(sb, p);
 }

@@ -64,6 +64,18 @@ void strbuf_append(struct strbuf *sb, const char *data, size_t len)
     sb->data[sb->len] = '\0';
 }
 
+char *strbuf_room(struct strbuf *sb, size_t n)
+{
+    strbuf_reserve(sb, n);
+    return sb->data + sb->len;
+}
+
+void strbuf_commit(struct strbuf *sb, char *end)
+{
+    sb->len = (size_t)(end - sb->data);
+    sb->data[sb->len] = '\0';
+}
+
 void strbuf_puts(struct strbuf *sb, const char *s)
 {
     strbuf_append(sb, s, strlen(s));

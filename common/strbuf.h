@@ -25,6 +25,11 @@ void strbuf_append_i64(struct strbuf *sb, long long value);
 /* `value` as exactly `width` digits, zero-padded (e.g. milliseconds: width 3). */
 void strbuf_append_padded(struct strbuf *sb, unsigned long long value, unsigned width);      /* always NUL-terminated, "" when empty */
 
+/* For writers that fill many small fields: strbuf_room makes room for `n` more bytes and
+ * returns where they go; strbuf_commit sets the end to `end` (within that room). */
+char *strbuf_room(struct strbuf *sb, size_t n);
+void strbuf_commit(struct strbuf *sb, char *end);
+
 /* Appends `data` as the inside of a JSON string: escapes quotes, backslashes and control
  * bytes, and replaces invalid UTF-8 with U+FFFD so the output is always valid JSON. */
 void strbuf_append_json_string(struct strbuf *sb, const char *data, size_t len);

@@ -18,16 +18,20 @@ static void node_on_flush(uv_check_t *check)
 {
     struct node *node = check->data;
     printer_flush(&node->printer);
-    if (logfile_flush(&node->logfile) < 0 && !node->log_error_reported) {
+    int failed = logfile_flush(&node->logfile) < 0;
+    uint64_t lost;
+    int last_errno;
+    logfile_health(&node->logfile, &lost, &last_errno);
+    if (failed && !node->log_error_reported) {
         node->log_error_reported = 1;
         /* The printer still shows it; the file will get it once writing works again. */
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_ERROR,
                          "cannot write %s: %s; supervising goes on, lines are kept in memory up to 32 MiB",
-                         node->logfile.path, strerror(node->logfile.last_errno));
-    } else if (node->log_error_reported && node->logfile.last_errno == 0) {
+                         node->logfile.path, strerror(last_errno));
+    } else if (node->log_error_reported && last_errno == 0) {
         node->log_error_reported = 0;
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "log file writable again (%llu lines lost)",
-                         (unsigned long long)node->logfile.lines_lost);
+                         (unsigned long long)lost);
     }
 }
 
