@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +39,7 @@ W2_WRITERS = 8
 W2_LINES = 200000
 W2_WIDTH = 64
 W2_TARGET_RATIO = 1.5
+W2_JSON_BLOWUP = 296 / 104  # JSON log bytes per burst byte (measured: 296 MB for 104 MB)
 R_TARGET_KIB = 8 * 1024
 C_INSTANCES = 10
 C_SECONDS = 10.0
@@ -441,6 +443,37 @@ def w2_config():
             "  file_max_mb: 100000\n" % (BURST, W2_LINES, W2_WIDTH, W2_WRITERS))
 
 
+def w2_json_floor_ms(path):
+    """How long 8 writers take to write the node's JSON log itself straight to files, split in
+    8 parts held in memory (threads: os.write releases the GIL): what writing this format costs
+    the kernel, without any of the node's work. (It is below the plain writers' time: they
+    spend theirs formatting with fprintf, not in write(2).)"""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = W2_WRITERS
+    step = len(data) // n
+    chunks = [memoryview(data)[i * step:(i + 1) * step if i < n - 1 else len(data)] for i in range(n)]
+    d = tempfile.mkdtemp(prefix="devnode-bench-floor-")
+
+    def write(i):
+        fd = os.open(os.path.join(d, "part%d" % i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for off in range(0, len(chunks[i]), 1 << 16):
+                os.write(fd, chunks[i][off:off + (1 << 16)])
+        finally:
+            os.close(fd)
+    try:
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(n)]
+        t0 = now()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return (now() - t0) * 1000
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def w2_offset_after(path, marker, count):
     """The byte offset just past the line holding the count-th occurrence of marker, or None."""
     seen, base = 0, 0
@@ -520,7 +553,8 @@ def w2_devnode_once(stdout_path=None, timeout=90):
                     per_tag[i] += chunk.count(m)
                 flagged += chunk.count(b'"split":true') + chunk.count(b'"unterminated":true')
         size = os.path.getsize(node.logpath)
-    return {"ms": None if t_all is None else (t_all - t0) * 1000,
+        floor = w2_json_floor_ms(node.logpath)
+    return {"ms": None if t_all is None else (t_all - t0) * 1000, "floor_ms": floor,
             "exits_ms": None if t_exits is None else (t_exits - t0) * 1000,
             "cpu_s": cpu, "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
 
@@ -553,6 +587,7 @@ def bench_w2(reps, file_reps, results):
     runs = {"devnull": [], "file": []}
     plains = []
     cpus = {"devnull": [], "file": []}
+    floors = []
     ok = True
     plan = ["devnull"] * reps + ["file"] * file_reps
     for i, mode in enumerate(plan):
@@ -579,6 +614,7 @@ def bench_w2(reps, file_reps, results):
             ok = False
             continue
         runs[mode].append(r["ms"])
+        floors.append(r["floor_ms"])
         if r["cpu_s"] is not None:
             cpus[mode].append(r["cpu_s"])
         note = ""
@@ -588,11 +624,19 @@ def bench_w2(reps, file_reps, results):
             note += "  %d lines flagged split/unterminated" % r["flagged"]
         rate = "" if r["ms"] is None else ", %.2f M lines/s" % (want / r["ms"] / 1000)
         log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s, "
-            "log %.0f MB%s%s | plain %s"
+            "log %.0f MB%s%s | plain %s | the log's bytes alone %s"
             % (i + 1, "/dev/null" if mode == "devnull" else "file", fmt_ms(r["ms"]), rate,
                fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, r["bytes"] / 1e6,
-               "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1])))
+               "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1]),
+               fmt_ms(r["floor_ms"])))
     pl_med, pl_min = median_min(plains)
+    fl_med, _ = median_min(floors)
+    if fl_med is not None:
+        log("W2 floor: 8 writers writing the JSON log's own bytes (%.1fx the burst's) to files: median %s, "
+            "%.2fx plain: what the format itself costs in write(2)"
+            % (W2_JSON_BLOWUP, fmt_ms(fl_med), fl_med / pl_med))
+        results["W2 floor (JSON bytes)"] = ("%s (%.2fx)" % (fmt_ms(fl_med), fl_med / pl_med), "", None,
+                                            "writing the log file's bytes, no node")
     for mode, label in (("devnull", "stdout>/dev/null"), ("file", "stdout>file")):
         med, mn = median_min(runs[mode])
         cpu = statistics.median(cpus[mode]) if cpus[mode] else None
