@@ -16,6 +16,7 @@
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024) /* encoded bytes that trigger a write */
 #define LOGFILE_PENDING_CAP (32u << 20)       /* encoded bytes kept while writes fail */
 #define LOGFILE_BACKLOG_CAP (32u << 20)       /* records handed over and not yet taken */
+#define LOGFILE_KEEP_CAPACITY (1u << 20)      /* buffers larger than this are freed when empty */
 
 /* One staged line: this header, then the service name with its NUL, the trace id, the text. */
 struct logfile_record {
@@ -165,9 +166,15 @@ static void writer_encode(struct logfile *lf, struct writer_result *r)
         if (lf->pending.len >= LOGFILE_WRITE_THRESHOLD && r->err == 0)
             writer_flush(lf, r);
     }
-    strbuf_reset(&lf->work);
+    /* A burst grows the buffers; the quiet time after it should not keep them. */
+    if (lf->work.cap > LOGFILE_KEEP_CAPACITY)
+        strbuf_free(&lf->work);
+    else
+        strbuf_reset(&lf->work);
     if (r->err == 0)
         writer_flush(lf, r);
+    if (lf->pending.len == 0 && lf->pending.cap > LOGFILE_KEEP_CAPACITY)
+        strbuf_free(&lf->pending);
 }
 
 static void writer_publish(struct logfile *lf, const struct writer_result *r)
