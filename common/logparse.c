@@ -69,10 +69,15 @@ size_t logparse_trace_id(const char *text, size_t len, char out[TRACE_ID_MAX + 1
 
     out[0] = '\0';
     while ((size_t)(end - p) > key_len) {
-        const char *hit = memmem(p, (size_t)(end - p), key, key_len);
-        if (!hit)
+        /* Found from its '_' (memchr is far cheaper than memmem on a short line, and most
+         * lines hold few underscores): "trace" must end right before it, "id" follow it. */
+        const char *under = memchr(p + 5, '_', (size_t)(end - p) - 5);
+        if (!under || (size_t)(end - under) < 3)
             break;
+        const char *hit = under - 5;
         p = hit + 1; /* where the next search starts if this occurrence is not valid */
+        if (memcmp(hit, key, key_len) != 0)
+            continue;
         if (hit > text && is_word((unsigned char)hit[-1]))
             continue; /* part of a longer name, e.g. xtrace_id */
 
