@@ -127,25 +127,13 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
 /* Field writers for logformat_json: they write into room made beforehand. */
 #define PUT_LITERAL(p, lit) ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
 
-static char *put_u64(char *p, unsigned long long value)
-{
-    char digits[24];
-    size_t n = sizeof digits;
-    do {
-        digits[--n] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
-    memcpy(p, digits + n, sizeof digits - n);
-    return p + sizeof digits - n;
-}
-
 static char *put_i64(char *p, long long value)
 {
     if (value < 0) {
         *p++ = '-';
-        return put_u64(p, 0ull - (unsigned long long)value);
+        return strbuf_put_u64(p, 0ull - (unsigned long long)value);
     }
-    return put_u64(p, (unsigned long long)value);
+    return strbuf_put_u64(p, (unsigned long long)value);
 }
 
 static char *put_str(char *p, const char *s)
@@ -179,7 +167,7 @@ void logformat_json(struct strbuf *sb, const struct log_line *line, struct logfo
         p[i] = (char)('0' + us % 10);
     p += 6;
     PUT_LITERAL(p, "Z\",\"seq\":");
-    p = put_u64(p, line->seq);
+    p = strbuf_put_u64(p, line->seq);
     PUT_LITERAL(p, ",\"service\":\"");
     strbuf_commit(sb, p);
     strbuf_append_json_string(sb, line->service, strlen(line->service));

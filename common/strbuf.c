@@ -108,7 +108,7 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
     sb->len += (size_t)n;
 }
 
-void strbuf_append_u64(struct strbuf *sb, unsigned long long value)
+char *strbuf_put_u64(char *p, unsigned long long value)
 {
     char digits[24];
     size_t n = sizeof digits;
@@ -116,7 +116,13 @@ void strbuf_append_u64(struct strbuf *sb, unsigned long long value)
         digits[--n] = (char)('0' + value % 10);
         value /= 10;
     } while (value);
-    strbuf_append(sb, digits + n, sizeof digits - n);
+    memcpy(p, digits + n, sizeof digits - n);
+    return p + sizeof digits - n;
+}
+
+void strbuf_append_u64(struct strbuf *sb, unsigned long long value)
+{
+    strbuf_commit(sb, strbuf_put_u64(strbuf_room(sb, 24), value));
 }
 
 void strbuf_append_i64(struct strbuf *sb, long long value)

@@ -29,6 +29,8 @@ void strbuf_append_padded(struct strbuf *sb, unsigned long long value, unsigned 
  * returns where they go; strbuf_commit sets the end to `end` (within that room). */
 char *strbuf_room(struct strbuf *sb, size_t n);
 void strbuf_commit(struct strbuf *sb, char *end);
+/* Writes value's decimal digits at p (at most 20) and returns the end. */
+char *strbuf_put_u64(char *p, unsigned long long value);
 
 /* Appends `data` as the inside of a JSON string: escapes quotes, backslashes and control
  * bytes, and replaces invalid UTF-8 with U+FFFD so the output is always valid JSON. */
