@@ -123,14 +123,24 @@ build/asan/libdevnode.a: $(LIB_ASAN_OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@ && ar rcs $@ $^
 
+# The HTTP services (demo_web, bookshelf_last_read) share examples/common: the HTTP server on
+# the node's socket (httpd) and the libuv loop that runs libdevnode next to it (svcloop).
+EXAMPLE_COMMON_OBJ := build/examples/common/httpd.o build/examples/common/svcloop.o
+
+build/examples/common/%.o: examples/common/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Links the example's own .c (the first prerequisite) with the objects it lists and libdevnode.
 EXAMPLE_LD = @mkdir -p $(@D) && echo "  LD      $@" && \
-	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) -MMD -MP -o $@ $< build/libdevnode.a $(EXAMPLE_LIBS)
+	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) -MMD -MP -o $@ $< $(filter %.o,$^) build/libdevnode.a $(EXAMPLE_LIBS)
 
 build/examples/greeting: examples/greeting/greeting.c build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/listen: examples/listen/listen.c build/libdevnode.a
 	$(EXAMPLE_LD)
-build/examples/demo_web: examples/demo_web/web.c build/libdevnode.a
+build/examples/demo_web: examples/demo_web/web.c $(EXAMPLE_COMMON_OBJ) build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/pipeline_stage: examples/pipeline/stage.c build/libdevnode.a
 	$(EXAMPLE_LD)
@@ -140,7 +150,7 @@ build/examples/call: examples/call/call.c build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/bookshelf_shelf: examples/bookshelf/shelf.c build/libdevnode.a
 	$(EXAMPLE_LD)
-build/examples/bookshelf_last_read: examples/bookshelf/last_read.c build/libdevnode.a
+build/examples/bookshelf_last_read: examples/bookshelf/last_read.c $(EXAMPLE_COMMON_OBJ) build/libdevnode.a
 	$(EXAMPLE_LD)
 # The library's own unit test runs it under ASan+UBSan against an in-process fake node.
 build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a
@@ -148,7 +158,8 @@ build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a
 	@echo "  LD/asan $@"
 	@$(CC) $(BASEFLAGS) -Ilib $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libdevnode.a $(LIB_LIBS) -lcmocka -lpthread -lm
 
--include $(LIB_SRC:%.c=build/rel/%.d) $(LIB_SRC:%.c=build/asan/%.d) $(EXAMPLES_BIN:=.d)
+-include $(LIB_SRC:%.c=build/rel/%.d) $(LIB_SRC:%.c=build/asan/%.d) $(EXAMPLES_BIN:=.d) \
+         $(EXAMPLE_COMMON_OBJ:.o=.d)
 
 # ---- fuzzing (tests/fuzz) ---------------------------------------------------------------
 # libFuzzer targets built with clang (ASan+UBSan), linking the project's own sources.
