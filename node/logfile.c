@@ -81,20 +81,28 @@ static int writer_write_pending(struct logfile *lf)
         return 0;
     if (lf->fd < 0 && logfile_open_current(lf) < 0)
         return -errno;
-    if (lf->max_bytes && lf->size_bytes > 0 && lf->size_bytes + lf->pending.len > lf->max_bytes) {
-        /* Rotate at a line boundary; pending may itself be split over two files below. */
+    /* Fill the file up to max_bytes with whole lines, rotate, go on: a large batch may span
+     * several files, and a single line longer than max_bytes gets a file of its own. */
+    while (lf->max_bytes && lf->size_bytes + lf->pending.len > lf->max_bytes) {
         size_t room = lf->max_bytes - (lf->size_bytes < lf->max_bytes ? lf->size_bytes : lf->max_bytes);
         size_t cut = 0;
         for (size_t i = 0; i < lf->pending.len && i < room; i++)
             if (lf->pending.data[i] == '\n')
                 cut = i + 1;
+        if (cut == 0 && lf->size_bytes == 0) {
+            const char *nl = memchr(lf->pending.data, '\n', lf->pending.len);
+            cut = nl ? (size_t)(nl - lf->pending.data) + 1 : lf->pending.len;
+        }
         if (cut > 0) {
             ssize_t n = write(lf->fd, lf->pending.data, cut);
             if (n != (ssize_t)cut)
                 return n < 0 ? -errno : -ENOSPC;
+            lf->size_bytes += cut;
             memmove(lf->pending.data, lf->pending.data + cut, lf->pending.len - cut);
             lf->pending.len -= cut;
         }
+        if (lf->pending.len == 0)
+            break;
         logfile_rotate(lf);
         if (lf->fd < 0)
             return -errno;

@@ -1,0 +1,234 @@
+/* Unit tests for logfile: lines staged on the caller's thread come out of the writer thread
+ * as whole JSON lines, in order, with every field; rotation splits only between lines; a
+ * failing write is reported through logfile_flush and logfile_health and recovers. Run
+ * under ASan+UBSan like every unit test, so the hand-over between threads is checked too. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "node/logfile.h"
+
+struct dir {
+    char path[64];
+};
+
+static void make_dir(struct dir *d)
+{
+    snprintf(d->path, sizeof d->path, "/tmp/devnode-test-logfile-XXXXXX");
+    assert_non_null(mkdtemp(d->path));
+}
+
+static void remove_dir(struct dir *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static char *read_file(const char *dir, const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *len = 0;
+        return NULL;
+    }
+    struct strbuf sb;
+    strbuf_init(&sb);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        strbuf_append(&sb, buf, n);
+    fclose(f);
+    *len = sb.len;
+    if (!sb.data)
+        return strdup("");
+    return sb.data; /* ownership moves to the caller */
+}
+
+static void emit(struct logfile *lf, uint64_t seq, const char *service, const char *text, const char *trace)
+{
+    struct log_line line = {
+        .seq = seq,
+        .wall_ns = 1795434600123456789LL, /* 2026-11-23T11:50:00.123456789Z */
+        .service = service,
+        .instance = 2,
+        .pid = 4242,
+        .stream = LOG_STREAM_STDERR,
+        .level = LOG_LEVEL_WARNING,
+        .flags = seq % 2 ? LOG_LINE_SPLIT : 0,
+        .text = text,
+        .len = strlen(text),
+    };
+    snprintf(line.trace_id, sizeof line.trace_id, "%s", trace);
+    logfile_on_line(lf, &line);
+}
+
+/* Every line is one JSON object with the fields it was given; many lines keep their order. */
+static void test_lines_come_out_whole_and_in_order(void **state)
+{
+    (void)state;
+    struct dir d;
+    make_dir(&d);
+    struct logfile lf;
+    char err[256];
+    assert_int_equal(logfile_open(&lf, d.path, 0, 3, err, sizeof err), 0);
+    emit(&lf, 1, "Greeting", "hello \"quoted\"\n\x01", "abc-1");
+    enum { MANY = 50000 };
+    char text[64];
+    for (int i = 2; i <= MANY; i++) {
+        snprintf(text, sizeof text, "line %d", i);
+        emit(&lf, (uint64_t)i, i % 3 ? "Web" : "Listen", text, "");
+        if (i % 1000 == 0)
+            assert_int_equal(logfile_flush(&lf), 0);
+    }
+    logfile_sync(&lf);
+    size_t len;
+    char *data = read_file(d.path, LOGFILE_NAME, &len);
+    assert_non_null(data);
+    char *line = data, *nl;
+    int count = 0;
+    while ((nl = memchr(line, '\n', (size_t)(data + len - line))) != NULL) {
+        *nl = '\0';
+        json_error_t jerr;
+        json_t *obj = json_loads(line, 0, &jerr);
+        if (!obj)
+            fail_msg("line %d is not JSON: %s: %s", count + 1, jerr.text, line);
+        count++;
+        assert_int_equal(json_integer_value(json_object_get(obj, "seq")), count);
+        if (count == 1) {
+            assert_string_equal(json_string_value(json_object_get(obj, "time")), "2026-11-23T11:50:00.123456Z");
+            assert_string_equal(json_string_value(json_object_get(obj, "service")), "Greeting");
+            assert_int_equal(json_integer_value(json_object_get(obj, "instance")), 2);
+            assert_int_equal(json_integer_value(json_object_get(obj, "pid")), 4242);
+            assert_string_equal(json_string_value(json_object_get(obj, "stream")), "stderr");
+            assert_string_equal(json_string_value(json_object_get(obj, "level")), "warning");
+            assert_string_equal(json_string_value(json_object_get(obj, "trace_id")), "abc-1");
+            assert_true(json_is_true(json_object_get(obj, "split")));
+            assert_string_equal(json_string_value(json_object_get(obj, "text")), "hello \"quoted\"\n\x01");
+        } else {
+            snprintf(text, sizeof text, "line %d", count);
+            assert_string_equal(json_string_value(json_object_get(obj, "text")), text);
+            assert_null(json_object_get(obj, "trace_id"));
+        }
+        json_decref(obj);
+        line = nl + 1;
+    }
+    assert_int_equal(count, MANY);
+    assert_ptr_equal(line, data + len); /* nothing after the last newline */
+    uint64_t lost;
+    int last_errno;
+    logfile_health(&lf, &lost, &last_errno);
+    assert_int_equal(lost, 0);
+    assert_int_equal(last_errno, 0);
+    free(data);
+    logfile_close(&lf);
+    remove_dir(&d);
+}
+
+/* Past max_bytes the file moves to .1 (and .1 to .2), always between whole lines. */
+static void test_rotation_splits_only_between_lines(void **state)
+{
+    (void)state;
+    struct dir d;
+    make_dir(&d);
+    struct logfile lf;
+    char err[256];
+    assert_int_equal(logfile_open(&lf, d.path, 20000, 2, err, sizeof err), 0);
+    char text[200];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int i = 1; i <= 300; i++) {
+        emit(&lf, (uint64_t)i, "Burst", text, "");
+        logfile_flush(&lf);
+    }
+    logfile_close(&lf);
+    int total = 0;
+    const char *names[] = {LOGFILE_NAME ".2", LOGFILE_NAME ".1", LOGFILE_NAME};
+    int last_seq = -1;
+    for (size_t k = 0; k < 3; k++) {
+        size_t len;
+        char *data = read_file(d.path, names[k], &len);
+        assert_non_null(data);
+        assert_true(len <= 20000);
+        assert_true(len > 0 && data[len - 1] == '\n');
+        for (char *p = data; (p = strstr(p, "\"seq\":")) != NULL; p++) {
+            int seq = atoi(p + 6);
+            if (last_seq >= 0)
+                assert_int_equal(seq, last_seq + 1);
+            last_seq = seq;
+            total++;
+        }
+        free(data);
+    }
+    assert_int_equal(last_seq, 300);
+    assert_true(total < 300); /* the oldest file went past keep_files */
+    remove_dir(&d);
+}
+
+/* A write that fails (the file's directory replaced by nothing writable) is reported and the
+ * lines are kept; once writing works again they all arrive. */
+static void test_a_failing_write_is_reported_and_recovers(void **state)
+{
+    (void)state;
+    struct dir d;
+    make_dir(&d);
+    struct logfile lf;
+    char err[256];
+    assert_int_equal(logfile_open(&lf, d.path, 0, 1, err, sizeof err), 0);
+    /* /dev/full fails every write with ENOSPC. */
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    if (full < 0) {
+        logfile_close(&lf);
+        remove_dir(&d);
+        skip();
+    }
+    int saved = dup(lf.fd);
+    logfile_sync(&lf);
+    dup2(full, lf.fd); /* the writer is idle: its fd now points at /dev/full */
+    emit(&lf, 1, "Web", "kept while the disk is full", "");
+    logfile_sync(&lf);
+    assert_int_equal(logfile_flush(&lf), -ENOSPC);
+    uint64_t lost;
+    int last_errno;
+    logfile_health(&lf, &lost, &last_errno);
+    assert_int_equal(last_errno, ENOSPC);
+    assert_int_equal(lost, 0);
+    dup2(saved, lf.fd); /* the disk has room again */
+    close(saved);
+    close(full);
+    emit(&lf, 2, "Web", "after", "");
+    logfile_sync(&lf);
+    logfile_health(&lf, &lost, &last_errno);
+    assert_int_equal(last_errno, 0);
+    logfile_close(&lf);
+    size_t len;
+    char *data = read_file(d.path, LOGFILE_NAME, &len);
+    assert_non_null(strstr(data, "kept while the disk is full"));
+    assert_non_null(strstr(data, "\"text\":\"after\""));
+    assert_true(strstr(data, "kept while") < strstr(data, "\"text\":\"after\""));
+    free(data);
+    remove_dir(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lines_come_out_whole_and_in_order),
+        cmocka_unit_test(test_rotation_splits_only_between_lines),
+        cmocka_unit_test(test_a_failing_write_is_reported_and_recovers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
