@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -20,6 +19,7 @@
 #include "node/framer.h"
 #include "node/shellcmd.h"
 #include "node/spawn.h"
+#include "node/tcpprobe.h"
 
 #define PIPE_READ_CHUNK (64 * 1024)
 #define PIPE_READS_PER_WAKEUP 8
@@ -373,12 +373,22 @@ static void instance_stop_old(struct instance *inst, int force)
     uv_timer_start(&inst->old_timer, instance_on_old_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
 }
 
+/* Ends the current process's readiness check: its timer and any TCP probe in flight. */
+static void instance_stop_readiness(struct instance *inst)
+{
+    uv_timer_stop(&inst->ready_timer);
+    if (inst->probe) {
+        tcpprobe_cancel(inst->probe);
+        inst->probe = NULL;
+    }
+}
+
 static void instance_mark_ready(struct instance *inst, const char *how)
 {
     if (inst->ready || !inst->pid)
         return;
     inst->ready = 1;
-    uv_timer_stop(&inst->ready_timer);
+    instance_stop_readiness(inst);
     if (inst->state == INSTANCE_STARTING)
         inst->state = INSTANCE_RUNNING;
     struct supervisor *sup = inst->sup;
@@ -412,6 +422,14 @@ static void instance_ready_timed_out(struct instance *inst)
               inst->index, ready_kind_name(cfg->ready.kind), cfg->ready.timeout_ms / 1000.0);
 }
 
+static void instance_on_probe(void *ctx, int ok)
+{
+    struct instance *inst = ctx;
+    inst->probe = NULL;
+    if (ok)
+        instance_mark_ready(inst, "its port answered");
+}
+
 static void instance_on_ready_timer(uv_timer_t *timer)
 {
     struct instance *inst = timer->data;
@@ -425,24 +443,12 @@ static void instance_on_ready_timer(uv_timer_t *timer)
         return;
     }
     if (r->kind == READY_TCP) {
-        /* A loopback connect answers at once, accepted or refused. */
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
-        char port[16];
-        snprintf(port, sizeof port, "%d", r->tcp_port);
-        if (getaddrinfo(r->tcp_host, port, &hints, &res) == 0) {
-            int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            int ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-            if (fd >= 0)
-                close(fd);
-            freeaddrinfo(res);
-            if (ok) {
-                instance_mark_ready(inst, "its port answered");
-                return;
-            }
-        }
+        /* One probe at a time; the timer keeps counting towards the timeout meanwhile. */
+        if (!inst->probe)
+            inst->probe = tcpprobe_start(inst->sup->loop, r->tcp_host, r->tcp_port, instance_on_probe, inst);
         if (waited < r->timeout_ms)
             return; /* the repeating timer probes again */
-        uv_timer_stop(&inst->ready_timer);
+        instance_stop_readiness(inst);
     }
     instance_ready_timed_out(inst);
 }
@@ -634,7 +640,7 @@ static void instance_on_stop_timeout(uv_timer_t *timer)
 static void instance_request_stop(struct instance *inst, enum instance_after_exit after, int force)
 {
     inst->after_exit = after;
-    uv_timer_stop(&inst->ready_timer);
+    instance_stop_readiness(inst);
     instance_stop_old(inst, force);
     if (!inst->pid) {
         uv_timer_stop(&inst->timer);
@@ -692,6 +698,7 @@ static void instance_on_closed(uv_handle_t *handle)
 
 static void instance_close_handles(struct instance *inst)
 {
+    instance_stop_readiness(inst);
     uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
     uv_close((uv_handle_t *)&inst->ready_timer, instance_on_closed);
     uv_close((uv_handle_t *)&inst->old_timer, instance_on_closed);
@@ -755,7 +762,7 @@ static void instance_on_exit(struct instance *inst, int status)
     inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     char how[96];
     describe_status(how, sizeof how, status);
-    uv_timer_stop(&inst->ready_timer);
+    instance_stop_readiness(inst);
 
     if (inst->old_pid && !inst->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
         /* The replacement died before serving: the old process keeps the job. */

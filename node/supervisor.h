@@ -40,6 +40,7 @@ enum instance_after_exit {
 
 struct output_pipe;
 struct service;
+struct tcpprobe;
 
 struct instance {
     struct service *service;
@@ -62,6 +63,7 @@ struct instance {
     char failure[256];              /* why it is FAILED */
     int ready;                      /* the current process passed its readiness check */
     uv_timer_t ready_timer;         /* readiness delay, TCP probe or wait timeout */
+    struct tcpprobe *probe;         /* the `ready: {tcp:}` check in flight, or NULL */
     /* A restart of a socket-serving instance starts the new process first and stops the
      * old one once the new one is ready; meanwhile the old one lives here. */
     pid_t old_pid;                  /* 0 when nothing is being replaced */

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, proc_environ, wait_for
+from conftest import PYTHON, ROOT, proc_environ, wait_for
 
 WEB = ROOT / "build" / "examples" / "web"
 
@@ -291,3 +291,71 @@ def _try(fn):
         return fn()
     except OSError:
         return None
+
+
+# ---------------------------------------------------------------- ready: {tcp: ...}
+
+LISTEN_LATER = ("import socket, time; time.sleep(0.3); s = socket.socket(); "
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); "
+                "s.listen(8); print('listening', flush=True); time.sleep(1000)")
+
+
+def test_tcp_readiness_waits_for_the_port(project):
+    port = free_port()
+    node = project.write(f"""\
+instances:
+    Db:
+        command: exec {PYTHON} -c "{LISTEN_LATER.format(port=port)}"
+        ready: {{tcp: {port}, timeout: 20s}}
+""").up()
+    rec = node.wait_node_line(r"Db\.0 ready \(its port answered\)")
+    listening = node.wait_log(lambda r: r["service"] == "Db" and r["text"] == "listening")
+    assert listening["seq"] < rec["seq"], "ready only once the port listens"
+    assert node.service("Db")["instances"][0]["ready"] is True
+
+
+def test_a_tcp_probe_that_hangs_does_not_stall_the_node(project):
+    # A listener whose accept queue is full: the kernel drops new SYNs, so a connect to it
+    # hangs (retrying for minutes) instead of being refused.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        check = socket.socket()
+        check.settimeout(0.5)
+        try:
+            check.connect(("127.0.0.1", port))
+            pytest.skip("this kernel does not leave connects to a full accept queue hanging")
+        except socket.timeout:
+            pass
+        finally:
+            check.close()
+        node = project.write(f"""\
+instances:
+    Stuck:
+        command: exec sleep 1000
+        ready: {{tcp: {port}, timeout: 30s}}
+    Other:
+        command: exec sleep 1000
+""").up()
+        node.wait_running("Other", 1)
+        # The probe is in flight the whole time; the node must answer as usual meanwhile.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            st = node.service("Stuck")
+            assert time.monotonic() - t0 < 2.0, "status took too long: the loop is blocked"
+            assert st["instances"][0]["ready"] is False
+        _, code = node.stop()
+        assert code == 0
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
