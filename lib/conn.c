@@ -348,6 +348,30 @@ static int dn_process_rpc(struct devnode *dn)
     return 1;
 }
 
+/* Callers that looked us up before we unregistered keep sending for as long as their cache
+ * lives (DN_DISCOVER_TTL_MS): answer what comes until the endpoint has been quiet for
+ * DN_DRAIN_QUIET_MS, and DN_DRAIN_MAX_MS at most, so a stop or restart loses no request that
+ * was already on its way. */
+void dn_drain_rpc(struct devnode *dn)
+{
+    if (dn->in_handler)
+        return; /* a stop from inside a handler: no handler may run inside another */
+    long long start = dn_now_ms(), quiet_since = start;
+    while (dn->router) {
+        long long now = dn_now_ms();
+        if (now - quiet_since >= DN_DRAIN_QUIET_MS || now - start >= DN_DRAIN_MAX_MS)
+            return;
+        if (dn_process_rpc(dn)) {
+            quiet_since = dn_now_ms();
+            continue;
+        }
+        zmq_pollitem_t item = {.socket = dn->router, .events = ZMQ_POLLIN};
+        long wait = (long)(DN_DRAIN_QUIET_MS - (now - quiet_since));
+        if (zmq_poll(&item, 1, wait > 0 ? wait : 0) < 0 && errno != EINTR)
+            return;
+    }
+}
+
 static int dn_socket_readable(void *sock)
 {
     int events = 0;

@@ -17,6 +17,8 @@
 #define DN_NODE_TIMEOUT_MS 5000      /* register, subscribe, emit, discover */
 #define DN_STOP_TIMEOUT_MS 1000      /* unsubscribe + unregister at the end, all together */
 #define DN_DISCOVER_TTL_MS 1000      /* a service's instances are re-read after this */
+#define DN_DRAIN_QUIET_MS 300        /* a stopping server answers until quiet this long... */
+#define DN_DRAIN_MAX_MS (DN_DISCOVER_TTL_MS + 200) /* ...or callers' caches have expired */
 #define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
 #define DN_PREFETCH 64
 #define DN_BATCH 32                  /* events per delivery message the node may send */
@@ -165,6 +167,7 @@ void dn_maybe_heartbeat(struct devnode *dn);
 /* events.c */
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
 int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
+void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
 /* Sends unsubscribe for every active subscription; returns the last request id (0: none). */
 uint64_t dn_send_unsubscribes(struct devnode *dn);

@@ -511,6 +511,7 @@ void devnode_stop(struct devnode *dn)
     dn->started = 0; /* no heartbeat while we wait */
     if (last)
         dn_node_wait(dn, "unregister", last, dn_now_ms() + DN_STOP_TIMEOUT_MS, NULL);
+    dn_drain_rpc(dn);
     /* Events queued meanwhile are pending at the node, which requeues them for others. */
     while (dn->queue_head) {
         struct dn_queued *q = dn->queue_head;

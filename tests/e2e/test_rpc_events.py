@@ -390,3 +390,27 @@ def test_the_library_handles_batches_once_each_and_spread(project, client):
     for r in recs[:5]:
         name = re.search(r"greeted (m\d+) ", r["text"]).group(1)
         assert r["trace_id"] == f"lib-{name}", "each handler runs with its own event's trace id"
+
+
+def test_a_stopping_service_answers_the_requests_already_on_their_way(project, client):
+    # Callers cache a lookup for a second, so requests keep coming after a service began to
+    # stop. Here the node is paused, so Greeting's stop waits on its unregister while B
+    # arrives: the stop must still answer B before the endpoint closes.
+    node = start(project, {"Greeting": (GREETING, 1)})
+    c = client()
+    (inst,) = wait_registered(c, "Greeting", 1)
+    rpc = RawRPC(inst["endpoint"])
+    assert rpc.request("Greeting.greet", {"name": "a"})[2] == "Hi, a!"
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    try:
+        os.kill(inst["pid"], signal.SIGTERM)
+        time.sleep(0.3)  # Greeting is in its stop, waiting for the paused node
+        # (lymph.ping: greet would emit, and wait for the paused node)
+        rpc.send_frames([b"bbbbbbbb", b"REQ", b"lymph.ping", msgpack.packb({}), msgpack.packb({"payload": "b"})])
+        assert rpc.sock.poll(5000), "the request that came during the stop was dropped"
+        f = rpc.sock.recv_multipart()
+        assert (f[1], f[2], msgpack.unpackb(f[4], raw=False)) == (b"REP", b"bbbbbbbb", "b")
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+        rpc.close()
+    wait_for(lambda: not pid_alive(inst["pid"]), 10, "Greeting to exit once its stop is done")
