@@ -290,8 +290,9 @@ static int parse_args(int argc, char **argv, struct request_opts *o, const char 
     memcpy(o->service, o->subject, (size_t)(dot - o->subject));
     o->service[dot - o->subject] = '\0';
     o->method = dot + 1;
-    /* Every service answers the built-ins under the interface name lymph, not its own. */
-    o->wire_subject = strncmp(o->method, "lymph.", 6) == 0 ? o->method : o->subject;
+    /* As libdevnode does: Service.iface.method goes to Service as iface.method (the built-ins
+     * every service answers under the interface lymph: Greeting.lymph.ping -> lymph.ping). */
+    o->wire_subject = strchr(o->method, '.') ? o->method : o->subject;
     if (o->trace_id && (strlen(o->trace_id) > RPC_TRACE_ID_MAX || !*o->trace_id)) {
         cli_error("request: --trace-id takes 1 to %d characters", RPC_TRACE_ID_MAX);
         return -1;
