@@ -344,13 +344,14 @@ static void dn_call_timed_out(struct devnode *dn, struct devnode_call *call)
 
 static void dn_call_wait_done(struct devnode *dn, struct devnode_call *call)
 {
+    /* Poll before reading: right after the send a read finds nothing, and every read or poll
+     * costs libzmq a round of syscalls, which is most of a round trip on ipc. */
     while (!call->done) {
-        dn_drain_peer(dn, call->peer, call);
-        if (call->done)
-            break;
         long long now = dn_now_ms();
         if (now >= call->deadline_ms) {
-            dn_call_timed_out(dn, call);
+            dn_drain_peer(dn, call->peer, call); /* a deferred call's reply may be waiting */
+            if (!call->done)
+                dn_call_timed_out(dn, call);
             break;
         }
         dn_maybe_heartbeat(dn);
@@ -362,6 +363,7 @@ static void dn_call_wait_done(struct devnode *dn, struct devnode_call *call)
             call_fail(call, DEVNODE_E_TIMEOUT, "Timeout", "poll failed: %s", zmq_strerror(errno));
             break;
         }
+        dn_drain_peer(dn, call->peer, call);
     }
 }
 
