@@ -191,8 +191,13 @@ def test_t_on_a_line_shows_only_its_trace(project, tmux):
     tmux.send("t")
 
     def trace_view(screen):
+        # Done once every row of the pane is a trace row ("+ N ms ..."): a capture taken while
+        # curses is still redrawing shows the new title over some rows of the old log.
         body = log_pane(screen)
-        if " Trace tr005" not in screen or "loading" in screen or len(body) < 3:
+        rows = [r for r in body if r.strip()]
+        if " Trace tr005" not in screen or "loading" in screen or len(rows) < 3:
+            return None
+        if not all(re.match(r"^\+\s*[\d.]+ ms", r) for r in rows):
             return None
         return body
     body = tmux.wait(trace_view, 10, "the trace view of tr005")
