@@ -286,7 +286,7 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
             if (dn_is_delivery(q))
                 dn_enqueue(dn, q); /* handled by devnode_process, in order */
             else
-                dn_queued_free(q); /* a late reply, or an error about a heartbeat */
+                dn_unasked_reply(dn, q);
             continue;
         }
         long long now = dn_now_ms();
@@ -310,6 +310,21 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
     if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, 0) < 0)
         return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
     return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);
+}
+
+void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
+{
+    (void)dn;
+    int64_t id;
+    if (strcmp(q->msg.type, "error") == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
+        ((uint64_t)id & DN_UNWAITED_ID)) {
+        char message[300];
+        if (wire_get_str(q->msg.body, "message", message, sizeof message) < 0)
+            snprintf(message, sizeof message, "(no message)");
+        /* No caller waits for this answer: say it where the service's log goes. */
+        fprintf(stderr, "WARNING devnode: the node refused an event emitted without waiting: %s\n", message);
+    }
+    dn_queued_free(q);
 }
 
 /* Handles one queued or freshly received node message; returns 1 if there was one. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/msgjson.h"
+#include "common/topic.h"
 
 #define DN_PATTERN_MAX 255
 
@@ -204,17 +205,27 @@ int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *s
     return dn_add_subscription(dn, name, pattern ? pattern : stream, stream, from, flags, fn, ctx);
 }
 
-static int dn_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int64_t *offset)
+/* How the caller wants the node's answer to an emit. */
+enum dn_emit_wait { DN_EMIT_WAIT, DN_EMIT_NOWAIT };
+
+static int dn_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int64_t *offset,
+                   enum dn_emit_wait wait)
 {
     if (offset)
         *offset = -1;
-    if (!type || !*type || strlen(type) > DN_PATTERN_MAX)
-        return dn_fail(dn, DEVNODE_E_INVALID, "emit: want an event type of 1-%d bytes", DN_PATTERN_MAX);
+    /* The node refuses what is not an event type; a caller that does not wait would only
+     * hear of it as a warning, so the common mistakes are caught here, for both. */
+    if (!type || !*type || strlen(type) > DN_PATTERN_MAX || !topic_pattern_valid(type) || strchr(type, '*') ||
+        strchr(type, '#'))
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit: want an event type of dot-separated words (1-%d bytes, no * "
+                       "or #)", DN_PATTERN_MAX);
     char tmp[DEVNODE_TRACE_ID_MAX + 1];
     const char *trace = dn_trace_or_new(dn, tmp);
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
+    if (wait == DN_EMIT_NOWAIT)
+        id |= DN_UNWAITED_ID;
     msgpack_pack_map(&b.pk, 6);
     wire_pack_kv_int(&b.pk, "id", (int64_t)id);
     wire_pack_kv_str(&b.pk, "type", type);
@@ -230,6 +241,13 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
     wire_pack_kv_str(&b.pk, "trace_id", trace);
     wire_pack_kv_str(&b.pk, "source", dn->service);
     wire_pack_kv_int(&b.pk, "delay_ms", delay_ms);
+    if (wait == DN_EMIT_NOWAIT) {
+        int rc = dn_node_send(dn, "emit", &b);
+        wire_body_free(&b);
+        return rc < 0 ? dn_fail(dn, DEVNODE_E_NODE, "emit %s: cannot send to the node: %s", type,
+                                zmq_strerror(errno))
+                      : 0;
+    }
     struct dn_queued *reply = NULL;
     int rc = dn_node_request(dn, "emit", &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
     wire_body_free(&b);
@@ -242,14 +260,19 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
 
 int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
 {
-    return dn_emit(dn, type, body, delay_ms, NULL);
+    return dn_emit(dn, type, body, delay_ms, NULL, DN_EMIT_WAIT);
+}
+
+int devnode_emit_nowait(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
+{
+    return dn_emit(dn, type, body, delay_ms, NULL, DN_EMIT_NOWAIT);
 }
 
 int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms,
                         int64_t *offset)
 {
     int64_t ignored;
-    return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored);
+    return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored, DN_EMIT_WAIT);
 }
 
 /* The outcome of the events of one delivery message, sent as one ack and one nack. */
@@ -415,9 +438,11 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
 
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
 {
-    if (dn_is_delivery(q))
-        dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
-    /* Anything else unasked for is a late reply or an error about a heartbeat or ack. */
+    if (!dn_is_delivery(q)) {
+        dn_unasked_reply(dn, q);
+        return;
+    }
+    dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
     dn_queued_free(q);
 }
 
@@ -461,7 +486,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
         struct dn_queued *q = dn_unqueue_event_of(dn, index);
         if (!q && (q = dn_node_recv(dn)) != NULL) {
             if (!dn_is_delivery(q)) {
-                dn_queued_free(q); /* a late reply, or an error about a heartbeat */
+                dn_unasked_reply(dn, q);
                 continue;
             }
             if (dn_sub_of_event(dn, q->msg.body) != index) {

@@ -22,6 +22,7 @@
 #define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
 #define DN_PREFETCH 64
 #define DN_BATCH 32                  /* events per delivery message the node may send */
+#define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of devnode_emit_nowait */
 #define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
 #define DN_NAME_MAX 127
@@ -167,6 +168,9 @@ void dn_maybe_heartbeat(struct devnode *dn);
 /* events.c */
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
 int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
+/* Takes a message nobody waits for (a late reply, an error about a heartbeat or ack, the
+ * answer to an unwaited emit) and frees it, printing the node's refusal of an unwaited emit. */
+void dn_unasked_reply(struct devnode *dn, struct dn_queued *q);
 void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
 /* Sends unsubscribe for every active subscription; returns the last request id (0: none). */

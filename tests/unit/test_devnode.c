@@ -199,6 +199,13 @@ static void fake_handle(struct fake_node *f, const struct wire_msg *m)
         wire_pack_kv_int(&b.pk, "groups", 1);
         wire_pack_kv_int(&b.pk, "offset", offset);
         fake_reply(f, m, "ok", &b);
+    } else if (strcmp(m->type, "emit") == 0 && fake_str_prefix(m->body, "type", "refused.")) {
+        /* as a node whose journal cannot take the event answers */
+        f->emits++;
+        msgpack_pack_map(&b.pk, 2);
+        fake_pack_id(&b.pk, m);
+        wire_pack_kv_str(&b.pk, "message", "emit: cannot keep the event in stream refused.#: No space left");
+        fake_reply(f, m, "error", &b);
     } else if (strcmp(m->type, "emit") == 0) {
         f->emits++;
         wire_get_str(m->body, "type", f->last_emit_type, sizeof f->last_emit_type);
@@ -689,6 +696,44 @@ static void test_events_are_acked_after_the_handler(void **state)
     assert_int_equal(devnode_emit(w->caller, "", NULL, 0), DEVNODE_E_INVALID);
 }
 
+/* Unwaited emits reach the node in order with waited ones; a refusal of one is only printed. */
+static void test_emit_nowait_keeps_the_order_of_emits(void **state)
+{
+    struct world *w = *state;
+    pthread_mutex_lock(&w->node.lock);
+    int before = w->node.emits;
+    pthread_mutex_unlock(&w->node.lock);
+    json_t *body = json_pack("{s:i}", "n", 1);
+    /* The refusal goes to stderr (the service's log): catch it there. */
+    FILE *caught = tmpfile();
+    assert_non_null(caught);
+    fflush(stderr);
+    int saved_stderr = dup(2);
+    dup2(fileno(caught), 2);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(devnode_emit_nowait(w->caller, "unheard", body, 0), 0);
+    assert_int_equal(devnode_emit_nowait(w->caller, "refused.please", body, 0), 0);
+    /* The node answers a connection's messages in order: this one comes after all of them. */
+    assert_int_equal(devnode_emit(w->caller, "unheard", body, 0), 0);
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    json_decref(body);
+    char said[512] = "";
+    rewind(caught);
+    size_t n = fread(said, 1, sizeof said - 1, caught);
+    said[n] = '\0';
+    fclose(caught);
+    assert_non_null(strstr(said, "WARNING devnode: the node refused an event emitted without waiting: emit: cannot "
+                                 "keep the event in stream refused.#"));
+    pthread_mutex_lock(&w->node.lock);
+    assert_int_equal(w->node.emits, before + 202);
+    pthread_mutex_unlock(&w->node.lock);
+    assert_int_equal(devnode_emit_nowait(w->caller, "order.*", NULL, 0), DEVNODE_E_INVALID);
+    assert_int_equal(devnode_emit_nowait(w->caller, "", NULL, 0), DEVNODE_E_INVALID);
+    assert_int_equal(devnode_emit(w->caller, "a..b", NULL, 0), DEVNODE_E_INVALID);
+}
+
 /* What a view built from the stream saw: offsets in order, and who it was inside. */
 struct view_log {
     int64_t offsets[16];
@@ -793,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_deferred_calls),
         cmocka_unit_test(test_trace_ids_travel),
         cmocka_unit_test(test_events_are_acked_after_the_handler),
+        cmocka_unit_test(test_emit_nowait_keeps_the_order_of_emits),
         cmocka_unit_test(test_stream_subscription_replays_and_catches_up),
         cmocka_unit_test(test_heartbeats_flow),
         cmocka_unit_test(test_connect_needs_the_environment),
