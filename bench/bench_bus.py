@@ -31,7 +31,7 @@ import time
 import msgpack
 import zmq
 
-from benchlib import DEVNODE, ROOT, TempNode, cpu_seconds, log
+from benchlib import DEVNODE, ROOT, TempNode, compile_c, cpu_seconds, log
 
 FAKE = os.path.join(ROOT, "tests", "e2e", "fakeservice.py")
 C_GREETING = os.path.join(ROOT, "build", "examples", "greeting")
@@ -71,26 +71,10 @@ class Node(TempNode):
 # the figure is the node's: Python drivers top out far below it on a small machine. When
 # no compiler is at hand the Python drivers below are used and the figure says so.
 DRIVER_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "bench/driver.h"
 #include "common/wire.h"
-
-static double wall(void) { struct timespec t; clock_gettime(CLOCK_REALTIME, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-static double mono(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-
-static void *connect_node(void *ctx, const char *endpoint)
-{
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, linger = 2000;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(s, endpoint);
-    return s;
-}
 
 static size_t cap = 1 << 16, count = 0;
 static unsigned *seqs;
@@ -284,13 +268,8 @@ int main(int argc, char **argv)
 # The service-to-service path: a libdevnode caller (as Web calls Greeting), timing each
 # devnode_call of Greeting.lymph.ping after a warm-up. Prints the sorted latencies in ns.
 CALLER_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 #include <devnode.h>
-
-static long long now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
-static int cmp(const void *a, const void *b) { long long x = *(const long long *)a, y = *(const long long *)b; return (x > y) - (x < y); }
+#include "bench/driver.h"
 
 int main(int argc, char **argv)
 {
@@ -308,8 +287,7 @@ int main(int argc, char **argv)
         if (i >= 0) lat[i] = now_ns() - t0;
         json_decref(res);
     }
-    qsort(lat, n, sizeof *lat, cmp);
-    printf("%lld %lld %lld\n", lat[n / 2], lat[(n * 99) / 100], lat[n - 1]);
+    print_latencies(lat, n);
     json_decref(args);
     devnode_close(dn);
     return 0;
@@ -321,16 +299,10 @@ int main(int argc, char **argv)
 # ipc, one message each way, as the devnode path sends (no msgpack, no lookup). Prints the
 # same three figures in ns.
 RAW_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <signal.h>
 #include <unistd.h>
 #include <sys/wait.h>
-#include <zmq.h>
-
-static long long now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
-static int cmp(const void *a, const void *b) { long long x = *(const long long *)a, y = *(const long long *)b; return (x > y) - (x < y); }
+#include "bench/driver.h"
 
 int main(int argc, char **argv)
 {
@@ -373,8 +345,7 @@ int main(int argc, char **argv)
         }
         if (i >= 0) lat[i] = now_ns() - t0;
     }
-    qsort(lat, n, sizeof *lat, cmp);
-    printf("%lld %lld %lld\n", lat[n / 2], lat[(n * 99) / 100], lat[n - 1]);
+    print_latencies(lat, n);
     kill(echo, 9);
     waitpid(echo, NULL, 0);
     return 0;
@@ -384,14 +355,10 @@ int main(int argc, char **argv)
 
 def raw_zmq_floor(workdir, n):
     """(p50, p99, max) in us of the plain libzmq round trip, or None."""
-    src = os.path.join(workdir, "raw.c")
-    exe = os.path.join(workdir, "raw")
-    with open(src, "w") as f:
-        f.write(RAW_C)
+    exe = compile_c(workdir, "raw", RAW_C, ["libzmq"])
+    if not exe:
+        return None
     try:
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libzmq"], capture_output=True, text=True,
-                               check=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-o", exe, src, *flags], check=True, capture_output=True, text=True)
         r = subprocess.run([exe, str(n), "ipc://" + os.path.join(workdir, "raw.sock")], capture_output=True,
                            text=True, timeout=300, check=True)
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
@@ -402,38 +369,14 @@ def raw_zmq_floor(workdir, n):
 
 def build_caller(workdir):
     """Compiles the libdevnode caller; returns its path, or None."""
-    src = os.path.join(workdir, "caller.c")
-    exe = os.path.join(workdir, "caller")
-    with open(src, "w") as f:
-        f.write(CALLER_C)
-    lib = os.path.join(ROOT, "build", "libdevnode.a")
-    try:
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libzmq", "msgpack", "jansson"],
-                               capture_output=True, text=True, check=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-I", os.path.join(ROOT, "lib"), "-o", exe, src, lib, *flags, "-lm"], check=True,
-                       capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        log(f"   (libdevnode caller not built: {getattr(exc, 'stderr', exc)!s:.200})")
-        return None
-    return exe
+    return compile_c(workdir, "caller", CALLER_C, ["libzmq", "msgpack", "jansson"],
+                     ["-I", os.path.join(ROOT, "lib"), os.path.join(ROOT, "build", "libdevnode.a")])
 
 
 def build_driver(workdir):
     """Compiles the C driver; returns its path, or None (then Python drivers are used)."""
-    src = os.path.join(workdir, "bus_driver.c")
-    exe = os.path.join(workdir, "bus_driver")
-    with open(src, "w") as f:
-        f.write(DRIVER_C)
-    core = os.path.join(ROOT, "build", "rel", "libcore.a")
-    try:
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libzmq", "msgpack"], capture_output=True,
-                               text=True, check=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", ROOT, "-o", exe, src, core, *flags], check=True,
-                       capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        log(f"   (C driver not built: {getattr(exc, 'stderr', exc)!s:.200}; using Python drivers)")
-        return None
-    return exe
+    return compile_c(workdir, "bus_driver", DRIVER_C, ["libzmq", "msgpack"],
+                     [os.path.join(ROOT, "build", "rel", "libcore.a")])
 
 
 def sink_main(endpoint, group, pattern):

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 
-from benchlib import DEVNODE, ROOT, TempNode, cpu_seconds, log
+from benchlib import DEVNODE, ROOT, TempNode, compile_c, cpu_seconds, log
 
 CORE = os.path.join(ROOT, "build", "rel", "libcore.a")
 LIBDEVNODE = os.path.join(ROOT, "build", "libdevnode.a")
@@ -36,25 +36,10 @@ PREFETCH = 1000          # unacked deliveries to the replaying subscriber
 
 
 DRIVER_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "bench/driver.h"
 #include "common/wire.h"
-
-static double mono(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-
-static void *connect_node(void *ctx, const char *endpoint)
-{
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, linger = 2000;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(s, endpoint);
-    return s;
-}
 
 /* Emits n book.added events, `window` in flight; prints seconds, refused, last offset. */
 static int publish(const char *endpoint, long n, long window)
@@ -196,11 +181,8 @@ int main(int argc, char **argv)
 
 # A libdevnode service whose start-up replays the stream, as the bookshelf's view does.
 LIB_REPLAY_C = r"""
-#include <stdio.h>
-#include <time.h>
 #include <devnode.h>
-
-static double mono(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+#include "bench/driver.h"
 
 static int on_event(const struct devnode_event *ev, void *ctx)
 {
@@ -235,28 +217,13 @@ int main(void)
 
 def build(workdir):
     """Compiles the drivers; returns (driver, lib_replay or None), or (None, None)."""
-    try:
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libzmq", "msgpack", "jansson"],
-                               capture_output=True, text=True, check=True).stdout.split()
-        src, exe = os.path.join(workdir, "stream_driver.c"), os.path.join(workdir, "stream_driver")
-        with open(src, "w") as f:
-            f.write(DRIVER_C)
-        subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", ROOT, "-o", exe, src, CORE, *flags], check=True,
-                       capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        log(f"   (C driver not built: {getattr(exc, 'stderr', exc)!s:.300})")
+    pkgs = ["libzmq", "msgpack", "jansson"]
+    exe = compile_c(workdir, "stream_driver", DRIVER_C, pkgs, [CORE])
+    if not exe:
         return None, None
     lib_exe = None
     if os.path.exists(LIBDEVNODE):
-        lsrc, lib_exe = os.path.join(workdir, "lib_replay.c"), os.path.join(workdir, "lib_replay")
-        with open(lsrc, "w") as f:
-            f.write(LIB_REPLAY_C)
-        try:
-            subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", os.path.join(ROOT, "lib"), "-o", lib_exe, lsrc,
-                            LIBDEVNODE, *flags], check=True, capture_output=True, text=True)
-        except subprocess.CalledProcessError as exc:
-            log(f"   (libdevnode replay not built: {exc.stderr!s:.300})")
-            lib_exe = None
+        lib_exe = compile_c(workdir, "lib_replay", LIB_REPLAY_C, pkgs, ["-I", os.path.join(ROOT, "lib"), LIBDEVNODE])
     return exe, lib_exe
 
 
