@@ -508,32 +508,29 @@ def w2_devnode_once(stdout_path=None, timeout=90):
         t0 = node.start()
         samples = []          # (time, size) at every size change
         size, changed = -1, now()
-        try:
-            while True:
-                try:
-                    cur = os.stat(node.logpath).st_size
-                except FileNotFoundError:
-                    cur = 0
-                t = now()
-                if cur != size:
-                    samples.append((t, cur))
-                    size, changed = cur, t
-                elif size > 0 and t - changed > 1.0:
-                    # Quiet for a second: either done or lost lines; check, untimed.
-                    with open(node.logpath, "rb") as f:
-                        blob = f.read()
-                    if blob.count(marker) >= want and blob.count(exit_marker) >= W2_WRITERS:
-                        break
-                    changed = now()
-                if node.proc.poll() is not None:
-                    raise RuntimeError("node exited with status %d during the burst" % node.proc.returncode)
-                if t - t0 > timeout:
-                    raise Timeout("the log file stopped at %d bytes after %.0fs" % (size, timeout))
-                time.sleep(0.005)
-            cpu = cpu_seconds(node.pid)
-            node.remember_tree()
-        finally:
-            pass
+        while True:
+            try:
+                cur = os.stat(node.logpath).st_size
+            except FileNotFoundError:
+                cur = 0
+            t = now()
+            if cur != size:
+                samples.append((t, cur))
+                size, changed = cur, t
+            elif size > 0 and t - changed > 1.0:
+                # Quiet for a second: either done or lost lines; check, untimed.
+                with open(node.logpath, "rb") as f:
+                    blob = f.read()
+                if blob.count(marker) >= want and blob.count(exit_marker) >= W2_WRITERS:
+                    break
+                changed = now()
+            if node.proc.poll() is not None:
+                raise RuntimeError("node exited with status %d during the burst" % node.proc.returncode)
+            if t - t0 > timeout:
+                raise Timeout("the log file stopped at %d bytes after %.0fs" % (size, timeout))
+            time.sleep(0.005)
+        cpu = cpu_seconds(node.pid)
+        node.remember_tree()
         node.stop()
         end_lines = w2_offset_after(node.logpath, marker, want)
         end_exits = w2_offset_after(node.logpath, exit_marker, W2_WRITERS)

@@ -280,19 +280,17 @@ static int parse_args(int argc, char **argv, struct request_opts *o, const char 
     }
     o->subject = argv[optind];
     *params_text = argc - optind == 2 ? argv[optind + 1] : NULL;
-    /* Service names cannot hold a dot, so the service is what comes before the first one:
-     * Greeting.greet and Greeting.lymph.status (a built-in) both go to Greeting. */
-    const char *dot = strchr(o->subject, '.');
-    if (!dot || dot == o->subject || !dot[1] || strlen(o->subject) > RPC_SUBJECT_MAX) {
+    /* The same split as libdevnode's: Greeting.greet and Greeting.lymph.status (a built-in,
+     * sent as lymph.status) both go to Greeting. */
+    size_t service_len;
+    o->wire_subject = rpc_call_subject(o->subject, &service_len);
+    if (!o->wire_subject) {
         cli_error("request: the subject must be Service.method, not '%s'", o->subject);
         return -1;
     }
-    memcpy(o->service, o->subject, (size_t)(dot - o->subject));
-    o->service[dot - o->subject] = '\0';
-    o->method = dot + 1;
-    /* As libdevnode does: Service.iface.method goes to Service as iface.method (the built-ins
-     * every service answers under the interface lymph: Greeting.lymph.ping -> lymph.ping). */
-    o->wire_subject = strchr(o->method, '.') ? o->method : o->subject;
+    memcpy(o->service, o->subject, service_len);
+    o->service[service_len] = '\0';
+    o->method = o->subject + service_len + 1;
     if (o->trace_id && (strlen(o->trace_id) > RPC_TRACE_ID_MAX || !*o->trace_id)) {
         cli_error("request: --trace-id takes 1 to %d characters", RPC_TRACE_ID_MAX);
         return -1;

@@ -9,6 +9,15 @@
 
 static const char *const type_names[] = {"REQ", "REP", "ACK", "NACK", "ERROR"};
 
+const char *rpc_call_subject(const char *subject, size_t *service_len)
+{
+    const char *dot = subject ? strchr(subject, '.') : NULL;
+    if (!dot || dot == subject || !dot[1] || strlen(subject) > RPC_SUBJECT_MAX)
+        return NULL;
+    *service_len = (size_t)(dot - subject);
+    return strchr(dot + 1, '.') ? dot + 1 : subject;
+}
+
 const char *rpc_type_name(enum rpc_type type)
 {
     return (unsigned)type < 5 ? type_names[type] : "?";

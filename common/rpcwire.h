@@ -42,6 +42,12 @@ int rpc_send(void *sock, const void *routing, size_t routing_len, const char *id
              size_t body_len, int flags);
 
 const char *rpc_type_name(enum rpc_type type);
+/* Splits a call's "Service.method": the service is what comes before the first dot (its
+ * *service_len bytes), and the REQ carries "Service.method", or "iface.method" for
+ * "Service.iface.method" (the lymph.* built-ins every service answers under the interface
+ * lymph). Returns that subject (within `subject`), or NULL when subject is not Service.x or
+ * is longer than RPC_SUBJECT_MAX. */
+const char *rpc_call_subject(const char *subject, size_t *service_len);
 /* 16 random hex digits: a message id. */
 void rpc_new_id(char out[17]);
 /* 32 random hex digits: a trace id (lymph used uuid4().hex). */

@@ -219,14 +219,12 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
     call->deadline_ms = dn_now_ms() + timeout_ms;
     snprintf(call->id, sizeof call->id, "%s%08llx", dn->call_prefix, (unsigned long long)++dn->call_counter);
 
-    /* "Greeting.greet" goes to Greeting as Greeting.greet; "Greeting.lymph.status" goes to
-     * Greeting as lymph.status (the built-ins every service answers). */
-    const char *dot = subject ? strchr(subject, '.') : NULL;
-    if (!dot || dot == subject || !dot[1] || strlen(subject) > RPC_SUBJECT_MAX) {
+    size_t name_len;
+    const char *wire_subject = rpc_call_subject(subject, &name_len);
+    if (!wire_subject) {
         call_fail(call, DEVNODE_E_INVALID, "BadRequest", "subject '%s' is not Service.method", subject ? subject : "");
         return;
     }
-    const char *wire_subject = strchr(dot + 1, '.') ? dot + 1 : subject;
     if (args && !json_is_object(args)) {
         call_fail(call, DEVNODE_E_INVALID, "BadArguments", "%s: arguments must be a JSON object", subject);
         return;
@@ -243,7 +241,6 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
     msgpack_pack_map(&dn->out_headers.pk, 1);
     wire_pack_kv_str(&dn->out_headers.pk, "trace_id", dn_trace_or_new(dn, tmp));
 
-    size_t name_len = (size_t)(dot - subject);
     for (int pass = 0; pass < 2; pass++) {
         struct dn_service *svc = NULL;
         int rc = dn_resolve(dn, subject, name_len, pass > 0, &svc);

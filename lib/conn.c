@@ -286,7 +286,7 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
             if (dn_is_delivery(q))
                 dn_enqueue(dn, q); /* handled by devnode_process, in order */
             else
-                dn_unasked_reply(dn, q);
+                dn_unasked_reply(q);
             continue;
         }
         long long now = dn_now_ms();
@@ -312,9 +312,8 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
     return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);
 }
 
-void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
+void dn_unasked_reply(struct dn_queued *q)
 {
-    (void)dn;
     int64_t id;
     if (strcmp(q->msg.type, "error") == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
         ((uint64_t)id & DN_UNWAITED_ID)) {

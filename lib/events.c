@@ -439,7 +439,7 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
 {
     if (!dn_is_delivery(q)) {
-        dn_unasked_reply(dn, q);
+        dn_unasked_reply(q);
         return;
     }
     dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
@@ -486,7 +486,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
         struct dn_queued *q = dn_unqueue_event_of(dn, index);
         if (!q && (q = dn_node_recv(dn)) != NULL) {
             if (!dn_is_delivery(q)) {
-                dn_unasked_reply(dn, q);
+                dn_unasked_reply(q);
                 continue;
             }
             if (dn_sub_of_event(dn, q->msg.body) != index) {

@@ -170,7 +170,7 @@ void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
 int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
 /* Takes a message nobody waits for (a late reply, an error about a heartbeat or ack, the
  * answer to an unwaited emit) and frees it, printing the node's refusal of an unwaited emit. */
-void dn_unasked_reply(struct devnode *dn, struct dn_queued *q);
+void dn_unasked_reply(struct dn_queued *q);
 void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
 /* Sends unsubscribe for every active subscription; returns the last request id (0: none). */

@@ -299,6 +299,28 @@ static void test_ids_are_hex_and_distinct(void **state)
     assert_int_equal(strspn(t, "0123456789abcdef"), 32);
 }
 
+/* How a call's subject splits: the service up to the first dot; built-ins go as lymph.x. */
+static void test_call_subject_split(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const char *s = "Greeting.greet";
+    assert_ptr_equal(rpc_call_subject(s, &n), s);
+    assert_int_equal(n, 8);
+    s = "Greeting.lymph.ping";
+    assert_string_equal(rpc_call_subject(s, &n), "lymph.ping");
+    assert_int_equal(n, 8);
+    assert_null(rpc_call_subject("Greeting", &n));
+    assert_null(rpc_call_subject(".greet", &n));
+    assert_null(rpc_call_subject("Greeting.", &n));
+    assert_null(rpc_call_subject(NULL, &n));
+    char long_subject[RPC_SUBJECT_MAX + 8];
+    memset(long_subject, 'a', sizeof long_subject - 1);
+    long_subject[sizeof long_subject - 1] = '\0';
+    long_subject[3] = '.';
+    assert_null(rpc_call_subject(long_subject, &n));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_huge_announced_counts_are_malformed, setup, teardown),
         cmocka_unit_test(test_msgpack_check),
         cmocka_unit_test(test_ids_are_hex_and_distinct),
+        cmocka_unit_test(test_call_subject_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
