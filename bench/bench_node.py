@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import run_benches
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVNODE = os.path.join(ROOT, "devnode")
 BURST = os.path.join(ROOT, "build", "helpers", "burst")
@@ -757,31 +759,13 @@ def main(argv):
             return 1
     log("devnode bench: %s, %d CPUs, kernel %s" % (ROOT, os.cpu_count(), os.uname().release))
     results = {}
-    measured = failed = 0
     benches = [
         ("W1", lambda: bench_w1(2 if quick else 5, results)),
         ("W2", lambda: bench_w2(1 if quick else 5, 1 if quick else 3, results)),
         ("R", lambda: bench_r(results)),
         ("C", lambda: bench_c(results, 3.0 if quick else C_SECONDS)),
     ]
-    t_start = now()
-    for name, fn in benches:
-        if only and name not in only:
-            continue
-        try:
-            if fn():
-                measured += 1
-            else:
-                failed += 1
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            log("%s could not be measured: %s: %s" % (name, type(e).__name__, e))
-        log("")
-    log("== summary (%.1f s)" % (now() - t_start))
-    log("%-28s %-20s %-16s %-6s %s" % ("figure", "value", "target", "met", "notes"))
-    for k, (value, target, met, notes) in results.items():
-        log("%-28s %-20s %-16s %-6s %s" % (k, value, target, "-" if met is None else ("yes" if met else "NO"), notes))
-    return 0 if measured > 0 or failed == 0 else 1
+    return run_benches(benches, only, results)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_node import BURST, DEVNODE, Node, cpu_seconds, log, now  # noqa: E402
+from benchlib import run_benches  # noqa: E402
 
 T1_SERVICES = 10
 T1_PER_SERVICE = 10
@@ -267,26 +268,8 @@ def main(argv):
         log("bench_tui: tmux is not installed; nothing measured")
         return 1
     results = {}
-    measured = failed = 0
     benches = [("T1", lambda: bench_t1(results, 5.0 if quick else T1_SECONDS)), ("T2", lambda: bench_t2(results))]
-    t_start = now()
-    for name, fn in benches:
-        if only and name not in only:
-            continue
-        try:
-            if fn():
-                measured += 1
-            else:
-                failed += 1
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            log("%s could not be measured: %s: %s" % (name, type(e).__name__, e))
-        log("")
-    log("== summary (%.1f s)" % (now() - t_start))
-    log("%-28s %-20s %-16s %-6s %s" % ("figure", "value", "target", "met", "notes"))
-    for k, (value, target, met, notes) in results.items():
-        log("%-28s %-20s %-16s %-6s %s" % (k, value, target, "-" if met is None else ("yes" if met else "NO"), notes))
-    return 0 if measured > 0 or failed == 0 else 1
+    return run_benches(benches, only, results)
 
 
 if __name__ == "__main__":

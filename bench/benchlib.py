@@ -34,6 +34,32 @@ def compile_c(workdir, name, source, pkgs, extra=()):
     return exe
 
 
+def run_benches(benches, only, results):
+    """Runs each (name, fn) of `benches` that `only` (a set, or None for all) names; fn returns
+    True when it measured and fills results[figure] = (value, target, met, notes). A bench
+    that raises is reported and the others go on. Prints the summary table; returns the exit
+    status: 0 when anything was measured or nothing failed."""
+    measured = failed = 0
+    t_start = time.monotonic()
+    for name, fn in benches:
+        if only and name not in only:
+            continue
+        try:
+            if fn():
+                measured += 1
+            else:
+                failed += 1
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            log("%s could not be measured: %s: %s" % (name, type(e).__name__, e))
+        log("")
+    log("== summary (%.1f s)" % (time.monotonic() - t_start))
+    log("%-28s %-20s %-16s %-6s %s" % ("figure", "value", "target", "met", "notes"))
+    for k, (value, target, met, notes) in results.items():
+        log("%-28s %-20s %-16s %-6s %s" % (k, value, target, "-" if met is None else ("yes" if met else "NO"), notes))
+    return 0 if measured > 0 or failed == 0 else 1
+
+
 def cpu_seconds(pid):
     """utime+stime of a process, in seconds."""
     with open(f"/proc/{pid}/stat", "rb") as f:
