@@ -31,20 +31,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_sockets_open(&fs, "rpc");
     if (size == 0)
         return 0;
-    struct fuzz_frames fr;
-    fuzz_split_frames(data, size, &fr);
-    void *tx = fr.routed ? fs.dealer : fs.pair_tx, *rx = fr.routed ? fs.router : fs.pair_rx;
-    for (size_t i = 0; i < fr.count; i++)
-        FUZZ_CHECK(zmq_send(tx, fr.data[i], fr.len[i], i + 1 < fr.count ? ZMQ_SNDMORE : 0) == (int)fr.len[i],
-                   "send: %s", zmq_strerror(errno));
+    struct fuzz_route route = fuzz_send_input(&fs, data, size);
+    void *tx = route.tx, *rx = route.rx;
+    int routed = route.routed;
 
     struct rpc_msg msg;
     char err[256] = "";
-    enum wire_recv_result rc = rpc_recv(rx, fr.routed, &msg, err, sizeof err);
+    enum wire_recv_result rc = rpc_recv(rx, routed, &msg, err, sizeof err);
     FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED, "rpc_recv returned %d (%s)", (int)rc, err);
     FUZZ_CHECK(!fuzz_rcvmore(rx), "rpc_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
     struct rpc_msg next;
-    FUZZ_CHECK(rpc_recv(rx, fr.routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
+    FUZZ_CHECK(rpc_recv(rx, routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
     if (rc == WIRE_MALFORMED) {
         FUZZ_CHECK(err[0] != '\0' && !msg.has_frames, "malformed without a reason, or holding frames");
         return 0;
@@ -61,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Back out and in again: every field must survive. */
     const char *h = zmq_msg_data(&msg.headers_frame), *b = zmq_msg_data(&msg.body_frame);
     size_t hl = zmq_msg_size(&msg.headers_frame), bl = zmq_msg_size(&msg.body_frame);
-    FUZZ_CHECK(rpc_send(rx, fr.routed ? msg.routing : NULL, msg.routing_len, msg.id, msg.type, msg.subject, h, hl,
+    FUZZ_CHECK(rpc_send(rx, routed ? msg.routing : NULL, msg.routing_len, msg.id, msg.type, msg.subject, h, hl,
                         b, bl, 0) == 0,
                "rpc_send back failed");
     struct rpc_msg back;

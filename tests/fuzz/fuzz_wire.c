@@ -91,20 +91,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_sockets_open(&fs, "wire");
     if (size == 0)
         return 0;
-    struct fuzz_frames fr;
-    fuzz_split_frames(data, size, &fr);
-    void *tx = fr.routed ? fs.dealer : fs.pair_tx, *rx = fr.routed ? fs.router : fs.pair_rx;
-    for (size_t i = 0; i < fr.count; i++)
-        FUZZ_CHECK(zmq_send(tx, fr.data[i], fr.len[i], i + 1 < fr.count ? ZMQ_SNDMORE : 0) == (int)fr.len[i],
-                   "send: %s", zmq_strerror(errno));
+    struct fuzz_route route = fuzz_send_input(&fs, data, size);
+    void *tx = route.tx, *rx = route.rx;
+    int routed = route.routed;
 
     struct wire_msg msg;
     char err[256] = "";
-    enum wire_recv_result rc = wire_recv(rx, fr.routed, &msg, err, sizeof err);
+    enum wire_recv_result rc = wire_recv(rx, routed, &msg, err, sizeof err);
     FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED, "wire_recv returned %d (%s)", (int)rc, err);
     FUZZ_CHECK(!fuzz_rcvmore(rx), "wire_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
     struct wire_msg next;
-    FUZZ_CHECK(wire_recv(rx, fr.routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
+    FUZZ_CHECK(wire_recv(rx, routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
     if (rc == WIRE_MALFORMED) {
         FUZZ_CHECK(err[0] != '\0' && msg.body == NULL, "malformed without a reason, or with a body");
         return 0;
@@ -121,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* What was accepted goes back out and must decode the same: [identity] 1 type body. */
     const char *body = zmq_msg_data(&msg.body_frame);
     size_t body_len = zmq_msg_size(&msg.body_frame);
-    FUZZ_CHECK(wire_send(rx, fr.routed ? msg.identity : NULL, msg.identity_len, msg.type, body, body_len, 0) == 0,
+    FUZZ_CHECK(wire_send(rx, routed ? msg.identity : NULL, msg.identity_len, msg.type, body, body_len, 0) == 0,
                "wire_send back failed");
     struct wire_msg back;
     FUZZ_CHECK(wire_recv(tx, 0, &back, err, sizeof err) == WIRE_OK, "re-sent message is malformed: %s", err);

@@ -4,6 +4,8 @@
 #ifndef DEVNODE_FUZZ_ZMQ_H
 #define DEVNODE_FUZZ_ZMQ_H
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <zmq.h>
 
@@ -43,6 +45,25 @@ static inline void fuzz_sockets_open(struct fuzz_sockets *fs, const char *name)
     FUZZ_CHECK(zmq_connect(fs->dealer, router_ep) == 0, "connect");
     FUZZ_CHECK(zmq_bind(fs->pair_rx, pair_ep) == 0, "bind");
     FUZZ_CHECK(zmq_connect(fs->pair_tx, pair_ep) == 0, "connect");
+}
+
+/* Where one fuzzed message went: sent on tx, to be received on rx (a ROUTER when routed). */
+struct fuzz_route {
+    void *tx, *rx;
+    int routed;
+};
+
+/* Splits the input into the frames of one message and sends it: DEALER to ROUTER when the
+ * input asks for a routed message, else PAIR to PAIR. */
+static inline struct fuzz_route fuzz_send_input(struct fuzz_sockets *fs, const uint8_t *data, size_t size)
+{
+    struct fuzz_frames fr;
+    fuzz_split_frames(data, size, &fr);
+    struct fuzz_route r = {fr.routed ? fs->dealer : fs->pair_tx, fr.routed ? fs->router : fs->pair_rx, fr.routed};
+    for (size_t i = 0; i < fr.count; i++)
+        FUZZ_CHECK(zmq_send(r.tx, fr.data[i], fr.len[i], i + 1 < fr.count ? ZMQ_SNDMORE : 0) == (int)fr.len[i],
+                   "send: %s", zmq_strerror(errno));
+    return r;
 }
 
 static inline int fuzz_rcvmore(void *s)
