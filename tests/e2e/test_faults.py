@@ -145,6 +145,50 @@ instances:
         assert proc.wait(20) == 0
 
 
+def test_a_batch_that_the_journal_cannot_take_says_how_much_was_emitted(project):
+    """A retained stream on a full disk (RLIMIT_FSIZE again): a batch of emits stops at the
+    event the journal refused, and the error says how many before it went out."""
+    project.write("""
+instances:
+    Svc:
+        command: sleep 1000
+streams:
+    audit.#: {retain_events: 100000}
+""")
+    out = project.dir / "node-out.txt"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(["prlimit", "--fsize=200000", str(DEVNODE), "up", "--no-tui"], cwd=project.dir,
+                                env=project.node_env(), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        endpoint = project.run_dir / "endpoint"
+        wait_for(lambda: endpoint.exists() and endpoint.read_text().strip(), 15, "the node's endpoint")
+        sock.connect(endpoint.read_text().strip())
+
+        def request(type_, body):
+            sock.send_multipart([b"1", type_.encode(), msgpack.packb(body)])
+            assert sock.poll(10000), f"no reply to {type_}"
+            _, ty, b = sock.recv_multipart()
+            return ty.decode(), msgpack.unpackb(b)
+        batch = [{"type": "audit.entry", "body": {"n": i, "pad": "x" * 1000}} for i in range(400)]
+        rtype, reply = request("emit", {"id": 1, "source": "test", "events": batch})
+        assert rtype == "error", reply
+        m = re.fullmatch(r"emit: cannot keep the event in stream audit\.#: (?:File too large|No space left on device) "
+                         r"\(event (\d+) of 400; the (\d+) before it were emitted\)", reply["message"])
+        assert m, reply["message"]
+        refused, before = int(m.group(1)), int(m.group(2))
+        assert 1 < refused < 400 and before == refused - 1
+        rtype, status = request("bus_status", {"id": 2})
+        stream = [st for st in status["streams"] if st["pattern"] == "audit.#"][0]
+        assert stream["next_offset"] == before, "the journal holds exactly the events said to be emitted"
+        assert proc.poll() is None
+    finally:
+        sock.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
 def test_half_a_multipart_message_and_garbage_do_not_disturb(project):
     project.write("instances:\n    Svc: {command: sleep 1000}\n")
     node = project.up()
