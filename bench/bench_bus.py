@@ -283,7 +283,10 @@ int main(int argc, char **argv)
     for (long i = -500; i < n; i++) {
         json_t *res = NULL;
         long long t0 = now_ns();
-        if (devnode_call(dn, "Greeting.lymph.ping", args, 5000, &res, &e) != 0) { fprintf(stderr, "call: %s\n", e.message); return 1; }
+        if (devnode_call(dn, "Greeting.lymph.ping", args, 5000, &res, &e) != 0) {
+            fprintf(stderr, "call: %s\n", e.message);
+            return 1;
+        }
         if (i >= 0) lat[i] = now_ns() - t0;
         json_decref(res);
     }
@@ -488,7 +491,8 @@ def events_run(quick, batch):
                     raise RuntimeError(f"a sink did not subscribe: {line!r}")
             cpu0 = cpu_seconds(node.proc.pid)
             if driver:
-                r = subprocess.run([driver, "pub", node.endpoint, str(n), str(E_WINDOW), str(batch)], capture_output=True,
+                r = subprocess.run([driver, "pub", node.endpoint, str(n), str(E_WINDOW), str(batch)],
+                                   capture_output=True,
                                    text=True, timeout=600)
                 if r.returncode != 0:
                     raise RuntimeError(f"the publisher failed: {r.stderr.strip()}")
