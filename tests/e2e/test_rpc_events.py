@@ -3,9 +3,12 @@ examples/listen) run by the real node; their RPC spoken raw from Python (the ser
 `call` example driving the library's caller side (discover, round robin, timeouts, deferred
 calls, error replies), and events through the node's bus (once per service, broadcast,
 patterns, redelivery when the handling process dies before its ack)."""
+import array
+import fcntl
 import os
 import re
 import signal
+import termios
 import time
 
 import msgpack
@@ -401,10 +404,20 @@ def test_a_stopping_service_answers_the_requests_already_on_their_way(project, c
     (inst,) = wait_registered(c, "Greeting", 1)
     rpc = RawRPC(inst["endpoint"])
     assert rpc.request("Greeting.greet", {"name": "a"})[2] == "Hi, a!"
+    wait_lines(node, 1, service="Greeting", pattern=r"Saying hi to a ")  # its stdout pipe is drained
+    # Greeting's stdout, opened through /proc, is the read side of the pipe the paused node
+    # would read: bytes waiting there are its "stopping on SIGTERM" line, printed as its stop
+    # begins (FIONREAD counts them without taking them).
+    stdout_pipe = os.open(f"/proc/{inst['pid']}/fd/1", os.O_RDONLY | os.O_NONBLOCK)
     os.kill(node.proc.pid, signal.SIGSTOP)
     try:
         os.kill(inst["pid"], signal.SIGTERM)
-        time.sleep(0.3)  # Greeting is in its stop, waiting for the paused node
+
+        def stop_began():
+            waiting = array.array("i", [0])
+            fcntl.ioctl(stdout_pipe, termios.FIONREAD, waiting)
+            return waiting[0] > 0
+        wait_for(stop_began, 5, "Greeting to begin its stop")
         # (lymph.ping: greet would emit, and wait for the paused node)
         rpc.send_frames([b"bbbbbbbb", b"REQ", b"lymph.ping", msgpack.packb({}), msgpack.packb({"payload": "b"})])
         assert rpc.sock.poll(5000), "the request that came during the stop was dropped"
@@ -412,5 +425,6 @@ def test_a_stopping_service_answers_the_requests_already_on_their_way(project, c
         assert (f[1], f[2], msgpack.unpackb(f[4], raw=False)) == (b"REP", b"bbbbbbbb", "b")
     finally:
         os.kill(node.proc.pid, signal.SIGCONT)
+        os.close(stdout_pipe)
         rpc.close()
     wait_for(lambda: not pid_alive(inst["pid"]), 10, "Greeting to exit once its stop is done")
