@@ -7,16 +7,19 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOGFILE_STAGE_THRESHOLD (256u * 1024) /* staged bytes that trigger a hand-over */
+#define LOGFILE_CHUNK_BYTES (256u * 1024)   /* staged records handed over at a time */
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024) /* encoded bytes that trigger a write */
 #define LOGFILE_PENDING_CAP (32u << 20)       /* encoded bytes kept while writes fail */
-#define LOGFILE_BACKLOG_CAP (32u << 20)       /* records handed over and not yet taken */
-#define LOGFILE_KEEP_CAPACITY (1u << 20)      /* buffers larger than this are freed when empty */
+#define LOGFILE_BACKLOG_CHUNKS 128u           /* chunks handed over and not yet taken (32 MiB) */
+#define LOGFILE_SPARE_BUSY 16u                /* emptied chunks kept while lines keep coming */
+#define LOGFILE_SPARE_IDLE 1u                 /* ... and after a second without any */
+#define LOGFILE_KEEP_CAPACITY (1u << 20)      /* an encode buffer larger than this is freed when empty */
 
 /* One staged line: this header, then the service name with its NUL, the trace id, the text. */
 struct logfile_record {
@@ -29,19 +32,21 @@ struct logfile_record {
     uint8_t stream, level, flags, trace_len;
 };
 
+/* Records staged by the loop, in order. A chunk holds LOGFILE_CHUNK_BYTES, or exactly one
+ * record that is larger (never kept for reuse). */
+struct logfile_chunk {
+    struct logfile_chunk *next;
+    size_t cap, len;
+    uint64_t lines;
+    char data[];
+};
+
 /* What one round of the writer did, published under the lock. */
 struct writer_result {
     uint64_t written, lost;
     int attempted;
     int err;
 };
-
-static void strbuf_swap(struct strbuf *a, struct strbuf *b)
-{
-    struct strbuf t = *a;
-    *a = *b;
-    *b = t;
-}
 
 static int logfile_open_current(struct logfile *lf)
 {
@@ -139,18 +144,18 @@ static void writer_flush(struct logfile *lf, struct writer_result *r)
     }
 }
 
-/* Encodes the records taken from the loop, writing every LOGFILE_WRITE_THRESHOLD bytes. */
-static void writer_encode(struct logfile *lf, struct writer_result *r)
+/* Encodes one chunk of records, writing every LOGFILE_WRITE_THRESHOLD bytes. */
+static void writer_encode(struct logfile *lf, const struct logfile_chunk *chunk, struct writer_result *r)
 {
     size_t off = 0;
-    while (off + sizeof(struct logfile_record) <= lf->work.len) {
+    while (off + sizeof(struct logfile_record) <= chunk->len) {
         struct logfile_record h;
-        memcpy(&h, lf->work.data + off, sizeof h);
+        memcpy(&h, chunk->data + off, sizeof h);
         off += sizeof h;
         struct log_line line = {
             .seq = h.seq,
             .wall_ns = h.wall_ns,
-            .service = lf->work.data + off,
+            .service = chunk->data + off,
             .instance = h.instance,
             .pid = h.pid,
             .stream = (enum log_stream)h.stream,
@@ -158,10 +163,10 @@ static void writer_encode(struct logfile *lf, struct writer_result *r)
             .flags = h.flags,
         };
         off += h.service_len;
-        memcpy(line.trace_id, lf->work.data + off, h.trace_len);
+        memcpy(line.trace_id, chunk->data + off, h.trace_len);
         line.trace_id[h.trace_len] = '\0';
         off += h.trace_len;
-        line.text = lf->work.data + off;
+        line.text = chunk->data + off;
         line.len = h.text_len;
         off += h.text_len;
         if (lf->pending.len > LOGFILE_PENDING_CAP) {
@@ -174,15 +179,22 @@ static void writer_encode(struct logfile *lf, struct writer_result *r)
         if (lf->pending.len >= LOGFILE_WRITE_THRESHOLD && r->err == 0)
             writer_flush(lf, r);
     }
-    /* A burst grows the buffers; the quiet time after it should not keep them. */
-    if (lf->work.cap > LOGFILE_KEEP_CAPACITY)
-        strbuf_free(&lf->work);
-    else
-        strbuf_reset(&lf->work);
-    if (r->err == 0)
-        writer_flush(lf, r);
-    if (lf->pending.len == 0 && lf->pending.cap > LOGFILE_KEEP_CAPACITY)
-        strbuf_free(&lf->pending);
+}
+
+/* Gives emptied chunks back for the loop to reuse, up to `keep`; frees the rest. Under lock. */
+static void logfile_recycle(struct logfile *lf, struct logfile_chunk *chunks, size_t keep)
+{
+    while (chunks) {
+        struct logfile_chunk *next = chunks->next;
+        if (chunks->cap == LOGFILE_CHUNK_BYTES && lf->spare_count < keep) {
+            chunks->next = lf->spare;
+            lf->spare = chunks;
+            lf->spare_count++;
+        } else {
+            free(chunks);
+        }
+        chunks = next;
+    }
 }
 
 static void writer_publish(struct logfile *lf, const struct writer_result *r)
@@ -199,31 +211,47 @@ static void *logfile_writer(void *arg)
     pthread_setname_np(pthread_self(), "devnode-log");
     pthread_mutex_lock(&lf->lock);
     for (;;) {
-        if (lf->handoff.len == 0) {
+        if (!lf->queue) {
             lf->writer_busy = 0;
             pthread_cond_broadcast(&lf->idle);
             if (lf->stop)
                 break;
-            if (lf->pending.len == 0) {
+            if (lf->pending.len == 0 && lf->spare_count <= LOGFILE_SPARE_IDLE) {
                 pthread_cond_wait(&lf->wake, &lf->lock);
                 continue;
             }
-            /* A write failed: try again every second, even when no new line comes. */
+            /* A write failed: try again every second, even when no new line comes. And the
+             * chunks a burst left are kept only until a second passes without lines. */
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            if (pthread_cond_timedwait(&lf->wake, &lf->lock, &until) != ETIMEDOUT || lf->handoff.len)
+            if (pthread_cond_timedwait(&lf->wake, &lf->lock, &until) != ETIMEDOUT || lf->queue)
+                continue;
+            struct logfile_chunk *extra = lf->spare;
+            lf->spare = NULL;
+            lf->spare_count = 0;
+            logfile_recycle(lf, extra, LOGFILE_SPARE_IDLE);
+            if (lf->pending.len == 0)
                 continue;
         }
-        strbuf_swap(&lf->handoff, &lf->work);
-        lf->handoff_lines = 0;
+        struct logfile_chunk *taken = lf->queue;
+        lf->queue = NULL;
+        lf->queue_tail = &lf->queue;
+        lf->queued_chunks = 0;
         lf->writer_busy = 1;
         pthread_cond_broadcast(&lf->idle); /* room for a loop waiting on the backlog */
         pthread_mutex_unlock(&lf->lock);
         struct writer_result r = {0, 0, 0, 0};
-        writer_encode(lf, &r);
+        for (struct logfile_chunk *c = taken; c; c = c->next)
+            writer_encode(lf, c, &r);
+        if (r.err == 0)
+            writer_flush(lf, &r);
+        /* A burst grows the encode buffer only while writes fail; do not keep that. */
+        if (lf->pending.len == 0 && lf->pending.cap > LOGFILE_KEEP_CAPACITY)
+            strbuf_free(&lf->pending);
         pthread_mutex_lock(&lf->lock);
         writer_publish(lf, &r);
+        logfile_recycle(lf, taken, LOGFILE_SPARE_BUSY);
     }
     pthread_mutex_unlock(&lf->lock);
     return NULL;
@@ -235,9 +263,7 @@ int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, u
                  char *err, size_t errlen)
 {
     memset(lf, 0, sizeof *lf);
-    strbuf_init(&lf->staged);
-    strbuf_init(&lf->handoff);
-    strbuf_init(&lf->work);
+    lf->queue_tail = &lf->queue;
     strbuf_init(&lf->pending);
     lf->max_bytes = max_bytes;
     lf->keep_files = keep_files;
@@ -268,6 +294,52 @@ int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, u
     return 0;
 }
 
+/* A chunk to stage into with room for `need` bytes: a spare one when the writer gave one back.
+ * Under lock. Returns NULL when out of memory. */
+static struct logfile_chunk *logfile_take_chunk(struct logfile *lf, size_t need)
+{
+    struct logfile_chunk *c;
+    if (need <= LOGFILE_CHUNK_BYTES && lf->spare) {
+        c = lf->spare;
+        lf->spare = c->next;
+        lf->spare_count--;
+    } else {
+        size_t cap = need <= LOGFILE_CHUNK_BYTES ? LOGFILE_CHUNK_BYTES : need;
+        c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+    }
+    c->next = NULL;
+    c->len = 0;
+    c->lines = 0;
+    return c;
+}
+
+/* Hands the staging chunk over (under lock): it joins the writer's queue, or its lines count
+ * as lost when writes fail and the backlog is full. */
+static void logfile_hand_over(struct logfile *lf)
+{
+    struct logfile_chunk *c = lf->staging;
+    if (!c || c->len == 0)
+        return;
+    /* A writer this far behind makes the loop wait, as a blocking write did; one whose
+     * writes fail cannot catch up, so then the lines are dropped and counted. */
+    while (lf->queued_chunks >= LOGFILE_BACKLOG_CHUNKS && lf->last_errno == 0)
+        pthread_cond_wait(&lf->idle, &lf->lock);
+    if (lf->queued_chunks >= LOGFILE_BACKLOG_CHUNKS) {
+        lf->lines_lost += c->lines;
+        c->len = 0;
+        c->lines = 0;
+        return;
+    }
+    *lf->queue_tail = c;
+    lf->queue_tail = &c->next;
+    lf->queued_chunks++;
+    lf->staging = NULL;
+    pthread_cond_signal(&lf->wake);
+}
+
 void logfile_on_line(void *ctx, const struct log_line *line)
 {
     struct logfile *lf = ctx;
@@ -284,36 +356,36 @@ void logfile_on_line(void *ctx, const struct log_line *line)
         .flags = (uint8_t)line->flags,
         .trace_len = (uint8_t)trace_len,
     };
-    strbuf_append(&lf->staged, (const char *)&h, sizeof h);
-    strbuf_append(&lf->staged, h.service_len > 1 ? line->service : "", h.service_len);
-    strbuf_append(&lf->staged, line->trace_id, trace_len);
-    strbuf_append(&lf->staged, line->text, line->len);
-    lf->staged_lines++;
-    if (lf->staged.len >= LOGFILE_STAGE_THRESHOLD)
-        logfile_flush(lf);
+    size_t need = sizeof h + h.service_len + trace_len + line->len;
+    struct logfile_chunk *c = lf->staging;
+    if (!c || c->cap - c->len < need) {
+        pthread_mutex_lock(&lf->lock);
+        logfile_hand_over(lf);
+        if (!lf->staging)
+            lf->staging = logfile_take_chunk(lf, need);
+        c = lf->staging;
+        if (!c)
+            lf->lines_lost++;
+        pthread_mutex_unlock(&lf->lock);
+        if (!c)
+            return;
+    }
+    char *p = c->data + c->len;
+    memcpy(p, &h, sizeof h);
+    p += sizeof h;
+    memcpy(p, h.service_len > 1 ? line->service : "", h.service_len);
+    p += h.service_len;
+    memcpy(p, line->trace_id, trace_len);
+    p += trace_len;
+    memcpy(p, line->text, line->len);
+    c->len += need;
+    c->lines++;
 }
 
 int logfile_flush(struct logfile *lf)
 {
     pthread_mutex_lock(&lf->lock);
-    if (lf->staged.len > 0) {
-        /* A writer this far behind makes the loop wait, as a blocking write did; one whose
-         * writes fail cannot catch up, so then the lines are dropped and counted. */
-        while (lf->handoff.len >= LOGFILE_BACKLOG_CAP && lf->last_errno == 0)
-            pthread_cond_wait(&lf->idle, &lf->lock);
-        if (lf->handoff.len >= LOGFILE_BACKLOG_CAP) {
-            lf->lines_lost += lf->staged_lines;
-        } else {
-            if (lf->handoff.len == 0)
-                strbuf_swap(&lf->staged, &lf->handoff);
-            else
-                strbuf_append(&lf->handoff, lf->staged.data, lf->staged.len);
-            lf->handoff_lines += lf->staged_lines;
-            pthread_cond_signal(&lf->wake);
-        }
-        strbuf_reset(&lf->staged);
-        lf->staged_lines = 0;
-    }
+    logfile_hand_over(lf);
     int rc = -lf->last_errno;
     pthread_mutex_unlock(&lf->lock);
     return rc;
@@ -323,7 +395,7 @@ void logfile_sync(struct logfile *lf)
 {
     logfile_flush(lf);
     pthread_mutex_lock(&lf->lock);
-    while (lf->handoff.len > 0 || lf->writer_busy)
+    while (lf->queue || lf->writer_busy)
         pthread_cond_wait(&lf->idle, &lf->lock);
     pthread_mutex_unlock(&lf->lock);
 }
@@ -350,8 +422,10 @@ void logfile_close(struct logfile *lf)
     pthread_cond_destroy(&lf->idle);
     pthread_cond_destroy(&lf->wake);
     pthread_mutex_destroy(&lf->lock);
-    strbuf_free(&lf->staged);
-    strbuf_free(&lf->handoff);
-    strbuf_free(&lf->work);
+    free(lf->staging); /* flushed above; holds lines only if they were counted lost */
+    lf->staging = NULL;
+    logfile_recycle(lf, lf->spare, 0);
+    lf->spare = NULL;
+    lf->spare_count = 0;
     strbuf_free(&lf->pending);
 }

@@ -3,9 +3,11 @@
  * (a full disk is the only loss, counted and reported).
  *
  * Encoding and writing run on a writer thread of the logfile's own, so a burst of output costs
- * the node's loop a copy of each line, not its JSON and its write(2). The loop stages lines and
- * hands them over in logfile_flush; when the writer is more than LOGFILE_BACKLOG_CAP behind,
- * the hand-over waits for it (as a blocking write did before) instead of losing lines. */
+ * the node's loop a copy of each line, not its JSON and its write(2). The loop stages lines in
+ * fixed-size chunks and hands them over in logfile_flush; the writer gives emptied chunks back
+ * for reuse, so a burst neither reallocates nor faults in fresh memory. When the writer is more
+ * than LOGFILE_BACKLOG_CHUNKS behind, the hand-over waits for it (as a blocking write did
+ * before) instead of losing lines. */
 #ifndef DEVNODE_LOGFILE_H
 #define DEVNODE_LOGFILE_H
 
@@ -19,19 +21,23 @@
 
 #define LOGFILE_NAME "devnode.jsonl"
 
+struct logfile_chunk; /* staged records, private to logfile.c */
+
 struct logfile {
     char path[PATH_MAX];      /* <logs>/devnode.jsonl */
 
     /* The loop thread's. */
-    struct strbuf staged;     /* lines (records) not handed to the writer yet */
-    uint64_t staged_lines;
+    struct logfile_chunk *staging; /* records not handed to the writer yet; NULL when none */
 
     /* Shared, under lock. */
     pthread_mutex_t lock;
     pthread_cond_t wake;      /* the writer: lines handed over, or stop */
     pthread_cond_t idle;      /* the loop: the writer took or finished its lines */
-    struct strbuf handoff;    /* records handed over, not taken by the writer yet */
-    uint64_t handoff_lines;
+    struct logfile_chunk *queue;  /* handed over, not taken by the writer yet, oldest first */
+    struct logfile_chunk **queue_tail;
+    size_t queued_chunks;
+    struct logfile_chunk *spare;  /* emptied chunks kept for reuse */
+    size_t spare_count;
     int writer_busy;          /* it is encoding or writing what it took */
     int stop;
     uint64_t lines_written;
@@ -43,7 +49,6 @@ struct logfile {
     uint64_t size_bytes;      /* of the current file */
     uint64_t max_bytes;       /* rotate past this */
     unsigned keep_files;      /* rotated files kept */
-    struct strbuf work;       /* records taken from handoff */
     struct strbuf pending;    /* encoded lines not yet written */
     uint64_t pending_lines;
     struct logformat_clock clock; /* UTC time formatting cache */

@@ -223,12 +223,52 @@ static void test_a_failing_write_is_reported_and_recovers(void **state)
     remove_dir(&d);
 }
 
+/* A line larger than a staging chunk (256 KiB) gets a chunk of its own and keeps its place
+ * between the lines around it, also when chunks are reused many times over. */
+static void test_a_line_larger_than_a_chunk_keeps_its_place(void **state)
+{
+    (void)state;
+    struct dir d;
+    make_dir(&d);
+    struct logfile lf;
+    char err[256];
+    assert_int_equal(logfile_open(&lf, d.path, 0, 1, err, sizeof err), 0);
+    enum { BIG = 300 * 1024, LINES = 4000 };
+    char *big = malloc(BIG + 1);
+    assert_non_null(big);
+    memset(big, 'b', BIG);
+    big[BIG] = '\0';
+    char text[128];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int i = 1; i <= LINES; i++)
+        emit(&lf, (uint64_t)i, "Burst", i == LINES / 2 ? big : text, "");
+    logfile_close(&lf);
+    size_t len;
+    char *data = read_file(d.path, LOGFILE_NAME, &len);
+    assert_non_null(data);
+    int count = 0;
+    for (char *line = data, *nl; (nl = memchr(line, '\n', (size_t)(data + len - line))) != NULL; line = nl + 1) {
+        count++;
+        char *seq = strstr(line, "\"seq\":");
+        assert_non_null(seq);
+        assert_int_equal(atoi(seq + 6), count);
+        size_t text_len = (size_t)(nl - strstr(line, "\"text\":\"")) - 10; /* minus the key and "} */
+        assert_int_equal(text_len, count == LINES / 2 ? (size_t)BIG : sizeof text - 1);
+    }
+    assert_int_equal(count, LINES);
+    free(data);
+    free(big);
+    remove_dir(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_come_out_whole_and_in_order),
         cmocka_unit_test(test_rotation_splits_only_between_lines),
         cmocka_unit_test(test_a_failing_write_is_reported_and_recovers),
+        cmocka_unit_test(test_a_line_larger_than_a_chunk_keeps_its_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
