@@ -12,10 +12,10 @@ const char *log_stream_name(enum log_stream stream)
     return stream == LOG_STREAM_STDOUT ? "stdout" : stream == LOG_STREAM_STDERR ? "stderr" : "node";
 }
 
-void logformat_clock_init(struct logformat_clock *clock)
+void logformat_cache_init(struct logformat_cache *cache)
 {
-    clock->second = -1;
-    clock->text[0] = '\0';
+    memset(cache, 0, sizeof *cache);
+    cache->second = -1;
 }
 
 int logformat_service_color(const char *service)
@@ -84,22 +84,22 @@ static void append_padded_name(struct strbuf *sb, const struct log_line *line, s
     }
 }
 
-void logformat_human(struct strbuf *sb, const struct log_line *line, struct logformat_clock *clock,
+void logformat_human(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
                      int color, size_t name_width)
 {
     int64_t second = line->wall_ns / 1000000000;
-    if (second != clock->second) {
+    if (second != cache->second) {
         time_t t = (time_t)second;
         struct tm tm;
         localtime_r(&t, &tm);
-        strftime(clock->text, sizeof clock->text, "%H:%M:%S", &tm);
-        clock->second = second;
+        strftime(cache->text, sizeof cache->text, "%H:%M:%S", &tm);
+        cache->second = second;
     }
     unsigned ms = (unsigned)((line->wall_ns % 1000000000) / 1000000);
     int node_warning = line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING;
     if (color) {
         strbuf_puts(sb, "\033[2m");
-        strbuf_puts(sb, clock->text);
+        strbuf_puts(sb, cache->text);
         strbuf_putc(sb, '.');
         strbuf_append_padded(sb, ms, 3);
         strbuf_puts(sb, "\033[0m \033[");
@@ -111,7 +111,7 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
         if (node_warning)
             strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
     } else {
-        strbuf_puts(sb, clock->text);
+        strbuf_puts(sb, cache->text);
         strbuf_putc(sb, '.');
         strbuf_append_padded(sb, ms, 3);
         strbuf_putc(sb, ' ');
@@ -147,27 +147,32 @@ static char *put_str(char *p, const char *s)
  * integers, the stream and level names, the trace id and the flags fit in this. */
 #define JSON_FIXED_ROOM (256 + TRACE_ID_MAX)
 
-/* Runs for every line of every burst on the log writer thread, so it writes the fixed
- * fields straight into the buffer rather than append by append. */
-void logformat_json(struct strbuf *sb, const struct log_line *line, struct logformat_clock *clock)
+/* Writes the seq's digits: the cached ones, counted up by one in place for the next line. */
+static char *put_seq(char *p, uint64_t seq, struct logformat_cache *cache)
 {
-    int64_t second = line->wall_ns / 1000000000;
-    if (second != clock->second) {
-        time_t t = (time_t)second;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(clock->text, sizeof clock->text, "%Y-%m-%dT%H:%M:%S.", &tm);
-        clock->second = second;
+    if (cache->seq != 0 && seq == cache->seq + 1) {
+        size_t i = cache->seq_len;
+        while (i > 0 && cache->seq_text[i - 1] == '9')
+            cache->seq_text[--i] = '0';
+        if (i > 0) {
+            cache->seq_text[i - 1]++;
+        } else { /* 999 -> 1000 */
+            memmove(cache->seq_text + 1, cache->seq_text, cache->seq_len);
+            cache->seq_text[0] = '1';
+            cache->seq_len++;
+        }
+    } else {
+        cache->seq_len = (size_t)(strbuf_put_u64(cache->seq_text, seq) - cache->seq_text);
     }
+    cache->seq = seq;
+    memcpy(p, cache->seq_text, cache->seq_len);
+    return p + cache->seq_len;
+}
+
+/* Appends ,"service":"S","instance":N,"pid":P,"stream":"X" */
+static void append_source(struct strbuf *sb, const struct log_line *line)
+{
     char *p = strbuf_room(sb, JSON_FIXED_ROOM);
-    PUT_LITERAL(p, "{\"time\":\"");
-    p = put_str(p, clock->text);
-    unsigned long long us = (unsigned long long)((line->wall_ns % 1000000000) / 1000);
-    for (int i = 5; i >= 0; i--, us /= 10)
-        p[i] = (char)('0' + us % 10);
-    p += 6;
-    PUT_LITERAL(p, "Z\",\"seq\":");
-    p = strbuf_put_u64(p, line->seq);
     PUT_LITERAL(p, ",\"service\":\"");
     strbuf_commit(sb, p);
     strbuf_append_json_string(sb, line->service, strlen(line->service));
@@ -179,6 +184,56 @@ void logformat_json(struct strbuf *sb, const struct log_line *line, struct logfo
     PUT_LITERAL(p, ",\"stream\":\"");
     p = put_str(p, log_stream_name(line->stream));
     *p++ = '"';
+    strbuf_commit(sb, p);
+}
+
+/* The source fields, copied from the cache when the line comes from the same process and
+ * stream as the one before (in a burst, nearly every line). */
+static void append_cached_source(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache)
+{
+    if (cache->source_len && line->instance == cache->source_instance && line->pid == cache->source_pid &&
+        line->stream == cache->source_stream && strcmp(line->service, cache->source_service) == 0) {
+        strbuf_append(sb, cache->source, cache->source_len);
+        return;
+    }
+    size_t start = sb->len;
+    append_source(sb, line);
+    size_t service_len = strlen(line->service), len = sb->len - start;
+    cache->source_len = 0;
+    if (service_len < sizeof cache->source_service && len <= sizeof cache->source) {
+        memcpy(cache->source_service, line->service, service_len + 1);
+        cache->source_instance = line->instance;
+        cache->source_pid = line->pid;
+        cache->source_stream = line->stream;
+        memcpy(cache->source, sb->data + start, len);
+        cache->source_len = len;
+    }
+}
+
+/* Runs for every line of every burst on the log writer thread, so it writes the fixed
+ * fields straight into the buffer and copies what the line before already formatted. */
+void logformat_json(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache)
+{
+    int64_t second = line->wall_ns / 1000000000;
+    if (second != cache->second) {
+        time_t t = (time_t)second;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(cache->text, sizeof cache->text, "%Y-%m-%dT%H:%M:%S.", &tm);
+        cache->second = second;
+    }
+    char *p = strbuf_room(sb, JSON_FIXED_ROOM);
+    PUT_LITERAL(p, "{\"time\":\"");
+    p = put_str(p, cache->text);
+    unsigned long long us = (unsigned long long)((line->wall_ns % 1000000000) / 1000);
+    for (int i = 5; i >= 0; i--, us /= 10)
+        p[i] = (char)('0' + us % 10);
+    p += 6;
+    PUT_LITERAL(p, "Z\",\"seq\":");
+    p = put_seq(p, line->seq, cache);
+    strbuf_commit(sb, p);
+    append_cached_source(sb, line, cache);
+    p = strbuf_room(sb, JSON_FIXED_ROOM);
     if (line->level != LOG_LEVEL_NONE) {
         PUT_LITERAL(p, ",\"level\":\"");
         p = put_str(p, logparse_level_name(line->level));

@@ -174,7 +174,7 @@ static void writer_encode(struct logfile *lf, const struct logfile_chunk *chunk,
             r->lost++;
             continue;
         }
-        logformat_json(&lf->pending, &line, &lf->clock);
+        logformat_json(&lf->pending, &line, &lf->format);
         lf->pending_lines++;
         if (lf->pending.len >= LOGFILE_WRITE_THRESHOLD && r->err == 0)
             writer_flush(lf, r);
@@ -267,7 +267,7 @@ int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, u
     strbuf_init(&lf->pending);
     lf->max_bytes = max_bytes;
     lf->keep_files = keep_files;
-    logformat_clock_init(&lf->clock);
+    logformat_cache_init(&lf->format);
     snprintf(lf->path, sizeof lf->path, "%s/%s", logs_dir, LOGFILE_NAME);
     int rc = logfile_open_current(lf);
     if (rc < 0) {

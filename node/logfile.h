@@ -51,7 +51,7 @@ struct logfile {
     unsigned keep_files;      /* rotated files kept */
     struct strbuf pending;    /* encoded lines not yet written */
     uint64_t pending_lines;
-    struct logformat_clock clock; /* UTC time formatting cache */
+    struct logformat_cache format; /* what the JSON of one line leaves for the next */
     pthread_t thread;
 };
 

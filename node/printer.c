@@ -29,7 +29,7 @@ int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, char *er
     p->fd = fd;
     p->color = color;
     p->name_width = 7;
-    logformat_clock_init(&p->clock);
+    logformat_cache_init(&p->clock);
     strbuf_init(&p->pending);
     uv_handle_type type = uv_guess_handle(fd);
     int rc = 0;

@@ -31,7 +31,7 @@ struct printer {
     struct strbuf pending;    /* formatted, not yet handed to the kernel or libuv */
     size_t inflight_bytes;    /* handed to uv_write, not yet completed */
     uint64_t skipped_lines;   /* skipped since the last notice */
-    struct logformat_clock clock; /* local time formatting cache */
+    struct logformat_cache clock; /* local time formatting cache */
     int closing;
     uv_timer_t close_deadline;  /* a terminal nobody reads must not keep the node alive */
 };

@@ -13,7 +13,7 @@ void tailprint_init(struct tailprint *p, enum tailprint_mode mode, int color)
     p->mode = mode;
     p->color = color;
     p->name_width = 7;
-    logformat_clock_init(&p->clock);
+    logformat_cache_init(&p->clock);
     strbuf_init(&p->out);
 }
 

@@ -19,7 +19,7 @@ struct tailprint {
     size_t name_width;            /* widest "Service.N" seen so far, at least 7 ("devnode") */
     int64_t base_ns;              /* timeline: wall time of the first line */
     int has_base;
-    struct logformat_clock clock;
+    struct logformat_cache clock;
     struct strbuf out;
     const volatile sig_atomic_t *interrupted; /* when set and non-zero, a write cut by a signal gives up */
 };

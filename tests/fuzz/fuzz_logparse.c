@@ -69,8 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct strbuf sb;
     strbuf_init(&sb);
-    struct logformat_clock clock;
-    logformat_clock_init(&clock);
+    struct logformat_cache clock;
+    logformat_cache_init(&clock);
     logformat_json(&sb, &line, &clock);
     FUZZ_CHECK(sb.len > 0 && sb.data[sb.len - 1] == '\n', "JSON line does not end in a newline");
     json_error_t jerr;

@@ -1,0 +1,108 @@
+/* Unit tests for logformat_json's cache: the JSON of a line must not depend on which lines came
+ * before it. Every line is encoded twice, once with the cache the lines share and once with a
+ * fresh one, and the two must be byte for byte the same; the fields are checked with jansson. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/logformat.h"
+
+static void assert_same_as_fresh(struct logformat_cache *shared, const struct log_line *line)
+{
+    struct strbuf cached, fresh;
+    strbuf_init(&cached);
+    strbuf_init(&fresh);
+    struct logformat_cache none;
+    logformat_cache_init(&none);
+    logformat_json(&cached, line, shared);
+    logformat_json(&fresh, line, &none);
+    if (cached.len != fresh.len || memcmp(cached.data, fresh.data, cached.len) != 0)
+        fail_msg("seq %llu: cached %s differs from fresh %s", (unsigned long long)line->seq,
+                 strbuf_cstr(&cached), strbuf_cstr(&fresh));
+    json_error_t err;
+    json_t *obj = json_loadb(fresh.data, fresh.len, 0, &err);
+    if (!obj)
+        fail_msg("not JSON: %s: %s", err.text, strbuf_cstr(&fresh));
+    assert_int_equal(json_integer_value(json_object_get(obj, "seq")), line->seq);
+    assert_string_equal(json_string_value(json_object_get(obj, "service")), line->service);
+    assert_int_equal(json_integer_value(json_object_get(obj, "instance")), line->instance);
+    assert_int_equal(json_integer_value(json_object_get(obj, "pid")), line->pid);
+    assert_string_equal(json_string_value(json_object_get(obj, "stream")), log_stream_name(line->stream));
+    json_decref(obj);
+    strbuf_free(&cached);
+    strbuf_free(&fresh);
+}
+
+static struct log_line make_line(uint64_t seq, const char *service, int instance, int pid, enum log_stream stream)
+{
+    struct log_line line = {
+        .seq = seq,
+        .wall_ns = 1795434600123456789LL + (int64_t)(seq % 1000000) * 1000,
+        .service = service,
+        .instance = instance,
+        .pid = pid,
+        .stream = stream,
+        .text = "hello",
+        .len = 5,
+    };
+    return line;
+}
+
+/* Consecutive seqs count up in place, across every carry (9 -> 10, 999 -> 1000, ...). */
+static void test_seq_counts_across_carries(void **state)
+{
+    (void)state;
+    struct logformat_cache cache;
+    logformat_cache_init(&cache);
+    for (uint64_t seq = 1; seq <= 12000; seq++) {
+        struct log_line line = make_line(seq, "Web", 0, 100, LOG_STREAM_STDOUT);
+        assert_same_as_fresh(&cache, &line);
+    }
+    const uint64_t around[] = {99999, 999999, 9999999, 99999999999ull, 999999999999999999ull};
+    for (size_t i = 0; i < sizeof around / sizeof around[0]; i++) {
+        for (uint64_t seq = around[i] - 1; seq <= around[i] + 1; seq++) {
+            struct log_line line = make_line(seq, "Web", 0, 100, LOG_STREAM_STDOUT);
+            assert_same_as_fresh(&cache, &line);
+        }
+    }
+}
+
+/* Seqs that jump (a line the file never saw), and the source changing under the cache. */
+static void test_jumps_and_changing_sources(void **state)
+{
+    (void)state;
+    char long_name[LOGFORMAT_CACHED_SERVICE_MAX + 20];
+    memset(long_name, 'L', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    const char *services[] = {"Web", "Greeting", "We", "Web ", "quote\"back\\slash", "tab\there", long_name};
+    const enum log_stream streams[] = {LOG_STREAM_STDOUT, LOG_STREAM_STDERR, LOG_STREAM_NODE};
+    struct logformat_cache cache;
+    logformat_cache_init(&cache);
+    srand(42);
+    uint64_t seq = 1;
+    for (int i = 0; i < 20000; i++) {
+        seq += rand() % 5 == 0 ? (uint64_t)(rand() % 1000) : 1;
+        const char *service = services[rand() % 4 == 0 ? rand() % 7 : 0];
+        int instance = rand() % 6 == 0 ? rand() % 3 - 1 : 0;
+        int pid = rand() % 6 == 0 ? rand() % 100000 : 100;
+        enum log_stream stream = streams[rand() % 6 == 0 ? rand() % 3 : 0];
+        struct log_line line = make_line(seq, service, instance, pid, stream);
+        assert_same_as_fresh(&cache, &line);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seq_counts_across_carries),
+        cmocka_unit_test(test_jumps_and_changing_sources),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
