@@ -93,11 +93,14 @@ static int service_lookup(const struct logring *ring, const char *name, size_t l
 
 static uint16_t service_intern(struct logring *ring, const char *name)
 {
+    /* A run of lines mostly comes from one service: check the last one first. */
+    if (ring->service_count && strcmp(ring->service_names[ring->last_service], name) == 0)
+        return ring->last_service;
     size_t len = strlen(name), bucket;
     uint32_t hash = fnv1a(name, len);
     int id = service_lookup(ring, name, len, hash, &bucket);
     if (id >= 0)
-        return (uint16_t)id;
+        return ring->last_service = (uint16_t)id;
     /* The last id is kept for one catch-all name, so the table never fills up silently. */
     if (ring->service_count >= LOGRING_MAX_SERVICES - 1 && strcmp(name, OVERFLOW_SERVICE) != 0)
         return service_intern(ring, OVERFLOW_SERVICE);
@@ -106,7 +109,7 @@ static uint16_t service_intern(struct logring *ring, const char *name)
         abort(); /* like strbuf: the node cannot go on without memory */
     ring->service_names[ring->service_count] = copy;
     ring->service_buckets[bucket] = (uint16_t)(ring->service_count + 1);
-    return (uint16_t)ring->service_count++;
+    return ring->last_service = (uint16_t)ring->service_count++;
 }
 
 const char *logring_service_name(const struct logring *ring, uint16_t id)
@@ -345,7 +348,7 @@ void logring_append(struct logring *ring, const struct log_line *line)
     if (ring->count == 0)
         ring->first_seq = line->seq;
 
-    size_t trace_len = strnlen(line->trace_id, TRACE_ID_MAX);
+    size_t trace_len = line->trace_id[0] ? strnlen(line->trace_id, TRACE_ID_MAX) : 0;
     size_t len = line->len;
     if (len > ring->arena_bytes / 2 - TRACE_ID_MAX)
         len = ring->arena_bytes / 2 - TRACE_ID_MAX;

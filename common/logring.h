@@ -72,6 +72,7 @@ struct logring {
     size_t service_count;
     uint16_t *service_buckets;      /* id + 1, open addressing; 0: empty */
     size_t service_bucket_mask;
+    uint16_t last_service;          /* id of the last name interned or found */
 
     struct logring_trace *traces;   /* max_traces slots */
     size_t max_traces;

@@ -343,7 +343,8 @@ static void logfile_hand_over(struct logfile *lf)
 void logfile_on_line(void *ctx, const struct log_line *line)
 {
     struct logfile *lf = ctx;
-    size_t service_len = strlen(line->service) + 1, trace_len = strnlen(line->trace_id, TRACE_ID_MAX);
+    size_t service_len = strlen(line->service) + 1;
+    size_t trace_len = line->trace_id[0] ? strnlen(line->trace_id, TRACE_ID_MAX) : 0;
     struct logfile_record h = {
         .wall_ns = line->wall_ns,
         .seq = line->seq,
