@@ -8,7 +8,9 @@ started here is stopped, or killed with its whole process tree, before the scrip
   W1  start-up of 100 tiny instances until all "ready" lines are in the JSON-lines log,
       and `devnode stop` wall time; baseline: plain fork/exec from Python.
   W2  log burst: 8 x 200,000 lines of 64 bytes through the node into the log file,
-      and the node's CPU seconds; baseline: the same 8 writers writing to files.
+      and the node's CPU seconds; baseline: the same 8 writers writing to files. Floors in
+      the same runs: w2_relay.c, one thread that only reads the 8 pipes and writes the same
+      JSON (the least any node could do).
   R   node RSS with 100 instances running.
   C   node CPU% during 10 s of a crash loop (10 x `sh -c 'exit 1'`, restart: always).
 
@@ -24,10 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from benchlib import run_benches
+from benchlib import compile_c, run_benches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVNODE = os.path.join(ROOT, "devnode")
@@ -41,7 +42,6 @@ W2_WRITERS = 8
 W2_LINES = 200000
 W2_WIDTH = 64
 W2_TARGET_RATIO = 1.5
-W2_JSON_BLOWUP = 296 / 104  # JSON log bytes per burst byte (measured: 296 MB for 104 MB)
 R_TARGET_KIB = 8 * 1024
 C_INSTANCES = 10
 C_SECONDS = 10.0
@@ -445,37 +445,6 @@ def w2_config():
             "  file_max_mb: 100000\n" % (BURST, W2_LINES, W2_WIDTH, W2_WRITERS))
 
 
-def w2_json_floor_ms(path):
-    """How long 8 writers take to write the node's JSON log itself straight to files, split in
-    8 parts held in memory (threads: os.write releases the GIL): what writing this format costs
-    the kernel, without any of the node's work. (It is below the plain writers' time: they
-    spend theirs formatting with fprintf, not in write(2).)"""
-    with open(path, "rb") as f:
-        data = f.read()
-    n = W2_WRITERS
-    step = len(data) // n
-    chunks = [memoryview(data)[i * step:(i + 1) * step if i < n - 1 else len(data)] for i in range(n)]
-    d = tempfile.mkdtemp(prefix="devnode-bench-floor-")
-
-    def write(i):
-        fd = os.open(os.path.join(d, "part%d" % i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            for off in range(0, len(chunks[i]), 1 << 16):
-                os.write(fd, chunks[i][off:off + (1 << 16)])
-        finally:
-            os.close(fd)
-    try:
-        threads = [threading.Thread(target=write, args=(i,)) for i in range(n)]
-        t0 = now()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return (now() - t0) * 1000
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def w2_offset_after(path, marker, count):
     """The byte offset just past the line holding the count-th occurrence of marker, or None."""
     seen, base = 0, 0
@@ -552,8 +521,7 @@ def w2_devnode_once(stdout_path=None, timeout=90):
                     per_tag[i] += chunk.count(m)
                 flagged += chunk.count(b'"split":true') + chunk.count(b'"unterminated":true')
         size = os.path.getsize(node.logpath)
-        floor = w2_json_floor_ms(node.logpath)
-    return {"ms": None if t_all is None else (t_all - t0) * 1000, "floor_ms": floor,
+    return {"ms": None if t_all is None else (t_all - t0) * 1000,
             "exits_ms": None if t_exits is None else (t_exits - t0) * 1000,
             "cpu_s": cpu, "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
 
@@ -579,14 +547,47 @@ def w2_plain_once():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def w2_build_relay(workdir):
+    with open(os.path.join(ROOT, "bench", "w2_relay.c")) as f:
+        source = f.read()
+    return compile_c(workdir, "w2_relay", source, [],
+                     [os.path.join(ROOT, "common", name) for name in ("logformat.c", "strbuf.c", "logparse.c")])
+
+
+def w2_relay_once(relay):
+    """(ms, cpu_s) of w2_relay moving the burst into a JSON log, or None after saying why."""
+    d = tempfile.mkdtemp(prefix="devnode-bench-relay-")
+    try:
+        out = subprocess.run([relay, BURST, str(W2_LINES), str(W2_WIDTH), str(W2_WRITERS),
+                              os.path.join(d, "relay.jsonl")], capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            log("  ! w2_relay exited with %d: %s" % (out.returncode, out.stderr.strip()[:200]))
+            return None
+        ms, cpu = out.stdout.split()
+        return float(ms), float(cpu)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        log("  ! w2_relay: %s" % e)
+        return None
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def bench_w2(reps, file_reps, results):
+    workdir = tempfile.mkdtemp(prefix="devnode-bench-w2-")
+    try:
+        return bench_w2_runs(reps, file_reps, results, w2_build_relay(workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_w2_runs(reps, file_reps, results, relay):
     want = W2_WRITERS * W2_LINES
     log("== W2: log burst, %d writers x %d lines of %d bytes (%d lines) into the JSON-lines log (%d runs)"
         % (W2_WRITERS, W2_LINES, W2_WIDTH, want, reps + file_reps))
     runs = {"devnull": [], "file": []}
     plains = []
     cpus = {"devnull": [], "file": []}
-    floors = []
+    relays = []
     ok = True
     plan = ["devnull"] * reps + ["file"] * file_reps
     for i, mode in enumerate(plan):
@@ -608,12 +609,14 @@ def bench_w2(reps, file_reps, results):
             if out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
         plains.append(w2_plain_once())
+        relayed = w2_relay_once(relay) if relay else None
+        if relayed:
+            relays.append(relayed)
         if r is None:
             runs[mode].append(None)
             ok = False
             continue
         runs[mode].append(r["ms"])
-        floors.append(r["floor_ms"])
         if r["cpu_s"] is not None:
             cpus[mode].append(r["cpu_s"])
         note = ""
@@ -623,19 +626,20 @@ def bench_w2(reps, file_reps, results):
             note += "  %d lines flagged split/unterminated" % r["flagged"]
         rate = "" if r["ms"] is None else ", %.2f M lines/s" % (want / r["ms"] / 1000)
         log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s, "
-            "log %.0f MB%s%s | plain %s | the log's bytes alone %s"
+            "log %.0f MB%s%s | plain %s | relay %s"
             % (i + 1, "/dev/null" if mode == "devnull" else "file", fmt_ms(r["ms"]), rate,
                fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, r["bytes"] / 1e6,
                "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1]),
-               fmt_ms(r["floor_ms"])))
+               "-" if not relayed else "%s (CPU %.2f s)" % (fmt_ms(relayed[0]), relayed[1])))
     pl_med, pl_min = median_min(plains)
-    fl_med, _ = median_min(floors)
-    if fl_med is not None:
-        log("W2 floor: 8 writers writing the JSON log's own bytes (%.1fx the burst's) to files: median %s, "
-            "%.2fx plain: what the format itself costs in write(2)"
-            % (W2_JSON_BLOWUP, fmt_ms(fl_med), fl_med / pl_med))
-        results["W2 floor (JSON bytes)"] = ("%s (%.2fx)" % (fmt_ms(fl_med), fl_med / pl_med), "", None,
-                                            "writing the log file's bytes, no node")
+    if relays:
+        rl_med, _ = median_min([ms for ms, _ in relays])
+        rl_cpu = statistics.median([cpu for _, cpu in relays])
+        log("W2 relay floor: one thread reading the 8 pipes and writing the same JSON log, nothing else: "
+            "median %s, %.2fx plain, its CPU %.2f s: the best ratio any node can reach on this machine"
+            % (fmt_ms(rl_med), rl_med / pl_med, rl_cpu))
+        results["W2 relay floor"] = ("%s (%.2fx)" % (fmt_ms(rl_med), rl_med / pl_med), "", None,
+                                     "read pipes + write JSON only, CPU %.2f s" % rl_cpu)
     for mode, label in (("devnull", "stdout>/dev/null"), ("file", "stdout>file")):
         med, mn = median_min(runs[mode])
         cpu = statistics.median(cpus[mode]) if cpus[mode] else None

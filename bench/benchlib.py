@@ -25,7 +25,7 @@ def compile_c(workdir, name, source, pkgs, extra=()):
         f.write(source)
     try:
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs], capture_output=True, text=True,
-                               check=True).stdout.split()
+                               check=True).stdout.split() if pkgs else []
         subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", ROOT, "-o", exe, src, *extra, *flags, "-lm"],
                        check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
