@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,8 +17,8 @@
 #define LOGFILE_CHUNK_BYTES (256u * 1024)   /* staged records handed over at a time */
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024) /* encoded bytes that trigger a write */
 #define LOGFILE_PENDING_CAP (32u << 20)       /* encoded bytes kept while writes fail */
-#define LOGFILE_BACKLOG_CHUNKS 128u           /* chunks handed over and not yet taken (32 MiB) */
-#define LOGFILE_SPARE_BUSY 16u                /* emptied chunks kept while lines keep coming */
+#define LOGFILE_BACKLOG_CHUNKS 16u            /* chunks handed over and not yet taken (4 MiB) */
+#define LOGFILE_SPARE_BUSY (LOGFILE_BACKLOG_CHUNKS + 2) /* emptied chunks kept while lines come */
 #define LOGFILE_SPARE_IDLE 1u                 /* ... and after a second without any */
 #define LOGFILE_KEEP_CAPACITY (1u << 20)      /* an encode buffer larger than this is freed when empty */
 
@@ -33,7 +34,9 @@ struct logfile_record {
 };
 
 /* Records staged by the loop, in order. A chunk holds LOGFILE_CHUNK_BYTES, or exactly one
- * record that is larger (never kept for reuse). */
+ * record that is larger (never kept for reuse). Chunks are mappings of their own: a burst
+ * reuses them without faulting pages in again, and the quiet after it gives them back to the
+ * system for certain, which free() of heap memory does not. */
 struct logfile_chunk {
     struct logfile_chunk *next;
     size_t cap, len;
@@ -181,6 +184,23 @@ static void writer_encode(struct logfile *lf, const struct logfile_chunk *chunk,
     }
 }
 
+static struct logfile_chunk *chunk_map(size_t cap)
+{
+    void *p = mmap(NULL, sizeof(struct logfile_chunk) + cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    struct logfile_chunk *c = p;
+    c->cap = cap;
+    return c;
+}
+
+static void chunk_unmap(struct logfile_chunk *c)
+{
+    if (c)
+        munmap(c, sizeof *c + c->cap);
+}
+
 /* Gives emptied chunks back for the loop to reuse, up to `keep`; frees the rest. Under lock. */
 static void logfile_recycle(struct logfile *lf, struct logfile_chunk *chunks, size_t keep)
 {
@@ -191,7 +211,7 @@ static void logfile_recycle(struct logfile *lf, struct logfile_chunk *chunks, si
             lf->spare = chunks;
             lf->spare_count++;
         } else {
-            free(chunks);
+            chunk_unmap(chunks);
         }
         chunks = next;
     }
@@ -305,10 +325,9 @@ static struct logfile_chunk *logfile_take_chunk(struct logfile *lf, size_t need)
         lf->spare_count--;
     } else {
         size_t cap = need <= LOGFILE_CHUNK_BYTES ? LOGFILE_CHUNK_BYTES : need;
-        c = malloc(sizeof *c + cap);
+        c = chunk_map(cap);
         if (!c)
             return NULL;
-        c->cap = cap;
     }
     c->next = NULL;
     c->len = 0;
@@ -423,7 +442,7 @@ void logfile_close(struct logfile *lf)
     pthread_cond_destroy(&lf->idle);
     pthread_cond_destroy(&lf->wake);
     pthread_mutex_destroy(&lf->lock);
-    free(lf->staging); /* flushed above; holds lines only if they were counted lost */
+    chunk_unmap(lf->staging); /* flushed above; holds lines only if they were counted lost */
     lf->staging = NULL;
     logfile_recycle(lf, lf->spare, 0);
     lf->spare = NULL;
