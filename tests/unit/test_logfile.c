@@ -58,6 +58,15 @@ static char *read_file(const char *dir, const char *name, size_t *len)
     return sb.data; /* ownership moves to the caller */
 }
 
+/* A logfile in a new temporary directory, d. */
+static void open_in_new_dir(struct dir *d, struct logfile *lf, uint64_t max_bytes, unsigned keep_files)
+{
+    make_dir(d);
+    char err[256];
+    if (logfile_open(lf, d->path, max_bytes, keep_files, err, sizeof err) != 0)
+        fail_msg("logfile_open: %s", err);
+}
+
 static void emit(struct logfile *lf, uint64_t seq, const char *service, const char *text, const char *trace)
 {
     struct log_line line = {
@@ -81,10 +90,8 @@ static void test_lines_come_out_whole_and_in_order(void **state)
 {
     (void)state;
     struct dir d;
-    make_dir(&d);
     struct logfile lf;
-    char err[256];
-    assert_int_equal(logfile_open(&lf, d.path, 0, 3, err, sizeof err), 0);
+    open_in_new_dir(&d, &lf, 0, 3);
     emit(&lf, 1, "Greeting", "hello \"quoted\"\n\x01", "abc-1");
     enum { MANY = 50000 };
     char text[64];
@@ -143,10 +150,8 @@ static void test_rotation_splits_only_between_lines(void **state)
 {
     (void)state;
     struct dir d;
-    make_dir(&d);
     struct logfile lf;
-    char err[256];
-    assert_int_equal(logfile_open(&lf, d.path, 20000, 2, err, sizeof err), 0);
+    open_in_new_dir(&d, &lf, 20000, 2);
     char text[200];
     memset(text, 'x', sizeof text - 1);
     text[sizeof text - 1] = '\0';
@@ -184,10 +189,8 @@ static void test_a_failing_write_is_reported_and_recovers(void **state)
 {
     (void)state;
     struct dir d;
-    make_dir(&d);
     struct logfile lf;
-    char err[256];
-    assert_int_equal(logfile_open(&lf, d.path, 0, 1, err, sizeof err), 0);
+    open_in_new_dir(&d, &lf, 0, 1);
     /* /dev/full fails every write with ENOSPC. */
     int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
     if (full < 0) {
@@ -229,10 +232,8 @@ static void test_a_line_larger_than_a_chunk_keeps_its_place(void **state)
 {
     (void)state;
     struct dir d;
-    make_dir(&d);
     struct logfile lf;
-    char err[256];
-    assert_int_equal(logfile_open(&lf, d.path, 0, 1, err, sizeof err), 0);
+    open_in_new_dir(&d, &lf, 0, 1);
     enum { BIG = 300 * 1024, LINES = 4000 };
     char *big = malloc(BIG + 1);
     assert_non_null(big);
