@@ -1,4 +1,5 @@
 /* cmd_scale: `devnode scale SERVICE COUNT`: changes a service's instance count live. */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,13 @@ int cmd_scale(int argc, char **argv)
 {
     static const struct option options[] = {{"config", required_argument, NULL, 'c'}, {0}};
     const char *config_arg = NULL;
+    /* A negative count would reach getopt as an unknown option ("-1"); say what is wrong. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
+            cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", argv[i]);
+            return CLI_USAGE;
+        }
+    }
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {

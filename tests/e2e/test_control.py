@@ -73,10 +73,10 @@ def test_scale_up_down_to_zero_and_back(project):
 
     r = node.cli("scale", "Nope", "2")
     assert r.returncode == 1 and "no service named 'Nope'" in r.stderr, r.stderr
-    r = node.cli("scale", "Svc", "-1")
-    assert r.returncode == 2, r.stderr
-    r = node.cli("scale", "Svc", "many")
-    assert r.returncode == 2, r.stderr
+    for bad in ("-1", "many"):
+        r = node.cli("scale", "Svc", bad)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == "devnode: scale: COUNT must be a whole number from 0 to 10000, not '%s'" % bad, r.stderr
     node.wait_running("Svc", 2)
     node.stop()
 
