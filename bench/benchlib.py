@@ -15,19 +15,18 @@ def log(msg):
     print(msg, flush=True)
 
 
-def compile_c(workdir, name, source, pkgs, extra=()):
-    """Writes `source` to WORKDIR/NAME.c and compiles it (-O2, with the repository root and
-    bench/ on the include path, so drivers include "common/wire.h" and "bench/driver.h") with
-    the cflags and libs of the pkg-config packages `pkgs` and `extra` objects or flags.
-    Returns the executable's path, or None after saying why (the bench then does without)."""
-    src, exe = os.path.join(workdir, name + ".c"), os.path.join(workdir, name)
-    with open(src, "w") as f:
-        f.write(source)
+def compile_c(workdir, name, pkgs, extra=()):
+    """Compiles bench/NAME.c into WORKDIR/NAME (-O2, warnings are errors as for the node, the
+    repository root on the include path, so drivers include "common/wire.h" and
+    "bench/driver.h") with the cflags and libs of the pkg-config packages `pkgs` and `extra`
+    objects or flags. Returns the executable's path, or None after saying why (the bench then
+    does without)."""
+    src, exe = os.path.join(ROOT, "bench", name + ".c"), os.path.join(workdir, name)
     try:
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs], capture_output=True, text=True,
                                check=True).stdout.split() if pkgs else []
-        subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", ROOT, "-o", exe, src, *extra, *flags, "-lm"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-I", ROOT, "-o", exe, src,
+                        *extra, *flags, "-lm"], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         log(f"   ({name} not built: {getattr(exc, 'stderr', exc)!s:.300})")
         return None
