@@ -1,7 +1,8 @@
 /* client.c: calling other services: resolving a service through the node's registry (cached
  * for a second), spreading calls round robin over its instances on DEALERs kept open, sync and
- * deferred calls matched to replies by id. It must never sleep on a fixed delay in the call
- * path, nor hand a reply to a call it does not belong to. */
+ * deferred calls matched to replies by id. While a call waits, requests to this instance are
+ * served (nested), so self-calls and call cycles work. It must never sleep on a fixed delay
+ * in the call path, nor hand a reply to a call it does not belong to. */
 #include "lib/internal.h"
 
 #include <errno.h>
@@ -51,7 +52,7 @@ static struct dn_peer *dn_peer_get(struct devnode *dn, const char *endpoint)
     return p;
 }
 
-/* Closes the connections no cached service lists and no deferred call waits on. */
+/* Closes the connections no cached service lists and no call waits on. */
 static void dn_peers_sweep(struct devnode *dn)
 {
     for (struct dn_peer *p = dn->peers; p; p = p->next)
@@ -301,7 +302,7 @@ static void dn_record_reply(struct devnode_call *call, const struct rpc_msg *rep
     copy_str_field(rep->body, "message", call->err.message, sizeof call->err.message, "(no message)");
 }
 
-/* Reads every reply waiting on p and gives each to its call: `current`, or a deferred one. */
+/* Reads every reply waiting on p and gives each to its call: `current`, or one on dn->calls. */
 static void dn_drain_peer(struct devnode *dn, struct dn_peer *p, struct devnode_call *current)
 {
     for (;;) {
@@ -339,6 +340,14 @@ static void dn_call_timed_out(struct devnode *dn, struct devnode_call *call)
                 s->fetched_ms = 0;
 }
 
+/* Whether requests to this instance are served while one of its calls waits: as under
+ * gevent in lymph, a service that calls itself, or calls one that calls it back, gets its
+ * answer instead of waiting for the timeout. The handler runs nested, inside the call. */
+static int dn_serves_while_waiting(const struct devnode *dn)
+{
+    return dn->router && dn->in_handler < DN_NEST_MAX;
+}
+
 static void dn_call_wait_done(struct devnode *dn, struct devnode_call *call)
 {
     /* Poll before reading: right after the send a read finds nothing, and every read or poll
@@ -355,12 +364,16 @@ static void dn_call_wait_done(struct devnode *dn, struct devnode_call *call)
         long long wait = call->deadline_ms - now;
         if (dn->started && dn->next_heartbeat_ms - now < wait)
             wait = dn->next_heartbeat_ms - now;
-        zmq_pollitem_t item = {.socket = call->peer->sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR) {
+        zmq_pollitem_t items[2] = {{.socket = call->peer->sock, .events = ZMQ_POLLIN},
+                                   {.socket = dn->router, .events = ZMQ_POLLIN}};
+        int serving = dn_serves_while_waiting(dn);
+        if (zmq_poll(items, serving ? 2 : 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR) {
             call_fail(call, DEVNODE_E_TIMEOUT, "Timeout", "poll failed: %s", zmq_strerror(errno));
             break;
         }
         dn_drain_peer(dn, call->peer, call);
+        if (serving && !call->done && (items[1].revents & ZMQ_POLLIN))
+            dn_process_rpc(dn); /* one request; the loop looks at our reply again first */
     }
 }
 
@@ -382,13 +395,31 @@ static int dn_call_finish(struct devnode_call *call, json_t **result, struct dev
     return call->code;
 }
 
+/* Puts a call that waits for its reply on dn->calls, so that a reply read by another call's
+ * wait (a handler served while this call waits may call the same instance) finds it, and its
+ * peer stays open. */
+static void dn_call_link(struct devnode *dn, struct devnode_call *call)
+{
+    call->peer->pending++;
+    call->prev = NULL;
+    call->next = dn->calls;
+    if (dn->calls)
+        dn->calls->prev = call;
+    dn->calls = call;
+}
+
+static void dn_call_unlink(struct devnode *dn, struct devnode_call *call);
+
 int devnode_call(struct devnode *dn, const char *subject, const json_t *args, int timeout_ms,
                  json_t **result, struct devnode_error *err)
 {
     struct devnode_call call;
     dn_call_start(dn, &call, subject, args, timeout_ms);
-    if (!call.done)
+    if (!call.done) {
+        dn_call_link(dn, &call);
         dn_call_wait_done(dn, &call);
+        dn_call_unlink(dn, &call);
+    }
     return dn_call_finish(&call, result, err);
 }
 
@@ -409,11 +440,7 @@ struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject,
         return NULL;
     }
     call->deferred = 1;
-    call->peer->pending++;
-    call->next = dn->calls;
-    if (dn->calls)
-        dn->calls->prev = call;
-    dn->calls = call;
+    dn_call_link(dn, call);
     return call;
 }
 

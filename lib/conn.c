@@ -343,7 +343,7 @@ static int dn_process_node(struct devnode *dn)
     return 1;
 }
 
-static int dn_process_rpc(struct devnode *dn)
+int dn_process_rpc(struct devnode *dn)
 {
     if (!dn->router)
         return 0;

@@ -26,6 +26,7 @@
 #define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
 #define DN_NAME_MAX 127
+#define DN_NEST_MAX 16               /* handlers a waiting call may nest (self-calls, cycles) */
 
 struct dn_method {
     char *name;         /* owned */
@@ -55,7 +56,7 @@ struct dn_sub {
 struct dn_peer {
     char *endpoint;     /* owned */
     void *sock;         /* owned DEALER */
-    int pending;        /* deferred calls still waiting on it: it is not closed while > 0 */
+    int pending;        /* calls on dn->calls waiting on it: it is not closed while > 0 */
     int listed;         /* mark for the sweep after a discover */
     int bad;            /* sends would not go through: skipped until the next discover */
     struct dn_peer *next;
@@ -77,11 +78,11 @@ struct dn_service {
     struct dn_service *next_service;
 };
 
-/* A call in flight. Sync calls live on the caller's stack; deferred ones on the heap and in
- * dn->calls until waited for or cancelled. */
+/* A call in flight. Sync calls live on the caller's stack and are on dn->calls while they
+ * wait; deferred ones live on the heap and are on dn->calls until waited for or cancelled. */
 struct devnode_call {
     char id[RPC_ID_MAX + 1];
-    struct dn_peer *peer;        /* borrowed; its `pending` counts deferred calls */
+    struct dn_peer *peer;        /* borrowed; its `pending` counts this call while listed */
     long long deadline_ms;
     int done;                    /* reply (or failure) recorded below */
     int code;                    /* enum devnode_status once done */
@@ -119,7 +120,7 @@ struct devnode {
     uint64_t next_request_id;    /* ids of node requests */
     char call_prefix[9];         /* random per process: call ids are prefix + counter */
     uint64_t call_counter;
-    struct devnode_call *calls;  /* deferred calls in flight (the list does not own them) */
+    struct devnode_call *calls;  /* calls waiting for replies (the list does not own them) */
     struct dn_peer *peers;       /* owned list */
     struct dn_service *services; /* owned list: the discover cache */
     struct dn_queued *queue_head, *queue_tail; /* owned */
@@ -131,7 +132,7 @@ struct devnode {
     int registered;
     int reregister_due;          /* a stall may have cost the registry entry: register again */
     int stop_requested;
-    int in_handler;              /* a method or event handler runs: no re-entry */
+    int in_handler;              /* handlers running (nested only from a call that waits) */
     long long started_ms;
     long long next_heartbeat_ms;
     uint64_t served;             /* RPC requests answered */
@@ -172,6 +173,8 @@ int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message
  * answer to an unwaited emit) and frees it, printing the node's refusal of an unwaited emit. */
 void dn_unasked_reply(struct dn_queued *q);
 void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
+/* Serves one RPC request if one is waiting on our ROUTER; returns 1 if it handled a message. */
+int dn_process_rpc(struct devnode *dn);
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
 /* Sends unsubscribe for every active subscription; returns the last request id (0: none). */
 uint64_t dn_send_unsubscribes(struct devnode *dn);

@@ -1,8 +1,11 @@
 /* stage: one stage of the pylm-style pipeline example. It serves one method, does its bit of
  * work on the job, and passes the job to the next stage, which it finds through the node's
- * registry by name: no stage knows a port or an address. It must never configure a peer by hand. */
+ * registry by name: no stage knows a port or an address. It must never configure a peer by hand.
+ * With --until, stages may form a cycle (the job goes round until its value is large enough):
+ * a stage waiting for the next one then serves the job coming back to it. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@ struct stage {
     const char *method;  /* what we serve: foo, bar, baz */
     const char *next;    /* "Step2.bar", or NULL for the last stage */
     const char *op;      /* double | inc | square */
+    long long until;     /* pass the job on only while its value is below this; 0: always */
 };
 
 static json_t *work(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
@@ -36,7 +40,7 @@ static json_t *work(struct devnode *dn, const json_t *args, struct devnode_error
     json_array_append_new(json_object_get(out, "path"), json_string(here));
     devnode_log(dn, DEVNODE_INFO, "%s: job %lld %s -> %lld", st->method,
                 (long long)json_integer_value(json_object_get(job, "id")), st->op, (long long)v);
-    if (!st->next)
+    if (!st->next || (st->until && v >= st->until))
         return out; /* the last stage: the result goes back to whoever streamed the job in */
     json_t *next_args = json_pack("{s:o}", "job", out);
     json_t *result = NULL;
@@ -54,17 +58,27 @@ int main(int argc, char **argv)
         {"method", required_argument, NULL, 'm'},
         {"next", required_argument, NULL, 'n'},
         {"op", required_argument, NULL, 'o'},
+        {"until", required_argument, NULL, 'u'},
         {0, 0, 0, 0},
     };
-    struct stage st = {.method = "foo", .next = NULL, .op = "double"};
+    struct stage st = {.method = "foo", .next = NULL, .op = "double", .until = 0};
     int opt;
-    while ((opt = getopt_long(argc, argv, "m:n:o:", options, NULL)) != -1) {
+    char *end;
+    while ((opt = getopt_long(argc, argv, "m:n:o:u:", options, NULL)) != -1) {
         switch (opt) {
         case 'm': st.method = optarg; break;
         case 'n': st.next = strcmp(optarg, "-") == 0 ? NULL : optarg; break;
         case 'o': st.op = optarg; break;
+        case 'u':
+            st.until = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || st.until < 0) {
+                fprintf(stderr, "pipeline_stage: --until takes a whole number, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         default:
-            fprintf(stderr, "usage: pipeline_stage --method NAME [--next Service.method] [--op double|inc|square]\n");
+            fprintf(stderr, "usage: pipeline_stage --method NAME [--next Service.method] [--op double|inc|square] "
+                            "[--until N]\n");
             return 2;
         }
     }

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from conftest import ROOT, wait_for
-from demohelpers import (EXAMPLES, NodeClient, free_port, group_named, http_get, lines_of, wait_group_members,
-                         wait_lines, wait_registered, wait_settled)
+from demohelpers import (EXAMPLES, STAGE, NodeClient, call, free_port, group_named, http_get, lines_of,
+                         wait_group_members, wait_lines, wait_registered, wait_settled)
 
 
 def demo_project(project, port):
@@ -127,3 +127,30 @@ def test_pipeline_streams_jobs_through_three_stages_found_in_the_registry(projec
         assert int(m.group(2)) == (2 * int(m.group(1)) + 1) ** 2
     stages = {r["service"] for r in node.records() if re.match(r"INFO (foo|bar|baz): job ", r["text"])}
     assert stages == {"Step1", "Step2", "Last"}
+
+
+def test_a_call_cycle_between_two_single_instance_services_is_answered(project):
+    """Ping.foo calls Pong.bar, which calls Ping.foo again while the first Ping.foo still waits
+    for Pong: the one Ping instance serves the nested request inside its own call (as lymph's
+    gevent would) instead of both sides waiting for their timeouts."""
+    project.write(f"""instances:
+  Ping:
+    command: {STAGE} --method foo --next Pong.bar --op double --until 100
+    ready: notify
+  Pong:
+    command: {STAGE} --method bar --next Ping.foo --op inc --until 100
+    ready: notify
+""")
+    node = project.up()
+    client = NodeClient(project)
+    try:
+        wait_registered(client, "Ping", 1)
+        wait_registered(client, "Pong", 1)
+    finally:
+        client.close()
+    # 1 -> 2 (Ping) -> 3 (Pong) -> 6 -> 7 -> 14 -> 15 -> 30 -> 31 -> 62 -> 63 -> 126 (Ping stops)
+    (reply,), rc = call(project, "Ping.foo", {"job": {"id": 1, "value": 1, "path": []}}, "-t", 4000)
+    assert rc == 0, reply
+    assert reply["result"]["value"] == 126, reply
+    assert reply["result"]["path"] == ["Ping.0", "Pong.0"] * 5 + ["Ping.0"], reply
+    node.stop()

@@ -341,6 +341,31 @@ static json_t *m_emit(struct devnode *dn, const json_t *args, struct devnode_err
     return json_string(devnode_trace_id(dn));
 }
 
+/* Calls Echo.echo, its own service, from inside a handler and returns what it answered. */
+static json_t *m_self(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    json_t *result = NULL;
+    if (devnode_call(dn, "Echo.echo", args, 1500, &result, err) != DEVNODE_OK)
+        return NULL;
+    return result;
+}
+
+/* depth(n) = depth(n - 1) + 1 through its own service, so n handlers run nested. */
+static json_t *m_depth(struct devnode *dn, const json_t *args, struct devnode_error *err, void *ctx)
+{
+    json_int_t n = json_integer_value(json_object_get(args, "n"));
+    if (n <= 0)
+        return json_integer(0);
+    json_t *inner = json_pack("{s:I}", "n", n - 1), *result = NULL;
+    int rc = devnode_call(dn, "Echo.depth", inner, 1500, &result, err);
+    json_decref(inner);
+    if (rc != DEVNODE_OK)
+        return NULL;
+    json_t *answer = json_integer(json_integer_value(result) + 1);
+    json_decref(result);
+    return answer;
+}
+
 static int on_greeted(const struct devnode_event *ev, void *ctx)
 {
     struct server *s = ctx;
@@ -425,6 +450,9 @@ static int world_up(void **state)
     assert_int_equal(devnode_add_method(s->dn, "slow", slow_params, "Sleeps", m_slow, NULL), 0);
     assert_int_equal(devnode_add_method(s->dn, "trace", NULL, "The current trace id", m_trace, NULL), 0);
     assert_int_equal(devnode_add_method(s->dn, "emit", NULL, "Emits greeted", m_emit, NULL), 0);
+    static const char *const depth_params[] = {"n", NULL};
+    assert_int_equal(devnode_add_method(s->dn, "self", echo_params, "Calls Echo.echo", m_self, NULL), 0);
+    assert_int_equal(devnode_add_method(s->dn, "depth", depth_params, "Calls itself n deep", m_depth, NULL), 0);
     assert_int_equal(devnode_add_method(s->dn, "echo", NULL, "twice", m_echo, NULL), DEVNODE_E_INVALID);
     assert_int_equal(devnode_add_method(s->dn, "a.b", NULL, "dotted", m_echo, NULL), DEVNODE_E_INVALID);
     assert_int_equal(devnode_subscribe(s->dn, "greeted", 0, on_greeted, s), 0);
@@ -521,6 +549,28 @@ static void test_call_returns_the_result(void **state)
     json_decref(args);
 }
 
+/* A handler that calls its own service is answered by a handler nested inside its call, as
+ * under gevent, not after the call's timeout (1.5 s, shorter than the caller's). */
+static void test_a_handler_can_call_its_own_service(void **state)
+{
+    struct world *w = *state;
+    json_t *args = json_pack("{s:s}", "text", "me again"), *result = NULL;
+    struct devnode_error err;
+    for (int i = 0; i < 20; i++) {
+        if (devnode_call(w->caller, "Echo.self", args, 3000, &result, &err) != DEVNODE_OK)
+            fail_msg("Echo.self: %s: %s", err.type, err.message);
+        assert_string_equal(json_string_value(result), "me again");
+        json_decref(result);
+    }
+    json_decref(args);
+    args = json_pack("{s:i}", "n", 8);
+    if (devnode_call(w->caller, "Echo.depth", args, 3000, &result, &err) != DEVNODE_OK)
+        fail_msg("Echo.depth: %s: %s", err.type, err.message);
+    assert_int_equal(json_integer_value(result), 8);
+    json_decref(result);
+    json_decref(args);
+}
+
 static void test_error_replies(void **state)
 {
     struct world *w = *state;
@@ -579,7 +629,7 @@ static void test_builtins(void **state)
 
     assert_int_equal(devnode_call(w->caller, "Echo.lymph.inspect", NULL, 2000, &result, &err), DEVNODE_OK);
     json_t *methods = json_object_get(result, "methods");
-    assert_int_equal(json_array_size(methods), 6 + 3);
+    assert_int_equal(json_array_size(methods), 8 + 3);
     assert_string_equal(json_string_value(json_object_get(json_array_get(methods, 0), "name")), "echo");
     assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(methods, 2), "params"), 0)),
                         "maybe");
@@ -832,6 +882,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_returns_the_result),
+        cmocka_unit_test(test_a_handler_can_call_its_own_service),
         cmocka_unit_test(test_error_replies),
         cmocka_unit_test(test_builtins),
         cmocka_unit_test(test_timeout_then_late_reply_is_dropped),
