@@ -1059,38 +1059,31 @@ static int load_logs(struct loader *ld, const struct ynode *node)
         return fail(ld, node, "logs", "must be a map (buffer_lines, file_max_mb, keep_files), got %s",
                     ynode_kind_name(node));
     }
+    /* Every key is a bounded integer; null keeps the default. */
+    static const struct {
+        const char *name;
+        long long min, max;
+    } keys[] = {{"buffer_lines", 1000, 100000000}, {"file_max_mb", 1, 100000}, {"keep_files", 0, 1000}};
     for (size_t i = 0; i < ynode_pairs(node); i++) {
         const struct ynode *key = node->kids[2 * i];
         const struct ynode *value = node->kids[2 * i + 1];
         key_path_child(child, "logs", key->text);
-        long long v;
-        if (strcmp(key->text, "buffer_lines") == 0) {
-            if (ynode_is_null(value)) {
-                continue;
-            }
-            if (value_int(ld, value, child, 1000, 100000000, &v) < 0) {
-                return -1;
-            }
-            logs->buffer_lines = (size_t)v;
-        } else if (strcmp(key->text, "file_max_mb") == 0) {
-            if (ynode_is_null(value)) {
-                continue;
-            }
-            if (value_int(ld, value, child, 1, 100000, &v) < 0) {
-                return -1;
-            }
-            logs->file_max_mb = (unsigned)v;
-        } else if (strcmp(key->text, "keep_files") == 0) {
-            if (ynode_is_null(value)) {
-                continue;
-            }
-            if (value_int(ld, value, child, 0, 1000, &v) < 0) {
-                return -1;
-            }
-            logs->keep_files = (unsigned)v;
-        } else {
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(key->text, keys[k].name) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0])
             return fail(ld, key, child, "unknown key (logs takes buffer_lines, file_max_mb, keep_files)");
-        }
+        long long v;
+        if (ynode_is_null(value))
+            continue;
+        if (value_int(ld, value, child, keys[k].min, keys[k].max, &v) < 0)
+            return -1;
+        if (k == 0)
+            logs->buffer_lines = (size_t)v;
+        else if (k == 1)
+            logs->file_max_mb = (unsigned)v;
+        else
+            logs->keep_files = (unsigned)v;
     }
     return 0;
 }

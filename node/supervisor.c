@@ -1074,17 +1074,25 @@ static void service_roll_continue(struct supervisor *sup, struct service *svc)
     }
 }
 
-int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen)
+/* The service a restart or scale asks to change, or NULL with err saying why not. */
+static struct service *supervisor_service_to_change(struct supervisor *sup, const char *service, char *err,
+                                                    size_t errlen)
 {
     if (sup->stopping) {
         snprintf(err, errlen, "the node is stopping");
-        return -1;
+        return NULL;
     }
     struct service *svc = supervisor_find_service(sup, service);
-    if (!svc) {
+    if (!svc)
         snprintf(err, errlen, "no service named '%s'", service);
+    return svc;
+}
+
+int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen)
+{
+    struct service *svc = supervisor_service_to_change(sup, service, err, errlen);
+    if (!svc)
         return -1;
-    }
     if (svc->rolling) {
         snprintf(err, errlen, "a rolling restart of %s is in progress (at %s.%d)", service, service,
                  svc->roll_next);
@@ -1112,15 +1120,9 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
 
 int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen)
 {
-    if (sup->stopping) {
-        snprintf(err, errlen, "the node is stopping");
+    struct service *svc = supervisor_service_to_change(sup, service, err, errlen);
+    if (!svc)
         return -1;
-    }
-    struct service *svc = supervisor_find_service(sup, service);
-    if (!svc) {
-        snprintf(err, errlen, "no service named '%s'", service);
-        return -1;
-    }
     if (count < 0 || count > 10000) {
         snprintf(err, errlen, "instance count must be between 0 and 10000, got %d", count);
         return -1;
