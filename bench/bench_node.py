@@ -83,6 +83,20 @@ def proc_stat_fields(pid):
     return data[data.rindex(b")") + 2:].split()
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: seconds on CPU} of a process's threads (schedstat: nanoseconds, not ticks)."""
+    out = {}
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                out[name] = out.get(name, 0) + int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 def cpu_seconds(pid):
     """utime+stime of the process (all its threads, not its reaped children), in seconds."""
     f = proc_stat_fields(pid)
@@ -501,6 +515,7 @@ def w2_devnode_once(stdout_path=None, timeout=90):
                 raise Timeout("the log file stopped at %d bytes after %.0fs" % (size, timeout))
             time.sleep(0.005)
         cpu = cpu_seconds(node.pid)
+        threads = thread_cpu_seconds(node.pid)
         node.remember_tree()
         node.stop()
         end_lines = w2_offset_after(node.logpath, marker, want)
@@ -523,7 +538,8 @@ def w2_devnode_once(stdout_path=None, timeout=90):
         size = os.path.getsize(node.logpath)
     return {"ms": None if t_all is None else (t_all - t0) * 1000,
             "exits_ms": None if t_exits is None else (t_exits - t0) * 1000,
-            "cpu_s": cpu, "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
+            "cpu_s": cpu, "loop_s": threads.get("devnode"), "writer_s": threads.get("devnode-log"),
+            "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
 
 
 def w2_plain_once():
@@ -623,10 +639,12 @@ def bench_w2_runs(reps, file_reps, results, relay):
         if r["flagged"]:
             note += "  %d lines flagged split/unterminated" % r["flagged"]
         rate = "" if r["ms"] is None else ", %.2f M lines/s" % (want / r["ms"] / 1000)
-        log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s, "
+        split = ("" if r["loop_s"] is None or r["writer_s"] is None
+                 else " (loop %.2f, log writer %.2f)" % (r["loop_s"], r["writer_s"]))
+        log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s%s, "
             "log %.0f MB%s%s | plain %s | relay %s"
             % (i + 1, "/dev/null" if mode == "devnull" else "file", fmt_ms(r["ms"]), rate,
-               fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, r["bytes"] / 1e6,
+               fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, split, r["bytes"] / 1e6,
                "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1]),
                "-" if not relayed else "%s (CPU %.2f s)" % (fmt_ms(relayed[0]), relayed[1])))
     pl_med, pl_min = median_min(plains)
