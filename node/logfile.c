@@ -18,7 +18,9 @@
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024) /* encoded bytes that trigger a write */
 #define LOGFILE_PENDING_CAP (32u << 20)       /* encoded bytes kept while writes fail */
 #define LOGFILE_BACKLOG_CHUNKS 16u            /* chunks handed over and not yet taken (4 MiB) */
-#define LOGFILE_SPARE_BUSY (LOGFILE_BACKLOG_CHUNKS + 2) /* emptied chunks kept while lines come */
+/* While lines come, every chunk that can be in use is kept: a backlog the writer encodes, a
+ * backlog the loop fills meanwhile, and the one it stages into. */
+#define LOGFILE_SPARE_BUSY (2 * LOGFILE_BACKLOG_CHUNKS + 2)
 #define LOGFILE_SPARE_IDLE 1u                 /* ... and after a second without any */
 #define LOGFILE_KEEP_CAPACITY (1u << 20)      /* an encode buffer larger than this is freed when empty */
 
