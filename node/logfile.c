@@ -21,7 +21,7 @@
 /* While lines come, every chunk that can be in use is kept: a backlog the writer encodes, a
  * backlog the loop fills meanwhile, and the one it stages into. */
 #define LOGFILE_SPARE_BUSY (2 * LOGFILE_BACKLOG_CHUNKS + 2)
-#define LOGFILE_SPARE_IDLE 1u                 /* ... and after a second without any */
+#define LOGFILE_SPARE_IDLE 1u                 /* chunks kept after a second without lines */
 #define LOGFILE_KEEP_CAPACITY (1u << 20)      /* an encode buffer larger than this is freed when empty */
 
 /* One staged line: this header, then the service name with its NUL, the trace id, the text. */
