@@ -408,7 +408,16 @@ static void dn_call_link(struct devnode *dn, struct devnode_call *call)
     dn->calls = call;
 }
 
-static void dn_call_unlink(struct devnode *dn, struct devnode_call *call);
+static void dn_call_unlink(struct devnode *dn, struct devnode_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        dn->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->peer->pending--;
+}
 
 int devnode_call(struct devnode *dn, const char *subject, const json_t *args, int timeout_ms,
                  json_t **result, struct devnode_error *err)
@@ -442,17 +451,6 @@ struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject,
     call->deferred = 1;
     dn_call_link(dn, call);
     return call;
-}
-
-static void dn_call_unlink(struct devnode *dn, struct devnode_call *call)
-{
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        dn->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
-    call->peer->pending--;
 }
 
 int devnode_call_ready(struct devnode *dn, struct devnode_call *call)
