@@ -69,10 +69,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct strbuf sb;
     strbuf_init(&sb);
-    struct logformat_cache clock;
+    struct logformat_cache clock, local_clock;
     logformat_cache_init(&clock);
+    logformat_cache_init(&local_clock);
     logformat_json(&sb, &line, &clock);
     FUZZ_CHECK(sb.len > 0 && sb.data[sb.len - 1] == '\n', "JSON line does not end in a newline");
+
+    /* The next line, from a source named by the input: what the shared cache copies must be
+     * what a fresh cache formats. */
+    char service[80];
+    size_t sl = size < sizeof service - 1 ? size : sizeof service - 1;
+    memcpy(service, data, sl);
+    service[sl] = '\0';
+    for (int round = 0; round < 2; round++) {
+        struct log_line next = line;
+        next.seq = line.seq + 1 + (uint64_t)round;
+        next.service = round ? service : line.service;
+        struct strbuf cached, fresh;
+        strbuf_init(&cached);
+        strbuf_init(&fresh);
+        struct logformat_cache none;
+        logformat_cache_init(&none);
+        logformat_json(&cached, &next, &clock);
+        logformat_json(&fresh, &next, &none);
+        FUZZ_CHECK(cached.len == fresh.len && memcmp(cached.data, fresh.data, fresh.len) == 0,
+                   "a cached JSON line differs from a fresh one (round %d)", round);
+        strbuf_free(&cached);
+        strbuf_free(&fresh);
+    }
     json_error_t jerr;
     json_t *obj = json_loadb(sb.data, sb.len - 1, JSON_ALLOW_NUL, &jerr);
     FUZZ_CHECK(obj != NULL, "log file line is not JSON: %s", jerr.text);
@@ -92,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (int color = 0; color <= 1; color++) {
         strbuf_reset(&sb);
-        logformat_human(&sb, &line, &clock, color, 12);
+        logformat_human(&sb, &line, &local_clock, color, 12);
         FUZZ_CHECK(sb.len > 0 && sb.data[sb.len - 1] == '\n', "human line does not end in a newline");
         if (!color) {
             for (size_t i = 0; i + 1 < sb.len; i++) {
