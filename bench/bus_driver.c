@@ -53,12 +53,7 @@ static int sink(const char *endpoint, const char *group, const char *pattern, in
                 int64_t delivery = 0;
                 wire_get_int(m.body, "delivery", &delivery);
                 note_event(m.body);
-                struct wire_body a;
-                wire_body_init(&a);
-                msgpack_pack_map(&a.pk, 1);
-                wire_pack_kv_int(&a.pk, "delivery", delivery);
-                wire_send(s, NULL, 0, "ack", a.sbuf.data, a.sbuf.size, 0);
-                wire_body_free(&a);
+                send_ack(s, delivery);
             } else if (!strcmp(m.type, "ok")) {
                 printf("ready\n");
                 fflush(stdout);

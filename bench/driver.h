@@ -108,6 +108,17 @@ static inline void send_subscribe(void *s, const char *subscription, const char 
     wire_body_free(&b);
 }
 
+/* Acknowledges one delivery, as a subscriber does once its handler is done with the event. */
+static inline void send_ack(void *s, int64_t delivery)
+{
+    struct wire_body a;
+    wire_body_init(&a);
+    msgpack_pack_map(&a.pk, 1);
+    wire_pack_kv_int(&a.pk, "delivery", delivery);
+    wire_send(s, NULL, 0, "ack", a.sbuf.data, a.sbuf.size, 0);
+    wire_body_free(&a);
+}
+
 /* A heartbeat once a second keeps a subscriber registered while it only reads. */
 static inline void heartbeat_every_second(void *s, double *next_beat)
 {

@@ -76,12 +76,7 @@ static int replay(const char *endpoint, const char *stream, long n, int prefetch
                 disorder += offset != expect;
                 expect = offset + 1;
                 count++;
-                struct wire_body a;
-                wire_body_init(&a);
-                msgpack_pack_map(&a.pk, 1);
-                wire_pack_kv_int(&a.pk, "delivery", delivery);
-                wire_send(s, NULL, 0, "ack", a.sbuf.data, a.sbuf.size, 0);
-                wire_body_free(&a);
+                send_ack(s, delivery);
             } else if (!strcmp(m.type, "error")) {
                 char msg[256] = "?";
                 wire_get_str(m.body, "message", msg, sizeof msg);
