@@ -26,11 +26,29 @@ int logformat_service_color(const char *service)
     return service_palette[h % (sizeof service_palette / sizeof service_palette[0])];
 }
 
+/* Whether any of the 8 bytes at p is a control byte (below 0x20, or DEL). Exact as a yes/no
+ * (the borrow of a flagged byte can only flag bytes above it), which is all the scan needs. */
+static inline int word_has_control(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, p, sizeof x);
+    uint64_t below_space = (x - ones * 0x20) & ~x & high;
+    uint64_t y = x ^ (ones * 0x7f);
+    uint64_t del = (y - ones) & ~y & high;
+    return (below_space | del) != 0;
+}
+
 int logformat_clean_text(struct strbuf *sb, const char *text, size_t len, int keep_sgr)
 {
     int kept_sgr = 0;
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
+        /* Runs on every printed line: skip clean text eight bytes at a time. */
+        while (len - i >= 8 && !word_has_control(text + i))
+            i += 8;
+        if (i >= len)
+            break;
         unsigned char c = (unsigned char)text[i];
         if (c >= 0x20 && c != 0x7f)
             continue;
@@ -84,6 +102,43 @@ static void append_padded_name(struct strbuf *sb, const struct log_line *line, s
     }
 }
 
+/* The name column with what surrounds it: "\033[2m" ... "\033[0m \033[36mGreeting.1  |\033[0m "
+ * without the time, or "Greeting.1  | ". Copied from the cache while the source stays the same. */
+static void append_name_column(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
+                               int color, size_t width)
+{
+    int node = line->stream == LOG_STREAM_NODE;
+    if (cache->name_len && cache->name_instance == line->instance && cache->name_node == node &&
+        cache->name_color == color && cache->name_width == width &&
+        strcmp(cache->name_service, line->service) == 0) {
+        strbuf_append(sb, cache->name_text, cache->name_len);
+        return;
+    }
+    size_t start = sb->len;
+    if (color) {
+        strbuf_puts(sb, "\033[0m \033[");
+        strbuf_append_u64(sb, (unsigned long long)(node ? 1 : logformat_service_color(line->service)));
+        strbuf_putc(sb, 'm');
+        append_padded_name(sb, line, width);
+        strbuf_puts(sb, " |\033[0m ");
+    } else {
+        strbuf_putc(sb, ' ');
+        append_padded_name(sb, line, width);
+        strbuf_puts(sb, " | ");
+    }
+    size_t service_len = strlen(line->service), len = sb->len - start;
+    cache->name_len = 0;
+    if (service_len < sizeof cache->name_service && len <= sizeof cache->name_text) {
+        memcpy(cache->name_service, line->service, service_len + 1);
+        cache->name_instance = line->instance;
+        cache->name_node = node;
+        cache->name_color = color;
+        cache->name_width = width;
+        memcpy(cache->name_text, sb->data + start, len);
+        cache->name_len = len;
+    }
+}
+
 void logformat_human(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
                      int color, size_t name_width)
 {
@@ -97,27 +152,18 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
     }
     unsigned ms = (unsigned)((line->wall_ns % 1000000000) / 1000000);
     int node_warning = line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING;
-    if (color) {
+    if (color)
         strbuf_puts(sb, "\033[2m");
-        strbuf_puts(sb, cache->text);
-        strbuf_putc(sb, '.');
-        strbuf_append_padded(sb, ms, 3);
-        strbuf_puts(sb, "\033[0m \033[");
-        strbuf_append_u64(sb, (unsigned long long)(line->stream == LOG_STREAM_NODE
-                                                       ? 1 : logformat_service_color(line->service)));
-        strbuf_putc(sb, 'm');
-        append_padded_name(sb, line, name_width);
-        strbuf_puts(sb, " |\033[0m ");
-        if (node_warning)
-            strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
-    } else {
-        strbuf_puts(sb, cache->text);
-        strbuf_putc(sb, '.');
-        strbuf_append_padded(sb, ms, 3);
-        strbuf_putc(sb, ' ');
-        append_padded_name(sb, line, name_width);
-        strbuf_puts(sb, " | ");
-    }
+    strbuf_puts(sb, cache->text);
+    char *p = strbuf_room(sb, 4);
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    p[2] = (char)('0' + ms / 10 % 10);
+    p[3] = (char)('0' + ms % 10);
+    strbuf_commit(sb, p + 4);
+    append_name_column(sb, line, cache, color, name_width);
+    if (color && node_warning)
+        strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
     int kept = logformat_clean_text(sb, line->text, line->len, color);
     if (color && (kept || node_warning))
         strbuf_puts(sb, "\033[0m");

@@ -20,6 +20,13 @@ struct logformat_cache {
     int64_t second;   /* the second `text` was formatted for; -1 initially */
     char text[32];    /* "HH:MM:SS" (local) or "2026-11-23T11:30:00." (UTC) */
 
+    /* logformat_human only: the name column and what surrounds it, for the last source */
+    char name_service[LOGFORMAT_CACHED_SERVICE_MAX]; /* "" : nothing cached */
+    int name_instance, name_node, name_color;
+    size_t name_width;
+    char name_text[LOGFORMAT_CACHED_SERVICE_MAX + 256];
+    size_t name_len;
+
     /* logformat_json only */
     uint64_t seq;              /* the seq whose digits are in seq_text; 0 initially */
     char seq_text[24];

@@ -1,6 +1,7 @@
-/* Unit tests for logformat_json's cache: the JSON of a line must not depend on which lines came
- * before it. Every line is encoded twice, once with the cache the lines share and once with a
- * fresh one, and the two must be byte for byte the same; the fields are checked with jansson. */
+/* Unit tests for logformat's cache: the JSON or human line of a line must not depend on which
+ * lines came before it. Every line is formatted twice, once with the cache the lines share and
+ * once with a fresh one, and the two must be byte for byte the same; JSON fields are checked
+ * with jansson. Also: control bytes are dropped wherever they sit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,11 +99,65 @@ static void test_jumps_and_changing_sources(void **state)
     }
 }
 
+/* The human line's name column comes from the cache while the source stays the same: every
+ * line, colour or not, any width, must read as with a fresh cache. */
+static void test_human_lines_match_a_fresh_cache(void **state)
+{
+    (void)state;
+    const char *services[] = {"Web", "Greeting", "devnode", "We"};
+    const enum log_stream streams[] = {LOG_STREAM_STDOUT, LOG_STREAM_STDERR, LOG_STREAM_NODE};
+    struct logformat_cache cache;
+    logformat_cache_init(&cache);
+    srand(7);
+    for (int i = 0; i < 20000; i++) {
+        struct log_line line = make_line((uint64_t)i + 1, services[rand() % 4], rand() % 3 - 1, 100,
+                                         streams[rand() % 3]);
+        line.level = (enum log_level)(rand() % 6);
+        line.text = rand() % 5 ? "plain text, long enough for a few words" : "tab\there \033[31mred\033[0m bell\a";
+        line.len = strlen(line.text);
+        int color = rand() % 2;
+        size_t width = rand() % 3 ? 7 : 24;
+        struct strbuf cached, fresh;
+        strbuf_init(&cached);
+        strbuf_init(&fresh);
+        struct logformat_cache none;
+        logformat_cache_init(&none);
+        logformat_human(&cached, &line, &cache, color, width);
+        logformat_human(&fresh, &line, &none, color, width);
+        if (cached.len != fresh.len || memcmp(cached.data, fresh.data, cached.len) != 0)
+            fail_msg("line %d: cached %s differs from fresh %s", i, strbuf_cstr(&cached), strbuf_cstr(&fresh));
+        strbuf_free(&cached);
+        strbuf_free(&fresh);
+    }
+}
+
+/* Control bytes are found wherever they sit in a line, also past the first eight bytes. */
+static void test_clean_text_finds_control_bytes_anywhere(void **state)
+{
+    (void)state;
+    char text[40];
+    for (size_t at = 0; at < sizeof text; at++) {
+        for (int which = 0; which < 3; which++) {
+            memset(text, 'a', sizeof text);
+            text[at] = which == 0 ? '\x01' : which == 1 ? '\x7f' : '\x1f';
+            struct strbuf sb;
+            strbuf_init(&sb);
+            logformat_clean_text(&sb, text, sizeof text, 0);
+            assert_int_equal(sb.len, sizeof text - 1);
+            for (size_t i = 0; i < sb.len; i++)
+                assert_int_equal(sb.data[i], 'a');
+            strbuf_free(&sb);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_counts_across_carries),
         cmocka_unit_test(test_jumps_and_changing_sources),
+        cmocka_unit_test(test_human_lines_match_a_fresh_cache),
+        cmocka_unit_test(test_clean_text_finds_control_bytes_anywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
