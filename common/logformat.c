@@ -85,6 +85,51 @@ int logformat_clean_text(struct strbuf *sb, const char *text, size_t len, int ke
     return kept_sgr;
 }
 
+/* Formats the source-dependent piece of a line (color and width as the formatter was asked). */
+typedef void (*fragment_format_fn)(struct strbuf *sb, const struct log_line *line, int color, size_t width);
+
+/* Appends the piece `format` makes for the line: copied from `f` when the line comes from the
+ * same source as the one before (in a burst, nearly every line), else formatted and kept. */
+static void append_fragment(struct strbuf *sb, struct logformat_fragment *f, const struct log_line *line,
+                            int color, size_t width, fragment_format_fn format)
+{
+    if (f->len && f->instance == line->instance && f->pid == line->pid && f->stream == line->stream &&
+        f->color == color && f->width == width && strcmp(f->service, line->service) == 0) {
+        strbuf_append(sb, f->text, f->len);
+        return;
+    }
+    size_t start = sb->len;
+    format(sb, line, color, width);
+    size_t service_len = strlen(line->service), len = sb->len - start;
+    f->len = 0;
+    if (service_len < sizeof f->service && len <= sizeof f->text) {
+        memcpy(f->service, line->service, service_len + 1);
+        f->instance = line->instance;
+        f->pid = line->pid;
+        f->stream = line->stream;
+        f->color = color;
+        f->width = width;
+        memcpy(f->text, sb->data + start, len);
+        f->len = len;
+    }
+}
+
+/* Formats the cache's second (local time for people, UTC for the log file) when it changed. */
+static void cache_second(struct logformat_cache *cache, int64_t wall_ns, int utc)
+{
+    int64_t second = wall_ns / 1000000000;
+    if (second == cache->second)
+        return;
+    time_t t = (time_t)second;
+    struct tm tm;
+    if (utc)
+        gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    strftime(cache->text, sizeof cache->text, utc ? "%Y-%m-%dT%H:%M:%S." : "%H:%M:%S", &tm);
+    cache->second = second;
+}
+
 static void append_padded_name(struct strbuf *sb, const struct log_line *line, size_t width)
 {
     size_t before = sb->len;
@@ -102,22 +147,14 @@ static void append_padded_name(struct strbuf *sb, const struct log_line *line, s
     }
 }
 
-/* The name column with what surrounds it: "\033[2m" ... "\033[0m \033[36mGreeting.1  |\033[0m "
- * without the time, or "Greeting.1  | ". Copied from the cache while the source stays the same. */
-static void append_name_column(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
-                               int color, size_t width)
+/* The name column with what surrounds it: "\033[0m \033[36mGreeting.1  |\033[0m " after the
+ * time, or " Greeting.1  | ". */
+static void format_name_column(struct strbuf *sb, const struct log_line *line, int color, size_t width)
 {
-    int node = line->stream == LOG_STREAM_NODE;
-    if (cache->name_len && cache->name_instance == line->instance && cache->name_node == node &&
-        cache->name_color == color && cache->name_width == width &&
-        strcmp(cache->name_service, line->service) == 0) {
-        strbuf_append(sb, cache->name_text, cache->name_len);
-        return;
-    }
-    size_t start = sb->len;
     if (color) {
         strbuf_puts(sb, "\033[0m \033[");
-        strbuf_append_u64(sb, (unsigned long long)(node ? 1 : logformat_service_color(line->service)));
+        strbuf_append_u64(sb, (unsigned long long)(line->stream == LOG_STREAM_NODE
+                                                       ? 1 : logformat_service_color(line->service)));
         strbuf_putc(sb, 'm');
         append_padded_name(sb, line, width);
         strbuf_puts(sb, " |\033[0m ");
@@ -126,30 +163,12 @@ static void append_name_column(struct strbuf *sb, const struct log_line *line, s
         append_padded_name(sb, line, width);
         strbuf_puts(sb, " | ");
     }
-    size_t service_len = strlen(line->service), len = sb->len - start;
-    cache->name_len = 0;
-    if (service_len < sizeof cache->name_service && len <= sizeof cache->name_text) {
-        memcpy(cache->name_service, line->service, service_len + 1);
-        cache->name_instance = line->instance;
-        cache->name_node = node;
-        cache->name_color = color;
-        cache->name_width = width;
-        memcpy(cache->name_text, sb->data + start, len);
-        cache->name_len = len;
-    }
 }
 
 void logformat_human(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
                      int color, size_t name_width)
 {
-    int64_t second = line->wall_ns / 1000000000;
-    if (second != cache->second) {
-        time_t t = (time_t)second;
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(cache->text, sizeof cache->text, "%H:%M:%S", &tm);
-        cache->second = second;
-    }
+    cache_second(cache, line->wall_ns, 0);
     unsigned ms = (unsigned)((line->wall_ns % 1000000000) / 1000000);
     int node_warning = line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING;
     if (color)
@@ -161,7 +180,7 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
     p[2] = (char)('0' + ms / 10 % 10);
     p[3] = (char)('0' + ms % 10);
     strbuf_commit(sb, p + 4);
-    append_name_column(sb, line, cache, color, name_width);
+    append_fragment(sb, &cache->source, line, color, name_width, format_name_column);
     if (color && node_warning)
         strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
     int kept = logformat_clean_text(sb, line->text, line->len, color);
@@ -215,9 +234,11 @@ static char *put_seq(char *p, uint64_t seq, struct logformat_cache *cache)
     return p + cache->seq_len;
 }
 
-/* Appends ,"service":"S","instance":N,"pid":P,"stream":"X" */
-static void append_source(struct strbuf *sb, const struct log_line *line)
+/* Appends ,"service":"S","instance":N,"pid":P,"stream":"X" (colour and width do not apply). */
+static void format_source(struct strbuf *sb, const struct log_line *line, int color, size_t width)
 {
+    (void)color;
+    (void)width;
     char *p = strbuf_room(sb, JSON_FIXED_ROOM);
     PUT_LITERAL(p, ",\"service\":\"");
     strbuf_commit(sb, p);
@@ -233,41 +254,11 @@ static void append_source(struct strbuf *sb, const struct log_line *line)
     strbuf_commit(sb, p);
 }
 
-/* The source fields, copied from the cache when the line comes from the same process and
- * stream as the one before (in a burst, nearly every line). */
-static void append_cached_source(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache)
-{
-    if (cache->source_len && line->instance == cache->source_instance && line->pid == cache->source_pid &&
-        line->stream == cache->source_stream && strcmp(line->service, cache->source_service) == 0) {
-        strbuf_append(sb, cache->source, cache->source_len);
-        return;
-    }
-    size_t start = sb->len;
-    append_source(sb, line);
-    size_t service_len = strlen(line->service), len = sb->len - start;
-    cache->source_len = 0;
-    if (service_len < sizeof cache->source_service && len <= sizeof cache->source) {
-        memcpy(cache->source_service, line->service, service_len + 1);
-        cache->source_instance = line->instance;
-        cache->source_pid = line->pid;
-        cache->source_stream = line->stream;
-        memcpy(cache->source, sb->data + start, len);
-        cache->source_len = len;
-    }
-}
-
 /* Runs for every line of every burst on the log writer thread, so it writes the fixed
  * fields straight into the buffer and copies what the line before already formatted. */
 void logformat_json(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache)
 {
-    int64_t second = line->wall_ns / 1000000000;
-    if (second != cache->second) {
-        time_t t = (time_t)second;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(cache->text, sizeof cache->text, "%Y-%m-%dT%H:%M:%S.", &tm);
-        cache->second = second;
-    }
+    cache_second(cache, line->wall_ns, 1);
     char *p = strbuf_room(sb, JSON_FIXED_ROOM);
     PUT_LITERAL(p, "{\"time\":\"");
     p = put_str(p, cache->text);
@@ -278,7 +269,7 @@ void logformat_json(struct strbuf *sb, const struct log_line *line, struct logfo
     PUT_LITERAL(p, "Z\",\"seq\":");
     p = put_seq(p, line->seq, cache);
     strbuf_commit(sb, p);
-    append_cached_source(sb, line, cache);
+    append_fragment(sb, &cache->source, line, 0, 0, format_source);
     p = strbuf_room(sb, JSON_FIXED_ROOM);
     if (line->level != LOG_LEVEL_NONE) {
         PUT_LITERAL(p, ",\"level\":\"");

@@ -13,29 +13,29 @@
 /* Longer service names are formatted every time rather than cached. */
 #define LOGFORMAT_CACHED_SERVICE_MAX 64
 
+/* A formatted piece of a line that depends only on the line's source (service, instance, pid,
+ * stream) and the formatter's options: kept for the last source and copied while it lasts. */
+struct logformat_fragment {
+    char service[LOGFORMAT_CACHED_SERVICE_MAX];
+    int instance, pid, color;
+    enum log_stream stream;
+    size_t width;
+    char text[LOGFORMAT_CACHED_SERVICE_MAX * 6 + 256];
+    size_t len;               /* 0: nothing kept */
+};
+
 /* What the formatters remember from one line to the next: a run of lines mostly shares its
  * second, its source and consecutive seqs, so those are formatted once and copied after.
  * One cache per output (its time zone is the formatter's: local for human, UTC for JSON). */
 struct logformat_cache {
     int64_t second;   /* the second `text` was formatted for; -1 initially */
     char text[32];    /* "HH:MM:SS" (local) or "2026-11-23T11:30:00." (UTC) */
-
-    /* logformat_human only: the name column and what surrounds it, for the last source */
-    char name_service[LOGFORMAT_CACHED_SERVICE_MAX]; /* "" : nothing cached */
-    int name_instance, name_node, name_color;
-    size_t name_width;
-    char name_text[LOGFORMAT_CACHED_SERVICE_MAX + 256];
-    size_t name_len;
+    struct logformat_fragment source; /* human: the name column; JSON: ,"service".."stream" */
 
     /* logformat_json only */
     uint64_t seq;              /* the seq whose digits are in seq_text; 0 initially */
     char seq_text[24];
     size_t seq_len;
-    char source_service[LOGFORMAT_CACHED_SERVICE_MAX]; /* the source of `source`, NUL-ended */
-    int source_instance, source_pid;
-    enum log_stream source_stream;
-    char source[LOGFORMAT_CACHED_SERVICE_MAX * 6 + 96]; /* ,"service":...,"stream":"..." */
-    size_t source_len;         /* 0: nothing cached */
 };
 
 void logformat_cache_init(struct logformat_cache *cache);
