@@ -413,3 +413,19 @@ def project(tmp_path, marker, request):
     if rep is not None and rep.passed and leftovers:
         pytest.fail(f"processes left running after the test: {leftovers}")
 
+
+
+@pytest.fixture
+def client(project):
+    """make() opens a NodeClient (a DEALER speaking the node's protocol) on the project's node;
+    all are closed after the test."""
+    from demohelpers import NodeClient  # demohelpers imports this module
+    clients = []
+
+    def make():
+        c = NodeClient(project)
+        clients.append(c)
+        return c
+    yield make
+    for c in clients:
+        c.close()

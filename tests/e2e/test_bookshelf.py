@@ -18,20 +18,7 @@ import pytest
 from bookhelpers import (CONSUMER_GROUP, StreamReader, bookshelf_config, bus_group, consumer_log,
                          consumer_service, events_json, offsets_file, request, segments, stream_config)
 from conftest import pid_alive, wait_for
-from demohelpers import NodeClient, RawRPC, free_port, http_get, wait_lines, wait_registered
-
-
-@pytest.fixture
-def client(project):
-    clients = []
-
-    def make():
-        c = NodeClient(project)
-        clients.append(c)
-        return c
-    yield make
-    for c in clients:
-        c.close()
+from demohelpers import RawRPC, free_port, http_get, wait_lines, wait_registered
 
 
 def emit_books(client, first, count):

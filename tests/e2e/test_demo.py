@@ -3,7 +3,6 @@ Web socket shared) run by the real node in a copy of the project; `curl localhos
 name=joe` answers "Hi, joe!" with an X-Trace-Id whose lines from Web, Greeting and Listen are in
 the node's log and in `devnode tail --trace`. Also the pylm-style pipeline of examples/pipeline."""
 import re
-import subprocess
 
 import pytest
 

@@ -13,7 +13,6 @@ import threading
 import time
 
 import msgpack
-import pytest
 import zmq
 
 from conftest import DEVNODE, ROOT, pid_alive, wait_for

@@ -12,25 +12,11 @@ import termios
 import time
 
 import msgpack
-import pytest
 
 from conftest import pid_alive, wait_for
 from demohelpers import (GREETING, LISTEN, NodeClient, RawRPC, broadcast_of, call, examples_config, group_named,
                          lines_of, socket_files, wait_broadcast_members, wait_group_members, wait_lines,
                          wait_registered, wait_settled)
-
-
-@pytest.fixture
-def client(project):
-    clients = []
-
-    def make():
-        c = NodeClient(project)
-        clients.append(c)
-        return c
-    yield make
-    for c in clients:
-        c.close()
 
 
 def start(project, services):

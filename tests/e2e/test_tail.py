@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import BURST, DEVNODE, base_env, pid_alive, wait_for
-from tailhelpers import (SKIPPED_RE, RawClient, file_records, human_lines, log_files, name_of, start_tail,
+from conftest import BURST, DEVNODE, base_env, wait_for
+from tailhelpers import (RawClient, file_records, human_lines, log_files, name_of, start_tail,
                          timeline_lines, wait_file_text)
 
 LEVELS = ["debug", "info", "warning", "error", "critical"]

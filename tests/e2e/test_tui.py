@@ -8,14 +8,13 @@ need the node's tail stream skip themselves when it is not there."""
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import DEVNODE, base_env, pid_alive, wait_for
-from tuihelpers import (PROMPT, Tmux, highlighted, last_row, log_pane, require_tail_stream, selected_rows,
-                        start_tui, strip_sgr, table, tui_pid)
+from conftest import DEVNODE, pid_alive, wait_for
+from tuihelpers import (Tmux, highlighted, last_row, log_pane, require_tail_stream, selected_rows, start_tui,
+                        strip_sgr, table)
 
 
 @pytest.fixture
