@@ -3,6 +3,7 @@ Web socket shared) run by the real node in a copy of the project; `curl localhos
 name=joe` answers "Hi, joe!" with an X-Trace-Id whose lines from Web, Greeting and Listen are in
 the node's log and in `devnode tail --trace`. Also the pylm-style pipeline of examples/pipeline."""
 import re
+import subprocess
 
 import pytest
 
@@ -153,3 +154,11 @@ def test_a_call_cycle_between_two_single_instance_services_is_answered(project):
     assert reply["result"]["value"] == 126, reply
     assert reply["result"]["path"] == ["Ping.0", "Pong.0"] * 5 + ["Ping.0"], reply
     node.stop()
+
+
+def test_pipeline_stage_refuses_a_bad_until():
+    for bad in ("x", "-3", "12abc"):
+        r = subprocess.run([str(STAGE), "--method", "foo", "--until", bad], capture_output=True, text=True, timeout=10,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == f"pipeline_stage: --until takes a whole number, not '{bad}'", r.stderr
