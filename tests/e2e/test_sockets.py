@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -294,9 +295,10 @@ def _try(fn):
 
 # ---------------------------------------------------------------- ready: {tcp: ...}
 
+# The time is taken just before listen(): the probe cannot connect before it.
 LISTEN_LATER = ("import socket, time; time.sleep(0.3); s = socket.socket(); "
                 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); "
-                "s.listen(8); print('listening', flush=True); time.sleep(1000)")
+                "t = time.time(); s.listen(8); print('listening since %.6f' % t, flush=True); time.sleep(1000)")
 
 
 def test_tcp_readiness_waits_for_the_port(project):
@@ -308,8 +310,13 @@ instances:
         ready: {{tcp: {port}, timeout: 20s}}
 """).up()
     rec = node.wait_node_line(r"Db\.0 ready \(its port answered\)")
-    listening = node.wait_log(lambda r: r["service"] == "Db" and r["text"] == "listening")
-    assert listening["seq"] < rec["seq"], "ready only once the port listens"
+    listening = node.wait_log(lambda r: r["service"] == "Db" and r["text"].startswith("listening since "))
+    # Not by seq: the probe may connect before the node has read the line printed after
+    # listen(). By time: ready is stamped after the connect, so after listen() began. The
+    # log's time is cut to the microsecond, the printed one rounded to it: 1 us of slack.
+    listen_at = float(listening["text"].split()[-1])
+    ready_at = datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    assert ready_at >= listen_at - 1e-6, ("ready only once the port listens", rec["time"], listen_at)
     assert node.service("Db")["instances"][0]["ready"] is True
 
 
