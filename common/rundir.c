@@ -12,11 +12,14 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ENDPOINT_FILE "endpoint"
 #define LOCK_FILE "node.lock"
 #define SOCK_NAME "node.sock"
+#define LOCK_WAIT_MS 1000 /* how long a starting node waits for a lock held without a pid */
+#define LOCK_RETRY_MS 5
 
 void rundir_paths(struct rundir *rd, const char *project_dir)
 {
@@ -100,9 +103,20 @@ int rundir_open(struct rundir *rd, const char *project_dir, pid_t *other_pid, ch
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    /* A command that looks for the node (rundir_find_node) holds a shared lock for a moment:
+     * a starting node that meets one waits for it rather than give up. Whoever really holds
+     * the lock writes its pid right after taking it, so a lock still held with no pid after
+     * LOCK_WAIT_MS is another node starting (or one just stopping). */
+    for (int waited_ms = 0;; waited_ms += LOCK_RETRY_MS) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            break;
         int e = errno;
-        *other_pid = read_pid_file(fd);
+        *other_pid = e == EWOULDBLOCK ? read_pid_file(fd) : 0;
+        if (e == EWOULDBLOCK && *other_pid <= 0 && waited_ms < LOCK_WAIT_MS) {
+            struct timespec pause = {0, LOCK_RETRY_MS * 1000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
         close(fd);
         if (e == EWOULDBLOCK && *other_pid > 0)
             snprintf(err, errlen, "node already running (pid %d)", (int)*other_pid);

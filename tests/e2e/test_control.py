@@ -587,6 +587,27 @@ def test_concurrent_ups_elect_exactly_one_node(project):
     winner.stop()
 
 
+def test_up_waits_out_a_command_looking_at_the_lock(project):
+    """`devnode status`, `tail` and friends take a shared lock on node.lock for a moment to see
+    whether a node runs. A node starting just then waits for it instead of giving up with
+    "another node is starting" (seen once in CI when `status` polled while `up` started)."""
+    project.write(SLEEPER.format(n=1))
+    project.run_dir.mkdir(mode=0o700)
+    with open(project.run_dir / "node.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what rundir_find_node holds for a moment
+        node = project.up(wait=False)
+
+        def waiting():
+            assert node.alive(), f"the node gave up on a shared lock: {node.describe()}"
+            with open(f"/proc/{node.pid}/wchan") as f:
+                return f.read() in ("hrtimer_nanosleep", "do_nanosleep")
+        wait_for(waiting, 10, "the node to try the lock and wait")
+    node.wait_ready()
+    node.wait_running("Svc", 1)
+    assert (project.run_dir / "node.lock").read_text().strip() == str(node.pid)
+    node.stop()
+
+
 def test_up_refused_while_another_node_is_starting_names_no_pid_0(project):
     project.write(SLEEPER.format(n=1))
     project.run_dir.mkdir(mode=0o700)
