@@ -12,6 +12,29 @@ static const char *restart_name(enum restart_policy p)
     return p == RESTART_ALWAYS ? "always" : p == RESTART_ON_FAILURE ? "on-failure" : "never";
 }
 
+/* The readiness check as `up` will run it, so a wrong guess shows before anything starts. */
+static void print_ready(const struct config_ready *r)
+{
+    switch (r->kind) {
+    case READY_NOTIFY:
+        printf("      ready: notify (sd_notify READY=1), timeout %.1fs\n", r->timeout_ms / 1000.0);
+        break;
+    case READY_LOG:
+        printf("      ready: a line matching /%s/, timeout %.1fs\n", r->log_pattern, r->timeout_ms / 1000.0);
+        break;
+    case READY_TCP:
+        printf("      ready: tcp connect to %s:%d, timeout %.1fs\n", r->tcp_host, r->tcp_port,
+               r->timeout_ms / 1000.0);
+        break;
+    case READY_DELAY:
+        printf("      ready: up for %.1fs\n", r->delay_ms / 1000.0);
+        break;
+    default:
+        printf("      ready: when started\n");
+        break;
+    }
+}
+
 int cmd_check(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -53,6 +76,7 @@ int cmd_check(int argc, char **argv)
         printf("      $ %s\n", s->command);
         for (size_t e = 0; e < s->env_count; e++)
             printf("      %s=%s\n", s->env[e].name, s->env[e].value);
+        print_ready(&s->ready);
     }
     if (cfg.socket_count) {
         printf("sockets:\n");
@@ -63,6 +87,12 @@ int cmd_check(int argc, char **argv)
             else
                 printf("  %s  %s:%d%s\n", k->name, k->host, k->port, k->port == 0 ? " (any free port)" : "");
         }
+    }
+    if (cfg.stream_count) {
+        printf("streams:\n");
+        for (size_t i = 0; i < cfg.stream_count; i++)
+            printf("  %s  retain_events=%llu\n", cfg.streams[i].pattern,
+                   (unsigned long long)cfg.streams[i].retain_events);
     }
     if (cfg.note_count) {
         printf("notes:\n");

@@ -22,7 +22,7 @@ void cli_error(const char *fmt, ...)
 static int project_from_file(const char *path, struct cli_project *out, char *err, size_t errlen)
 {
     if (!realpath(path, out->config_path)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }
     snprintf(out->dir, sizeof out->dir, "%s", out->config_path);

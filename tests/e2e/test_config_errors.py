@@ -204,9 +204,11 @@ def test_check_ok_output(project):
         "    Web:\n"
         "        command: exec sleep 1000\n"
         "        numprocesses: 2\n"
+        "        ready: {log: 'listening on', timeout: 5s}\n"
         "sockets:\n"
         "    Web: {port: 4080}\n"
         "logs: {buffer_lines: 200000, file_max_mb: 64, keep_files: 5}\n"
+        "streams: {book.#: {retain_events: 1000}}\n"
         "container: {image: x}\n")
     r = project.cli("check")
     assert r.returncode == 0, r.stderr
@@ -215,7 +217,10 @@ def test_check_ok_output(project):
     assert lines[1] == f"  Greeting x3  restart=on-failure stop=INT/0.5s cwd={project.dir / 'sub'}"
     assert lines[2] == "      $ exec sleep 1000"
     assert lines[3:5] == ["      A=1", "      B=yes"]
-    assert lines[5] == f"  Web x2  restart=always stop=TERM/10.0s cwd={project.dir}"
+    assert lines[5] == "      ready: when started"
+    assert lines[6] == f"  Web x2  restart=always stop=TERM/10.0s cwd={project.dir}"
+    assert lines[8] == "      ready: a line matching /listening on/, timeout 5.0s"
+    assert "streams:" in lines and "  book.#  retain_events=1000" in lines
     assert "sockets:" in lines and "  Web  127.0.0.1:4080" in lines
     assert any("container" in l and "ignored" in l for l in lines), r.stdout
     # check starts nothing and takes no lock.
@@ -240,3 +245,11 @@ def test_no_config_anywhere(tmp_path):
     assert r.returncode == 2
     assert "no .lymph.yml" in r.stderr and str(tmp_path) in r.stderr
     assert not (tmp_path / ".devnode").exists()
+
+
+def test_missing_config_file_says_cannot_read_as_documented(project):
+    project.write(SVC)
+    result = run_up(project, "-c", "nope.yml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "devnode: nope.yml: cannot read: No such file or directory"
+    assert lock_is_free(project.run_dir)
