@@ -41,6 +41,11 @@ int cli_call(const struct cli_project *project, const char *type, struct wire_bo
 int cli_request(const struct cli_project *project, const char *type, const struct wire_body *body,
                 int timeout_ms, struct wire_msg *reply, char *err, size_t errlen);
 
+struct config;
+/* config_check_ports with `--port-base N` (NULL: the file's port_base). Returns 0, or -1
+ * after printing why (the caller exits CLI_USAGE). */
+int cli_check_ports(struct config *cfg, const char *file, const char *port_base);
+
 /* Prints "devnode: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

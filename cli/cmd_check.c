@@ -35,14 +35,48 @@ static void print_ready(const struct config_ready *r)
     }
 }
 
+/* Which PORT the service's instances get and why (docs/config.md "PORT"). */
+static void print_port(const struct config *cfg, const struct config_service *s)
+{
+    const struct config_socket *sock = NULL;
+    int first = config_block_port(s, 0), n = s->numprocesses;
+    int last_index = (n < CONFIG_PORT_BLOCK ? n : CONFIG_PORT_BLOCK) - 1;
+    switch (config_service_port(cfg, s, &sock)) {
+    case PORT_FROM_ENV:
+        printf("      PORT %s (its env: PORT)\n", config_service_env(s, "PORT"));
+        break;
+    case PORT_FROM_SOCKET:
+        if (sock->port)
+            printf("      PORT %d (the port of socket %s)\n", sock->port, sock->name);
+        else
+            printf("      PORT the port of socket %s (picked at start)\n", sock->name);
+        break;
+    case PORT_FROM_NONE:
+        printf("      PORT none (its sockets are unix sockets)\n");
+        break;
+    case PORT_FROM_BLOCK: {
+        int block_last = s->port_first + CONFIG_PORT_BLOCK - 1 > 65535 ? 65535 : s->port_first + CONFIG_PORT_BLOCK - 1;
+        if (n == 0)
+            printf("      PORT none while scaled to 0 (block %d-%d)\n", s->port_first, block_last);
+        else if (last_index == 0)
+            printf("      PORT %d (block %d-%d)\n", first, s->port_first, block_last);
+        else
+            printf("      PORT %d-%d (block %d-%d)%s\n", first, config_block_port(s, last_index), s->port_first,
+                   block_last, n > CONFIG_PORT_BLOCK ? "; instances past the block get none" : "");
+        break;
+    }
+    }
+}
+
 int cmd_check(int argc, char **argv)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
         {"vars", required_argument, NULL, 'V'},
+        {"port-base", required_argument, NULL, 'P'},
         {0},
     };
-    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS");
+    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *port_base = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
@@ -50,6 +84,8 @@ int cmd_check(int argc, char **argv)
             config_arg = optarg;
         else if (opt == 'V')
             vars = optarg;
+        else if (opt == 'P')
+            port_base = optarg;
         else
             return CLI_USAGE;
     }
@@ -60,6 +96,10 @@ int cmd_check(int argc, char **argv)
     struct config cfg;
     if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    if (cli_check_ports(&cfg, config_arg ? config_arg : project.config_path, port_base) < 0) {
+        config_free(&cfg);
         return CLI_USAGE;
     }
     int instances = 0;
@@ -77,6 +117,7 @@ int cmd_check(int argc, char **argv)
         for (size_t e = 0; e < s->env_count; e++)
             printf("      %s=%s\n", s->env[e].name, s->env[e].value);
         print_ready(&s->ready);
+        print_port(&cfg, s);
     }
     if (cfg.socket_count) {
         printf("sockets:\n");

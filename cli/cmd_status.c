@@ -31,6 +31,16 @@ static void format_last_exit(char *buf, size_t cap, json_t *last)
         snprintf(buf, cap, "status %lld", (long long)json_integer_value(json_object_get(last, "code")));
 }
 
+static void format_port(char *buf, size_t cap, json_t *port)
+{
+    if (json_is_integer(port))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(port));
+    else if (json_is_string(port))
+        snprintf(buf, cap, "%s", json_string_value(port));
+    else
+        snprintf(buf, cap, "-");
+}
+
 static void print_table(json_t *status)
 {
     json_t *node = json_object_get(status, "node");
@@ -47,8 +57,8 @@ static void print_table(json_t *status)
     json_array_foreach(json_object_get(node, "sockets"), k, sock)
         printf("socket %s on %s\n", json_string_value(json_object_get(sock, "name")),
                json_string_value(json_object_get(sock, "address")));
-    printf("%-20s %-9s %7s %8s %8s %6s %8s  %s\n", "INSTANCE", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%",
-           "RSS", "LAST EXIT");
+    printf("%-20s %-9s %7s %6s %8s %8s %6s %8s  %s\n", "INSTANCE", "STATE", "PID", "PORT", "RESTARTS", "UPTIME",
+           "CPU%", "RSS", "LAST EXIT");
     size_t i;
     json_t *svc;
     json_array_foreach(json_object_get(status, "services"), i, svc) {
@@ -61,7 +71,7 @@ static void print_table(json_t *status)
         size_t j;
         json_t *inst;
         json_array_foreach(instances, j, inst) {
-            char label[128], uptime[32], pid[16], last[64];
+            char label[128], uptime[32], pid[16], last[64], port[32];
             snprintf(label, sizeof label, "%s.%lld", name,
                      (long long)json_integer_value(json_object_get(inst, "index")));
             long long p = json_integer_value(json_object_get(inst, "pid"));
@@ -75,8 +85,9 @@ static void print_table(json_t *status)
                 snprintf(uptime, sizeof uptime, "-");
             format_rss(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
             format_last_exit(last, sizeof last, json_object_get(inst, "last_exit"));
-            printf("%-20s %-9s %7s %8lld %8s %6.1f %8s  %s\n", label,
-                   json_string_value(json_object_get(inst, "state")), pid,
+            format_port(port, sizeof port, json_object_get(inst, "port"));
+            printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label,
+                   json_string_value(json_object_get(inst, "state")), pid, port,
                    (long long)json_integer_value(json_object_get(inst, "restarts")), uptime,
                    json_number_value(json_object_get(inst, "cpu_percent")), rss, last);
             json_t *failure = json_object_get(inst, "failure");

@@ -15,10 +15,11 @@ int cmd_up(int argc, char **argv)
         {"vars", required_argument, NULL, 'V'},
         {"color", required_argument, NULL, 'C'},
         {"no-tui", no_argument, NULL, 'T'},
+        {"port-base", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *color_mode = NULL;
+    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *color_mode = NULL, *port_base = NULL;
     int opt, no_tui = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
@@ -27,6 +28,7 @@ int cmd_up(int argc, char **argv)
         case 'V': vars = optarg; break;
         case 'C': color_mode = optarg; break;
         case 'T': no_tui = 1; break;
+        case 'P': port_base = optarg; break;
         case 'h':
             printf("usage: devnode up %s\n", cli_find_command("up")->usage);
             return CLI_OK;
@@ -50,6 +52,10 @@ int cmd_up(int argc, char **argv)
     struct config cfg;
     if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    if (cli_check_ports(&cfg, config_arg ? config_arg : project.config_path, port_base) < 0) {
+        config_free(&cfg);
         return CLI_USAGE;
     }
     opts.config_path = project.config_path;

@@ -6,9 +6,9 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
-    {"up", "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui]",
+    {"up", "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N]",
      "start every service of .lymph.yml and supervise them until Ctrl-C", cmd_up},
-    {"check", "[-c PATH] [--vars FILE]", "validate .lymph.yml and show what would run", cmd_check},
+    {"check", "[-c PATH] [--vars FILE] [--port-base N]", "validate .lymph.yml and show what would run", cmd_check},
     {"status", "[-c PATH] [--json]", "show the services and instances of the running node", cmd_status},
     {"restart", "[-c PATH] SERVICE[.N]...", "restart a service or one instance", cmd_restart},
     {"scale", "[-c PATH] SERVICE COUNT", "change the number of instances of a service", cmd_scale},

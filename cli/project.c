@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "node/config.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -120,4 +121,23 @@ void cli_format_duration(char *buf, size_t cap, long long ms)
         snprintf(buf, cap, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
     else
         snprintf(buf, cap, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
+}
+
+int cli_check_ports(struct config *cfg, const char *file, const char *port_base)
+{
+    char *end, err[1024];
+    long base = 0;
+    if (port_base) {
+        errno = 0;
+        base = strtol(port_base, &end, 10);
+        if (errno || end == port_base || *end || base < 1 || base > 65535) {
+            cli_error("--port-base takes a port, 1..65535, not '%s'", port_base);
+            return -1;
+        }
+    }
+    if (config_check_ports(cfg, file, (int)base, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
 }

@@ -1112,6 +1112,8 @@ static int load_env(struct loader *ld, const struct ynode *node, const char *key
         struct config_env_var *var = &svc->env[svc->env_count++];
         var->name = xstrdup(key->text);
         var->value = text;
+        var->line = value->line;
+        var->col = value->col;
     }
     return 0;
 }
@@ -1385,6 +1387,7 @@ static int load_service(struct loader *ld, const struct ynode *key, const struct
     key_path_child(key_path, "instances", key->text);
     svc->name = xstrdup(key->text);
     svc->line = key->line;
+    svc->col = key->col;
     svc->numprocesses = DEFAULT_NUMPROCESSES;
     svc->restart = RESTART_ALWAYS;
     svc->stop_signal = SIGTERM;
@@ -1490,9 +1493,188 @@ static int load_streams(struct loader *ld, const struct ynode *node)
     return 0;
 }
 
+/* ---- PORT ---- */
+
+const char *config_service_env(const struct config_service *svc, const char *name)
+{
+    const char *value = NULL;
+    for (size_t i = 0; i < svc->env_count; i++) {
+        if (strcmp(svc->env[i].name, name) == 0) {
+            value = svc->env[i].value; /* the last one, as the child's environment has it */
+        }
+    }
+    return value;
+}
+
+/* Offset of the first $(socket.NAME.fd) or $(socket.NAME.port) in `command`, or -1. */
+static long command_socket_ref(const char *command, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = command; (p = strstr(p, "$(socket.")); p++) {
+        const char *n = p + strlen("$(socket.");
+        if (strncmp(n, name, len) == 0 &&
+            (strncmp(n + len, ".fd)", 4) == 0 || strncmp(n + len, ".port)", 6) == 0)) {
+            return (long)(p - command);
+        }
+    }
+    return -1;
+}
+
+/* The first TCP socket a service's workers get, in sockets_for_service's order (the one
+ * named like it, those it lists, those its command names), and whether it gets any. */
+static const struct config_socket *service_first_tcp_socket(const struct config *cfg,
+                                                            const struct config_service *svc,
+                                                            bool *any)
+{
+    *any = false;
+    const struct config_socket *own = find_socket(cfg, svc->name);
+    if (own) {
+        *any = true;
+        if (!own->path) {
+            return own;
+        }
+    }
+    for (size_t i = 0; i < svc->socket_count; i++) {
+        const struct config_socket *sock = find_socket(cfg, svc->sockets[i]);
+        if (sock) {
+            *any = true;
+            if (!sock->path) {
+                return sock;
+            }
+        }
+    }
+    const struct config_socket *first = NULL;
+    long earliest = LONG_MAX;
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        long at = command_socket_ref(svc->command, cfg->sockets[i].name);
+        if (at < 0) {
+            continue;
+        }
+        *any = true;
+        if (!cfg->sockets[i].path && at < earliest) {
+            earliest = at;
+            first = &cfg->sockets[i];
+        }
+    }
+    return first;
+}
+
+enum config_port_source config_service_port(const struct config *cfg, const struct config_service *svc,
+                                            const struct config_socket **socket)
+{
+    bool any;
+    const struct config_socket *first = service_first_tcp_socket(cfg, svc, &any);
+    if (socket) {
+        *socket = first;
+    }
+    if (config_service_env(svc, "PORT")) {
+        return PORT_FROM_ENV;
+    }
+    if (!any) {
+        return PORT_FROM_BLOCK;
+    }
+    return first ? PORT_FROM_SOCKET : PORT_FROM_NONE;
+}
+
+int config_block_port(const struct config_service *svc, int index)
+{
+    if (index < 0 || index >= CONFIG_PORT_BLOCK || svc->port_first + index > 65535) {
+        return -1;
+    }
+    return svc->port_first + index;
+}
+
+/* The socket with a fixed TCP `port`, or NULL. */
+static const struct config_socket *socket_on_port(const struct config *cfg, long port)
+{
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        if (!cfg->sockets[i].path && cfg->sockets[i].port > 0 && cfg->sockets[i].port == port) {
+            return &cfg->sockets[i];
+        }
+    }
+    return NULL;
+}
+
+/* Blocks in config order: a service keeps its block whatever the others do. */
+static void assign_port_blocks(struct config *cfg)
+{
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        cfg->services[s].port_first = cfg->port_base + (int)s * CONFIG_PORT_BLOCK;
+    }
+}
+
+/* Refuses a PORT a worker could not bind: one the node holds for a socket, or one past
+ * 65535. `file` names the config in messages. */
+static int check_ports(struct loader *ld, const char *file)
+{
+    struct config *cfg = ld->cfg;
+    char key_path[KEY_PATH_MAX];
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        const struct config_service *svc = &cfg->services[s];
+        key_path_child(key_path, "instances", svc->name);
+        enum config_port_source source = config_service_port(cfg, svc, NULL);
+        bool any_socket;
+        service_first_tcp_socket(cfg, svc, &any_socket);
+        if (source == PORT_FROM_ENV && !any_socket) {
+            const struct config_env_var *var = NULL;
+            for (size_t i = 0; i < svc->env_count; i++) {
+                if (strcmp(svc->env[i].name, "PORT") == 0) {
+                    var = &svc->env[i];
+                }
+            }
+            char *end;
+            long port = strtol(var->value, &end, 10);
+            const struct config_socket *sock = *end == '\0' ? socket_on_port(cfg, port) : NULL;
+            if (sock) {
+                char env_path[KEY_PATH_MAX];
+                key_path_child(env_path, key_path, "env.PORT");
+                return fail_pos(ld, file, var->line, var->col, env_path,
+                                "PORT %ld is the port of sockets.%s (line %d), which the node holds: "
+                                "a worker that binds $PORT would fail with \"Address already in use\"",
+                                port, sock->name, sock->line);
+            }
+            continue;
+        }
+        if (source != PORT_FROM_BLOCK || svc->numprocesses == 0) {
+            continue;
+        }
+        if (config_block_port(svc, 0) < 0) {
+            int line = cfg->port_base_line ? cfg->port_base_line : svc->line;
+            int col = cfg->port_base_line ? cfg->port_base_col : svc->col;
+            return fail_pos(ld, file, line, col, cfg->port_base_line ? "port_base" : key_path,
+                            "%s's PORT block would start at %d, past 65535 (lower port_base, or give %s "
+                            "an env: PORT)", svc->name, svc->port_first, svc->name);
+        }
+        for (int i = 0; i < svc->numprocesses; i++) {
+            int port = config_block_port(svc, i);
+            const struct config_socket *sock = port > 0 ? socket_on_port(cfg, port) : NULL;
+            if (sock) {
+                return fail_pos(ld, file, svc->line, svc->col, key_path,
+                                "PORT %d of %s.%d is the port of sockets.%s (line %d), which the node holds: "
+                                "a worker that binds $PORT would fail with \"Address already in use\" "
+                                "(change port_base, or give %s an env: PORT)",
+                                port, svc->name, i, sock->name, sock->line, svc->name);
+            }
+        }
+    }
+    return 0;
+}
+
+int config_check_ports(struct config *cfg, const char *file, int port_base, char *err, size_t errlen)
+{
+    struct loader ld = {.path_arg = file, .cfg = cfg, .err = err, .errlen = errlen};
+    if (port_base > 0) {
+        cfg->port_base = port_base;
+        cfg->port_base_line = 0; /* a message about the base names the service, not the file's key */
+        assign_port_blocks(cfg);
+    }
+    return check_ports(&ld, file);
+}
+
 static int load_top_level(struct loader *ld, const struct ynode *root)
 {
     const struct ynode *instances = NULL, *sockets = NULL, *logs = NULL, *streams = NULL;
+    const struct ynode *port_base = NULL;
     if (!root || ynode_is_null(root)) {
         return 0;
     }
@@ -1512,11 +1694,13 @@ static int load_top_level(struct loader *ld, const struct ynode *root)
             logs = value;
         } else if (strcmp(k, "streams") == 0) {
             streams = value;
+        } else if (strcmp(k, "port_base") == 0) {
+            port_base = value;
         } else if (is_lymph_service_key(k)) {
             add_note(ld->cfg, "%s: read by lymph services, ignored by the node", k);
         } else {
             return fail(ld, key, k,
-                        "unknown key (the node reads instances, sockets, logs, streams; "
+                        "unknown key (the node reads instances, sockets, logs, streams, port_base; "
                         "lymph's service keys like container are accepted and ignored)");
         }
     }
@@ -1530,9 +1714,19 @@ static int load_top_level(struct loader *ld, const struct ynode *root)
     if (streams && !ynode_is_null(streams) && load_streams(ld, streams) < 0) {
         return -1;
     }
+    if (port_base && !ynode_is_null(port_base)) {
+        long long base;
+        if (value_int(ld, port_base, "port_base", 1, 65535, &base) < 0) {
+            return -1;
+        }
+        ld->cfg->port_base = (int)base;
+        ld->cfg->port_base_line = port_base->line;
+        ld->cfg->port_base_col = port_base->col;
+    }
     if (instances && !ynode_is_null(instances) && load_instances(ld, instances) < 0) {
         return -1;
     }
+    assign_port_blocks(ld->cfg);
     return 0;
 }
 
@@ -1580,6 +1774,7 @@ int config_load(const char *path, const char *vars_path, struct config *out,
     out->logs.buffer_lines = 200000;
     out->logs.file_max_mb = 64;
     out->logs.keep_files = 5;
+    out->port_base = CONFIG_PORT_BASE_DEFAULT;
     struct loader ld = {.path_arg = path, .vars_arg = vars_path, .cfg = out,
                         .err = err, .errlen = errlen};
     struct ynode *root = NULL, *vars = NULL;

@@ -12,6 +12,7 @@ enum restart_policy { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NEVER };
 struct config_env_var {
     char *name;
     char *value;
+    int line, col;  /* of the value, for messages */
 };
 
 /* How the node knows a new process is ready to serve (used by rolling restarts). */
@@ -46,6 +47,8 @@ struct config_service {
     char **sockets;              /* extra socket names from `sockets: [A, B]` */
     size_t socket_count;
     int line;                    /* 1-based line of the service's key, for messages */
+    int col;
+    int port_first;              /* PORT of instance 0 from its block: port_base + 100 * position */
 };
 
 struct config_socket {
@@ -81,6 +84,20 @@ struct config {
     size_t stream_count;
     char **notes;   /* informational lines for `devnode check` (ignored lymph keys, ...) */
     size_t note_count;
+    int port_base;  /* first PORT of the blocks of services without sockets, default 5000 */
+    int port_base_line, port_base_col;  /* where port_base: was written; 0 when not */
+};
+
+/* PORT (docs/config.md): each service owns a block of CONFIG_PORT_BLOCK ports from
+ * port_base, in config order, kept for the node's life; instance N gets block + N. */
+#define CONFIG_PORT_BASE_DEFAULT 5000
+#define CONFIG_PORT_BLOCK 100
+
+enum config_port_source {
+    PORT_FROM_BLOCK,   /* no sockets: its own port from its block */
+    PORT_FROM_SOCKET,  /* the port of its first TCP socket */
+    PORT_FROM_ENV,     /* its env: PORT, as written */
+    PORT_FROM_NONE,    /* only unix sockets: no PORT */
 };
 
 /* Loads and validates `path`; `vars_path` (may be NULL) is the YAML file behind $(var.*).
@@ -89,6 +106,19 @@ struct config {
 int config_load(const char *path, const char *vars_path, struct config *out,
                 char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/* Where svc's PORT comes from; for PORT_FROM_SOCKET *socket (may be NULL) is the socket. */
+enum config_port_source config_service_port(const struct config *cfg, const struct config_service *svc,
+                                            const struct config_socket **socket);
+/* The PORT instance `index` of svc gets from its block, or -1 when the block has none for it
+ * (index past the block, or a port past 65535). */
+int config_block_port(const struct config_service *svc, int index);
+/* svc's env: value of `name`, or NULL. */
+const char *config_service_env(const struct config_service *svc, const char *name);
+/* Refuses a PORT no worker could bind (one of a socket's ports, one past 65535), naming
+ * `file` (the path as given to config_load). port_base > 0 first moves every block there
+ * (`--port-base`). `up` and `check` call it after config_load. Returns 0, or -1 with err. */
+int config_check_ports(struct config *cfg, const char *file, int port_base, char *err, size_t errlen);
 
 /* Service by name, or NULL. */
 const struct config_service *config_find_service(const struct config *cfg, const char *name);

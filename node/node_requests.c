@@ -12,9 +12,23 @@ static int instance_is_up(const struct instance *inst)
     return inst->pid && (inst->state == INSTANCE_RUNNING || inst->state == INSTANCE_STARTING);
 }
 
+/* PORT as a number; the text when an env: PORT is not one; nil when there is none. */
+static void pack_port(msgpack_packer *pk, const char *port)
+{
+    char *end;
+    long n = strtol(port, &end, 10);
+    wire_pack_str(pk, "port");
+    if (!port[0])
+        msgpack_pack_nil(pk);
+    else if (*end == '\0')
+        msgpack_pack_long(pk, n);
+    else
+        wire_pack_str(pk, port);
+}
+
 static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint64_t now_ms)
 {
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     wire_pack_kv_int(pk, "index", inst->index);
     wire_pack_kv_str(pk, "state", instance_state_name(inst->state));
     wire_pack_kv_int(pk, "pid", inst->pid);
@@ -41,6 +55,7 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
     wire_pack_kv_str(pk, "failure", inst->failure[0] ? inst->failure : NULL);
     wire_pack_kv_str(pk, "command", inst->service->command);
     wire_pack_kv_bool(pk, "ready", inst->pid && inst->ready);
+    pack_port(pk, inst->port);
 }
 
 static void handle_status(void *ctx, struct control *ctl, const struct wire_msg *msg)

@@ -226,15 +226,14 @@ static void env_free(struct env_list *env)
 }
 
 /* The socket-activation variables in every dialect a server may read: systemd's
- * LISTEN_FDS (LISTEN_PID is filled in by spawn with the child's own pid), lymph's
- * port->fd JSON, and Procfile's PORT. */
+ * LISTEN_FDS (LISTEN_PID is filled in by spawn with the child's own pid) and lymph's
+ * port->fd JSON. PORT is instance_port_env's. */
 static void instance_socket_env(const struct service *svc, struct env_list *env)
 {
     if (svc->socket_count == 0)
         return;
     char count[16], names[1024] = "", lymph[1024] = "{", item[64];
     snprintf(count, sizeof count, "%zu", svc->socket_count);
-    int first_port = -1;
     for (size_t i = 0; i < svc->socket_count; i++) {
         const struct bound_socket *bs = svc->sockets[i];
         if (i)
@@ -243,8 +242,6 @@ static void instance_socket_env(const struct service *svc, struct env_list *env)
         if (bs->port >= 0) {
             snprintf(item, sizeof item, "%s\"%d\": %zu", lymph[1] ? ", " : "", bs->port, 3 + i);
             strncat(lymph, item, sizeof lymph - strlen(lymph) - 1);
-            if (first_port < 0)
-                first_port = bs->port;
         }
     }
     strncat(lymph, "}", sizeof lymph - strlen(lymph) - 1);
@@ -252,11 +249,31 @@ static void instance_socket_env(const struct service *svc, struct env_list *env)
     env_set(env, "LISTEN_PID", SPAWN_LISTEN_PID_SLOT + strlen("LISTEN_PID="));
     env_set(env, "LISTEN_FDNAMES", names);
     env_set(env, "LYMPH_SHARED_SOCKET_FDS", lymph);
-    if (first_port >= 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", first_port);
-        env_set(env, "PORT", port);
+}
+
+/* PORT, remembered in inst->port for `status`: the user's env: PORT wins; a service with
+ * sockets gets its first TCP socket's port (a server that binds $PORT itself would find it
+ * taken: it must use the passed socket); one without gets its own from its block. */
+static void instance_port_env(struct instance *inst, struct env_list *env)
+{
+    const struct service *svc = inst->service;
+    const char *own = config_service_env(svc->cfg, "PORT");
+    int port = -1;
+    inst->port[0] = '\0';
+    if (own) {
+        snprintf(inst->port, sizeof inst->port, "%s", own);
+        return; /* already in env, with the rest of env: */
     }
+    if (svc->socket_count) {
+        for (size_t i = 0; i < svc->socket_count && port < 0; i++)
+            port = svc->sockets[i]->port;
+    } else {
+        port = config_block_port(svc->cfg, inst->index);
+    }
+    if (port < 0)
+        return;
+    snprintf(inst->port, sizeof inst->port, "%d", port);
+    env_set(env, "PORT", inst->port);
 }
 
 static void instance_build_env(struct instance *inst, struct env_list *env)
@@ -291,6 +308,7 @@ static void instance_build_env(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_NODE", sup->endpoint);
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
     instance_socket_env(inst->service, env);
+    instance_port_env(inst, env);
     if (cfg->ready.kind == READY_NOTIFY && sup->notify_fd >= 0)
         env_set(env, "NOTIFY_SOCKET", sup->notify_path);
 }
@@ -614,6 +632,9 @@ static void instance_start(struct instance *inst)
         close(err[0]);
     inst->state = INSTANCE_RUNNING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
+    if (inst->starts == 1 && !inst->port[0] && inst->service->socket_count == 0)
+        node_line(sup, LOG_LEVEL_WARNING, "%s.%d gets no PORT: the block of %s holds %d ports from %d",
+                  cfg->name, inst->index, cfg->name, CONFIG_PORT_BLOCK, cfg->port_first);
     instance_arm_readiness(inst);
 }
 

@@ -61,6 +61,7 @@ struct instance {
     int kill_sent;                  /* SIGKILL already sent for this process */
     struct procstat stat;
     char failure[256];              /* why it is FAILED */
+    char port[32];                  /* the PORT its process was given, "" when none */
     int ready;                      /* the current process passed its readiness check */
     uv_timer_t ready_timer;         /* readiness delay, TCP probe or wait timeout */
     struct tcpprobe *probe;         /* the `ready: {tcp:}` check in flight, or NULL */

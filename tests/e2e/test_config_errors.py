@@ -218,8 +218,10 @@ def test_check_ok_output(project):
     assert lines[2] == "      $ exec sleep 1000"
     assert lines[3:5] == ["      A=1", "      B=yes"]
     assert lines[5] == "      ready: when started"
-    assert lines[6] == f"  Web x2  restart=always stop=TERM/10.0s cwd={project.dir}"
-    assert lines[8] == "      ready: a line matching /listening on/, timeout 5.0s"
+    assert lines[6] == "      PORT 5000-5002 (block 5000-5099)"
+    assert lines[7] == f"  Web x2  restart=always stop=TERM/10.0s cwd={project.dir}"
+    assert lines[9] == "      ready: a line matching /listening on/, timeout 5.0s"
+    assert lines[10] == "      PORT 4080 (the port of socket Web)"
     assert "streams:" in lines and "  book.#  retain_events=1000" in lines
     assert "sockets:" in lines and "  Web  127.0.0.1:4080" in lines
     assert any("container" in l and "ignored" in l for l in lines), r.stdout

@@ -555,8 +555,92 @@ static void test_error_unknown_top_level_key(void **state)
                "instance:\n"
                "  Web: {command: y}\n",
                NULL,
-               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams; "
+               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams, port_base; "
                "lymph's service keys like container are accepted and ignored)");
+}
+
+/* PORT: a block of 100 per service in config order, whatever the service; the first TCP
+ * socket's port for a service with sockets; the user's env: PORT above both. */
+static void test_port_blocks_and_sources(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    const struct config_socket *sock;
+    load_ok(fx,
+            "instances:\n"
+            "  A: {command: a, numprocesses: 2}\n"
+            "  Web: {command: w}\n"
+            "  B: {command: b, env: {PORT: '8000'}}\n"
+            "  C: {command: 'c --fd $(socket.Api.fd)'}\n"
+            "  D: {command: d, sockets: [Ctl]}\n"
+            "sockets:\n"
+            "  Web: {port: 4080}\n"
+            "  Api: {port: 4090}\n"
+            "  Ctl: {path: /tmp/ctl.sock}\n",
+            NULL, &cfg);
+    assert_int_equal(cfg.port_base, 5000);
+    assert_int_equal(config_service_port(&cfg, &cfg.services[0], &sock), PORT_FROM_BLOCK);
+    assert_int_equal(config_block_port(&cfg.services[0], 0), 5000);
+    assert_int_equal(config_block_port(&cfg.services[0], 1), 5001);
+    assert_int_equal(config_block_port(&cfg.services[0], 99), 5099);
+    assert_int_equal(config_block_port(&cfg.services[0], 100), -1);
+    assert_int_equal(config_service_port(&cfg, &cfg.services[1], &sock), PORT_FROM_SOCKET);
+    assert_string_equal(sock->name, "Web");
+    assert_int_equal(config_service_port(&cfg, &cfg.services[2], &sock), PORT_FROM_ENV);
+    assert_int_equal(config_block_port(&cfg.services[2], 0), 5200); /* kept, though unused */
+    assert_int_equal(config_service_port(&cfg, &cfg.services[3], &sock), PORT_FROM_SOCKET);
+    assert_string_equal(sock->name, "Api");
+    assert_int_equal(config_service_port(&cfg, &cfg.services[4], &sock), PORT_FROM_NONE);
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 0, fx->err, sizeof fx->err), 0);
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 7000, fx->err, sizeof fx->err), 0);
+    assert_int_equal(config_block_port(&cfg.services[0], 1), 7001);
+    assert_int_equal(config_block_port(&cfg.services[2], 0), 7200);
+    config_free(&cfg);
+
+    load_ok(fx, "port_base: 6000\ninstances:\n  A: {command: a}\n", NULL, &cfg);
+    assert_int_equal(config_block_port(&cfg.services[0], 0), 6000);
+    config_free(&cfg);
+}
+
+static void test_error_ports(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  A: {command: a}\n"
+            "  B: {command: b, numprocesses: 3}\n"
+            "sockets:\n"
+            "  Web: {port: 5102}\n",
+            NULL, &cfg);
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 0, fx->err, sizeof fx->err), -1);
+    assert_error(fx->err, format("%s:3:3: instances.B: PORT 5102 of B.2 is the port of sockets.Web (line 5), "
+                                 "which the node holds: a worker that binds $PORT would fail with "
+                                 "\"Address already in use\" (change port_base, or give B an env: PORT)",
+                                 fx->config_path));
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 6000, fx->err, sizeof fx->err), 0);
+    config_free(&cfg);
+
+    load_ok(fx,
+            "instances:\n"
+            "  A:\n"
+            "    command: a\n"
+            "    env: {PORT: 4080}\n"
+            "sockets:\n"
+            "  Web: {port: 4080}\n",
+            NULL, &cfg);
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 0, fx->err, sizeof fx->err), -1);
+    assert_error(fx->err, format("%s:4:17: instances.A.env.PORT: PORT 4080 is the port of sockets.Web (line 6), "
+                                 "which the node holds: a worker that binds $PORT would fail with "
+                                 "\"Address already in use\"", fx->config_path));
+    config_free(&cfg);
+
+    load_ok(fx, "port_base: 65500\ninstances:\n  A: {command: a}\n  B: {command: b}\n", NULL, &cfg);
+    assert_int_equal(config_check_ports(&cfg, fx->config_path, 0, fx->err, sizeof fx->err), -1);
+    assert_error(fx->err, format("%s:1:12: port_base: B's PORT block would start at 65600, past 65535 "
+                                 "(lower port_base, or give B an env: PORT)", fx->config_path));
+    config_free(&cfg);
+    load_fails(fx, "port_base: 0\n", NULL, "1:12: port_base: must be between 1 and 65535, got 0");
 }
 
 static void test_error_top_level_not_a_map(void **state)
@@ -1022,6 +1106,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_everything_else_loaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_blocks_and_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_ports, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
