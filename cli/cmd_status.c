@@ -54,9 +54,13 @@ static void print_table(json_t *status)
            json_is_true(json_object_get(node, "stopping")) ? "  (stopping)" : "");
     size_t k;
     json_t *sock;
-    json_array_foreach(json_object_get(node, "sockets"), k, sock)
+    json_array_foreach(json_object_get(node, "sockets"), k, sock) {
         printf("socket %s on %s\n", json_string_value(json_object_get(sock, "name")),
                json_string_value(json_object_get(sock, "address")));
+        json_t *warning = json_object_get(sock, "warning");
+        if (json_is_string(warning))
+            printf("  warning: %s\n", json_string_value(warning));
+    }
     printf("%-20s %-9s %7s %6s %8s %8s %6s %8s  %s\n", "INSTANCE", "STATE", "PID", "PORT", "RESTARTS", "UPTIME",
            "CPU%", "RSS", "LAST EXIT");
     size_t i;

@@ -84,10 +84,18 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
     msgpack_pack_array(pk, node->sockets.count);
     for (size_t i = 0; i < node->sockets.count; i++) {
         const struct bound_socket *bs = &node->sockets.items[i];
-        msgpack_pack_map(pk, 3);
+        char warning[900];
+        int stalled = supervisor_socket_warning(&node->sup, bs, now, warning, sizeof warning);
+        msgpack_pack_map(pk, 5);
         wire_pack_kv_str(pk, "name", bs->cfg->name);
         wire_pack_kv_str(pk, "address", bs->address);
         wire_pack_kv_int(pk, "port", bs->port);
+        wire_pack_str(pk, "waiting");
+        if (bs->queue.waiting >= 0)
+            msgpack_pack_int(pk, bs->queue.waiting);
+        else
+            msgpack_pack_nil(pk);
+        wire_pack_kv_str(pk, "warning", stalled ? warning : NULL);
     }
 
     wire_pack_str(pk, "services");

@@ -910,6 +910,67 @@ void supervisor_reap(struct supervisor *sup)
 
 /* ---- sampling ---------------------------------------------------------------------- */
 
+int supervisor_socket_warning(const struct supervisor *sup, const struct bound_socket *bs, uint64_t now_ms,
+                              char *buf, size_t cap)
+{
+    char waiting[512];
+    if (!sockets_describe_stall(bs, now_ms, waiting, sizeof waiting)) {
+        buf[0] = '\0';
+        return 0;
+    }
+    /* Who should have taken them: the services passed the socket, and whether any runs. */
+    char takers[256] = "";
+    size_t taker_count = 0;
+    int running = 0, named_alike = 0;
+    for (size_t s = 0; s < sup->service_count; s++) {
+        const struct service *svc = &sup->services[s];
+        size_t k = 0;
+        while (k < svc->socket_count && svc->sockets[k] != bs)
+            k++;
+        if (k == svc->socket_count)
+            continue;
+        snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s", taker_count ? ", " : "",
+                 svc->cfg->name);
+        taker_count++;
+        named_alike = taker_count == 1 && !strcmp(svc->cfg->name, bs->cfg->name);
+        for (size_t i = 0; i < svc->instance_cap; i++)
+            running |= svc->instances[i] && svc->instances[i]->pid;
+    }
+    const char *name = bs->cfg->name;
+    if (taker_count == 0)
+        snprintf(buf, cap, "%s: %s: no service takes the socket (name a service %s, list it in `sockets:` "
+                 "or use $(socket.%s.fd))", name, waiting, name, name);
+    else if (!running)
+        snprintf(buf, cap, "%s: %s: no worker of %s is running", name, waiting, takers);
+    else if (named_alike)
+        snprintf(buf, cap, "%s: %s: do the workers use the socket?", name, waiting);
+    else
+        snprintf(buf, cap, "%s: %s: do the workers of %s use the socket?", name, waiting, takers);
+    return 1;
+}
+
+/* Says once when connections start waiting on a socket with nobody accepting, and once
+ * when they move again. */
+static void supervisor_watch_sockets(struct supervisor *sup, uint64_t now)
+{
+    for (size_t i = 0; sup->sockets && i < sup->sockets->count && !sup->stopping; i++) {
+        struct bound_socket *bs = &sup->sockets->items[i];
+        char text[900];
+        switch (sockets_sample_queue(bs, now)) {
+        case SOCKET_QUEUE_STALLED:
+            supervisor_socket_warning(sup, bs, now, text, sizeof text);
+            node_line(sup, LOG_LEVEL_WARNING, "%s", text);
+            break;
+        case SOCKET_QUEUE_MOVING:
+            node_line(sup, LOG_LEVEL_INFO, "%s: connections on %s are being accepted again", bs->cfg->name,
+                      bs->address);
+            break;
+        case SOCKET_QUEUE_NO_CHANGE:
+            break;
+        }
+    }
+}
+
 static void supervisor_on_sample(uv_timer_t *timer)
 {
     struct supervisor *sup = timer->data;
@@ -922,12 +983,13 @@ static void supervisor_on_sample(uv_timer_t *timer)
                 procstat_sample(&inst->stat, inst->pid, now);
         }
     }
+    supervisor_watch_sockets(sup, now);
 }
 
 /* ---- public ------------------------------------------------------------------------ */
 
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
-                    const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
+                    struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
                     const char *endpoint, const char *run_dir, const char *notify_dir,
                     char *err, size_t errlen)
 {
@@ -937,6 +999,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->guardian = guardian;
     sup->endpoint = endpoint;
     sup->run_dir = run_dir;
+    sup->sockets = sockets;
     sup->node_pid = getpid();
     sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (sup->devnull_fd < 0) {

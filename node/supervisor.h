@@ -101,7 +101,8 @@ struct supervisor {
     struct service *services;
     size_t service_count;
     int stopping;                   /* the node is shutting down */
-    uv_timer_t sample_timer;        /* /proc sampling */
+    uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
+    struct socket_set *sockets;     /* the node's; their accept queues are watched */
     int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
     uv_poll_t notify_poll;
     char notify_path[PATH_MAX];
@@ -115,7 +116,7 @@ struct supervisor {
 
 /* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
-                    const struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
+                    struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
                     const char *endpoint, const char *run_dir, const char *notify_dir,
                     char *err, size_t errlen);
 /* Starts every configured instance. */
@@ -134,6 +135,11 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
 int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen);
 
 struct service *supervisor_find_service(struct supervisor *sup, const char *name);
+/* While connections wait on `bs` with nobody accepting (sockets.h), the line the node says:
+ * "Web: 12 connections waiting on 127.0.0.1:4080, none accepted for 5 s: do the workers use
+ * the socket?". Returns 1 with buf set, or 0 with buf "". */
+int supervisor_socket_warning(const struct supervisor *sup, const struct bound_socket *bs, uint64_t now_ms,
+                              char *buf, size_t cap);
 const char *instance_state_name(enum instance_state state);
 /* Closes every handle; the supervisor's memory is freed when the loop has run the closes. */
 void supervisor_close(struct supervisor *sup);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,7 @@ static int bind_unix(struct bound_socket *bs, const char *path, char *err, size_
     bs->fd = fd;
     bs->family = AF_UNIX;
     bs->port = -1;
+    bs->queue.waiting = -1;
     snprintf(bs->address, sizeof bs->address, "unix:%s", path);
     return 0;
 }
@@ -364,4 +366,49 @@ char *sockets_expand_command(const char *command, const struct bound_socket *con
     fputs(ctx.copied_to, out);
     fclose(out);
     return buf;
+}
+
+enum socket_queue_event socket_queue_update(struct socket_queue *q, int waiting, uint64_t now_ms)
+{
+    int before = q->waiting;
+    q->waiting = waiting;
+    int was_stalled = q->stalled;
+    if (waiting > 0 && before > 0 && waiting >= before) {
+        if (!q->stalled && now_ms - q->waiting_since_ms >= SOCKETS_STALL_MS) {
+            q->stalled = 1;
+            return SOCKET_QUEUE_STALLED;
+        }
+        return SOCKET_QUEUE_NO_CHANGE;
+    }
+    /* Empty, or shorter than before: a worker took connections. A new run starts. */
+    q->waiting_since_ms = now_ms;
+    q->stalled = 0;
+    return was_stalled ? SOCKET_QUEUE_MOVING : SOCKET_QUEUE_NO_CHANGE;
+}
+
+enum socket_queue_event sockets_sample_queue(struct bound_socket *bs, uint64_t now_ms)
+{
+    if (bs->family == AF_UNIX || bs->fd < 0) {
+        bs->queue.waiting = -1;
+        return SOCKET_QUEUE_NO_CHANGE;
+    }
+    /* On a listening socket Linux reports the accept queue's length in tcpi_unacked
+     * (and its limit in tcpi_sacked). */
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    memset(&info, 0, sizeof info);
+    if (getsockopt(bs->fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+        return SOCKET_QUEUE_NO_CHANGE;
+    return socket_queue_update(&bs->queue, (int)info.tcpi_unacked, now_ms);
+}
+
+int sockets_describe_stall(const struct bound_socket *bs, uint64_t now_ms, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!bs->queue.stalled)
+        return 0;
+    snprintf(buf, cap, "%d connection%s waiting on %s, none accepted for %llu s", bs->queue.waiting,
+             bs->queue.waiting == 1 ? "" : "s", bs->address,
+             (unsigned long long)((now_ms - bs->queue.waiting_since_ms) / 1000));
+    return 1;
 }

@@ -5,8 +5,27 @@
 #define DEVNODE_SOCKETS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "node/config.h"
+
+/* How long connections may wait in an accept queue that never shrinks before the node says
+ * that nobody takes them. */
+#define SOCKETS_STALL_MS 5000
+
+/* A TCP socket's accept queue as sampled by the node: a run of samples in which it is
+ * non-empty and never shrinks means no worker accepted (a shrink is an accept). */
+struct socket_queue {
+    int waiting;                /* connections the kernel holds for accept(); -1 unknown (unix) */
+    uint64_t waiting_since_ms;  /* first sample of the current run; meaningful while waiting > 0 */
+    int stalled;                /* the run passed SOCKETS_STALL_MS (and was reported) */
+};
+
+enum socket_queue_event {
+    SOCKET_QUEUE_NO_CHANGE,
+    SOCKET_QUEUE_STALLED,  /* just passed SOCKETS_STALL_MS: say so once */
+    SOCKET_QUEUE_MOVING,   /* was stalled; a worker accepted or the queue drained */
+};
 
 struct bound_socket {
     const struct config_socket *cfg;
@@ -15,6 +34,7 @@ struct bound_socket {
     int family;          /* AF_INET, AF_INET6 or AF_UNIX */
     int port;            /* the bound port (a real one when the config said 0); -1 for unix */
     char address[320];   /* "127.0.0.1:4080", "[::1]:4080" or "unix:/path" */
+    struct socket_queue queue;
 };
 
 struct socket_set {
@@ -40,5 +60,14 @@ int sockets_for_service(const struct socket_set *set, const struct config_servic
 /* The command with $(socket.NAME.fd) and $(socket.NAME.port) replaced, given the sockets
  * passed (as returned above). Caller frees. */
 char *sockets_expand_command(const char *command, const struct bound_socket *const *passed, size_t count);
+
+/* One sample of the queue length (the rule above, without the kernel: unit-tested). */
+enum socket_queue_event socket_queue_update(struct socket_queue *q, int waiting, uint64_t now_ms);
+/* Reads bs's accept queue (TCP_INFO) and feeds it to socket_queue_update. Unix sockets are
+ * not sampled (their queue stays -1). */
+enum socket_queue_event sockets_sample_queue(struct bound_socket *bs, uint64_t now_ms);
+/* "12 connections waiting on 127.0.0.1:4080, none accepted for 5 s" while stalled; returns 0
+ * and leaves buf "" otherwise. */
+int sockets_describe_stall(const struct bound_socket *bs, uint64_t now_ms, char *buf, size_t cap);
 
 #endif

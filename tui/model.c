@@ -142,6 +142,35 @@ static void parse_instance(const msgpack_object *o, struct model_instance *inst)
         get_str(last, "signal", inst->exit_signal, sizeof inst->exit_signal);
     }
     get_str(o, "failure", inst->failure, sizeof inst->failure);
+    int64_t port;
+    if (wire_get_int(o, "port", &port) == 0)
+        snprintf(inst->port, sizeof inst->port, "%lld", (long long)port);
+    else
+        get_str(o, "port", inst->port, sizeof inst->port);
+}
+
+/* The warning of the first socket of service `s` (a status entry) that has one. */
+static void service_socket_warning(const msgpack_object *node, const msgpack_object *s, char *out, size_t cap)
+{
+    const msgpack_object *mine = wire_map_get(s, "sockets");
+    const msgpack_object *all = wire_map_get(node, "sockets");
+    out[0] = '\0';
+    if (!mine || mine->type != MSGPACK_OBJECT_ARRAY || !all || all->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    for (size_t i = 0; i < all->via.array.size && !out[0]; i++) {
+        const msgpack_object *sock = &all->via.array.ptr[i];
+        const msgpack_object *name = sock->type == MSGPACK_OBJECT_MAP ? wire_map_get(sock, "name") : NULL;
+        if (!name || name->type != MSGPACK_OBJECT_STR)
+            continue;
+        for (size_t k = 0; k < mine->via.array.size; k++) {
+            const msgpack_object *n = &mine->via.array.ptr[k];
+            if (n->type == MSGPACK_OBJECT_STR && n->via.str.size == name->via.str.size &&
+                memcmp(n->via.str.ptr, name->via.str.ptr, n->via.str.size) == 0) {
+                get_str(sock, "warning", out, cap);
+                break;
+            }
+        }
+    }
 }
 
 static const struct model_service *find_service(const struct model *m, const char *name, size_t len)
@@ -196,6 +225,7 @@ int model_apply_status(struct model *m, const msgpack_object *body)
         svc->running = get_int(s, "running", 0);
         const msgpack_object *socks = wire_map_get(s, "sockets");
         svc->has_socket = socks && socks->type == MSGPACK_OBJECT_ARRAY && socks->via.array.size > 0;
+        service_socket_warning(node, s, svc->warning, sizeof svc->warning);
         const msgpack_object *insts = wire_map_get(s, "instances");
         if (insts && insts->type == MSGPACK_OBJECT_ARRAY) {
             svc->cap = insts->via.array.size;

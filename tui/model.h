@@ -44,6 +44,7 @@ struct model_instance {
     int exit_code;             /* -1 when it was a signal */
     char exit_signal[16];      /* "TERM", "" when it exited with a code */
     char failure[160];         /* why it cannot run; "" */
+    char port[16];             /* its PORT, "" when none */
 };
 
 struct model_service {
@@ -51,6 +52,7 @@ struct model_service {
     int desired;               /* instances asked for (scale) */
     int running;               /* instances whose process is up */
     int has_socket;            /* restarts are rolling */
+    char warning[256];         /* a socket of it has connections nobody accepts; "" */
     struct model_instance *instances;  /* by index */
     size_t count, cap;
     int expanded;              /* the table shows its instances */

@@ -1,5 +1,6 @@
 /* view_table: the header line and the process table. Columns shrink and drop from the right
- * so 80 columns still show name, state, counts, pid, restarts, uptime, CPU and RSS. */
+ * so 80 columns still show name, state, counts, pid, restarts, uptime, CPU and RSS (PORT and
+ * LAST EXIT when there is room). */
 #include <stdio.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ void view_header(WINDOW *w, struct view_rect r, const struct model *m, const str
 
 /* Column widths for a table of width w. */
 struct cols {
-    int name, state, run, pid, restarts, uptime, cpu, rss, last;
+    int name, state, run, pid, port, restarts, uptime, cpu, rss, last;
 };
 
 static void layout_cols(struct cols *c, int width, const struct model *m)
@@ -78,6 +79,8 @@ static void layout_cols(struct cols *c, int width, const struct model *m)
     c->cpu = 7;
     c->rss = 8;
     int fixed = 2 + c->name + c->state + c->run + c->pid + c->restarts + c->uptime + c->cpu + c->rss;
+    c->port = width - fixed - 2 >= 7 + 20 ? 7 : 0; /* only when LAST EXIT keeps 20 columns */
+    fixed += c->port;
     c->last = width - fixed - 2;
     if (c->last < 6) {
         c->last = 0; /* no room: drop LAST EXIT, then the widest spacing */
@@ -139,8 +142,8 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
     char buf[256];
     int x = x0;
     if (row_attr != A_NORMAL)
-        view_fill(w, y, x0, 2 + c->name + c->state + c->run + c->pid + c->restarts + c->uptime + c->cpu + c->rss +
-                                (c->last ? c->last + 1 : 0), row_attr);
+        view_fill(w, y, x0, 2 + c->name + c->state + c->run + c->pid + c->port + c->restarts + c->uptime + c->cpu +
+                                c->rss + (c->last ? c->last + 1 : 0), row_attr);
     if (ii < 0) {
         enum model_state state;
         long long restarts, rss;
@@ -164,7 +167,11 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
         x += put_right(w, y, x, c->cpu, buf, row_attr);
         view_format_kib(buf, sizeof buf, rss);
         x += put_right(w, y, x, c->rss, buf, row_attr);
-        if (c->last && s->has_socket)
+        if (c->port)
+            x += put_right(w, y, x, c->port, "", row_attr);
+        if (c->last && s->warning[0])
+            view_puts(w, y, x + 1, c->last, s->warning, row_attr | st->warning);
+        else if (c->last && s->has_socket)
             view_puts(w, y, x + 1, c->last, "(socket: rolling restarts)", row_attr | st->dim);
         return;
     }
@@ -189,6 +196,8 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
     x += put_right(w, y, x, c->cpu, inst->pid ? buf : "-", row_attr);
     view_format_kib(buf, sizeof buf, inst->rss_kib);
     x += put_right(w, y, x, c->rss, buf, row_attr);
+    if (c->port)
+        x += put_right(w, y, x, c->port, inst->port[0] ? inst->port : "-", row_attr);
     if (c->last) {
         format_last(buf, sizeof buf, inst);
         attr_t a = inst->failure[0] ? st->error : (inst->has_exit && (inst->exit_signal[0] || inst->exit_code))
@@ -217,6 +226,8 @@ void view_table(WINDOW *w, struct view_rect r, struct model *m, const struct vie
     x += put_right(w, r.y, x, c.uptime, "UP", ta);
     x += put_right(w, r.y, x, c.cpu, "CPU%", ta);
     x += put_right(w, r.y, x, c.rss, "RSS", ta);
+    if (c.port)
+        x += put_right(w, r.y, x, c.port, "PORT", ta);
     if (c.last)
         x += 1 + view_puts(w, r.y, x + 1, c.last, "LAST EXIT", ta);
 

@@ -2,11 +2,14 @@
 (issue 15, item 3). Services without sockets get foreman's PORT: a block of 100 per service
 from port_base (5000), +1 per instance; a service with sockets gets its first TCP socket's
 port; an `env: PORT` of the user wins. The workers here only print what they were given."""
-import json
+import http.client
+import re
 import socket
 import subprocess
+import threading
+import time
 
-from conftest import DEVNODE, ROOT, marked_pids, wait_for
+from conftest import DEVNODE, PYTHON, ROOT, marked_pids, wait_for
 
 PRINTS_PORT = 'echo "port=$PORT"; exec sleep 1000'
 
@@ -134,3 +137,131 @@ sockets:
     assert r.stderr == (f"devnode: {project.config_path}:4:21: instances.A.env.PORT: PORT 5101 is the port of "
                         "sockets.Web (line 6), which the node holds: a worker that binds $PORT would fail with "
                         "\"Address already in use\"\n")
+
+
+# ---------------------------------------------------------------- a shared socket nobody takes
+
+# Holds the socket (fd 3) without accepting until a file `go` appears, then accepts everything.
+LATE_ACCEPTOR = """
+import os, socket, time
+listener = socket.socket(fileno=3)
+while not os.path.exists("go"):
+    time.sleep(0.05)
+while True:
+    conn, _ = listener.accept()
+    conn.close()
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def socket_status(node, name):
+    return next(s for s in node.status()["node"]["sockets"] if s["name"] == name)
+
+
+def test_connections_nobody_accepts_are_reported_once_until_they_move(project):
+    port = free_port()
+    node = project.write(f"""
+instances:
+    Web:
+        command: {PYTHON} late_acceptor.py
+        numprocesses: 2
+sockets:
+    Web: {{port: {port}}}
+""", {"late_acceptor.py": LATE_ACCEPTOR}).up()
+    node.wait_running("Web", 2)
+    assert socket_status(node, "Web")["warning"] is None
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(12)]
+    try:
+        want = (f"Web: 12 connections waiting on 127.0.0.1:{port}, none accepted for 5 s: "
+                "do the workers use the socket?")
+        line = node.wait_node_line(re.escape(want), timeout=20)
+        assert line["level"] == "warning"
+        sock = wait_for(lambda: (lambda s: s if s["warning"] and "for 7 s" in s["warning"] else None)(
+            socket_status(node, "Web")), 10, "the warning to have lasted 7 s")
+        assert sock["waiting"] == 12
+        assert sock["warning"] == want.replace("for 5 s", "for 7 s")
+        text = node.cli("status", check=True).stdout
+        assert f"socket Web on 127.0.0.1:{port}\n  warning: Web: 12 connections waiting on 127.0.0.1:{port}, " \
+               "none accepted for " in text, text
+        assert len(node.node_lines("none accepted")) == 1, "said once, not per sample"
+
+        (project.dir / "go").touch()
+        node.wait_node_line(re.escape(f"Web: connections on 127.0.0.1:{port} are being accepted again"),
+                            timeout=10, after_seq=line["seq"])
+        sock = socket_status(node, "Web")
+        assert (sock["waiting"], sock["warning"]) == (0, None)
+        assert "warning:" not in node.cli("status", check=True).stdout
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_socket_no_service_takes_says_so(project):
+    port = free_port()
+    node = project.write(f"""
+instances:
+    Worker:
+        command: exec sleep 1000
+sockets:
+    Spare: {{port: {port}}}
+""").up()
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        node.wait_node_line(re.escape(
+            f"Spare: 3 connections waiting on 127.0.0.1:{port}, none accepted for 5 s: no service takes the "
+            "socket (name a service Spare, list it in `sockets:` or use $(socket.Spare.fd))"), timeout=20)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_busy_web_service_is_not_reported(project):
+    port = free_port()
+    node = project.write(f"""
+instances:
+    Web:
+        command: {ROOT / "build" / "examples" / "web"}
+        numprocesses: 2
+sockets:
+    Web: {{port: {port}}}
+""").up()
+    node.wait_running("Web", 2)
+    # Eight seconds of load: more than the 5 s a stalled queue needs to be reported.
+    done = load(port, threads=8, seconds=8)
+    assert done["ok"] > 100 and not done["failures"], done
+    assert node.node_lines("none accepted") == []
+    assert socket_status(node, "Web")["warning"] is None
+
+
+def load(port, threads, seconds):
+    """Requests on fresh connections from `threads` clients for `seconds`."""
+    deadline = time.monotonic() + seconds
+    result = {"ok": 0, "failures": []}
+    lock = threading.Lock()
+
+    def run():
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/pid", headers={"Connection": "close"})
+                status = conn.getresponse().status
+                conn.close()
+                with lock:
+                    if status == 200:
+                        result["ok"] += 1
+                    else:
+                        result["failures"].append(status)
+            except OSError as exc:
+                with lock:
+                    result["failures"].append(repr(exc))
+    workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 10)
+    return result

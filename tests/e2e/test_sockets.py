@@ -117,7 +117,8 @@ def test_two_workers_share_one_port_and_both_serve(project):
         assert env["LYMPH_SHARED_SOCKET_FDS"] == f'{{"{port}": 3}}'
         assert env["PORT"] == str(port)
     status = node.status()
-    assert status["node"]["sockets"] == [{"name": "Web", "address": f"127.0.0.1:{port}", "port": port}]
+    assert status["node"]["sockets"] == [{"name": "Web", "address": f"127.0.0.1:{port}", "port": port,
+                                          "waiting": 0, "warning": None}]
     assert node.service("Web", status)["sockets"] == ["Web"]
 
 

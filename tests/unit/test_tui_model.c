@@ -92,7 +92,7 @@ static void pack_status(struct wire_body *b, const struct status_svc *svcs, size
     msgpack_pack_map(pk, 3);
     wire_pack_kv_int(pk, "id", 1);
     wire_pack_str(pk, "node");
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     wire_pack_kv_int(pk, "pid", 4242);
     wire_pack_kv_str(pk, "endpoint", "ipc:///tmp/x/.devnode/node.sock");
     wire_pack_kv_str(pk, "config", "/tmp/x/.lymph.yml");
@@ -100,6 +100,14 @@ static void pack_status(struct wire_body *b, const struct status_svc *svcs, size
     wire_pack_kv_double(pk, "cpu_percent", 1.5);
     wire_pack_kv_int(pk, "rss_kib", 7000);
     wire_pack_kv_bool(pk, "stopping", 0);
+    wire_pack_str(pk, "sockets"); /* "web" (the services' socket) has connections nobody takes */
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_map(pk, 2);
+    wire_pack_kv_str(pk, "name", "api");
+    wire_pack_kv_str(pk, "warning", NULL);
+    msgpack_pack_map(pk, 2);
+    wire_pack_kv_str(pk, "name", "web");
+    wire_pack_kv_str(pk, "warning", "web: 3 connections waiting on 127.0.0.1:4080, none accepted for 5 s");
     wire_pack_str(pk, "services");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -115,8 +123,12 @@ static void pack_status(struct wire_body *b, const struct status_svc *svcs, size
         msgpack_pack_array(pk, svcs[i].count);
         for (size_t k = 0; k < svcs[i].count; k++) {
             const struct status_inst *in = &svcs[i].insts[k];
-            msgpack_pack_map(pk, 9);
+            msgpack_pack_map(pk, 10);
             wire_pack_kv_int(pk, "index", in->index);
+            if (in->index == 2)
+                wire_pack_kv_str(pk, "port", "http");
+            else
+                wire_pack_kv_int(pk, "port", 5000 + in->index);
             wire_pack_kv_str(pk, "state", in->state);
             wire_pack_kv_int(pk, "pid", in->pid);
             wire_pack_kv_int(pk, "restarts", in->restarts);
@@ -192,6 +204,10 @@ static void test_status_fills_services_and_instances(void **state)
     assert_string_equal(m.services[1].instances[1].failure, "command not found");
     assert_string_equal(m.services[1].instances[2].exit_signal, "KILL");
     assert_int_equal(m.services[1].instances[2].exit_code, -1);
+    assert_string_equal(m.services[0].warning, "web: 3 connections waiting on 127.0.0.1:4080, none accepted for 5 s");
+    assert_string_equal(m.services[1].warning, "");
+    assert_string_equal(m.services[1].instances[1].port, "5001");
+    assert_string_equal(m.services[1].instances[2].port, "http");
     size_t inst, running, starting, failing;
     model_totals(&m, &inst, &running, &starting, &failing);
     assert_int_equal(inst, 5);
