@@ -1,5 +1,6 @@
-/* shellcmd: a conservative scan of shell syntax. When in doubt it answers "not simple":
- * a command that forks once more still works, a wrongly exec'd one would not. */
+/* shellcmd: a conservative scan of shell syntax. When in doubt it answers "no exec": a
+ * command that forks once more still runs, a wrongly exec'd one would not (the steps after
+ * it would never run). */
 #include "node/shellcmd.h"
 
 #include <ctype.h>
@@ -16,73 +17,210 @@ static const char *const not_execable[] = {
     "jobs", "fg", "bg", "pwd", "select", "function", "time", NULL,
 };
 
-int shellcmd_is_simple(const char *command)
+/* First words that make a chain more than a list of commands: control structures (their
+ * parts would be split at `;`), and trap and exec, whose meaning an inserted exec changes. */
+static const char *const not_in_chain[] = {
+    "if", "then", "else", "elif", "fi", "for", "in", "do", "done", "while", "until", "case",
+    "esac", "select", "function", "{", "}", "!", "trap", "exec", NULL,
+};
+
+#define SHELLCMD_MAX_STEPS 64
+
+/* One command of an `A && B; C` chain: [start, end) of the text. */
+struct step {
+    size_t start, end;
+};
+
+static int in_list(const char *const *list, const char *word, size_t len)
 {
-    const char *p = command;
-    while (*p && isspace((unsigned char)*p))
-        p++;
-    if (!*p)
-        return 0;
+    for (const char *const *w = list; *w; w++)
+        if (strlen(*w) == len && memcmp(*w, word, len) == 0)
+            return 1;
+    return 0;
+}
 
-    /* The first word, unquoted: a builtin, keyword or VAR=value assignment is not simple. */
-    char first[64];
-    size_t n = 0;
-    while (p[n] && !isspace((unsigned char)p[n]) && n < sizeof first - 1) {
-        first[n] = p[n];
-        n++;
-    }
-    first[n] = '\0';
-    if (strchr(first, '=') || strchr(first, '\'') || strchr(first, '"') || strchr(first, '\\') ||
-        strchr(first, '$') || strchr(first, '`'))
-        return 0;
-    for (const char *const *w = not_execable; *w; w++)
-        if (strcmp(first, *w) == 0)
-            return 0;
+static int add_step(const char *s, struct step *steps, int *n, size_t start, size_t end)
+{
+    while (start < end && isspace((unsigned char)s[start]))
+        start++;
+    if (start == end || *n == SHELLCMD_MAX_STEPS)
+        return -1; /* `a;;`, `&& b`, a trailing `;`: not a plain chain */
+    steps[(*n)++] = (struct step){start, end};
+    return 0;
+}
 
-    /* Any unquoted control operator, subshell, substitution or background job: not simple. */
+/* Splits the command at unquoted && and ; into steps. Returns the count, or -1 for any other
+ * shell control: |, ||, a background &, ( ), `...`, $( ), { }, #, a newline, an empty step or
+ * an unterminated quote. Redirections (`2>&1`, `<&0`) are part of a step. */
+static int split_chain(const char *s, struct step *steps)
+{
+    int n = 0;
+    size_t start = 0, i;
     char quote = 0;
-    for (const char *c = p; *c; c++) {
+    int after_redirect = 0; /* the previous character was an unquoted > or < */
+    for (i = 0; s[i]; i++) {
+        char c = s[i];
         if (quote == '\'') {
-            if (*c == '\'')
+            if (c == '\'')
                 quote = 0;
             continue;
         }
-        if (*c == '\\') {
-            if (!c[1])
-                return 0;
-            c++;
+        if (c == '\\') {
+            if (!s[i + 1] || s[i + 1] == '\n')
+                return -1;
+            i++;
+            after_redirect = 0;
+            continue;
+        }
+        if (c == '`' || (c == '$' && s[i + 1] == '('))
+            return -1;
+        if (c == '$' && s[i + 1] == '{') {
+            /* ${VAR} or ${VAR:-word}; anything that nests is left alone */
+            size_t j = i + 2;
+            while (s[j] && s[j] != '}') {
+                if (strchr("`$()'\"\\{\n", s[j]))
+                    return -1;
+                j++;
+            }
+            if (!s[j])
+                return -1;
+            i = j;
+            after_redirect = 0;
             continue;
         }
         if (quote == '"') {
-            if (*c == '"')
+            if (c == '"')
                 quote = 0;
-            else if (*c == '`' || (*c == '$' && c[1] == '('))
-                return 0;
             continue;
         }
-        switch (*c) {
+        int redirect = 0;
+        switch (c) {
         case '\'':
         case '"':
-            quote = *c;
+            quote = c;
             break;
-        case ';': case '&': case '|': case '(': case ')': case '`': case '\n': case '#':
-        case '{': case '}':
-            return 0;
-        case '$':
-            if (c[1] == '(')
-                return 0;
+        case '&':
+            if (s[i + 1] == '&') {
+                if (add_step(s, steps, &n, start, i) < 0)
+                    return -1;
+                i++;
+                start = i + 1;
+            } else if (!after_redirect) {
+                return -1; /* a background job, or bash's &> */
+            }
             break;
+        case ';':
+            if (s[i + 1] == ';' || add_step(s, steps, &n, start, i) < 0)
+                return -1;
+            start = i + 1;
+            break;
+        case '>':
+        case '<':
+            redirect = 1;
+            break;
+        case '|': case '(': case ')': case '\n': case '#': case '{': case '}':
+            return -1;
         default:
             break;
         }
+        after_redirect = redirect;
     }
-    return quote == 0;
+    if (quote || add_step(s, steps, &n, start, i) < 0)
+        return -1;
+    return n;
+}
+
+/* The end of the word starting at `i` (quotes already checked to be closed). */
+static size_t word_end(const char *s, size_t i, size_t end)
+{
+    char quote = 0;
+    for (; i < end; i++) {
+        char c = s[i];
+        if (quote) {
+            if (c == quote)
+                quote = 0;
+            else if (quote == '"' && c == '\\')
+                i++;
+            continue;
+        }
+        if (c == '\\')
+            i++;
+        else if (c == '\'' || c == '"')
+            quote = c;
+        else if (isspace((unsigned char)c))
+            break;
+    }
+    return i < end ? i : end;
+}
+
+static size_t skip_space(const char *s, size_t i, size_t end)
+{
+    while (i < end && isspace((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+static int is_assignment(const char *w, size_t len)
+{
+    if (len == 0 || !(isalpha((unsigned char)w[0]) || w[0] == '_'))
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if (w[i] == '=')
+            return 1;
+        if (!(isalnum((unsigned char)w[i]) || w[i] == '_'))
+            return 0;
+    }
+    return 0;
+}
+
+long shellcmd_exec_offset(const char *command)
+{
+    struct step steps[SHELLCMD_MAX_STEPS];
+    int n = split_chain(command, steps);
+    if (n < 1)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        size_t w = steps[k].start;
+        size_t we = word_end(command, w, steps[k].end);
+        if (in_list(not_in_chain, command + w, we - w))
+            return -1;
+    }
+    /* The last step: leading VAR=value words stay before exec (the shell exports them to
+     * what it execs), then the program, a plain word the shell can exec. */
+    const struct step *last = &steps[n - 1];
+    size_t w = last->start;
+    for (;;) {
+        if (w >= last->end)
+            return -1; /* assignments only */
+        size_t we = word_end(command, w, last->end);
+        if (!is_assignment(command + w, we - w)) {
+            for (size_t i = w; i < we; i++)
+                if (strchr("'\"\\$`=<>&", command[i]))
+                    return -1;
+            if (in_list(not_execable, command + w, we - w))
+                return -1;
+            return (long)w;
+        }
+        w = skip_space(command, we, last->end);
+    }
+}
+
+int shellcmd_is_simple(const char *command)
+{
+    long at = shellcmd_exec_offset(command);
+    if (at < 0)
+        return 0;
+    struct step steps[SHELLCMD_MAX_STEPS];
+    return split_chain(command, steps) == 1 && (size_t)at == steps[0].start;
 }
 
 char *shellcmd_for_sh(const char *command)
 {
+    long at = shellcmd_exec_offset(command);
     char *out;
-    if (asprintf(&out, shellcmd_is_simple(command) ? "exec %s" : "%s", command) < 0)
+    int rc = at < 0 ? asprintf(&out, "%s", command)
+                    : asprintf(&out, "%.*sexec %s", (int)at, command, command + at);
+    if (rc < 0)
         abort();
     return out;
 }

@@ -1,13 +1,19 @@
 /* shellcmd: decides how a configured command is handed to /bin/sh -c. Debian's dash forks
- * for `sh -c 'cmd args'` instead of replacing itself, so a simple command gets an `exec`
- * prefix: the pid the node supervises is then the worker's, and signals reach it directly.
- * Anything with shell control (&&, ;, |, subshells, builtins like cd) is left as written. */
+ * for `sh -c 'cmd args'` instead of replacing itself, so the command's last step gets an
+ * `exec`: the pid the node supervises is then the server's, LISTEN_PID names it, and signals
+ * reach it directly. That holds for one simple command and for an `A && B; C` chain ending in
+ * one (`cd app && exec gunicorn app:app`); anything else (pipes, ||, &, subshells, control
+ * keywords) is left as written. */
 #ifndef DEVNODE_SHELLCMD_H
 #define DEVNODE_SHELLCMD_H
 
+/* The offset in `command` where `exec ` goes so that the shell's last step replaces the
+ * shell, or -1 when the command has no such step. */
+long shellcmd_exec_offset(const char *command);
 /* 1 when `command` is a single simple command that may be prefixed with exec. */
 int shellcmd_is_simple(const char *command);
-/* The string to pass to sh -c: "exec COMMAND" or a copy of COMMAND. Caller frees. */
+/* The string to pass to sh -c: COMMAND with `exec ` inserted at shellcmd_exec_offset, or a
+ * copy of COMMAND. Caller frees. */
 char *shellcmd_for_sh(const char *command);
 
 #endif

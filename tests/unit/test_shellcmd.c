@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "node/shellcmd.h"
@@ -58,9 +59,85 @@ static void test_shell_constructs_are_left_alone(void **state)
         if (shellcmd_is_simple(complex[i]))
             fail_msg("expected not simple: %s", complex[i]);
     }
-    char *copy = shellcmd_for_sh("cd x && ./run");
-    assert_string_equal(copy, "cd x && ./run");
+    char *copy = shellcmd_for_sh("cd x | ./run");
+    assert_string_equal(copy, "cd x | ./run");
     free(copy);
+}
+
+/* `cd app && gunicorn app:app`: the last simple command of an && / ; chain is exec'd, so
+ * LISTEN_PID (the shell's pid) is the server's. */
+static void test_chain_ending_in_a_simple_command_execs_its_last_step(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"cd app && gunicorn app:app", "cd app && exec gunicorn app:app"},
+        {"cd app; gunicorn app:app", "cd app; exec gunicorn app:app"},
+        {"cd a && . ./env && export X=1; ./srv --x", "cd a && . ./env && export X=1; exec ./srv --x"},
+        {"cd app&&./srv", "cd app&&exec ./srv"},
+        {"FOO=1 ./run", "FOO=1 exec ./run"},
+        {"cd x && A=1 B='two words' ./srv", "cd x && A=1 B='two words' exec ./srv"},
+        {"cd ${APP_DIR:-app} && ./srv", "cd ${APP_DIR:-app} && exec ./srv"},
+        {"cd app && ./srv 2>&1", "cd app && exec ./srv 2>&1"},
+        {"./srv >log 2>&1 <&0", "exec ./srv >log 2>&1 <&0"},
+        {"cd 'my app' && ./srv \"a;b\"", "cd 'my app' && exec ./srv \"a;b\""},
+        {"  sleep 1", "  exec sleep 1"},
+        {"echo hi; ./srv", "echo hi; exec ./srv"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = shellcmd_for_sh(cases[i][0]);
+        if (strcmp(got, cases[i][1]) != 0)
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i][0], got, cases[i][1]);
+        free(got);
+    }
+}
+
+/* Anything the inserted exec would change, or that ends in no command the shell can exec. */
+static void test_chains_that_cannot_exec_are_left_alone(void **state)
+{
+    (void)state;
+    const char *left[] = {
+        "cd app && gunicorn app:app | tee log",
+        "cd app && ./srv || ./fallback",
+        "./a || ./b",
+        "cd app && ./srv &",
+        "cd app && ./srv & ./other",
+        "./srv &> log",
+        "cd app && (./srv)",
+        "cd app && { ./srv; }",
+        "cd app && ./srv $(cat args)",
+        "cd app && ./srv `cat args`",
+        "cd app && ./srv \"$(cat args)\"",
+        "cd app && ./srv ${X:-$(y)}",
+        "cd app && ./srv;",
+        "cd app;; ./srv",
+        "; ./srv",
+        "&& ./srv",
+        "cd app &&",
+        "cd app\n./srv",
+        "cd app && ./srv # comment",
+        "./a; cd b",
+        "./a && echo done",
+        "./a; wait",
+        "./a && A=1",
+        "if true; then ./a; fi; ./b",
+        "while true; do ./a; done",
+        "for i in 1; do ./a; done",
+        "trap 'echo bye' TERM; ./srv",
+        "exec >log; ./srv",
+        "cd app && exec ./srv",
+        "cd app && \"./my srv\"",
+        "cd app && $SRV",
+        "cd app && >log ./srv",
+        "cd 'app && ./srv",
+        "cd app && ./srv \\",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        if (shellcmd_exec_offset(left[i]) != -1)
+            fail_msg("expected no exec: %s", left[i]);
+        char *got = shellcmd_for_sh(left[i]);
+        assert_string_equal(got, left[i]);
+        free(got);
+    }
 }
 
 int main(void)
@@ -68,6 +145,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_commands_get_exec),
         cmocka_unit_test(test_shell_constructs_are_left_alone),
+        cmocka_unit_test(test_chain_ending_in_a_simple_command_execs_its_last_step),
+        cmocka_unit_test(test_chains_that_cannot_exec_are_left_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
