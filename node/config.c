@@ -1172,6 +1172,43 @@ static bool is_service_key(const char *key)
     return false;
 }
 
+/* 1 when a connect to probe_host reaches a socket listening on listen_host (same port). */
+static bool host_reaches(const char *listen_host, const char *probe_host)
+{
+    static const char *const wildcard[] = {"0.0.0.0", "::", "*", ""};
+    static const char *const loopback[] = {"127.0.0.1", "::1", "localhost"};
+    if (strcmp(listen_host, probe_host) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof wildcard / sizeof wildcard[0]; i++)
+        if (strcmp(listen_host, wildcard[i]) == 0)
+            return true;
+    bool listen_lo = false, probe_lo = false;
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+        listen_lo |= strcmp(listen_host, loopback[i]) == 0;
+        probe_lo |= strcmp(probe_host, loopback[i]) == 0;
+    }
+    /* localhost names either loopback address */
+    return listen_lo && probe_lo && (!strcmp(listen_host, "localhost") || !strcmp(probe_host, "localhost"));
+}
+
+/* The node listens on every socket of `sockets:` before any worker starts, so a readiness
+ * probe of one is answered by the node and passes at once: refuse it. Sockets load first. */
+static int check_ready_tcp(struct loader *ld, const struct ynode *at, const char *key_path,
+                           const struct config_ready *r)
+{
+    for (size_t i = 0; i < ld->cfg->socket_count; i++) {
+        const struct config_socket *sock = &ld->cfg->sockets[i];
+        if (sock->path || sock->port != r->tcp_port || !host_reaches(sock->host, r->tcp_host))
+            continue;
+        return fail(ld, at, key_path,
+                    "port %d is the node's own socket %s: the node accepts on it before any worker runs, "
+                    "so this check always passes; use `ready: notify` or `ready: {log: PATTERN}` "
+                    "for a line the server prints once it serves",
+                    r->tcp_port, sock->name);
+    }
+    return 0;
+}
+
 /* ready: notify | {notify: true} | {log: RE} | {tcp: PORT | "HOST:PORT"} | {delay: 2s},
  * each map form optionally with timeout. */
 static int load_ready(struct loader *ld, const struct ynode *value, const char *key_path,
@@ -1262,6 +1299,8 @@ static int load_ready(struct loader *ld, const struct ynode *value, const char *
             free(text);
             r->tcp_port = (int)port;
             r->kind = READY_TCP;
+            if (check_ready_tcp(ld, v, child, r) < 0)
+                return -1;
         } else if (strcmp(k->text, "delay") == 0) {
             if (value_duration_ms(ld, v, child, &r->delay_ms) < 0)
                 return -1;
