@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "node/config.h"
+#include "sockets/sockets.h"
 
 static const char *restart_name(enum restart_policy p)
 {
@@ -134,6 +135,15 @@ int cmd_check(int argc, char **argv)
         for (size_t i = 0; i < cfg.stream_count; i++)
             printf("  %s  retain_events=%llu\n", cfg.streams[i].pattern,
                    (unsigned long long)cfg.streams[i].retain_events);
+    }
+    int warned = 0;
+    for (size_t i = 0; i < cfg.service_count; i++) {
+        char warning[1024];
+        if (!sockets_listen_pid_warning(&cfg, &cfg.services[i], warning, sizeof warning))
+            continue;
+        if (!warned++)
+            printf("warnings:\n");
+        printf("  %s\n", warning);
     }
     if (cfg.note_count) {
         printf("notes:\n");

@@ -227,7 +227,9 @@ static void env_free(struct env_list *env)
 
 /* The socket-activation variables in every dialect a server may read: systemd's
  * LISTEN_FDS (LISTEN_PID is filled in by spawn with the child's own pid) and lymph's
- * port->fd JSON. PORT is instance_port_env's. */
+ * port->fd JSON. PORT is instance_port_env's. A command that names $(socket.X.fd) has
+ * picked its socket: it gets no LISTEN_* (gunicorn would take fd 3 from both and fail with
+ * EBADF); lymph's JSON stays, a lookup by port that takes nothing twice. */
 static void instance_socket_env(const struct service *svc, struct env_list *env)
 {
     if (svc->socket_count == 0)
@@ -245,9 +247,11 @@ static void instance_socket_env(const struct service *svc, struct env_list *env)
         }
     }
     strncat(lymph, "}", sizeof lymph - strlen(lymph) - 1);
-    env_set(env, "LISTEN_FDS", count);
-    env_set(env, "LISTEN_PID", SPAWN_LISTEN_PID_SLOT + strlen("LISTEN_PID="));
-    env_set(env, "LISTEN_FDNAMES", names);
+    if (!sockets_command_names_fd(svc->cfg->command)) {
+        env_set(env, "LISTEN_FDS", count);
+        env_set(env, "LISTEN_PID", SPAWN_LISTEN_PID_SLOT + strlen("LISTEN_PID="));
+        env_set(env, "LISTEN_FDNAMES", names);
+    }
     env_set(env, "LYMPH_SHARED_SOCKET_FDS", lymph);
 }
 
@@ -995,6 +999,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
 {
     memset(sup, 0, sizeof *sup);
     sup->loop = loop;
+    sup->cfg = cfg;
     sup->hub = hub;
     sup->guardian = guardian;
     sup->endpoint = endpoint;
@@ -1040,6 +1045,9 @@ void supervisor_start_all(struct supervisor *sup)
 {
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
+        char warning[1024];
+        if (sockets_listen_pid_warning(sup->cfg, svc->cfg, warning, sizeof warning))
+            node_line(sup, LOG_LEVEL_WARNING, "%s", warning);
         for (int i = 0; i < svc->desired; i++)
             instance_start(instance_new(sup, svc, i));
     }

@@ -92,6 +92,7 @@ struct service {
 
 struct supervisor {
     uv_loop_t *loop;
+    const struct config *cfg;       /* the loaded config, for the warnings start gives */
     struct loghub *hub;
     struct guardian *guardian;
     const char *endpoint;           /* DEVNODE_ENDPOINT */

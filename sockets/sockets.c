@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "node/shellcmd.h"
+
 /* Finds the inode of a listening TCP socket on `port` in /proc/net/tcp{,6}; 0 if none. */
 static unsigned long listening_inode(int port)
 {
@@ -410,5 +412,74 @@ int sockets_describe_stall(const struct bound_socket *bs, uint64_t now_ms, char 
     snprintf(buf, cap, "%d connection%s waiting on %s, none accepted for %llu s", bs->queue.waiting,
              bs->queue.waiting == 1 ? "" : "s", bs->address,
              (unsigned long long)((now_ms - bs->queue.waiting_since_ms) / 1000));
+    return 1;
+}
+
+static int find_fd_ref(void *ctx, const char *name, size_t name_len, const char *field, size_t field_len,
+                       const char *start, const char *end)
+{
+    (void)name, (void)name_len, (void)start, (void)end;
+    if (field_len == 2 && !memcmp(field, "fd", 2)) {
+        *(int *)ctx = 1;
+        return -1; /* found: stop the walk */
+    }
+    return 0;
+}
+
+int sockets_command_names_fd(const char *command)
+{
+    int found = 0;
+    scan_socket_refs(command, find_fd_ref, &found);
+    return found;
+}
+
+struct first_ref {
+    char name[128]; /* the first socket the command names, "" when none */
+};
+
+static int first_ref(void *ctx, const char *name, size_t name_len, const char *field, size_t field_len,
+                     const char *start, const char *end)
+{
+    (void)field, (void)field_len, (void)start, (void)end;
+    struct first_ref *r = ctx;
+    snprintf(r->name, sizeof r->name, "%.*s", (int)name_len, name);
+    return -1;
+}
+
+int sockets_listen_pid_warning(const struct config *cfg, const struct config_service *svc, char *out,
+                               size_t outlen)
+{
+    /* The socket the workers get first, in sockets_for_service's order. */
+    struct first_ref first = {""};
+    for (size_t i = 0; i < cfg->socket_count && !first.name[0]; i++)
+        if (strcmp(cfg->sockets[i].name, svc->name) == 0)
+            snprintf(first.name, sizeof first.name, "%s", svc->name);
+    if (!first.name[0] && svc->socket_count > 0)
+        snprintf(first.name, sizeof first.name, "%s", svc->sockets[0]);
+    if (!first.name[0])
+        scan_socket_refs(svc->command, first_ref, &first);
+    if (!first.name[0] || sockets_command_names_fd(svc->command))
+        return 0;
+    /* $(socket.X.port) is digits by spawn time: judge the command as the shell will see it. */
+    char *plain = strdup(svc->command);
+    if (!plain)
+        abort();
+    for (char *p = plain; (p = strstr(p, "$(socket."));) {
+        char *close = strchr(p, ')');
+        if (!close)
+            break;
+        memmove(p + 1, close + 1, strlen(close + 1) + 1);
+        *p++ = '0';
+    }
+    long at = shellcmd_exec_offset(plain);
+    free(plain);
+    if (at >= 0)
+        return 0;
+    snprintf(out, outlen,
+             "%s:%d: instances.%s.command: LISTEN_PID will name the shell, not the server: the shell "
+             "cannot exec a command with a pipe, ||, &, a subshell or a control keyword, and servers that "
+             "check LISTEN_PID (gunicorn, sd_listen_fds) then ignore the socket; use `cwd:` instead of "
+             "`cd`, end the command in the server, or pass $(socket.%s.fd)",
+             cfg->path, svc->line, svc->name, first.name);
     return 1;
 }

@@ -70,4 +70,15 @@ enum socket_queue_event sockets_sample_queue(struct bound_socket *bs, uint64_t n
  * and leaves buf "" otherwise. */
 int sockets_describe_stall(const struct bound_socket *bs, uint64_t now_ms, char *buf, size_t cap);
 
+/* 1 when `command` names $(socket.NAME.fd): it has picked its socket itself, so its workers
+ * are not told again by LISTEN_FDS (gunicorn reads both and would take fd 3 twice). */
+int sockets_command_names_fd(const char *command);
+
+/* The warning `check` and `up` give for a service whose workers learn their sockets from
+ * LISTEN_FDS while its command is not one the shell can exec (`a | b`, `a || b`): LISTEN_PID
+ * then names the shell, and servers that check it ignore the sockets. Returns 1 with `out`
+ * filled ("FILE:LINE: instances.NAME.command: ..."), 0 when there is nothing to say. */
+int sockets_listen_pid_warning(const struct config *cfg, const struct config_service *svc, char *out,
+                               size_t outlen);
+
 #endif
