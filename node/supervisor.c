@@ -4,6 +4,7 @@
  * Nothing here blocks: waits are timers, reads are non-blocking. */
 #include "node/supervisor.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ struct output_pipe {
 static void instance_start(struct instance *inst);
 static void instance_mark_ready(struct instance *inst, const char *how);
 static void service_roll_continue(struct supervisor *sup, struct service *svc);
+static void instance_hint_addrinuse(struct instance *inst, const char *text, size_t len);
 
 const char *instance_state_name(enum instance_state state)
 {
@@ -80,6 +82,8 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
     };
     loghub_append_line(lc->sup->hub, &line);
     struct instance *inst = lc->pipe->owner;
+    if (inst && !inst->service->addrinuse_told)
+        instance_hint_addrinuse(inst, text, len);
     if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re) {
         char buf[4096];
         size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
@@ -330,6 +334,41 @@ static void node_line(struct supervisor *sup, enum log_level level, const char *
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     loghub_node_line(sup->hub, sup->node_pid, level, "%s", text);
+}
+
+/* A worker that binds its service's port itself dies with EADDRINUSE: the node holds the
+ * port. Say why once per roll or crash loop (reset by `restart`), naming the socket whose
+ * port the line mentions, else the service's first TCP socket. */
+static void instance_hint_addrinuse(struct instance *inst, const char *text, size_t len)
+{
+    struct service *svc = inst->service;
+    const struct bound_socket *hit = NULL;
+    for (size_t i = 0; i < svc->socket_count && !hit; i++)
+        if (svc->sockets[i]->port >= 0)
+            hit = svc->sockets[i];
+    if (!hit)
+        return;
+    char buf[1024];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    if (!strcasestr(buf, "address already in use") && !strstr(buf, "EADDRINUSE"))
+        return;
+    for (size_t i = 0; i < svc->socket_count; i++) {
+        char port[16];
+        int plen = snprintf(port, sizeof port, "%d", svc->sockets[i]->port);
+        for (const char *p = buf; svc->sockets[i]->port >= 0 && (p = strstr(p, port)); p += plen) {
+            if ((p == buf || !isdigit((unsigned char)p[-1])) && !isdigit((unsigned char)p[plen])) {
+                hit = svc->sockets[i];
+                break;
+            }
+        }
+    }
+    svc->addrinuse_told = 1;
+    node_line(inst->sup, LOG_LEVEL_WARNING,
+              "%s.%d: \"Address already in use\" on %s: the node holds that port; take the socket from "
+              "LISTEN_FDS or $(socket.%s.fd)",
+              svc->cfg->name, inst->index, hit->address, hit->cfg->name);
 }
 
 static int open_output_pipe(int fds[2])
@@ -1190,6 +1229,7 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
                  svc->roll_next);
         return -1;
     }
+    svc->addrinuse_told = 0;
     if (index >= 0) {
         if ((size_t)index >= svc->instance_cap || !svc->instances[index] || index >= svc->desired) {
             snprintf(err, errlen, "%s has no instance %d (it has %d)", service, index, svc->desired);

@@ -88,6 +88,7 @@ struct service {
     int has_ready_re;
     int rolling;                    /* a rolling restart is going through the instances */
     int roll_next;                  /* the next index it replaces */
+    int addrinuse_told;             /* the EADDRINUSE hint was logged since the last restart */
 };
 
 struct supervisor {
