@@ -48,8 +48,8 @@ def get(path, port=None, host="127.0.0.1", unix=None, timeout=5):
 class Load:
     """A bounded HTTP load on a port: `threads` clients, new connection per request."""
 
-    def __init__(self, port, threads=4, seconds=30.0):
-        self.port, self.deadline = port, time.monotonic() + seconds
+    def __init__(self, port, threads=4, seconds=30.0, parse=int):
+        self.port, self.deadline, self.parse = port, time.monotonic() + seconds, parse
         self.ok = 0
         self.failures = []
         self.pids = set()
@@ -64,7 +64,7 @@ class Load:
                 with self.lock:
                     if status == 200:
                         self.ok += 1
-                        self.pids.add(int(body))
+                        self.pids.add(self.parse(body))
                     else:
                         self.failures.append(f"status {status}")
             except Exception as e:  # noqa: BLE001 - every failure counts
