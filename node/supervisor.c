@@ -336,9 +336,30 @@ static void node_line(struct supervisor *sup, enum log_level level, const char *
     loghub_node_line(sup->hub, sup->node_pid, level, "%s", text);
 }
 
+/* The port a message names after `start` (":4080", "', 4080)"): 3 to 5 digits after ':' or
+ * ", ", not followed by ':' or '.' and a digit (so "20:24:13.5" is a time, not ports). 0 when
+ * there is none. */
+static int line_next_port(const char **start)
+{
+    for (const char *p = *start; *p; p++) {
+        const char *d = *p == ':' ? p + 1 : (*p == ',' && p[1] == ' ') ? p + 2 : NULL;
+        if (!d)
+            continue;
+        int port = 0, digits = 0;
+        while (isdigit((unsigned char)d[digits]) && digits < 6)
+            port = port * 10 + (d[digits++] - '0');
+        int more = (d[digits] == ':' || d[digits] == '.') && isdigit((unsigned char)d[digits + 1]);
+        if (digits >= 3 && digits <= 5 && !more && port <= 65535) {
+            *start = d + digits;
+            return port;
+        }
+    }
+    return 0;
+}
+
 /* A worker that binds its service's port itself dies with EADDRINUSE: the node holds the
  * port. Say why once per roll or crash loop (reset by `restart`), naming the socket whose
- * port the line mentions, else the service's first TCP socket. */
+ * port the line names, else, when it names no port, the service's first TCP socket. */
 static void instance_hint_addrinuse(struct instance *inst, const char *text, size_t len)
 {
     struct service *svc = inst->service;
@@ -352,18 +373,24 @@ static void instance_hint_addrinuse(struct instance *inst, const char *text, siz
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     memcpy(buf, text, n);
     buf[n] = '\0';
-    if (!strcasestr(buf, "address already in use") && !strstr(buf, "EADDRINUSE"))
+    /* Python, Go and Node say "address already in use", gunicorn "Connection in use". */
+    if (!strcasestr(buf, "address already in use") && !strstr(buf, "EADDRINUSE") &&
+        !strstr(buf, "Connection in use: "))
         return;
-    for (size_t i = 0; i < svc->socket_count; i++) {
-        char port[16];
-        int plen = snprintf(port, sizeof port, "%d", svc->sockets[i]->port);
-        for (const char *p = buf; svc->sockets[i]->port >= 0 && (p = strstr(p, port)); p += plen) {
-            if ((p == buf || !isdigit((unsigned char)p[-1])) && !isdigit((unsigned char)p[plen])) {
+    int named_other = 0;
+    const char *at = buf;
+    for (int port; (port = line_next_port(&at));) {
+        for (size_t i = 0; i < svc->socket_count; i++) {
+            if (svc->sockets[i]->port == port) {
                 hit = svc->sockets[i];
-                break;
+                goto tell;
             }
         }
+        named_other = 1;
     }
+    if (named_other)
+        return; /* a port of its own, not the node's: not ours to explain */
+tell:
     svc->addrinuse_told = 1;
     node_line(inst->sup, LOG_LEVEL_WARNING,
               "%s.%d: \"Address already in use\" on %s: the node holds that port; take the socket from "

@@ -6,6 +6,7 @@ probe of the node's own port, a worker that binds the port itself."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -169,16 +170,35 @@ BINDS_ITSELF = (f"exec {PYTHON} -c \"import os, socket; s = socket.socket(); "
                 "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()\"")
 
 
+# Fails on a port of its own (held by the test) and says which, as Go and Node do: not the
+# node's doing, so no hint.
+BINDS_ANOTHER = """\
+import socket, sys
+port = int(sys.argv[1])
+try:
+    socket.socket().bind(("127.0.0.1", port))
+except OSError as e:
+    sys.exit(f"listen tcp 127.0.0.1:{port}: {e.strerror}")
+"""
+
+
 def test_a_worker_that_binds_the_port_itself_is_told_why_once(project):
     port = free_port()
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
     project.write(f"""
 instances:
     Web:
         command: {BINDS_ITSELF}
         numprocesses: 2
+    Metrics:
+        command: {PYTHON} binds_another.py {held.getsockname()[1]}
+        sockets: [Api]
 sockets:
     Web: {{port: {port}}}
-""")
+    Api: {{port: 0}}
+""", files={"binds_another.py": BINDS_ANOTHER})
     node = project.up()
     hint = (f'"Address already in use" on 127.0.0.1:{port}: the node holds that port; '
             "take the socket from LISTEN_FDS or $(socket.Web.fd)")
@@ -196,3 +216,8 @@ sockets:
     node.wait_node_line(re.escape(hint), after_seq=seq)
     wait_for(lambda: crashes() >= 8, 30, "more crashes")
     assert len(node.node_lines(re.escape(hint))) == 2
+    other = f"listen tcp 127.0.0.1:{held.getsockname()[1]}: Address already in use"
+    wait_for(lambda: sum(r.get("service") == "Metrics" and r["text"] == other for r in node.records()) >= 2, 15,
+             "Metrics to fail twice on its own port")
+    assert node.node_lines(r"^Metrics\.\d+: \"Address already in use\"") == []
+    held.close()
