@@ -173,36 +173,72 @@ static int is_assignment(const char *w, size_t len)
     return 0;
 }
 
-long shellcmd_exec_offset(const char *command)
+/* The offset of the program word of step `st`, after leading VAR=value words (the shell
+ * exports those to what it execs), or -1 when there is no plain program word there. */
+static long step_program(const char *command, const struct step *st)
 {
-    struct step steps[SHELLCMD_MAX_STEPS];
-    int n = split_chain(command, steps);
-    if (n < 1)
-        return -1;
-    for (int k = 0; k < n; k++) {
-        size_t w = steps[k].start;
-        size_t we = word_end(command, w, steps[k].end);
-        if (in_list(not_in_chain, command + w, we - w))
-            return -1;
-    }
-    /* The last step: leading VAR=value words stay before exec (the shell exports them to
-     * what it execs), then the program, a plain word the shell can exec. */
-    const struct step *last = &steps[n - 1];
-    size_t w = last->start;
+    size_t w = st->start;
     for (;;) {
-        if (w >= last->end)
+        if (w >= st->end)
             return -1; /* assignments only */
-        size_t we = word_end(command, w, last->end);
+        size_t we = word_end(command, w, st->end);
         if (!is_assignment(command + w, we - w)) {
             for (size_t i = w; i < we; i++)
                 if (strchr("'\"\\$`=<>&", command[i]))
                     return -1;
-            if (in_list(not_execable, command + w, we - w))
-                return -1;
             return (long)w;
         }
-        w = skip_space(command, we, last->end);
+        w = skip_space(command, we, st->end);
     }
+}
+
+/* Splits `command` into a chain whose steps before the last are plain commands; returns the
+ * number of steps, or -1. */
+static int plain_chain(const char *command, struct step *steps)
+{
+    int n = split_chain(command, steps);
+    for (int k = 0; k < n - 1; k++) {
+        size_t w = steps[k].start;
+        if (in_list(not_in_chain, command + w, word_end(command, w, steps[k].end) - w))
+            return -1;
+    }
+    return n < 1 ? -1 : n;
+}
+
+long shellcmd_exec_offset(const char *command)
+{
+    struct step steps[SHELLCMD_MAX_STEPS];
+    int n = plain_chain(command, steps);
+    if (n < 1)
+        return -1;
+    const struct step *last = &steps[n - 1];
+    size_t w = last->start;
+    if (in_list(not_in_chain, command + w, word_end(command, w, last->end) - w))
+        return -1;
+    long at = step_program(command, last);
+    if (at < 0 || in_list(not_execable, command + at, word_end(command, (size_t)at, last->end) - (size_t)at))
+        return -1;
+    return at;
+}
+
+int shellcmd_replaces_shell(const char *command)
+{
+    if (shellcmd_exec_offset(command) >= 0)
+        return 1;
+    /* Or the user wrote the exec: `cd app && exec ./srv` (but not `exec >log`). */
+    struct step steps[SHELLCMD_MAX_STEPS];
+    int n = plain_chain(command, steps);
+    if (n < 1)
+        return 0;
+    struct step last = steps[n - 1];
+    long at = step_program(command, &last);
+    if (at < 0)
+        return 0;
+    size_t we = word_end(command, (size_t)at, last.end);
+    if (we - (size_t)at != 4 || memcmp(command + at, "exec", 4) != 0)
+        return 0;
+    last.start = skip_space(command, we, last.end);
+    return last.start < last.end && step_program(command, &last) == (long)last.start;
 }
 
 int shellcmd_is_simple(const char *command)

@@ -10,6 +10,9 @@
 /* The offset in `command` where `exec ` goes so that the shell's last step replaces the
  * shell, or -1 when the command has no such step. */
 long shellcmd_exec_offset(const char *command);
+/* 1 when the shell ends by exec'ing a program: there is a place for exec, or the command's
+ * last step already is `exec PROGRAM ...`. */
+int shellcmd_replaces_shell(const char *command);
 /* 1 when `command` is a single simple command that may be prefixed with exec. */
 int shellcmd_is_simple(const char *command);
 /* The string to pass to sh -c: COMMAND with `exec ` inserted at shellcmd_exec_offset, or a

@@ -471,9 +471,9 @@ int sockets_listen_pid_warning(const struct config *cfg, const struct config_ser
         memmove(p + 1, close + 1, strlen(close + 1) + 1);
         *p++ = '0';
     }
-    long at = shellcmd_exec_offset(plain);
+    int replaced = shellcmd_replaces_shell(plain);
     free(plain);
-    if (at >= 0)
+    if (replaced)
         return 0;
     snprintf(out, outlen,
              "%s:%d: instances.%s.command: LISTEN_PID will name the shell, not the server: the shell "

@@ -128,6 +128,9 @@ instances:
         command: {PIPED}
     Plain:
         command: cd app | cat
+    Own:
+        command: cd app && exec sleep 1000
+        sockets: [Web]
 sockets:
     Web: {{port: {port}}}
 """, files={"app/app.py": (RECIPES / "app.py").read_text()})
@@ -135,6 +138,7 @@ sockets:
     assert r.returncode == 0, r.stderr
     assert f"warnings:\n  {piped_warning(project)}\n" in r.stdout
     assert "Plain.command" not in r.stdout  # no sockets, nothing to warn about
+    assert "Own.command" not in r.stdout  # its own exec replaces the shell
     node = project.up()
     rec = node.wait_node_line(re.escape("LISTEN_PID will name the shell"))
     assert rec["text"] == piped_warning(project)

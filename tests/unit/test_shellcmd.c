@@ -124,7 +124,9 @@ static void test_chains_that_cannot_exec_are_left_alone(void **state)
         "for i in 1; do ./a; done",
         "trap 'echo bye' TERM; ./srv",
         "exec >log; ./srv",
-        "cd app && exec ./srv",
+        "cd app && exec >log",
+        "cd app && exec",
+        "exec ./a; ./b",
         "cd app && \"./my srv\"",
         "cd app && $SRV",
         "cd app && >log ./srv",
@@ -134,10 +136,28 @@ static void test_chains_that_cannot_exec_are_left_alone(void **state)
     for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
         if (shellcmd_exec_offset(left[i]) != -1)
             fail_msg("expected no exec: %s", left[i]);
+        if (shellcmd_replaces_shell(left[i]))
+            fail_msg("expected the shell to stay: %s", left[i]);
         char *got = shellcmd_for_sh(left[i]);
         assert_string_equal(got, left[i]);
         free(got);
     }
+}
+
+/* The user's own exec already replaces the shell: nothing to insert, nothing to warn about. */
+static void test_a_written_exec_replaces_the_shell(void **state)
+{
+    (void)state;
+    const char *written[] = {"exec ./run", "cd app && exec ./srv --x", "cd app; FOO=1 exec ./srv"};
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+        assert_int_equal(shellcmd_exec_offset(written[i]), -1);
+        if (!shellcmd_replaces_shell(written[i]))
+            fail_msg("expected to replace the shell: %s", written[i]);
+        char *got = shellcmd_for_sh(written[i]);
+        assert_string_equal(got, written[i]);
+        free(got);
+    }
+    assert_true(shellcmd_replaces_shell("cd app && ./srv"));
 }
 
 int main(void)
@@ -147,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_shell_constructs_are_left_alone),
         cmocka_unit_test(test_chain_ending_in_a_simple_command_execs_its_last_step),
         cmocka_unit_test(test_chains_that_cannot_exec_are_left_alone),
+        cmocka_unit_test(test_a_written_exec_replaces_the_shell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
