@@ -435,6 +435,33 @@ def tailwire_seeds():
                                           "info", "warning", "error", "critical"]))
 
 
+# ---- shellcmd ----------------------------------------------------------------------------------
+
+def shellcmd_seeds():
+    commands = {
+        "simple": "gunicorn --bind fd://3 app:app",
+        "cd-chain": "cd app && gunicorn app:app",
+        "semicolons": "cd a; . ./env; export X=1; ./srv --x",
+        "assignments": "cd x && A=1 B='two words' ./srv",
+        "redirects": "cd app && ./srv >log 2>&1 <&0",
+        "braces-param": "cd ${APP_DIR:-app} && ./srv",
+        "pipe": "cd app && gunicorn app:app | tee log",
+        "or": "./a || ./b",
+        "background": "./srv & ./other",
+        "subshell": "cd app && (./srv)",
+        "substitution": "./srv \"$(cat args)\" `date`",
+        "control": "if true; then ./a; fi; ./b",
+        "trap": "trap 'echo bye' TERM; ./srv",
+        "written-exec": "cd app; FOO=1 exec ./srv",
+        "quotes": "cd 'my app' && ./srv \"a;b\" a\\;b",
+        "builtin-last": "./a; wait",
+    }
+    write_corpus("shellcmd", list(commands.items()))
+    write_dict("shellcmd", ["&&", ";", "||", "|", "&", ">&", "<&", "&>", "exec ", "cd ", "${", "$(", "`",
+                            "'", '"', "\\", "A=1 ", "if ", "then ", "fi", "do ", "done", "trap ", "wait", "{ ",
+                            " }", "#", "\n"])
+
+
 def main():
     config_seeds()
     framer_seeds()
@@ -445,6 +472,7 @@ def main():
     streamrec_seeds()
     journal_seeds()
     tailwire_seeds()
+    shellcmd_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)
 
