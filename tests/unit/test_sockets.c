@@ -81,6 +81,52 @@ static void test_description(void **state)
     assert_string_equal(buf, "12 connections waiting on 127.0.0.1:4080, none accepted for 6 s");
 }
 
+/* A command that names $(socket.X.fd) has picked its socket: no LISTEN_* for it. */
+static void test_a_command_naming_an_fd_has_picked_its_socket(void **state)
+{
+    (void)state;
+    assert_true(sockets_command_names_fd("gunicorn --bind fd://$(socket.Web.fd) app:app"));
+    assert_true(sockets_command_names_fd("./srv --port $(socket.Api.port) --fd $(socket.Api.fd)"));
+    assert_false(sockets_command_names_fd("./srv --port $(socket.Api.port)"));
+    assert_false(sockets_command_names_fd("gunicorn app:app"));
+    assert_false(sockets_command_names_fd("echo $(socket.fd)"));
+}
+
+/* The LISTEN_PID warning: only for a service that gets sockets by LISTEN_FDS and whose
+ * command leaves the shell in place. */
+static void test_listen_pid_warning(void **state)
+{
+    (void)state;
+    struct config_socket sock = {.name = "Web", .host = "127.0.0.1", .port = 4080};
+    char *api[] = {"Web"};
+    struct config_service svc = {.name = "Web", .line = 3};
+    struct config cfg = {.path = "/p/.lymph.yml", .sockets = &sock, .socket_count = 1,
+                         .services = &svc, .service_count = 1};
+    char out[1024];
+    static const char *const quiet[] = {
+        "gunicorn app:app", "cd app && gunicorn app:app", "cd app; exec ./srv",
+        "./srv --fd $(socket.Web.fd) | tee log", "cd app && ./srv --port $(socket.Web.port)",
+    };
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
+        svc.command = (char *)quiet[i];
+        if (sockets_listen_pid_warning(&cfg, &svc, out, sizeof out))
+            fail_msg("warned about %s: %s", quiet[i], out);
+    }
+    svc.command = "cd app && gunicorn app:app | tee log";
+    assert_true(sockets_listen_pid_warning(&cfg, &svc, out, sizeof out));
+    assert_non_null(strstr(out, "/p/.lymph.yml:3: instances.Web.command: LISTEN_PID will name the shell"));
+    assert_non_null(strstr(out, "pass $(socket.Web.fd)"));
+    svc.command = "cd app && exec ./srv | cat"; /* the pipe keeps the shell */
+    assert_true(sockets_listen_pid_warning(&cfg, &svc, out, sizeof out));
+    /* no socket named like it, none listed, none named: nothing passed, nothing to say */
+    svc.name = "Other";
+    assert_false(sockets_listen_pid_warning(&cfg, &svc, out, sizeof out));
+    svc.sockets = api;
+    svc.socket_count = 1;
+    assert_true(sockets_listen_pid_warning(&cfg, &svc, out, sizeof out));
+    assert_non_null(strstr(out, "instances.Other.command"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +134,8 @@ int main(void)
         cmocka_unit_test(test_a_busy_queue_that_shrinks_is_not_reported),
         cmocka_unit_test(test_a_drained_queue_recovers),
         cmocka_unit_test(test_description),
+        cmocka_unit_test(test_a_command_naming_an_fd_has_picked_its_socket),
+        cmocka_unit_test(test_listen_pid_warning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
