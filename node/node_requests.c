@@ -161,6 +161,106 @@ static void reply_count(struct control *ctl, const struct wire_msg *msg, const c
     wire_body_free(&b);
 }
 
+/* A `restart` or `scale` sent with `wait: true`: answered `started` at once and `ok` or
+ * `error` when the change is over. The client may be gone by then; the change went on anyway
+ * and the reply is dropped. */
+struct waiting_reply {
+    struct control *ctl;
+    unsigned char routing[WIRE_IDENTITY_MAX];
+    size_t routing_len;
+    msgpack_sbuffer id;    /* the request's id, packed: both replies echo it */
+    const char *count_key; /* "instances" (restart) or "count" (scale), as in the reply without wait */
+    int64_t count;
+};
+
+static int wants_wait(const struct wire_msg *msg)
+{
+    const msgpack_object *v = wire_map_get(msg->body, "wait");
+    return v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+static void waiting_pack_id(struct wire_body *b, const struct waiting_reply *w)
+{
+    wire_pack_str(&b->pk, "id");
+    msgpack_sbuffer_write(&b->sbuf, w->id.data, w->id.size);
+}
+
+static void waiting_on_started(void *ctx, size_t instances, uint64_t timeout_ms)
+{
+    struct waiting_reply *w = ctx;
+    if (w->count < 0)
+        w->count = (int64_t)instances; /* a restart counts the instances it restarts */
+    struct wire_body b;
+    wire_body_init(&b);
+    int is_scale = strcmp(w->count_key, "instances") != 0;
+    msgpack_pack_map(&b.pk, 3 + is_scale);
+    waiting_pack_id(&b, w);
+    if (is_scale)
+        wire_pack_kv_int(&b.pk, w->count_key, w->count);
+    wire_pack_kv_int(&b.pk, "instances", (int64_t)instances);
+    wire_pack_kv_int(&b.pk, "timeout_ms", (int64_t)timeout_ms);
+    control_send(w->ctl, w->routing, w->routing_len, "started", &b);
+    wire_body_free(&b);
+}
+
+static void waiting_on_done(void *ctx, const struct change_result *result)
+{
+    struct waiting_reply *w = ctx;
+    struct wire_body b;
+    wire_body_init(&b);
+    if (result->ok) {
+        msgpack_pack_map(&b.pk, 5);
+        waiting_pack_id(&b, w);
+        wire_pack_kv_int(&b.pk, w->count_key, w->count);
+        wire_pack_kv_int(&b.pk, "ready", (int64_t)result->ready);
+        wire_pack_kv_int(&b.pk, "stopped", (int64_t)result->stopped);
+        wire_pack_kv_int(&b.pk, "elapsed_ms", (int64_t)result->elapsed_ms);
+    } else {
+        msgpack_pack_map(&b.pk, 2);
+        waiting_pack_id(&b, w);
+        wire_pack_kv_str(&b.pk, "message", result->message);
+    }
+    control_send(w->ctl, w->routing, w->routing_len, result->ok ? "ok" : "error", &b);
+    wire_body_free(&b);
+    msgpack_sbuffer_destroy(&w->id);
+    free(w);
+}
+
+/* NULL when the request does not wait. Freed by its done callback, or by waiting_drop. */
+static struct waiting_reply *waiting_new(struct control *ctl, const struct wire_msg *msg, const char *count_key,
+                                         int64_t count, struct change_waiter *waiter)
+{
+    if (!wants_wait(msg))
+        return NULL;
+    struct waiting_reply *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    w->ctl = ctl;
+    memcpy(w->routing, msg->identity, msg->identity_len);
+    w->routing_len = msg->identity_len;
+    msgpack_sbuffer_init(&w->id);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w->id, msgpack_sbuffer_write);
+    const msgpack_object *id = wire_map_get(msg->body, "id");
+    if (id)
+        msgpack_pack_object(&pk, *id);
+    else
+        msgpack_pack_nil(&pk);
+    w->count_key = count_key;
+    w->count = count;
+    *waiter = (struct change_waiter){.started = waiting_on_started, .done = waiting_on_done, .ctx = w};
+    return w;
+}
+
+/* The request was refused before any change began: no callback will come. */
+static void waiting_drop(struct waiting_reply *w)
+{
+    if (!w)
+        return;
+    msgpack_sbuffer_destroy(&w->id);
+    free(w);
+}
+
 static void handle_restart(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct node *node = ctx;
@@ -171,11 +271,15 @@ static void handle_restart(void *ctx, struct control *ctl, const struct wire_msg
         control_reply_error(ctl, msg, "restart needs a string 'target' (Service or Service.N)");
         return;
     }
-    int n = supervisor_restart(&node->sup, service, index, err, sizeof err);
-    if (n < 0)
+    struct change_waiter waiter;
+    struct waiting_reply *w = waiting_new(ctl, msg, "instances", -1, &waiter);
+    int n = supervisor_restart(&node->sup, service, index, w ? &waiter : NULL, err, sizeof err);
+    if (n < 0) {
+        waiting_drop(w);
         control_reply_error(ctl, msg, err);
-    else
+    } else if (!w) {
         reply_count(ctl, msg, "instances", n);
+    }
 }
 
 static void handle_scale(void *ctx, struct control *ctl, const struct wire_msg *msg)
@@ -192,11 +296,15 @@ static void handle_scale(void *ctx, struct control *ctl, const struct wire_msg *
         control_reply_error(ctl, msg, "count must be between 0 and 10000");
         return;
     }
-    int n = supervisor_scale(&node->sup, service, (int)count, err, sizeof err);
-    if (n < 0)
+    struct change_waiter waiter;
+    struct waiting_reply *w = waiting_new(ctl, msg, "count", count, &waiter);
+    int n = supervisor_scale(&node->sup, service, (int)count, w ? &waiter : NULL, err, sizeof err);
+    if (n < 0) {
+        waiting_drop(w);
         control_reply_error(ctl, msg, err);
-    else
+    } else if (!w) {
         reply_count(ctl, msg, "count", n);
+    }
 }
 
 static void handle_stop(void *ctx, struct control *ctl, const struct wire_msg *msg)

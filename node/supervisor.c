@@ -415,6 +415,10 @@ static void instance_fail(struct instance *inst, const char *why)
     node_line(inst->sup, LOG_LEVEL_ERROR,
               "%s.%d cannot run: %s; not restarting (fix it, then `devnode restart %s`)",
               inst->service->cfg->name, inst->index, why, inst->service->cfg->name);
+    char failure[300];
+    snprintf(failure, sizeof failure, "cannot run: %s", why);
+    change_note_failure(inst->sup, inst, failure);
+    change_settle(inst->sup);
 }
 
 
@@ -492,11 +496,16 @@ static void instance_mark_ready(struct instance *inst, const char *how)
         svc->roll_next++;
         service_roll_continue(sup, svc);
     }
+    change_settle(sup);
 }
 
 static void instance_ready_timed_out(struct instance *inst)
 {
     const struct config_service *cfg = inst->service->cfg;
+    char failure[128];
+    snprintf(failure, sizeof failure, "was not ready (%s) within %.1fs", ready_kind_name(cfg->ready.kind),
+             cfg->ready.timeout_ms / 1000.0);
+    change_note_failure(inst->sup, inst, failure);
     if (inst->old_pid) {
         node_line(inst->sup, LOG_LEVEL_ERROR,
                   "%s.%d new process %d not ready (%s) within %.1fs; killing it and keeping pid %d",
@@ -508,6 +517,14 @@ static void instance_ready_timed_out(struct instance *inst)
     }
     node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d not ready (%s) after %.1fs; still waiting", cfg->name,
               inst->index, ready_kind_name(cfg->ready.kind), cfg->ready.timeout_ms / 1000.0);
+    /* A roll waiting on it would wait forever, and refuse every later restart meanwhile. */
+    struct service *svc = inst->service;
+    if (svc->rolling && svc->roll_next == inst->index) {
+        svc->rolling = 0;
+        node_line(inst->sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s", cfg->name,
+                  cfg->name, inst->index, failure);
+    }
+    change_settle(inst->sup);
 }
 
 static void instance_on_probe(void *ctx, int ok)
@@ -801,6 +818,12 @@ static void instance_remove(struct instance *inst)
     svc->instances[inst->index] = NULL;
     while (svc->instance_cap > 0 && !svc->instances[svc->instance_cap - 1])
         svc->instance_cap--;
+    change_note_gone(inst->sup, inst);
+    /* Scaled away while the roll waited for it: the roll goes on without it. */
+    if (svc->rolling && svc->roll_next == inst->index) {
+        svc->roll_next++;
+        service_roll_continue(inst->sup, svc);
+    }
     instance_close_handles(inst);
 }
 
@@ -854,6 +877,7 @@ static void instance_on_exit(struct instance *inst, int status)
     char how[96];
     describe_status(how, sizeof how, status);
     instance_stop_readiness(inst);
+    change_note_exit(sup, inst, how);
 
     if (inst->old_pid && !inst->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
         /* The replacement died before serving: the old process keeps the job. */
@@ -976,6 +1000,7 @@ void supervisor_reap(struct supervisor *sup)
         else if (inst)
             instance_on_exit(inst, status);
     }
+    change_settle(sup);
 }
 
 /* ---- sampling ---------------------------------------------------------------------- */
@@ -1134,6 +1159,7 @@ int supervisor_all_down(const struct supervisor *sup)
 void supervisor_stop_all(struct supervisor *sup, int force)
 {
     sup->stopping = 1;
+    change_abort_all(sup, "the node is stopping");
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
@@ -1246,7 +1272,8 @@ static struct service *supervisor_service_to_change(struct supervisor *sup, cons
     return svc;
 }
 
-int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen)
+int supervisor_restart(struct supervisor *sup, const char *service, int index,
+                       const struct change_waiter *waiter, char *err, size_t errlen)
 {
     struct service *svc = supervisor_service_to_change(sup, service, err, errlen);
     if (!svc)
@@ -1262,22 +1289,34 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index, c
             snprintf(err, errlen, "%s has no instance %d (it has %d)", service, index, svc->desired);
             return -1;
         }
+        struct change *ch = waiter ? change_begin(sup, svc, CHANGE_RESTART, waiter) : NULL;
+        if (ch)
+            change_watch_start(ch, index, svc->instances[index]);
         instance_restart(svc->instances[index]);
+        if (ch)
+            change_commit(sup, ch);
         return 1;
     }
     /* One instance at a time, so the service keeps answering while it restarts. */
     int count = 0;
-    for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++)
+    struct change *ch = waiter ? change_begin(sup, svc, CHANGE_ROLL, waiter) : NULL;
+    for (int i = 0; i < svc->desired && (size_t)i < svc->instance_cap; i++) {
+        if (svc->instances[i] && ch)
+            change_watch_start(ch, i, svc->instances[i]);
         count += svc->instances[i] != NULL;
+    }
     node_line(sup, LOG_LEVEL_INFO, "rolling restart of %s: %d instance%s, one at a time", service, count,
               count == 1 ? "" : "s");
     svc->rolling = 1;
     svc->roll_next = 0;
     service_roll_continue(sup, svc);
+    if (ch)
+        change_commit(sup, ch);
     return count;
 }
 
-int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen)
+int supervisor_scale(struct supervisor *sup, const char *service, int count,
+                     const struct change_waiter *waiter, char *err, size_t errlen)
 {
     struct service *svc = supervisor_service_to_change(sup, service, err, errlen);
     if (!svc)
@@ -1288,12 +1327,19 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count, cha
     }
     int before = svc->desired;
     svc->desired = count;
+    struct change *ch = waiter ? change_begin(sup, svc, CHANGE_SCALE, waiter) : NULL;
     for (int i = 0; i < count; i++) {
         struct instance *inst = (size_t)i < svc->instance_cap ? svc->instances[i] : NULL;
         if (!inst) {
-            instance_start(instance_new(sup, svc, i));
+            inst = instance_new(sup, svc, i);
+            if (ch)
+                change_watch_start(ch, i, inst);
+            instance_start(inst);
         } else if (inst->after_exit == AFTER_EXIT_REMOVE) {
             /* Scaled down and up again before it finished stopping: bring it back. */
+            change_note_revived(sup, inst);
+            if (ch)
+                change_watch_start(ch, i, inst);
             inst->after_exit = AFTER_EXIT_RESTART;
         }
     }
@@ -1301,6 +1347,8 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count, cha
         struct instance *inst = svc->instances[i];
         if (!inst)
             continue;
+        if (ch)
+            change_watch_gone(ch, (int)i);
         if (inst->pid)
             instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
         else
@@ -1308,6 +1356,8 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count, cha
     }
     if (before != count)
         node_line(sup, LOG_LEVEL_INFO, "%s scaled from %d to %d", service, before, count);
+    if (ch)
+        change_commit(sup, ch);
     return count;
 }
 

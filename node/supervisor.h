@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "node/backoff.h"
+#include "node/change.h"
 #include "node/config.h"
 #include "node/guardian.h"
 #include "node/loghub.h"
@@ -114,6 +115,7 @@ struct supervisor {
      * the registry and the bus drop what that process held. */
     void (*on_process_exit)(void *ctx, pid_t pid);
     void *on_process_exit_ctx;
+    struct change *changes;         /* restarts and scales a client waits for (change.c) */
 };
 
 /* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */
@@ -132,9 +134,13 @@ int supervisor_all_down(const struct supervisor *sup);
 /* `restart NAME` or `restart NAME.N` (index -1 = every instance). Instances of a service
  * with sockets are replaced without downtime (new process, ready, then the old one stops),
  * one at a time for a whole service. Returns the number of instances restarted, or -1
- * with err set. */
-int supervisor_restart(struct supervisor *sup, const char *service, int index, char *err, size_t errlen);
-int supervisor_scale(struct supervisor *sup, const char *service, int count, char *err, size_t errlen);
+ * with err set. With a waiter (NULL: none), it is told how the restart ends. */
+int supervisor_restart(struct supervisor *sup, const char *service, int index,
+                       const struct change_waiter *waiter, char *err, size_t errlen);
+/* Returns count, or -1 with err set. A waiter hears when the new instances are ready and the
+ * removed ones gone, or of the first that failed. */
+int supervisor_scale(struct supervisor *sup, const char *service, int count,
+                     const struct change_waiter *waiter, char *err, size_t errlen);
 
 struct service *supervisor_find_service(struct supervisor *sup, const char *name);
 /* While connections wait on `bs` with nobody accepting (sockets.h), the line the node says:
