@@ -8,7 +8,7 @@
 
 #include "common/wire.h"
 
-enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2 };
+enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT */ };
 
 struct cli_command {
     const char *name;
@@ -45,6 +45,24 @@ struct config;
 /* config_check_ports with `--port-base N` (NULL: the file's port_base). Returns 0, or -1
  * after printing why (the caller exits CLI_USAGE). */
 int cli_check_ports(struct config *cfg, const char *file, const char *port_base);
+
+/* How long the node has to answer a request at all. */
+#define CLI_ANSWER_TIMEOUT_MS 5000
+
+enum cli_wait {
+    CLI_WAIT_DONE,        /* *reply holds the `ok` that ended it */
+    CLI_WAIT_REFUSED,     /* no node, or it refused the request: nothing started */
+    CLI_WAIT_FAILED,      /* it started and failed: err holds the node's line */
+    CLI_WAIT_TIMEOUT,     /* no outcome in time, or the node exited meanwhile */
+    CLI_WAIT_INTERRUPTED, /* Ctrl-C (or TERM) while waiting; the node goes on */
+};
+
+/* A request the node answers `started` at once and `ok` or `error` once it is over (restart
+ * and scale with `wait: true`, protocol.md). Waits CLI_ANSWER_TIMEOUT_MS for `started`, then
+ * timeout_ms (<= 0: the node's timeout_ms plus CLI_ANSWER_TIMEOUT_MS) for the outcome, while
+ * watching for Ctrl-C and the node's exit. Anything but DONE leaves a line in err. */
+enum cli_wait cli_request_wait(const struct cli_project *project, const char *type, const struct wire_body *body,
+                               int timeout_ms, struct wire_msg *reply, char *err, size_t errlen);
 
 /* Prints "devnode: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

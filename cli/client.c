@@ -1,6 +1,7 @@
 /* client: one request/reply with the node over a DEALER socket. The CLI is short-lived, so a
  * fresh context per request is simpler than pooling and costs well under a millisecond. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,62 +16,162 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int cli_request(const struct cli_project *project, const char *type, const struct wire_body *body,
-                int timeout_ms, struct wire_msg *reply, char *err, size_t errlen)
+/* One connection to the node for one request. */
+struct cli_conn {
+    void *ctx, *sock;
+    pid_t pid; /* the node's */
+};
+
+static int conn_open_send(const struct cli_project *project, const char *type, const struct wire_body *body,
+                          struct cli_conn *conn, char *err, size_t errlen)
 {
     char endpoint[PATH_MAX + 16];
-    pid_t pid;
-    if (rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
+    conn->ctx = conn->sock = NULL;
+    if (rundir_find_node(project->dir, endpoint, sizeof endpoint, &conn->pid, err, errlen) < 0)
         return -1;
-    void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    conn->ctx = zmq_ctx_new();
+    conn->sock = zmq_socket(conn->ctx, ZMQ_DEALER);
     int zero = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    int rc = -1;
-    if (zmq_connect(sock, endpoint) < 0) {
+    zmq_setsockopt(conn->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(conn->sock, endpoint) < 0) {
         snprintf(err, errlen, "cannot connect to the node at %s: %s", endpoint, zmq_strerror(errno));
-        goto out;
+        return -1;
     }
-    if (wire_send(sock, NULL, 0, type, body->sbuf.data, body->sbuf.size, 0) < 0) {
+    if (wire_send(conn->sock, NULL, 0, type, body->sbuf.data, body->sbuf.size, 0) < 0) {
         snprintf(err, errlen, "cannot send to the node: %s", zmq_strerror(errno));
-        goto out;
+        return -1;
     }
-    long long deadline = now_ms() + timeout_ms;
+    return 0;
+}
+
+static void conn_close(struct cli_conn *conn)
+{
+    if (conn->sock)
+        zmq_close(conn->sock);
+    if (conn->ctx)
+        zmq_ctx_term(conn->ctx);
+}
+
+enum recv_result { RECV_OK, RECV_ERROR_REPLY, RECV_FAILED, RECV_TIMEOUT, RECV_INTERRUPTED, RECV_NODE_GONE };
+
+static volatile sig_atomic_t wait_interrupted; /* Ctrl-C while cli_request_wait waits */
+
+static void on_wait_signal(int sig)
+{
+    wait_interrupted = 1;
+}
+
+/* The next message before the deadline. An `error` reply puts its message in err. With
+ * `watch`, Ctrl-C and the node's exit end the wait too (checked at least twice a second). */
+static enum recv_result conn_recv(struct cli_conn *conn, long long deadline, int watch, struct wire_msg *reply,
+                                  char *err, size_t errlen)
+{
     for (;;) {
+        if (watch && wait_interrupted)
+            return RECV_INTERRUPTED;
         long long left = deadline - now_ms();
-        if (left <= 0) {
-            snprintf(err, errlen, "the node (pid %d) did not answer '%s' within %d ms", (int)pid, type,
-                     timeout_ms);
-            goto out;
-        }
-        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, (long)left) < 0 && errno != EINTR) {
+        if (left <= 0)
+            return RECV_TIMEOUT;
+        if (watch && kill(conn->pid, 0) < 0 && errno == ESRCH)
+            return RECV_NODE_GONE;
+        zmq_pollitem_t item = {.socket = conn->sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, watch && left > 500 ? 500 : (long)left) < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll failed: %s", zmq_strerror(errno));
-            goto out;
+            return RECV_FAILED;
         }
         if (!(item.revents & ZMQ_POLLIN))
             continue;
         char why[160];
-        enum wire_recv_result r = wire_recv(sock, 0, reply, why, sizeof why);
+        enum wire_recv_result r = wire_recv(conn->sock, 0, reply, why, sizeof why);
         if (r == WIRE_AGAIN)
             continue;
         if (r != WIRE_OK) {
             snprintf(err, errlen, "bad reply from the node: %s", why);
-            goto out;
+            return RECV_FAILED;
         }
         if (strcmp(reply->type, "error") == 0) {
-            char message[400];
+            char message[1500];
             if (wire_get_str(reply->body, "message", message, sizeof message) < 0)
                 snprintf(message, sizeof message, "(no message)");
             snprintf(err, errlen, "%s", message);
             wire_msg_free(reply);
-            goto out;
+            return RECV_ERROR_REPLY;
         }
-        rc = 0;
+        return RECV_OK;
+    }
+}
+
+int cli_request(const struct cli_project *project, const char *type, const struct wire_body *body,
+                int timeout_ms, struct wire_msg *reply, char *err, size_t errlen)
+{
+    struct cli_conn conn;
+    int rc = -1;
+    if (conn_open_send(project, type, body, &conn, err, errlen) == 0) {
+        enum recv_result r = conn_recv(&conn, now_ms() + timeout_ms, 0, reply, err, errlen);
+        if (r == RECV_TIMEOUT)
+            snprintf(err, errlen, "the node (pid %d) did not answer '%s' within %d ms", (int)conn.pid, type,
+                     timeout_ms);
+        rc = r == RECV_OK ? 0 : -1;
+    }
+    conn_close(&conn);
+    return rc;
+}
+
+enum cli_wait cli_request_wait(const struct cli_project *project, const char *type, const struct wire_body *body,
+                               int timeout_ms, struct wire_msg *reply, char *err, size_t errlen)
+{
+    struct cli_conn conn;
+    if (conn_open_send(project, type, body, &conn, err, errlen) < 0) {
+        conn_close(&conn);
+        return CLI_WAIT_REFUSED;
+    }
+    struct sigaction sa = {.sa_handler = on_wait_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    wait_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    enum cli_wait result;
+    int started = 0;
+    enum recv_result r = conn_recv(&conn, now_ms() + CLI_ANSWER_TIMEOUT_MS, 1, reply, err, errlen);
+    if (r == RECV_OK && strcmp(reply->type, "started") == 0) {
+        started = 1;
+        int64_t node_timeout_ms = 0;
+        wire_get_int(reply->body, "timeout_ms", &node_timeout_ms);
+        wire_msg_free(reply);
+        if (timeout_ms <= 0)
+            timeout_ms = (int)node_timeout_ms + CLI_ANSWER_TIMEOUT_MS;
+        r = conn_recv(&conn, now_ms() + timeout_ms, 1, reply, err, errlen);
+    } else if (r == RECV_TIMEOUT) {
+        timeout_ms = CLI_ANSWER_TIMEOUT_MS;
+    }
+    switch (r) {
+    case RECV_OK:
+        result = CLI_WAIT_DONE;
+        break;
+    case RECV_ERROR_REPLY:
+        result = started ? CLI_WAIT_FAILED : CLI_WAIT_REFUSED;
+        break;
+    case RECV_FAILED:
+        result = CLI_WAIT_REFUSED;
+        break;
+    case RECV_TIMEOUT:
+        snprintf(err, errlen, "no outcome within %.0f s; %s (`devnode status` shows where it is)",
+                 timeout_ms / 1000.0, started ? "it goes on in the node" : "the node may still act on it");
+        result = CLI_WAIT_TIMEOUT;
+        break;
+    case RECV_INTERRUPTED:
+        snprintf(err, errlen, "stopped waiting; %s (`devnode status` shows where it is)",
+                 started ? "it goes on in the node" : "the node may still act on it");
+        result = CLI_WAIT_INTERRUPTED;
+        break;
+    case RECV_NODE_GONE:
+    default:
+        snprintf(err, errlen, "the node (pid %d) exited before it was over", (int)conn.pid);
+        result = CLI_WAIT_TIMEOUT;
         break;
     }
-out:
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
-    return rc;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    conn_close(&conn);
+    return result;
 }

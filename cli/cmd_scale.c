@@ -1,4 +1,5 @@
-/* cmd_scale: `devnode scale SERVICE COUNT`: changes a service's instance count live. */
+/* cmd_scale: `devnode scale SERVICE COUNT`: changes a service's instance count live and,
+ * unless --no-wait, waits until the new instances are ready and the removed ones gone. */
 #include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -6,9 +7,31 @@
 
 #include "cli/cli.h"
 
+static void print_scaled(const char *service, long count, const struct wire_msg *reply)
+{
+    int64_t ready = 0, stopped = 0, elapsed_ms = 0;
+    wire_get_int(reply->body, "ready", &ready);
+    wire_get_int(reply->body, "stopped", &stopped);
+    wire_get_int(reply->body, "elapsed_ms", &elapsed_ms);
+    printf("scaled %s to %ld: ", service, count);
+    if (ready)
+        printf("%lld instance%s ready%s", (long long)ready, ready == 1 ? "" : "s", stopped ? ", " : "");
+    if (stopped)
+        printf("%lld instance%s stopped", (long long)stopped, stopped == 1 ? "" : "s");
+    if (ready || stopped)
+        printf(" in %.1f s\n", elapsed_ms / 1000.0);
+    else
+        printf("no instance to start or stop\n");
+}
+
 int cmd_scale(int argc, char **argv)
 {
-    static const struct option options[] = {{"config", required_argument, NULL, 'c'}, {0}};
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"no-wait", no_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {0},
+    };
     const char *config_arg = NULL;
     /* A negative count would reach getopt as an unknown option ("-1"); say what is wrong. */
     for (int i = 1; i < argc; i++) {
@@ -17,12 +40,24 @@ int cmd_scale(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    int opt;
+    int opt, wait = 1, timeout_ms = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt != 'c')
+        if (opt == 'c') {
+            config_arg = optarg;
+        } else if (opt == 'n') {
+            wait = 0;
+        } else if (opt == 't') {
+            char *end;
+            double s = strtod(optarg, &end);
+            if (*end || end == optarg || s <= 0 || s > 86400) {
+                cli_error("scale: --timeout takes a number of seconds, not '%s'", optarg);
+                return CLI_USAGE;
+            }
+            timeout_ms = (int)(s * 1000);
+        } else {
             return CLI_USAGE;
-        config_arg = optarg;
+        }
     }
     if (argc - optind != 2) {
         cli_error("scale: usage: devnode scale SERVICE COUNT");
@@ -40,16 +75,30 @@ int cmd_scale(int argc, char **argv)
         return CLI_USAGE;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 3);
+    msgpack_pack_map(&body.pk, 3 + wait);
     wire_pack_kv_int(&body.pk, "id", 1);
     wire_pack_kv_str(&body.pk, "service", service);
     wire_pack_kv_int(&body.pk, "count", count);
+    if (wait)
+        wire_pack_kv_bool(&body.pk, "wait", 1);
     struct wire_msg reply;
     char prefix[300];
     snprintf(prefix, sizeof prefix, "scale %s", service);
-    if (cli_call(&project, "scale", &body, &reply, prefix) < 0)
-        return CLI_FAILURE;
+    if (!wait) {
+        if (cli_call(&project, "scale", &body, &reply, prefix) < 0)
+            return CLI_FAILURE;
+        wire_msg_free(&reply);
+        printf("scaling %s to %ld\n", service, count);
+        return CLI_OK;
+    }
+    char err[2048];
+    enum cli_wait w = cli_request_wait(&project, "scale", &body, timeout_ms, &reply, err, sizeof err);
+    wire_body_free(&body);
+    if (w != CLI_WAIT_DONE) {
+        cli_error("%s: %s", prefix, err);
+        return w == CLI_WAIT_INTERRUPTED ? CLI_INTERRUPTED : CLI_FAILURE;
+    }
+    print_scaled(service, count, &reply);
     wire_msg_free(&reply);
-    printf("%s scaled to %ld\n", service, count);
     return CLI_OK;
 }

@@ -10,8 +10,8 @@ static const struct cli_command commands[] = {
      "start every service of .lymph.yml and supervise them until Ctrl-C", cmd_up},
     {"check", "[-c PATH] [--vars FILE] [--port-base N]", "validate .lymph.yml and show what would run", cmd_check},
     {"status", "[-c PATH] [--json]", "show the services and instances of the running node", cmd_status},
-    {"restart", "[-c PATH] SERVICE[.N]...", "restart a service or one instance", cmd_restart},
-    {"scale", "[-c PATH] SERVICE COUNT", "change the number of instances of a service", cmd_scale},
+    {"restart", "[-c PATH] [--no-wait] [--timeout SECONDS] SERVICE[.N]...", "restart a service or one instance", cmd_restart},
+    {"scale", "[-c PATH] [--no-wait] [--timeout SECONDS] SERVICE COUNT", "change the number of instances of a service", cmd_scale},
     {"stop", "[-c PATH] [--force] [--timeout SECONDS]", "stop the running node gracefully", cmd_stop},
     {"tail", "[-c PATH] [-n N] [-f] [--trace ID] [--grep PATTERN] [--level LEVEL] [--json] "
      "[--color=auto|always|never] [SERVICE[.N]...]", "print log lines of the node, live with -f, or one trace", cmd_tail},

@@ -42,13 +42,13 @@ def test_scale_up_down_to_zero_and_back(project):
     other = pids_of(node.wait_running("Other", 1))
 
     r = node.cli("scale", "Svc", "5")
-    assert (r.returncode, r.stdout) == (0, "Svc scaled to 5\n"), r.stderr
+    assert r.returncode == 0 and re.fullmatch(r"scaled Svc to 5: 2 instances ready in \d+\.\d s\n", r.stdout), r
     five = pids_of(node.wait_running("Svc", 5))
     assert five[:3] == three, "scaling up must leave the running instances alone"
     assert len(set(five)) == 5
 
     r = node.cli("scale", "Svc", "1")
-    assert (r.returncode, r.stdout) == (0, "Svc scaled to 1\n"), r.stderr
+    assert r.returncode == 0 and re.fullmatch(r"scaled Svc to 1: 4 instances stopped in \d+\.\d s\n", r.stdout), r
     one = pids_of(node.wait_running("Svc", 1))
     assert one == [three[0]], "scaling down stops the highest indexes"
     wait_for(lambda: not any(pid_alive(p) for p in five[1:]), 10, "scaled-away instances to be gone")
@@ -57,7 +57,7 @@ def test_scale_up_down_to_zero_and_back(project):
         assert any(t.startswith(f"Svc.{i} stopped (") and t.endswith("; scaled away") for t in texts), texts
 
     r = node.cli("scale", "Svc", "0")
-    assert (r.returncode, r.stdout) == (0, "Svc scaled to 0\n"), r.stderr
+    assert r.returncode == 0 and re.fullmatch(r"scaled Svc to 0: 1 instance stopped in \d+\.\d s\n", r.stdout), r
     node.wait_running("Svc", 0)
     wait_for(lambda: not pid_alive(one[0]), 10, "Svc.0 to be gone")
 
@@ -88,7 +88,7 @@ def test_restart_service_and_instance(project):
     other = pids_of(node.wait_running("Other", 1))
 
     r = node.cli("restart", "Svc")
-    assert (r.returncode, r.stdout) == (0, "restarting Svc (2 instances)\n"), r.stderr
+    assert r.returncode == 0 and re.fullmatch(r"restarted Svc: 2 instances ready in \d+\.\d s\n", r.stdout), r
 
     def restarted(count_by_index, old):
         def check():
@@ -104,7 +104,7 @@ def test_restart_service_and_instance(project):
         wait_for(lambda: not pid_alive(p), 10, f"old pid {p} to be gone")
 
     r = node.cli("restart", "Svc.1")
-    assert (r.returncode, r.stdout) == (0, "restarting Svc.1 (1 instance)\n"), r.stderr
+    assert r.returncode == 0 and re.fullmatch(r"restarted Svc\.1: 1 instance ready in \d+\.\d s\n", r.stdout), r
     again = restarted({0: 1, 1: 2}, after)
     assert again[0]["pid"] == after[0]["pid"]
     assert again[1]["pid"] != after[1]["pid"]
@@ -449,7 +449,8 @@ instances:
                                   timeout=10)
     r = node.cli("restart", "Crash", "Once")
     assert r.returncode == 0, r.stderr
-    assert r.stdout == "restarting Crash (1 instance)\nrestarting Once (1 instance)\n"
+    assert re.fullmatch(r"restarted Crash: 1 instance ready in \d+\.\d s\nrestarted Once: 1 instance ready in \d+\.\d s\n",
+                        r.stdout), r.stdout
     started = node.wait_node_line(r"^Crash\.0 started ", after_seq=waiting["seq"], timeout=5)
     gap = (iso_time(started["time"]) - iso_time(waiting["time"])).total_seconds()
     assert gap < 1.3, f"restart must not wait out the 1600 ms backoff (started {gap:.2f}s later)"
@@ -633,4 +634,189 @@ def test_cli_finds_the_node_from_a_subdirectory(project):
     r = subprocess.run([str(DEVNODE), "status"], cwd=sub, env=base_env(LYMPH_CONFIG=str(project.config_path)),
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and f"node {node.pid}" in r.stdout
+    node.stop()
+
+
+# ---------------------------------------------------------------- restart and scale wait for the outcome
+
+def restart_cli(project, *args):
+    """A `devnode restart`/`scale` running in the background (to watch the node meanwhile)."""
+    return subprocess.Popen([str(DEVNODE), args[0], "-c", str(project.config_path), *map(str, args[1:])],
+                            env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def finish(proc, timeout=30):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+READY_AFTER_1S = """\
+instances:
+    Web:
+        command: {command}
+        numprocesses: {n}
+        ready: {{delay: 1s}}
+        stop_timeout: 5
+{extra}"""
+
+SOCKET_EXTRA = """\
+        sockets: [Api]
+sockets:
+    Api: {port: 0}
+"""
+
+
+@pytest.mark.parametrize("sockets", [False, True], ids=["stop-start", "zero-downtime"])
+def test_restart_waits_until_every_new_process_is_ready(project, sockets):
+    project.write(READY_AFTER_1S.format(command="exec sleep 1000", n=2, extra=SOCKET_EXTRA if sockets else ""))
+    node = project.up()
+    before = pids_of(node.wait_running("Web", 2))
+    wait_for(lambda: all(i["ready"] for i in node.service("Web")["instances"]), 10, "Web to be ready")
+
+    t0 = time.monotonic()
+    proc = restart_cli(project, "restart", "Web")
+    # The node keeps answering while it rolls: status comes back at once, mid-roll.
+    wait_for(lambda: any(i["pid"] not in before for i in node.service("Web")["instances"]), 10,
+             "the roll to start")
+    assert proc.poll() is None, "restart must wait for the roll"
+    t1 = time.monotonic()
+    assert node.status()["node"]["pid"] == node.pid
+    assert time.monotonic() - t1 < 1.0, "status must answer at once during a roll"
+    code, out, err = finish(proc)
+    took = time.monotonic() - t0
+    assert code == 0, err
+    assert re.fullmatch(r"restarted Web: 2 instances ready in (\d+\.\d) s\n", out), out
+    assert float(out.split(" in ")[1].split()[0]) >= 2.0 and took >= 2.0, (out, took)
+    # When it returns, every instance runs a new, ready process and no old one is left.
+    insts = node.service("Web")["instances"]
+    assert [i["state"] for i in insts] == ["running", "running"], insts
+    assert all(i["ready"] and i["restarts"] == 1 and pid_alive(i["pid"]) for i in insts), insts
+    assert not set(pids_of(insts)) & set(before)
+    assert not any(pid_alive(p) for p in before), "old processes are gone once restart returns"
+    # The roll is over: the next restart is accepted (here: one instance).
+    r = node.cli("restart", "Web.1")
+    assert r.returncode == 0 and re.fullmatch(r"restarted Web\.1: 1 instance ready in \d+\.\d s\n", r.stdout), r
+    node.stop()
+
+
+FAILS_WITHOUT_OK = 'test "$DEVNODE_INSTANCE" = 0 || test -e ok || exit 3; exec sleep 1000'
+
+
+@pytest.mark.parametrize("sockets,left", [
+    (False, "Web.0 restarted, Web.1 will be restarted after a backoff"),
+    (True, "Web.0 restarted, Web.1 still runs its old process"),
+], ids=["stop-start", "zero-downtime"])
+def test_restart_that_fails_before_ready_exits_1_and_says_what_is_left(project, sockets, left):
+    project.write(READY_AFTER_1S.format(command=FAILS_WITHOUT_OK, n=2, extra=SOCKET_EXTRA if sockets else ""),
+                  files={"ok": ""})
+    node = project.up()
+    before = pids_of(node.wait_running("Web", 2))
+    wait_for(lambda: all(i["ready"] for i in node.service("Web")["instances"]), 10, "Web to be ready")
+    (project.dir / "ok").unlink()
+
+    r = node.cli("restart", "Web")
+    assert (r.returncode, r.stdout) == (1, ""), r
+    assert r.stderr == f"devnode: restart Web: Web.1 exited with status 3 before it was ready; {left}\n"
+    web = node.service("Web")["instances"]
+    assert web[0]["pid"] not in before and web[0]["ready"]
+    if sockets:
+        assert web[1]["pid"] == before[1] and pid_alive(before[1])
+    # The roll stopped there, so a new restart is not refused as "in progress".
+    (project.dir / "ok").write_text("")
+    r = node.cli("restart", "Web")
+    assert r.returncode == 0, r.stderr
+    node.stop()
+
+
+def test_restart_that_misses_its_ready_timeout_exits_1(project):
+    project.write("""\
+instances:
+    Web:
+        command: if test -e ok; then echo up; fi; exec sleep 1000
+        numprocesses: 2
+        ready: {log: '^up$', timeout: 1s}
+""", files={"ok": ""})
+    node = project.up()
+    before = pids_of(node.wait_running("Web", 2))
+    (project.dir / "ok").unlink()
+    t0 = time.monotonic()
+    r = node.cli("restart", "Web")
+    assert 1.0 <= time.monotonic() - t0 < 8
+    assert (r.returncode, r.stdout) == (1, ""), r
+    assert r.stderr == ("devnode: restart Web: Web.0 was not ready (log) within 1.0s; "
+                        "Web.0 is still starting, Web.1 still runs its old process\n")
+    node.wait_node_line(r"^rolling restart of Web stopped at Web\.0: it was not ready \(log\) within 1\.0s$")
+    insts = node.service("Web")["instances"]
+    assert insts[1]["pid"] == before[1] and insts[0]["state"] == "starting"
+    node.stop()
+
+
+def test_restart_no_wait_returns_at_once_and_a_second_restart_is_refused(project):
+    project.write(READY_AFTER_1S.format(command="exec sleep 1000", n=2, extra=""))
+    node = project.up()
+    node.wait_running("Web", 2)
+    t0 = time.monotonic()
+    r = node.cli("restart", "--no-wait", "Web")
+    assert time.monotonic() - t0 < 1.0
+    assert (r.returncode, r.stdout) == (0, "restarting Web (2 instances)\n"), r.stderr
+    r = node.cli("restart", "Web")
+    assert (r.returncode, r.stdout) == (1, ""), r
+    assert r.stderr == "devnode: restart Web: a rolling restart of Web is in progress (at Web.0)\n"
+    node.wait_node_line("^rolling restart of Web done$")
+    node.stop()
+
+
+def test_ctrl_c_stops_waiting_and_the_restart_goes_on(project):
+    project.write(READY_AFTER_1S.format(command="exec sleep 1000", n=2, extra=""))
+    node = project.up()
+    before = pids_of(node.wait_running("Web", 2))
+    proc = restart_cli(project, "restart", "Web")
+    wait_for(lambda: node.service("Web")["instances"][0]["pid"] not in before, 10, "the roll to start")
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, 10)
+    assert (code, out) == (130, ""), (code, out, err)
+    assert err == ("devnode: restart Web: stopped waiting; it goes on in the node "
+                   "(`devnode status` shows where it is)\n")
+    node.wait_node_line("^rolling restart of Web done$")
+    insts = node.wait_running("Web", 2)
+    assert not set(pids_of(insts)) & set(before)
+    node.stop()
+
+
+def test_scale_waits_for_new_instances_ready_and_removed_ones_gone(project):
+    project.write(READY_AFTER_1S.format(
+        command="trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.1; done", n=1, extra=""))
+    node = project.up()
+    node.wait_running("Web", 1)
+    t0 = time.monotonic()
+    r = node.cli("scale", "Web", "3")
+    assert time.monotonic() - t0 >= 1.0
+    assert r.returncode == 0 and re.fullmatch(r"scaled Web to 3: 2 instances ready in \d+\.\d s\n", r.stdout), r
+    insts = node.service("Web")["instances"]
+    assert len(insts) == 3 and all(i["ready"] and i["state"] == "running" for i in insts), insts
+
+    r = node.cli("scale", "Web", "1")
+    assert r.returncode == 0 and re.fullmatch(r"scaled Web to 1: 2 instances stopped in \d+\.\d s\n", r.stdout), r
+    assert not any(pid_alive(i["pid"]) for i in insts[1:]), "removed instances are gone once scale returns"
+    assert len(node.service("Web")["instances"]) == 1
+
+    r = node.cli("scale", "Web", "1")
+    assert (r.returncode, r.stdout) == (0, "scaled Web to 1: no instance to start or stop\n"), r
+    t0 = time.monotonic()
+    r = node.cli("scale", "--no-wait", "Web", "2")
+    assert time.monotonic() - t0 < 1.0
+    assert (r.returncode, r.stdout) == (0, "scaling Web to 2\n"), r
+    node.wait_running("Web", 2)
+    node.stop()
+
+
+def test_scale_up_that_fails_exits_1(project):
+    project.write(READY_AFTER_1S.format(command=FAILS_WITHOUT_OK, n=1, extra=""))
+    node = project.up()
+    node.wait_running("Web", 1)
+    r = node.cli("scale", "Web", "2")
+    assert (r.returncode, r.stdout) == (1, ""), r
+    assert r.stderr == ("devnode: scale Web: Web.1 exited with status 3 before it was ready; "
+                        "Web.1 will be restarted after a backoff\n")
     node.stop()

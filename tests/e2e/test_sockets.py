@@ -279,7 +279,9 @@ sockets:
     node = project.up()
     old = node.wait_running("Web", 1)[0]["pid"]
     marker_file.write_text("")
-    assert node.cli("restart", "Web").returncode == 0
+    r = node.cli("restart", "Web")
+    assert (r.returncode, r.stderr) == (1, "devnode: restart Web: Web.0 was not ready (log) within 1.0s; "
+                                           "Web.0 still runs its old process\n"), r
     node.wait_node_line(re.escape("not ready (log) within 1.0s; killing it and keeping pid"), timeout=15)
     node.wait_node_line("rolling restart of Web stopped", timeout=15)
     inst = node.wait_running("Web", 1)[0]
