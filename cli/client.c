@@ -155,7 +155,7 @@ enum cli_wait cli_request_wait(const struct cli_project *project, const char *ty
         result = CLI_WAIT_REFUSED;
         break;
     case RECV_TIMEOUT:
-        snprintf(err, errlen, "no outcome within %.0f s; %s (`devnode status` shows where it is)",
+        snprintf(err, errlen, "no outcome within %.1f s; %s (`devnode status` shows where it is)",
                  timeout_ms / 1000.0, started ? "it goes on in the node" : "the node may still act on it");
         result = CLI_WAIT_TIMEOUT;
         break;

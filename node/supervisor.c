@@ -1358,6 +1358,8 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
         node_line(sup, LOG_LEVEL_INFO, "%s scaled from %d to %d", service, before, count);
     if (ch)
         change_commit(sup, ch);
+    else
+        change_settle(sup); /* what it undid may end another scale's wait */
     return count;
 }
 

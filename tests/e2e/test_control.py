@@ -820,3 +820,37 @@ def test_scale_up_that_fails_exits_1(project):
     assert r.stderr == ("devnode: scale Web: Web.1 exited with status 3 before it was ready; "
                         "Web.1 will be restarted after a backoff\n")
     node.stop()
+
+
+def test_scale_down_undone_before_it_stopped_exits_1(project):
+    project.write(READY_AFTER_1S.format(
+        command="trap 'sleep 2; exit 0' TERM; while :; do sleep 0.1; done", n=3, extra=""))
+    node = project.up()
+    node.wait_running("Web", 3)
+    down = restart_cli(project, "scale", "Web", "1")
+    wait_for(lambda: node.service("Web")["instances"][1]["state"] == "stopping", 10, "Web.1 to be stopping")
+    r = node.cli("scale", "--no-wait", "Web", "3")
+    assert (r.returncode, r.stdout) == (0, "scaling Web to 3\n"), r
+    code, out, err = finish(down)
+    assert (code, out) == (1, ""), (code, out, err)
+    assert err == ("devnode: scale Web: Web.1 was scaled up again before it had stopped; "
+                   "Web.1 and Web.2 are stopping\n")
+    node.wait_running("Web", 3)
+    node.stop()
+
+
+def test_waiting_gives_up_after_timeout_and_the_restart_goes_on(project):
+    project.write(READY_AFTER_1S.format(command="exec sleep 1000", n=2, extra=""))
+    node = project.up()
+    before = pids_of(node.wait_running("Web", 2))
+    t0 = time.monotonic()
+    r = node.cli("restart", "--timeout", "0.5", "Web")
+    assert 0.5 <= time.monotonic() - t0 < 1.5
+    assert (r.returncode, r.stdout) == (1, ""), r
+    assert r.stderr == ("devnode: restart Web: no outcome within 0.5 s; it goes on in the node "
+                        "(`devnode status` shows where it is)\n")
+    node.wait_node_line("^rolling restart of Web done$")
+    assert not set(pids_of(node.wait_running("Web", 2))) & set(before)
+    r = node.cli("restart", "--timeout", "soon", "Web")
+    assert (r.returncode, r.stderr) == (2, "devnode: restart: --timeout takes a number of seconds, not 'soon'\n")
+    node.stop()
