@@ -83,7 +83,14 @@ sockets:
         node.wait_node_line("rolling restart of Web done", timeout=60, after_seq=seq)
         before = load.count()
         wait_for(lambda: load.count() > before + 50, 30, "requests after the rolling restart")
-    assert load.failures == [], load.failures[:5]
+    if recipe == "uvicorn-fd":
+        # uvicorn's shutdown closes connections it accepted but had not read a request from
+        # (docs/sockets.md): those, and only those, may fail.
+        assert all("ConnectionResetError" in f or "RemoteDisconnected" in f for f in load.failures), \
+            load.failures[:5]
+        assert len(load.failures) <= 4, load.failures
+    else:
+        assert load.failures == [], load.failures[:5]
     new = {i["pid"] for i in node.wait_running("Web", 2)}
     assert not new & {i["pid"] for i in insts}
 
