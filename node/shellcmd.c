@@ -260,3 +260,111 @@ char *shellcmd_for_sh(const char *command)
         abort();
     return out;
 }
+
+/* Keywords that close or continue a compound command: what precedes them decides. */
+static const char *const keywords[] = {"then", "else", "elif", "fi", "do", "done", "esac", "in", "}", NULL};
+
+/* Where the last simple command begins, or NULL for what this scan does not follow.
+ * $(...) and `...` inside a word are skipped over: they do not start a command. */
+static const char *last_command_start(const char *command, int *in_list)
+{
+    const char *start = command;
+    char quote = 0;
+    int word_start = 1;
+    *in_list = 0;
+    for (const char *c = command; *c; c++) {
+        if (quote) {
+            if (*c == quote)
+                quote = 0;
+            else if (quote == '"' && *c == '\\' && c[1])
+                c++;
+            continue;
+        }
+        int at_word_start = word_start;
+        word_start = isspace((unsigned char)*c);
+        switch (*c) {
+        case '\'': case '"':
+            quote = *c;
+            break;
+        case '\\':
+            if (!c[1])
+                return NULL;
+            c++;
+            break;
+        case '`': {
+            const char *end = strchr(c + 1, '`');
+            if (!end)
+                return NULL;
+            c = end;
+            break;
+        }
+        case '$':
+            if (c[1] == '(') {
+                int depth = 0;
+                for (c++; *c; c++) {
+                    depth += *c == '(';
+                    depth -= *c == ')';
+                    if (depth == 0)
+                        break;
+                }
+                if (!*c)
+                    return NULL;
+            }
+            break;
+        case '(': case ')': case '{':
+            return NULL;
+        case '#':
+            if (at_word_start)
+                return NULL;
+            break;
+        case '&': case '|':
+            if (c > command && (c[-1] == '>' || c[-1] == '<'))
+                break; /* 2>&1, >| */
+            /* fallthrough */
+        case ';': case '\n':
+            start = c + 1;
+            *in_list = 1;
+            word_start = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    return quote ? NULL : start;
+}
+
+int shellcmd_program(const char *command, char *out, size_t cap, int *in_list)
+{
+    const char *p = last_command_start(command, in_list);
+    if (!p)
+        return 0;
+    for (int saw_exec = 0;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        size_t len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]))
+            len++;
+        if (len == 0)
+            return 0;
+        if (is_assignment(p, len)) {
+            p += len;
+            continue;
+        }
+        if (!saw_exec && len == 4 && !memcmp(p, "exec", 4)) {
+            saw_exec = 1;
+            p += len;
+            continue;
+        }
+        if (len >= cap || p[0] == '-' || p[0] == '~' || strcspn(p, "'\"\\$`*?[<>") < len)
+            return 0;
+        memcpy(out, p, len);
+        out[len] = '\0';
+        for (const char *const *w = not_execable; *w; w++)
+            if (strcmp(out, *w) == 0)
+                return 0;
+        for (const char *const *w = keywords; *w; w++)
+            if (strcmp(out, *w) == 0)
+                return 0;
+        return 1;
+    }
+}

@@ -7,6 +7,8 @@
 #ifndef DEVNODE_SHELLCMD_H
 #define DEVNODE_SHELLCMD_H
 
+#include <stddef.h>
+
 /* The offset in `command` where `exec ` goes so that the shell's last step replaces the
  * shell, or -1 when the command has no such step. */
 long shellcmd_exec_offset(const char *command);
@@ -18,5 +20,12 @@ int shellcmd_is_simple(const char *command);
 /* The string to pass to sh -c: COMMAND with `exec ` inserted at shellcmd_exec_offset, or a
  * copy of COMMAND. Caller frees. */
 char *shellcmd_for_sh(const char *command);
+
+/* The program the shell looks up for `command`: the first word of its last simple command,
+ * after VAR=value assignments and `exec` ("cd app && exec gunicorn x" -> "gunicorn").
+ * Returns 1 with `out` filled and *in_list set when the command is a list or pipeline
+ * (something before it may have changed directory), or 0 when only running the shell could
+ * tell (quotes or expansions in that word, a builtin or keyword, a subshell). */
+int shellcmd_program(const char *command, char *out, size_t cap, int *in_list);
 
 #endif

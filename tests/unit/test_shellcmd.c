@@ -160,6 +160,46 @@ static void test_a_written_exec_replaces_the_shell(void **state)
     assert_true(shellcmd_replaces_shell("cd app && ./srv"));
 }
 
+static void test_program_of_a_command(void **state)
+{
+    (void)state;
+    struct { const char *command, *program; int in_list; } cases[] = {
+        {"gunicorn --bind fd://$(socket.Web.fd) app:app", "gunicorn", 0},
+        {"  exec sleep 1000", "sleep", 0},
+        {"PORT=8000 DEBUG=1 ./build/server -v", "./build/server", 0},
+        {"cd app && exec gunicorn app:app", "gunicorn", 1},
+        {"touch spawned-$DEVNODE_SERVICE; exec sleep 1000", "sleep", 1},
+        {"/usr/bin/env python3 x.py 2>&1", "/usr/bin/env", 0},
+        {"make build && ./out/bin --flag \"a; b\"", "./out/bin", 1},
+        {"producer | consumer", "consumer", 1},
+        {"echo \"$(date)\" ; run-it `pwd`", "run-it", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char program[256];
+        int in_list = -1;
+        if (!shellcmd_program(cases[i].command, program, sizeof program, &in_list))
+            fail_msg("no program found in: %s", cases[i].command);
+        assert_string_equal(program, cases[i].program);
+        assert_int_equal(in_list, cases[i].in_list);
+    }
+}
+
+static void test_program_left_to_the_shell(void **state)
+{
+    (void)state;
+    const char *unknown[] = {
+        "$APP serve", "\"my app\" run", "~/bin/x", "trap '' TERM; while :; do sleep 0.1; done",
+        "if true; then run; fi", "(cd x; run)", "echo hi", "run &", "cd x", "exec", "A=1",
+        "# nothing", "{ a; }", "*.sh", "echo 'unterminated", "exec -a name run",
+    };
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        char program[256];
+        int in_list;
+        if (shellcmd_program(unknown[i], program, sizeof program, &in_list))
+            fail_msg("expected no program for %s, got %s", unknown[i], program);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +208,8 @@ int main(void)
         cmocka_unit_test(test_chain_ending_in_a_simple_command_execs_its_last_step),
         cmocka_unit_test(test_chains_that_cannot_exec_are_left_alone),
         cmocka_unit_test(test_a_written_exec_replaces_the_shell),
+        cmocka_unit_test(test_program_of_a_command),
+        cmocka_unit_test(test_program_left_to_the_shell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
