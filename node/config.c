@@ -1314,6 +1314,46 @@ static int load_ready(struct loader *ld, const struct ynode *value, const char *
     return 0;
 }
 
+/* $(socket.NAME.fd|port) is expanded at spawn time; a name or field that cannot be is a
+ * config error now, so `check` reports what `up` would refuse. Same scan as sockets.c. */
+static int check_socket_refs(struct loader *ld, const struct ynode *value, const char *key_path,
+                             const char *command)
+{
+    const struct config *cfg = ld->cfg;
+    for (const char *p = command; (p = strstr(p, "$(socket."));) {
+        const char *name = p + 9;
+        const char *close = strchr(name, ')');
+        const char *dot = close ? memrchr(name, '.', (size_t)(close - name)) : NULL;
+        if (!close || !dot || dot == name) {
+            p = name;
+            continue;
+        }
+        int ref_len = (int)(close + 1 - p);
+        size_t name_len = (size_t)(dot - name), field_len = (size_t)(close - dot - 1);
+        if (!((field_len == 2 && !memcmp(dot + 1, "fd", 2)) || (field_len == 4 && !memcmp(dot + 1, "port", 4)))) {
+            return fail(ld, value, key_path, "%.*s: a socket has only .fd and .port", ref_len, p);
+        }
+        bool found = false;
+        struct text known = {0};
+        for (size_t i = 0; i < cfg->socket_count; i++) {
+            const char *sname = cfg->sockets[i].name;
+            found |= strlen(sname) == name_len && !memcmp(sname, name, name_len);
+            if (i > 0)
+                text_append(&known, ", ", 2);
+            text_append(&known, sname, strlen(sname));
+        }
+        if (!found) {
+            fail(ld, value, key_path, "%.*s names no socket under the top-level sockets: (%s%s)", ref_len, p,
+                 known.s ? "defined: " : "none defined", known.s ? known.s : "");
+            free(known.s);
+            return -1;
+        }
+        free(known.s);
+        p = close + 1;
+    }
+    return 0;
+}
+
 static int load_command(struct loader *ld, const struct ynode *value, const char *key_path,
                         struct config_service *svc)
 {
@@ -1337,8 +1377,10 @@ static int load_command(struct loader *ld, const struct ynode *value, const char
         return fail(ld, value, key_path, "must not be empty: give the shell command to run");
     }
     svc->command = xstrndup(start, len);
+    svc->command_line = value->line;
+    svc->command_col = value->col;
     free(text);
-    return 0;
+    return check_socket_refs(ld, value, key_path, svc->command);
 }
 
 static int load_service_key(struct loader *ld, const struct ynode *key, const struct ynode *value,
@@ -1372,6 +1414,8 @@ static int load_service_key(struct loader *ld, const struct ynode *key, const st
         }
         free(svc->cwd);
         svc->cwd = path_resolve(ld->cfg->dir, cwd);
+        svc->cwd_line = value->line;
+        svc->cwd_col = value->col;
         free(cwd);
         return 0;
     }

@@ -49,6 +49,8 @@ struct config_service {
     int line;                    /* 1-based line of the service's key, for messages */
     int col;
     int port_first;              /* PORT of instance 0 from its block: port_base + 100 * position */
+    int command_line, command_col; /* where the command's value is written */
+    int cwd_line, cwd_col;       /* where cwd's value is written; 0 when it is the default */
 };
 
 struct config_socket {
