@@ -1,11 +1,12 @@
-/* cmd_check: `devnode check`: validates .lymph.yml and shows what `up` would run,
- * without starting anything. */
+/* cmd_check: `devnode check`: validates .lymph.yml (and what it names on this machine: cwd
+ * directories, programs) and shows what `up` would run, without starting anything. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
 #include "node/config.h"
+#include "node/preflight.h"
 #include "sockets/sockets.h"
 
 static const char *restart_name(enum restart_policy p)
@@ -95,11 +96,20 @@ int cmd_check(int argc, char **argv)
     if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
     struct config cfg;
-    if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
+    const char *path = config_arg ? config_arg : project.config_path;
+    if (config_load(path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_USAGE;
     }
-    if (cli_check_ports(&cfg, config_arg ? config_arg : project.config_path, port_base) < 0) {
+    if (cli_check_ports(&cfg, path, port_base) < 0) {
+        config_free(&cfg);
+        return CLI_USAGE;
+    }
+    /* What `up` would refuse on this machine, refused here too. */
+    struct preflight pf;
+    if (preflight_run(&cfg, path, &pf, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        preflight_free(&pf);
         config_free(&cfg);
         return CLI_USAGE;
     }
@@ -145,11 +155,17 @@ int cmd_check(int argc, char **argv)
             printf("warnings:\n");
         printf("  %s\n", warning);
     }
+    for (size_t i = 0; i < pf.warning_count; i++) {
+        if (!warned++)
+            printf("warnings:\n");
+        printf("  %s\n", pf.warnings[i]);
+    }
     if (cfg.note_count) {
         printf("notes:\n");
         for (size_t i = 0; i < cfg.note_count; i++)
             printf("  %s\n", cfg.notes[i]);
     }
+    preflight_free(&pf);
     config_free(&cfg);
     return CLI_OK;
 }

@@ -1,5 +1,5 @@
-/* cmd_up: `devnode up`: load and validate the config (exit 2 before anything runs on error),
- * then hand over to the node. */
+/* cmd_up: `devnode up`: load and validate the config and what it names on this machine
+ * (exit 2 before anything runs on error), then hand over to the node. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "node/node.h"
+#include "node/preflight.h"
 
 int cmd_up(int argc, char **argv)
 {
@@ -50,14 +51,25 @@ int cmd_up(int argc, char **argv)
     if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
     struct config cfg;
-    if (config_load(config_arg ? config_arg : project.config_path, vars, &cfg, err, sizeof err) < 0) {
+    const char *path = config_arg ? config_arg : project.config_path;
+    if (config_load(path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_USAGE;
     }
-    if (cli_check_ports(&cfg, config_arg ? config_arg : project.config_path, port_base) < 0) {
+    if (cli_check_ports(&cfg, path, port_base) < 0) {
         config_free(&cfg);
         return CLI_USAGE;
     }
+    struct preflight pf;
+    if (preflight_run(&cfg, path, &pf, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        preflight_free(&pf);
+        config_free(&cfg);
+        return CLI_USAGE;
+    }
+    for (size_t i = 0; i < pf.warning_count; i++)
+        cli_error("warning: %s", pf.warnings[i]);
+    preflight_free(&pf);
     opts.config_path = project.config_path;
     opts.tui = !no_tui && isatty(0) && isatty(1);
     return node_run(&cfg, &opts);

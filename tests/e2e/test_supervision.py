@@ -228,9 +228,9 @@ instances:
     Crash:
         command: echo crashing >&2; exit 1
     Missing:
-        command: devnode-e2e-no-such-command --flag
+        command: ./devnode-e2e-no-such-command --flag
     NotExec:
-        command: ./not-executable.sh
+        command: cd . && ./not-executable.sh
     Never:
         command: exit 0
         restart: never
@@ -243,9 +243,13 @@ instances:
     Stable:
         command: exec sleep 1000
     NoDir:
-        command: exec sleep 1000
-        cwd: does/not/exist
+        command: cd .. && rmdir gone && exit 1
+        cwd: gone
 """, {"not-executable.sh": "#!/bin/sh\necho hi\n"})
+    # What `up` refuses up front (a missing cwd or PATH program) can still happen later: the
+    # program is a relative path that may be built later, the list hides its program, and the
+    # cwd is there at the start and gone when NoDir restarts.
+    (project.dir / "gone").mkdir()
     node = project.up()
     node.wait_node_line(r"^Crash\.0 started \(pid \d+\)$")
     t0 = time.monotonic()
@@ -299,7 +303,7 @@ instances:
     assert stable["state"] == "running" and stable["restarts"] == 0
     nodir = node.service("NoDir", st)["instances"][0]
     assert nodir["state"] == "failed" and not nodir["pid"]
-    assert nodir["failure"] == f"cannot change to directory {project.dir}/does/not/exist: No such file or directory"
+    assert nodir["failure"] == f"cannot change to directory {project.dir}/gone: No such file or directory"
     assert count(r"^NoDir\.0 cannot run: cannot change to directory ") == 1
 
     # Stopping while Crash waits in backoff: the node exits at once and starts nothing more.
