@@ -43,6 +43,7 @@ struct logfile_chunk {
     struct logfile_chunk *next;
     size_t cap, len;
     uint64_t lines;
+    int reopen;               /* no records: the writer reopens the file here (SIGUSR1) */
     char data[];
 };
 
@@ -147,6 +148,17 @@ static void writer_flush(struct logfile *lf, struct writer_result *r)
         r->written += lf->pending_lines;
         lf->pending_lines = 0;
     }
+}
+
+/* logrotate moved the file away: what was encoded before goes to the file it was logged
+ * for, what follows to a new file at the path. A failed open is retried by the next write. */
+static void writer_reopen(struct logfile *lf, struct writer_result *r)
+{
+    writer_flush(lf, r);
+    if (lf->fd >= 0)
+        close(lf->fd);
+    lf->fd = -1;
+    logfile_open_current(lf);
 }
 
 /* Encodes one chunk of records, writing every LOGFILE_WRITE_THRESHOLD bytes. */
@@ -264,8 +276,12 @@ static void *logfile_writer(void *arg)
         pthread_cond_broadcast(&lf->idle); /* room for a loop waiting on the backlog */
         pthread_mutex_unlock(&lf->lock);
         struct writer_result r = {0, 0, 0, 0};
-        for (struct logfile_chunk *c = taken; c; c = c->next)
-            writer_encode(lf, c, &r);
+        for (struct logfile_chunk *c = taken; c; c = c->next) {
+            if (c->reopen)
+                writer_reopen(lf, &r);
+            else
+                writer_encode(lf, c, &r);
+        }
         if (r.err == 0)
             writer_flush(lf, &r);
         /* A burst grows the encode buffer only while writes fail; do not keep that. */
@@ -334,6 +350,7 @@ static struct logfile_chunk *logfile_take_chunk(struct logfile *lf, size_t need)
     c->next = NULL;
     c->len = 0;
     c->lines = 0;
+    c->reopen = 0;
     return c;
 }
 
@@ -411,6 +428,23 @@ int logfile_flush(struct logfile *lf)
     int rc = -lf->last_errno;
     pthread_mutex_unlock(&lf->lock);
     return rc;
+}
+
+void logfile_reopen(struct logfile *lf)
+{
+    pthread_mutex_lock(&lf->lock);
+    logfile_hand_over(lf);
+    /* A mark in the queue rather than a flag: lines staged before it stay in the old file
+     * and lines after it go to the new one, however far behind the writer is. */
+    struct logfile_chunk *mark = logfile_take_chunk(lf, 0);
+    if (mark) {
+        mark->reopen = 1;
+        *lf->queue_tail = mark;
+        lf->queue_tail = &mark->next;
+        lf->queued_chunks++;
+        pthread_cond_signal(&lf->wake);
+    }
+    pthread_mutex_unlock(&lf->lock);
 }
 
 void logfile_sync(struct logfile *lf)

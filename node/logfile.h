@@ -62,6 +62,9 @@ void logfile_on_line(void *ctx, const struct log_line *line);
 /* Hands what is staged to the writer. Returns 0, or -errno when the writer's last write
  * failed (lines then count as lost once its backlog passes its cap). */
 int logfile_flush(struct logfile *lf);
+/* Reopens the file at its path (SIGUSR1, after logrotate moved it away): lines logged before
+ * the call end in the old file, lines after it in the new one, none lost. */
+void logfile_reopen(struct logfile *lf);
 /* Waits until everything handed over is written (or failed). For tests and shutdown. */
 void logfile_sync(struct logfile *lf);
 /* Lines lost so far, and the errno of the last failed write (0 when writing works). */
