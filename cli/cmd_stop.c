@@ -1,12 +1,33 @@
 /* cmd_stop: `devnode stop`: asks the node to stop gracefully and waits until it is gone,
- * so a script can start a new node right after. */
+ * so a script can start a new node right after; then prints the node's stop summary. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
 #include "common/rundir.h"
+
+/* The node leaves its summary line in the run dir before it lets the lock go. */
+static void print_stop_summary(const char *project_dir, int64_t pid)
+{
+    struct rundir rd;
+    rundir_paths(&rd, project_dir);
+    char path[PATH_MAX + 32], line[512];
+    snprintf(path, sizeof path, "%s/%s", rd.dir, RUNDIR_STOP_SUMMARY);
+    FILE *f = fopen(path, "re");
+    long long written_by = 0;
+    int have = f && fscanf(f, "%lld\n", &written_by) == 1 && written_by == pid && fgets(line, sizeof line, f);
+    if (f)
+        fclose(f);
+    if (have) {
+        line[strcspn(line, "\n")] = '\0';
+        printf("node %lld %s\n", (long long)pid, line);
+    } else {
+        printf("node %lld stopped\n", (long long)pid);
+    }
+}
 
 int cmd_stop(int argc, char **argv)
 {
@@ -70,6 +91,6 @@ int cmd_stop(int argc, char **argv)
         }
         nanosleep(&pause, NULL);
     }
-    printf("node %lld stopped\n", (long long)pid);
+    print_stop_summary(project.dir, pid);
     return CLI_OK;
 }

@@ -6,6 +6,10 @@
 #include <limits.h>
 #include <sys/types.h>
 
+/* In the run dir: the node's pid and its stop summary line, written before it releases the
+ * lock, for `devnode stop` to print. */
+#define RUNDIR_STOP_SUMMARY "stopped"
+
 struct rundir {
     char dir[PATH_MAX];          /* <project>/.devnode, mode 0700 */
     char logs_dir[PATH_MAX];     /* <dir>/logs */

@@ -92,15 +92,15 @@ static void node_on_all_stopped(void *ctx)
         node->tui = NULL;
     }
     node_kill_adopted(node);
-    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "all instances stopped; node exiting");
+    /* The last line of the run, on the terminal and in the log; `devnode stop` prints it too. */
+    supervisor_stop_summary(&node->sup, node->stop_summary, sizeof node->stop_summary);
+    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s", node->stop_summary);
     tailserver_close(&node->tail); /* [tail] followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
     control_close(&node->control);
-    uv_close((uv_handle_t *)&node->sig_int, NULL);
-    uv_close((uv_handle_t *)&node->sig_term, NULL);
-    uv_close((uv_handle_t *)&node->sig_hup, NULL);
-    uv_close((uv_handle_t *)&node->sig_chld, NULL);
+    for (int i = 0; i < NODE_SIGNAL_COUNT; i++)
+        uv_close((uv_handle_t *)&node->signals[i], NULL);
     uv_close((uv_handle_t *)&node->flush_check, NULL);
     supervisor_close(&node->sup);
     logfile_flush(&node->logfile);
@@ -127,21 +127,55 @@ static void node_on_process_exit(void *ctx, pid_t pid)
     bus_on_process_exit(&node->bus, pid);
 }
 
+/* Every signal whose default would end the node without its stop (lock, endpoint and
+ * workers left behind) has a handler. USR2 is handled to be ignored: an ignored disposition
+ * would be inherited by the workers; a handler is reset by exec. */
+static const int node_signals[NODE_SIGNAL_COUNT] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
+
 static void node_on_signal(uv_signal_t *handle, int signum)
 {
     struct node *node = handle->data;
-    if (signum == SIGCHLD) {
+    switch (signum) {
+    case SIGCHLD:
         supervisor_reap(&node->sup);
         return;
+    case SIGUSR1:
+        logfile_reopen(&node->logfile);
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "SIGUSR1: reopened %s", node->logfile.path);
+        return;
+    case SIGUSR2:
+        return;
+    case SIGINT:
+        node_request_stop(node, "interrupted");
+        return;
+    case SIGHUP:
+        node_request_stop(node, "SIGHUP (there is no reload yet, so it stops the node)");
+        return;
+    default:
+        node_request_stop(node, signum == SIGTERM ? "SIGTERM" : "SIGQUIT");
+        return;
     }
-    node_request_stop(node, signum == SIGINT ? "interrupted" : signum == SIGTERM ? "SIGTERM" : "SIGHUP");
 }
 
-static void node_watch_signal(struct node *node, uv_signal_t *h, int signum)
+static void node_watch_signals(struct node *node)
 {
-    uv_signal_init(&node->loop, h);
-    h->data = node;
-    uv_signal_start(h, node_on_signal, signum);
+    for (int i = 0; i < NODE_SIGNAL_COUNT; i++) {
+        uv_signal_init(&node->loop, &node->signals[i]);
+        node->signals[i].data = node;
+        uv_signal_start(&node->signals[i], node_on_signal, node_signals[i]);
+    }
+}
+
+/* `devnode stop` waits for the lock to go and then prints this, so it is written first. */
+static void node_write_stop_summary(struct node *node)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", node->rundir.dir, RUNDIR_STOP_SUMMARY);
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return;
+    fprintf(f, "%d\n%s\n", (int)getpid(), node->stop_summary);
+    fclose(f);
 }
 
 static size_t node_name_width(const struct config *cfg)
@@ -178,10 +212,13 @@ int node_run(struct config *cfg, const struct node_options *opts)
         return NODE_EXIT_FAILURE;
     node->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
+    node->devnull_fd = -1;
     char err[512];
     int rc = NODE_EXIT_FAILURE;
     pid_t other = 0;
 
+    /* Each step below undoes the ones before it on failure (the labels at the end, in
+     * reverse order), so a failed start leaves nothing running and ends at once. */
     if (rundir_open(&node->rundir, node->cfg.dir, &other, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
         goto out_config;
@@ -196,7 +233,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     if (guardian_start(&node->guardian, node->rundir.dir, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
-        goto out_rundir;
+        goto out_sockets;
     }
     signal(SIGPIPE, SIG_IGN);
     /* A log file past RLIMIT_FSIZE must be a write error the node reports, not its death. */
@@ -209,14 +246,12 @@ int node_run(struct config *cfg, const struct node_options *opts)
         fprintf(stderr, "devnode: %s\n", err);
         goto out_loop;
     }
-    node->devnull_fd = -1;
     if (opts->tui)
         node->devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color, err,
                      sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
-        logfile_close(&node->logfile);
-        goto out_loop;
+        goto out_logfile;
     }
     printer_set_name_width(&node->printer, node_name_width(&node->cfg));
     loghub_subscribe(&node->hub, logfile_on_line, &node->logfile);
@@ -224,23 +259,19 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     if (control_open(&node->control, &node->loop, node->rundir.endpoint, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
-        printer_close(&node->printer);
-        uv_run(&node->loop, UV_RUN_DEFAULT);
-        logfile_close(&node->logfile);
-        goto out_loop;
+        goto out_printer;
     }
-    if (supervisor_init(&node->sup, &node->loop, &node->cfg, &node->sockets, &node->hub, &node->guardian,
-                        node->rundir.endpoint, node->rundir.dir, node->rundir.sock_dir, err, sizeof err) < 0) {
-        fprintf(stderr, "devnode: %s: %s\n", node->cfg.path, err);
-        node->exit_code = NODE_EXIT_USAGE;
-        control_close(&node->control);
-        uv_close((uv_handle_t *)&node->sup.sample_timer, NULL);
-        printer_close(&node->printer);
-        uv_run(&node->loop, UV_RUN_DEFAULT);
-        logfile_close(&node->logfile);
-        supervisor_free(&node->sup);
-        rc = NODE_EXIT_USAGE;
-        goto out_loop;
+    int sup_rc = supervisor_init(&node->sup, &node->loop, &node->cfg, &node->sockets, &node->hub,
+                                 &node->guardian, node->rundir.endpoint, node->rundir.dir,
+                                 node->rundir.sock_dir, err, sizeof err);
+    if (sup_rc < 0) {
+        if (sup_rc == -EINVAL) {
+            fprintf(stderr, "devnode: %s: %s\n", node->cfg.path, err);
+            rc = NODE_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "devnode: %s\n", err);
+        }
+        goto out_control;
     }
     node->sup.on_all_stopped = node_on_all_stopped;
     node->sup.on_all_stopped_ctx = node;
@@ -255,10 +286,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
                         err, sizeof err) < 0)
         fprintf(stderr, "devnode: %s; `devnode tail` reads the log files only\n", err);
 
-    node_watch_signal(node, &node->sig_int, SIGINT);
-    node_watch_signal(node, &node->sig_term, SIGTERM);
-    node_watch_signal(node, &node->sig_hup, SIGHUP);
-    node_watch_signal(node, &node->sig_chld, SIGCHLD);
+    node_watch_signals(node);
     uv_check_init(&node->loop, &node->flush_check);
     node->flush_check.data = node;
     uv_check_start(&node->flush_check, node_on_flush);
@@ -294,18 +322,35 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;
+    tailserver_free(&node->tail); /* [tail] */
+    supervisor_free(&node->sup);
+    /* node_on_all_stopped closed every handle opened above. */
+    goto out_closed;
+
+out_control:
+    control_close(&node->control);
+out_printer:
+    printer_close(&node->printer);
+    uv_run(&node->loop, UV_RUN_DEFAULT); /* the close callbacks of what was started */
+out_closed:
+    node_restore_stdout(node);
+out_logfile:
+    logfile_close(&node->logfile);
+out_loop:
     if (node->devnull_fd >= 0)
         close(node->devnull_fd);
-    tailserver_free(&node->tail); /* [tail] */
-    logfile_close(&node->logfile);
-    node_restore_stdout(node);
-    supervisor_free(&node->sup);
-out_loop:
     uv_loop_close(&node->loop);
     guardian_stop(&node->guardian);
     waitpid(node->guardian.pid, NULL, 0);
+out_sockets:
     sockets_close_all(&node->sockets);
 out_rundir:
+    if (node->stop_summary[0]) {
+        node_write_stop_summary(node);
+        /* The dashboard had the terminal; the plain output went nowhere. */
+        if (opts->tui)
+            fprintf(stderr, "devnode: %s\n", node->stop_summary);
+    }
     rundir_close(&node->rundir);
 out_config:
     config_free(&node->cfg);

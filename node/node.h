@@ -23,6 +23,9 @@
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
 
+/* INT, TERM, QUIT, HUP stop; USR1 reopens the log file; USR2 is ignored; CHLD reaps. */
+#define NODE_SIGNAL_COUNT 7
+
 struct node_options {
     const char *config_path;
     const char *vars_path;
@@ -44,9 +47,10 @@ struct node {
     struct tailserver tail;     /* [tail] ring, trace index, tail/traces requests */
     struct registry registry;   /* which instances serve RPC, and where */
     struct bus bus;             /* the embedded event bus */
-    uv_signal_t sig_int, sig_term, sig_hup, sig_chld;
+    uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */
+    char stop_summary[320];     /* "stopped 9 instances of 3 services in 0.4 s", once all are down */
     uint64_t started_ms;
     struct procstat self_stat;
     int log_error_reported;     /* a failing log file is reported once, not per line */

@@ -627,13 +627,14 @@ static void supervisor_on_notify(uv_poll_t *handle, int status, int events)
     }
 }
 
+/* Returns 0, or -errno with err set; on failure nothing stays open. */
 static int supervisor_open_notify(struct supervisor *sup, const char *dir, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     snprintf(sup->notify_path, sizeof sup->notify_path, "%s/notify.sock", dir);
     if (strlen(sup->notify_path) >= sizeof sun.sun_path) {
         snprintf(err, errlen, "notify socket path %s is too long", sup->notify_path);
-        return -1;
+        return -ENAMETOOLONG;
     }
     strcpy(sun.sun_path, sup->notify_path);
     unlink(sup->notify_path);
@@ -641,13 +642,20 @@ static int supervisor_open_notify(struct supervisor *sup, const char *dir, char 
     int one = 1;
     if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+        int rc = -errno;
         snprintf(err, errlen, "cannot open notify socket %s: %s", sup->notify_path, strerror(errno));
         if (fd >= 0)
             close(fd);
-        return -1;
+        return rc;
+    }
+    int rc = uv_poll_init(sup->loop, &sup->notify_poll, fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot watch notify socket %s: %s", sup->notify_path, uv_strerror(rc));
+        close(fd);
+        unlink(sup->notify_path);
+        return rc;
     }
     sup->notify_fd = fd;
-    uv_poll_init(sup->loop, &sup->notify_poll, fd);
     sup->notify_poll.data = sup;
     uv_poll_start(&sup->notify_poll, UV_READABLE, supervisor_on_notify);
     return 0;
@@ -849,6 +857,39 @@ static void describe_status(char *buf, size_t cap, int status)
         snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
 }
 
+/* Counts what the stop starts with; the summary line reports it once all are down. */
+static void supervisor_tally_stop(struct supervisor *sup)
+{
+    struct stop_tally *t = &sup->stop;
+    memset(t, 0, sizeof *t);
+    uv_update_time(sup->loop);
+    t->began_ms = uv_now(sup->loop);
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        unsigned running = 0;
+        for (size_t i = 0; i < svc->instance_cap; i++)
+            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
+                running++;
+        t->instances += running;
+        t->services += running > 0;
+    }
+}
+
+/* A process the stop had to SIGKILL: named in the summary. */
+static void supervisor_tally_killed(struct supervisor *sup, const struct instance *inst)
+{
+    struct stop_tally *t = &sup->stop;
+    size_t used = strlen(t->killed_names);
+    if (t->killed++ > 0 && used + 2 < sizeof t->killed_names)
+        used += (size_t)snprintf(t->killed_names + used, sizeof t->killed_names - used, ", ");
+    if (used < sizeof t->killed_names) {
+        int n = snprintf(t->killed_names + used, sizeof t->killed_names - used, "%s.%d",
+                         inst->service->cfg->name, inst->index);
+        if (n < 0 || (size_t)n >= sizeof t->killed_names - used)
+            memcpy(t->killed_names + sizeof t->killed_names - 4, "...", 4);
+    }
+}
+
 static void supervisor_check_all_down(struct supervisor *sup)
 {
     if (sup->stopping && supervisor_all_down(sup) && sup->on_all_stopped) {
@@ -893,6 +934,8 @@ static void instance_on_exit(struct instance *inst, int status)
     }
 
     if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
+        if (sup->stopping && inst->kill_sent)
+            supervisor_tally_killed(sup, inst);
         inst->state = INSTANCE_STOPPED;
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s)", cfg->name, inst->index, how);
         supervisor_check_all_down(sup);
@@ -947,6 +990,7 @@ static void instance_on_old_exit(struct instance *inst, int status)
     guardian_forget(sup->guardian, pid);
     instance_drain_pipes(inst, inst->old_out, inst->old_err);
     uv_timer_stop(&inst->old_timer);
+    int killed = inst->old_kill_sent;
     inst->old_pid = 0;
     inst->old_stopping = inst->old_kill_sent = 0;
     char how[96];
@@ -954,6 +998,8 @@ static void instance_on_old_exit(struct instance *inst, int status)
     node_line(sup, LOG_LEVEL_INFO, "%s.%d old process %d %s; replaced by pid %d", inst->service->cfg->name,
               inst->index, (int)pid, how, (int)inst->pid);
     if (sup->stopping) {
+        if (killed)
+            supervisor_tally_killed(sup, inst);
         supervisor_check_all_down(sup);
         return;
     }
@@ -1097,39 +1143,51 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->run_dir = run_dir;
     sup->sockets = sockets;
     sup->node_pid = getpid();
+    sup->notify_fd = -1;
+    int rc;
     sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (sup->devnull_fd < 0) {
+        rc = -errno;
         snprintf(err, errlen, "cannot open /dev/null: %s", strerror(errno));
-        return -1;
+        return rc;
     }
     sup->service_count = cfg->service_count;
     sup->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *sup->services);
     if (!sup->services)
         abort();
-    uv_timer_init(loop, &sup->sample_timer);
-    sup->sample_timer.data = sup;
-    sup->notify_fd = -1;
-    for (size_t s = 0; s < cfg->service_count; s++) {
-        if (cfg->services[s].ready.kind == READY_NOTIFY) {
-            if (supervisor_open_notify(sup, notify_dir, err, errlen) < 0)
-                return -1;
-            break;
-        }
-    }
+    /* What needs no loop comes first, so a config error leaves no handle to close. */
     for (size_t s = 0; s < cfg->service_count; s++) {
         struct service *svc = &sup->services[s];
         svc->cfg = &cfg->services[s];
         svc->desired = cfg->services[s].numprocesses;
         int n = sockets_for_service(sockets, svc->cfg, svc->sockets, SERVICE_MAX_SOCKETS, err, errlen);
-        if (n < 0)
-            return -1;
+        if (n < 0) {
+            rc = -EINVAL;
+            goto out_services;
+        }
         svc->socket_count = (size_t)n;
         svc->command = sockets_expand_command(svc->cfg->command, svc->sockets, svc->socket_count);
         if (svc->cfg->ready.kind == READY_LOG && regcomp(&svc->ready_re, svc->cfg->ready.log_pattern,
                                                          REG_EXTENDED | REG_NOSUB) == 0)
             svc->has_ready_re = 1;
     }
+    uv_timer_init(loop, &sup->sample_timer);
+    sup->sample_timer.data = sup;
+    for (size_t s = 0; s < cfg->service_count; s++) {
+        if (cfg->services[s].ready.kind == READY_NOTIFY) {
+            rc = supervisor_open_notify(sup, notify_dir, err, errlen);
+            if (rc < 0)
+                goto out_timer;
+            break;
+        }
+    }
     return 0;
+
+out_timer:
+    uv_close((uv_handle_t *)&sup->sample_timer, NULL);
+out_services:
+    supervisor_free(sup);
+    return rc;
 }
 
 void supervisor_start_all(struct supervisor *sup)
@@ -1156,8 +1214,22 @@ int supervisor_all_down(const struct supervisor *sup)
     return 1;
 }
 
+void supervisor_stop_summary(const struct supervisor *sup, char *buf, size_t len)
+{
+    const struct stop_tally *t = &sup->stop;
+    uint64_t took_ms = uv_now(sup->loop) - t->began_ms;
+    int n = snprintf(buf, len, "stopped %u instance%s of %u service%s in %.1f s", t->instances,
+                     t->instances == 1 ? "" : "s", t->services, t->services == 1 ? "" : "s", took_ms / 1000.0);
+    if (t->killed && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " (%u killed %s: %s)", t->killed,
+                 t->forced ? "when the stop was forced" : "after stop_timeout", t->killed_names);
+}
+
 void supervisor_stop_all(struct supervisor *sup, int force)
 {
+    if (!sup->stopping)
+        supervisor_tally_stop(sup);
+    sup->stop.forced |= force;
     sup->stopping = 1;
     change_abort_all(sup, "the node is stopping");
     for (size_t s = 0; s < sup->service_count; s++) {

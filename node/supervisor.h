@@ -92,6 +92,16 @@ struct service {
     int addrinuse_told;             /* the EADDRINUSE hint was logged since the last restart */
 };
 
+/* What the node's stop did, for its one summary line. */
+struct stop_tally {
+    uint64_t began_ms;              /* loop time the stop began */
+    unsigned instances;             /* instances that had a process when it began */
+    unsigned services;              /* services those belong to */
+    unsigned killed;                /* processes that had to be SIGKILLed */
+    char killed_names[192];         /* "Web.0, Web.1", cut short with "..." */
+    int forced;                     /* a second stop asked for SIGKILL at once */
+};
+
 struct supervisor {
     uv_loop_t *loop;
     const struct config *cfg;       /* the loaded config, for the warnings start gives */
@@ -104,6 +114,7 @@ struct supervisor {
     struct service *services;
     size_t service_count;
     int stopping;                   /* the node is shutting down */
+    struct stop_tally stop;         /* meaningful once stopping */
     uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
     struct socket_set *sockets;     /* the node's; their accept queues are watched */
     int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
@@ -118,7 +129,9 @@ struct supervisor {
     struct change *changes;         /* restarts and scales a client waits for (change.c) */
 };
 
-/* Returns 0, or -1 with err set (a $(socket.X) naming no socket: a config error). */
+/* Returns 0, or with err set -EINVAL (a $(socket.X) naming no socket: a config error) or
+ * -errno (a runtime failure). On failure nothing is left open, but handles it closed may
+ * still await their close callbacks: the caller runs the loop before freeing `sup`. */
 int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config *cfg,
                     struct socket_set *sockets, struct loghub *hub, struct guardian *guardian,
                     const char *endpoint, const char *run_dir, const char *notify_dir,
@@ -130,6 +143,8 @@ void supervisor_reap(struct supervisor *sup);
 /* Graceful stop of everything (force: SIGKILL now). on_all_stopped fires once all are down. */
 void supervisor_stop_all(struct supervisor *sup, int force);
 int supervisor_all_down(const struct supervisor *sup);
+/* "stopped 9 instances of 3 services in 0.4 s (2 killed after stop_timeout: Web.0, Web.1)" */
+void supervisor_stop_summary(const struct supervisor *sup, char *buf, size_t len);
 
 /* `restart NAME` or `restart NAME.N` (index -1 = every instance). Instances of a service
  * with sockets are replaced without downtime (new process, ready, then the old one stops),

@@ -296,13 +296,13 @@ def test_stop_command_waits_for_the_node(project):
     workers = pids_of(node.wait_running("Svc", 2))
     r = node.cli("stop")
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"node {node.pid} stopped\n"
+    assert re.fullmatch(rf"node {node.pid} stopped 3 instances of 2 services in \d+\.\d s\n", r.stdout), r.stdout
     # `stop` returns once the node is gone: no waiting needed here.
     assert not pid_alive(node.pid) or node.proc.poll() is not None
     assert node.wait_exit(5) == 0
     assert not any(pid_alive(p) for p in workers)
     texts = [x["text"] for x in node.node_lines()]
-    assert texts[-1] == "all instances stopped; node exiting"
+    assert f"node {node.pid} {texts[-1]}\n" == r.stdout, "the summary is the node's last line"
     assert marked_pids(project.marker) == []
     assert not (project.run_dir / "node.sock").exists(), "the control socket is left behind"
     r = project.cli("stop")
@@ -326,7 +326,7 @@ instances:
     assert "Stubborn.0 stopped (killed by SIGKILL (signal 9))" in [x["text"] for x in node.node_lines()]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP])
 def test_signal_to_node_stops_cleanly_with_exit_0(project, sig):
     project.write(SLEEPER.format(n=2))
     node = project.up()
@@ -336,8 +336,9 @@ def test_signal_to_node_stops_cleanly_with_exit_0(project, sig):
     assert not any(pid_alive(p) for p in workers)
     texts = [x["text"] for x in node.node_lines()]
     assert "Svc.0 stopped (killed by SIGTERM (signal 15))" in texts, texts
-    assert texts[-1] == "all instances stopped; node exiting"
+    assert re.fullmatch(r"stopped 3 instances of 2 services in \d+\.\d s", texts[-1]), texts[-1]
     assert marked_pids(project.marker) == []
+    assert not (project.run_dir / "node.sock").exists() and not (project.run_dir / "endpoint").exists()
 
 
 def test_second_sigint_forces_kill(project):
@@ -430,7 +431,7 @@ instances:
             stopper.kill()
             stopper.wait()
     assert stopper.returncode == 0, err
-    assert out == f"node {node.pid} stopped\n"
+    assert re.fullmatch(rf"node {node.pid} stopped \d+ instances? of 1 service in \d+\.\d s.*\n", out), out
     assert node.wait_exit(5) == 0
 
 

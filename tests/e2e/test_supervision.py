@@ -409,7 +409,8 @@ instances:
     r, code = node.stop()
     elapsed = time.monotonic() - t0
     assert code == 0, node.describe()
-    assert r.stdout.strip() == f"node {node.pid} stopped"
+    assert re.fullmatch(rf"node {node.pid} stopped 4 instances of 4 services in \d\.\d s \(3 killed after stop_timeout: "
+                        r"StubbornMs\.0, (Stubborn\.0, StubbornPy\.0|StubbornPy\.0, Stubborn\.0)\)\n", r.stdout), r.stdout
     assert 0.9 <= elapsed < 5, f"stop took {elapsed:.2f}s with stop_timeout 1"
     texts = [x["text"] for x in node.node_lines()]
     for name in ("Stubborn", "StubbornPy"):
@@ -418,7 +419,7 @@ instances:
     assert "StubbornMs.0 did not stop within 0.5s after TERM; sending KILL" in texts, texts
     assert "Quick.0 stopped (killed by SIGTERM (signal 15))" in texts
     assert "Quick.0 did not stop within" not in " ".join(texts)
-    assert texts[-1] == "all instances stopped; node exiting"
+    assert f"node {node.pid} {texts[-1]}\n" == r.stdout, "the summary is the node's last line"
     assert not pid_alive(stubborn) and not pid_alive(py)
     assert marked_pids(project.marker) == [], describe_pids(marked_pids(project.marker))
 
