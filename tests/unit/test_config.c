@@ -853,6 +853,26 @@ static void test_error_unknown_socket_reference(void **state)
                "8:9: instances.Web.sockets[1]: no socket named \"Admin\" under the top-level sockets:");
 }
 
+/* A $(socket.X) that spawn could not expand is refused at load, where `check` sees it. */
+static void test_error_unknown_socket_in_command(void **state)
+{
+    load_fails(*state,
+               "sockets:\n"
+               "  Web: {port: 4080}\n"
+               "  Api: {port: 4081}\n"
+               "instances:\n"
+               "  Web:\n"
+               "    command: serve --fd $(socket.Web.fd) --admin $(socket.Admin.port)\n",
+               NULL,
+               "6:14: instances.Web.command: $(socket.Admin.port) names no socket under the top-level sockets: "
+               "(defined: Web, Api)");
+    load_fails(*state, "instances:\n  Web:\n    command: serve $(socket.Web.fd)\n", NULL,
+               "3:14: instances.Web.command: $(socket.Web.fd) names no socket under the top-level sockets: "
+               "(none defined)");
+    load_fails(*state, "sockets:\n  Web: {port: 0}\ninstances:\n  Web:\n    command: serve $(socket.Web.name)\n",
+               NULL, "5:14: instances.Web.command: $(socket.Web.name): a socket has only .fd and .port");
+}
+
 static void test_error_socket_port_and_path(void **state)
 {
     load_fails(*state,
@@ -1094,6 +1114,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_bad_vars_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_cannot_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_socket_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_unknown_socket_in_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_socket_port_and_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_socket_port_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_duplicate_socket_name, setup, teardown),

@@ -263,6 +263,51 @@ static void test_a_line_larger_than_a_chunk_keeps_its_place(void **state)
     remove_dir(&d);
 }
 
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; p && *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* logrotate: the file is moved away, then a reopen; lines staged before the reopen (handed
+ * over or not) stay in the moved file, lines after it start the new one, none is lost. */
+static void test_reopen_after_a_move_splits_between_lines(void **state)
+{
+    (void)state;
+    struct dir d;
+    struct logfile lf;
+    open_in_new_dir(&d, &lf, 0, 5);
+    for (uint64_t seq = 1; seq <= 1000; seq++) {
+        emit(&lf, seq, "Svc", "before the move", NULL);
+        if (seq == 500)
+            logfile_flush(&lf); /* some handed over, some still staged */
+    }
+    char from[256], to[256];
+    snprintf(from, sizeof from, "%s/%s", d.path, LOGFILE_NAME);
+    snprintf(to, sizeof to, "%s/moved.jsonl", d.path);
+    assert_int_equal(rename(from, to), 0);
+    logfile_reopen(&lf);
+    for (uint64_t seq = 1001; seq <= 1300; seq++)
+        emit(&lf, seq, "Svc", "after the reopen", NULL);
+    logfile_sync(&lf);
+    size_t old_len, new_len;
+    char *old_text = read_file(d.path, "moved.jsonl", &old_len);
+    char *new_text = read_file(d.path, LOGFILE_NAME, &new_len);
+    assert_non_null(old_text);
+    assert_non_null(new_text);
+    assert_int_equal(count_lines(old_text), 1000);
+    assert_int_equal(count_lines(new_text), 300);
+    assert_null(strstr(old_text, "after the reopen"));
+    assert_null(strstr(new_text, "before the move"));
+    assert_non_null(strstr(new_text, "\"seq\":1001,"));
+    free(old_text);
+    free(new_text);
+    logfile_close(&lf);
+    remove_dir(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_rotation_splits_only_between_lines),
         cmocka_unit_test(test_a_failing_write_is_reported_and_recovers),
         cmocka_unit_test(test_a_line_larger_than_a_chunk_keeps_its_place),
+        cmocka_unit_test(test_reopen_after_a_move_splits_between_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
