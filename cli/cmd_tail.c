@@ -1,6 +1,7 @@
 /* cmd_tail: `devnode tail`: lines of the running node's ring (-n), then new ones (-f), filtered
  * node-side; a trace as a timeline; and, when no node runs, the same answers from the log
- * files. A closed pipe or Ctrl-C ends it quietly with status 0. */
+ * files. Off a terminal it is lossless: what the ring dropped before we read it is read from
+ * the log files. A closed pipe or Ctrl-C ends it quietly with status 0. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "common/rundir.h"
+#include "tail/catchup.h"
 #include "tail/linebuf.h"
 #include "tail/offline.h"
 #include "tail/tailclient.h"
@@ -17,6 +19,7 @@
 
 #define DEFAULT_BACKLOG 10
 #define BACKLOG_ALL INT64_MAX
+#define CATCHUP_WAIT_MS 10000  /* for the node to write skipped lines to its log file */
 
 static volatile sig_atomic_t interrupted;
 
@@ -54,6 +57,12 @@ struct tail_run {
     struct cli_project project;
     struct tail_line *decoded;   /* the lines of one `lines` message */
     size_t decoded_cap;
+    int lossless;                /* read skipped lines from the log files instead of skipping */
+    struct catchup catchup;
+    struct tailclient *client;   /* kept alive while the log files are read */
+    uint64_t last_seq;           /* of the last line shown (or collected) */
+    uint64_t resume_from;        /* after a resubscription: the first seq not seen yet; 0: none */
+    int output_gone;
 };
 
 /* 0 on success, -1 when the reader went away (which ends us quietly). */
@@ -109,18 +118,87 @@ static int run_offline(struct tail_run *run)
     return rc;
 }
 
+/* Shows (or, for a sorted timeline, collects) one line. 0, or -1 when the reader is gone. */
+static int show_line(struct tail_run *run, const struct log_line *line)
+{
+    run->last_seq = line->seq;
+    if (run->timeline_sorted) {
+        linebuf_add(&run->collected, line);
+        return 0;
+    }
+    tailprint_measure(&run->print, line);
+    tailprint_line(&run->print, line);
+    if (run->print.out.len > (1u << 20) && flush_out(run) < 0) {
+        run->output_gone = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_catchup_line(void *ctx, const struct log_line *line)
+{
+    return show_line(ctx, line) < 0;
+}
+
+static void on_catchup_tick(void *ctx)
+{
+    struct tail_run *run = ctx;
+    tailclient_keepalive(run->client);
+}
+
+/* The matching lines with seqs first..last that the node could not send: from the log files
+ * when lossless, else (and for any the files do not have) the notice of how many we miss. */
+static void on_skipped(struct tail_run *run, uint64_t count, uint64_t first, uint64_t last)
+{
+    if (run->lossless && last >= first) {
+        char err[1024];
+        struct rundir rd;
+        if (!run->catchup.logs_dir[0]) {
+            rundir_paths(&rd, run->project.dir);
+            catchup_init(&run->catchup, rd.logs_dir);
+        }
+        if (first <= run->last_seq)
+            first = run->last_seq + 1;
+        int64_t found = catchup_read(&run->catchup, first, last, &run->filter, CATCHUP_WAIT_MS, on_catchup_line,
+                                     on_catchup_tick, run, err, sizeof err);
+        if (found < 0)
+            cli_error("tail: cannot read the skipped lines: %s", err);
+        if (run->output_gone)
+            return;
+        if (count == 0)
+            return; /* a resubscription's gap: no count to hold it against */
+        count = found < 0 ? count : (uint64_t)found >= count ? 0 : count - (uint64_t)found;
+    }
+    if (count > 0)
+        tailprint_skipped(&run->print, count);
+}
+
+static void skipped_of(const struct wire_msg *msg, int64_t *count, uint64_t *first, uint64_t *last)
+{
+    *count = 0;
+    *first = 1;
+    *last = 0;
+    wire_get_int(msg->body, "skipped", count);
+    const msgpack_object *seqs = wire_map_get(msg->body, "skipped_seqs");
+    if (seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == 2 &&
+        seqs->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        seqs->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *first = seqs->via.array.ptr[0].via.u64;
+        *last = seqs->via.array.ptr[1].via.u64;
+    }
+}
+
 /* Handles one `lines` message: 0 to go on, -1 when the output is gone or the message is bad. */
 static int on_lines(struct tail_run *run, const struct wire_msg *msg)
 {
-    int64_t skipped = 0;
-    wire_get_int(msg->body, "skipped", &skipped);
+    int64_t skipped;
+    uint64_t skipped_first, skipped_last;
+    skipped_of(msg, &skipped, &skipped_first, &skipped_last);
     const msgpack_object *lines = wire_map_get(msg->body, "lines");
     if (!lines || lines->type != MSGPACK_OBJECT_ARRAY) {
         cli_error("tail: bad `lines` message from the node");
         return -1;
     }
-    if (skipped > 0)
-        tailprint_skipped(&run->print, (uint64_t)skipped);
     uint32_t count = lines->via.array.size;
     if (count > run->decoded_cap) {
         struct tail_line *p = realloc(run->decoded, count * sizeof *p);
@@ -129,23 +207,37 @@ static int on_lines(struct tail_run *run, const struct wire_msg *msg)
         run->decoded = p;
         run->decoded_cap = count;
     }
-    /* Decoded once, so the name column can be sized for the whole batch before printing. */
+    /* Decoded once, so the name column can be sized for the whole batch before printing. A
+     * resubscription sends the ring again: lines already shown are left out. */
     size_t n = 0;
     for (uint32_t i = 0; i < count; i++) {
-        if (tailwire_unpack_line(&lines->via.array.ptr[i], &run->decoded[n]) == 0) {
+        if (tailwire_unpack_line(&lines->via.array.ptr[i], &run->decoded[n]) == 0 &&
+            run->decoded[n].line.seq > run->last_seq) {
             run->decoded[n].line.service = run->decoded[n].service;
             n++;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (run->timeline_sorted)
-            linebuf_add(&run->collected, &run->decoded[i].line);
-        else
-            tailprint_measure(&run->print, &run->decoded[i].line);
+    if (run->resume_from && n > 0) {
+        /* Everything between what we saw and what the node still had is in the log files. */
+        on_skipped(run, 0, run->resume_from, run->decoded[0].line.seq - 1);
+        run->resume_from = 0;
+    } else if (skipped > 0 && !run->resume_from) {
+        on_skipped(run, (uint64_t)skipped, skipped_first, skipped_last);
     }
-    if (!run->timeline_sorted)
-        for (size_t i = 0; i < n; i++)
+    if (run->output_gone)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!run->timeline_sorted)
+            tailprint_measure(&run->print, &run->decoded[i].line);
+    for (size_t i = 0; i < n; i++) {
+        if (run->timeline_sorted) {
+            linebuf_add(&run->collected, &run->decoded[i].line);
+            run->last_seq = run->decoded[i].line.seq;
+        } else {
             tailprint_line(&run->print, &run->decoded[i].line);
+            run->last_seq = run->decoded[i].line.seq;
+        }
+    }
     return flush_out(run);
 }
 
@@ -158,6 +250,9 @@ static int run_online(struct tail_run *run)
         return CLI_FAILURE;
     }
     client.output_fd = 1;
+    run->client = &client;
+    if (run->lossless)
+        client.resume_backlog = BACKLOG_ALL; /* then read from the log files what lies between */
     int rc = CLI_OK, unsubscribe = 1, truncated = 0;
     for (;;) {
         struct wire_msg msg;
@@ -170,18 +265,26 @@ static int run_online(struct tail_run *run)
             break;
         }
         if (ev == TAILCLIENT_RESUMED) {
-            fprintf(stderr, "devnode: tail: the node had dropped this tail (no renewal for 5 s); "
-                            "following again from now, missed lines are in .devnode/logs\n");
+            if (run->lossless) {
+                fprintf(stderr, "devnode: tail: the node had dropped this tail (no renewal for 5 s); "
+                                "following again, missed lines are read from .devnode/logs\n");
+                if (!run->resume_from)
+                    run->resume_from = run->last_seq + 1;
+            } else {
+                fprintf(stderr, "devnode: tail: the node had dropped this tail (no renewal for 5 s); "
+                                "following again from now, missed lines are in .devnode/logs\n");
+            }
             continue;
         }
         if (ev == TAILCLIENT_END) {
-            int64_t skipped = 0;
-            wire_get_int(msg.body, "skipped", &skipped);
+            int64_t skipped;
+            uint64_t skipped_first, skipped_last;
+            skipped_of(&msg, &skipped, &skipped_first, &skipped_last);
             const msgpack_object *t = wire_map_get(msg.body, "truncated");
             truncated = t && t->type == MSGPACK_OBJECT_BOOLEAN && t->via.boolean;
             wire_msg_free(&msg);
             if (skipped > 0)
-                tailprint_skipped(&run->print, (uint64_t)skipped);
+                on_skipped(run, (uint64_t)skipped, skipped_first, skipped_last);
             flush_out(run);
             unsubscribe = 0;
             break;
@@ -223,13 +326,15 @@ int cmd_tail(int argc, char **argv)
         {"level", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
         {"color", required_argument, NULL, 'C'},
+        {"lossy", no_argument, NULL, 'L'},
+        {"lossless", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *config_arg = NULL, *color_mode = NULL, *count_arg = NULL;
     struct tail_run run;
     memset(&run, 0, sizeof run);
-    int as_json = 0, opt;
+    int as_json = 0, opt, lossy = -1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:n:fh", options, NULL)) != -1) {
         switch (opt) {
@@ -241,6 +346,8 @@ int cmd_tail(int argc, char **argv)
         case 'l': run.req.level = optarg; break;
         case 'j': as_json = 1; break;
         case 'C': color_mode = optarg; break;
+        case 'L': lossy = 1; break;
+        case 'S': lossy = 0; break;
         case 'h':
             printf("usage: devnode tail %s\n", cli_find_command("tail")->usage);
             return CLI_OK;
@@ -275,6 +382,9 @@ int cmd_tail(int argc, char **argv)
                    color && !as_json);
     run.print.interrupted = &interrupted;
     run.timeline_sorted = run.req.trace && !run.req.follow;
+    /* A terminal is read by a person: skipping (with a notice) beats falling ever further
+     * behind. A file or a pipe is read by a program that wants every line. */
+    run.lossless = lossy < 0 ? !isatty(1) : !lossy;
     linebuf_init(&run.collected, 0);
 
     char endpoint[PATH_MAX + 16];

@@ -14,7 +14,7 @@ static const struct cli_command commands[] = {
     {"scale", "[-c PATH] [--no-wait] [--timeout SECONDS] SERVICE COUNT", "change the number of instances of a service", cmd_scale},
     {"stop", "[-c PATH] [--force] [--timeout SECONDS]", "stop the running node gracefully", cmd_stop},
     {"tail", "[-c PATH] [-n N] [-f] [--trace ID] [--grep PATTERN] [--level LEVEL] [--json] "
-     "[--color=auto|always|never] [SERVICE[.N]...]", "print log lines of the node, live with -f, or one trace", cmd_tail},
+     "[--color=auto|always|never] [--lossy|--lossless] [SERVICE[.N]...]", "print log lines of the node, live with -f, or one trace", cmd_tail},
     {"traces", "[-c PATH] [-n N] [--json]", "list recent traces: services touched, duration, errors", cmd_traces},
     {"events", "[-c PATH] [--from N] [--follow] [--json] [PATTERN]", "print the retained events of the streams",
      cmd_events},

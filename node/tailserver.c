@@ -31,6 +31,8 @@ struct tail_sub {
     size_t list_count, list_next;
     int truncated;               /* the trace index could not give every line asked for */
     uint64_t skipped;            /* matching lines missed since the last `lines` message */
+    uint64_t skipped_first;      /* seqs of the first and last of them: a lossless client */
+    uint64_t skipped_last;       /* reads that range from the log files */
     uint64_t batches_sent;
     uint64_t batches_acked;
     uint64_t renewed_ms;         /* loop time of the request or the last tail_renew */
@@ -73,6 +75,15 @@ static int sub_matches(const struct tailserver *ts, struct tail_sub *sub, uint64
 
 /* ---------------------------------------------------------------- hub and ring */
 
+static void count_skipped(struct tail_sub *sub, uint64_t seq)
+{
+    if (sub->skipped == 0 || seq < sub->skipped_first)
+        sub->skipped_first = seq;
+    if (sub->skipped == 0 || seq > sub->skipped_last)
+        sub->skipped_last = seq;
+    sub->skipped++;
+}
+
 static void tail_on_line(void *ctx, const struct log_line *line)
 {
     struct tailserver *ts = ctx;
@@ -88,21 +99,39 @@ static void tail_on_evict(void *ctx, uint64_t seq)
         if (sub->cursor != seq || (!sub->follow && seq > sub->end_seq))
             continue;
         if (sub_matches(ts, sub, seq, &view))
-            sub->skipped++;
+            count_skipped(sub, seq);
         sub->cursor++;
     }
 }
 
 /* ---------------------------------------------------------------- sending */
 
+/* "skipped" and, when lines were skipped, "skipped_seqs": [first, last]. The map's size
+ * counts one or two entries for this. */
+static int skipped_entries(const struct tail_sub *sub)
+{
+    return sub->skipped ? 2 : 1;
+}
+
+static void pack_skipped(struct wire_body *b, const struct tail_sub *sub)
+{
+    wire_pack_kv_int(&b->pk, "skipped", (int64_t)sub->skipped);
+    if (!sub->skipped)
+        return;
+    wire_pack_str(&b->pk, "skipped_seqs");
+    msgpack_pack_array(&b->pk, 2);
+    msgpack_pack_uint64(&b->pk, sub->skipped_first);
+    msgpack_pack_uint64(&b->pk, sub->skipped_last);
+}
+
 static int send_end(struct tailserver *ts, struct tail_sub *sub)
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 3);
+    msgpack_pack_map(&b.pk, 2 + skipped_entries(sub));
     pack_id(&b, sub);
     wire_pack_kv_bool(&b.pk, "truncated", sub->truncated);
-    wire_pack_kv_int(&b.pk, "skipped", (int64_t)sub->skipped);
+    pack_skipped(&b, sub);
     int rc = control_send(ts->ctl, sub->identity, sub->identity_len, "end", &b);
     wire_body_free(&b);
     return rc;
@@ -115,7 +144,7 @@ static uint64_t next_seq(struct tailserver *ts, struct tail_sub *sub)
         uint64_t seq = sub->list[sub->list_next++];
         if (logring_entry_at(&ts->ring, seq))
             return seq;
-        sub->skipped++; /* a line of the trace left the ring before we sent it */
+        count_skipped(sub, seq); /* a line of the trace left the ring before we sent it */
     }
     uint64_t first = logring_first_seq(&ts->ring);
     if (sub->cursor < first)
@@ -135,10 +164,14 @@ static int sub_finished(const struct tail_sub *sub)
 static enum pump_result send_batch(struct tailserver *ts, struct tail_sub *sub, uint64_t now)
 {
     uint64_t saved_cursor = sub->cursor, saved_skipped = sub->skipped;
+    uint64_t saved_first = sub->skipped_first, saved_last = sub->skipped_last;
     size_t saved_list_next = sub->list_next;
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 3);
+    /* Lines come after "skipped", so the map's size is only known at the end: map32 patched. */
+    size_t map_at = b.sbuf.size;
+    static const char map32[5] = {(char)0xdf, 0, 0, 0, 0};
+    msgpack_sbuffer_write(&b.sbuf, map32, sizeof map32);
     pack_id(&b, sub);
     wire_pack_str(&b.pk, "lines");
     /* array32 with the count patched in afterwards: valid msgpack, and one pass over lines */
@@ -173,12 +206,17 @@ static enum pump_result send_batch(struct tailserver *ts, struct tail_sub *sub, 
     count[1] = (unsigned char)(n >> 16);
     count[2] = (unsigned char)(n >> 8);
     count[3] = (unsigned char)n;
-    wire_pack_kv_int(&b.pk, "skipped", (int64_t)sub->skipped);
+    unsigned entries = 2 + (unsigned)skipped_entries(sub);
+    unsigned char *size = (unsigned char *)b.sbuf.data + map_at + 1;
+    size[3] = (unsigned char)entries;
+    pack_skipped(&b, sub);
     int rc = control_send(ts->ctl, sub->identity, sub->identity_len, "lines", &b);
     wire_body_free(&b);
     if (rc == -EAGAIN) {
         sub->cursor = saved_cursor;
         sub->skipped = saved_skipped;
+        sub->skipped_first = saved_first;
+        sub->skipped_last = saved_last;
         sub->list_next = saved_list_next;
         sub->retry_ms = now + TAIL_RETRY_MS;
         return PUMP_WAIT;

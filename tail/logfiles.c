@@ -40,8 +40,7 @@ static int read_one(const char *path, const char *needle, logfiles_raw_cb cb, vo
     return 0;
 }
 
-int logfiles_read(const char *logs_dir, const char *needle, logfiles_raw_cb cb, void *ctx, char *err,
-                  size_t errlen)
+int logfiles_rotated_count(const char *logs_dir, char *err, size_t errlen)
 {
     DIR *d = opendir(logs_dir);
     if (!d) {
@@ -63,6 +62,24 @@ int logfiles_read(const char *logs_dir, const char *needle, logfiles_raw_cb cb, 
             highest = (unsigned)k;
     }
     closedir(d);
+    return (int)highest;
+}
+
+void logfiles_path(const char *logs_dir, unsigned k, char *out, size_t cap)
+{
+    if (k == 0)
+        snprintf(out, cap, "%s/%s", logs_dir, LOGFILES_BASE);
+    else
+        snprintf(out, cap, "%s/%s.%u", logs_dir, LOGFILES_BASE, k);
+}
+
+int logfiles_read(const char *logs_dir, const char *needle, logfiles_raw_cb cb, void *ctx, char *err,
+                  size_t errlen)
+{
+    int rotated = logfiles_rotated_count(logs_dir, err, errlen);
+    if (rotated < 0)
+        return -1;
+    unsigned highest = (unsigned)rotated;
     char path[PATH_MAX + 32];
     int files = 0, stopped = 0;
     for (unsigned k = highest; k >= 1 && !stopped; k--) {

@@ -20,6 +20,13 @@ typedef int (*logfiles_raw_cb)(void *ctx, const char *raw, size_t len);
 int logfiles_read(const char *logs_dir, const char *needle, logfiles_raw_cb cb, void *ctx, char *err,
                   size_t errlen);
 
+/* The number N of the oldest rotated file devnode.jsonl.N present (0: none), or -1 with err
+ * when the directory cannot be read. */
+int logfiles_rotated_count(const char *logs_dir, char *err, size_t errlen);
+
+/* The path of devnode.jsonl (k = 0) or of devnode.jsonl.K. */
+void logfiles_path(const char *logs_dir, unsigned k, char *out, size_t cap);
+
 /* A parsed record: line.service and line.text point into `json` (keep it until done). */
 struct logfiles_record {
     struct tail_line tl;

@@ -154,9 +154,9 @@ enum tailclient_event tailclient_next(struct tailclient *c, struct wire_msg *msg
                 snprintf(err, errlen, "%s", message);
                 return TAILCLIENT_FAILED;
             }
-            /* The node forgot us (renewals stopped for over 5 s): follow again from now. */
+            /* The node forgot us (renewals stopped for over 5 s): follow again. */
             struct tail_request again = *c->req;
-            again.backlog = 0;
+            again.backlog = c->resume_backlog;
             c->id++;
             if (send_request(c, &again) < 0) {
                 snprintf(err, errlen, "cannot talk to the node: %s", zmq_strerror(errno));
@@ -165,6 +165,15 @@ enum tailclient_event tailclient_next(struct tailclient *c, struct wire_msg *msg
             return TAILCLIENT_RESUMED;
         }
         wire_msg_free(msg);
+    }
+}
+
+void tailclient_keepalive(struct tailclient *c)
+{
+    long long now = now_ms();
+    if (now >= c->next_renew_ms) {
+        send_renew(c);
+        c->next_renew_ms = now + RENEW_MS;
     }
 }
 

@@ -26,12 +26,13 @@ struct tailclient {
     long long gone_deadline_ms;   /* the node's lock was free: fail at this time; 0: node alive */
     int confirmed;                /* the node answered this subscription */
     int output_fd;                /* watched for a reader that went away (| head); -1: none */
+    int64_t resume_backlog;       /* the backlog asked for when resubscribing (default 0) */
 };
 
 enum tailclient_event {
     TAILCLIENT_LINES,       /* *msg is a `lines` message of this subscription */
     TAILCLIENT_END,         /* *msg is its `end` message: nothing more comes */
-    TAILCLIENT_RESUMED,     /* the node had dropped the subscription; a new one (no backlog) runs */
+    TAILCLIENT_RESUMED,     /* the node had dropped the subscription; a new one (resume_backlog) runs */
     TAILCLIENT_INTERRUPTED, /* *stop became non-zero, or output_fd's reader went away */
     TAILCLIENT_FAILED,      /* err says why (error reply, no answer, node gone) */
 };
@@ -43,6 +44,9 @@ int tailclient_open(struct tailclient *c, const char *project_dir, const struct 
 /* Waits for the next thing that happens. For LINES and END the caller frees *msg. */
 enum tailclient_event tailclient_next(struct tailclient *c, struct wire_msg *msg, const volatile sig_atomic_t *stop,
                                       char *err, size_t errlen);
+/* Renews the subscription if it is due: for a caller busy elsewhere (reading the log files)
+ * for longer than a renewal period. */
+void tailclient_keepalive(struct tailclient *c);
 /* With unsubscribe, tells the node (`untail`) before closing. */
 void tailclient_close(struct tailclient *c, int unsubscribe);
 

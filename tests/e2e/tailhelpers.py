@@ -2,8 +2,10 @@
 process, parsing its three output formats, reading every log file in order, and a raw pyzmq
 client that speaks the tail protocol (with acknowledgements) for protocol-level checks."""
 import json
+import os
 import re
 import subprocess
+import threading
 
 import msgpack
 import zmq
@@ -20,6 +22,41 @@ def start_tail(project, *args, stdout):
     return subprocess.Popen([str(DEVNODE), "tail", "-c", str(project.config_path), *map(str, args)],
                             cwd=project.dir, env=base_env(), stdin=subprocess.DEVNULL, stdout=stdout,
                             stderr=subprocess.PIPE)
+
+
+class Pty:
+    """A pseudo-terminal for a process's stdout, drained by a thread so the writer never blocks.
+    text() is what arrived so far, with the terminal's CR LF turned back into LF."""
+
+    def __init__(self):
+        self.master, self.slave = os.openpty()
+        self.data = bytearray()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+
+    def _drain(self):
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.data += chunk
+
+    def start(self):
+        os.close(self.slave)
+        self.thread.start()
+
+    def text(self):
+        with self.lock:
+            return self.data.decode(errors="replace").replace("\r\n", "\n")
+
+    def finish(self):
+        self.thread.join(10)
+        os.close(self.master)
+        return self.text()
 
 
 def log_files(project):

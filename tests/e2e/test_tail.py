@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import BURST, DEVNODE, base_env, wait_for
-from tailhelpers import (RawClient, file_records, human_lines, log_files, name_of, start_tail,
+from tailhelpers import (Pty, RawClient, file_records, human_lines, log_files, name_of, start_tail,
                          timeline_lines, wait_file_text)
 
 LEVELS = ["debug", "info", "warning", "error", "critical"]
@@ -357,31 +357,31 @@ def test_follower_killed_mid_stream_does_not_disturb_the_node(project, tmp_path)
     assert burst_ks(file_records(project)) == list(range(n))
 
 
-def test_follower_that_stops_reading_is_told_exactly_what_it_skipped(project, tmp_path):
-    n = 100000
-    project.write(BURST_CONFIG.format(burst=BURST, n=n, ring=1000))
-    node = project.up(stdout_path=os.devnull)
-    out_path = tmp_path / "follow.jsonl"
-    with open(out_path, "w") as out:
-        proc = start_tail(project, "-f", "-n", "5", "--json", "Burst", "Marker", stdout=out)
-    try:
-        wait_file_text(out_path, lambda t: "marker-line" in t, 10, "tail -f to be subscribed")
+def stop_during_burst(node, tails, instances):
+    """Stops the tail processes while `instances` Burst workers write their lines, so the ring
+    of 1000 lines overtakes them; lets them go on once every worker has exited."""
+    for proc in tails:
         os.kill(proc.pid, signal.SIGSTOP)
-        try:
-            assert node.cli("scale", "Burst", "1").returncode == 0
-            node.wait_node_line(r"^Burst\.0 exited with status 0 ", timeout=30)
-        finally:
-            os.kill(proc.pid, signal.SIGCONT)
-        wait_file_text(out_path, lambda t: f'"text":"burst s {n - 1} ' in t, 20, "the last burst line in tail -f")
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+    try:
+        assert node.cli("scale", "Burst", str(instances)).returncode == 0
+        for i in range(instances):
+            node.wait_node_line(rf"^Burst\.{i} exited with status 0 ", timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for proc in tails:
+            os.kill(proc.pid, signal.SIGCONT)
+
+
+def end_tail(proc):
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0, proc.stderr.read()
+
+
+def check_skipped_json(text, n):
+    """JSON tail output of a follower that skipped: each gap is announced by a notice, and the
+    lines received plus the lines skipped are the whole burst."""
     received, skipped, expected_k = 0, 0, 0
     notices = []
-    for line in out_path.read_text().splitlines():
+    for line in text.splitlines():
         rec = json.loads(line)
         if "skipped" in rec and len(rec) == 1:
             notices.append(rec["skipped"])
@@ -396,7 +396,78 @@ def test_follower_that_stops_reading_is_told_exactly_what_it_skipped(project, tm
         received += 1
     assert notices and skipped > 0, "the ring of 1000 lines must have overtaken the stopped follower"
     assert received + skipped == n
+
+
+def test_follower_on_a_terminal_or_lossy_is_told_exactly_what_it_skipped(project, tmp_path):
+    n = 100000
+    project.write(BURST_CONFIG.format(burst=BURST, n=n, ring=1000))
+    node = project.up(stdout_path=os.devnull)
+    out_path = tmp_path / "follow.jsonl"
+    pty = Pty()
+    with open(out_path, "w") as out:
+        lossy = start_tail(project, "-f", "-n", "5", "--json", "--lossy", "Burst", "Marker", stdout=out)
+    on_tty = start_tail(project, "-f", "-n", "5", "--json", "Burst", "Marker", stdout=pty.slave)
+    pty.start()
+    last = f'"text":"burst s {n - 1} '
+    try:
+        wait_file_text(out_path, lambda t: "marker-line" in t, 10, "tail -f --lossy to be subscribed")
+        wait_for(lambda: "marker-line" in pty.text(), 10, "tail -f on a terminal to be subscribed")
+        stop_during_burst(node, [lossy, on_tty], 1)
+        wait_file_text(out_path, lambda t: last in t, 20, "the last burst line in tail -f --lossy")
+        wait_for(lambda: last in pty.text(), 20, "the last burst line in tail -f on a terminal")
+        end_tail(lossy)
+        end_tail(on_tty)
+    finally:
+        for proc in (lossy, on_tty):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    check_skipped_json(out_path.read_text(), n)
+    check_skipped_json(pty.finish(), n)
     assert burst_ks(file_records(project)) == list(range(n)), "the log file has every line"
+
+
+def test_follower_to_a_file_or_a_pipe_gets_every_line(project, tmp_path):
+    """Off a terminal nothing is skipped: what the ring dropped comes from the log files, in
+    seq order, once."""
+    n = 100000
+    project.write(BURST_CONFIG.format(burst=BURST, n=n, ring=1000))
+    node = project.up(stdout_path=os.devnull)
+    file_path, pipe_path = tmp_path / "to_file.jsonl", tmp_path / "to_pipe.txt"
+    with open(file_path, "w") as out:
+        to_file = start_tail(project, "-f", "-n", "5", "--json", "Burst", "Marker", stdout=out)
+    with open(pipe_path, "w") as out:
+        cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=out)
+    to_pipe = start_tail(project, "-f", "-n", "5", "Burst", "Marker", stdout=cat.stdin)
+    cat.stdin.close()
+    done = lambda t: t.count(f"burst s {n - 1} ") == 2
+    try:
+        wait_file_text(file_path, lambda t: "marker-line" in t, 10, "tail -f > file to be subscribed")
+        wait_file_text(pipe_path, lambda t: "marker-line" in t, 10, "tail -f | cat to be subscribed")
+        stop_during_burst(node, [to_file, to_pipe], 2)
+        wait_file_text(file_path, done, 30, "both workers' last lines in tail -f > file")
+        wait_file_text(pipe_path, done, 30, "both workers' last lines in tail -f | cat")
+        end_tail(to_file)
+        end_tail(to_pipe)
+        assert cat.wait(10) == 0
+    finally:
+        for proc in (to_file, to_pipe, cat):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    errs = to_file.stderr.read().decode() + to_pipe.stderr.read().decode()
+    assert "skipped" not in errs
+    recs = [json.loads(line) for line in file_path.read_text().splitlines()]
+    assert not [r for r in recs if "skipped" in r and len(r) == 1], "a skipped notice off a terminal"
+    from_file = {i: [int(r["text"].split()[2]) for r in recs if r["service"] == "Burst" and r["instance"] == i]
+                 for i in (0, 1)}
+    seqs = [r["seq"] for r in recs]
+    assert seqs == sorted(set(seqs)), "lines in seq order, each once"
+    rows = human_lines(pipe_path.read_text())
+    assert not [r for r in rows if "skipped" in r[2]]
+    from_pipe = {i: [int(text.split()[2]) for _, name, text in rows if name == f"Burst.{i}"] for i in (0, 1)}
+    for got in (from_file, from_pipe):
+        assert got[0] == list(range(n)) and got[1] == list(range(n))
 
 
 # ---------------------------------------------------------------- rotation
