@@ -109,7 +109,8 @@ int cmd_events(int argc, char **argv)
     if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
     struct config cfg;
-    if (config_load(project.config_path, getenv("LYMPH_VARS"), &cfg, err, sizeof err) < 0) {
+    /* Only the streams are needed: an unrelated $(env.X) unset in this shell must not matter. */
+    if (config_load_unresolved(project.config_path, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_USAGE;
     }

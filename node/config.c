@@ -171,6 +171,7 @@ struct loader {
     struct config *cfg;
     char *err;
     size_t errlen;
+    bool keep_unresolved;      /* an undefined $(env.X) or $(var.X) stays as written */
 };
 
 /* "FILE:LINE:COL: KEY: message", leaving out the parts that are unknown. */
@@ -674,6 +675,11 @@ static char *interpolate(struct loader *ld, const struct ynode *n, const char *k
             char *name = xstrndup(path, path_len);
             const char *value = getenv(name);
             free(name);
+            if (!value && ld->keep_unresolved) {
+                text_append(&out, s + i, ref_len);
+                i += ref_len;
+                continue;
+            }
             if (!value) {
                 free(out.s);
                 fail(ld, n, key_path, "undefined variable %.*s", (int)ref_len, s + i);
@@ -682,6 +688,11 @@ static char *interpolate(struct loader *ld, const struct ynode *n, const char *k
             text_append(&out, value, strlen(value));
         } else if (ns_len == 3 && memcmp(ns, "var", 3) == 0) {
             const struct ynode *value = ld->vars ? vars_lookup(ld->vars, path, path_len) : NULL;
+            if (!value && ld->keep_unresolved) {
+                text_append(&out, s + i, ref_len);
+                i += ref_len;
+                continue;
+            }
             if (!value) {
                 free(out.s);
                 fail(ld, n, key_path, "undefined variable %.*s%s", (int)ref_len, s + i,
@@ -1847,8 +1858,8 @@ static int resolve_location(struct loader *ld, const char *path)
     return 0;
 }
 
-int config_load(const char *path, const char *vars_path, struct config *out,
-                char *err, size_t errlen)
+static int load(const char *path, const char *vars_path, bool keep_unresolved, struct config *out, char *err,
+                size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (err && errlen) {
@@ -1859,7 +1870,7 @@ int config_load(const char *path, const char *vars_path, struct config *out,
     out->logs.keep_files = 5;
     out->port_base = CONFIG_PORT_BASE_DEFAULT;
     struct loader ld = {.path_arg = path, .vars_arg = vars_path, .cfg = out,
-                        .err = err, .errlen = errlen};
+                        .err = err, .errlen = errlen, .keep_unresolved = keep_unresolved};
     struct ynode *root = NULL, *vars = NULL;
     int rc = -1;
     if (parse_yaml_file(&ld, path, &root) < 0) {
@@ -1882,6 +1893,16 @@ done:
         config_free(out);
     }
     return rc;
+}
+
+int config_load(const char *path, const char *vars_path, struct config *out, char *err, size_t errlen)
+{
+    return load(path, vars_path, false, out, err, errlen);
+}
+
+int config_load_unresolved(const char *path, struct config *out, char *err, size_t errlen)
+{
+    return load(path, NULL, true, out, err, errlen);
 }
 
 void config_free(struct config *cfg)

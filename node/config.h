@@ -107,6 +107,10 @@ enum config_port_source {
  * On failure *out holds nothing that needs freeing. */
 int config_load(const char *path, const char *vars_path, struct config *out,
                 char *err, size_t errlen);
+/* config_load for commands beside a running node (events, offline tail), which need the
+ * service names or the streams, never the values: an undefined $(env.X) or $(var.X) is kept
+ * as written instead of failing, and no vars file is read. */
+int config_load_unresolved(const char *path, struct config *out, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /* Where svc's PORT comes from; for PORT_FROM_SOCKET *socket (may be NULL) is the socket. */
