@@ -64,6 +64,24 @@ enum cli_wait {
 enum cli_wait cli_request_wait(const struct cli_project *project, const char *type, const struct wire_body *body,
                                int timeout_ms, struct wire_msg *reply, char *err, size_t errlen);
 
+/* What a name given to a command may be, besides a service's name (cli_check_names). */
+enum {
+    CLI_NAMES_INSTANCES = 1, /* "Service.N": instance N, which must exist */
+    CLI_NAMES_NODE = 2,      /* "devnode": the node's own lines */
+    CLI_NAMES_REGISTRY = 4,  /* the names are of the registry ("no service 'X' in the registry") */
+};
+
+/* Checks names against services, a JSON array of {name, desired?, instances?: [{index}]} (the
+ * status reply's shape). 0, or -1 after printing "devnode: COMMAND: no service 'X' (known: A,
+ * B)" or "devnode: COMMAND: Web has no instance 7 (known: Web.0, Web.1)". */
+struct json_t;
+int cli_check_names(const char *command, struct json_t *services, char *const *names, size_t count,
+                    unsigned flags);
+/* cli_check_names against the running node's services (a `status` request): CLI_OK,
+ * CLI_USAGE for an unknown name, or CLI_FAILURE when the node cannot be asked (all printed). */
+int cli_check_targets(const struct cli_project *project, const char *command, char *const *names, size_t count,
+                      unsigned flags);
+
 /* Prints "devnode: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

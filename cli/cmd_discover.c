@@ -164,6 +164,10 @@ int cmd_discover(int argc, char **argv)
         cli_error("discover: the node's reply has no 'services' list");
         return CLI_FAILURE;
     }
+    if (only && cli_check_names("discover", services, (char *const *)&only, 1, CLI_NAMES_REGISTRY) < 0) {
+        json_decref(services);
+        return CLI_USAGE;
+    }
     if (as_json)
         print_json(services, only);
     else if (print_services(services, only, verbose) == 0)

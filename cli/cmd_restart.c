@@ -83,7 +83,9 @@ int cmd_restart(int argc, char **argv)
     struct cli_project project;
     if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
-    int status = CLI_OK;
+    int status = cli_check_targets(&project, "restart", argv + optind, (size_t)(argc - optind), CLI_NAMES_INSTANCES);
+    if (status != CLI_OK)
+        return status;
     for (int i = optind; i < argc; i++) {
         int rc = restart_one(&project, argv[i], i, wait, timeout_ms);
         if (rc == CLI_INTERRUPTED)

@@ -73,6 +73,9 @@ int cmd_scale(int argc, char **argv)
     struct cli_project project;
     if (cli_open_project(config_arg, &project) < 0)
         return CLI_USAGE;
+    int checked = cli_check_targets(&project, "scale", argv + optind, 1, 0);
+    if (checked != CLI_OK)
+        return checked;
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 3 + wait);

@@ -3,6 +3,7 @@
  * files. Off a terminal it is lossless: what the ring dropped before we read it is read from
  * the log files. A closed pipe or Ctrl-C ends it quietly with status 0. */
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/rundir.h"
+#include "node/config.h"
 #include "tail/catchup.h"
 #include "tail/linebuf.h"
 #include "tail/offline.h"
@@ -308,6 +310,27 @@ static int run_online(struct tail_run *run)
     return rc;
 }
 
+/* Without a node the config says which services there are (not how many instances ran). */
+static int check_names_offline(const struct cli_project *project, char *const *names, size_t count)
+{
+    if (count == 0)
+        return CLI_OK;
+    char err[1024];
+    struct config cfg;
+    if (config_load_unresolved(project->config_path, &cfg, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    json_t *services = json_array();
+    for (size_t i = 0; i < cfg.service_count; i++)
+        json_array_append_new(services, json_pack("{s:s}", "name", cfg.services[i].name));
+    config_free(&cfg);
+    int rc = cli_check_names("tail", services, names, count, CLI_NAMES_INSTANCES | CLI_NAMES_NODE) < 0 ? CLI_USAGE
+                                                                                                      : CLI_OK;
+    json_decref(services);
+    return rc;
+}
+
 static void usage_error(const char *fmt, const char *arg)
 {
     fputs("devnode: tail: ", stderr);
@@ -390,13 +413,19 @@ int cmd_tail(int argc, char **argv)
     char endpoint[PATH_MAX + 16];
     pid_t pid;
     int rc;
+    char *const *names = (char *const *)run.req.services;
     if (rundir_find_node(run.project.dir, endpoint, sizeof endpoint, &pid, err, sizeof err) == 0) {
-        rc = run_online(&run);
+        rc = cli_check_targets(&run.project, "tail", names, run.req.service_count,
+                               CLI_NAMES_INSTANCES | CLI_NAMES_NODE);
+        if (rc == CLI_OK)
+            rc = run_online(&run);
     } else if (run.req.follow) {
         cli_error("tail: %s; -f needs a running node (`devnode up`)", err);
         rc = CLI_FAILURE;
     } else {
-        rc = run_offline(&run);
+        rc = check_names_offline(&run.project, names, run.req.service_count);
+        if (rc == CLI_OK)
+            rc = run_offline(&run);
     }
     linebuf_free(&run.collected);
     free(run.decoded);

@@ -72,7 +72,7 @@ def test_scale_up_down_to_zero_and_back(project):
     assert pids_of(node.service("Other")["instances"]) == other
 
     r = node.cli("scale", "Nope", "2")
-    assert r.returncode == 1 and "no service named 'Nope'" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr == "devnode: scale: no service 'Nope' (known: Other, Svc)\n", r.stderr
     for bad in ("-1", "many"):
         r = node.cli("scale", "Svc", bad)
         assert r.returncode == 2, r.stderr
@@ -113,10 +113,10 @@ def test_restart_service_and_instance(project):
     assert node.service("Other")["instances"][0]["restarts"] == 0
 
     r = node.cli("restart", "Nope")
-    assert r.returncode == 1 and r.stdout == ""
-    assert "no service named 'Nope'" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "devnode: restart: no service 'Nope' (known: Other, Svc)\n", r.stderr
     r = node.cli("restart", "Svc.7")
-    assert r.returncode == 1 and "Svc has no instance 7" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr == "devnode: restart: Svc has no instance 7 (known: Svc.0, Svc.1)\n", r.stderr
     r = node.cli("restart")
     assert r.returncode == 2
     node.stop()
