@@ -783,6 +783,29 @@ static void test_error_undefined_env_variable(void **state)
                NULL, "5:14: instances.Web.env.TOKEN: undefined variable $(env.DEVNODE_TEST_NOPE)");
 }
 
+/* Commands beside a node read names and streams: an undefined variable stays as written. */
+static void test_unresolved_load_keeps_undefined_variables(void **state)
+{
+    struct fixture *fx = *state;
+    unsetenv("DEVNODE_TEST_NOPE");
+    setenv("DEVNODE_TEST_SET", "yes", 1);
+    write_file(fx->config_path, "instances:\n"
+                                "  Db:\n"
+                                "    command: run $(env.DEVNODE_TEST_NOPE) $(var.db.host) $(env.DEVNODE_TEST_SET)\n"
+                                "streams:\n"
+                                "  book.#: {retain_events: 10}\n");
+    struct config cfg;
+    assert_int_equal(config_load_unresolved(fx->config_path, &cfg, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(cfg.service_count, 1);
+    assert_string_equal(cfg.services[0].command, "run $(env.DEVNODE_TEST_NOPE) $(var.db.host) yes");
+    assert_int_equal(cfg.stream_count, 1);
+    config_free(&cfg);
+    /* Everything else is still checked. */
+    write_file(fx->config_path, "instances:\n  Db:\n    command: x\n    numprocesses: many\n");
+    assert_int_equal(config_load_unresolved(fx->config_path, &cfg, fx->err, sizeof(fx->err)), -1);
+    unsetenv("DEVNODE_TEST_SET");
+}
+
 static void test_error_undefined_var_variable(void **state)
 {
     struct fixture *fx = *state;
@@ -1111,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_duplicate_service_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_undefined_env_variable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_undefined_var_variable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unresolved_load_keeps_undefined_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_vars_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_cannot_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_socket_reference, setup, teardown),
