@@ -151,7 +151,7 @@ int cmd_discover(int argc, char **argv)
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 2);
     wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_str(&body.pk, "service", only);
+    wire_pack_kv_str(&body.pk, "service", NULL); /* all of them: an unknown SERVICE names the others */
     struct wire_msg reply;
     if (cli_call(&project, "discover", &body, &reply, "discover") < 0)
         return CLI_FAILURE;

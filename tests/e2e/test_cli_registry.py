@@ -73,8 +73,12 @@ def test_discover_plain_verbose_json_and_filter(project):
     assert len(r.stdout.strip().splitlines()) == 3
     r = project.cli("discover", "--json", "Listen")
     assert sorted(json.loads(r.stdout)) == ["Listen"]
-    r = project.cli("discover", "Nope")
-    assert (r.returncode, r.stdout) == (0, "No registered services found\n")
+    # A name nobody registered is an error naming the ones there are (and a script waiting for
+    # a service to register can loop on the exit status).
+    for args in (("Nope",), ("--json", "Nope")):
+        r = project.cli("discover", *args)
+        assert (r.returncode, r.stdout, r.stderr) == (
+            2, "", "devnode: discover: no service 'Nope' in the registry (known: Greeting, Listen)\n"), r
     r = project.cli("discover", "a", "b")
     assert r.returncode == 2
     node.stop()
