@@ -3,10 +3,11 @@ error naming the known ones (tail, restart, scale, discover), and the commands t
 running node, or read its run dir, never trip over the config's interpolation of an unrelated
 service's $(env.X)."""
 import json
+import subprocess
 
 import pytest
 
-from conftest import base_env, wait_for
+from conftest import DEVNODE, base_env, wait_for
 
 THREE = """\
 instances:
@@ -105,6 +106,19 @@ def test_commands_beside_a_node_ignore_an_unrelated_undefined_variable(project, 
     ok("emit", "book.added", '{"title": "Dune"}')
     ok("restart", "Web")
     ok("scale", "Web", "2")
+    sub = subprocess.Popen([str(DEVNODE), "subscribe", "-c", str(project.config_path), "-n", "1", "book.#"],
+                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # (emitted until the subscription, which has no "subscribed" signal, sees one)
+        wait_for(lambda: ok("emit", "book.read", "{}") and sub.poll() is not None, 10, "subscribe -n 1 to get an event")
+        out, err = sub.communicate(timeout=5)
+        assert sub.returncode == 0 and "book.read" in out and "undefined variable" not in err, (out, err)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+    r = cli("tui")  # no terminal here: the dashboard says so, not the config
+    assert (r.returncode, r.stderr) == (2, "devnode: devnode tui needs a terminal; use devnode tail\n"), r
     # A command that reads the config for its streams.
     wait_for(lambda: "book.added" in ok("events").stdout, 10, "the emitted event in `devnode events`")
     ok("stop")
