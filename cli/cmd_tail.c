@@ -160,7 +160,9 @@ static void on_skipped(struct tail_run *run, uint64_t count, uint64_t first, uin
             catchup_init(&run->catchup, rd.logs_dir);
         }
         if (first <= run->last_seq)
-            first = run->last_seq + 1;
+            first = run->last_seq + 1; /* shown already */
+        if (first > last)
+            return;
         int64_t found = catchup_read(&run->catchup, first, last, &run->filter, CATCHUP_WAIT_MS, on_catchup_line,
                                      on_catchup_tick, run, err, sizeof err);
         if (found < 0)
@@ -228,17 +230,15 @@ static int on_lines(struct tail_run *run, const struct wire_msg *msg)
     }
     if (run->output_gone)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!run->timeline_sorted)
-            tailprint_measure(&run->print, &run->decoded[i].line);
+    for (size_t i = 0; i < n && !run->timeline_sorted; i++)
+        tailprint_measure(&run->print, &run->decoded[i].line);
     for (size_t i = 0; i < n; i++) {
-        if (run->timeline_sorted) {
-            linebuf_add(&run->collected, &run->decoded[i].line);
-            run->last_seq = run->decoded[i].line.seq;
-        } else {
-            tailprint_line(&run->print, &run->decoded[i].line);
-            run->last_seq = run->decoded[i].line.seq;
-        }
+        const struct log_line *line = &run->decoded[i].line;
+        if (run->timeline_sorted)
+            linebuf_add(&run->collected, line);
+        else
+            tailprint_line(&run->print, line);
+        run->last_seq = line->seq;
     }
     return flush_out(run);
 }
@@ -310,17 +310,14 @@ static int run_online(struct tail_run *run)
     return rc;
 }
 
-/* Without a node the config says which services there are (not how many instances ran). */
+/* Without a node the config says which services there are (not how many instances ran). A
+ * config that does not load cannot say: the log files are still worth reading then. */
 static int check_names_offline(const struct cli_project *project, char *const *names, size_t count)
 {
-    if (count == 0)
-        return CLI_OK;
     char err[1024];
     struct config cfg;
-    if (config_load_unresolved(project->config_path, &cfg, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        return CLI_USAGE;
-    }
+    if (count == 0 || config_load_unresolved(project->config_path, &cfg, err, sizeof err) < 0)
+        return CLI_OK;
     json_t *services = json_array();
     for (size_t i = 0; i < cfg.service_count; i++)
         json_array_append_new(services, json_pack("{s:s}", "name", cfg.services[i].name));

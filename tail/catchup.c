@@ -73,7 +73,7 @@ static FILE *open_file(const struct catchup *c, int k, struct stat *st)
 
 /* Places the reader at the start of the current run: the last record whose seq is not above
  * the one before it, or the start of the oldest file. */
-static int place(struct catchup *c, char *err, size_t errlen)
+static int place(struct catchup *c, catchup_tick_cb tick, void *ctx, char *err, size_t errlen)
 {
     int rotated = logfiles_rotated_count(c->logs_dir, err, errlen);
     if (rotated < 0)
@@ -108,7 +108,10 @@ static int place(struct catchup *c, char *err, size_t errlen)
         }
         off_t offset = 0;
         ssize_t n;
+        uint64_t records = 0;
         while ((n = getline(&line, &cap, f)) > 0 && line[n - 1] == '\n') {
+            if (++records % TICK_EVERY == 0 && tick)
+                tick(ctx);
             uint64_t seq = raw_seq(line, (size_t)n);
             if (seq && prev && seq <= prev) {
                 c->dev = st.st_dev;
@@ -230,7 +233,7 @@ static enum step read_on(struct catchup *c, struct range *r, char *err, size_t e
 int64_t catchup_read(struct catchup *c, uint64_t first_seq, uint64_t last_seq, struct logfilter *f, int wait_ms,
                      catchup_line_cb cb, catchup_tick_cb tick, void *ctx, char *err, size_t errlen)
 {
-    if (!c->placed && place(c, err, errlen) < 0)
+    if (!c->placed && place(c, tick, ctx, err, errlen) < 0)
         return -1;
     struct range r = {.first = first_seq, .last = last_seq, .filter = f, .cb = cb, .tick = tick, .ctx = ctx};
     if (c->seq >= last_seq)
@@ -246,7 +249,7 @@ int64_t catchup_read(struct catchup *c, uint64_t first_seq, uint64_t last_seq, s
             /* Our file was rotated away (we are more than keep_files behind): go on from the
              * oldest file there is; what lay between is gone. */
             c->placed = 0;
-            if (place(c, err, errlen) < 0)
+            if (place(c, tick, ctx, err, errlen) < 0)
                 return r.found;
             c->seq = before;
             lost = 0;
