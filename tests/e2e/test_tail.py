@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from conftest import BURST, DEVNODE, base_env, wait_for
-from tailhelpers import (Pty, RawClient, file_records, human_lines, log_files, name_of, start_tail,
-                         timeline_lines, wait_file_text)
+from tailhelpers import (SKIPPED_RE, Pty, RawClient, file_records, human_lines, log_files, name_of,
+                         start_tail, timeline_lines, wait_file_text)
 
 LEVELS = ["debug", "info", "warning", "error", "critical"]
 
@@ -378,17 +378,25 @@ def end_tail(proc):
     assert proc.wait(10) == 0, proc.stderr.read()
 
 
-def check_skipped_json(text, n):
-    """JSON tail output of a follower that skipped: each gap is announced by a notice, and the
-    lines received plus the lines skipped are the whole burst."""
+def check_skipped(text, n, as_json):
+    """Tail output (JSON or the human format) of a follower that skipped: each gap is announced
+    by a notice, and the lines received plus the lines skipped are the whole burst."""
     received, skipped, expected_k = 0, 0, 0
     notices = []
     for line in text.splitlines():
-        rec = json.loads(line)
-        if "skipped" in rec and len(rec) == 1:
-            notices.append(rec["skipped"])
-            skipped += rec["skipped"]
-            expected_k += rec["skipped"]  # nothing but Burst lines match in this window
+        if as_json:
+            rec = json.loads(line)
+            notice = rec["skipped"] if "skipped" in rec and len(rec) == 1 else None
+        else:
+            m = SKIPPED_RE.match(line)
+            notice = int(m.group(1)) if m else None
+            if not m:
+                _, name, text_ = human_lines(line)[0]
+                rec = {"service": name.split(".")[0], "text": text_}
+        if notice is not None:
+            notices.append(notice)
+            skipped += notice
+            expected_k += notice  # nothing but Burst lines match in this window
             continue
         if rec["service"] != "Burst":
             continue
@@ -408,9 +416,9 @@ def test_follower_on_a_terminal_or_lossy_is_told_exactly_what_it_skipped(project
     pty = Pty()
     with open(out_path, "w") as out:
         lossy = start_tail(project, "-f", "-n", "5", "--json", "--lossy", "Burst", "Marker", stdout=out)
-    on_tty = start_tail(project, "-f", "-n", "5", "--json", "Burst", "Marker", stdout=pty.slave)
+    on_tty = start_tail(project, "-f", "-n", "5", "--color=never", "Burst", "Marker", stdout=pty.slave)
     pty.start()
-    last = f'"text":"burst s {n - 1} '
+    last = f"burst s {n - 1} "
     try:
         wait_file_text(out_path, lambda t: "marker-line" in t, 10, "tail -f --lossy to be subscribed")
         wait_for(lambda: "marker-line" in pty.text(), 10, "tail -f on a terminal to be subscribed")
@@ -424,8 +432,8 @@ def test_follower_on_a_terminal_or_lossy_is_told_exactly_what_it_skipped(project
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    check_skipped_json(out_path.read_text(), n)
-    check_skipped_json(pty.finish(), n)
+    check_skipped(out_path.read_text(), n, as_json=True)
+    check_skipped(pty.finish(), n, as_json=False)
     assert burst_ks(file_records(project)) == list(range(n)), "the log file has every line"
 
 
