@@ -67,7 +67,7 @@ def test_offline_tail_checks_names_against_the_config(project):
     node.stop()
     one_line_error(project.cli("tail", "-n", "2", "Nope"), 2, f"devnode: tail: no service 'Nope' {KNOWN}")
     r = project.cli("tail", "-n", "2", "devnode")
-    assert r.returncode == 0 and "node exiting" in r.stdout, r
+    assert r.returncode == 0 and "stopped 4 instances of 3 services" in r.stdout, r
 
 
 # ---------------------------------------------------------------- no interpolation beside a node
