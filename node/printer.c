@@ -40,8 +40,14 @@ struct printer_chunk {
     struct printer_chunk *next;
     size_t cap, len;
     uint64_t lines;
-    char data[];
+    _Alignas(8) char data[];
 };
+
+/* Records start 8-byte aligned, so the header is written in place, not through the stack. */
+static size_t record_size(size_t service_len, size_t text_len)
+{
+    return (sizeof(struct printer_record) + service_len + text_len + 7) & ~(size_t)7;
+}
 
 static size_t backlog_load(struct printer *p)
 {
@@ -108,21 +114,20 @@ static int printer_write_chunk(struct printer *p, const struct printer_chunk *c,
     size_t off = 0;
     uint64_t done = 0;
     while (off + sizeof(struct printer_record) <= c->len) {
-        struct printer_record h;
-        memcpy(&h, c->data + off, sizeof h);
-        off += sizeof h;
+        const struct printer_record *h = (const struct printer_record *)(c->data + off);
+        const char *service = (const char *)(h + 1);
         struct log_line line = {
-            .wall_ns = h.wall_ns,
-            .service = c->data + off,
-            .instance = h.instance,
-            .pid = h.pid,
-            .stream = (enum log_stream)h.stream,
-            .level = (enum log_level)h.level,
-            .flags = h.flags,
-            .text = c->data + off + h.service_len,
-            .len = h.text_len,
+            .wall_ns = h->wall_ns,
+            .service = service,
+            .instance = h->instance,
+            .pid = h->pid,
+            .stream = (enum log_stream)h->stream,
+            .level = (enum log_level)h->level,
+            .flags = h->flags,
+            .text = service + h->service_len,
+            .len = h->text_len,
         };
-        off += h.service_len + h.text_len;
+        off += record_size(h->service_len, h->text_len);
         logformat_human(&p->out, &line, &p->clock, p->color, p->name_width);
         done++;
         if (p->out.len >= PRINTER_WRITE_BYTES) {
@@ -390,17 +395,9 @@ static struct printer_chunk *printer_take_chunk(struct printer *p, size_t need)
 static void printer_stage(struct printer *p, const struct log_line *line)
 {
     size_t service_len = strlen(line->service) + 1;
-    struct printer_record h = {
-        .wall_ns = line->wall_ns,
-        .instance = line->instance,
-        .pid = line->pid,
-        .text_len = (uint32_t)line->len,
-        .service_len = (uint16_t)(service_len <= UINT16_MAX ? service_len : 1),
-        .stream = (uint8_t)line->stream,
-        .level = (uint8_t)line->level,
-        .flags = (uint8_t)line->flags,
-    };
-    size_t need = sizeof h + h.service_len + line->len;
+    if (service_len > UINT16_MAX)
+        service_len = 1;
+    size_t need = record_size(service_len, line->len);
     struct printer_chunk *c = p->staging;
     if (!c || c->cap - c->len < need) {
         printer_hand_over(p);
@@ -410,11 +407,18 @@ static void printer_stage(struct printer *p, const struct log_line *line)
             return;
         }
     }
-    char *dst = c->data + c->len;
-    memcpy(dst, &h, sizeof h);
-    dst += sizeof h;
-    memcpy(dst, h.service_len > 1 ? line->service : "", h.service_len);
-    memcpy(dst + h.service_len, line->text, line->len);
+    struct printer_record *h = (struct printer_record *)(c->data + c->len);
+    h->wall_ns = line->wall_ns;
+    h->instance = line->instance;
+    h->pid = line->pid;
+    h->text_len = (uint32_t)line->len;
+    h->service_len = (uint16_t)service_len;
+    h->stream = (uint8_t)line->stream;
+    h->level = (uint8_t)line->level;
+    h->flags = (uint8_t)line->flags;
+    char *dst = (char *)(h + 1);
+    memcpy(dst, service_len > 1 ? line->service : "", service_len);
+    memcpy(dst + service_len, line->text, line->len);
     c->len += need;
     c->lines++;
 }
