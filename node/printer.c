@@ -274,6 +274,8 @@ static void printer_on_wakeup(uv_async_t *async)
     uv_close((uv_handle_t *)&p->wakeup, printer_on_closed_handle);
     uv_close((uv_handle_t *)&p->close_deadline, printer_on_closed_handle);
     printer_trim_spares(p, 0);
+    free(p->staging); /* an empty one at most: printer_close handed the rest over */
+    p->staging = NULL;
     strbuf_free(&p->out);
     close(p->cancel_fd);
     pthread_cond_destroy(&p->wake);
@@ -401,6 +403,10 @@ static void printer_stage(struct printer *p, const struct log_line *line)
     struct printer_chunk *c = p->staging;
     if (!c || c->cap - c->len < need) {
         printer_hand_over(p);
+        if (p->staging) { /* empty, but too small for this line */
+            free(p->staging);
+            p->staging = NULL;
+        }
         c = p->staging = printer_take_chunk(p, need);
         if (!c) {
             p->unprinted_lines++;
