@@ -297,15 +297,15 @@ int printer_open(struct printer *p, uv_loop_t *loop, int fd, int color, enum pri
     p->backlog = PRINTER_CAUGHT_UP;
     p->cancel_fd = -1;
     struct stat st;
-    uv_handle_type type = uv_guess_handle(fd);
-    if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+    int have_stat = fstat(fd, &st) == 0;
+    if (have_stat && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
         p->kind = PRINTER_DISCARD;
-    else if (type == UV_TTY)
+    else if (uv_guess_handle(fd) == UV_TTY)
         p->kind = PRINTER_TTY;
-    else if (type == UV_NAMED_PIPE)
-        p->kind = PRINTER_PIPE;
-    else
+    else if (have_stat && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
         p->kind = PRINTER_FILE;
+    else
+        p->kind = PRINTER_PIPE; /* a pipe, a socket: anything whose reader may stall */
     p->lossless = mode == PRINTER_LOSSLESS || (mode == PRINTER_AUTO && p->kind != PRINTER_TTY);
     if (p->kind == PRINTER_DISCARD)
         return 0;

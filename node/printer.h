@@ -18,8 +18,8 @@
 
 enum printer_kind {
     PRINTER_TTY,
-    PRINTER_PIPE,
-    PRINTER_FILE,
+    PRINTER_PIPE,    /* or a socket, or another device: its reader may stall */
+    PRINTER_FILE,    /* a regular file: writes do not wait for a reader */
     PRINTER_DISCARD, /* stdout is /dev/null: formatting would be wasted */
 };
 
