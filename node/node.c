@@ -146,7 +146,8 @@ static void node_on_printer(void *ctx, enum printer_event event)
 void node_request_stop(struct node *node, const char *why)
 {
     node->interrupts++;
-    supervisor_hold_output(&node->sup, node_output_hold(node, node->printer.backlog));
+    if (!node->printer.closing) /* it closes once everything stopped */
+        supervisor_hold_output(&node->sup, node_output_hold(node, node->printer.backlog));
     if (node->interrupts == 1) {
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO,
                          "%s: stopping all instances (again to force)", why);
