@@ -7,10 +7,13 @@ started here is stopped, or killed with its whole process tree, before the scrip
 
   W1  start-up of 100 tiny instances until all "ready" lines are in the JSON-lines log,
       and `devnode stop` wall time; baseline: plain fork/exec from Python.
-  W2  log burst: 8 x 200,000 lines of 64 bytes through the node into the log file,
-      and the node's CPU seconds; baseline: the same 8 writers writing to files. Floors in
-      the same runs: w2_relay.c, one thread that only reads the 8 pipes and writes the same
-      JSON (the least any node could do).
+  W2  log burst: 8 x 200,000 lines of 64 bytes through the node into the log file, with the
+      node's stdout on /dev/null, on a regular file, and on a pipe into `cat > file`: time
+      until every line is in the log file and on stdout, lines delivered to stdout (all of
+      them: a file or a pipe is lossless), and the CPU of all node threads per line;
+      baseline: the same 8 writers writing to files. Floors in the same runs: w2_relay.c,
+      one thread that only reads the 8 pipes and writes the same JSON (the least any node
+      could do).
   R   node RSS with 100 instances running.
   C   node CPU% during 10 s of a crash loop (10 x `sh -c 'exit 1'`, restart: always).
 
@@ -42,6 +45,8 @@ W2_WRITERS = 8
 W2_LINES = 200000
 W2_WIDTH = 64
 W2_TARGET_RATIO = 1.5
+W2_STDOUT_TARGET_RATIO = 2.5   # stdout on a file or a pipe: every line printed as well
+W2_TARGET_NS_PER_LINE = 300    # CPU of all node threads
 R_TARGET_KIB = 8 * 1024
 C_INSTANCES = 10
 C_SECONDS = 10.0
@@ -154,13 +159,15 @@ class Node:
     """One `devnode up` in a fresh temp project dir. Use as a context manager: leaving it
     stops the node (gracefully if possible) and kills whatever is left of its tree."""
 
-    def __init__(self, config_text, stdout_path=None):
+    def __init__(self, config_text, stdout_path=None, stdout_via_cat=False):
         self.dir = tempfile.mkdtemp(prefix="devnode-bench-")
         self.config = os.path.join(self.dir, ".lymph.yml")
         with open(self.config, "w") as f:
             f.write(config_text)
         self.logpath = os.path.join(self.dir, ".devnode", "logs", "devnode.jsonl")
         self.stdout_path = stdout_path
+        self.stdout_via_cat = stdout_via_cat  # stdout is a pipe into `cat > stdout_path`
+        self.cat = None
         self.proc = None
         self.t_launch = None
         self.env = dict(os.environ)
@@ -175,13 +182,17 @@ class Node:
     def start(self):
         out = open(self.stdout_path or os.devnull, "wb")
         try:
+            if self.stdout_via_cat:
+                self.cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=out)
             self.t_launch = now()
             self.proc = subprocess.Popen(
                 [DEVNODE, "up", "-c", self.config, "--no-tui", "--color=never"],
-                cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=self.cat.stdin if self.cat else out, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             out.close()
+            if self.cat:
+                self.cat.stdin.close()
         return self.t_launch
 
     @property
@@ -250,6 +261,12 @@ class Node:
                     if still:
                         log("  ! node left %d processes behind after stopping; killed them" % len(still))
         finally:
+            if self.cat:
+                try:
+                    self.cat.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.cat.kill()
+                    self.cat.wait()
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
@@ -478,30 +495,55 @@ def w2_offset_after(path, marker, count):
             base += len(chunk)
 
 
-def w2_devnode_once(stdout_path=None, timeout=90):
-    """Returns dict(ms, exits_ms, cpu_s, lines, per_tag, bytes) or raises.
+def w2_stdout_lines(path):
+    """(burst lines, per writer, writers whose lines came out of order) in a stdout capture."""
+    per_tag = [0] * W2_WRITERS
+    disorder = set()
+    with open(path, "rb") as f:
+        for line in f:
+            i = line.find(b"| burst ")
+            if i < 0:
+                continue
+            parts = line[i + 8:].split(b" ", 2)
+            tag, k = int(parts[0]), int(parts[1])
+            if k != per_tag[tag]:
+                disorder.add(tag)
+            per_tag[tag] = k + 1
+    return sum(per_tag), per_tag, sorted(disorder)
+
+
+def w2_devnode_once(stdout_path=None, timeout=90, via_cat=False):
+    """Returns dict(ms, exits_ms, cpu_s, lines, per_tag, bytes, out_lines, ...) or raises.
 
     While the burst runs the harness only stat()s the log file every 5 ms and notes when its
     size changed: reading and counting ~300 MB as it grows took a core's worth of CPU from the
     node and the writers on a small machine. Afterwards (untimed) it finds the byte offset
-    where the last burst line ends, and the time is that of the first sample at or past it."""
+    where the last burst line ends, and the time is that of the first sample at or past it.
+    With stdout on a file (or a pipe into `cat > file`) the time is when both the log file
+    and that file hold every line, found the same way in the stdout samples."""
     want = W2_WRITERS * W2_LINES
     marker = b'"text":"burst '
     tag_markers = [(b'"text":"burst %d ' % i) for i in range(W2_WRITERS)]
     exit_marker = b"not restarting (restart: never)"
-    with Node(w2_config(), stdout_path=stdout_path) as node:
+    out_marker = b"| burst "
+    with Node(w2_config(), stdout_path=stdout_path, stdout_via_cat=via_cat) as node:
         t0 = node.start()
         samples = []          # (time, size) at every size change
-        size, changed = -1, now()
+        out_samples = []      # the same for the stdout file
+        size, out_size, changed = -1, -1, now()
         while True:
             try:
                 cur = os.stat(node.logpath).st_size
             except FileNotFoundError:
                 cur = 0
+            out_cur = os.stat(stdout_path).st_size if stdout_path else 0
             t = now()
-            if cur != size:
-                samples.append((t, cur))
-                size, changed = cur, t
+            if cur != size or out_cur != out_size:
+                if cur != size:
+                    samples.append((t, cur))
+                if out_cur != out_size:
+                    out_samples.append((t, out_cur))
+                size, out_size, changed = cur, out_cur, t
             elif size > 0 and t - changed > 1.0:
                 # Quiet for a second: either done or lost lines; check, untimed.
                 with open(node.logpath, "rb") as f:
@@ -522,6 +564,12 @@ def w2_devnode_once(stdout_path=None, timeout=90):
         end_exits = w2_offset_after(node.logpath, exit_marker, W2_WRITERS)
         t_all = next((t for t, sz in samples if end_lines is not None and sz >= end_lines), None)
         t_exits = next((t for t, sz in samples if end_exits is not None and sz >= end_exits), None)
+        out_lines = out_per_tag = out_disorder = None
+        if stdout_path:
+            out_lines, out_per_tag, out_disorder = w2_stdout_lines(stdout_path)
+            end_out = w2_offset_after(stdout_path, out_marker, out_lines) if out_lines else None
+            t_out = next((t for t, sz in out_samples if end_out is not None and sz >= end_out), None)
+            t_all = None if t_all is None or t_out is None else max(t_all, t_out)
         # Untimed check: every writer's lines arrived, none split or unterminated.
         per_tag = [0] * W2_WRITERS
         flagged = lines = 0
@@ -539,7 +587,9 @@ def w2_devnode_once(stdout_path=None, timeout=90):
     return {"ms": None if t_all is None else (t_all - t0) * 1000,
             "exits_ms": None if t_exits is None else (t_exits - t0) * 1000,
             "cpu_s": cpu, "loop_s": threads.get("devnode"), "writer_s": threads.get("devnode-log"),
-            "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged}
+            "printer_s": threads.get("devnode-print"), "threads_s": sum(threads.values()) if threads else None,
+            "lines": lines, "per_tag": per_tag, "bytes": size, "flagged": flagged,
+            "out_lines": out_lines, "out_per_tag": out_per_tag, "out_disorder": out_disorder}
 
 
 def w2_plain_once():
@@ -594,24 +644,28 @@ def bench_w2(reps, file_reps, results):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+W2_MODES = (("devnull", "stdout>/dev/null"), ("file", "stdout>file"), ("pipe", "stdout|cat>file"))
+
+
 def bench_w2_runs(reps, file_reps, results, relay):
     want = W2_WRITERS * W2_LINES
-    log("== W2: log burst, %d writers x %d lines of %d bytes (%d lines) into the JSON-lines log (%d runs)"
-        % (W2_WRITERS, W2_LINES, W2_WIDTH, want, reps + file_reps))
-    runs = {"devnull": [], "file": []}
+    plan = ["devnull"] * reps + ["file", "pipe"] * file_reps
+    log("== W2: log burst, %d writers x %d lines of %d bytes (%d lines) into the JSON-lines log, the node's "
+        "stdout on /dev/null, a file, a pipe into cat (%d runs)" % (W2_WRITERS, W2_LINES, W2_WIDTH, want, len(plan)))
+    runs = {mode: [] for mode, _ in W2_MODES}
+    cpus = {mode: [] for mode, _ in W2_MODES}
+    delivered = {mode: [] for mode, _ in W2_MODES}
     plains = []
-    cpus = {"devnull": [], "file": []}
     relays = []
     ok = True
-    plan = ["devnull"] * reps + ["file"] * file_reps
     for i, mode in enumerate(plan):
         out_dir = None
         try:
             stdout_path = None
-            if mode == "file":
+            if mode != "devnull":
                 out_dir = tempfile.mkdtemp(prefix="devnode-bench-out-")
                 stdout_path = os.path.join(out_dir, "node-stdout.txt")
-            r = w2_devnode_once(stdout_path)
+            r = w2_devnode_once(stdout_path, via_cat=mode == "pipe")
             out_size = os.path.getsize(stdout_path) if stdout_path else None
         except Timeout as e:
             log("  ! W2 (%s) TIMEOUT: %s" % (mode, e))
@@ -638,15 +692,22 @@ def bench_w2_runs(reps, file_reps, results, relay):
             note = "  LOST/EXTRA LINES: %d of %d, per writer %s" % (r["lines"], want, r["per_tag"])
         if r["flagged"]:
             note += "  %d lines flagged split/unterminated" % r["flagged"]
+        if r["out_lines"] is not None:
+            delivered[mode].append(r["out_lines"])
+            note += ", %d lines on stdout" % r["out_lines"]
+            if r["out_lines"] != want:
+                note += " (MISSING %d, per writer %s)" % (want - r["out_lines"], r["out_per_tag"])
+            if r["out_disorder"]:
+                note += " OUT OF ORDER for writers %s" % r["out_disorder"]
         rate = "" if r["ms"] is None else ", %.2f M lines/s" % (want / r["ms"] / 1000)
         split = ("" if r["loop_s"] is None or r["writer_s"] is None
-                 else " (loop %.2f, log writer %.2f)" % (r["loop_s"], r["writer_s"]))
-        log("  run %d (node stdout -> %s): all lines in log %s%s, 8 exits seen %s, node CPU %.2f s%s, "
+                 else " (loop %.2f, log writer %.2f, printer %.2f)" % (r["loop_s"], r["writer_s"], r["printer_s"] or 0))
+        log("  run %d (node stdout -> %s): all lines in %s %s%s, 8 exits seen %s, node CPU %.2f s = %.0f ns/line%s, "
             "log %.0f MB%s%s | plain %s | relay %s"
-            % (i + 1, "/dev/null" if mode == "devnull" else "file", fmt_ms(r["ms"]), rate,
-               fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, split, r["bytes"] / 1e6,
-               "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note, fmt_ms(plains[-1]),
-               "-" if not relayed else "%s (CPU %.2f s)" % (fmt_ms(relayed[0]), relayed[1])))
+            % (i + 1, dict(W2_MODES)[mode].split("stdout")[1].lstrip(">|"), "log" if mode == "devnull" else "log and stdout",
+               fmt_ms(r["ms"]), rate, fmt_ms(r["exits_ms"]), r["cpu_s"] or 0, (r["cpu_s"] or 0) / want * 1e9, split,
+               r["bytes"] / 1e6, "" if out_size is None else ", node stdout %.0f MB" % (out_size / 1e6), note,
+               fmt_ms(plains[-1]), "-" if not relayed else "%s (CPU %.2f s)" % (fmt_ms(relayed[0]), relayed[1])))
     pl_med, pl_min = median_min(plains)
     if relays:
         rl_med, _ = median_min([ms for ms, _ in relays])
@@ -656,23 +717,34 @@ def bench_w2_runs(reps, file_reps, results, relay):
             % (fmt_ms(rl_med), rl_med / pl_med, rl_cpu))
         results["W2 relay floor"] = ("%s (%.2fx)" % (fmt_ms(rl_med), rl_med / pl_med), "", None,
                                      "read pipes + write JSON only, CPU %.2f s" % rl_cpu)
-    for mode, label in (("devnull", "stdout>/dev/null"), ("file", "stdout>file")):
+    for mode, label in W2_MODES:
+        if not runs[mode]:
+            continue
+        target = W2_TARGET_RATIO if mode == "devnull" else W2_STDOUT_TARGET_RATIO
         med, mn = median_min(runs[mode])
         cpu = statistics.median(cpus[mode]) if cpus[mode] else None
+        ns = None if cpu is None else cpu / want * 1e9
+        lines = min(delivered[mode]) if delivered[mode] else None
         if med is None:
             log("W2 burst %d lines (%s): TIMEOUT | plain 8 writers to files: median %s"
                 % (want, label, fmt_ms(pl_med)))
-            results["W2 burst (%s)" % label] = ("TIMEOUT", "<= %.1fx plain" % W2_TARGET_RATIO, None, "")
+            results["W2 burst (%s)" % label] = ("TIMEOUT", "<= %.1fx plain" % target, None, "")
             continue
         ratio = med / pl_med
         log("W2 burst %d lines (%s): median %s (min %s) | plain 8 writers to files: median %s (min %s) | "
-            "ratio %.2f (target <= %.1fx) | node CPU %s s"
-            % (want, label, fmt_ms(med), fmt_ms(mn), fmt_ms(pl_med), fmt_ms(pl_min), ratio,
-               W2_TARGET_RATIO, "?" if cpu is None else "%.2f" % cpu))
-        results["W2 burst (%s)" % label] = ("%s (%.2fx)" % (fmt_ms(med), ratio), "<= %.1fx plain" % W2_TARGET_RATIO,
-                                            ratio <= W2_TARGET_RATIO,
+            "ratio %.2f (target <= %.1fx) | node CPU %s s = %s ns/line (target <= %d)%s"
+            % (want, label, fmt_ms(med), fmt_ms(mn), fmt_ms(pl_med), fmt_ms(pl_min), ratio, target,
+               "?" if cpu is None else "%.2f" % cpu, "?" if ns is None else "%.0f" % ns, W2_TARGET_NS_PER_LINE,
+               "" if lines is None else " | stdout got %d of %d lines (fewest of the runs)" % (lines, want)))
+        results["W2 burst (%s)" % label] = ("%s (%.2fx)" % (fmt_ms(med), ratio), "<= %.1fx plain" % target,
+                                            ratio <= target,
                                             "plain %s, node CPU %s s" % (fmt_ms(pl_med),
                                                                          "?" if cpu is None else "%.2f" % cpu))
+        if ns is not None:
+            results["W2 CPU/line (%s)" % label] = ("%.0f ns" % ns, "<= %d ns" % W2_TARGET_NS_PER_LINE,
+                                                   ns <= W2_TARGET_NS_PER_LINE, "all node threads")
+        if lines is not None:
+            results["W2 lines (%s)" % label] = ("%d" % lines, "%d" % want, lines == want, "on the node's stdout")
     return ok
 
 

@@ -17,11 +17,14 @@ int cmd_up(int argc, char **argv)
         {"color", required_argument, NULL, 'C'},
         {"no-tui", no_argument, NULL, 'T'},
         {"port-base", required_argument, NULL, 'P'},
+        {"lossy", no_argument, NULL, 'L'},
+        {"lossless", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *color_mode = NULL, *port_base = NULL;
     int opt, no_tui = 0;
+    enum printer_mode output_mode = PRINTER_AUTO;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
         switch (opt) {
@@ -30,6 +33,14 @@ int cmd_up(int argc, char **argv)
         case 'C': color_mode = optarg; break;
         case 'T': no_tui = 1; break;
         case 'P': port_base = optarg; break;
+        case 'L':
+        case 'F':
+            if (output_mode != PRINTER_AUTO && output_mode != (opt == 'L' ? PRINTER_LOSSY : PRINTER_LOSSLESS)) {
+                cli_error("up: --lossy and --lossless exclude each other");
+                return CLI_USAGE;
+            }
+            output_mode = opt == 'L' ? PRINTER_LOSSY : PRINTER_LOSSLESS;
+            break;
         case 'h':
             printf("usage: devnode up %s\n", cli_find_command("up")->usage);
             return CLI_OK;
@@ -41,7 +52,7 @@ int cmd_up(int argc, char **argv)
         cli_error("up: unexpected argument '%s'", argv[optind]);
         return CLI_USAGE;
     }
-    struct node_options opts = {.vars_path = vars};
+    struct node_options opts = {.vars_path = vars, .output_mode = output_mode};
     if (cli_color_mode(color_mode, &opts.color) < 0) {
         cli_error("up: --color takes auto, always or never, not '%s'", color_mode);
         return CLI_USAGE;

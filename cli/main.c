@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
-    {"up", "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N]",
+    {"up", "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless]",
      "start every service of .lymph.yml and supervise them until Ctrl-C", cmd_up},
     {"check", "[-c PATH] [--vars FILE] [--port-base N]", "validate .lymph.yml and show what would run", cmd_check},
     {"status", "[-c PATH] [--json]", "show the services and instances of the running node", cmd_status},

@@ -107,9 +107,47 @@ static void node_on_all_stopped(void *ctx)
     printer_close(&node->printer);
 }
 
+/* How much worker output to hold back for a printer in this state. While stopping, workers
+ * must be able to log their last words and exit, so only a printer past its hard cap holds. */
+static enum output_hold node_output_hold(const struct node *node, enum printer_event backlog)
+{
+    if (backlog == PRINTER_FULL)
+        return OUTPUT_HOLD_ALL;
+    if (backlog == PRINTER_BEHIND && !node->interrupts)
+        return OUTPUT_HOLD;
+    return OUTPUT_READ_ALL;
+}
+
+static void node_on_printer(void *ctx, enum printer_event event)
+{
+    struct node *node = ctx;
+    switch (event) {
+    case PRINTER_CAUGHT_UP:
+    case PRINTER_BEHIND:
+    case PRINTER_FULL:
+        supervisor_hold_output(&node->sup, node_output_hold(node, event));
+        return;
+    case PRINTER_OUTPUT_FAILED:
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_WARNING,
+                         "stdout failed (%s): no more lines are printed; the log file has them all, "
+                         "supervising goes on", strerror(node->printer.output_errno));
+        return;
+    case PRINTER_CLOSED:
+        if (node->printer.unprinted_lines && !node->printer.output_errno)
+            loghub_node_line(&node->hub, getpid(), LOG_LEVEL_WARNING,
+                             "%llu lines did not reach stdout: nobody read it for %.0fs after the stop; "
+                             "the log file has them all", (unsigned long long)node->printer.unprinted_lines,
+                             (node->printer.lossless ? PRINTER_LOSSLESS_CLOSE_DEADLINE_MS
+                                                     : PRINTER_CLOSE_DEADLINE_MS) / 1000.0);
+        return;
+    }
+}
+
 void node_request_stop(struct node *node, const char *why)
 {
     node->interrupts++;
+    if (!node->printer.closing) /* it closes once everything stopped */
+        supervisor_hold_output(&node->sup, node_output_hold(node, node->printer.backlog));
     if (node->interrupts == 1) {
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO,
                          "%s: stopping all instances (again to force)", why);
@@ -248,8 +286,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
     }
     if (opts->tui)
         node->devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color, err,
-                     sizeof err) < 0) {
+    if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color,
+                     opts->output_mode, node_on_printer, node, err, sizeof err) < 0) {
         fprintf(stderr, "devnode: %s\n", err);
         goto out_logfile;
     }

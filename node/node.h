@@ -31,6 +31,7 @@ struct node_options {
     const char *vars_path;
     int color;             /* colour in the plain output */
     int tui;               /* the dashboard instead of the plain output (stdin and stdout are a terminal) */
+    enum printer_mode output_mode; /* --lossy / --lossless, or auto (lossy on a terminal only) */
 };
 
 struct node {

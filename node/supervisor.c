@@ -141,12 +141,24 @@ static void output_close(struct output_pipe *op)
     uv_close((uv_handle_t *)&op->poll, output_on_closed);
 }
 
+/* Whether a held pipe must still be read: a log-pattern readiness check waits on its lines. */
+static int output_needed(const struct output_pipe *op, enum output_hold hold)
+{
+    const struct instance *inst = op->owner;
+    return hold == OUTPUT_READ_ALL || (hold == OUTPUT_HOLD && !inst->ready && inst->pid == op->pid &&
+                                       inst->service->has_ready_re);
+}
+
 static void output_on_readable(uv_poll_t *handle, int status, int events)
 {
     struct output_pipe *op = handle->data;
     struct instance *inst = op->owner;
     if (!inst)
         return;
+    if (status == 0 && !output_needed(op, inst->sup->output_hold)) {
+        uv_poll_stop(handle); /* supervisor_hold_output starts it again */
+        return;
+    }
     if (status < 0 || output_read(op, inst->sup, inst->service->cfg->name, inst->index,
                                   PIPE_READS_PER_WAKEUP)) {
         output_close(op);
@@ -1201,6 +1213,24 @@ void supervisor_start_all(struct supervisor *sup)
             instance_start(instance_new(sup, svc, i));
     }
     uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
+}
+
+void supervisor_hold_output(struct supervisor *sup, enum output_hold hold)
+{
+    sup->output_hold = hold;
+    if (hold != OUTPUT_READ_ALL)
+        return;
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            struct instance *inst = svc->instances[i];
+            struct output_pipe *pipes[4] = {inst ? inst->out : NULL, inst ? inst->err : NULL,
+                                            inst ? inst->old_out : NULL, inst ? inst->old_err : NULL};
+            for (int k = 0; k < 4; k++)
+                if (pipes[k])
+                    uv_poll_start(&pipes[k]->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+        }
+    }
 }
 
 int supervisor_all_down(const struct supervisor *sup)

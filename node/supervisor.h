@@ -41,6 +41,14 @@ enum instance_after_exit {
 
 struct output_pipe;
 struct service;
+
+/* How much of the workers' output is read while the node's stdout lags (lossless printing):
+ * an unread pipe fills and its writer blocks, as it would writing to that stdout itself. */
+enum output_hold {
+    OUTPUT_READ_ALL,
+    OUTPUT_HOLD,        /* read only the pipes a `ready: {log:}` check still waits on */
+    OUTPUT_HOLD_ALL,
+};
 struct tcpprobe;
 
 struct instance {
@@ -115,6 +123,7 @@ struct supervisor {
     size_t service_count;
     int stopping;                   /* the node is shutting down */
     struct stop_tally stop;         /* meaningful once stopping */
+    enum output_hold output_hold;   /* pipes are held lazily: at their next wake-up */
     uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
     struct socket_set *sockets;     /* the node's; their accept queues are watched */
     int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
@@ -145,6 +154,8 @@ void supervisor_stop_all(struct supervisor *sup, int force);
 int supervisor_all_down(const struct supervisor *sup);
 /* "stopped 9 instances of 3 services in 0.4 s (2 killed after stop_timeout: Web.0, Web.1)" */
 void supervisor_stop_summary(const struct supervisor *sup, char *buf, size_t len);
+/* Holds the workers' output back, or reads it again (OUTPUT_READ_ALL). Exits still drain. */
+void supervisor_hold_output(struct supervisor *sup, enum output_hold hold);
 
 /* `restart NAME` or `restart NAME.N` (index -1 = every instance). Instances of a service
  * with sockets are replaced without downtime (new process, ready, then the old one stops),

@@ -519,7 +519,8 @@ logs: {file_max_mb: 2, keep_files: 1}
     assert time.monotonic() - t0 < 10
 
 
-def test_node_exits_even_when_its_stdout_is_blocked(project):
+@pytest.mark.parametrize("mode", ["--lossy", "--lossless"])
+def test_node_exits_even_when_its_stdout_is_blocked(project, mode):
     project.write(f"""\
 instances:
     Burst:
@@ -530,7 +531,7 @@ instances:
 """)
     read_end, write_end = os.pipe()
     try:
-        proc = subprocess.Popen([str(DEVNODE), "up"], cwd=project.dir, env=project.node_env(),
+        proc = subprocess.Popen([str(DEVNODE), "up", mode], cwd=project.dir, env=project.node_env(),
                                 stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
                                 start_new_session=True)
         os.close(write_end)
@@ -538,12 +539,19 @@ instances:
         node = Node(project, proc, Path(os.devnull), project.marker)
         project.nodes.append(node)
         node.wait_ready()
-        node.wait_node_line(r"^Burst\.0 exited with status 0 ")
-        # The terminal is stuck (nobody reads the pipe); the log file still has everything.
-        assert sum(1 for r in node.records() if r["service"] == "Burst") == 100000
-        r = node.cli("stop", "--timeout", "8", timeout=20)
+        if mode == "--lossy":
+            node.wait_node_line(r"^Burst\.0 exited with status 0 ")
+            # The terminal is stuck (nobody reads the pipe); the log file still has everything.
+            assert sum(1 for r in node.records() if r["service"] == "Burst") == 100000
+        else:
+            # Nobody reads the pipe: the worker is held back, blocked writing its own pipe.
+            pid = node.wait_running("Burst", 1)[0]["pid"]
+            wait_for(lambda: "pipe_write" in Path(f"/proc/{pid}/wchan").read_text(), 15, "Burst to block")
+        r = node.cli("stop", "--timeout", "15", timeout=25)
         assert r.returncode == 0, r.stderr
         assert node.wait_exit(5) == 0
+        if mode == "--lossless":
+            assert node.node_lines(r"^\d+ lines did not reach stdout: nobody read it for 5s after the stop")
     finally:
         if write_end is not None:
             os.close(write_end)
