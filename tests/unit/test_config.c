@@ -1,4 +1,4 @@
-/* Unit tests for node/config.c: real files in a temp dir, loaded and checked field by field,
+/* Unit tests for config/: real files in a temp dir, loaded and checked field by field,
  * and every error class checked for its exact file:line:col and key path.
  * Must never leave files behind or leak (it runs under ASan with leak detection). */
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/strbuf.h"
-#include "node/config.h"
+#include "config/config.h"
 
 struct fixture {
     char *dir;          /* realpath of the temp dir */

@@ -1,7 +1,7 @@
 /* config: reads .lymph.yml into struct config, keeping every YAML node's line and column
  * so each complaint names file:line:col and the dotted key. It never prints, spawns or
  * binds, and it never keeps state between calls: all it owns hangs off struct config. */
-#include "node/config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <errno.h>
