@@ -646,7 +646,7 @@ static void test_error_ports(void **state)
 static void test_error_top_level_not_a_map(void **state)
 {
     load_fails(*state, "- instances\n", NULL,
-               "1:1: the top level must be a map (instances, sockets, logs), got a list");
+               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base), got a list");
 }
 
 static void test_error_unknown_service_key(void **state)
