@@ -1085,7 +1085,7 @@ static const struct config_key top_keys[] = {
     {"sockets", KEY_MAP, KEY_NAMED | KEY_OR_LIST | KEY_LOAD_FIRST, .load = load_sockets, .section = &socket_section,
      .doc = "listening sockets the node opens once and shares with the workers"},
     {"logs", KEY_MAP, 0, AT(struct config, logs), .section = &logs_section, .doc = "log buffering and rotation"},
-    {"streams", KEY_MAP, KEY_NAMED, .load = load_streams, .section = &stream_section,
+    {"streams", KEY_MAP, KEY_NAMED | KEY_EMPTY_ITEMS, .load = load_streams, .section = &stream_section,
      .doc = "event patterns the bus keeps in a replayable journal"},
     {"port_base", KEY_INT, 0, .min = 1, .max = 65535, .def = CONFIG_PORT_BASE_DEFAULT, .default_text = "5000",
      AT(struct config, port_base), .load = load_port_base,

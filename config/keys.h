@@ -32,6 +32,7 @@ enum {
     KEY_LIST_ONLY = 16,     /* only in the list form of the parent (a socket's name) */
     KEY_LOAD_FIRST = 32,    /* loaded before its siblings, wherever it is in the file */
     KEY_LOAD_LAST = 64,     /* loaded after its siblings */
+    KEY_EMPTY_ITEMS = 128,  /* KEY_NAMED: `NAME:` with no value takes the defaults (streams) */
 };
 
 /* Every duration key: 0 up to an hour. */
