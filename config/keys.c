@@ -1008,7 +1008,9 @@ static int load_port_base(struct loader *ld, const struct ynode *key, const stru
 /* The field a generic row stores into, in the struct its section fills. */
 #define AT(type, field) .offset = offsetof(type, field), .size = sizeof(((type *)0)->field)
 
-static const char *const restart_choices[] = {"always", "on-failure", "never", NULL}; /* enum restart_policy */
+/* Stored as the index of the choice, so the order is enum restart_policy's. */
+_Static_assert(RESTART_ALWAYS == 0 && RESTART_ON_FAILURE == 1 && RESTART_NEVER == 2, "restart_choices order");
+static const char *const restart_choices[] = {"always", "on-failure", "never", NULL};
 static const char *const ready_choices[] = {"notify", "start", NULL};
 static const char *const notify_choices[] = {"true", "yes", NULL};
 
