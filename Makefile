@@ -13,7 +13,7 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 
 # Everything but the entry point goes into a static core library that the
 # binary and the unit tests link against.
-CORE_SRC := $(wildcard common/*.c node/*.c sockets/*.c tail/*.c tui/*.c) \
+CORE_SRC := $(wildcard common/*.c config/*.c node/*.c sockets/*.c tail/*.c tui/*.c) \
             $(filter-out cli/main.c,$(wildcard cli/*.c))
 MAIN_SRC := cli/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -171,7 +171,7 @@ FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
 FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire shellcmd
-FUZZ_SRC     := $(wildcard common/*.c) node/config.c node/framer.c node/control.c node/registry.c \
+FUZZ_SRC     := $(wildcard common/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
                 node/bus.c common/journal.c common/streamrec.c common/topic.c node/loghub.c common/logring.c \
                 node/tailserver.c tail/tailwire.c tail/logfilter.c node/shellcmd.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \

@@ -109,5 +109,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
 int cmd_tui(int argc, char **argv);        /* also `top` */
+int cmd_schema(int argc, char **argv);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "node/preflight.h"
 #include "sockets/sockets.h"
 

@@ -13,7 +13,7 @@
 #include "cli/cli.h"
 #include "common/msgjson.h"
 #include "common/rundir.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "common/journal.h"
 #include "common/streamrec.h"
 #include "common/topic.h"

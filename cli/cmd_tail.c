@@ -12,7 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/rundir.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "tail/catchup.h"
 #include "tail/linebuf.h"
 #include "tail/offline.h"

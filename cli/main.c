@@ -28,6 +28,7 @@ static const struct cli_command commands[] = {
     {"subscribe", "[-c PATH] [--json] [-n COUNT] PATTERN...", "print events as they are published", cmd_subscribe},
     {"tui", "[-c PATH] [--color=auto|always|never]", "the dashboard of the running node, in this terminal", cmd_tui},
     {"top", "[-c PATH] [--color=auto|always|never]", "the same as tui", cmd_tui},
+    {"schema", "", "print the JSON Schema of .lymph.yml, for editors", cmd_schema},
 };
 
 const struct cli_command *cli_find_command(const char *name)

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "node/config.h"
+#include "config/config.h"
 
 void cli_error(const char *fmt, ...)
 {

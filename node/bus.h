@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "node/config.h"
+#include "config/config.h"
 #include "node/control.h"
 #include "node/loghub.h"
 

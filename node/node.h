@@ -7,7 +7,7 @@
 #include <uv.h>
 
 #include "common/rundir.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "node/bus.h"
 #include "node/control.h"
 #include "node/guardian.h"

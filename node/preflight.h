@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "node/config.h"
+#include "config/config.h"
 
 struct preflight {
     char **warnings;        /* "FILE:LINE:COL: KEY: text": may work later, so not refused */

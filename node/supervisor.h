@@ -13,7 +13,7 @@
 
 #include "node/backoff.h"
 #include "node/change.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "node/guardian.h"
 #include "node/loghub.h"
 #include "node/procstat.h"

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
 libjansson-dev libhttp-parser-dev zlib1g-dev libncurses-dev libcmocka-dev tmux curl procps
-python3 python3-pytest python3-zmq python3-msgpack wrk
+python3 python3-pytest python3-zmq python3-msgpack python3-yaml python3-jsonschema wrk
 gunicorn python3-uvicorn nodejs golang-go
 clang libclang-rt-14-dev"
 missing=""

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/config.h"
+#include "config/config.h"
 
 /* How long connections may wait in an accept queue that never shrinks before the node says
  * that nobody takes them. */

@@ -1,4 +1,4 @@
-/* fuzz_config: node/config.c end to end (libyaml parse, tree building with anchors and
+/* fuzz_config: config/ end to end (libyaml parse, tree building with anchors and
  * aliases, interpolation, validation) on files written to a scratch directory in RAM.
  * Input: the .lymph.yml; when it holds a NUL byte (never valid in a config), what follows
  * the first NUL is the --vars file. $(env.FUZZ_*) names below resolve. Checks: a load either
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/config.h"
+#include "config/config.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static char dir[256], config_path[300], vars_path[300];

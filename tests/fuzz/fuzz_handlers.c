@@ -23,7 +23,7 @@
 
 #include "common/wire.h"
 #include "node/bus.h"
-#include "node/config.h"
+#include "config/config.h"
 #include "node/control.h"
 #include "node/loghub.h"
 #include "node/registry.h"

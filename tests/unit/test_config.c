@@ -1,4 +1,4 @@
-/* Unit tests for node/config.c: real files in a temp dir, loaded and checked field by field,
+/* Unit tests for config/: real files in a temp dir, loaded and checked field by field,
  * and every error class checked for its exact file:line:col and key path.
  * Must never leave files behind or leak (it runs under ASan with leak detection). */
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/strbuf.h"
-#include "node/config.h"
+#include "config/config.h"
 
 struct fixture {
     char *dir;          /* realpath of the temp dir */
@@ -646,7 +646,7 @@ static void test_error_ports(void **state)
 static void test_error_top_level_not_a_map(void **state)
 {
     load_fails(*state, "- instances\n", NULL,
-               "1:1: the top level must be a map (instances, sockets, logs), got a list");
+               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base), got a list");
 }
 
 static void test_error_unknown_service_key(void **state)

@@ -1,5 +1,6 @@
 /* config: loads .lymph.yml (lymph's node format plus devnode's keys) into plain structs.
- * Parses with libyaml, interpolates $(env.X) / $(var.a.b), validates every field.
+ * Parses with libyaml (yamltree), interpolates $(env.X) / $(var.a.b) (interp), validates every
+ * field against the key table (keys.c). It sits below node/ and uses nothing of it.
  * It never spawns, binds or prints: errors come back as one line naming file:line:col and key. */
 #ifndef DEVNODE_CONFIG_H
 #define DEVNODE_CONFIG_H
