@@ -89,9 +89,6 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * TERM is dumb). Returns 0 with *on set, or -1 for an unknown mode. */
 int cli_color_mode(const char *mode, int *on);
 
-/* Formats a duration in ms as "850ms", "12s", "3m05s", "2h03m", "4d02h". */
-void cli_format_duration(char *buf, size_t cap, long long ms);
-
 const struct cli_command *cli_find_command(const char *name);
 
 int cmd_up(int argc, char **argv);

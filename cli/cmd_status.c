@@ -6,17 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/humanfmt.h"
 #include "common/msgjson.h"
-
-static void format_rss(char *buf, size_t cap, long long kib)
-{
-    if (kib <= 0)
-        snprintf(buf, cap, "-");
-    else if (kib < 1024)
-        snprintf(buf, cap, "%lldK", kib);
-    else
-        snprintf(buf, cap, "%.1fM", kib / 1024.0);
-}
 
 static void format_last_exit(char *buf, size_t cap, json_t *last)
 {
@@ -45,8 +36,8 @@ static void print_table(json_t *status)
 {
     json_t *node = json_object_get(status, "node");
     char up[32], rss[32];
-    cli_format_duration(up, sizeof up, json_integer_value(json_object_get(node, "uptime_ms")));
-    format_rss(rss, sizeof rss, json_integer_value(json_object_get(node, "rss_kib")));
+    humanfmt_duration_ms(up, sizeof up, json_integer_value(json_object_get(node, "uptime_ms")));
+    humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(node, "rss_kib")));
     printf("node %lld  up %s  cpu %.1f%%  rss %s  %s%s\n",
            (long long)json_integer_value(json_object_get(node, "pid")), up,
            json_number_value(json_object_get(node, "cpu_percent")), rss,
@@ -84,10 +75,10 @@ static void print_table(json_t *status)
             else
                 snprintf(pid, sizeof pid, "-");
             if (p)
-                cli_format_duration(uptime, sizeof uptime, json_integer_value(json_object_get(inst, "uptime_ms")));
+                humanfmt_duration_ms(uptime, sizeof uptime, json_integer_value(json_object_get(inst, "uptime_ms")));
             else
                 snprintf(uptime, sizeof uptime, "-");
-            format_rss(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
+            humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
             format_last_exit(last, sizeof last, json_object_get(inst, "last_exit"));
             format_port(port, sizeof port, json_object_get(inst, "port"));
             printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label,
