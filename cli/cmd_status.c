@@ -1,6 +1,5 @@
 /* cmd_status: `devnode status`: a table of every instance of the running node, or the
  * node's status reply as JSON with --json (stable keys; see docs/protocol.md). */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,33 +91,20 @@ static void print_table(json_t *status)
     }
 }
 
-int cmd_status(int argc, char **argv)
+static int cmd_status(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int as_json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c')
-            config_arg = optarg;
-        else if (opt == 'j')
-            as_json = 1;
-        else
-            return CLI_USAGE;
-    }
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
+    if (args->argc) {
+        cli_error("status: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
+    }
+    const struct cli_project *project = &args->project;
+    int as_json = args->json;
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 1);
     wire_pack_kv_int(&body.pk, "id", 1);
     struct wire_msg reply;
-    if (cli_call(&project, "status", &body, &reply, NULL) < 0)
+    if (cli_call(project, "status", &body, &reply, NULL) < 0)
         return CLI_FAILURE;
     json_t *status = msgjson_to_json(reply.body);
     wire_msg_free(&reply);
@@ -137,3 +123,11 @@ int cmd_status(int argc, char **argv)
     json_decref(status);
     return CLI_OK;
 }
+
+const struct cli_command cmd_status_entry = {
+    .name = "status",
+    .usage = "[-c PATH] [--json]",
+    .summary = "services and instances of the running node",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .run = cmd_status,
+};
