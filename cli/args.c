@@ -1,8 +1,8 @@
 /* args: the one option parser of the CLI. It reads a command's option table (cli.h) plus the
  * global options every command shares (-c/--config, -h/--help, and --json / --color where the
  * command's flags say so), GNU style: options and operands in any order, `--` ends options,
- * bundles (-fn5), --name=value, unique prefixes of long names. It only parses: it prints
- * nothing and never exits, main reports its one-line error. */
+ * bundles (-fn5), --name=value, unique prefixes of long names. The parser prints nothing and
+ * never exits: main reports its one-line error, with the usage cli_print_usage prints. */
 #include <stdio.h>
 #include <string.h>
 
@@ -171,6 +171,24 @@ int cli_args_parse(const struct cli_command *cmd, int argc, char **argv, struct 
     out->argv = argv + 1;
     argv[1 + operands] = NULL;
     return 0;
+}
+
+void cli_print_usage(FILE *out, const struct cli_command *cmd, const char *name, int full)
+{
+    fprintf(out, "usage: devnode %s %s\n", name, cmd->usage);
+    if (!full)
+        return;
+    fprintf(out, "  %s\n", cmd->summary);
+    if (cmd->aliases[0]) {
+        fprintf(out, "  names: %s", cmd->name);
+        for (const char *const *alias = cmd->aliases; *alias; alias++)
+            fprintf(out, ", %s", *alias);
+        fputc('\n', out);
+    }
+    if (cmd->flags & CLI_NEEDS_PROJECT)
+        fprintf(out, "  reads the project of -c PATH, $LYMPH_CONFIG or the nearest .lymph.yml\n");
+    if (cmd->flags & CLI_NEEDS_NODE)
+        fprintf(out, "  needs the project's running node (`devnode up`)\n");
 }
 
 const char *cli_arg(const struct cli_args *a, int id)

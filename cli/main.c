@@ -31,7 +31,7 @@ COMMANDS(DECLARE)
 static const struct cli_command *const commands[] = {COMMANDS(ENTRY)};
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
-static const struct cli_command *cli_find_command(const char *name)
+static const struct cli_command *find_command(const char *name)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         if (!strcmp(commands[i]->name, name))
@@ -49,22 +49,6 @@ static void names_of(const struct cli_command *cmd, char *buf, size_t cap)
     size_t used = (size_t)snprintf(buf, cap, "%s", cmd->name);
     for (const char *const *alias = cmd->aliases; *alias && used < cap; alias++)
         used += (size_t)snprintf(buf + used, cap - used, ", %s", *alias);
-}
-
-void cli_print_usage(FILE *out, const struct cli_command *cmd, const char *name, int full)
-{
-    fprintf(out, "usage: devnode %s %s\n", name, cmd->usage);
-    if (!full)
-        return;
-    char names[64];
-    names_of(cmd, names, sizeof names);
-    fprintf(out, "  %s\n", cmd->summary);
-    if (cmd->aliases[0])
-        fprintf(out, "  names: %s\n", names);
-    if (cmd->flags & CLI_NEEDS_PROJECT)
-        fprintf(out, "  reads the project of -c PATH, $LYMPH_CONFIG or the nearest .lymph.yml\n");
-    if (cmd->flags & CLI_NEEDS_NODE)
-        fprintf(out, "  needs the project's running node (`devnode up`)\n");
 }
 
 static void print_help(FILE *out)
@@ -136,7 +120,7 @@ int main(int argc, char **argv)
             print_help(stdout);
             return CLI_OK;
         }
-        const struct cli_command *cmd = cli_find_command(argv[at + 1]);
+        const struct cli_command *cmd = find_command(argv[at + 1]);
         if (!cmd) {
             cli_error("unknown command '%s' (see `devnode help`)", argv[at + 1]);
             return CLI_USAGE;
@@ -148,7 +132,7 @@ int main(int argc, char **argv)
         printf("devnode 0.1.0\n");
         return CLI_OK;
     }
-    const struct cli_command *cmd = cli_find_command(name);
+    const struct cli_command *cmd = find_command(name);
     if (!cmd) {
         cli_error("unknown command '%s' (see `devnode help`)", name);
         return CLI_USAGE;
