@@ -1,27 +1,83 @@
-/* cli: what every subcommand shares: the command table entry, option parsing of the global
- * flags, locating the project's .lymph.yml, and talking to a running node. */
+/* cli: what every subcommand shares: the command table entry and its parsed command line,
+ * locating the project's .lymph.yml, and talking to a running node. */
 #ifndef DEVNODE_CLI_H
 #define DEVNODE_CLI_H
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/wire.h"
 
 enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT */ };
 
-struct cli_command {
-    const char *name;
-    const char *usage;    /* after "devnode NAME " */
-    const char *summary;  /* one line for `devnode help` */
-    int (*run)(int argc, char **argv);
-};
-
-/* Global options every command accepts (-c/--config PATH, --vars FILE). */
+/* The project a command is about. */
 struct cli_project {
     char config_path[PATH_MAX];  /* absolute */
     char dir[PATH_MAX];          /* the project dir: where .lymph.yml is */
 };
+
+/* ---- the command table: one entry per cmd_*.c, listed once in main.c */
+
+enum cli_command_flags {
+    CLI_NEEDS_PROJECT = 1 << 0, /* main finds .lymph.yml into args->project before run (none: exit 2) */
+    CLI_NEEDS_NODE = 1 << 1,    /* talks to the project's running node: "no node running in DIR", exit 1 */
+    CLI_JSON = 1 << 2,          /* takes --json (args->json) */
+    CLI_COLOR = 1 << 3,         /* takes --color=auto|always|never (args->color, resolved by main) */
+};
+
+/* One option of a command. -c/--config and -h/--help are every command's, --json and --color
+ * come with CLI_JSON / CLI_COLOR: a command's table lists only its own. */
+struct cli_option {
+    const char *name; /* --NAME (a unique prefix also does), or NULL */
+    char letter;      /* -X, or 0 */
+    int has_value;    /* 1: -X VALUE, -XVALUE, --NAME VALUE, --NAME=VALUE */
+    int id;           /* what cli_arg() finds it by; rows sharing an id are one choice (the last given wins) */
+};
+
+#define CLI_MAX_OPTIONS 24 /* a command's own plus the global ones */
+
+struct cli_command;
+
+/* A command line parsed against one command's entry; what run() gets. */
+struct cli_args {
+    const struct cli_command *command;
+    const char *name;           /* as typed: "top" runs tui */
+    const char *config;         /* -c/--config PATH as given, or NULL */
+    int json;                   /* --json given */
+    const char *color_mode;     /* --color's value, or NULL */
+    int color;                  /* colour on: --color resolved against the terminal and NO_COLOR */
+    struct cli_project project; /* found by main for CLI_NEEDS_PROJECT commands */
+    int argc;                   /* the operands, in order, options taken out */
+    char **argv;
+    /* the parser's: the last value given for each option row, and when */
+    const char *values[CLI_MAX_OPTIONS];
+    unsigned order[CLI_MAX_OPTIONS];
+};
+
+struct cli_command {
+    const char *name;
+    const char *aliases[3];            /* other names it answers to, NULL-terminated */
+    const char *usage;                 /* after "devnode NAME " */
+    const char *summary;               /* one line for `devnode help` and docs/cli.md's table */
+    unsigned flags;                    /* enum cli_command_flags */
+    const struct cli_option *options;  /* its own options, ending with {0}; NULL for none */
+    int (*run)(struct cli_args *args); /* an exit code, enum cli_exit */
+};
+
+/* The value last given for an option id (a flag's: its long name), or NULL when not given. */
+const char *cli_arg(const struct cli_args *a, int id);
+
+enum { CLI_ARGS_HELP = 1 };
+/* Parses argv (argv[0] the command's name) against cmd's options and the global ones, moving
+ * the operands to argv[1..] in their order. 0; CLI_ARGS_HELP when -h/--help came first; -1
+ * with err set to one line ("unknown option '--x'") for a bad command line. */
+int cli_args_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_args *out, char *err,
+                   size_t errlen);
+
+/* Prints "usage: devnode NAME USAGE" (and with `full`, the summary, aliases and what the
+ * command needs) to out. */
+void cli_print_usage(FILE *out, const struct cli_command *cmd, const char *name, int full);
 
 /* Finds the config: `given` (-c), else $LYMPH_CONFIG, else .lymph.yml in the current
  * directory or the nearest parent. Returns 0, or -1 with err set. */
@@ -88,27 +144,5 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --color=auto|always|never (NULL means auto: colour on a terminal unless NO_COLOR is set or
  * TERM is dumb). Returns 0 with *on set, or -1 for an unknown mode. */
 int cli_color_mode(const char *mode, int *on);
-
-/* Formats a duration in ms as "850ms", "12s", "3m05s", "2h03m", "4d02h". */
-void cli_format_duration(char *buf, size_t cap, long long ms);
-
-const struct cli_command *cli_find_command(const char *name);
-
-int cmd_up(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_restart(int argc, char **argv);
-int cmd_scale(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_tail(int argc, char **argv);    /* [tail] */
-int cmd_traces(int argc, char **argv);  /* [tail] */
-int cmd_events(int argc, char **argv);
-int cmd_discover(int argc, char **argv);
-int cmd_request(int argc, char **argv);
-int cmd_inspect(int argc, char **argv);
-int cmd_emit(int argc, char **argv);
-int cmd_subscribe(int argc, char **argv);
-int cmd_tui(int argc, char **argv);        /* also `top` */
-int cmd_schema(int argc, char **argv);
 
 #endif

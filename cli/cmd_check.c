@@ -1,6 +1,5 @@
 /* cmd_check: `devnode check`: validates .lymph.yml (and what it names on this machine: cwd
  * directories, programs) and shows what `up` would run, without starting anything. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -70,33 +69,24 @@ static void print_port(const struct config *cfg, const struct config_service *s)
     }
 }
 
-int cmd_check(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"vars", 0, 1, 'V'},
+    {"port-base", 0, 1, 'P'},
+    {0},
+};
+
+static int cmd_check(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"vars", required_argument, NULL, 'V'},
-        {"port-base", required_argument, NULL, 'P'},
-        {0},
-    };
-    const char *config_arg = NULL, *vars = getenv("LYMPH_VARS"), *port_base = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c')
-            config_arg = optarg;
-        else if (opt == 'V')
-            vars = optarg;
-        else if (opt == 'P')
-            port_base = optarg;
-        else
-            return CLI_USAGE;
-    }
-    struct cli_project project;
-    char err[1024];
-    if (cli_open_project(config_arg, &project) < 0)
+    const char *vars = cli_arg(args, 'V') ? cli_arg(args, 'V') : getenv("LYMPH_VARS");
+    const char *port_base = cli_arg(args, 'P');
+    if (args->argc) {
+        cli_error("check: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
+    }
+    char err[1024];
     struct config cfg;
-    const char *path = config_arg ? config_arg : project.config_path;
+    /* As given, so errors name the file the way the user wrote it. */
+    const char *path = args->config ? args->config : args->project.config_path;
     if (config_load(path, vars, &cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_USAGE;
@@ -169,3 +159,12 @@ int cmd_check(int argc, char **argv)
     config_free(&cfg);
     return CLI_OK;
 }
+
+const struct cli_command cmd_check_entry = {
+    .name = "check",
+    .usage = "[-c PATH] [--vars FILE] [--port-base N]",
+    .summary = "validate .lymph.yml and show what would run",
+    .flags = CLI_NEEDS_PROJECT,
+    .options = options,
+    .run = cmd_check,
+};

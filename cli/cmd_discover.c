@@ -1,7 +1,6 @@
 /* cmd_discover: `devnode discover [SERVICE] [-v] [--json]`: the services in the node's
  * registry, printed the way `lymph discover` did (`Greeting [3]`, instances with -v or when
  * a SERVICE is named), or as `{name: [instance, ...]}` JSON like `lymph discover --json`. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,42 +110,24 @@ static void print_json(json_t *services, const char *only)
     json_decref(out);
 }
 
-int cmd_discover(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"verbose", 'v', 0, 'v'},
+    {"instances", 0, 0, 'v'}, /* lymph's name for -v */
+    {0},
+};
+
+static int cmd_discover(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"instances", no_argument, NULL, 'v'}, /* lymph's name for -v */
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int as_json = 0, verbose = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'v': verbose = 1; break;
-        case 'h':
-            printf("usage: devnode discover %s\n", cli_find_command("discover")->usage);
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
-    if (argc - optind > 1) {
-        cli_error("discover: expected at most one SERVICE, got '%s' too", argv[optind + 1]);
+    int as_json = args->json, verbose = cli_arg(args, 'v') != NULL;
+    if (args->argc > 1) {
+        cli_error("discover: expected at most one SERVICE, got '%s' too", args->argv[1]);
         return CLI_USAGE;
     }
-    const char *only = optind < argc ? argv[optind] : NULL;
+    const char *only = args->argc ? args->argv[0] : NULL;
     if (only)
         verbose = 1; /* as lymph did: naming a service asks about its instances */
 
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
+    const struct cli_project project = args->project;
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 2);
@@ -175,3 +156,12 @@ int cmd_discover(int argc, char **argv)
     json_decref(services);
     return CLI_OK;
 }
+
+const struct cli_command cmd_discover_entry = {
+    .name = "discover",
+    .usage = "[-c PATH] [-v|--instances] [--json] [SERVICE]",
+    .summary = "the services in the node's registry",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .options = options,
+    .run = cmd_discover,
+};

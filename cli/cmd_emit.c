@@ -1,6 +1,5 @@
 /* cmd_emit: `devnode emit TYPE [BODY] [--delay MS] [--trace-id ID]`: publishes one event
  * through the node's bus with source "cli". Silent on success, like `lymph emit`. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,41 +19,25 @@ static int parse_delay(const char *text, long long *out)
     return 0;
 }
 
-int cmd_emit(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"delay", 0, 1, 'd'},
+    {"trace-id", 0, 1, 't'},
+    {0},
+};
+
+static int cmd_emit(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"delay", required_argument, NULL, 'd'},
-        {"trace-id", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL, *trace_id = NULL;
+    const char *trace_id = cli_arg(args, 't'), *delay = cli_arg(args, 'd');
     long long delay_ms = 0;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 't': trace_id = optarg; break;
-        case 'd':
-            if (parse_delay(optarg, &delay_ms) < 0) {
-                cli_error("emit: --delay takes milliseconds (0 to one week), not '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'h':
-            printf("usage: devnode emit %s\n", cli_find_command("emit")->usage);
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
+    if (delay && parse_delay(delay, &delay_ms) < 0) {
+        cli_error("emit: --delay takes milliseconds (0 to one week), not '%s'", delay);
+        return CLI_USAGE;
     }
-    if (argc - optind < 1 || argc - optind > 2) {
+    if (args->argc < 1 || args->argc > 2) {
         cli_error("emit: expected TYPE [BODY] (e.g. greeted '{\"name\": \"joe\"}')");
         return CLI_USAGE;
     }
-    const char *type = argv[optind];
+    const char *type = args->argv[0];
     if (!*type || strlen(type) > 255) {
         cli_error("emit: the event type must be 1 to 255 characters");
         return CLI_USAGE;
@@ -64,18 +47,13 @@ int cmd_emit(int argc, char **argv)
         return CLI_USAGE;
     }
     json_error_t jerr;
-    json_t *body = optind + 1 < argc ? json_loads(argv[optind + 1], JSON_DECODE_ANY, &jerr) : json_object();
+    json_t *body = args->argc == 2 ? json_loads(args->argv[1], JSON_DECODE_ANY, &jerr) : json_object();
     if (!body) {
         cli_error("emit: BODY is not valid JSON: %s (column %d)", jerr.text, jerr.column);
         return CLI_USAGE;
     }
-    struct cli_project project;
+    const struct cli_project project = args->project;
     char err[1024];
-    if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-        json_decref(body);
-        cli_error("%s", err);
-        return CLI_USAGE;
-    }
     /* A trace id is minted here when none is given, so the event and whatever handles it
      * can be followed in the logs, as lymph's emit did. */
     char minted[33];
@@ -112,3 +90,12 @@ int cmd_emit(int argc, char **argv)
     wire_msg_free(&reply);
     return CLI_OK;
 }
+
+const struct cli_command cmd_emit_entry = {
+    .name = "emit",
+    .usage = "[-c PATH] [--delay MS] [--trace-id ID] TYPE [BODY]",
+    .summary = "publish an event through the node",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE,
+    .options = options,
+    .run = cmd_emit,
+};

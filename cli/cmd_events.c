@@ -1,7 +1,6 @@
 /* cmd_events: `devnode events [--from N] [--follow] [--json] PATTERN`: prints the retained
  * events of the project's streams from their journals. It reads the files read-only, so it
  * works with or without a running node and never disturbs one. */
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,48 +65,34 @@ static void print_record(const struct events_view *v, const char *stream, uint64
     streamrec_free(&rec);
 }
 
-int cmd_events(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"from", 0, 1, 'f'},
+    {"follow", 0, 0, 'F'},
+    {0},
+};
+
+static int cmd_events(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"from", required_argument, NULL, 'f'},
-        {"follow", no_argument, NULL, 'F'},
-        {"json", no_argument, NULL, 'j'},
-        {0},
-    };
-    const char *config_arg = NULL;
     long long from = 0;
-    int follow = 0, opt;
-    struct events_view view = {.pattern = "#"};
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c') {
-            config_arg = optarg;
-        } else if (opt == 'f') {
-            char *end;
-            from = strtoll(optarg, &end, 10);
-            if (*end || from < 0) {
-                cli_error("events: --from takes an offset (0 or more), not '%s'", optarg);
-                return CLI_USAGE;
-            }
-        } else if (opt == 'F') {
-            follow = 1;
-        } else if (opt == 'j') {
-            view.json = 1;
-        } else {
+    int follow = cli_arg(args, 'F') != NULL;
+    struct events_view view = {.pattern = "#", .json = args->json};
+    const char *from_arg = cli_arg(args, 'f');
+    if (from_arg) {
+        char *end;
+        from = strtoll(from_arg, &end, 10);
+        if (*end || from < 0) {
+            cli_error("events: --from takes an offset (0 or more), not '%s'", from_arg);
             return CLI_USAGE;
         }
     }
-    if (optind < argc)
-        view.pattern = argv[optind++];
-    if (optind < argc || !topic_pattern_valid(view.pattern)) {
+    if (args->argc > 0)
+        view.pattern = args->argv[0];
+    if (args->argc > 1 || !topic_pattern_valid(view.pattern)) {
         cli_error("events: usage: devnode events [--from N] [--follow] [--json] [PATTERN]");
         return CLI_USAGE;
     }
-    struct cli_project project;
+    const struct cli_project project = args->project;
     char err[1024];
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
     struct config cfg;
     /* Only the streams are needed: an unrelated $(env.X) unset in this shell must not matter. */
     if (config_load_unresolved(project.config_path, &cfg, err, sizeof err) < 0) {
@@ -168,3 +153,12 @@ out:
     config_free(&cfg);
     return status;
 }
+
+const struct cli_command cmd_events_entry = {
+    .name = "events",
+    .usage = "[-c PATH] [--from N] [--follow] [--json] [PATTERN]",
+    .summary = "the retained events of the streams, from the journal",
+    .flags = CLI_NEEDS_PROJECT | CLI_JSON,
+    .options = options,
+    .run = cmd_events,
+};

@@ -1,6 +1,5 @@
 /* cmd_inspect: `devnode inspect SERVICE|ADDRESS`: the RPC interface of a service from its
  * built-in `lymph.inspect`, printed as `lymph inspect` did. Colour only on a terminal. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +17,9 @@ struct colors {
     const char *bold, *red, *yellow, *reset;
 };
 
-static int choose_colors(const char *mode, struct colors *c)
+static void choose_colors(int on, struct colors *c)
 {
-    int on;
-    if (cli_color_mode(mode, &on) < 0)
-        return -1;
     *c = on ? (struct colors){"\033[1m", "\033[31m", "\033[33m", "\033[0m"} : (struct colors){"", "", "", ""};
-    return 0;
 }
 
 static int by_method_name(const void *a, const void *b)
@@ -97,38 +92,17 @@ static int print_interface(const char *target, const struct rpc_msg *reply, cons
     return CLI_OK;
 }
 
-int cmd_inspect(int argc, char **argv)
+/* No CLI_NEEDS_PROJECT: an ADDRESS needs neither a project nor a node. */
+static int cmd_inspect(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"color", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL, *color_mode = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'C': color_mode = optarg; break;
-        case 'h':
-            printf("usage: devnode inspect %s\n", cli_find_command("inspect")->usage);
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
+    const char *config_arg = args->config;
     struct colors colors;
-    if (choose_colors(color_mode, &colors) < 0) {
-        cli_error("inspect: --color takes auto, always or never, not '%s'", color_mode);
-        return CLI_USAGE;
-    }
-    if (argc - optind != 1) {
+    choose_colors(args->color, &colors);
+    if (args->argc != 1) {
         cli_error("inspect: expected one SERVICE or ADDRESS (ipc://... or tcp://...)");
         return CLI_USAGE;
     }
-    const char *target = argv[optind];
+    const char *target = args->argv[0];
     char err[1024];
     struct rpcclient c;
     if (rpcclient_init(&c, 1, err, sizeof err) < 0) {
@@ -184,3 +158,11 @@ out:
     rpcclient_close(&c);
     return rc;
 }
+
+const struct cli_command cmd_inspect_entry = {
+    .name = "inspect",
+    .usage = "[-c PATH] [--color=auto|always|never] SERVICE|ADDRESS",
+    .summary = "the RPC methods of a service",
+    .flags = CLI_COLOR,
+    .run = cmd_inspect,
+};

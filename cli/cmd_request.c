@@ -1,7 +1,6 @@
 /* cmd_request: `devnode request Service.method '{json}'`: one RPC call printed as JSON, or
  * with -N/-C a small load test that prints throughput and latency percentiles, as
  * `lymph request` did. The service is found through the node unless --address is given. */
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -233,53 +232,44 @@ fail:
     return CLI_FAILURE;
 }
 
-static int parse_args(int argc, char **argv, struct request_opts *o, const char **params_text)
+static const struct cli_option options[] = {
+    {"address", 0, 1, 'a'},
+    {"trace-id", 0, 1, 't'},
+    {"timeout", 0, 1, 'T'},
+    {"dump-headers", 'D', 0, 'D'},
+    {NULL, 'N', 1, 'N'},
+    {NULL, 'C', 1, 'C'},
+    {0},
+};
+
+static int parse_args(const struct cli_args *args, struct request_opts *o, const char **params_text)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"address", required_argument, NULL, 'a'},
-        {"trace-id", required_argument, NULL, 't'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"dump-headers", no_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    double v;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:DN:C:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': o->config = optarg; break;
-        case 'a': o->address = optarg; break;
-        case 't': o->trace_id = optarg; break;
-        case 'D': o->dump_headers = 1; break;
-        case 'T':
-            if (parse_number(optarg, 0.001, 86400, &o->timeout_s) < 0) {
-                cli_error("request: --timeout takes seconds (e.g. 0.5), not '%s'", optarg);
-                return -1;
-            }
-            break;
-        case 'N':
-        case 'C':
-            if (parse_number(optarg, 1, 10000000, &v) < 0 || v != floor(v)) {
-                cli_error("request: -%c takes a positive integer, not '%s'", opt, optarg);
-                return -1;
-            }
-            *(opt == 'N' ? &o->count : &o->concurrency) = (long)v;
-            break;
-        case 'h':
-            printf("usage: devnode request %s\n", cli_find_command("request")->usage);
-            return 1;
-        default:
+    o->config = args->config;
+    o->address = cli_arg(args, 'a');
+    o->trace_id = cli_arg(args, 't');
+    o->dump_headers = cli_arg(args, 'D') != NULL;
+    const char *timeout = cli_arg(args, 'T');
+    if (timeout && parse_number(timeout, 0.001, 86400, &o->timeout_s) < 0) {
+        cli_error("request: --timeout takes seconds (e.g. 0.5), not '%s'", timeout);
+        return -1;
+    }
+    for (const char *letter = "NC"; *letter; letter++) {
+        const char *text = cli_arg(args, *letter);
+        double v;
+        if (!text)
+            continue;
+        if (parse_number(text, 1, 10000000, &v) < 0 || v != floor(v)) {
+            cli_error("request: -%c takes a positive integer, not '%s'", *letter, text);
             return -1;
         }
+        *(*letter == 'N' ? &o->count : &o->concurrency) = (long)v;
     }
-    if (argc - optind < 1 || argc - optind > 2) {
+    if (args->argc < 1 || args->argc > 2) {
         cli_error("request: expected SUBJECT [PARAMS] (e.g. Greeting.greet '{\"name\": \"joe\"}')");
         return -1;
     }
-    o->subject = argv[optind];
-    *params_text = argc - optind == 2 ? argv[optind + 1] : NULL;
+    o->subject = args->argv[0];
+    *params_text = args->argc == 2 ? args->argv[1] : NULL;
     /* The same split as libdevnode's: Greeting.greet and Greeting.lymph.status (a built-in,
      * sent as lymph.status) both go to Greeting. */
     size_t service_len;
@@ -300,13 +290,13 @@ static int parse_args(int argc, char **argv, struct request_opts *o, const char 
     return 0;
 }
 
-int cmd_request(int argc, char **argv)
+/* No CLI_NEEDS_PROJECT: with --address it needs neither a project nor a node. */
+static int cmd_request(struct cli_args *args)
 {
     struct request_opts o = {.timeout_s = 5.0, .count = 1, .concurrency = 1};
     const char *params_text = NULL;
-    int parsed = parse_args(argc, argv, &o, &params_text);
-    if (parsed)
-        return parsed > 0 ? CLI_OK : CLI_USAGE;
+    if (parse_args(args, &o, &params_text) < 0)
+        return CLI_USAGE;
 
     char err[1024];
     struct wire_body params;
@@ -364,3 +354,12 @@ out:
     wire_body_free(&params);
     return rc;
 }
+
+const struct cli_command cmd_request_entry = {
+    .name = "request",
+    .usage = "[-c PATH] [--address ENDPOINT] [--timeout SECONDS] [--trace-id ID] [-D] [-N COUNT -C CONCURRENCY] "
+             "Service.method [PARAMS|-]",
+    .summary = "send an RPC request and print the reply; or load-test a method",
+    .options = options,
+    .run = cmd_request,
+};

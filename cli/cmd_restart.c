@@ -1,7 +1,6 @@
 /* cmd_restart: `devnode restart SERVICE[.N]...`: restarts instances and, unless --no-wait,
  * waits until every new process is ready (exit 0) or one failed (exit 1, with what state
  * each instance was left in). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -48,46 +47,35 @@ static int restart_one(const struct cli_project *project, const char *target, in
     return CLI_OK;
 }
 
-int cmd_restart(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"no-wait", 0, 0, 'n'},
+    {"timeout", 0, 1, 't'},
+    {0},
+};
+
+static int cmd_restart(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"no-wait", no_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int opt, wait = 1, timeout_ms = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c') {
-            config_arg = optarg;
-        } else if (opt == 'n') {
-            wait = 0;
-        } else if (opt == 't') {
-            char *end;
-            double s = strtod(optarg, &end);
-            if (*end || end == optarg || s <= 0 || s > 86400) {
-                cli_error("restart: --timeout takes a number of seconds, not '%s'", optarg);
-                return CLI_USAGE;
-            }
-            timeout_ms = (int)(s * 1000);
-        } else {
+    int wait = !cli_arg(args, 'n'), timeout_ms = 0;
+    const char *timeout = cli_arg(args, 't');
+    if (timeout) {
+        char *end;
+        double s = strtod(timeout, &end);
+        if (*end || end == timeout || s <= 0 || s > 86400) {
+            cli_error("restart: --timeout takes a number of seconds, not '%s'", timeout);
             return CLI_USAGE;
         }
+        timeout_ms = (int)(s * 1000);
     }
-    if (optind >= argc) {
+    if (args->argc == 0) {
         cli_error("restart: name a service or an instance (Greeting, Greeting.1)");
         return CLI_USAGE;
     }
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
-    int status = cli_check_targets(&project, "restart", argv + optind, (size_t)(argc - optind), CLI_NAMES_INSTANCES);
+    const struct cli_project *project = &args->project;
+    int status = cli_check_targets(project, "restart", args->argv, (size_t)args->argc, CLI_NAMES_INSTANCES);
     if (status != CLI_OK)
         return status;
-    for (int i = optind; i < argc; i++) {
-        int rc = restart_one(&project, argv[i], i, wait, timeout_ms);
+    for (int i = 0; i < args->argc; i++) {
+        int rc = restart_one(project, args->argv[i], i + 1, wait, timeout_ms);
         if (rc == CLI_INTERRUPTED)
             return rc;
         if (rc != CLI_OK)
@@ -95,3 +83,12 @@ int cmd_restart(int argc, char **argv)
     }
     return status;
 }
+
+const struct cli_command cmd_restart_entry = {
+    .name = "restart",
+    .usage = "[-c PATH] [--no-wait] [--timeout SECONDS] SERVICE[.N]...",
+    .summary = "restart a service or one instance",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE,
+    .options = options,
+    .run = cmd_restart,
+};

@@ -1,7 +1,6 @@
 /* cmd_scale: `devnode scale SERVICE COUNT`: changes a service's instance count live and,
  * unless --no-wait, waits until the new instances are ready and the removed ones gone. */
 #include <ctype.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,56 +23,45 @@ static void print_scaled(const char *service, long count, const struct wire_msg 
         printf("no instance to start or stop\n");
 }
 
-int cmd_scale(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"no-wait", 0, 0, 'n'},
+    {"timeout", 0, 1, 't'},
+    {0},
+};
+
+static int cmd_scale(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"no-wait", no_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    /* A negative count would reach getopt as an unknown option ("-1"); say what is wrong. */
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
-            cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", argv[i]);
+    int wait = !cli_arg(args, 'n'), timeout_ms = 0;
+    const char *timeout = cli_arg(args, 't');
+    if (timeout) {
+        char *end;
+        double s = strtod(timeout, &end);
+        if (*end || end == timeout || s <= 0 || s > 86400) {
+            cli_error("scale: --timeout takes a number of seconds, not '%s'", timeout);
+            return CLI_USAGE;
+        }
+        timeout_ms = (int)(s * 1000);
+    }
+    /* A negative count comes as an operand (the parser takes "-1" for one): say what is wrong. */
+    for (int i = 0; i < args->argc; i++) {
+        if (args->argv[i][0] == '-' && isdigit((unsigned char)args->argv[i][1])) {
+            cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", args->argv[i]);
             return CLI_USAGE;
         }
     }
-    int opt, wait = 1, timeout_ms = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c') {
-            config_arg = optarg;
-        } else if (opt == 'n') {
-            wait = 0;
-        } else if (opt == 't') {
-            char *end;
-            double s = strtod(optarg, &end);
-            if (*end || end == optarg || s <= 0 || s > 86400) {
-                cli_error("scale: --timeout takes a number of seconds, not '%s'", optarg);
-                return CLI_USAGE;
-            }
-            timeout_ms = (int)(s * 1000);
-        } else {
-            return CLI_USAGE;
-        }
-    }
-    if (argc - optind != 2) {
+    if (args->argc != 2) {
         cli_error("scale: usage: devnode scale SERVICE COUNT");
         return CLI_USAGE;
     }
-    const char *service = argv[optind];
+    const char *service = args->argv[0];
     char *end;
-    long count = strtol(argv[optind + 1], &end, 10);
-    if (*end || end == argv[optind + 1] || count < 0 || count > 10000) {
-        cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", argv[optind + 1]);
+    long count = strtol(args->argv[1], &end, 10);
+    if (*end || end == args->argv[1] || count < 0 || count > 10000) {
+        cli_error("scale: COUNT must be a whole number from 0 to 10000, not '%s'", args->argv[1]);
         return CLI_USAGE;
     }
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
-    int checked = cli_check_targets(&project, "scale", argv + optind, 1, 0);
+    const struct cli_project project = args->project;
+    int checked = cli_check_targets(&project, "scale", args->argv, 1, 0);
     if (checked != CLI_OK)
         return checked;
     struct wire_body body;
@@ -105,3 +93,12 @@ int cmd_scale(int argc, char **argv)
     wire_msg_free(&reply);
     return CLI_OK;
 }
+
+const struct cli_command cmd_scale_entry = {
+    .name = "scale",
+    .usage = "[-c PATH] [--no-wait] [--timeout SECONDS] SERVICE COUNT",
+    .summary = "change the number of instances of a service",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE,
+    .options = options,
+    .run = cmd_scale,
+};

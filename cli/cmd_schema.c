@@ -2,19 +2,14 @@
  * config's key table, for editors (`devnode schema > .devnode-schema.json`, docs/config.md). */
 #include <jansson.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/cli.h"
 #include "config/schema.h"
 
-int cmd_schema(int argc, char **argv)
+static int cmd_schema(struct cli_args *args)
 {
-    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: devnode schema\n  print the JSON Schema of .lymph.yml (for yaml-language-server)\n");
-        return CLI_OK;
-    }
-    if (argc > 1) {
-        cli_error("schema: takes no arguments, got '%s' (usage: devnode schema)", argv[1]);
+    if (args->argc) {
+        cli_error("schema: takes no arguments, got '%s' (usage: devnode schema)", args->argv[0]);
         return CLI_USAGE;
     }
     json_t *schema = config_schema_json();
@@ -26,3 +21,10 @@ int cmd_schema(int argc, char **argv)
     }
     return CLI_OK;
 }
+
+const struct cli_command cmd_schema_entry = {
+    .name = "schema",
+    .usage = "",
+    .summary = "print the JSON Schema of .lymph.yml, for editors",
+    .run = cmd_schema,
+};

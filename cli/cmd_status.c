@@ -1,22 +1,12 @@
 /* cmd_status: `devnode status`: a table of every instance of the running node, or the
  * node's status reply as JSON with --json (stable keys; see docs/protocol.md). */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/humanfmt.h"
 #include "common/msgjson.h"
-
-static void format_rss(char *buf, size_t cap, long long kib)
-{
-    if (kib <= 0)
-        snprintf(buf, cap, "-");
-    else if (kib < 1024)
-        snprintf(buf, cap, "%lldK", kib);
-    else
-        snprintf(buf, cap, "%.1fM", kib / 1024.0);
-}
 
 static void format_last_exit(char *buf, size_t cap, json_t *last)
 {
@@ -45,8 +35,8 @@ static void print_table(json_t *status)
 {
     json_t *node = json_object_get(status, "node");
     char up[32], rss[32];
-    cli_format_duration(up, sizeof up, json_integer_value(json_object_get(node, "uptime_ms")));
-    format_rss(rss, sizeof rss, json_integer_value(json_object_get(node, "rss_kib")));
+    humanfmt_duration_ms(up, sizeof up, json_integer_value(json_object_get(node, "uptime_ms")));
+    humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(node, "rss_kib")));
     printf("node %lld  up %s  cpu %.1f%%  rss %s  %s%s\n",
            (long long)json_integer_value(json_object_get(node, "pid")), up,
            json_number_value(json_object_get(node, "cpu_percent")), rss,
@@ -84,10 +74,10 @@ static void print_table(json_t *status)
             else
                 snprintf(pid, sizeof pid, "-");
             if (p)
-                cli_format_duration(uptime, sizeof uptime, json_integer_value(json_object_get(inst, "uptime_ms")));
+                humanfmt_duration_ms(uptime, sizeof uptime, json_integer_value(json_object_get(inst, "uptime_ms")));
             else
                 snprintf(uptime, sizeof uptime, "-");
-            format_rss(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
+            humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
             format_last_exit(last, sizeof last, json_object_get(inst, "last_exit"));
             format_port(port, sizeof port, json_object_get(inst, "port"));
             printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label,
@@ -101,33 +91,20 @@ static void print_table(json_t *status)
     }
 }
 
-int cmd_status(int argc, char **argv)
+static int cmd_status(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int as_json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-        if (opt == 'c')
-            config_arg = optarg;
-        else if (opt == 'j')
-            as_json = 1;
-        else
-            return CLI_USAGE;
-    }
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
+    if (args->argc) {
+        cli_error("status: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
+    }
+    const struct cli_project *project = &args->project;
+    int as_json = args->json;
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 1);
     wire_pack_kv_int(&body.pk, "id", 1);
     struct wire_msg reply;
-    if (cli_call(&project, "status", &body, &reply, NULL) < 0)
+    if (cli_call(project, "status", &body, &reply, NULL) < 0)
         return CLI_FAILURE;
     json_t *status = msgjson_to_json(reply.body);
     wire_msg_free(&reply);
@@ -146,3 +123,11 @@ int cmd_status(int argc, char **argv)
     json_decref(status);
     return CLI_OK;
 }
+
+const struct cli_command cmd_status_entry = {
+    .name = "status",
+    .usage = "[-c PATH] [--json]",
+    .summary = "services and instances of the running node",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .run = cmd_status,
+};

@@ -1,6 +1,5 @@
 /* cmd_stop: `devnode stop`: asks the node to stop gracefully and waits until it is gone,
  * so a script can start a new node right after; then prints the node's stop summary. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,37 +28,30 @@ static void print_stop_summary(const char *project_dir, int64_t pid)
     }
 }
 
-int cmd_stop(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"force", 'f', 0, 'f'},
+    {"timeout", 0, 1, 't'},
+    {0},
+};
+
+static int cmd_stop(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"force", no_argument, NULL, 'f'},
-        {"timeout", required_argument, NULL, 't'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int force = 0, opt;
+    int force = cli_arg(args, 'f') != NULL;
     double timeout_s = 60;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:f", options, NULL)) != -1) {
-        if (opt == 'c') {
-            config_arg = optarg;
-        } else if (opt == 'f') {
-            force = 1;
-        } else if (opt == 't') {
-            char *end;
-            timeout_s = strtod(optarg, &end);
-            if (*end || timeout_s <= 0) {
-                cli_error("stop: --timeout takes a number of seconds, not '%s'", optarg);
-                return CLI_USAGE;
-            }
-        } else {
+    const char *timeout = cli_arg(args, 't');
+    if (timeout) {
+        char *end;
+        timeout_s = strtod(timeout, &end);
+        if (*end || timeout_s <= 0) {
+            cli_error("stop: --timeout takes a number of seconds, not '%s'", timeout);
             return CLI_USAGE;
         }
     }
-    struct cli_project project;
-    if (cli_open_project(config_arg, &project) < 0)
+    if (args->argc) {
+        cli_error("stop: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
+    }
+    const struct cli_project project = args->project;
     struct wire_body body;
     wire_body_init(&body);
     msgpack_pack_map(&body.pk, 2);
@@ -94,3 +86,12 @@ int cmd_stop(int argc, char **argv)
     print_stop_summary(project.dir, pid);
     return CLI_OK;
 }
+
+const struct cli_command cmd_stop_entry = {
+    .name = "stop",
+    .usage = "[-c PATH] [--force] [--timeout SECONDS]",
+    .summary = "stop the running node gracefully",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE,
+    .options = options,
+    .run = cmd_stop,
+};

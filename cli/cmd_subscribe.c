@@ -2,7 +2,6 @@
  * that prints every event as it arrives (lymph's `subscribe`), acks it, and keeps the
  * subscription alive with heartbeats. Ctrl-C or a closed stdout end it quietly. */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -261,50 +260,31 @@ static int parse_limit(const char *text, long *out)
     return 0;
 }
 
-int cmd_subscribe(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"count", 'n', 1, 'n'},
+    {0},
+};
+
+static int cmd_subscribe(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"count", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    struct subscriber s = {.next_id = 1};
-    const char *config_arg = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:n:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'j': s.as_json = 1; break;
-        case 'n':
-            if (parse_limit(optarg, &s.limit) < 0) {
-                cli_error("subscribe: -n takes a positive count of events, not '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'h':
-            printf("usage: devnode subscribe %s\n", cli_find_command("subscribe")->usage);
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
+    struct subscriber s = {.next_id = 1, .as_json = args->json};
+    const char *count = cli_arg(args, 'n');
+    if (count && parse_limit(count, &s.limit) < 0) {
+        cli_error("subscribe: -n takes a positive count of events, not '%s'", count);
+        return CLI_USAGE;
     }
-    if (optind >= argc) {
+    if (args->argc == 0) {
         cli_error("subscribe: expected at least one PATTERN (e.g. greeted, order.*, #)");
         return CLI_USAGE;
     }
-    for (int i = optind; i < argc; i++) {
-        if (!*argv[i] || strlen(argv[i]) > 255) {
+    for (int i = 0; i < args->argc; i++) {
+        if (!*args->argv[i] || strlen(args->argv[i]) > 255) {
             cli_error("subscribe: a pattern must be 1 to 255 characters");
             return CLI_USAGE;
         }
     }
-    struct cli_project project;
+    const struct cli_project project = args->project;
     char err[1024];
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
     s.project = &project;
     if (rundir_find_node(project.dir, s.node_endpoint, sizeof s.node_endpoint, &s.node_pid, err,
                          sizeof err) < 0) {
@@ -325,7 +305,7 @@ int cmd_subscribe(int argc, char **argv)
     if (zmq_connect(s.sock, s.node_endpoint) < 0) {
         cli_error("subscribe: cannot connect to the node at %s: %s", s.node_endpoint, zmq_strerror(errno));
     } else {
-        rc = run(&s, argv + optind, argc - optind);
+        rc = run(&s, args->argv, args->argc);
         /* So unacked deliveries go back at once, not at expiry; also when the node had not
          * confirmed yet (an unknown subscription only earns an error reply nobody reads). */
         send_unsubscribe(&s);
@@ -337,3 +317,12 @@ int cmd_subscribe(int argc, char **argv)
     zmq_ctx_term(s.ctx);
     return rc;
 }
+
+const struct cli_command cmd_subscribe_entry = {
+    .name = "subscribe",
+    .usage = "[-c PATH] [--json] [-n COUNT] PATTERN...",
+    .summary = "print events as they are published",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .options = options,
+    .run = cmd_subscribe,
+};

@@ -2,7 +2,6 @@
  * node-side; a trace as a timeline; and, when no node runs, the same answers from the log
  * files. Off a terminal it is lossless: what the ring dropped before we read it is read from
  * the log files. A closed pipe or Ctrl-C ends it quietly with status 0. */
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -328,75 +327,51 @@ static int check_names_offline(const struct cli_project *project, char *const *n
     return rc;
 }
 
+extern const struct cli_command cmd_tail_entry;
+
 static void usage_error(const char *fmt, const char *arg)
 {
     fputs("devnode: tail: ", stderr);
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nusage: devnode tail %s\n", cli_find_command("tail")->usage);
+    fputc('\n', stderr);
+    cli_print_usage(stderr, &cmd_tail_entry, "tail", 0);
 }
 
-int cmd_tail(int argc, char **argv)
+static const struct cli_option options[] = {
+    {"lines", 'n', 1, 'n'},
+    {"follow", 'f', 0, 'f'},
+    {"trace", 0, 1, 't'},
+    {"grep", 0, 1, 'g'},
+    {"level", 0, 1, 'l'},
+    {"lossy", 0, 0, 'L'}, /* one choice with --lossless: the last one given wins */
+    {"lossless", 0, 0, 'L'},
+    {0},
+};
+
+static int cmd_tail(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"lines", required_argument, NULL, 'n'},
-        {"follow", no_argument, NULL, 'f'},
-        {"trace", required_argument, NULL, 't'},
-        {"grep", required_argument, NULL, 'g'},
-        {"level", required_argument, NULL, 'l'},
-        {"json", no_argument, NULL, 'j'},
-        {"color", required_argument, NULL, 'C'},
-        {"lossy", no_argument, NULL, 'L'},
-        {"lossless", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL, *color_mode = NULL, *count_arg = NULL;
+    const char *count_arg = cli_arg(args, 'n'), *loss = cli_arg(args, 'L');
     struct tail_run run;
     memset(&run, 0, sizeof run);
-    int as_json = 0, opt, lossy = -1;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:n:fh", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'n': count_arg = optarg; break;
-        case 'f': run.req.follow = 1; break;
-        case 't': run.req.trace = optarg; break;
-        case 'g': run.req.grep = optarg; break;
-        case 'l': run.req.level = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'C': color_mode = optarg; break;
-        case 'L': lossy = 1; break;
-        case 'S': lossy = 0; break;
-        case 'h':
-            printf("usage: devnode tail %s\n", cli_find_command("tail")->usage);
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
+    int as_json = args->json, lossy = loss ? !strcmp(loss, "lossy") : -1;
+    run.req.follow = cli_arg(args, 'f') != NULL;
+    run.req.trace = cli_arg(args, 't');
+    run.req.grep = cli_arg(args, 'g');
+    run.req.level = cli_arg(args, 'l');
     run.req.backlog = run.req.trace ? BACKLOG_ALL : DEFAULT_BACKLOG;
     if (count_arg && parse_count(count_arg, &run.req.backlog) < 0) {
         usage_error("-n takes a number of lines, not '%s'", count_arg);
         return CLI_USAGE;
     }
-    run.req.services = (const char *const *)argv + optind;
-    run.req.service_count = (size_t)(argc - optind);
-    int color = 0;
-    if (cli_color_mode(color_mode, &color) < 0) {
-        usage_error("--color takes auto, always or never, not '%s'", color_mode);
-        return CLI_USAGE;
-    }
+    run.req.services = (const char *const *)args->argv;
+    run.req.service_count = (size_t)args->argc;
+    int color = args->color;
     char err[1024];
     if (tail_request_filter(&run.req, &run.filter, err, sizeof err) < 0) {
         usage_error("%s", err);
         return CLI_USAGE;
     }
-    if (cli_find_project(config_arg, &run.project, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        logfilter_free(&run.filter);
-        return CLI_USAGE;
-    }
+    run.project = args->project;
     install_signals();
     tailprint_init(&run.print, as_json ? TAILPRINT_JSON : run.req.trace ? TAILPRINT_TIMELINE : TAILPRINT_HUMAN,
                    color && !as_json);
@@ -430,3 +405,13 @@ int cmd_tail(int argc, char **argv)
     logfilter_free(&run.filter);
     return rc;
 }
+
+const struct cli_command cmd_tail_entry = {
+    .name = "tail",
+    .usage = "[-c PATH] [-n N] [-f] [--trace ID] [--grep PATTERN] [--level LEVEL] [--json] "
+             "[--color=auto|always|never] [--lossy|--lossless] [SERVICE[.N]...]",
+    .summary = "log lines of the node, live with -f, or one trace",
+    .flags = CLI_NEEDS_PROJECT | CLI_JSON | CLI_COLOR,
+    .options = options,
+    .run = cmd_tail,
+};

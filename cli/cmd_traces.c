@@ -1,7 +1,6 @@
 /* cmd_traces: `devnode traces`: the most recent traces, newest first: where each request
  * went (services in order), how long it took, how many lines, whether anything failed. From
  * the running node's trace index, or from the log files when no node runs. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,47 +103,31 @@ static json_t *traces_from_node(const struct cli_project *project, int64_t limit
     return rows;
 }
 
-int cmd_traces(int argc, char **argv)
+static const struct cli_option options[] = {
+    {NULL, 'n', 1, 'n'},
+    {0},
+};
+
+static int cmd_traces(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL;
-    int as_json = 0, opt;
+    int as_json = args->json;
     int64_t limit = DEFAULT_LIMIT;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:n:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'n': {
-            char *end;
-            long long n = strtoll(optarg, &end, 10);
-            if (*end || !*optarg || n < 1 || n > MAX_LIMIT) {
-                cli_error("traces: -n takes a number from 1 to %d, not '%s'", MAX_LIMIT, optarg);
-                return CLI_USAGE;
-            }
-            limit = n;
-            break;
-        }
-        case 'h':
-            printf("usage: devnode traces %s\n", cli_find_command("traces")->usage);
-            return CLI_OK;
-        default:
+    const char *count = cli_arg(args, 'n');
+    if (count) {
+        char *end;
+        long long n = strtoll(count, &end, 10);
+        if (*end || !*count || n < 1 || n > MAX_LIMIT) {
+            cli_error("traces: -n takes a number from 1 to %d, not '%s'", MAX_LIMIT, count);
             return CLI_USAGE;
         }
+        limit = n;
     }
-    if (optind < argc) {
-        cli_error("traces: unexpected argument '%s'", argv[optind]);
+    if (args->argc) {
+        cli_error("traces: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
     }
-    struct cli_project project;
+    const struct cli_project project = args->project;
     char err[1024];
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
     int no_node;
     json_t *rows = traces_from_node(&project, limit, &no_node, err, sizeof err);
     if (!rows && no_node) {
@@ -175,3 +158,12 @@ int cmd_traces(int argc, char **argv)
     json_decref(rows);
     return CLI_OK;
 }
+
+const struct cli_command cmd_traces_entry = {
+    .name = "traces",
+    .usage = "[-c PATH] [-n N] [--json]",
+    .summary = "recent traces: services touched, duration, errors",
+    .flags = CLI_NEEDS_PROJECT | CLI_JSON,
+    .options = options,
+    .run = cmd_traces,
+};

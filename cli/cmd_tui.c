@@ -1,7 +1,6 @@
 /* cmd_tui: `devnode tui` (alias `top`): the dashboard attached to a running node from another
  * terminal, on a loop of its own. It only talks the node protocol, so any number may attach;
  * `q` detaches and the node keeps running. Without a terminal it refuses (use `devnode tail`). */
-#include <getopt.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,42 +26,16 @@ static void on_quit(void *ctx, int status, const char *message)
     tui_close(run->tui);
 }
 
-int cmd_tui(int argc, char **argv)
+static int cmd_tui(struct cli_args *args)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"color", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *config_arg = NULL, *color_mode = NULL;
-    const char *name = argv[0];
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_arg = optarg; break;
-        case 'C': color_mode = optarg; break;
-        case 'h':
-            printf("usage: devnode %s %s\n", name, cli_find_command(name) ? cli_find_command(name)->usage : "");
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) {
-        cli_error("%s: unexpected argument '%s'", name, argv[optind]);
+    const char *name = args->name;
+    int color = args->color;
+    if (args->argc) {
+        cli_error("%s: unexpected argument '%s'", name, args->argv[0]);
         return CLI_USAGE;
     }
-    int color;
-    if (cli_color_mode(color_mode, &color) < 0) {
-        cli_error("%s: --color takes auto, always or never, not '%s'", name, color_mode);
-        return CLI_USAGE;
-    }
-    struct cli_project project;
+    const struct cli_project project = args->project;
     char err[1024];
-    if (cli_open_project(config_arg, &project) < 0)
-        return CLI_USAGE;
     char endpoint[PATH_MAX + 16];
     pid_t pid;
     if (rundir_find_node(project.dir, endpoint, sizeof endpoint, &pid, err, sizeof err) < 0) {
@@ -90,3 +63,12 @@ int cmd_tui(int argc, char **argv)
         fprintf(stderr, "devnode %s: %s\n", name, run.message);
     return run.status;
 }
+
+const struct cli_command cmd_tui_entry = {
+    .name = "tui",
+    .aliases = {"top"},
+    .usage = "[-c PATH] [--color=auto|always|never]",
+    .summary = "the dashboard of the running node, in this terminal",
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_COLOR,
+    .run = cmd_tui,
+};

@@ -108,21 +108,6 @@ int cli_color_mode(const char *mode, int *on)
     return -1;
 }
 
-void cli_format_duration(char *buf, size_t cap, long long ms)
-{
-    long long s = ms / 1000;
-    if (ms < 1000)
-        snprintf(buf, cap, "%lldms", ms);
-    else if (s < 60)
-        snprintf(buf, cap, "%llds", s);
-    else if (s < 3600)
-        snprintf(buf, cap, "%lldm%02llds", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, cap, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
-    else
-        snprintf(buf, cap, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
-}
-
 int cli_check_ports(struct config *cfg, const char *file, const char *port_base)
 {
     char *end, err[1024];

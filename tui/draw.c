@@ -188,35 +188,6 @@ void view_fill(WINDOW *w, int y, int x, int cols, attr_t attr)
     wattrset(w, A_NORMAL);
 }
 
-void view_format_duration(char *buf, size_t cap, long long ms)
-{
-    if (ms < 0)
-        ms = 0;
-    long long s = ms / 1000;
-    if (ms < 1000)
-        snprintf(buf, cap, "%lldms", ms);
-    else if (s < 60)
-        snprintf(buf, cap, "%llds", s);
-    else if (s < 3600)
-        snprintf(buf, cap, "%lldm%02lld", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, cap, "%lldh%02lld", s / 3600, s / 60 % 60);
-    else
-        snprintf(buf, cap, "%lldd%02lld", s / 86400, s / 3600 % 24);
-}
-
-void view_format_kib(char *buf, size_t cap, long long kib)
-{
-    if (kib <= 0)
-        snprintf(buf, cap, "-");
-    else if (kib < 1024)
-        snprintf(buf, cap, "%lldK", kib);
-    else if (kib < 1024 * 1024)
-        snprintf(buf, cap, "%.1fM", kib / 1024.0);
-    else
-        snprintf(buf, cap, "%.1fG", kib / (1024.0 * 1024.0));
-}
-
 /* ---------------------------------------------------------------- a line's text */
 
 struct span {

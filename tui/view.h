@@ -57,10 +57,6 @@ int view_putf(WINDOW *w, int y, int x, int maxcols, attr_t attr, const char *fmt
 int view_width(const char *s, size_t len);
 /* Fills cols cells from (y, x) with blanks of attr. */
 void view_fill(WINDOW *w, int y, int x, int cols, attr_t attr);
-/* "850ms", "12s", "3m05s", "2h03m", "4d02h" */
-void view_format_duration(char *buf, size_t cap, long long ms);
-/* "512K", "12.3M", "1.2G"; "-" for 0 */
-void view_format_kib(char *buf, size_t cap, long long kib);
 
 /* ---- the units */
 

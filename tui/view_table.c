@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/humanfmt.h"
 #include "tui/view.h"
 
 void view_header(WINDOW *w, struct view_rect r, const struct model *m, const struct view_style *st)
@@ -28,8 +29,8 @@ void view_header(WINDOW *w, struct view_rect r, const struct model *m, const str
     if (m->node.silent)
         x += view_puts(w, r.y, x, end - x, "  NODE NOT ANSWERING", st->bar | A_BOLD | A_BLINK);
     char up[32], rss[32];
-    view_format_duration(up, sizeof up, m->node.uptime_ms);
-    view_format_kib(rss, sizeof rss, m->node.rss_kib);
+    humanfmt_duration_ms(up, sizeof up, m->node.uptime_ms);
+    humanfmt_size_kib(rss, sizeof rss, m->node.rss_kib);
     x += view_putf(w, r.y, x, end - x, st->bar, "   node %d  cpu %.1f%%  rss %s  up %s", m->node.pid,
                    m->node.cpu_percent, rss, up);
     /* The endpoint goes last, right-aligned, cut from the left when it does not fit. */
@@ -165,7 +166,7 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
         x += put_right(w, y, x, c->uptime, "", row_attr);
         snprintf(buf, sizeof buf, "%.1f", cpu);
         x += put_right(w, y, x, c->cpu, buf, row_attr);
-        view_format_kib(buf, sizeof buf, rss);
+        humanfmt_size_kib(buf, sizeof buf, rss);
         x += put_right(w, y, x, c->rss, buf, row_attr);
         if (c->port)
             x += put_right(w, y, x, c->port, "", row_attr);
@@ -188,13 +189,13 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
     snprintf(buf, sizeof buf, "%lld", inst->restarts);
     x += put_right(w, y, x, c->restarts, inst->restarts > 9999 ? "9k+" : buf, row_attr);
     if (inst->pid)
-        view_format_duration(buf, sizeof buf, inst->uptime_ms);
+        humanfmt_duration_ms(buf, sizeof buf, inst->uptime_ms);
     else
         snprintf(buf, sizeof buf, "-");
     x += put_right(w, y, x, c->uptime, buf, row_attr);
     snprintf(buf, sizeof buf, "%.1f", inst->cpu_percent);
     x += put_right(w, y, x, c->cpu, inst->pid ? buf : "-", row_attr);
-    view_format_kib(buf, sizeof buf, inst->rss_kib);
+    humanfmt_size_kib(buf, sizeof buf, inst->rss_kib);
     x += put_right(w, y, x, c->rss, buf, row_attr);
     if (c->port)
         x += put_right(w, y, x, c->port, inst->port[0] ? inst->port : "-", row_attr);
