@@ -7,6 +7,39 @@
 #include "cli/cli.h"
 #include "node/node.h"
 #include "node/preflight.h"
+#include "tui/tui.h"
+
+/* `devnode up` in a terminal: the dashboard runs on the node's loop, in this process. The node
+ * knows nothing of it beyond the two hooks of node_options. */
+struct up_dashboard {
+    struct tui *tui;  /* NULL until started, and again once closed */
+    int color;
+};
+
+static void up_on_dashboard_stop(void *ctx)
+{
+    node_request_stop(ctx, "stop asked from the dashboard");
+}
+
+static void up_on_node_ready(void *ctx, struct node *node, uv_loop_t *loop, const char *endpoint)
+{
+    struct up_dashboard *d = ctx;
+    struct tui_options topts = {.endpoint = endpoint, .in_node = 1, .color = d->color};
+    char err[512];
+    if (tui_start(&d->tui, loop, &topts, err, sizeof err) == 0)
+        tui_set_stop_callback(d->tui, up_on_dashboard_stop, node);
+    else
+        fprintf(stderr, "devnode: %s; the dashboard is off\n", err);
+}
+
+static void up_on_all_stopped(void *ctx)
+{
+    struct up_dashboard *d = ctx;
+    if (d->tui) {
+        tui_close(d->tui);
+        d->tui = NULL;
+    }
+}
 
 static const struct cli_option options[] = {
     {"vars", 0, 1, 'V'},
@@ -56,7 +89,13 @@ static int cmd_up(struct cli_args *args)
         cli_error("warning: %s", pf.warnings[i]);
     preflight_free(&pf);
     opts.config_path = project.config_path;
-    opts.tui = !no_tui && isatty(0) && isatty(1);
+    struct up_dashboard dashboard = {.color = opts.color};
+    if (!no_tui && isatty(0) && isatty(1)) {
+        opts.front_end = 1;
+        opts.on_ready = up_on_node_ready;
+        opts.on_all_stopped = up_on_all_stopped;
+        opts.hook_ctx = &dashboard;
+    }
     return node_run(&cfg, &opts);
 }
 

@@ -79,23 +79,16 @@ static void node_kill_adopted(struct node *node)
                          killed == 1 ? "" : "es");
 }
 
-static void node_on_tui_stop(void *ctx)
-{
-    node_request_stop(ctx, "stop asked from the dashboard");
-}
-
 static void node_on_all_stopped(void *ctx)
 {
     struct node *node = ctx;
-    if (node->tui) {
-        tui_close(node->tui); /* the terminal is the shell's again */
-        node->tui = NULL;
-    }
+    if (node->opts->on_all_stopped)
+        node->opts->on_all_stopped(node->opts->hook_ctx); /* the terminal is the shell's again */
     node_kill_adopted(node);
     /* The last line of the run, on the terminal and in the log; `devnode stop` prints it too. */
     supervisor_stop_summary(&node->sup, node->stop_summary, sizeof node->stop_summary);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s", node->stop_summary);
-    tailserver_close(&node->tail); /* [tail] followers get their last lines and `end` */
+    tailserver_close(&node->tail); /* followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
     control_close(&node->control);
@@ -251,6 +244,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     node->devnull_fd = -1;
+    node->opts = opts;
     char err[512];
     int rc = NODE_EXIT_FAILURE;
     pid_t other = 0;
@@ -284,7 +278,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
         fprintf(stderr, "devnode: %s\n", err);
         goto out_loop;
     }
-    if (opts->tui)
+    if (opts->front_end)
         node->devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color,
                      opts->output_mode, node_on_printer, node, err, sizeof err) < 0) {
@@ -319,7 +313,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     int streams_failed = bus_init(&node->bus, &node->loop, &node->hub, &node->control, &node->cfg,
                                   node->rundir.dir, err, sizeof err) < 0;
     node_register_requests(node);
-    /* [tail] before the first line ("node up") so the ring holds every line of this run */
+    /* before the first line ("node up") so the ring holds every line of this run */
     if (tailserver_init(&node->tail, &node->loop, &node->hub, &node->control, node->cfg.logs.buffer_lines,
                         err, sizeof err) < 0)
         fprintf(stderr, "devnode: %s; `devnode tail` reads the log files only\n", err);
@@ -329,13 +323,9 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->flush_check.data = node;
     uv_check_start(&node->flush_check, node_on_flush);
 
-    if (node->devnull_fd >= 0) {
-        struct tui_options topts = {.endpoint = node->rundir.endpoint, .in_node = 1, .color = opts->color};
-        if (tui_start(&node->tui, &node->loop, &topts, err, sizeof err) == 0)
-            tui_set_stop_callback(node->tui, node_on_tui_stop, node);
-        else
-            fprintf(stderr, "devnode: %s; the dashboard is off\n", err);
-    }
+    /* Without /dev/null the plain output has the terminal, so no front end may take it. */
+    if (opts->on_ready && (!opts->front_end || node->devnull_fd >= 0))
+        opts->on_ready(opts->hook_ctx, node, &node->loop, node->rundir.endpoint);
 
     uv_update_time(&node->loop);
     node->started_ms = uv_now(&node->loop);
@@ -360,7 +350,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;
-    tailserver_free(&node->tail); /* [tail] */
+    tailserver_free(&node->tail);
     supervisor_free(&node->sup);
     /* node_on_all_stopped closed every handle opened above. */
     goto out_closed;
@@ -386,7 +376,7 @@ out_rundir:
     if (node->stop_summary[0]) {
         node_write_stop_summary(node);
         /* The dashboard had the terminal; the plain output went nowhere. */
-        if (opts->tui)
+        if (opts->front_end)
             fprintf(stderr, "devnode: %s\n", node->stop_summary);
     }
     rundir_close(&node->rundir);

@@ -17,21 +17,33 @@
 #include "node/procstat.h"
 #include "node/registry.h"
 #include "node/supervisor.h"
-#include "node/tailserver.h"  /* [tail] */
+#include "node/tailserver.h"
 #include "sockets/sockets.h"
-#include "tui/tui.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
 
 /* INT, TERM, QUIT, HUP stop; USR1 reopens the log file; USR2 is ignored; CHLD reaps. */
 #define NODE_SIGNAL_COUNT 7
 
+struct node;
+
 struct node_options {
     const char *config_path;
     const char *vars_path;
     int color;             /* colour in the plain output */
-    int tui;               /* the dashboard instead of the plain output (stdin and stdout are a terminal) */
     enum printer_mode output_mode; /* --lossy / --lossless, or auto (lossy on a terminal only) */
+    /* A front end (the dashboard cli/cmd_up.c composes with the node) owns the terminal: the
+     * plain output goes to /dev/null and the stop summary to stderr once the terminal is back.
+     * The node knows nothing of the front end but these two calls, both on the node's loop: */
+    int front_end;
+    /* once the control endpoint listens, before the first line and the first worker: the
+     * front end starts on `loop` and talks to the node at `endpoint` (stop it with
+     * node_request_stop) */
+    void (*on_ready)(void *ctx, struct node *node, uv_loop_t *loop, const char *endpoint);
+    /* once every instance stopped, before the node closes its handles: the front end gives
+     * the terminal back */
+    void (*on_all_stopped)(void *ctx);
+    void *hook_ctx;
 };
 
 struct node {
@@ -45,7 +57,7 @@ struct node {
     struct printer printer;
     struct supervisor sup;
     struct control control;
-    struct tailserver tail;     /* [tail] ring, trace index, tail/traces requests */
+    struct tailserver tail;     /* ring, trace index, tail/traces requests */
     struct registry registry;   /* which instances serve RPC, and where */
     struct bus bus;             /* the embedded event bus */
     uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
@@ -56,8 +68,8 @@ struct node {
     struct procstat self_stat;
     int log_error_reported;     /* a failing log file is reported once, not per line */
     int exit_code;
-    struct tui *tui;            /* the dashboard of `devnode up` in a terminal; NULL otherwise */
-    int devnull_fd;             /* the plain printer's output while the dashboard owns the terminal */
+    const struct node_options *opts; /* the caller's, for node_run's duration (the hooks) */
+    int devnull_fd;             /* the plain printer's output while a front end owns the terminal */
 };
 
 /* Runs the node for an already loaded config (ownership of cfg moves to the node).
