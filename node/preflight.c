@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "node/shellcmd.h"
+#include "common/shellcmd.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 

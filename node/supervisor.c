@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/shellcmd.h"
 #include "node/framer.h"
-#include "node/shellcmd.h"
 #include "node/spawn.h"
 #include "node/tcpprobe.h"
 

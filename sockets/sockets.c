@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "node/shellcmd.h"
+#include "common/shellcmd.h"
 
 /* Finds the inode of a listening TCP socket on `port` in /proc/net/tcp{,6}; 0 if none. */
 static unsigned long listening_inode(int port)

@@ -1,4 +1,4 @@
-/* fuzz_shellcmd: node/shellcmd.c's scan of a configured command (where `exec` goes so the
+/* fuzz_shellcmd: common/shellcmd.c's scan of a configured command (where `exec` goes so the
  * shell's last step replaces it). Input: the command, up to the first NUL. Checks that the
  * place is a word start inside the text, that shellcmd_for_sh inserts exactly "exec " there
  * and nothing else, that the result is recognised as replacing the shell and gets no second
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/shellcmd.h"
+#include "common/shellcmd.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

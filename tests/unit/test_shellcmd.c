@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "node/shellcmd.h"
+#include "common/shellcmd.h"
 
 static void test_simple_commands_get_exec(void **state)
 {

@@ -1,7 +1,7 @@
 /* shellcmd: a conservative scan of shell syntax. When in doubt it answers "no exec": a
  * command that forks once more still runs, a wrongly exec'd one would not (the steps after
  * it would never run). */
-#include "node/shellcmd.h"
+#include "common/shellcmd.h"
 
 #include <ctype.h>
 #include <stdio.h>
