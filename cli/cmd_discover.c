@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/msgjson.h"
+#include "common/xalloc.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -72,9 +73,7 @@ static void print_instances(const char *name, json_t *instances)
 static size_t print_services(json_t *services, const char *only, int verbose)
 {
     size_t count = json_array_size(services), shown = 0;
-    json_t **sorted = calloc(count ? count : 1, sizeof *sorted);
-    if (!sorted)
-        return 0;
+    json_t **sorted = xcalloc(count, sizeof *sorted);
     for (size_t i = 0; i < count; i++)
         sorted[i] = json_array_get(services, i);
     qsort(sorted, count, sizeof *sorted, by_name);

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "common/msgjson.h"
 #include "common/rundir.h"
+#include "common/xalloc.h"
 #include "config/config.h"
 #include "common/journal.h"
 #include "common/streamrec.h"
@@ -111,8 +112,8 @@ static int cmd_events(struct cli_args *args)
     snprintf(dir, sizeof dir, "%s/streams", rd.dir);
 
     size_t n = cfg.stream_count;
-    struct journal **journals = calloc(n, sizeof *journals);
-    struct journal_reader **readers = calloc(n, sizeof *readers);
+    struct journal **journals = xcalloc(n, sizeof *journals);
+    struct journal_reader **readers = xcalloc(n, sizeof *readers);
     int status = CLI_OK;
     for (size_t i = 0; i < n; i++) {
         char name[600];

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/rpcclient.h"
 #include "common/msgjson.h"
+#include "common/xalloc.h"
 
 #define INSPECT_TIMEOUT_MS 5000 /* lymph inspect's */
 #define HELP_WIDTH 70
@@ -64,12 +65,7 @@ static int print_interface(const char *target, const struct rpc_msg *reply, cons
         return CLI_FAILURE;
     }
     size_t count = json_array_size(methods);
-    json_t **sorted = calloc(count ? count : 1, sizeof *sorted);
-    if (!sorted) {
-        json_decref(result);
-        cli_error("out of memory");
-        return CLI_FAILURE;
-    }
+    json_t **sorted = xcalloc(count, sizeof *sorted);
     for (size_t i = 0; i < count; i++)
         sorted[i] = json_array_get(methods, i);
     qsort(sorted, count, sizeof *sorted, by_method_name);

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "common/msgjson.h"
+#include "common/xalloc.h"
 
 static int by_string(const void *a, const void *b)
 {
@@ -19,9 +20,7 @@ static int by_string(const void *a, const void *b)
 static void known_list(json_t *services, char *out, size_t cap)
 {
     size_t n = json_array_size(services), used = 0;
-    const char **names = calloc(n ? n : 1, sizeof *names);
-    if (!names)
-        abort();
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; i < n; i++) {
         const char *name = json_string_value(json_object_get(json_array_get(services, i), "name"));
         if (name)

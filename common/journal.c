@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/xalloc.h"
+
 #define HEADER_BYTES 16
 #define PATH_CAP 4200
 
@@ -110,9 +112,7 @@ static void add_segment(struct journal *j, uint64_t first)
 {
     if (j->seg_count == j->seg_cap) {
         j->seg_cap = j->seg_cap ? j->seg_cap * 2 : 16;
-        j->segs = realloc(j->segs, j->seg_cap * sizeof *j->segs);
-        if (!j->segs)
-            abort();
+        j->segs = xrealloc(j->segs, j->seg_cap * sizeof *j->segs);
     }
     j->segs[j->seg_count++] = (struct segment){.first = first};
 }
@@ -148,9 +148,7 @@ static int scan_segment(struct journal *j, struct segment *s, struct journal_rec
         }
         if (len > cap) {
             cap = len;
-            payload = realloc(payload, cap);
-            if (!payload)
-                abort();
+            payload = xrealloc(payload, cap);
         }
         if (fread(payload, 1, len, f) != len || record_crc(off, payload, len) != crc) {
             bad = 1;
@@ -178,9 +176,7 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
                  char *err, size_t errlen)
 {
     memset(rep, 0, sizeof *rep);
-    struct journal *j = calloc(1, sizeof *j);
-    if (!j)
-        abort();
+    struct journal *j = xcalloc(1, sizeof *j);
     snprintf(j->dir, sizeof j->dir, "%s", opts->dir);
     snprintf(j->name, sizeof j->name, "%s", opts->name);
     j->readonly = opts->readonly;
@@ -396,9 +392,7 @@ static int reader_open_segment(struct journal_reader *r)
 
 int journal_reader_open(struct journal *j, uint64_t from, struct journal_reader **out)
 {
-    struct journal_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    struct journal_reader *r = xcalloc(1, sizeof *r);
     r->j = j;
     r->want = from;
     if (reader_open_segment(r) < 0) {
@@ -443,9 +437,7 @@ int journal_reader_next(struct journal_reader *r, uint64_t *offset, const void *
             return -1;
         if (rec_len > r->cap) {
             r->cap = rec_len;
-            r->buf = realloc(r->buf, r->cap ? r->cap : 1);
-            if (!r->buf)
-                abort();
+            r->buf = xrealloc(r->buf, r->cap ? r->cap : 1);
         }
         if (fread(r->buf, 1, rec_len, r->f) != rec_len)
             return 0; /* being written right now: try again later */

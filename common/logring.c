@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 _Static_assert(sizeof(struct logring_entry) == 40, "a buffered line costs 40 bytes plus its text");
 
 #define OVERFLOW_SERVICE "(other)"
@@ -104,9 +106,7 @@ static uint16_t service_intern(struct logring *ring, const char *name)
     /* The last id is kept for one catch-all name, so the table never fills up silently. */
     if (ring->service_count >= LOGRING_MAX_SERVICES - 1 && strcmp(name, OVERFLOW_SERVICE) != 0)
         return service_intern(ring, OVERFLOW_SERVICE);
-    char *copy = strdup(name);
-    if (!copy)
-        abort(); /* like strbuf: the node cannot go on without memory */
+    char *copy = xstrdup(name);
     ring->service_names[ring->service_count] = copy;
     ring->service_buckets[bucket] = (uint16_t)(ring->service_count + 1);
     return ring->last_service = (uint16_t)ring->service_count++;

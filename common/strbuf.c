@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 #define STRBUF_MIN_CAP 64
 
 /* Out of line and cold: the common case of "there is room" stays a compare and a branch. */
@@ -21,10 +23,7 @@ static __attribute__((noinline, cold)) void strbuf_grow(struct strbuf *sb, size_
     size_t cap = sb->cap ? sb->cap : STRBUF_MIN_CAP;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *data = realloc(sb->data, cap);
-    if (!data)
-        abort();
-    sb->data = data;
+    sb->data = xrealloc(sb->data, cap);
     sb->cap = cap;
 }
 

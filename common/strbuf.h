@@ -1,5 +1,5 @@
 /* strbuf: a growable byte buffer, the one way devnode builds text (JSON lines, tables).
- * Allocation failure aborts: the node cannot do anything useful without memory. */
+ * Allocation failure aborts (common/xalloc): the node cannot do anything useful without memory. */
 #ifndef DEVNODE_STRBUF_H
 #define DEVNODE_STRBUF_H
 

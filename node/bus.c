@@ -14,6 +14,7 @@
 #include "common/journal.h"
 #include "common/streamrec.h"
 #include "common/topic.h"
+#include "common/xalloc.h"
 
 #define BUS_MAX_PATTERNS 32
 #define BUS_NAME_MAX 200
@@ -127,9 +128,7 @@ static struct bus_event *event_new(msgpack_sbuffer *scratch, const char *type, s
         msgpack_pack_nil(&pk);
     else
         msgpack_pack_object(&pk, *body);
-    struct bus_event *ev = malloc(sizeof *ev + type_len + 1 + source_len + 1 + scratch->size);
-    if (!ev)
-        abort();
+    struct bus_event *ev = xmalloc(sizeof *ev + type_len + 1 + source_len + 1 + scratch->size);
     char *p = ev->data;
     memcpy(p, type, type_len);
     p[type_len] = '\0';
@@ -164,9 +163,7 @@ static void table_grow(struct bus_delivery_table *t)
     struct bus_delivery *old = t->slots;
     size_t old_cap = t->cap;
     t->cap = old_cap ? old_cap * 2 : 1024;
-    t->slots = calloc(t->cap, sizeof *t->slots);
-    if (!t->slots)
-        abort();
+    t->slots = xcalloc(t->cap, sizeof *t->slots);
     t->count = 0;
     for (size_t i = 0; i < old_cap; i++)
         if (old[i].tag)
@@ -224,9 +221,7 @@ static int queue_push(struct bus_group *g, struct bus_pending p, int front)
         if (g->cap >= BUS_QUEUE_CAP && !front)
             return -1;
         size_t cap = g->cap ? g->cap * 2 : 64;
-        struct bus_pending *q = malloc(cap * sizeof *q);
-        if (!q)
-            abort();
+        struct bus_pending *q = xmalloc(cap * sizeof *q);
         for (size_t i = 0; i < g->count; i++)
             q[i] = g->queue[(g->head + i) % g->cap];
         free(g->queue);
@@ -381,9 +376,7 @@ static int stream_group_fill(struct bus *bus, struct bus_group *g)
         }
         if (g->unacked_count == g->unacked_cap) {
             g->unacked_cap = g->unacked_cap ? g->unacked_cap * 2 : 64;
-            g->unacked = realloc(g->unacked, g->unacked_cap * sizeof *g->unacked);
-            if (!g->unacked)
-                abort();
+            g->unacked = xrealloc(g->unacked, g->unacked_cap * sizeof *g->unacked);
         }
         g->unacked[g->unacked_count++] = offset;
         ev->refs = 1;
@@ -416,7 +409,7 @@ static void stream_load_offsets(struct bus_stream *st)
         group[strcspn(group, "\n")] = '\0';
         if (!*group)
             continue;
-        st->offsets[st->offset_count].group = strdup(group);
+        st->offsets[st->offset_count].group = xstrdup(group);
         st->offsets[st->offset_count].committed = committed;
         st->offset_count++;
     }
@@ -435,7 +428,7 @@ static void stream_save_offsets(struct bus *bus, struct bus_stream *st)
         if (known) {
             *known = g->committed;
         } else if (st->offset_count < BUS_STREAM_OFFSETS_MAX) {
-            st->offsets[st->offset_count].group = strdup(g->name);
+            st->offsets[st->offset_count].group = xstrdup(g->name);
             st->offsets[st->offset_count].committed = g->committed;
             st->offset_count++;
         }
@@ -627,9 +620,7 @@ static void delayed_push(struct bus *bus, struct bus_delayed d)
 {
     if (bus->delayed_count == bus->delayed_cap) {
         bus->delayed_cap = bus->delayed_cap ? bus->delayed_cap * 2 : 64;
-        bus->delayed = realloc(bus->delayed, bus->delayed_cap * sizeof *bus->delayed);
-        if (!bus->delayed)
-            abort();
+        bus->delayed = xrealloc(bus->delayed, bus->delayed_cap * sizeof *bus->delayed);
     }
     size_t i = bus->delayed_count++;
     bus->delayed[i] = d;
@@ -725,9 +716,7 @@ static void bus_remove_member(struct bus *bus, struct bus_member *m)
     struct bus_group *g = m->group;
     struct bus_delivery_table *t = bus->deliveries;
     size_t n = 0;
-    struct bus_delivery *mine = malloc((m->in_flight ? m->in_flight : 1) * sizeof *mine);
-    if (!mine)
-        abort();
+    struct bus_delivery *mine = xmalloc((m->in_flight ? m->in_flight : 1) * sizeof *mine);
     for (size_t i = 0; i < t->cap && n < m->in_flight; i++)
         if (t->slots[i].tag && t->slots[i].member == m)
             mine[n++] = t->slots[i];
@@ -1016,10 +1005,8 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         for (size_t i = 0; i < msg->identity_len && n < 60; i++)
             n += snprintf(name + n, sizeof name - (size_t)n, "%02x", msg->identity[i]);
         snprintf(name + n, sizeof name - (size_t)n, ":%s", subscription);
-        g = calloc(1, sizeof *g);
-        if (!g)
-            abort();
-        g->name = strdup(name);
+        g = xcalloc(1, sizeof *g);
+        g->name = xstrdup(name);
         g->broadcast = 1;
     } else {
         g = bus_find_group(bus, group_name);
@@ -1029,10 +1016,8 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
             return;
         }
         if (!g) {
-            g = calloc(1, sizeof *g);
-            if (!g)
-                abort();
-            g->name = strdup(group_name);
+            g = xcalloc(1, sizeof *g);
+            g->name = xstrdup(group_name);
         }
     }
     if (stream && (!g->stream || (g->member_count == 0 && has_from))) {
@@ -1055,9 +1040,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
     if (g->member_count == 0 && g->pattern_count == 0) {
         if (bus->group_count == bus->group_cap) {
             bus->group_cap = bus->group_cap ? bus->group_cap * 2 : 16;
-            bus->groups = realloc(bus->groups, bus->group_cap * sizeof *bus->groups);
-            if (!bus->groups)
-                abort();
+            bus->groups = xrealloc(bus->groups, bus->group_cap * sizeof *bus->groups);
         }
         bus->groups[bus->group_count++] = g;
     }
@@ -1069,11 +1052,9 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
             known |= strlen(g->patterns[k]) == p->via.str.size &&
                      memcmp(g->patterns[k], p->via.str.ptr, p->via.str.size) == 0;
         if (!known && g->pattern_count < BUS_MAX_PATTERNS)
-            g->patterns[g->pattern_count++] = strndup(p->via.str.ptr, p->via.str.size);
+            g->patterns[g->pattern_count++] = xstrndup(p->via.str.ptr, p->via.str.size);
     }
-    struct bus_member *m = calloc(1, sizeof *m);
-    if (!m)
-        abort();
+    struct bus_member *m = xcalloc(1, sizeof *m);
     m->group = g;
     snprintf(m->subscription, sizeof m->subscription, "%s", subscription);
     memcpy(m->routing, msg->identity, msg->identity_len);
@@ -1084,9 +1065,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
     m->last_seen_ms = uv_now(bus->loop);
     if (g->member_count == g->member_cap) {
         g->member_cap = g->member_cap ? g->member_cap * 2 : 8;
-        g->members = realloc(g->members, g->member_cap * sizeof *g->members);
-        if (!g->members)
-            abort();
+        g->members = xrealloc(g->members, g->member_cap * sizeof *g->members);
     }
     g->members[g->member_count++] = m;
     control_reply_ok(ctl, msg);
@@ -1280,9 +1259,7 @@ static int bus_open_streams(struct bus *bus, const struct config *cfg, const cha
         return 0;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/streams", run_dir);
-    bus->streams = calloc(cfg->stream_count, sizeof *bus->streams);
-    if (!bus->streams)
-        abort();
+    bus->streams = xcalloc(cfg->stream_count, sizeof *bus->streams);
     for (size_t i = 0; i < cfg->stream_count; i++) {
         const struct config_stream *cs = &cfg->streams[i];
         struct bus_stream *st = &bus->streams[i];
@@ -1292,7 +1269,7 @@ static int bus_open_streams(struct bus *bus, const struct config *cfg, const cha
         struct journal_recovery rep;
         if (journal_open(&st->journal, &o, &rep, err, errlen) < 0)
             return -1;
-        st->pattern = strdup(cs->pattern);
+        st->pattern = xstrdup(cs->pattern);
         bus->stream_count++;
         snprintf(st->offsets_path, sizeof st->offsets_path, "%s/%s.offsets", dir, name);
         stream_load_offsets(st);
@@ -1316,13 +1293,9 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     bus->loop = loop;
     bus->hub = hub;
     bus->ctl = ctl;
-    bus->deliveries = calloc(1, sizeof *bus->deliveries);
-    if (!bus->deliveries)
-        abort();
+    bus->deliveries = xcalloc(1, sizeof *bus->deliveries);
     table_grow(bus->deliveries);
-    bus->batch_buf = malloc(BUS_BATCH_MAX * sizeof *bus->batch_buf);
-    if (!bus->batch_buf)
-        abort();
+    bus->batch_buf = xmalloc(BUS_BATCH_MAX * sizeof *bus->batch_buf);
     msgpack_sbuffer_init(&bus->scratch);
     msgpack_sbuffer_init(&bus->event_scratch);
     uv_timer_init(loop, &bus->delay_timer);

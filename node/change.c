@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/strbuf.h"
+#include "common/xalloc.h"
 #include "node/supervisor.h"
 
 /* Per instance step, on top of its stop and ready timeouts: spawn, SIGKILL taking effect. */
@@ -44,9 +45,7 @@ struct change {
 struct change *change_begin(struct supervisor *sup, struct service *svc, enum change_kind kind,
                             const struct change_waiter *waiter)
 {
-    struct change *ch = calloc(1, sizeof *ch);
-    if (!ch)
-        abort();
+    struct change *ch = xcalloc(1, sizeof *ch);
     ch->svc = svc;
     ch->kind = kind;
     ch->waiter = *waiter;
@@ -62,9 +61,7 @@ static void change_add(struct change *ch, int index, enum entry_goal goal, unsig
 {
     if (ch->entry_count == ch->entry_cap) {
         ch->entry_cap = ch->entry_cap ? ch->entry_cap * 2 : 8;
-        ch->entries = realloc(ch->entries, ch->entry_cap * sizeof *ch->entries);
-        if (!ch->entries)
-            abort();
+        ch->entries = xrealloc(ch->entries, ch->entry_cap * sizeof *ch->entries);
     }
     ch->entries[ch->entry_count++] = (struct change_entry){
         .index = index, .goal = goal, .state = ENTRY_PENDING, .base_starts = base_starts};

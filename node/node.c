@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 static void node_on_flush(uv_check_t *check)
 {
     struct node *node = check->data;
@@ -238,9 +240,7 @@ static void node_restore_stdout(struct node *node)
 
 int node_run(struct config *cfg, const struct node_options *opts)
 {
-    struct node *node = calloc(1, sizeof *node);
-    if (!node)
-        return NODE_EXIT_FAILURE;
+    struct node *node = xcalloc(1, sizeof *node);
     node->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     node->devnull_fd = -1;

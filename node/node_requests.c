@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
 #include "node/node.h"
 
 static int instance_is_up(const struct instance *inst)
@@ -232,9 +233,7 @@ static struct waiting_reply *waiting_new(struct control *ctl, const struct wire_
 {
     if (!wants_wait(msg))
         return NULL;
-    struct waiting_reply *w = calloc(1, sizeof *w);
-    if (!w)
-        abort();
+    struct waiting_reply *w = xcalloc(1, sizeof *w);
     w->ctl = ctl;
     memcpy(w->routing, msg->identity, msg->identity_len);
     w->routing_len = msg->identity_len;

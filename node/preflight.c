@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/shellcmd.h"
+#include "common/xalloc.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -30,12 +31,8 @@ static void say(char *buf, size_t len, const char *file, int line, int col, cons
 
 static void add_warning(struct preflight *pf, const char *text)
 {
-    char **grown = realloc(pf->warnings, (pf->warning_count + 1) * sizeof *grown);
-    char *copy = strdup(text);
-    if (!grown || !copy)
-        abort();
-    pf->warnings = grown;
-    pf->warnings[pf->warning_count++] = copy;
+    pf->warnings = xrealloc(pf->warnings, (pf->warning_count + 1) * sizeof *pf->warnings);
+    pf->warnings[pf->warning_count++] = xstrdup(text);
 }
 
 /* What the worker's PATH will be: the service's env wins over the node's. */

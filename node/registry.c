@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define REGISTRY_MAX_METHODS 256
 #define REGISTRY_MAX_PARAMS 64
 
@@ -14,7 +16,7 @@ static char *obj_strdup(const msgpack_object *o)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 4096)
         return NULL;
-    return strndup(o->via.str.ptr, o->via.str.size);
+    return xstrndup(o->via.str.ptr, o->via.str.size);
 }
 
 static void entry_free(struct registry_entry *e)
@@ -54,9 +56,7 @@ static int parse_methods(struct registry_entry *e, const msgpack_object *list)
         return 0;
     if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > REGISTRY_MAX_METHODS)
         return -1;
-    e->methods = calloc(list->via.array.size ? list->via.array.size : 1, sizeof *e->methods);
-    if (!e->methods)
-        abort();
+    e->methods = xcalloc(list->via.array.size ? list->via.array.size : 1, sizeof *e->methods);
     for (uint32_t i = 0; i < list->via.array.size; i++) {
         const msgpack_object *m = &list->via.array.ptr[i];
         struct registry_method *rm = &e->methods[e->method_count];
@@ -65,15 +65,13 @@ static int parse_methods(struct registry_entry *e, const msgpack_object *list)
             return -1;
         e->method_count++;
         const msgpack_object *help = wire_map_get(m, "help");
-        rm->help = help && help->type == MSGPACK_OBJECT_STR ? obj_strdup(help) : strdup("");
+        rm->help = help && help->type == MSGPACK_OBJECT_STR ? obj_strdup(help) : xstrdup("");
         const msgpack_object *params = wire_map_get(m, "params");
         if (!params || params->type == MSGPACK_OBJECT_NIL)
             continue;
         if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size > REGISTRY_MAX_PARAMS)
             return -1;
-        rm->params = calloc(params->via.array.size ? params->via.array.size : 1, sizeof *rm->params);
-        if (!rm->params)
-            abort();
+        rm->params = xcalloc(params->via.array.size ? params->via.array.size : 1, sizeof *rm->params);
         for (uint32_t j = 0; j < params->via.array.size; j++) {
             rm->params[j] = obj_strdup(&params->via.array.ptr[j]);
             if (!rm->params[j])
@@ -105,9 +103,7 @@ static void registry_remove_at(struct registry *reg, size_t i, const char *why)
 static void handle_register(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct registry *reg = ctx;
-    struct registry_entry *e = calloc(1, sizeof *e);
-    if (!e)
-        abort();
+    struct registry_entry *e = xcalloc(1, sizeof *e);
     int64_t instance = -1, pid = 0;
     e->service = obj_strdup(wire_map_get(msg->body, "service"));
     e->endpoint = obj_strdup(wire_map_get(msg->body, "endpoint"));
@@ -134,9 +130,7 @@ static void handle_register(void *ctx, struct control *ctl, const struct wire_ms
     } else {
         if (reg->count == reg->cap) {
             reg->cap = reg->cap ? reg->cap * 2 : 16;
-            reg->entries = realloc(reg->entries, reg->cap * sizeof *reg->entries);
-            if (!reg->entries)
-                abort();
+            reg->entries = xrealloc(reg->entries, reg->cap * sizeof *reg->entries);
         }
         reg->entries[reg->count++] = e;
         loghub_node_line(reg->hub, getpid(), LOG_LEVEL_INFO, "%s.%d registered (pid %d, %zu method%s, %s)",
@@ -209,9 +203,7 @@ static void handle_discover(void *ctx, struct control *ctl, const struct wire_ms
         control_reply_error(ctl, msg, "discover: service must be a string or nil");
         return;
     }
-    struct registry_entry **sorted = malloc((reg->count ? reg->count : 1) * sizeof *sorted);
-    if (!sorted)
-        abort();
+    struct registry_entry **sorted = xmalloc((reg->count ? reg->count : 1) * sizeof *sorted);
     size_t n = 0;
     for (size_t i = 0; i < reg->count; i++)
         if (!want[0] || strcmp(reg->entries[i]->service, want) == 0)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/shellcmd.h"
+#include "common/xalloc.h"
 #include "node/framer.h"
 #include "node/spawn.h"
 #include "node/tcpprobe.h"
@@ -167,9 +168,7 @@ static void output_on_readable(uv_poll_t *handle, int status, int events)
 
 static struct output_pipe *output_open(struct instance *inst, int fd, enum log_stream stream)
 {
-    struct output_pipe *op = calloc(1, sizeof *op);
-    if (!op)
-        return NULL;
+    struct output_pipe *op = xcalloc(1, sizeof *op);
     op->fd = fd;
     op->owner = inst;
     op->stream = stream;
@@ -226,9 +225,7 @@ static void env_set(struct env_list *env, const char *key, const char *value)
     }
     if (env->count + 2 > env->cap) {
         env->cap = env->cap ? env->cap * 2 : 64;
-        env->items = realloc(env->items, env->cap * sizeof *env->items);
-        if (!env->items)
-            abort();
+        env->items = xrealloc(env->items, env->cap * sizeof *env->items);
     }
     env->items[env->count++] = entry;
     env->items[env->count] = NULL;
@@ -790,9 +787,7 @@ static void instance_request_stop(struct instance *inst, enum instance_after_exi
 
 static struct instance *instance_new(struct supervisor *sup, struct service *svc, int index)
 {
-    struct instance *inst = calloc(1, sizeof *inst);
-    if (!inst)
-        abort();
+    struct instance *inst = xcalloc(1, sizeof *inst);
     inst->sup = sup;
     inst->service = svc;
     inst->index = index;
@@ -805,9 +800,7 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->open_handles = 3;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
-        struct instance **grown = realloc(svc->instances, cap * sizeof *grown);
-        if (!grown)
-            abort();
+        struct instance **grown = xrealloc(svc->instances, cap * sizeof *grown);
         for (size_t i = svc->instance_cap; i < cap; i++)
             grown[i] = NULL;
         svc->instances = grown;
@@ -1164,9 +1157,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
         return rc;
     }
     sup->service_count = cfg->service_count;
-    sup->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *sup->services);
-    if (!sup->services)
-        abort();
+    sup->services = xcalloc(cfg->service_count ? cfg->service_count : 1, sizeof *sup->services);
     /* What needs no loop comes first, so a config error leaves no handle to close. */
     for (size_t s = 0; s < cfg->service_count; s++) {
         struct service *svc = &sup->services[s];

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
 #include "tail/logfilter.h"
 #include "tail/tailwire.h"
 
@@ -416,11 +417,7 @@ static void handle_tail(void *ctx, struct control *ctl, const struct wire_msg *m
         control_reply_error(ctl, msg, "too many tail clients (1024); stop one first");
         return;
     }
-    struct tail_sub *sub = calloc(1, sizeof *sub);
-    if (!sub) {
-        control_reply_error(ctl, msg, "out of memory");
-        return;
-    }
+    struct tail_sub *sub = xcalloc(1, sizeof *sub);
     char err[512];
     int64_t backlog;
     if (tailwire_unpack_request(msg->body, &backlog, &sub->follow, &sub->filter, err, sizeof err) < 0) {

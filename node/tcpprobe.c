@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/xalloc.h"
+
 enum probe_stage { PROBE_RESOLVING, PROBE_CONNECTING };
 
 struct tcpprobe {
@@ -62,9 +64,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 struct tcpprobe *tcpprobe_start(uv_loop_t *loop, const char *host, int port, tcpprobe_cb cb, void *ctx)
 {
-    struct tcpprobe *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    struct tcpprobe *p = xcalloc(1, sizeof *p);
     p->loop = loop;
     p->stage = PROBE_RESOLVING;
     p->cb = cb;

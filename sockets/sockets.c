@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 
 #include "common/shellcmd.h"
+#include "common/xalloc.h"
 
 /* Finds the inode of a listening TCP socket on `port` in /proc/net/tcp{,6}; 0 if none. */
 static unsigned long listening_inode(int port)
@@ -202,9 +203,7 @@ static int bind_tcp(struct bound_socket *bs, const char *host, int port, char *e
 int sockets_bind_all(struct socket_set *set, const struct config *cfg, char *err, size_t errlen)
 {
     set->count = 0;
-    set->items = calloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *set->items);
-    if (!set->items)
-        abort();
+    set->items = xcalloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *set->items);
     for (size_t i = 0; i < cfg->socket_count; i++) {
         struct bound_socket *bs = &set->items[i];
         bs->cfg = &cfg->sockets[i];
@@ -461,9 +460,7 @@ int sockets_listen_pid_warning(const struct config *cfg, const struct config_ser
     if (!first.name[0] || sockets_command_names_fd(svc->command))
         return 0;
     /* $(socket.X.port) is digits by spawn time: judge the command as the shell will see it. */
-    char *plain = strdup(svc->command);
-    if (!plain)
-        abort();
+    char *plain = xstrdup(svc->command);
     for (char *p = plain; (p = strstr(p, "$(socket."));) {
         char *close = strchr(p, ')');
         if (!close)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/xalloc.h"
 #include "tail/logfiles.h"
 
 #define TICK_EVERY 4096       /* records between two ticks */
@@ -78,9 +79,7 @@ static int place(struct catchup *c, catchup_tick_cb tick, void *ctx, char *err, 
     int rotated = logfiles_rotated_count(c->logs_dir, err, errlen);
     if (rotated < 0)
         return -1;
-    ino_t *seen = calloc((size_t)rotated + 1, sizeof *seen);
-    if (!seen)
-        abort();
+    ino_t *seen = xcalloc((size_t)rotated + 1, sizeof *seen);
     size_t seen_count = 0;
     uint64_t prev = 0;
     char *line = NULL;

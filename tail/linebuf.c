@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 void linebuf_init(struct linebuf *b, size_t keep_last)
 {
     memset(b, 0, sizeof *b);
@@ -27,9 +29,7 @@ void linebuf_free(struct linebuf *b)
 static void copy_line(struct log_line *dst, const struct log_line *src)
 {
     size_t slen = strlen(src->service);
-    char *mem = malloc(slen + 1 + src->len + 1);
-    if (!mem)
-        abort(); /* a CLI with no memory left has nothing better to do */
+    char *mem = xmalloc(slen + 1 + src->len + 1);
     memcpy(mem, src->service, slen + 1);
     memcpy(mem + slen + 1, src->text, src->len);
     mem[slen + 1 + src->len] = '\0';
@@ -50,9 +50,7 @@ void linebuf_add(struct linebuf *b, const struct log_line *line)
         size_t cap = b->cap ? b->cap * 2 : 64;
         if (b->keep_last && cap > b->keep_last)
             cap = b->keep_last;
-        struct log_line *p = realloc(b->lines, cap * sizeof *p);
-        if (!p)
-            abort();
+        struct log_line *p = xrealloc(b->lines, cap * sizeof *p);
         b->lines = p;
         b->cap = cap;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/logring.h"
+#include "common/xalloc.h"
 #include "tail/logfiles.h"
 
 struct tail_scan {
@@ -38,9 +39,7 @@ static int on_raw_filtered(void *ctx, const char *raw, size_t len)
 static int on_raw_kept(void *ctx, const char *raw, size_t len)
 {
     struct tail_scan *scan = ctx;
-    char *copy = strndup(raw, len);
-    if (!copy)
-        abort();
+    char *copy = xstrndup(raw, len);
     size_t slot;
     if (scan->raw_count < scan->raw_cap) {
         slot = scan->raw_count++;
@@ -65,9 +64,7 @@ int offline_tail(const char *logs_dir, struct logfilter *f, int64_t backlog, str
      * out not to be records (torn, foreign) cost a slot; a few extra slots make up for them. */
     if (filter_is_empty(f) && keep && keep <= 1000000) {
         scan.raw_cap = keep + 16;
-        scan.raw = calloc(scan.raw_cap, sizeof *scan.raw);
-        if (!scan.raw)
-            abort();
+        scan.raw = xcalloc(scan.raw_cap, sizeof *scan.raw);
         int files = logfiles_read(logs_dir, NULL, on_raw_kept, &scan, err, errlen);
         for (size_t i = 0; i < scan.raw_count; i++) {
             char *raw = scan.raw[(scan.raw_start + i) % scan.raw_cap];
@@ -115,9 +112,7 @@ json_t *offline_traces(const char *logs_dir, size_t limit, char *err, size_t err
         logring_free(&scan.ring);
         return NULL;
     }
-    const struct logring_trace **list = calloc(limit ? limit : 1, sizeof *list);
-    if (!list)
-        abort();
+    const struct logring_trace **list = xcalloc(limit ? limit : 1, sizeof *list);
     size_t n = logring_traces_newest(&scan.ring, list, limit);
     json_t *rows = json_array();
     for (size_t i = 0; i < n; i++) {

@@ -12,6 +12,7 @@
 
 #include "common/logformat.h"
 #include "common/wire.h"
+#include "common/xalloc.h"
 
 static const char *const state_names[] = {
     [MODEL_STATE_UNKNOWN] = "?",          [MODEL_STATE_STARTING] = "starting", [MODEL_STATE_RUNNING] = "running",
@@ -30,22 +31,6 @@ static enum model_state state_from_name(const msgpack_object *v)
         if (wire_str_eq(v, state_names[s]))
             return (enum model_state)s;
     return MODEL_STATE_UNKNOWN;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        abort(); /* as strbuf: the dashboard can do nothing useful without memory */
-    return q;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
 }
 
 void model_init(struct model *m, size_t line_cap)

@@ -20,6 +20,7 @@
 
 #include "common/rundir.h"
 #include "common/wire.h"
+#include "common/xalloc.h"
 #include "tail/tailwire.h"
 #include "tui/input.h"
 #include "tui/model.h"
@@ -286,10 +287,7 @@ static void render(struct tui *t)
         return;
     }
     if ((size_t)H > t->rows_cap) {
-        const struct model_line **rows = realloc(t->rows, (size_t)H * sizeof *rows);
-        if (!rows)
-            return;
-        t->rows = rows;
+        t->rows = xrealloc(t->rows, (size_t)H * sizeof *t->rows);
         t->rows_cap = (size_t)H;
     }
     /* header | table (~35%, at least 5 rows when it has them) | logs | status line */
@@ -780,15 +778,11 @@ int tui_start(struct tui **out, uv_loop_t *loop, const struct tui_options *opts,
         snprintf(err, errlen, "a dashboard already owns this terminal");
         return -1;
     }
-    struct tui *t = calloc(1, sizeof *t);
-    if (!t) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    struct tui *t = xcalloc(1, sizeof *t);
     t->loop = loop;
     t->in_node = opts->in_node;
-    t->endpoint = strdup(opts->endpoint);
-    t->project_dir = opts->project_dir ? strdup(opts->project_dir) : NULL;
+    t->endpoint = xstrdup(opts->endpoint);
+    t->project_dir = opts->project_dir ? xstrdup(opts->project_dir) : NULL;
     t->next_id = 1;
     model_init(&t->model, 0);
     ui_init(&t->ui, opts->in_node);
