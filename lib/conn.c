@@ -219,7 +219,7 @@ struct dn_queued *dn_node_recv(struct devnode *dn)
         dn->spare = q; /* nothing decoded: q holds nothing that needs freeing */
         if (r == WIRE_MALFORMED) {
             dn->malformed++;
-            fprintf(stderr, "WARNING devnode: dropped a malformed message from the node: %s\n", why);
+            dn_warn(dn, DEVNODE_WARNING, "dropped a malformed message from the node: %s", why);
             continue;
         }
         return NULL;
@@ -246,7 +246,7 @@ void dn_maybe_heartbeat(struct devnode *dn)
      * heartbeat does not bring an entry back: register again, from devnode_process, since a
      * request from in here would swallow the reply an outer wait is waiting for. */
     if (dn->registered && gap_ms > DN_REREGISTER_GAP_MS) {
-        fprintf(stderr, "WARNING devnode: %s.%d sent no heartbeat for %.1fs (a handler ran long); registering again\n",
+        dn_warn(dn, DEVNODE_WARNING, "%s.%d sent no heartbeat for %.1fs (a handler ran long); registering again",
                 dn->service, dn->instance, (double)gap_ms / 1000.0);
         dn->reregister_due = 1;
     }
@@ -286,7 +286,7 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
             if (dn_is_delivery(q))
                 dn_enqueue(dn, q); /* handled by devnode_process, in order */
             else
-                dn_unasked_reply(q);
+                dn_unasked_reply(dn, q);
             continue;
         }
         long long now = dn_now_ms();
@@ -312,7 +312,7 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
     return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);
 }
 
-void dn_unasked_reply(struct dn_queued *q)
+void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
 {
     int64_t id;
     if (strcmp(q->msg.type, "error") == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
@@ -321,7 +321,7 @@ void dn_unasked_reply(struct dn_queued *q)
         if (wire_get_str(q->msg.body, "message", message, sizeof message) < 0)
             snprintf(message, sizeof message, "(no message)");
         /* No caller waits for this answer: say it where the service's log goes. */
-        fprintf(stderr, "WARNING devnode: the node refused an event emitted without waiting: %s\n", message);
+        dn_warn(dn, DEVNODE_WARNING, "the node refused an event emitted without waiting: %s", message);
     }
     dn_queued_free(q);
 }
@@ -352,7 +352,7 @@ int dn_process_rpc(struct devnode *dn)
     enum wire_recv_result r = rpc_recv(dn->router, 1, &req, why, sizeof why);
     if (r == WIRE_MALFORMED) {
         dn->malformed++;
-        fprintf(stderr, "WARNING devnode: dropped a malformed RPC message: %s\n", why);
+        dn_warn(dn, DEVNODE_WARNING, "dropped a malformed RPC message: %s", why);
         return 1;
     }
     if (r != WIRE_OK)
@@ -401,7 +401,7 @@ int devnode_process(struct devnode *dn)
     if (dn->reregister_due && dn->started) {
         dn->reregister_due = 0;
         if (dn_register(dn) < 0)
-            fprintf(stderr, "WARNING devnode: %s.%d could not register again: %s\n", dn->service, dn->instance,
+            dn_warn(dn, DEVNODE_WARNING, "%s.%d could not register again: %s", dn->service, dn->instance,
                     dn->last_error);
     }
     for (int handled = 0; handled < DN_PROCESS_BUDGET; handled++) {

@@ -1,7 +1,10 @@
 /* devnode.h: libdevnode, the client library for services that devnode runs: register with the
  * node, serve RPC on an own endpoint, call other services, emit and handle events, log lines
  * that carry the current trace id. One `struct devnode` per process; no globals, no threads.
- * It must never block a caller beyond the timeout it was given, nor trust a peer's frames. */
+ * It must never block a caller beyond the timeout it was given, nor trust a peer's frames.
+ * Nor end the process: running out of memory, like every other failure, comes back as an error
+ * (a NULL or a negative status with devnode_last_error) for the service to handle, and what
+ * the library notices on its own goes through the warning handler below, never a bare print. */
 #ifndef DEVNODE_H
 #define DEVNODE_H
 
@@ -180,6 +183,14 @@ enum devnode_level { DEVNODE_DEBUG, DEVNODE_INFO, DEVNODE_WARNING, DEVNODE_ERROR
  * the node's log hub files it under the trace. Newlines in the message become spaces. */
 void devnode_log(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* What the library notices on its own, outside any call's result: a malformed message dropped,
+ * a registration or subscription lost and retried, a stream caught up with. By default one
+ * line on stderr, `LEVEL devnode: message` (so the node's log shows it under the service).
+ * A service with its own logger (or a test) passes a handler to get them instead; NULL
+ * restores the default. `message` has no newline and is valid during the call only. */
+typedef void (*devnode_warning_fn)(void *ctx, enum devnode_level level, const char *message);
+void devnode_set_warning_handler(struct devnode *dn, devnode_warning_fn fn, void *ctx);
 
 /* ---- running ------------------------------------------------------------------------ */
 

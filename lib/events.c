@@ -340,7 +340,7 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
     char type[DN_PATTERN_MAX + 1], source[DN_NAME_MAX + 1];
     if (wire_get_int(m, "delivery", &delivery) < 0 || delivery < 0) {
         dn->malformed++;
-        fprintf(stderr, "WARNING devnode: dropped an event without a delivery number\n");
+        dn_warn(dn, DEVNODE_WARNING, "dropped an event without a delivery number");
         return;
     }
     if (wire_get_int(m, "offset", &offset) < 0 || offset < 0)
@@ -365,7 +365,7 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
         dn->malformed++;
         dn_settle(dn, st, (uint64_t)delivery, 1); /* it can never be handled: do not loop it */
         dn_note_offset(dn, index, offset);
-        fprintf(stderr, "WARNING devnode: dropped event %s: its body nests too deep\n", type);
+        dn_warn(dn, DEVNODE_WARNING, "dropped event %s: its body nests too deep", type);
         return;
     }
     char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
@@ -421,7 +421,7 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
         const msgpack_object *events = wire_map_get(body, "events");
         if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
             dn->malformed++;
-            fprintf(stderr, "WARNING devnode: dropped a batch of events without its list\n");
+            dn_warn(dn, DEVNODE_WARNING, "dropped a batch of events without its list");
             return;
         }
         for (uint32_t i = 0; i < events->via.array.size; i++) {
@@ -439,7 +439,7 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
 {
     if (!dn_is_delivery(q)) {
-        dn_unasked_reply(q);
+        dn_unasked_reply(dn, q);
         return;
     }
     dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
@@ -486,7 +486,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
         struct dn_queued *q = dn_unqueue_event_of(dn, index);
         if (!q && (q = dn_node_recv(dn)) != NULL) {
             if (!dn_is_delivery(q)) {
-                dn_unasked_reply(q);
+                dn_unasked_reply(dn, q);
                 continue;
             }
             if (dn_sub_of_event(dn, q->msg.body) != index) {

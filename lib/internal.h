@@ -142,9 +142,15 @@ struct devnode {
     struct wire_body out_headers;
 
     char last_error[256];
+
+    devnode_warning_fn warn_fn;  /* NULL: stderr (devnode_set_warning_handler) */
+    void *warn_ctx;
 };
 
 long long dn_now_ms(void);
+/* logging.c: the one way the library reports what is not a call's result (a dropped message,
+ * a lost registration): to the service's warning handler, else one line on stderr. */
+void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Records why something failed in dn->last_error (and returns `code`). */
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -170,8 +176,8 @@ void dn_maybe_heartbeat(struct devnode *dn);
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
 int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
 /* Takes a message nobody waits for (a late reply, an error about a heartbeat or ack, the
- * answer to an unwaited emit) and frees it, printing the node's refusal of an unwaited emit. */
-void dn_unasked_reply(struct dn_queued *q);
+ * answer to an unwaited emit) and frees it, reporting the node's refusal of an unwaited emit. */
+void dn_unasked_reply(struct devnode *dn, struct dn_queued *q);
 void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
 /* Serves one RPC request if one is waiting on our ROUTER; returns 1 if it handled a message. */
 int dn_process_rpc(struct devnode *dn);

@@ -62,6 +62,30 @@ void *devnode_error_set(struct devnode_error *err, const char *type, const char 
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
+void devnode_set_warning_handler(struct devnode *dn, devnode_warning_fn fn, void *ctx)
+{
+    dn->warn_fn = fn;
+    dn->warn_ctx = fn ? ctx : NULL;
+}
+
+void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    for (char *p = text; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    if (dn && dn->warn_fn) {
+        dn->warn_fn(dn->warn_ctx, level, text);
+        return;
+    }
+    const char *name = (unsigned)level < 4 ? level_names[level] : "WARNING";
+    fprintf(stderr, "%s devnode: %s\n", name, text);
+}
+
 void devnode_log(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
 {
     char stack[2048];

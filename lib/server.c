@@ -392,7 +392,7 @@ int dn_register(struct devnode *dn)
 }
 
 /* sd_notify(3) READY=1, so `ready: notify` in .lymph.yml knows we serve. Advisory only. */
-static void dn_notify_ready(void)
+static void dn_notify_ready(struct devnode *dn)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     if (!path || (path[0] != '/' && path[0] != '@'))
@@ -412,7 +412,7 @@ static void dn_notify_ready(void)
         return;
     static const char msg[] = "READY=1";
     if (sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len) < 0)
-        fprintf(stderr, "WARNING devnode: NOTIFY_SOCKET=%s: %s\n", path, strerror(errno));
+        dn_warn(dn, DEVNODE_WARNING, "NOTIFY_SOCKET=%s: %s", path, strerror(errno));
     close(fd);
 }
 
@@ -440,7 +440,7 @@ static int dn_start_catch_up(struct devnode *dn)
         }
         /* A replay can take a while: say so, as one line the node's log keeps. */
         if (dn_now_ms() - t0 >= 1000)
-            fprintf(stderr, "INFO devnode: %s caught up with stream %s (to offset %lld) in %.1fs\n", dn->subs[i].group,
+            dn_warn(dn, DEVNODE_INFO, "%s caught up with stream %s (to offset %lld) in %.1fs", dn->subs[i].group,
                     dn->subs[i].stream, (long long)dn->subs[i].last_offset, (double)(dn_now_ms() - t0) / 1000.0);
     }
     return 0;
@@ -473,11 +473,11 @@ int devnode_start(struct devnode *dn)
     }
     /* Not fatal: RPC still answers whoever knows the endpoint, and the node's log shows why. */
     if (dn_register(dn) < 0)
-        fprintf(stderr, "WARNING devnode: %s.%d could not register: %s\n", dn->service, dn->instance,
+        dn_warn(dn, DEVNODE_WARNING, "%s.%d could not register: %s", dn->service, dn->instance,
                 dn->last_error);
     for (size_t i = 0; i < dn->sub_count; i++)
         if (!dn->subs[i].active && dn_send_subscription(dn, &dn->subs[i]) < 0)
-            fprintf(stderr, "WARNING devnode: %s.%d could not subscribe to '%s': %s\n", dn->service,
+            dn_warn(dn, DEVNODE_WARNING, "%s.%d could not subscribe to '%s': %s", dn->service,
                     dn->instance, dn->subs[i].pattern, dn->last_error);
     if (dn->epfd >= 0) {
         int fd;
@@ -486,7 +486,7 @@ int devnode_start(struct devnode *dn)
         if (zmq_getsockopt(dn->router, ZMQ_FD, &fd, &len) == 0)
             epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
     }
-    dn_notify_ready();
+    dn_notify_ready(dn);
     return 0;
 }
 
@@ -556,7 +556,7 @@ int devnode_fd(struct devnode *dn)
 int devnode_run(struct devnode *dn)
 {
     if (!dn->started && devnode_start(dn) < 0) {
-        fprintf(stderr, "ERROR devnode: %s\n", dn->last_error);
+        dn_warn(dn, DEVNODE_ERROR, "%s", dn->last_error);
         return 1;
     }
     /* signalfd rather than a handler: no global state, and the signal is read in our loop
@@ -568,7 +568,7 @@ int devnode_run(struct devnode *dn)
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
-        fprintf(stderr, "ERROR devnode: signalfd: %s\n", strerror(errno));
+        dn_warn(dn, DEVNODE_ERROR, "signalfd: %s", strerror(errno));
         sigprocmask(SIG_SETMASK, &old, NULL);
         devnode_stop(dn);
         return 1;
@@ -584,7 +584,7 @@ int devnode_run(struct devnode *dn)
             {.socket = NULL, .fd = sfd, .events = ZMQ_POLLIN},
         };
         if (zmq_poll(items, 3, wait_ms) < 0 && errno != EINTR) {
-            fprintf(stderr, "ERROR devnode: poll: %s\n", zmq_strerror(errno));
+            dn_warn(dn, DEVNODE_ERROR, "poll: %s", zmq_strerror(errno));
             break;
         }
         if (items[2].revents & ZMQ_POLLIN) {

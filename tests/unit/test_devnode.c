@@ -784,6 +784,46 @@ static void test_emit_nowait_keeps_the_order_of_emits(void **state)
     assert_int_equal(devnode_emit(w->caller, "a..b", NULL, 0), DEVNODE_E_INVALID);
 }
 
+struct warnings_seen {
+    int count;
+    enum devnode_level level;
+    char last[512];
+};
+
+static void on_warning(void *ctx, enum devnode_level level, const char *message)
+{
+    struct warnings_seen *seen = ctx;
+    seen->count++;
+    seen->level = level;
+    snprintf(seen->last, sizeof seen->last, "%s", message);
+}
+
+/* A service with its own logger gets the library's reports through its handler, not stderr;
+ * NULL gives them back to stderr. */
+static void test_warnings_go_to_the_handler(void **state)
+{
+    struct world *w = *state;
+    struct warnings_seen seen = {0};
+    devnode_set_warning_handler(w->caller, on_warning, &seen);
+    FILE *caught = tmpfile();
+    assert_non_null(caught);
+    fflush(stderr);
+    int saved_stderr = dup(2);
+    dup2(fileno(caught), 2);
+    assert_int_equal(devnode_emit_nowait(w->caller, "refused.please", NULL, 0), 0);
+    assert_int_equal(devnode_emit(w->caller, "unheard", NULL, 0), 0); /* answered after it */
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    devnode_set_warning_handler(w->caller, NULL, NULL);
+    assert_int_equal(ftell(caught), 0);
+    fclose(caught);
+    assert_int_equal(seen.count, 1);
+    assert_int_equal(seen.level, DEVNODE_WARNING);
+    assert_non_null(strstr(seen.last, "the node refused an event emitted without waiting: emit: cannot keep the "
+                                      "event in stream refused.#"));
+}
+
 /* What a view built from the stream saw: offsets in order, and who it was inside. */
 struct view_log {
     int64_t offsets[16];
@@ -890,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_trace_ids_travel),
         cmocka_unit_test(test_events_are_acked_after_the_handler),
         cmocka_unit_test(test_emit_nowait_keeps_the_order_of_emits),
+        cmocka_unit_test(test_warnings_go_to_the_handler),
         cmocka_unit_test(test_stream_subscription_replays_and_catches_up),
         cmocka_unit_test(test_heartbeats_flow),
         cmocka_unit_test(test_connect_needs_the_environment),
