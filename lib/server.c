@@ -56,13 +56,24 @@ int devnode_add_method(struct devnode *dn, const char *name, const char *const *
     m->help = dn_strdup(help ? help : "");
     m->fn = fn;
     m->ctx = ctx;
+    int failed = !m->name || !m->help;
     if (params) {
         size_t n = 0;
         while (params[n])
             n++;
         m->params = calloc(n + 1, sizeof *m->params);
+        failed |= !m->params;
         for (size_t i = 0; m->params && i < n; i++)
-            m->params[i] = dn_strdup(params[i]);
+            failed |= !(m->params[i] = dn_strdup(params[i]));
+    }
+    if (failed) { /* the library returns out of memory like any error: undo this method */
+        free(m->name);
+        free(m->help);
+        for (char **p = m->params; p && *p; p++)
+            free(*p);
+        free(m->params);
+        memset(m, 0, sizeof *m);
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
     }
     dn->method_count++;
     return 0;
