@@ -32,12 +32,13 @@ def test_each_wrong_way_include_is_one_line_naming_file_line_and_include(tmp_pat
     (root / "tail" / "bad.h").write_text('/* x */\n#  include "node/loghub.h"\n')
     (root / "tui" / "bad.c").write_text('#include "../node/node.h"\n#include "tail/linebuf.h"\n')
     (root / "sockets" / "bad.c").write_text('#include "node/supervisor.h"\n')
-    (root / "lib" / "bad.c").write_text('#include "cli/cli.h"\n')
+    (root / "lib" / "bad.c").write_text('#include "cli/cli.h"\n#include "common/xalloc.h"\n')
     r = run_check(root)
     assert r.returncode == 1, r.stdout
     lines = sorted(line for line in r.stdout.splitlines() if line.startswith("check_layers:"))
     assert lines == sorted([
         "check_layers: lib/bad.c:1: includes cli/cli.h, but lib/ may include only common/, proto/, lib/",
+        "check_layers: lib/bad.c:2: includes common/xalloc.h, which lib/ may not use",
         "check_layers: node/bad.c:3: includes tui/tui.h, but node/ may include only "
         "common/, proto/, config/, sockets/, node/",
         "check_layers: sockets/bad.c:1: includes node/supervisor.h, but sockets/ may include only "
