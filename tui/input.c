@@ -11,9 +11,9 @@
 #include <wctype.h>
 
 #include "tail/logfilter.h"
+#include "tui/keymap.h"
 
-#define KEY_ESC 27
-#define KEY_CTRL_L 12
+#define KEY_ESC 27 /* the prompt's cancel; elsewhere keys come from tui/keymap.c */
 
 void ui_init(struct ui *ui, int in_node)
 {
@@ -139,24 +139,24 @@ static int prompt_key(struct ui *ui, struct model *m, int code, wint_t key, uint
     return 0;
 }
 
-static void move_focused(struct ui *ui, struct model *m, int code, wint_t key)
+static void move_focused(struct ui *ui, struct model *m, enum keymap_cmd cmd)
 {
     int table = ui->focus == UI_FOCUS_TABLE;
     size_t rows = table ? ui->table_rows : ui->log_rows;
     long page = rows > 1 ? (long)rows - 1 : 1;
     long delta = 0;
     int is_page = 0, home = 0, end = 0;
-    if ((code && key == KEY_UP) || (!code && key == 'k'))
+    if (cmd == KEYMAP_UP)
         delta = -1;
-    else if ((code && key == KEY_DOWN) || (!code && key == 'j'))
+    else if (cmd == KEYMAP_DOWN)
         delta = 1;
-    else if (code && key == KEY_PPAGE)
+    else if (cmd == KEYMAP_PAGE_UP)
         delta = -page, is_page = 1;
-    else if (code && key == KEY_NPAGE)
+    else if (cmd == KEYMAP_PAGE_DOWN)
         delta = page, is_page = 1;
-    else if ((code && key == KEY_HOME) || (!code && key == 'g'))
+    else if (cmd == KEYMAP_HOME)
         home = 1;
-    else if ((code && (key == KEY_END || key == KEY_LL)) || (!code && key == 'G'))
+    else if (cmd == KEYMAP_END)
         end = 1;
     if (table) {
         if (home)
@@ -181,14 +181,6 @@ static void move_focused(struct ui *ui, struct model *m, int code, wint_t key)
         else
             model_logs_move(m, delta, ui->log_rows, is_page);
     }
-}
-
-static int is_move_key(int code, wint_t key)
-{
-    if (code)
-        return key == KEY_UP || key == KEY_DOWN || key == KEY_PPAGE || key == KEY_NPAGE || key == KEY_HOME ||
-               key == KEY_END || key == KEY_LL;
-    return key == 'j' || key == 'k' || key == 'g' || key == 'G';
 }
 
 static void toggle_service_filter(struct ui *ui, struct model *m, uint64_t now)
@@ -248,32 +240,22 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
     }
     if (ui->prompt != UI_PROMPT_NONE)
         return prompt_key(ui, m, code, key, now, act);
-    if (is_move_key(code, key)) {
-        move_focused(ui, m, code, key);
+    enum keymap_cmd cmd = keymap_lookup(code, key);
+    switch (cmd) {
+    case KEYMAP_NONE:
+        return 0;
+    case KEYMAP_UP:
+    case KEYMAP_DOWN:
+    case KEYMAP_PAGE_UP:
+    case KEYMAP_PAGE_DOWN:
+    case KEYMAP_HOME:
+    case KEYMAP_END:
+        move_focused(ui, m, cmd);
         return 1;
-    }
-    if (code) {
-        switch (key) {
-        case KEY_BTAB:
-            ui->focus = ui->focus == UI_FOCUS_TABLE ? UI_FOCUS_LOGS : UI_FOCUS_TABLE;
-            return 1;
-        case KEY_RIGHT:
-        case KEY_LEFT:
-        case KEY_ENTER:
-            if (ui->focus != UI_FOCUS_TABLE)
-                return 0;
-            model_table_expand(m, key == KEY_RIGHT ? 1 : key == KEY_LEFT ? 0 : -1);
-            model_table_scroll_into_view(m, ui->table_rows);
-            return 1;
-        default:
-            return 0;
-        }
-    }
-    switch (key) {
-    case '?':
+    case KEYMAP_HELP:
         ui->help = 1;
         return 1;
-    case 'q':
+    case KEYMAP_QUIT:
         if (ui->in_node) {
             if (ui->stopping) {
                 ui_flash(ui, now, 0, "the node is stopping");
@@ -284,18 +266,18 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
             act->kind = UI_ACT_QUIT;
         }
         return 1;
-    case '\t':
+    case KEYMAP_PANE:
         ui->focus = ui->focus == UI_FOCUS_TABLE ? UI_FOCUS_LOGS : UI_FOCUS_TABLE;
         return 1;
-    case '\n':
-    case '\r':
-    case ' ':
+    case KEYMAP_TOGGLE:
+    case KEYMAP_EXPAND:
+    case KEYMAP_COLLAPSE:
         if (ui->focus != UI_FOCUS_TABLE)
             return 0;
-        model_table_expand(m, -1);
+        model_table_expand(m, cmd == KEYMAP_EXPAND ? 1 : cmd == KEYMAP_COLLAPSE ? 0 : -1);
         model_table_scroll_into_view(m, ui->table_rows);
         return 1;
-    case 't': {
+    case KEYMAP_TRACE: {
         const struct model_line *l = m->trace.active ? NULL : model_logs_selected(m);
         if (l && l->trace_id[0]) {
             char id[TRACE_ID_MAX + 1];
@@ -306,36 +288,36 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
         }
         return 1;
     }
-    case 's':
+    case KEYMAP_SERVICE:
         toggle_service_filter(ui, m, now);
         return 1;
-    case '/':
+    case KEYMAP_SEARCH:
         prompt_open(ui, UI_PROMPT_SEARCH);
         return 1;
-    case 'n':
-    case 'N':
+    case KEYMAP_OLDER_MATCH:
+    case KEYMAP_NEWER_MATCH:
         if (!m->search[0]) {
             ui_flash(ui, now, 1, "no search yet: / to search");
         } else if (m->trace.active) {
             ui_flash(ui, now, 1, "n/N move in the log pane: Esc leaves the trace view");
-        } else if (!model_search_step(m, key == 'n', 0, ui->log_rows)) {
-            ui_flash(ui, now, 1, "no %s match for: %s", key == 'n' ? "older" : "newer", m->search);
+        } else if (!model_search_step(m, cmd == KEYMAP_OLDER_MATCH, 0, ui->log_rows)) {
+            ui_flash(ui, now, 1, "no %s match for: %s", cmd == KEYMAP_OLDER_MATCH ? "older" : "newer", m->search);
         } else {
             ui->focus = UI_FOCUS_LOGS;
         }
         return 1;
-    case 'l':
+    case KEYMAP_LEVEL:
         model_filter_cycle_level(m);
         if (m->filter.level_min == LOG_LEVEL_NONE)
             ui_flash(ui, now, 0, "every level");
         else
             ui_flash(ui, now, 0, "level %s and above", logparse_level_name(m->filter.level_min));
         return 1;
-    case KEY_ESC:
+    case KEYMAP_CLEAR:
         model_filter_clear(m);
         ui_flash(ui, now, 0, "filters cleared");
         return 1;
-    case 'r': {
+    case KEYMAP_RESTART: {
         size_t s;
         if (model_table_target(m, act->target, sizeof act->target, &s) < 0) {
             ui_flash(ui, now, 1, "no service selected");
@@ -344,18 +326,15 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
         act->kind = UI_ACT_RESTART;
         return 1;
     }
-    case '+':
-    case '=':
+    case KEYMAP_SCALE_UP:
         scale_selected(ui, m, 1, now, act);
         return 1;
-    case '-':
-    case '_':
+    case KEYMAP_SCALE_DOWN:
         scale_selected(ui, m, -1, now, act);
         return 1;
-    case KEY_CTRL_L:
+    case KEYMAP_REDRAW:
         act->kind = UI_ACT_REDRAW;
         return 1;
-    default:
-        return 0;
     }
+    return 0;
 }

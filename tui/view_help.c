@@ -1,11 +1,11 @@
 /* view_help: the bottom line (a prompt, a message, or the key hints) and the `?` overlay
- * listing every key. Both fit 80 columns. */
+ * listing every key, both drawn from tui/keymap.c's table. Both fit 80 columns. */
 #include <stdio.h>
 #include <string.h>
 
+#include "tui/keymap.h"
 #include "tui/view.h"
 
-static const char hints[] = "? help  q quit  t trace  / search  s service  l level  r restart  +/- scale  Tab pane";
 
 void view_statusline(WINDOW *w, struct view_rect r, const struct model *m, const struct ui *ui,
                      const struct view_style *st, uint64_t now_ms)
@@ -40,30 +40,14 @@ void view_statusline(WINDOW *w, struct view_rect r, const struct model *m, const
         view_puts(w, r.y, x, end - x, "stopping the node: waiting for every instance to exit...", st->warning | A_BOLD);
         return;
     }
+    char hints[160];
+    keymap_hints(hints, sizeof hints);
     view_puts(w, r.y, x, end - x, hints, st->dim);
 }
 
-static const char *const help_lines[][2] = {
-    {"Up Down PgUp PgDn", "move; scrolling the logs pauses the live view"},
-    {"Home End", "first line; End: back to the live view"},
-    {"Tab", "switch between the process table and the logs"},
-    {"Enter Left Right", "expand or collapse a service (table)"},
-    {"t", "the selected line's trace, or type a trace id"},
-    {"s", "only the selected service/instance; again: all"},
-    {"/  n  N", "search and highlight; n older match, N newer"},
-    {"l", "cycle the minimum level (debug .. critical)"},
-    {"Esc", "clear the filters, leave the trace view"},
-    {"r", "restart the selected service or instance"},
-    {"", "(rolling, one by one, when it has a socket)"},
-    {"+  -", "scale the selected service up or down by one"},
-    {"Ctrl-L", "redraw the screen"},
-    {"q", NULL},
-    {"?", "this help; any key closes it"},
-};
-
 void view_help(WINDOW *w, struct view_rect r, const struct ui *ui, const struct view_style *st)
 {
-    size_t count = sizeof help_lines / sizeof help_lines[0];
+    size_t count = keymap_row_count;
     int bw = 72, bh = (int)count + 4;
     if (bw > r.w)
         bw = r.w;
@@ -87,11 +71,9 @@ void view_help(WINDOW *w, struct view_rect r, const struct ui *ui, const struct 
     view_puts(w, by, bx + 2, bw - 4, " Keys ", st->bar_focus);
     for (size_t i = 0; i < count && (int)i + 2 < bh - 1; i++) {
         int y = by + 2 + (int)i;
-        view_puts(w, y, bx + 2, 19, help_lines[i][0], A_BOLD);
-        const char *what = help_lines[i][1];
-        if (!what)
-            what = ui->in_node ? "stop the node and every service (asks first)"
-                               : "quit the dashboard; the node keeps running";
+        const struct keymap_row *row = &keymap_rows[i];
+        view_puts(w, y, bx + 2, 19, row->keys, A_BOLD);
+        const char *what = ui->in_node && row->help_in_node ? row->help_in_node : row->help;
         view_puts(w, y, bx + 22, bw - 24, what, A_NORMAL);
     }
 }
