@@ -79,7 +79,7 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
     zmq_setsockopt(ctl->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_setsockopt(ctl->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(ctl->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    /* [tail] A full or vanished peer is reported (EAGAIN, EHOSTUNREACH) instead of the message
+    /* A full or vanished peer is reported (EAGAIN, EHOSTUNREACH) instead of the message
      * being dropped silently, so a tail stream keeps its place or ends its subscription. */
     int mandatory = 1;
     zmq_setsockopt(ctl->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);

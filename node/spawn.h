@@ -11,7 +11,7 @@ struct spawn_request {
     const char *command;   /* run as /bin/sh -c COMMAND */
     const char *cwd;       /* NULL: the node's */
     char *const *envp;     /* full environment; an entry "LISTEN_PID=" + 20 spaces is filled in
-                              with the child's pid (see spawn_listen_pid_slot) */
+                              with the child's pid (see SPAWN_LISTEN_PID_SLOT) */
     const int *fds;        /* sockets to pass, placed at 3, 4, ... */
     size_t fd_count;
     int stdin_fd;          /* placed at 0 */
