@@ -93,7 +93,8 @@ int logfiles_read(const char *logs_dir, const char *needle, logfiles_raw_cb cb, 
     return files;
 }
 
-int64_t logfiles_parse_time(const char *iso)
+/* "2026-11-23T11:30:00.123456Z" -> ns since the epoch; -1 if malformed. */
+static int64_t logfiles_parse_time(const char *iso)
 {
     struct tm tm;
     memset(&tm, 0, sizeof tm);

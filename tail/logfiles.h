@@ -38,7 +38,4 @@ struct logfiles_record {
 int logfiles_parse(const char *raw, size_t len, struct logfiles_record *out);
 void logfiles_record_free(struct logfiles_record *rec);
 
-/* "2026-11-23T11:30:00.123456Z" -> ns since the epoch; -1 if malformed. */
-int64_t logfiles_parse_time(const char *iso);
-
 #endif

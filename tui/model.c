@@ -480,7 +480,7 @@ static struct model_line *line_copy(const struct model_line *src)
     return l;
 }
 
-int model_filter_passes(const struct model *m, const struct model_line *line)
+static int model_filter_passes(const struct model *m, const struct model_line *line)
 {
     if (line->note)
         return 1;
@@ -549,7 +549,8 @@ void model_add_line(struct model *m, const struct log_line *line)
     logs_store(m, line_new(m, line));
 }
 
-void model_add_note(struct model *m, const char *text)
+/* Stores a line of the dashboard's own ("[12 lines skipped]", stream errors). */
+static void model_add_note(struct model *m, const char *text)
 {
     struct log_line src = {.service = "devnode", .instance = -1, .stream = LOG_STREAM_NODE,
                            .text = text, .len = strlen(text)};
@@ -609,6 +610,8 @@ void model_filter_cycle_level(struct model *m)
     enum log_level l = m->filter.level_min;
     model_filter_level(m, l >= LOG_LEVEL_CRITICAL ? LOG_LEVEL_NONE : (enum log_level)(l + 1));
 }
+
+static void model_trace_close(struct model *m);
 
 void model_filter_clear(struct model *m)
 {
@@ -889,7 +892,7 @@ void model_trace_open(struct model *m, const char *id)
     }
 }
 
-void model_trace_close(struct model *m)
+static void model_trace_close(struct model *m)
 {
     struct model_trace *t = &m->trace;
     trace_free_lines(t);

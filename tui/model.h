@@ -176,8 +176,6 @@ void model_table_scroll_into_view(struct model *m, size_t rows);
 
 /* Stores a line from the node (text is copied and cleaned). */
 void model_add_line(struct model *m, const struct log_line *line);
-/* Stores a line of the dashboard's own ("[12 lines skipped]", stream errors). */
-void model_add_note(struct model *m, const char *text);
 /* The node skipped n lines for us: counted and noted. */
 void model_add_skipped(struct model *m, uint64_t n);
 /* The stored line numbered n, or NULL when it left the buffer. */
@@ -197,7 +195,6 @@ void model_filter_level(struct model *m, enum log_level level_min);
 void model_filter_cycle_level(struct model *m);
 /* Clears service, level, search and closes the trace view. */
 void model_filter_clear(struct model *m);
-int model_filter_passes(const struct model *m, const struct model_line *line);
 /* Number of lines passing the filter. */
 size_t model_logs_count(const struct model *m);
 
@@ -227,7 +224,6 @@ const struct model_line *model_logs_selected(const struct model *m);
 
 /* Shows trace id: its lines from the buffer now, more with model_trace_add. */
 void model_trace_open(struct model *m, const char *id);
-void model_trace_close(struct model *m);
 /* Adds a line of the open trace (duplicates by seq are ignored). */
 void model_trace_add(struct model *m, const struct log_line *line);
 void model_trace_scroll(struct model *m, long delta, size_t rows);
