@@ -42,10 +42,8 @@ proto  common/xalloc.h
 #   FILE-GLOB  INCLUDE-GLOB
 allow='
 node/tailserver.c  tail/*.h
-*                  node/config.h
 '
 # node/tailserver.c -> tail/: the tail wire and log filter move to proto/.
-# * -> node/config.h: the config moves to config/, below node/ (sockets/ uses it today).
 
 status=0
 used=''
