@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/xalloc.h"
 
 /* One line per command: cli/cmd_NAME.c defines cmd_NAME_entry. The order is `devnode help`'s. */
 #define COMMANDS(X) \
@@ -139,9 +140,7 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     /* The command's argv: its name, the global options given before it, then the rest. */
-    char **cargv = calloc((size_t)argc + 1, sizeof *cargv);
-    if (!cargv)
-        abort();
+    char **cargv = xcalloc((size_t)argc + 1, sizeof *cargv);
     int cargc = 0;
     cargv[cargc++] = argv[at];
     for (int i = 1; i < at; i++)

@@ -1,33 +1,28 @@
-/* cfgalloc: the allocation helpers config/ shares. Running out of memory aborts (the same
- * policy as strbuf); empty arrays stay NULL so users of struct config can test either the
- * pointer or the count. Header-only so the files of config/ need no extra object. */
+/* cfgalloc: the allocation helpers config/ shares, on common/xalloc's policy (running out of
+ * memory aborts with a line); on top of it, empty arrays stay NULL so users of struct config can
+ * test either the pointer or the count. Header-only so the files of config/ need no extra object. */
 #ifndef DEVNODE_CFGALLOC_H
 #define DEVNODE_CFGALLOC_H
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 static inline void *cfg_xrealloc(void *p, size_t size)
 {
-    void *q = realloc(p, size ? size : 1);
-    if (!q)
-        abort();
-    return q;
+    return xrealloc(p, size);
 }
 
 static inline void *cfg_xcalloc(size_t count, size_t size)
 {
-    if (count == 0)
-        return NULL;
-    void *p = calloc(count, size);
-    if (!p)
-        abort();
-    return p;
+    return count ? xcalloc(count, size) : NULL;
 }
 
+/* Exactly len bytes (a YAML scalar may hold a NUL), then a terminator. */
 static inline char *cfg_xstrndup(const char *s, size_t len)
 {
-    char *d = cfg_xrealloc(NULL, len + 1);
+    char *d = xmalloc(len + 1);
     memcpy(d, s, len);
     d[len] = '\0';
     return d;
