@@ -156,11 +156,14 @@ build/examples/bookshelf_shelf: examples/bookshelf/shelf.c build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/bookshelf_last_read: examples/bookshelf/last_read.c $(EXAMPLE_COMMON_OBJ) build/libdevnode.a
 	$(EXAMPLE_LD)
-# The library's own unit test runs it under ASan+UBSan against an in-process fake node.
-build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a
+# The library's own unit test runs it under ASan+UBSan against the node's real handlers,
+# in-process. Both archives hold common/*.o, the very same objects: the linker takes each
+# from the first archive that defines what is missing, so none comes twice.
+build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a build/asan/libcore.a
 	@mkdir -p $(@D)
 	@echo "  LD/asan $@"
-	@$(CC) $(BASEFLAGS) -Ilib $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libdevnode.a $(LIB_LIBS) -lcmocka -lpthread -lm
+	@$(CC) $(BASEFLAGS) -Ilib $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libdevnode.a build/asan/libcore.a \
+	    $(PKG_LIBS) -lcmocka -lpthread -lm
 
 -include $(LIB_SRC:%.c=build/rel/%.d) $(LIB_SRC:%.c=build/asan/%.d) $(EXAMPLES_BIN:=.d) \
          $(EXAMPLE_COMMON_OBJ:.o=.d)
