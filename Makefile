@@ -87,6 +87,7 @@ e2e: all
 # rule table in the script, which names every include that breaks it.
 layers:
 	@sh scripts/check_layers.sh
+	@sh scripts/check_lib_stack.sh
 
 test: deps
 	$(MAKE) layers

@@ -3,7 +3,7 @@
  * deferred calls matched to replies by id. While a call waits, requests to this instance are
  * served (nested), so self-calls and call cycles work. It must never sleep on a fixed delay
  * in the call path, nor hand a reply to a call it does not belong to. */
-#include "lib/internal.h"
+#include "lib/client.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* conn.c: the service's connection to its node: reading the environment, the DEALER to the
  * node, request/reply by id with events queued meanwhile, heartbeats, and teardown.
  * It must never wait on the node without a deadline, nor free what a handler still holds. */
-#include "lib/internal.h"
+#include "lib/conn.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -123,7 +123,8 @@ struct devnode *devnode_connect(char *err, size_t errlen)
     dn->zctx = zmq_ctx_new();
     if (!dn->zctx) {
         snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
-        devnode_close(dn);
+        dn_conn_close(dn);
+        free(dn);
         return NULL;
     }
     /* Not blocky: devnode_close must never hang in zmq_ctx_term on a message nobody reads. */
@@ -135,7 +136,8 @@ struct devnode *devnode_connect(char *err, size_t errlen)
     zmq_setsockopt(dn->node, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (zmq_connect(dn->node, dn->node_endpoint) < 0) {
         snprintf(err, errlen, "cannot connect to the node at %s: %s", dn->node_endpoint, zmq_strerror(errno));
-        devnode_close(dn);
+        dn_conn_close(dn);
+        free(dn);
         return NULL;
     }
     return dn;
@@ -149,46 +151,22 @@ void dn_queued_free(struct dn_queued *q)
     free(q);
 }
 
-void devnode_close(struct devnode *dn)
+/* The connection's part of teardown, once everything above has closed its sockets: the node
+ * socket, then the ZeroMQ context they all lived in. */
+void dn_conn_close(struct devnode *dn)
 {
-    if (!dn)
-        return;
-    if (dn->started && dn->node)
-        devnode_stop(dn);
-    dn_client_free(dn);
     while (dn->queue_head) {
         struct dn_queued *q = dn->queue_head;
         dn->queue_head = q->next;
         dn_queued_free(q);
     }
     free(dn->spare);
-    for (size_t i = 0; i < dn->method_count; i++) {
-        free(dn->methods[i].name);
-        free(dn->methods[i].help);
-        if (dn->methods[i].params) {
-            for (char **p = dn->methods[i].params; *p; p++)
-                free(*p);
-            free(dn->methods[i].params);
-        }
-    }
-    free(dn->methods);
-    for (size_t i = 0; i < dn->sub_count; i++) {
-        free(dn->subs[i].pattern);
-        free(dn->subs[i].group);
-        free(dn->subs[i].stream);
-    }
-    free(dn->subs);
-    if (dn->router)
-        zmq_close(dn->router);
     if (dn->node)
         zmq_close(dn->node);
     if (dn->zctx)
         zmq_ctx_term(dn->zctx);
-    if (dn->epfd >= 0)
-        close(dn->epfd);
     wire_body_free(&dn->out);
     wire_body_free(&dn->out_headers);
-    free(dn);
 }
 
 uint64_t dn_next_request_id(struct devnode *dn)
@@ -201,6 +179,11 @@ int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b
     /* The DEALER queues while the node is (re)connecting; DONTWAIT only fails when 100k
      * messages are stuck, and then dropping a heartbeat or ack is the right call. */
     return wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT);
+}
+
+int dn_is_delivery(const struct dn_queued *q)
+{
+    return strcmp(q->msg.type, "event") == 0 || strcmp(q->msg.type, "events") == 0;
 }
 
 struct dn_queued *dn_node_recv(struct devnode *dn)
@@ -324,104 +307,4 @@ void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
         dn_warn(dn, DEVNODE_WARNING, "the node refused an event emitted without waiting: %s", message);
     }
     dn_queued_free(q);
-}
-
-/* Handles one queued or freshly received node message; returns 1 if there was one. */
-static int dn_process_node(struct devnode *dn)
-{
-    struct dn_queued *q = dn->queue_head;
-    if (q) {
-        dn->queue_head = q->next;
-        if (!dn->queue_head)
-            dn->queue_tail = NULL;
-    } else {
-        q = dn_node_recv(dn);
-    }
-    if (!q)
-        return 0;
-    dn_handle_node_msg(dn, q);
-    return 1;
-}
-
-int dn_process_rpc(struct devnode *dn)
-{
-    if (!dn->router)
-        return 0;
-    struct rpc_msg req;
-    char why[160];
-    enum wire_recv_result r = rpc_recv(dn->router, 1, &req, why, sizeof why);
-    if (r == WIRE_MALFORMED) {
-        dn->malformed++;
-        dn_warn(dn, DEVNODE_WARNING, "dropped a malformed RPC message: %s", why);
-        return 1;
-    }
-    if (r != WIRE_OK)
-        return 0;
-    dn_serve_one(dn, &req);
-    rpc_msg_free(&req);
-    return 1;
-}
-
-/* Callers that looked us up before we unregistered keep sending for as long as their cache
- * lives (DN_DISCOVER_TTL_MS): answer what comes until the endpoint has been quiet for
- * DN_DRAIN_QUIET_MS, and DN_DRAIN_MAX_MS at most, so a stop or restart loses no request that
- * was already on its way. */
-void dn_drain_rpc(struct devnode *dn)
-{
-    if (dn->in_handler)
-        return; /* a stop from inside a handler: no handler may run inside another */
-    long long start = dn_now_ms(), quiet_since = start;
-    while (dn->router) {
-        long long now = dn_now_ms();
-        if (now - quiet_since >= DN_DRAIN_QUIET_MS || now - start >= DN_DRAIN_MAX_MS)
-            return;
-        if (dn_process_rpc(dn)) {
-            quiet_since = dn_now_ms();
-            continue;
-        }
-        zmq_pollitem_t item = {.socket = dn->router, .events = ZMQ_POLLIN};
-        long wait = (long)(DN_DRAIN_QUIET_MS - (now - quiet_since));
-        if (zmq_poll(&item, 1, wait > 0 ? wait : 0) < 0 && errno != EINTR)
-            return;
-    }
-}
-
-static int dn_socket_readable(void *sock)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    return sock && zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
-}
-
-int devnode_process(struct devnode *dn)
-{
-    if (dn->in_handler)
-        return 0; /* called from inside a handler: the outer loop carries on afterwards */
-    dn_maybe_heartbeat(dn);
-    if (dn->reregister_due && dn->started) {
-        dn->reregister_due = 0;
-        if (dn_register(dn) < 0)
-            dn_warn(dn, DEVNODE_WARNING, "%s.%d could not register again: %s", dn->service, dn->instance,
-                    dn->last_error);
-    }
-    for (int handled = 0; handled < DN_PROCESS_BUDGET; handled++) {
-        if (dn->stop_requested)
-            return 0;
-        int got = dn_process_rpc(dn);
-        got += dn_process_node(dn);
-        /* ZMQ_FD is edge-triggered: only stop once both sockets say nothing is readable,
-         * after our own sends (replies, acks), or the fd may never wake the caller again. */
-        if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node)) {
-            if (!dn->started)
-                return DN_HEARTBEAT_MS;
-            long long left = dn->next_heartbeat_ms - dn_now_ms();
-            return left > 0 ? (int)left : 0;
-        }
-    }
-    return 0;
-}
-
-void devnode_request_stop(struct devnode *dn)
-{
-    dn->stop_requested = 1;
 }

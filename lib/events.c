@@ -2,7 +2,7 @@
  * deliveries from the node's event bus, with the ack sent only after the handler returned
  * (at-least-once). It must never ack an event it did not hand to a handler, nor run a handler
  * inside another one except a stream subscription's inside an RPC handler (devnode_catch_up). */
-#include "lib/internal.h"
+#include "lib/events.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -404,11 +404,6 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
         dn_note_offset(dn, index, offset);
 }
 
-int dn_is_delivery(const struct dn_queued *q)
-{
-    return strcmp(q->msg.type, "event") == 0 || strcmp(q->msg.type, "events") == 0;
-}
-
 /* Handles every event of a delivery message in order, then settles them with one ack (and
  * one nack): a process that dies in the middle gets the whole message redelivered, which
  * at-least-once allows. */
@@ -542,4 +537,16 @@ int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms)
         return dn_catch_up(dn, i, dn_now_ms() + (timeout_ms > 0 ? timeout_ms : DEVNODE_DEFAULT_TIMEOUT_MS));
     }
     return dn_fail(dn, DEVNODE_E_INVALID, "catch up: no stream subscription named '%s'", name ? name : "");
+}
+
+void dn_events_free(struct devnode *dn)
+{
+    for (size_t i = 0; i < dn->sub_count; i++) {
+        free(dn->subs[i].pattern);
+        free(dn->subs[i].group);
+        free(dn->subs[i].stream);
+    }
+    free(dn->subs);
+    dn->subs = NULL;
+    dn->sub_count = 0;
 }

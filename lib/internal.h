@@ -1,6 +1,11 @@
-/* internal.h: the state behind `struct devnode`, shared by the library's files (conn.c, server.c,
- * client.c, events.c, logging.c). Nothing here is public API; services include devnode.h only.
- * Every pointer below has one owner, named in its comment, and devnode_close frees them all. */
+/* internal.h: the state behind `struct devnode` and the helpers every layer of the library uses
+ * (time, last_error, warnings, trace ids). Nothing here is public API; services include
+ * devnode.h only. The library is a stack, each file calling only the layers below it:
+ *   conn.h    the connection to the node (bottom)
+ *   server.h  serving RPC and registering         events.h  subscriptions, emits, deliveries
+ *   client.h  calls (which serve while they wait, so above server.h)
+ *   loop.c    start, the loop, stop and close (top)
+ * Every pointer below has one owner, named in its comment; each layer frees its own. */
 #ifndef DEVNODE_LIB_INTERNAL_H
 #define DEVNODE_LIB_INTERNAL_H
 
@@ -153,47 +158,6 @@ long long dn_now_ms(void);
 void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Records why something failed in dn->last_error (and returns `code`). */
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* conn.c: the node socket. */
-uint64_t dn_next_request_id(struct devnode *dn);
-/* Sends b (a map whose id is `id`) as `type` and waits for the reply with that id; other
- * messages that arrive meanwhile are queued (events) or dropped. Returns 0 with *reply owned
- * by the caller (dn_queued_free), or DEVNODE_E_NODE with last_error set (error reply,
- * timeout). `reply` may be NULL when only success matters. */
-int dn_node_request(struct devnode *dn, const char *type, const struct wire_body *b, uint64_t id,
-                    int timeout_ms, struct dn_queued **reply);
-/* The waiting half of dn_node_request, until deadline_ms (monotonic). */
-int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
-                 struct dn_queued **reply);
-/* Sends without waiting (heartbeat, ack). */
-int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b);
-void dn_queued_free(struct dn_queued *q);
-/* Receives one node message without blocking into a new dn_queued; NULL when none. */
-struct dn_queued *dn_node_recv(struct devnode *dn);
-void dn_maybe_heartbeat(struct devnode *dn);
-
-/* events.c */
-void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q);  /* takes q */
-int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
-/* Takes a message nobody waits for (a late reply, an error about a heartbeat or ack, the
- * answer to an unwaited emit) and frees it, reporting the node's refusal of an unwaited emit. */
-void dn_unasked_reply(struct devnode *dn, struct dn_queued *q);
-void dn_drain_rpc(struct devnode *dn);         /* answers late requests while stopping */
-/* Serves one RPC request if one is waiting on our ROUTER; returns 1 if it handled a message. */
-int dn_process_rpc(struct devnode *dn);
-int dn_send_subscription(struct devnode *dn, struct dn_sub *sub);
-/* Sends unsubscribe for every active subscription; returns the last request id (0: none). */
-uint64_t dn_send_unsubscribes(struct devnode *dn);
-/* Handles sub_index's events until it has handled the stream's end as of now: no deadline
- * when deadline_ms is 0, but DEVNODE_E_TIMEOUT after DN_CATCH_UP_IDLE_MS without an event. */
-int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms);
-
-/* server.c */
-void dn_serve_one(struct devnode *dn, struct rpc_msg *req);
-int dn_register(struct devnode *dn);
-
-/* client.c */
-void dn_client_free(struct devnode *dn);
 
 /* Trace id helpers (logging.c). */
 void dn_trace_sanitize(char out[DEVNODE_TRACE_ID_MAX + 1], const char *in, size_t len);

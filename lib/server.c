@@ -1,7 +1,8 @@
 /* server.c: serving RPC on the service's own ROUTER (methods, the lymph.* built-ins, argument
- * checks, REP/ERROR/NACK), registering with the node, and the run loop with its signals.
+ * checks, REP/ERROR/NACK), binding it and registering it with the node. The loop that calls
+ * in here is loop.c's; a call that waits (client.c) serves through dn_process_rpc too.
  * It must never let a handler's failure or a peer's bad frame take the process down. */
-#include "lib/internal.h"
+#include "lib/server.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -207,7 +206,7 @@ static int dn_check_args(const struct dn_method *m, const msgpack_object *args, 
     return 0;
 }
 
-void dn_serve_one(struct devnode *dn, struct rpc_msg *req)
+static void dn_serve_one(struct devnode *dn, struct rpc_msg *req)
 {
     if (req->type != RPC_REQ) {
         dn->malformed++; /* replies never come to a ROUTER we serve on */
@@ -290,6 +289,49 @@ void dn_serve_one(struct devnode *dn, struct rpc_msg *req)
     dn_reply(dn, req, RPC_REP, trace);
 }
 
+int dn_process_rpc(struct devnode *dn)
+{
+    if (!dn->router)
+        return 0;
+    struct rpc_msg req;
+    char why[160];
+    enum wire_recv_result r = rpc_recv(dn->router, 1, &req, why, sizeof why);
+    if (r == WIRE_MALFORMED) {
+        dn->malformed++;
+        dn_warn(dn, DEVNODE_WARNING, "dropped a malformed RPC message: %s", why);
+        return 1;
+    }
+    if (r != WIRE_OK)
+        return 0;
+    dn_serve_one(dn, &req);
+    rpc_msg_free(&req);
+    return 1;
+}
+
+/* Callers that looked us up before we unregistered keep sending for as long as their cache
+ * lives (DN_DISCOVER_TTL_MS): answer what comes until the endpoint has been quiet for
+ * DN_DRAIN_QUIET_MS, and DN_DRAIN_MAX_MS at most, so a stop or restart loses no request that
+ * was already on its way. */
+void dn_drain_rpc(struct devnode *dn)
+{
+    if (dn->in_handler)
+        return; /* a stop from inside a handler: no handler may run inside another */
+    long long start = dn_now_ms(), quiet_since = start;
+    while (dn->router) {
+        long long now = dn_now_ms();
+        if (now - quiet_since >= DN_DRAIN_QUIET_MS || now - start >= DN_DRAIN_MAX_MS)
+            return;
+        if (dn_process_rpc(dn)) {
+            quiet_since = dn_now_ms();
+            continue;
+        }
+        zmq_pollitem_t item = {.socket = dn->router, .events = ZMQ_POLLIN};
+        long wait = (long)(DN_DRAIN_QUIET_MS - (now - quiet_since));
+        if (zmq_poll(&item, 1, wait > 0 ? wait : 0) < 0 && errno != EINTR)
+            return;
+    }
+}
+
 /* ---- binding and registering ---------------------------------------------------------- */
 
 /* Removes socket files of this service left by processes that died without stopping
@@ -327,7 +369,7 @@ static int dn_mkdir(const char *path)
 /* Binds the ROUTER on <dir>/rpc/<Service>.<instance>.<pid>.sock, trying the run dir, then the
  * node's socket dir (short by construction), then /tmp/devnode-<uid>/: a unix socket path
  * must fit in 107 bytes. */
-static int dn_bind(struct devnode *dn)
+int dn_bind(struct devnode *dn)
 {
     char name[DN_NAME_MAX + 48];
     snprintf(name, sizeof name, "%s.%d.%d.sock", dn->service, dn->instance, (int)dn->pid);
@@ -402,221 +444,21 @@ int dn_register(struct devnode *dn)
     return 0;
 }
 
-/* sd_notify(3) READY=1, so `ready: notify` in .lymph.yml knows we serve. Advisory only. */
-static void dn_notify_ready(struct devnode *dn)
+void dn_server_free(struct devnode *dn)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || (path[0] != '/' && path[0] != '@'))
-        return;
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t len = strlen(path);
-    if (len >= sizeof addr.sun_path)
-        return;
-    memcpy(addr.sun_path, path, len);
-    socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (path[0] == '@')
-        addr.sun_path[0] = '\0';
-    else
-        addr_len++;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    static const char msg[] = "READY=1";
-    if (sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len) < 0)
-        dn_warn(dn, DEVNODE_WARNING, "NOTIFY_SOCKET=%s: %s", path, strerror(errno));
-    close(fd);
-}
-
-/* Subscribes the DEVNODE_CATCH_UP stream subscriptions and handles each to its stream's end. */
-static int dn_start_catch_up(struct devnode *dn)
-{
-    for (size_t i = 0; i < dn->sub_count; i++) {
-        if (!(dn->subs[i].flags & DEVNODE_CATCH_UP) || !dn->subs[i].stream)
-            continue;
-        if (dn_send_subscription(dn, &dn->subs[i]) < 0) {
-            char why[sizeof dn->last_error];
-            snprintf(why, sizeof why, "%s", dn->last_error);
-            return dn_fail(dn, DEVNODE_E_NODE, "cannot subscribe to stream %s: %s", dn->subs[i].stream, why);
+    for (size_t i = 0; i < dn->method_count; i++) {
+        free(dn->methods[i].name);
+        free(dn->methods[i].help);
+        if (dn->methods[i].params) {
+            for (char **p = dn->methods[i].params; *p; p++)
+                free(*p);
+            free(dn->methods[i].params);
         }
     }
-    for (size_t i = 0; i < dn->sub_count; i++) {
-        if (!(dn->subs[i].flags & DEVNODE_CATCH_UP) || !dn->subs[i].stream)
-            continue;
-        long long t0 = dn_now_ms();
-        int rc = dn_catch_up(dn, i, 0);
-        if (rc < 0) {
-            char why[sizeof dn->last_error];
-            snprintf(why, sizeof why, "%s", dn->last_error);
-            return dn_fail(dn, rc, "cannot catch up with stream %s: %s", dn->subs[i].stream, why);
-        }
-        /* A replay can take a while: say so, as one line the node's log keeps. */
-        if (dn_now_ms() - t0 >= 1000)
-            dn_warn(dn, DEVNODE_INFO, "%s caught up with stream %s (to offset %lld) in %.1fs", dn->subs[i].group,
-                    dn->subs[i].stream, (long long)dn->subs[i].last_offset, (double)(dn_now_ms() - t0) / 1000.0);
-    }
-    return 0;
-}
-
-int devnode_start(struct devnode *dn)
-{
-    if (dn->started)
-        return 0;
-    dn->router = zmq_socket(dn->zctx, ZMQ_ROUTER);
-    int linger_ms = 100;
-    zmq_setsockopt(dn->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    int rc = dn_bind(dn);
-    if (rc < 0) {
+    free(dn->methods);
+    dn->methods = NULL;
+    dn->method_count = 0;
+    if (dn->router)
         zmq_close(dn->router);
-        dn->router = NULL;
-        return rc;
-    }
-    dn->started_ms = dn_now_ms();
-    dn->started = 1;
-    dn->next_heartbeat_ms = dn->started_ms + DN_HEARTBEAT_MS;
-    /* Streams to catch up with come first, and are handled to their end before anyone can find
-     * us (register) or is told we serve (READY=1): a view never answers from half of its state. */
-    if ((rc = dn_start_catch_up(dn)) < 0) {
-        char why[sizeof dn->last_error];
-        snprintf(why, sizeof why, "%s", dn->last_error);
-        devnode_stop(dn); /* may note its own failures; ours is the one to report */
-        snprintf(dn->last_error, sizeof dn->last_error, "%s", why);
-        return rc;
-    }
-    /* Not fatal: RPC still answers whoever knows the endpoint, and the node's log shows why. */
-    if (dn_register(dn) < 0)
-        dn_warn(dn, DEVNODE_WARNING, "%s.%d could not register: %s", dn->service, dn->instance,
-                dn->last_error);
-    for (size_t i = 0; i < dn->sub_count; i++)
-        if (!dn->subs[i].active && dn_send_subscription(dn, &dn->subs[i]) < 0)
-            dn_warn(dn, DEVNODE_WARNING, "%s.%d could not subscribe to '%s': %s", dn->service,
-                    dn->instance, dn->subs[i].pattern, dn->last_error);
-    if (dn->epfd >= 0) {
-        int fd;
-        size_t len = sizeof fd;
-        struct epoll_event ev = {.events = EPOLLIN};
-        if (zmq_getsockopt(dn->router, ZMQ_FD, &fd, &len) == 0)
-            epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
-    }
-    dn_notify_ready(dn);
-    return 0;
-}
-
-void devnode_stop(struct devnode *dn)
-{
-    if (!dn->started)
-        return;
-    /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
-     * the node answers in order, so waiting for the last reply covers them all. */
-    uint64_t last = dn_send_unsubscribes(dn);
-    if (dn->registered) {
-        struct wire_body b;
-        wire_body_init(&b);
-        last = dn_next_request_id(dn);
-        msgpack_pack_map(&b.pk, 2);
-        wire_pack_kv_int(&b.pk, "id", (int64_t)last);
-        wire_pack_kv_int(&b.pk, "pid", dn->pid);
-        dn_node_send(dn, "unregister", &b);
-        wire_body_free(&b);
-        dn->registered = 0;
-    }
-    dn->started = 0; /* no heartbeat while we wait */
-    if (last)
-        dn_node_wait(dn, "unregister", last, dn_now_ms() + DN_STOP_TIMEOUT_MS, NULL);
-    dn_drain_rpc(dn);
-    /* Events queued meanwhile are pending at the node, which requeues them for others. */
-    while (dn->queue_head) {
-        struct dn_queued *q = dn->queue_head;
-        dn->queue_head = q->next;
-        dn_queued_free(q);
-    }
-    dn->queue_tail = NULL;
-    if (dn->router) {
-        if (dn->epfd >= 0) {
-            int fd;
-            size_t len = sizeof fd;
-            if (zmq_getsockopt(dn->router, ZMQ_FD, &fd, &len) == 0)
-                epoll_ctl(dn->epfd, EPOLL_CTL_DEL, fd, NULL);
-        }
-        zmq_close(dn->router);
-        dn->router = NULL;
-        /* libzmq leaves the ipc socket file behind; it is ours (our pid is in its name). */
-        if (strncmp(dn->rpc_endpoint, "ipc://", 6) == 0)
-            unlink(dn->rpc_endpoint + 6);
-    }
-}
-
-int devnode_fd(struct devnode *dn)
-{
-    if (dn->epfd >= 0)
-        return dn->epfd;
-    /* One fd for the host loop: readable when either ZeroMQ socket has something. */
-    dn->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (dn->epfd < 0)
-        return -1;
-    void *socks[2] = {dn->node, dn->router};
-    for (int i = 0; i < 2; i++) {
-        int fd;
-        size_t len = sizeof fd;
-        struct epoll_event ev = {.events = EPOLLIN};
-        if (socks[i] && zmq_getsockopt(socks[i], ZMQ_FD, &fd, &len) == 0)
-            epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
-    }
-    return dn->epfd;
-}
-
-int devnode_run(struct devnode *dn)
-{
-    if (!dn->started && devnode_start(dn) < 0) {
-        dn_warn(dn, DEVNODE_ERROR, "%s", dn->last_error);
-        return 1;
-    }
-    /* signalfd rather than a handler: no global state, and the signal is read in our loop
-     * between requests, so a stop never interrupts a handler halfway. */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigprocmask(SIG_BLOCK, &set, &old);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) {
-        dn_warn(dn, DEVNODE_ERROR, "signalfd: %s", strerror(errno));
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        devnode_stop(dn);
-        return 1;
-    }
-    int signo = 0;
-    while (!dn->stop_requested) {
-        int wait_ms = devnode_process(dn);
-        if (dn->stop_requested)
-            break;
-        zmq_pollitem_t items[3] = {
-            {.socket = dn->router, .events = ZMQ_POLLIN},
-            {.socket = dn->node, .events = ZMQ_POLLIN},
-            {.socket = NULL, .fd = sfd, .events = ZMQ_POLLIN},
-        };
-        if (zmq_poll(items, 3, wait_ms) < 0 && errno != EINTR) {
-            dn_warn(dn, DEVNODE_ERROR, "poll: %s", zmq_strerror(errno));
-            break;
-        }
-        if (items[2].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                signo = (int)si.ssi_signo;
-                break;
-            }
-        }
-    }
-    if (signo)
-        printf("INFO %s.%d stopping on %s trace_id=None\n", dn->service, dn->instance,
-               signo == SIGINT ? "SIGINT" : "SIGTERM");
-    fflush(stdout);
-    devnode_stop(dn);
-    /* Swallow signals that came during the stop, so unblocking cannot kill us mid-exit. */
-    struct signalfd_siginfo si;
-    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-    }
-    close(sfd);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    dn->stop_requested = 0;
-    return 0;
+    dn->router = NULL;
 }

@@ -1,0 +1,35 @@
+/* conn.h: the bottom of the library's stack: the service's one connection to its node (the
+ * DEALER, requests answered by id with events queued meanwhile, heartbeats) and teardown of what
+ * the layers share. It calls nothing above it; serving, calls, events and the loop use it. */
+#ifndef DEVNODE_LIB_CONN_H
+#define DEVNODE_LIB_CONN_H
+
+#include "lib/internal.h"
+
+uint64_t dn_next_request_id(struct devnode *dn);
+/* Sends b (a map whose id is `id`) as `type` and waits for the reply with that id; other
+ * messages that arrive meanwhile are queued (events) or dropped. Returns 0 with *reply owned
+ * by the caller (dn_queued_free), or DEVNODE_E_NODE with last_error set (error reply,
+ * timeout). `reply` may be NULL when only success matters. */
+int dn_node_request(struct devnode *dn, const char *type, const struct wire_body *b, uint64_t id,
+                    int timeout_ms, struct dn_queued **reply);
+/* The waiting half of dn_node_request, until deadline_ms (monotonic). */
+int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
+                 struct dn_queued **reply);
+/* Sends without waiting (heartbeat, ack). */
+int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b);
+void dn_queued_free(struct dn_queued *q);
+/* Receives one node message without blocking into a new dn_queued; NULL when none. */
+struct dn_queued *dn_node_recv(struct devnode *dn);
+int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */
+/* Takes a message nobody waits for (a late reply, an error about a heartbeat or ack, the
+ * answer to an unwaited emit) and frees it, reporting the node's refusal of an unwaited emit. */
+void dn_unasked_reply(struct devnode *dn, struct dn_queued *q);
+/* Sends a heartbeat when one is due (once started); notes when a stall may have cost the
+ * registry entry (reregister_due), for the loop to register again. */
+void dn_maybe_heartbeat(struct devnode *dn);
+/* Frees the queue, closes the node socket and ends the ZeroMQ context: last, once every
+ * socket of the layers above is closed. */
+void dn_conn_close(struct devnode *dn);
+
+#endif
