@@ -223,7 +223,9 @@ instances:
     node_recs = [r for r in recs if r["stream"] == "node"]
     assert node_recs and all(r["service"] == "devnode" for r in node_recs)
     assert all(r["stream"] == "node" for r in recs if r["service"] == "devnode")
-    assert "Frame.0 exited with status 0 after 0.0s; not restarting (restart: never)" in {r["text"] for r in node_recs}
+    # How long it ran is the machine's business; what matters is the exit and the policy.
+    assert any(re.fullmatch(r"Frame\.0 exited with status 0 after \d+\.\ds; not restarting \(restart: never\)",
+                            r["text"]) for r in node_recs), [r["text"] for r in node_recs]
     assert re.fullmatch(r"stopped 0 instances of 0 services in \d+\.\d s", node_recs[-1]["text"]), node_recs[-1]
 
 
