@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "common/xalloc.h"
 
 #define STRBUF_MIN_CAP 64
@@ -245,6 +249,30 @@ static inline int word_is_safe(const unsigned char *p)
     return (below_space | above_tilde | quote | backslash) == 0;
 }
 
+/* The first byte in [p, end) that needs attention (see word_is_safe), or a byte near the end
+ * from where the caller goes on byte by byte. The log writer runs this over every line's
+ * text: sixteen bytes per step with SSE2, eight without. */
+static inline const unsigned char *skip_safe(const unsigned char *p, const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* Signed compares: bytes >= 0x80 are negative, so not above 0x1f. */
+        __m128i printable = _mm_and_si128(_mm_cmpgt_epi8(v, space), _mm_cmplt_epi8(v, del));
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+        unsigned unsafe = ~(unsigned)_mm_movemask_epi8(_mm_andnot_si128(special, printable)) & 0xffffu;
+        if (unsafe)
+            return p + __builtin_ctz(unsafe);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8 && word_is_safe(p))
+        p += 8;
+    return p;
+}
+
 void strbuf_append_json_string(struct strbuf *sb, const char *data, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -257,8 +285,7 @@ void strbuf_append_json_string(struct strbuf *sb, const char *data, size_t len)
         /* A run of bytes that go out unchanged: printable ASCII and valid UTF-8. */
         const unsigned char *run = p;
         for (;;) {
-            while (end - p >= 8 && word_is_safe(p))
-                p += 8;
+            p = skip_safe(p, end);
             while (p < end && json_class[*p] == JC_SAFE)
                 p++;
             if (p == end || json_class[*p] < JC_UTF2)
