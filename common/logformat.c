@@ -109,6 +109,9 @@ int logformat_clean_text(struct strbuf *sb, const char *text, size_t len, int ke
     return kept_sgr;
 }
 
+/* Writes a string literal into room made beforehand. */
+#define PUT_LITERAL(p, lit) ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
+
 /* Formats the source-dependent piece of a line (color and width as the formatter was asked). */
 typedef void (*fragment_format_fn)(struct strbuf *sb, const struct log_line *line, int color, size_t width);
 
@@ -154,6 +157,30 @@ static void cache_second(struct logformat_cache *cache, int64_t wall_ns, int utc
     cache->second = second;
 }
 
+/* Writes the time of wall_ns (the cached second, then `digits` digits of the fraction after
+ * `sep`) at p, from the cache when the line before had the same time. Returns the end. */
+static char *put_stamp(char *p, struct logformat_cache *cache, int64_t wall_ns, int utc, const char *sep,
+                       unsigned digits)
+{
+    if (cache->stamp_len == 0 || cache->stamp_ns != wall_ns) {
+        cache_second(cache, wall_ns, utc);
+        size_t n = strlen(cache->text), s = strlen(sep);
+        memcpy(cache->stamp, cache->text, n);
+        memcpy(cache->stamp + n, sep, s);
+        n += s;
+        long long scale = 1;
+        for (unsigned i = digits; i < 9; i++)
+            scale *= 10;
+        unsigned long long frac = (unsigned long long)(wall_ns % 1000000000 / scale);
+        for (unsigned i = digits; i > 0; i--, frac /= 10)
+            cache->stamp[n + i - 1] = (char)('0' + frac % 10);
+        cache->stamp_len = n + digits;
+        cache->stamp_ns = wall_ns;
+    }
+    memcpy(p, cache->stamp, cache->stamp_len);
+    return p + cache->stamp_len;
+}
+
 static void append_padded_name(struct strbuf *sb, const struct log_line *line, size_t width)
 {
     size_t before = sb->len;
@@ -192,18 +219,11 @@ static void format_name_column(struct strbuf *sb, const struct log_line *line, i
 void logformat_human(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache,
                      int color, size_t name_width)
 {
-    cache_second(cache, line->wall_ns, 0);
-    unsigned ms = (unsigned)((line->wall_ns % 1000000000) / 1000000);
     int node_warning = line->stream == LOG_STREAM_NODE && line->level >= LOG_LEVEL_WARNING;
+    char *p = strbuf_room(sb, 4 + sizeof cache->stamp);
     if (color)
-        strbuf_puts(sb, "\033[2m");
-    strbuf_puts(sb, cache->text);
-    char *p = strbuf_room(sb, 4);
-    p[0] = '.';
-    p[1] = (char)('0' + ms / 100);
-    p[2] = (char)('0' + ms / 10 % 10);
-    p[3] = (char)('0' + ms % 10);
-    strbuf_commit(sb, p + 4);
+        PUT_LITERAL(p, "\033[2m");
+    strbuf_commit(sb, put_stamp(p, cache, line->wall_ns, 0, ".", 3));
     append_fragment(sb, &cache->source, line, color, name_width, format_name_column);
     if (color && node_warning)
         strbuf_puts(sb, line->level >= LOG_LEVEL_ERROR ? "\033[31m" : "\033[33m");
@@ -214,7 +234,6 @@ void logformat_human(struct strbuf *sb, const struct log_line *line, struct logf
 }
 
 /* Field writers for logformat_json: they write into room made beforehand. */
-#define PUT_LITERAL(p, lit) ((p) = (char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
 
 static char *put_i64(char *p, long long value)
 {
@@ -282,14 +301,9 @@ static void format_source(struct strbuf *sb, const struct log_line *line, int co
  * fields straight into the buffer and copies what the line before already formatted. */
 void logformat_json(struct strbuf *sb, const struct log_line *line, struct logformat_cache *cache)
 {
-    cache_second(cache, line->wall_ns, 1);
     char *p = strbuf_room(sb, JSON_FIXED_ROOM);
     PUT_LITERAL(p, "{\"time\":\"");
-    p = put_str(p, cache->text);
-    unsigned long long us = (unsigned long long)((line->wall_ns % 1000000000) / 1000);
-    for (int i = 5; i >= 0; i--, us /= 10)
-        p[i] = (char)('0' + us % 10);
-    p += 6;
+    p = put_stamp(p, cache, line->wall_ns, 1, "", 6);
     PUT_LITERAL(p, "Z\",\"seq\":");
     p = put_seq(p, line->seq, cache);
     strbuf_commit(sb, p);

@@ -31,6 +31,10 @@ struct logformat_cache {
     int64_t second;   /* the second `text` was formatted for; -1 initially */
     char text[32];    /* "HH:MM:SS" (local) or "2026-11-23T11:30:00." (UTC) */
     struct logformat_fragment source; /* human: the name column; JSON: ,"service".."stream" */
+    /* The whole time of the last line, fraction included: the lines of one pipe read share it. */
+    int64_t stamp_ns;
+    char stamp[40];   /* "HH:MM:SS.mmm" (local) or "2026-11-23T11:30:00.123456" (UTC) */
+    size_t stamp_len; /* 0: nothing cached */
 
     /* logformat_json only */
     uint64_t seq;              /* the seq whose digits are in seq_text; 0 initially */
