@@ -357,18 +357,21 @@ static void find_token_level(const char *text, const char *end, struct level_hit
 #ifdef __SSE2__
     /* Sixteen bytes per step; most windows hold no upper-case letter at all. */
     const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1);
+    size_t len = (size_t)(end - text);
     for (size_t base = 0; base < window; base += 16) {
-        unsigned char block[16] = {0};
         const unsigned char *p = (const unsigned char *)text + base;
         __m128i v;
-        if (window - base >= 16) {
+        if (len - base >= 16) { /* the line goes on: load past the window, ignore those bytes */
             v = _mm_loadu_si128((const __m128i *)p);
         } else {
+            unsigned char block[16] = {0};
             memcpy(block, p, window - base);
             v = _mm_loadu_si128((const __m128i *)block);
         }
         unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpgt_epi8(v, before_a),
                                                                  _mm_cmplt_epi8(v, after_z)));
+        if (window - base < 16)
+            mask &= (1u << (window - base)) - 1;
         for (; mask; mask &= mask - 1) {
             size_t i = base + (size_t)__builtin_ctz(mask);
             if (token_level_at(text, end, i, best))

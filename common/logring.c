@@ -356,15 +356,18 @@ void logring_append(struct logring *ring, const struct log_line *line)
 
     if (ring->count == ring->max_lines)
         evict_oldest(ring);
+    /* One division per line: a 64-bit divide costs more than the rest of the bookkeeping. */
     uint64_t phys = ring->head_pos % ring->arena_bytes;
-    if (phys + need > ring->arena_bytes)
+    if (phys + need > ring->arena_bytes) {
         ring->head_pos += ring->arena_bytes - phys; /* keep each line contiguous: wrap early */
+        phys = 0;
+    }
     while (ring->count && ring->entries[ring->first_index].pos + ring->arena_bytes < ring->head_pos + need)
         evict_oldest(ring);
     if (ring->count == 0)
         ring->first_seq = line->seq;
 
-    char *dst = ring->arena + ring->head_pos % ring->arena_bytes;
+    char *dst = ring->arena + phys;
     memcpy(dst, line->text, len);
     memcpy(dst + len, line->trace_id, trace_len);
 
