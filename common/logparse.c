@@ -444,7 +444,9 @@ enum log_level logparse_level(const char *text, size_t len)
     find_token_level(text, end, &best);
     if (best.pos == SIZE_MAX)
         best.pos = len;
-    unsigned has = level_marks_present(text, len);
+    /* The searches below look no further than the best match (a logfmt key that starts
+     * before it ends at most 10 bytes later), so neither does this. */
+    unsigned has = level_marks_present(text, len - best.pos > 10 ? best.pos + 10 : len);
     if (has & HAS_BRACKET)
         find_bracket_level(text, end, &best);
     if (has & HAS_EQUALS)
