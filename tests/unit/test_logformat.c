@@ -131,22 +131,62 @@ static void test_human_lines_match_a_fresh_cache(void **state)
     }
 }
 
-/* Control bytes are found wherever they sit in a line, also past the first eight bytes. */
+/* Control bytes are found wherever they sit in a line of any length, across the 8- and 16-byte
+ * blocks the scan steps by; bytes of UTF-8 text are never taken for control bytes. */
 static void test_clean_text_finds_control_bytes_anywhere(void **state)
 {
     (void)state;
-    char text[40];
-    for (size_t at = 0; at < sizeof text; at++) {
-        for (int which = 0; which < 3; which++) {
-            memset(text, 'a', sizeof text);
-            text[at] = which == 0 ? '\x01' : which == 1 ? '\x7f' : '\x1f';
-            struct strbuf sb;
-            strbuf_init(&sb);
-            logformat_clean_text(&sb, text, sizeof text, 0);
-            assert_int_equal(sb.len, sizeof text - 1);
-            for (size_t i = 0; i < sb.len; i++)
-                assert_int_equal(sb.data[i], 'a');
-            strbuf_free(&sb);
+    char text[48];
+    for (size_t len = 1; len <= sizeof text; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int which = 0; which < 4; which++) {
+                memset(text, 'a', len);
+                text[at] = which == 0 ? '\x01' : which == 1 ? '\x7f' : which == 2 ? '\x1f' : '\xc3';
+                struct strbuf sb;
+                strbuf_init(&sb);
+                logformat_clean_text(&sb, text, len, 0);
+                if (which == 3) {
+                    assert_int_equal(sb.len, len);
+                    assert_memory_equal(sb.data, text, len);
+                } else {
+                    assert_int_equal(sb.len, len - 1);
+                    for (size_t i = 0; i < sb.len; i++)
+                        assert_int_equal(sb.data[i], 'a');
+                }
+                strbuf_free(&sb);
+            }
+        }
+    }
+}
+
+/* The time text is kept for lines with the same clock reading: a line whose time differs in
+ * the second, the millisecond or only the microsecond reads as with a fresh cache. */
+static void test_time_text_follows_every_change(void **state)
+{
+    (void)state;
+    const int64_t base = 1795434600123456789LL;
+    const int64_t steps[] = {0, 0, 1, 1000, 1000, 999000, 1000000, 0, 1000000000, 59000000000LL, 0, 1};
+    struct logformat_cache human, json;
+    logformat_cache_init(&human);
+    logformat_cache_init(&json);
+    int64_t wall = base;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        wall += steps[i];
+        struct log_line line = make_line(i + 1, "Web", 0, 100, LOG_STREAM_STDOUT);
+        line.wall_ns = wall;
+        assert_same_as_fresh(&json, &line);
+        for (int color = 0; color < 2; color++) {
+            struct strbuf cached, fresh;
+            strbuf_init(&cached);
+            strbuf_init(&fresh);
+            struct logformat_cache none;
+            logformat_cache_init(&none);
+            logformat_human(&cached, &line, &human, color, 7);
+            logformat_human(&fresh, &line, &none, color, 7);
+            if (cached.len != fresh.len || memcmp(cached.data, fresh.data, cached.len) != 0)
+                fail_msg("step %zu: cached %s differs from fresh %s", i, strbuf_cstr(&cached), strbuf_cstr(&fresh));
+            strbuf_free(&cached);
+            strbuf_free(&fresh);
         }
     }
 }
@@ -158,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_jumps_and_changing_sources),
         cmocka_unit_test(test_human_lines_match_a_fresh_cache),
         cmocka_unit_test(test_clean_text_finds_control_bytes_anywhere),
+        cmocka_unit_test(test_time_text_follows_every_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,6 +224,49 @@ static void test_level_plain_forms(void **state)
     assert_level("INFO retry after [ERROR]", LOG_LEVEL_INFO);
 }
 
+/* The forms are found wherever they sit relative to the 8- and 16-byte blocks the scans step
+ * by: a token starting inside the first 40 bytes counts, one starting after does not; the
+ * bracket, logfmt and JSON forms count anywhere; and the earliest form still wins. */
+static void test_level_at_every_offset(void **state)
+{
+    (void)state;
+    char line[160];
+    for (size_t at = 0; at < 64; at++) {
+        for (size_t tail = 0; tail < 20; tail += 3) {
+            /* "aaa ERROR bbb": a token after a space, or at the very start */
+            memset(line, 'a', at);
+            if (at > 0)
+                line[at - 1] = ' ';
+            int n = (int)at + snprintf(line + at, sizeof line - at, "ERROR%s", tail ? " " : "");
+            memset(line + n, 'b', tail);
+            line[n + (int)tail] = '\0';
+            assert_level(line, at < 40 ? LOG_LEVEL_ERROR : LOG_LEVEL_NONE);
+
+            static const struct {
+                const char *form;
+                enum log_level level;
+            } anywhere[] = {
+                {" [warn] ", LOG_LEVEL_WARNING},
+                {" level=debug ", LOG_LEVEL_DEBUG},
+                {" \"level\":\"info\" ", LOG_LEVEL_INFO},
+            };
+            for (size_t f = 0; f < sizeof anywhere / sizeof anywhere[0]; f++) {
+                memset(line, 'a', at);
+                n = (int)at + snprintf(line + at, sizeof line - at, "%s", anywhere[f].form);
+                memset(line + n, 'b', tail);
+                line[n + (int)tail] = '\0';
+                assert_level(line, anywhere[f].level);
+                /* behind an early token, the token wins; before a late one, the form does */
+                char both[200];
+                snprintf(both, sizeof both, "ERROR %s", line);
+                assert_level(both, LOG_LEVEL_ERROR);
+                snprintf(both, sizeof both, "%s ERROR", line);
+                assert_level(both, anywhere[f].level);
+            }
+        }
+    }
+}
+
 static void test_level_not_recognised(void **state)
 {
     (void)state;
@@ -351,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_level_json),
         cmocka_unit_test(test_level_logfmt),
         cmocka_unit_test(test_level_plain_forms),
+        cmocka_unit_test(test_level_at_every_offset),
         cmocka_unit_test(test_level_not_recognised),
         cmocka_unit_test(test_level_folding),
         cmocka_unit_test(test_level_names),

@@ -239,6 +239,37 @@ static void test_json_random_bytes_parse(void **state)
     strbuf_free(&sb);
 }
 
+/* A byte that needs escaping (or replacing) is found at every offset of lines up to 48 bytes,
+ * across the 8- and 16-byte blocks the scan steps by. */
+static void test_json_finds_specials_at_every_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } specials[] = {
+        {"\"", "\\\""}, {"\\", "\\\\"}, {"\x01", "\\u0001"}, {"\x1f", "\\u001f"}, {"\x7f", "\\u007f"},
+        {"\n", "\\n"}, {"\xff", "\xef\xbf\xbd"}, {"\xc3\xa9", "\xc3\xa9"}, {"\xe2\x82\xac", "\xe2\x82\xac"},
+    };
+    char in[64], expected[128];
+    for (size_t len = 1; len <= 48; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+                size_t sl = strlen(specials[k].in);
+                if (at + sl > len)
+                    continue;
+                memset(in, 'x', len);
+                memcpy(in + at, specials[k].in, sl);
+                memset(expected, 'x', at);
+                size_t ol = strlen(specials[k].out);
+                memcpy(expected + at, specials[k].out, ol);
+                memset(expected + at + ol, 'x', len - at - sl);
+                expected[at + ol + len - at - sl] = '\0';
+                check_json(in, len, expected);
+            }
+        }
+    }
+}
+
 static void test_json_ascii_round_trip(void **state)
 {
     (void)state;
@@ -313,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_json_valid_utf8_unchanged),
         cmocka_unit_test(test_json_invalid_utf8_replaced),
         cmocka_unit_test(test_json_random_bytes_parse),
+        cmocka_unit_test(test_json_finds_specials_at_every_offset),
         cmocka_unit_test(test_json_ascii_round_trip),
         cmocka_unit_test(test_json_appends_to_existing),
     };
