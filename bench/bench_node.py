@@ -615,7 +615,7 @@ def w2_plain_once():
 
 def w2_build_relay(workdir):
     return compile_c(workdir, "w2_relay", [],
-                     [os.path.join(ROOT, "common", name) for name in ("logformat.c", "strbuf.c", "logparse.c")])
+                     [os.path.join(ROOT, "common", name) for name in ("logformat.c", "strbuf.c", "logparse.c", "xalloc.c")])
 
 
 def w2_relay_once(relay):
