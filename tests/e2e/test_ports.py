@@ -30,7 +30,14 @@ instances:
 def printed_ports(node, service, count):
     """{index: PORT text} once every instance of `service` has printed its PORT."""
     def collect():
-        got = {r["instance"]: r["text"].split("=", 1)[1] for r in node.records()
+        # The log file also holds earlier runs of the project: read this node's lines only,
+        # those after its own "node PID up" line.
+        records = node.records()
+        start = max((i for i, r in enumerate(records)
+                     if r.get("stream") == "node" and r["text"].startswith(f"node {node.pid} up")), default=None)
+        if start is None:
+            return None
+        got = {r["instance"]: r["text"].split("=", 1)[1] for r in records[start:]
                if r.get("service") == service and r["text"].startswith("port=")}
         return got if len(got) == count else None
     return wait_for(collect, 15, f"{count} instances of {service} to print their PORT")
