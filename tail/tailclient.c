@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 
 #define RENEW_MS 1000
@@ -66,10 +67,13 @@ int tailclient_open(struct tailclient *c, const char *project_dir, const struct 
     if (rundir_find_node(project_dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
         return -1;
     c->zmq_ctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->zmq_ctx, ZMQ_DEALER);
-    int linger_ms = 200;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    if (zmq_connect(c->sock, endpoint) < 0 || send_request(c, req) < 0) {
+    c->sock = nodeconn_open(c->zmq_ctx, endpoint, NODECONN_FAREWELL, err, errlen);
+    if (!c->sock) {
+        zmq_ctx_term(c->zmq_ctx);
+        c->zmq_ctx = NULL;
+        return -1;
+    }
+    if (send_request(c, req) < 0) {
         snprintf(err, errlen, "cannot talk to the node at %s: %s", endpoint, zmq_strerror(errno));
         tailclient_close(c, 0);
         return -1;

@@ -18,6 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 #include "common/wire.h"
 #include "common/xalloc.h"
@@ -35,7 +36,6 @@
 #define ACK_EVERY 2                  /* `lines` messages between acknowledgements */
 #define LIVE_BACKLOG 5000            /* lines of history asked for at start */
 #define PENDING_MAX 32
-#define ZMQ_LINGER_MS 100            /* lets untail leave on close, never longer */
 
 enum stream_state { STREAM_ASKED, STREAM_LIVE, STREAM_FAILED, STREAM_ENDED };
 
@@ -721,13 +721,9 @@ static int open_socket(struct tui *t, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
         return -1;
     }
-    t->sock = zmq_socket(t->zctx, ZMQ_DEALER);
-    int linger = ZMQ_LINGER_MS, hwm = 10000;
-    zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(t->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(t->sock, t->endpoint) < 0) {
-        snprintf(err, errlen, "cannot connect to the node at %s: %s", t->endpoint, zmq_strerror(errno));
-        zmq_close(t->sock);
+    /* Farewell: the untails leave on close, never holding the exit up for long. */
+    t->sock = nodeconn_open(t->zctx, t->endpoint, NODECONN_FAREWELL, err, errlen);
+    if (!t->sock) {
         zmq_ctx_term(t->zctx);
         return -1;
     }
