@@ -162,11 +162,13 @@ static void on_lines(struct tailconv *c, const msgpack_object *body, struct tail
         c->lines = xrealloc(c->lines, count * sizeof *c->lines);
         c->lines_cap = count;
     }
-    /* A resubscription sends the ring again: lines already shown are left out. Malformed
-     * lines are dropped one by one; the rest of the message still counts. */
+    /* A resubscription sends the ring again: lines already shown are left out, and so is one
+     * out of seq order (the node never sends one), so no line is shown twice. Malformed lines
+     * are dropped one by one; the rest of the message still counts. */
     size_t n = 0;
     for (uint32_t i = 0; i < count; i++)
-        if (tailwire_unpack_line(&arr->via.array.ptr[i], &c->lines[n]) == 0 && c->lines[n].line.seq > c->last_seq)
+        if (tailwire_unpack_line(&arr->via.array.ptr[i], &c->lines[n]) == 0 &&
+            c->lines[n].line.seq > (n ? c->lines[n - 1].line.seq : c->last_seq))
             n++;
     for (size_t i = 0; i < n; i++)
         c->lines[i].line.service = c->lines[i].service;

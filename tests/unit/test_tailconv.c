@@ -317,7 +317,7 @@ static void test_lines_already_shown_are_left_out_and_bad_lines_dropped(void **s
     start_live(&c, &next_id, &opts);
     struct tailconv_out out;
     struct node_msg m;
-    static const uint64_t again[] = {2, 3, 4, 5, 0}, expect[] = {4, 5, 0};
+    static const uint64_t again[] = {2, 3, 4, 3, 5, 5, 0}, expect[] = {4, 5, 0};
     feed_lines(&c, &m, 1, again, 0, 0, 0, 20, &out);
     expect_seqs(&out, expect);
     tailconv_out_free(&out);
