@@ -180,7 +180,7 @@ FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
 FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire shellcmd
 FUZZ_SRC     := $(wildcard common/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
-                node/bus.c node/loghub.c node/tailserver.c tail/tailwire.c tail/logfilter.c
+                node/bus.c node/loghub.c node/tailserver.c tail/tailwire.c tail/logfilter.c tail/tailconv.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unused-parameter
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)

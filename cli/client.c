@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 
 static long long now_ms(void)
@@ -30,13 +31,9 @@ static int conn_open_send(const struct cli_project *project, const char *type, c
     if (rundir_find_node(project->dir, endpoint, sizeof endpoint, &conn->pid, err, errlen) < 0)
         return -1;
     conn->ctx = zmq_ctx_new();
-    conn->sock = zmq_socket(conn->ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(conn->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(conn->sock, endpoint) < 0) {
-        snprintf(err, errlen, "cannot connect to the node at %s: %s", endpoint, zmq_strerror(errno));
+    conn->sock = nodeconn_open(conn->ctx, endpoint, NODECONN_DROP, err, errlen);
+    if (!conn->sock)
         return -1;
-    }
     if (wire_send(conn->sock, NULL, 0, type, body->sbuf.data, body->sbuf.size, 0) < 0) {
         snprintf(err, errlen, "cannot send to the node: %s", zmq_strerror(errno));
         return -1;

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/msgjson.h"
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 #include "common/strbuf.h"
 
@@ -300,20 +301,19 @@ static int cmd_subscribe(struct cli_args *args)
     signal(SIGPIPE, SIG_IGN);
 
     s.ctx = zmq_ctx_new();
-    s.sock = zmq_socket(s.ctx, ZMQ_DEALER);
+    /* Farewell: the acks and the unsubscribe must leave, briefly enough for Ctrl-C. */
+    s.sock = nodeconn_open(s.ctx, s.node_endpoint, NODECONN_FAREWELL, err, sizeof err);
     int rc = CLI_FAILURE;
-    if (zmq_connect(s.sock, s.node_endpoint) < 0) {
-        cli_error("subscribe: cannot connect to the node at %s: %s", s.node_endpoint, zmq_strerror(errno));
+    if (!s.sock) {
+        cli_error("subscribe: %s", err);
     } else {
         rc = run(&s, args->argv, args->argc);
         /* So unacked deliveries go back at once, not at expiry; also when the node had not
          * confirmed yet (an unknown subscription only earns an error reply nobody reads). */
         send_unsubscribe(&s);
     }
-    /* Long enough for the acks and the unsubscribe to leave, short enough for Ctrl-C. */
-    int linger = 200;
-    zmq_setsockopt(s.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(s.sock);
+    if (s.sock)
+        zmq_close(s.sock);
     zmq_ctx_term(s.ctx);
     return rc;
 }

@@ -56,13 +56,9 @@ struct tail_run {
     int timeline_sorted;      /* a one-shot trace query: collect, sort by time, then print */
     struct linebuf collected;
     struct cli_project project;
-    struct tail_line *decoded;   /* the lines of one `lines` message */
-    size_t decoded_cap;
     int lossless;                /* read skipped lines from the log files instead of skipping */
     struct catchup catchup;
     struct tailclient *client;   /* kept alive while the log files are read */
-    uint64_t last_seq;           /* of the last line shown (or collected) */
-    uint64_t resume_from;        /* after a resubscription: the first seq not seen yet; 0: none */
     int output_gone;
 };
 
@@ -122,7 +118,6 @@ static int run_offline(struct tail_run *run)
 /* Shows (or, for a sorted timeline, collects) one line. 0, or -1 when the reader is gone. */
 static int show_line(struct tail_run *run, const struct log_line *line)
 {
-    run->last_seq = line->seq;
     if (run->timeline_sorted) {
         linebuf_add(&run->collected, line);
         return 0;
@@ -147,23 +142,23 @@ static void on_catchup_tick(void *ctx)
     tailclient_keepalive(run->client);
 }
 
-/* The matching lines with seqs first..last that the node could not send: from the log files
- * when lossless, else (and for any the files do not have) the notice of how many we miss. */
-static void on_skipped(struct tail_run *run, uint64_t count, uint64_t first, uint64_t last)
+/* The matching lines the node could not send before a message's lines: from the log files
+ * when lossless and their seqs are known, else (and for any the files do not have) the notice
+ * of how many we miss. */
+static void on_skipped(struct tail_run *run, const struct tailconv_out *out)
 {
-    if (run->lossless && last >= first) {
+    uint64_t count = out->skipped;
+    if (run->lossless && out->gap_seqs_known) {
+        if (out->gap_first > out->gap_last)
+            return; /* shown already */
         char err[1024];
         struct rundir rd;
         if (!run->catchup.logs_dir[0]) {
             rundir_paths(&rd, run->project.dir);
             catchup_init(&run->catchup, rd.logs_dir);
         }
-        if (first <= run->last_seq)
-            first = run->last_seq + 1; /* shown already */
-        if (first > last)
-            return;
-        int64_t found = catchup_read(&run->catchup, first, last, &run->filter, CATCHUP_WAIT_MS, on_catchup_line,
-                                     on_catchup_tick, run, err, sizeof err);
+        int64_t found = catchup_read(&run->catchup, out->gap_first, out->gap_last, &run->filter, CATCHUP_WAIT_MS,
+                                     on_catchup_line, on_catchup_tick, run, err, sizeof err);
         if (found < 0)
             cli_error("tail: cannot read the skipped lines: %s", err);
         if (run->output_gone)
@@ -176,68 +171,23 @@ static void on_skipped(struct tail_run *run, uint64_t count, uint64_t first, uin
         tailprint_skipped(&run->print, count);
 }
 
-static void skipped_of(const struct wire_msg *msg, int64_t *count, uint64_t *first, uint64_t *last)
+/* Shows the lines of one `lines` message, after what was skipped before them: 0 to go on, -1
+ * when the output is gone. */
+static int on_lines(struct tail_run *run, const struct tailconv_out *out)
 {
-    *count = 0;
-    *first = 1;
-    *last = 0;
-    wire_get_int(msg->body, "skipped", count);
-    const msgpack_object *seqs = wire_map_get(msg->body, "skipped_seqs");
-    if (seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == 2 &&
-        seqs->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        seqs->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        *first = seqs->via.array.ptr[0].via.u64;
-        *last = seqs->via.array.ptr[1].via.u64;
-    }
-}
-
-/* Handles one `lines` message: 0 to go on, -1 when the output is gone or the message is bad. */
-static int on_lines(struct tail_run *run, const struct wire_msg *msg)
-{
-    int64_t skipped;
-    uint64_t skipped_first, skipped_last;
-    skipped_of(msg, &skipped, &skipped_first, &skipped_last);
-    const msgpack_object *lines = wire_map_get(msg->body, "lines");
-    if (!lines || lines->type != MSGPACK_OBJECT_ARRAY) {
-        cli_error("tail: bad `lines` message from the node");
-        return -1;
-    }
-    uint32_t count = lines->via.array.size;
-    if (count > run->decoded_cap) {
-        struct tail_line *p = realloc(run->decoded, count * sizeof *p);
-        if (!p)
-            return -1;
-        run->decoded = p;
-        run->decoded_cap = count;
-    }
-    /* Decoded once, so the name column can be sized for the whole batch before printing. A
-     * resubscription sends the ring again: lines already shown are left out. */
-    size_t n = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        if (tailwire_unpack_line(&lines->via.array.ptr[i], &run->decoded[n]) == 0 &&
-            run->decoded[n].line.seq > run->last_seq) {
-            run->decoded[n].line.service = run->decoded[n].service;
-            n++;
-        }
-    }
-    if (run->resume_from && n > 0) {
-        /* Everything between what we saw and what the node still had is in the log files. */
-        on_skipped(run, 0, run->resume_from, run->decoded[0].line.seq - 1);
-        run->resume_from = 0;
-    } else if (skipped > 0 && !run->resume_from) {
-        on_skipped(run, (uint64_t)skipped, skipped_first, skipped_last);
-    }
+    if (out->gap)
+        on_skipped(run, out);
     if (run->output_gone)
         return -1;
-    for (size_t i = 0; i < n && !run->timeline_sorted; i++)
-        tailprint_measure(&run->print, &run->decoded[i].line);
-    for (size_t i = 0; i < n; i++) {
-        const struct log_line *line = &run->decoded[i].line;
+    /* Measured first, so the name column is sized for the whole batch before printing. */
+    for (size_t i = 0; i < out->line_count && !run->timeline_sorted; i++)
+        tailprint_measure(&run->print, &out->lines[i].line);
+    for (size_t i = 0; i < out->line_count; i++) {
+        const struct log_line *line = &out->lines[i].line;
         if (run->timeline_sorted)
             linebuf_add(&run->collected, line);
         else
             tailprint_line(&run->print, line);
-        run->last_seq = line->seq;
     }
     return flush_out(run);
 }
@@ -246,18 +196,21 @@ static int run_online(struct tail_run *run)
 {
     char err[1024];
     struct tailclient client;
-    if (tailclient_open(&client, run->project.dir, &run->req, err, sizeof err) < 0) {
+    /* Lossless: subscribe again for the whole ring, then read from the log files what lies
+     * between the last line shown and the ring's oldest. */
+    struct tailconv_options opts = {.resume = 1,
+                                    .resume_backlog = run->lossless ? BACKLOG_ALL : 0,
+                                    .resume_gap = run->lossless};
+    if (tailclient_open(&client, run->project.dir, &run->req, &opts, err, sizeof err) < 0) {
         cli_error("tail: %s", err);
         return CLI_FAILURE;
     }
     client.output_fd = 1;
     run->client = &client;
-    if (run->lossless)
-        client.resume_backlog = BACKLOG_ALL; /* then read from the log files what lies between */
-    int rc = CLI_OK, unsubscribe = 1, truncated = 0;
+    int rc = CLI_OK, truncated = 0;
     for (;;) {
-        struct wire_msg msg;
-        enum tailclient_event ev = tailclient_next(&client, &msg, &interrupted, err, sizeof err);
+        const struct tailconv_out *out;
+        enum tailclient_event ev = tailclient_next(&client, &out, &interrupted, err, sizeof err);
         if (ev == TAILCLIENT_INTERRUPTED)
             break;
         if (ev == TAILCLIENT_FAILED) {
@@ -266,36 +219,25 @@ static int run_online(struct tail_run *run)
             break;
         }
         if (ev == TAILCLIENT_RESUMED) {
-            if (run->lossless) {
+            if (run->lossless)
                 fprintf(stderr, "devnode: tail: the node had dropped this tail (no renewal for 5 s); "
                                 "following again, missed lines are read from .devnode/logs\n");
-                if (!run->resume_from)
-                    run->resume_from = run->last_seq + 1;
-            } else {
+            else
                 fprintf(stderr, "devnode: tail: the node had dropped this tail (no renewal for 5 s); "
                                 "following again from now, missed lines are in .devnode/logs\n");
-            }
             continue;
         }
         if (ev == TAILCLIENT_END) {
-            int64_t skipped;
-            uint64_t skipped_first, skipped_last;
-            skipped_of(&msg, &skipped, &skipped_first, &skipped_last);
-            const msgpack_object *t = wire_map_get(msg.body, "truncated");
-            truncated = t && t->type == MSGPACK_OBJECT_BOOLEAN && t->via.boolean;
-            wire_msg_free(&msg);
-            if (skipped > 0)
-                on_skipped(run, (uint64_t)skipped, skipped_first, skipped_last);
+            truncated = out->truncated;
+            if (out->gap)
+                on_skipped(run, out);
             flush_out(run);
-            unsubscribe = 0;
             break;
         }
-        int out = on_lines(run, &msg);
-        wire_msg_free(&msg);
-        if (out < 0)
+        if (on_lines(run, out) < 0)
             break; /* the reader is gone (| head): end quietly */
     }
-    tailclient_close(&client, unsubscribe);
+    tailclient_close(&client);
     if (rc == CLI_OK && run->timeline_sorted) {
         /* The ring no longer holds every line of this trace: the log files do. */
         if (truncated)
@@ -400,7 +342,6 @@ static int cmd_tail(struct cli_args *args)
             rc = run_offline(&run);
     }
     linebuf_free(&run.collected);
-    free(run.decoded);
     tailprint_free(&run.print);
     logfilter_free(&run.filter);
     return rc;

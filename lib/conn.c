@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/nodeconn.h"
+
 long long dn_now_ms(void)
 {
     struct timespec ts;
@@ -129,13 +131,8 @@ struct devnode *devnode_connect(char *err, size_t errlen)
     }
     /* Not blocky: devnode_close must never hang in zmq_ctx_term on a message nobody reads. */
     zmq_ctx_set(dn->zctx, ZMQ_BLOCKY, 0);
-    dn->node = zmq_socket(dn->zctx, ZMQ_DEALER);
-    int linger_ms = 200, hwm = 100000;
-    zmq_setsockopt(dn->node, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_setsockopt(dn->node, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(dn->node, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zmq_connect(dn->node, dn->node_endpoint) < 0) {
-        snprintf(err, errlen, "cannot connect to the node at %s: %s", dn->node_endpoint, zmq_strerror(errno));
+    dn->node = nodeconn_open(dn->zctx, dn->node_endpoint, NODECONN_FAREWELL, err, errlen);
+    if (!dn->node) {
         dn_conn_close(dn);
         free(dn);
         return NULL;

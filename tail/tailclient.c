@@ -1,6 +1,6 @@
-/* tailclient: acknowledgements are what lets the node send more (it keeps at most 8 `lines`
- * messages unacknowledged per client), so they go out every second message; a client that
- * stops reading therefore stops acknowledging, and the node skips ahead instead of queueing. */
+/* tailclient: everything the conversation decides is in tailconv; this file only moves its
+ * messages and reads the clock. The node's lock is looked at once a second: a node that
+ * stopped sent `end` before letting go of it, so tailconv gives that a moment to arrive. */
 #include "tail/tailclient.h"
 
 #include <errno.h>
@@ -8,12 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 
-#define RENEW_MS 1000
-#define ANSWER_TIMEOUT_MS 5000
-#define ACK_EVERY 2
-#define GONE_GRACE_MS 300
+#define CHECK_NODE_MS 1000
 
 static long long now_ms(void)
 {
@@ -22,94 +20,97 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int send_body(struct tailclient *c, const char *type, struct wire_body *b)
+/* Sends what the conversation asked for. -1 when a request could not leave: the node would
+ * never answer it. Renewals and untails that fail are retried by the next tick or moot. */
+static int send_out(struct tailclient *c, struct tailconv_out *out)
 {
-    int rc = wire_send(c->sock, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT);
-    wire_body_free(b);
+    int rc = 0;
+    for (size_t i = 0; i < out->send_count; i++) {
+        const struct tailconv_send *s = &out->send[i];
+        if (wire_send(c->sock, NULL, 0, s->type, s->body.sbuf.data, s->body.sbuf.size, ZMQ_DONTWAIT) < 0 &&
+            !strcmp(s->type, "tail"))
+            rc = -1;
+    }
+    tailconv_out_free(out);
     return rc;
 }
 
-static int send_request(struct tailclient *c, const struct tail_request *req)
+static void release_msg(struct tailclient *c)
 {
-    struct wire_body b;
-    wire_body_init(&b);
-    tailwire_pack_request(&b.pk, c->id, req);
-    c->received = c->acked = 0;
-    c->confirmed = 0;
-    c->answer_deadline_ms = now_ms() + ANSWER_TIMEOUT_MS;
-    c->next_renew_ms = now_ms() + RENEW_MS;
-    return send_body(c, "tail", &b);
+    if (c->have_msg) {
+        wire_msg_free(&c->msg);
+        c->have_msg = 0;
+    }
 }
 
-static void send_renew(struct tailclient *c)
-{
-    struct wire_body b;
-    wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    wire_pack_kv_int(&b.pk, "id", c->id);
-    wire_pack_str(&b.pk, "received");
-    msgpack_pack_uint64(&b.pk, c->received);
-    send_body(c, "tail_renew", &b);
-    c->acked = c->received;
-}
-
-int tailclient_open(struct tailclient *c, const char *project_dir, const struct tail_request *req, char *err,
-                    size_t errlen)
+int tailclient_open(struct tailclient *c, const char *project_dir, const struct tail_request *req,
+                    const struct tailconv_options *opts, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->project_dir, sizeof c->project_dir, "%s", project_dir);
-    c->req = req;
-    c->id = 1;
+    c->next_id = 1;
     c->output_fd = -1;
     char endpoint[PATH_MAX + 16];
     pid_t pid;
     if (rundir_find_node(project_dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
         return -1;
     c->zmq_ctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->zmq_ctx, ZMQ_DEALER);
-    int linger_ms = 200;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    if (zmq_connect(c->sock, endpoint) < 0 || send_request(c, req) < 0) {
+    c->sock = nodeconn_open(c->zmq_ctx, endpoint, NODECONN_FAREWELL, err, errlen);
+    if (!c->sock) {
+        zmq_ctx_term(c->zmq_ctx);
+        c->zmq_ctx = NULL;
+        return -1;
+    }
+    tailconv_init(&c->conv, req, opts, &c->next_id);
+    long long now = now_ms();
+    c->next_check_ms = now + CHECK_NODE_MS;
+    tailconv_start(&c->conv, now, &c->out);
+    if (send_out(c, &c->out) < 0) {
         snprintf(err, errlen, "cannot talk to the node at %s: %s", endpoint, zmq_strerror(errno));
-        tailclient_close(c, 0);
+        tailclient_close(c);
         return -1;
     }
     return 0;
 }
 
-static int message_id(const struct wire_msg *msg, int64_t *id)
+/* Timers: the node's lock, then the conversation's own. A failure is returned as FAILED. */
+static int run_timers(struct tailclient *c, long long now, char *err, size_t errlen)
 {
-    return wire_get_int(msg->body, "id", id);
+    if (now >= c->next_check_ms) {
+        char endpoint[PATH_MAX + 16], why[256];
+        pid_t pid;
+        if (rundir_find_node(c->project_dir, endpoint, sizeof endpoint, &pid, why, sizeof why) < 0)
+            tailconv_node_gone(&c->conv, now);
+        c->next_check_ms = now + CHECK_NODE_MS;
+    }
+    tailconv_tick(&c->conv, now, &c->out);
+    if (c->out.event == TAILCONV_EV_FAILED) {
+        snprintf(err, errlen, "%s", c->out.error);
+        tailconv_out_free(&c->out);
+        return -1;
+    }
+    send_out(c, &c->out);
+    return 0;
 }
 
-enum tailclient_event tailclient_next(struct tailclient *c, struct wire_msg *msg, const volatile sig_atomic_t *stop,
-                                      char *err, size_t errlen)
+enum tailclient_event tailclient_next(struct tailclient *c, const struct tailconv_out **out,
+                                      const volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
+    release_msg(c);
+    *out = &c->out;
     for (;;) {
         if (*stop)
             return TAILCLIENT_INTERRUPTED;
+        if (c->failed[0]) {
+            snprintf(err, errlen, "%s", c->failed);
+            return TAILCLIENT_FAILED;
+        }
         long long now = now_ms();
-        if (!c->confirmed && now >= c->answer_deadline_ms) {
-            snprintf(err, errlen, "the node did not answer the tail request within %d ms", ANSWER_TIMEOUT_MS);
+        if (run_timers(c, now, err, errlen) < 0)
             return TAILCLIENT_FAILED;
-        }
-        if (c->gone_deadline_ms && now >= c->gone_deadline_ms) {
-            snprintf(err, errlen, "the node is gone");
-            return TAILCLIENT_FAILED;
-        }
-        if (now >= c->next_renew_ms) {
-            char endpoint[PATH_MAX + 16];
-            pid_t pid;
-            /* A node that stopped sent `end` before letting go of its lock: give that a moment
-             * to arrive before calling the node gone. */
-            if (!c->gone_deadline_ms &&
-                rundir_find_node(c->project_dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
-                c->gone_deadline_ms = now + GONE_GRACE_MS;
-            send_renew(c);
-            c->next_renew_ms = now + RENEW_MS;
-        }
-        long long wake = c->gone_deadline_ms && c->gone_deadline_ms < c->next_renew_ms ? c->gone_deadline_ms
-                                                                                      : c->next_renew_ms;
+        long long wake = tailconv_next_deadline(&c->conv);
+        if (wake < 0 || wake > c->next_check_ms)
+            wake = c->next_check_ms;
         long timeout = (long)(wake - now);
         /* A pipe whose reader closed reports an error even with no events asked for, so
          * `tail -f | head` ends when head does, not at the next line written. */
@@ -125,69 +126,64 @@ enum tailclient_event tailclient_next(struct tailclient *c, struct wire_msg *msg
         if (!(items[0].revents & ZMQ_POLLIN))
             continue;
         char why[160];
-        enum wire_recv_result r = wire_recv(c->sock, 0, msg, why, sizeof why);
+        enum wire_recv_result r = wire_recv(c->sock, 0, &c->msg, why, sizeof why);
         if (r == WIRE_AGAIN)
             continue;
         if (r != WIRE_OK) {
             snprintf(err, errlen, "bad message from the node: %s", why);
             return TAILCLIENT_FAILED;
         }
-        int64_t id;
-        if (message_id(msg, &id) < 0 || id != c->id) {
-            wire_msg_free(msg); /* a stale message of an earlier subscription, or an `ok` */
+        c->have_msg = 1;
+        if (!tailconv_feed(&c->conv, c->msg.type, c->msg.body, now_ms(), &c->out)) {
+            release_msg(c); /* a stale message of an earlier subscription, or an `ok` */
             continue;
         }
-        if (strcmp(msg->type, "lines") == 0) {
-            c->confirmed = 1;
-            if (++c->received - c->acked >= ACK_EVERY)
-                send_renew(c);
+        if (send_out(c, &c->out) < 0) {
+            snprintf(err, errlen, "cannot talk to the node: %s", zmq_strerror(errno));
+            return TAILCLIENT_FAILED;
+        }
+        switch (c->out.event) {
+        case TAILCONV_EV_LINES:
+            if (c->out.malformed) {
+                snprintf(err, errlen, "bad `lines` message from the node");
+                return TAILCLIENT_FAILED;
+            }
             return TAILCLIENT_LINES;
-        }
-        if (strcmp(msg->type, "end") == 0)
+        case TAILCONV_EV_END:
             return TAILCLIENT_END;
-        if (strcmp(msg->type, "error") == 0) {
-            char message[400];
-            if (wire_get_str(msg->body, "message", message, sizeof message) < 0)
-                snprintf(message, sizeof message, "(no message)");
-            wire_msg_free(msg);
-            if (!c->confirmed) {
-                snprintf(err, errlen, "%s", message);
-                return TAILCLIENT_FAILED;
-            }
-            /* The node forgot us (renewals stopped for over 5 s): follow again. */
-            struct tail_request again = *c->req;
-            again.backlog = c->resume_backlog;
-            c->id++;
-            if (send_request(c, &again) < 0) {
-                snprintf(err, errlen, "cannot talk to the node: %s", zmq_strerror(errno));
-                return TAILCLIENT_FAILED;
-            }
+        case TAILCONV_EV_RESUMED:
             return TAILCLIENT_RESUMED;
+        case TAILCONV_EV_FAILED:
+            snprintf(err, errlen, "%s", c->out.error);
+            return TAILCLIENT_FAILED;
+        default:
+            release_msg(c);
+            continue;
         }
-        wire_msg_free(msg);
     }
 }
 
 void tailclient_keepalive(struct tailclient *c)
 {
+    /* Lines being shown from c->out stay where they are: the timers send, they do not feed.
+     * So the timers run on an out of their own. */
+    struct tailconv_out out;
     long long now = now_ms();
-    if (now >= c->next_renew_ms) {
-        send_renew(c);
-        c->next_renew_ms = now + RENEW_MS;
-    }
+    tailconv_tick(&c->conv, now, &out);
+    if (out.event == TAILCONV_EV_FAILED)
+        snprintf(c->failed, sizeof c->failed, "%s", out.error);
+    send_out(c, &out);
 }
 
-void tailclient_close(struct tailclient *c, int unsubscribe)
+void tailclient_close(struct tailclient *c)
 {
     if (!c->sock)
         return;
-    if (unsubscribe) {
-        struct wire_body b;
-        wire_body_init(&b);
-        msgpack_pack_map(&b.pk, 1);
-        wire_pack_kv_int(&b.pk, "id", c->id);
-        send_body(c, "untail", &b);
-    }
+    release_msg(c);
+    struct tailconv_out out;
+    tailconv_stop(&c->conv, &out);
+    send_out(c, &out);
+    tailconv_free(&c->conv);
     zmq_close(c->sock);
     zmq_ctx_term(c->zmq_ctx);
     c->sock = NULL;

@@ -18,10 +18,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/nodeconn.h"
 #include "common/rundir.h"
 #include "common/wire.h"
 #include "common/xalloc.h"
-#include "tail/tailwire.h"
+#include "tail/tailconv.h"
 #include "tui/input.h"
 #include "tui/model.h"
 #include "tui/view.h"
@@ -32,12 +33,8 @@
 #define STATUS_RESEND_MS 5000        /* an unanswered status is asked again after this */
 #define DRAIN_BUDGET_NS 8000000ull   /* per wake-up, so keys and frames get their turn */
 #define DRAIN_MAX_MSGS 64
-#define ACK_EVERY 2                  /* `lines` messages between acknowledgements */
 #define LIVE_BACKLOG 5000            /* lines of history asked for at start */
 #define PENDING_MAX 32
-#define ZMQ_LINGER_MS 100            /* lets untail leave on close, never longer */
-
-enum stream_state { STREAM_ASKED, STREAM_LIVE, STREAM_FAILED, STREAM_ENDED };
 
 struct pending {
     int64_t id;                      /* 0: free */
@@ -66,14 +63,12 @@ struct tui {
     int64_t next_id;
     int64_t status_id;               /* the status request in flight; 0: none */
     uint64_t status_sent_ms, status_ok_ms, started_ms;
-    int64_t live_id;                 /* the live tail subscription */
-    enum stream_state live;
-    uint64_t live_received, live_acked;
-    uint64_t live_asked_ms;          /* when the subscription was asked for */
-    uint64_t last_seq;               /* newest line shown, so a resubscription's history fills the gap */
-    int last_seq_pid;                /* the node that numbered it (a new node counts from 1 again) */
-    int64_t trace_req;               /* the trace fetch in flight; 0: none */
-    uint64_t trace_received, trace_acked;
+    struct tail_request live_req;    /* every line, LIVE_BACKLOG of history */
+    struct tailconv live;            /* the log pane's subscription */
+    int last_seq_pid;                /* the node that numbered live's lines (a new node counts from 1 again) */
+    char trace_id[320];
+    struct tail_request trace_req;   /* the trace view's query (trace_id) */
+    struct tailconv trace;           /* its one-shot fetch */
     struct pending pending[PENDING_MAX];
     size_t pending_next;
     uint64_t last_render_ms;
@@ -204,48 +199,26 @@ static int64_t send_simple(struct tui *t, const char *type)
     return send_body(t, type, &b) < 0 ? 0 : id;
 }
 
-static void send_id_msg(struct tui *t, const char *type, int64_t id, const uint64_t *received)
+/* Sends what a tail conversation asked for. -1 when its request could not leave. */
+static int send_conv(struct tui *t, struct tailconv_out *out)
 {
-    struct wire_body b;
-    wire_body_init(&b);
-    msgpack_pack_map(&b.pk, received ? 2 : 1);
-    wire_pack_kv_int(&b.pk, "id", id);
-    if (received) {
-        wire_pack_str(&b.pk, "received");
-        msgpack_pack_uint64(&b.pk, *received);
+    int rc = 0;
+    for (size_t i = 0; i < out->send_count; i++) {
+        const struct tailconv_send *s = &out->send[i];
+        if (wire_send(t->sock, NULL, 0, s->type, s->body.sbuf.data, s->body.sbuf.size, ZMQ_DONTWAIT) < 0 &&
+            !strcmp(s->type, "tail"))
+            rc = -1;
     }
-    send_body(t, type, &b);
+    if (out->send_count)
+        schedule_recheck(t); /* a send may have consumed ZMQ_FD's edge */
+    tailconv_out_free(out);
+    return rc;
 }
 
 static void send_status(struct tui *t)
 {
     t->status_id = send_simple(t, "status");
     t->status_sent_ms = uv_now(t->loop);
-}
-
-static void subscribe_live(struct tui *t, int64_t backlog)
-{
-    struct tail_request req = {.backlog = backlog, .follow = 1};
-    struct wire_body b;
-    wire_body_init(&b);
-    t->live_id = t->next_id++;
-    tailwire_pack_request(&b.pk, t->live_id, &req);
-    t->live = STREAM_ASKED;
-    t->live_asked_ms = uv_now(t->loop);
-    t->live_received = t->live_acked = 0;
-    send_body(t, "tail", &b);
-}
-
-static void ack_live(struct tui *t)
-{
-    send_id_msg(t, "tail_renew", t->live_id, &t->live_received);
-    t->live_acked = t->live_received;
-}
-
-static void ack_trace(struct tui *t)
-{
-    send_id_msg(t, "tail_renew", t->trace_req, &t->trace_received);
-    t->trace_acked = t->trace_received;
 }
 
 static void pending_add(struct tui *t, int64_t id, const struct ui_action *act)
@@ -355,41 +328,54 @@ static void quit(struct tui *t, int status, const char *message)
 
 /* ---------------------------------------------------------------- messages from the node */
 
-static void on_lines(struct tui *t, const struct wire_msg *msg, int live)
+/* What the log pane's subscription brought. */
+static void on_live(struct tui *t, const struct tailconv_out *out)
 {
-    const msgpack_object *arr = wire_map_get(msg->body, "lines");
-    if (arr && arr->type == MSGPACK_OBJECT_ARRAY) {
-        for (uint32_t i = 0; i < arr->via.array.size; i++) {
-            struct tail_line tl;
-            if (tailwire_unpack_line(&arr->via.array.ptr[i], &tl) < 0)
-                continue;
-            if (live) {
-                if (tl.line.seq <= t->last_seq)
-                    continue; /* already shown, before a resubscription */
-                t->last_seq = tl.line.seq;
-                t->last_seq_pid = t->model.node.pid;
-                model_add_line(&t->model, &tl.line);
-            } else {
-                model_trace_add(&t->model, &tl.line);
-            }
-        }
+    switch (out->event) {
+    case TAILCONV_EV_LINES:
+        t->model.node.stream_error[0] = '\0';
+        for (size_t i = 0; i < out->line_count; i++)
+            model_add_line(&t->model, &out->lines[i].line);
+        if (out->line_count)
+            t->last_seq_pid = t->model.node.pid;
+        if (out->gap && out->skipped > 0)
+            model_add_skipped(&t->model, out->skipped);
+        break;
+    case TAILCONV_EV_END:
+        snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
+                 "the node ended the log stream (it is stopping)");
+        break;
+    case TAILCONV_EV_FAILED:
+        snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error, "log stream unavailable: %s",
+                 out->error);
+        break;
+    default: /* resubscribed (we stopped renewing, e.g. Ctrl-Z) or asked again: nothing to show */
+        return;
     }
-    int64_t skipped = 0;
-    if (wire_get_int(msg->body, "skipped", &skipped) == 0 && skipped > 0) {
-        if (live)
-            model_add_skipped(&t->model, (uint64_t)skipped);
-        else
+    mark_dirty(t);
+}
+
+/* What the trace view's fetch brought. */
+static void on_trace(struct tui *t, const struct tailconv_out *out)
+{
+    switch (out->event) {
+    case TAILCONV_EV_LINES:
+        for (size_t i = 0; i < out->line_count; i++)
+            model_trace_add(&t->model, &out->lines[i].line);
+        if (out->gap && out->skipped > 0)
             t->model.trace.incomplete = 1;
-    }
-    if (live) {
-        if (t->live != STREAM_LIVE) {
-            t->live = STREAM_LIVE;
-            t->model.node.stream_error[0] = '\0';
-        }
-        if (++t->live_received - t->live_acked >= ACK_EVERY)
-            ack_live(t);
-    } else if (++t->trace_received - t->trace_acked >= ACK_EVERY) {
-        ack_trace(t);
+        break;
+    case TAILCONV_EV_END:
+        if (out->truncated || (out->gap && out->skipped > 0))
+            t->model.trace.incomplete = 1;
+        t->model.trace.loading = 0;
+        break;
+    case TAILCONV_EV_FAILED:
+        t->model.trace.loading = 0;
+        ui_flash(&t->ui, uv_now(t->loop), 1, "trace: %s", out->error);
+        break;
+    default:
+        return;
     }
     mark_dirty(t);
 }
@@ -436,19 +422,7 @@ static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
     if (wire_get_str(msg->body, "message", message, sizeof message) < 0)
         snprintf(message, sizeof message, "(no message)");
     uint64_t now = uv_now(t->loop);
-    if (id == t->live_id) {
-        if (t->live == STREAM_LIVE) {
-            subscribe_live(t, LIVE_BACKLOG); /* the node forgot us (we stopped renewing, e.g. Ctrl-Z) */
-        } else if (t->live == STREAM_ASKED) {
-            t->live = STREAM_FAILED;
-            snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
-                     "log stream unavailable: %s", message);
-        }
-    } else if (id && id == t->trace_req) {
-        t->trace_req = 0;
-        t->model.trace.loading = 0;
-        ui_flash(&t->ui, now, 1, "trace: %s", message);
-    } else if (id && id == t->status_id) {
+    if (id && id == t->status_id) {
         t->status_id = 0;
         ui_flash(&t->ui, now, 1, "status: %s", message);
     } else {
@@ -463,39 +437,30 @@ static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
 
 static void handle_msg(struct tui *t, const struct wire_msg *msg)
 {
+    struct tailconv_out out;
+    if (tailconv_feed(&t->live, msg->type, msg->body, uv_now(t->loop), &out)) {
+        send_conv(t, &out);
+        on_live(t, &out);
+        return;
+    }
+    if (tailconv_feed(&t->trace, msg->type, msg->body, uv_now(t->loop), &out)) {
+        send_conv(t, &out);
+        on_trace(t, &out);
+        return;
+    }
+    /* else: a stale subscription's last batch, or a reply to another request */
     int64_t id = 0;
     wire_get_int(msg->body, "id", &id);
-    if (!strcmp(msg->type, "lines")) {
-        if (id == t->live_id && t->live != STREAM_FAILED)
-            on_lines(t, msg, 1);
-        else if (id && id == t->trace_req)
-            on_lines(t, msg, 0);
-        /* else: a stale subscription's last batch */
-    } else if (!strcmp(msg->type, "status")) {
+    if (!strcmp(msg->type, "status")) {
         if (model_apply_status(&t->model, msg->body) == 0) {
-            if (t->last_seq && t->last_seq_pid && t->model.node.pid != t->last_seq_pid)
-                t->last_seq = 0; /* another node: its line numbers start over */
+            if (t->live.last_seq && t->last_seq_pid && t->model.node.pid != t->last_seq_pid)
+                tailconv_forget_seqs(&t->live); /* another node: its line numbers start over */
             t->status_ok_ms = uv_now(t->loop);
             t->model.node.silent = 0;
             if (id == t->status_id)
                 t->status_id = 0;
             mark_dirty(t);
         }
-    } else if (!strcmp(msg->type, "end")) {
-        if (id && id == t->trace_req) {
-            const msgpack_object *trunc = wire_map_get(msg->body, "truncated");
-            int64_t skipped = 0;
-            wire_get_int(msg->body, "skipped", &skipped);
-            if ((trunc && trunc->type == MSGPACK_OBJECT_BOOLEAN && trunc->via.boolean) || skipped > 0)
-                t->model.trace.incomplete = 1;
-            t->model.trace.loading = 0;
-            t->trace_req = 0;
-        } else if (id == t->live_id) {
-            t->live = STREAM_ENDED;
-            snprintf(t->model.node.stream_error, sizeof t->model.node.stream_error,
-                     "the node ended the log stream (it is stopping)");
-        }
-        mark_dirty(t);
     } else if (!strcmp(msg->type, "ok")) {
         on_ok(t, msg, id);
     } else if (!strcmp(msg->type, "error")) {
@@ -536,22 +501,20 @@ static void on_zpoll(uv_poll_t *handle, int status, int events)
 
 static void start_trace_fetch(struct tui *t, const char *id)
 {
-    if (t->trace_req)
-        send_id_msg(t, "untail", t->trace_req, NULL);
-    t->trace_req = 0;
+    struct tailconv_out out;
+    tailconv_stop(&t->trace, &out);
+    send_conv(t, &out);
     t->model.trace.loading = 0;
-    if (t->live == STREAM_FAILED)
+    if (t->live.state == TAILCONV_FAILED)
         return; /* no tail stream: what the buffer holds is all there is */
-    struct tail_request req = {.backlog = MODEL_TRACE_LINES_MAX, .follow = 0, .trace = id};
-    struct wire_body b;
-    wire_body_init(&b);
-    t->trace_req = t->next_id++;
-    tailwire_pack_request(&b.pk, t->trace_req, &req);
-    t->trace_received = t->trace_acked = 0;
-    if (send_body(t, "tail", &b) < 0)
-        t->trace_req = 0;
-    else
+    snprintf(t->trace_id, sizeof t->trace_id, "%s", id);
+    tailconv_start(&t->trace, uv_now(t->loop), &out);
+    if (send_conv(t, &out) < 0) {
+        tailconv_stop(&t->trace, &out); /* never left: nothing to untail */
+        tailconv_out_free(&out);
+    } else {
         t->model.trace.loading = 1;
+    }
 }
 
 static void perform(struct tui *t, const struct ui_action *act)
@@ -652,12 +615,15 @@ static void on_tick(uv_timer_t *timer)
     int silent = now - last > STATUS_SILENT_MS;
     if (silent != t->model.node.silent)
         t->model.node.silent = silent;
-    if (t->live == STREAM_LIVE)
-        ack_live(t); /* renews the subscription, which expires after 5 s without */
-    else if (t->live == STREAM_ASKED && now - t->live_asked_ms >= STATUS_RESEND_MS)
-        subscribe_live(t, LIVE_BACKLOG); /* no answer at all (the node was busy or not there): again */
-    if (t->trace_req)
-        ack_trace(t);
+    /* Renewals (a subscription expires after 5 s without), and a live request that got no
+     * answer at all (the node was busy or not there) is asked again. */
+    struct tailconv_out out;
+    tailconv_tick(&t->live, (long long)now, &out);
+    send_conv(t, &out);
+    on_live(t, &out);
+    tailconv_tick(&t->trace, (long long)now, &out);
+    send_conv(t, &out);
+    on_trace(t, &out);
     if (t->project_dir && silent) {
         char endpoint[PATH_MAX + 16], err[256];
         pid_t pid;
@@ -682,6 +648,8 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 static void free_tui(struct tui *t)
 {
+    tailconv_free(&t->live);
+    tailconv_free(&t->trace);
     model_free(&t->model);
     free(t->rows);
     free(t->endpoint);
@@ -721,13 +689,9 @@ static int open_socket(struct tui *t, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
         return -1;
     }
-    t->sock = zmq_socket(t->zctx, ZMQ_DEALER);
-    int linger = ZMQ_LINGER_MS, hwm = 10000;
-    zmq_setsockopt(t->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(t->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(t->sock, t->endpoint) < 0) {
-        snprintf(err, errlen, "cannot connect to the node at %s: %s", t->endpoint, zmq_strerror(errno));
-        zmq_close(t->sock);
+    /* Farewell: the untails leave on close, never holding the exit up for long. */
+    t->sock = nodeconn_open(t->zctx, t->endpoint, NODECONN_FAREWELL, err, errlen);
+    if (!t->sock) {
         zmq_ctx_term(t->zctx);
         return -1;
     }
@@ -784,6 +748,12 @@ int tui_start(struct tui **out, uv_loop_t *loop, const struct tui_options *opts,
     t->endpoint = xstrdup(opts->endpoint);
     t->project_dir = opts->project_dir ? xstrdup(opts->project_dir) : NULL;
     t->next_id = 1;
+    t->live_req = (struct tail_request){.backlog = LIVE_BACKLOG, .follow = 1};
+    struct tailconv_options live_opts = {.resume = 1, .resume_backlog = LIVE_BACKLOG, .retry_unanswered = 1};
+    tailconv_init(&t->live, &t->live_req, &live_opts, &t->next_id);
+    t->trace_req = (struct tail_request){.backlog = MODEL_TRACE_LINES_MAX, .follow = 0, .trace = t->trace_id};
+    struct tailconv_options trace_opts = {0};
+    tailconv_init(&t->trace, &t->trace_req, &trace_opts, &t->next_id);
     model_init(&t->model, 0);
     ui_init(&t->ui, opts->in_node);
     if (!t->endpoint || (opts->project_dir && !t->project_dir) || open_socket(t, err, errlen) < 0) {
@@ -833,7 +803,9 @@ int tui_start(struct tui **out, uv_loop_t *loop, const struct tui_options *opts,
     t->started_ms = uv_now(loop);
     uv_timer_start(&t->tick, on_tick, TICK_MS, TICK_MS);
     send_status(t);
-    subscribe_live(t, LIVE_BACKLOG);
+    struct tailconv_out first;
+    tailconv_start(&t->live, (long long)t->started_ms, &first);
+    send_conv(t, &first);
     render(t);
     *out = t;
     return 0;
@@ -845,10 +817,11 @@ void tui_close(struct tui *t)
         return;
     /* The user gets the shell back first; the rest is bookkeeping. */
     terminal_release(t);
-    if (t->live == STREAM_LIVE || t->live == STREAM_ASKED)
-        send_id_msg(t, "untail", t->live_id, NULL);
-    if (t->trace_req)
-        send_id_msg(t, "untail", t->trace_req, NULL);
+    struct tailconv_out out;
+    tailconv_stop(&t->live, &out);
+    send_conv(t, &out);
+    tailconv_stop(&t->trace, &out);
+    send_conv(t, &out);
     t->closed = 1;
     uv_close((uv_handle_t *)&t->zpoll, on_closed);
     uv_close((uv_handle_t *)&t->keys, on_closed);

@@ -3,7 +3,8 @@ runs a shell, the test types `devnode tui`, sends keys and reads the screen back
 capture-pane. Covers the process table after a kill and a scale, the trace key, search with
 highlight, a resize to 80x24, detaching (node keeps running, terminal clean), terminal
 restoration on signals, escape sequences from children, colours off, a burst of 1.6 million
-lines while keys still answer within a second, and `devnode up` in a terminal. Tests that
+lines while keys still answer within a second, `devnode up` in a terminal, and against a fake
+node: a refused or dropped log stream, an unanswered trace fetch, malformed lines. Tests that
 need the node's tail stream skip themselves when it is not there."""
 import os
 import re
@@ -539,6 +540,73 @@ def test_malformed_lines_from_the_node_are_dropped(project, tmux):
         assert "from another subscription" not in screen
         assert table(screen).get("Fake.0", [])[:1] == ["running"]
         assert pid_alive(pid)
+        tmux.send("q")
+        assert exit_status(tmux) == 0
+    finally:
+        fake.close()
+
+
+def fake_line(seq, text, trace_id=None):
+    return {"seq": seq, "wall_ns": time.time_ns(), "service": "Fake", "instance": 0, "pid": 1, "stream": "stdout",
+            "level": None, "trace_id": trace_id, "text": text, "split": False, "unterminated": False}
+
+
+def test_a_trace_fetch_the_node_never_answers_ends_with_a_message(project, tmux):
+    from tuihelpers import FakeNode
+
+    def on_tail(fake, ident, body):
+        if body.get("follow"):
+            fake.send(ident, "lines", {"id": body["id"], "lines": [], "skipped": 0})
+        # the trace fetch: no answer at all
+
+    project.write(TABLE_CONFIG, {"ticker.sh": TICKER_SH})
+    fake = FakeNode(project, on_tail=on_tail)
+    try:
+        pid = start_tui(tmux, project)
+        tmux.wait(lambda s: table(s).get("Fake.0", [])[:1] == ["running"], 10, "the table")
+        tmux.send("t")
+        tmux.wait_text("trace id: ", 5)
+        tmux.type("abc")
+        tmux.send("Enter")
+        tmux.wait(lambda s: " Trace abc" in s and "loading" in s, 5, "the trace view loading")
+        screen = tmux.wait(lambda s: s if "trace: the node did not answer the tail request within 5000 ms" in s
+                           else None, 10, "the unanswered fetch reported")
+        assert "loading" not in screen
+        fetches = [b for t, b in fake.received if t == "tail" and b.get("trace") == "abc"]
+        assert len(fetches) == 1 and fetches[0]["follow"] is False, fetches
+        assert pid_alive(pid)
+        tmux.send("Escape", "q")
+        assert exit_status(tmux) == 0
+    finally:
+        fake.close()
+
+
+def test_a_dropped_log_stream_is_followed_again_without_repeating_lines(project, tmux):
+    from tuihelpers import FakeNode
+    asked = []
+
+    def on_tail(fake, ident, body):
+        asked.append(body)
+        if len(asked) == 1:
+            fake.send(ident, "lines", {"id": body["id"], "lines": [fake_line(1, "first line"),
+                                                                   fake_line(2, "second line")], "skipped": 0})
+            # as a node answers a renewal of a subscription it forgot (the client was stopped)
+            fake.send(ident, "error", {"id": body["id"], "message": "tail_renew: unknown subscription"})
+        else:
+            fake.send(ident, "lines", {"id": body["id"], "lines": [fake_line(2, "second line"),
+                                                                   fake_line(3, "third line")], "skipped": 0})
+
+    project.write(TABLE_CONFIG, {"ticker.sh": TICKER_SH})
+    fake = FakeNode(project, on_tail=on_tail)
+    try:
+        start_tui(tmux, project)
+        screen = tmux.wait(lambda s: s if "third line" in s else None, 10, "the lines of the new subscription")
+        body = [r for r in log_pane(screen) if r.strip()]
+        assert [r for r in body if "line" in r and ("first" in r or "second" in r or "third" in r)] == body, body
+        assert len(body) == 3 and "first line" in body[0] and "second line" in body[1], body
+        assert len(asked) == 2 and asked[1]["id"] != asked[0]["id"] and asked[1]["follow"] is True, asked
+        assert asked[1]["backlog"] == asked[0]["backlog"] == 5000
+        assert "log stream unavailable" not in screen
         tmux.send("q")
         assert exit_status(tmux) == 0
     finally:

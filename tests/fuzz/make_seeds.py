@@ -427,12 +427,20 @@ def tailwire_seeds():
         ("line-bad-utf8", msgpack.packb(dict(line, text=b"\xff\xfe ok\xed\xa0\x80"), use_bin_type=False)),
         ("line-missing", pack({k: v for k, v in line.items() if k != "pid"})),
         ("line-and-request", pack(dict(line, backlog=3, follow=False, services=["Greeting"], grep="hel"))),
+        # What the node answers, for the client's conversation (tail/tailconv.c).
+        ("lines", pack({"id": 1, "lines": [dict(line, seq=5), dict(line, seq=9), dict(line, seq=7)],
+                        "skipped": 3, "skipped_seqs": [2, 4]})),
+        ("lines-skipped-back", pack({"id": 1, "lines": [dict(line, seq=3)], "skipped": 1,
+                                     "skipped_seqs": [1, 2]})),
+        ("end", pack({"id": 7, "truncated": True, "skipped": 2, "skipped_seqs": [10, 12]})),
+        ("error", pack({"id": 2, "message": "tail_renew: unknown subscription"})),
     ]
     write_corpus("tailwire", seeds)
     write_dict("tailwire", msgpack_words(["seq", "wall_ns", "service", "instance", "pid", "stream", "level",
                                           "trace_id", "text", "split", "unterminated", "backlog", "follow",
                                           "services", "trace", "grep", "stdout", "stderr", "node", "debug",
-                                          "info", "warning", "error", "critical"]))
+                                          "info", "warning", "error", "critical", "id", "lines", "skipped",
+                                          "skipped_seqs", "truncated", "message"]))
 
 
 # ---- shellcmd ----------------------------------------------------------------------------------
