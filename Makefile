@@ -13,7 +13,7 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 
 # Everything but the entry point goes into a static core library that the
 # binary and the unit tests link against.
-CORE_SRC := $(wildcard common/*.c config/*.c node/*.c sockets/*.c tail/*.c tui/*.c) \
+CORE_SRC := $(wildcard common/*.c proto/*.c config/*.c node/*.c sockets/*.c tail/*.c tui/*.c) \
             $(filter-out cli/main.c,$(wildcard cli/*.c))
 MAIN_SRC := cli/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -105,11 +105,11 @@ clean:
 -include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(UNIT_BIN:=.d) build/rel/cli/main.d
 
 # ---- libdevnode and the example services ------------------------------------------------
-# The client library services link: lib/*.c plus the common/ wire code. Examples include
+# The client library services link: lib/*.c plus common/ and the proto/ wire code. Examples include
 # <devnode.h> the way an outside service would, and link only what they use.
 LIB_SRC      := $(wildcard lib/*.c)
-LIB_OBJ      := $(LIB_SRC:%.c=build/rel/%.o) $(patsubst %.c,build/rel/%.o,$(wildcard common/*.c))
-LIB_ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o) $(patsubst %.c,build/asan/%.o,$(wildcard common/*.c))
+LIB_OBJ      := $(LIB_SRC:%.c=build/rel/%.o) $(patsubst %.c,build/rel/%.o,$(wildcard common/*.c proto/*.c))
+LIB_ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o) $(patsubst %.c,build/asan/%.o,$(wildcard common/*.c proto/*.c))
 LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null)
 EXAMPLE_LIBS := $(LIB_LIBS) $(shell pkg-config --libs libuv 2>/dev/null) -lhttp_parser -lm
 
@@ -179,8 +179,8 @@ FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
 FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire shellcmd
-FUZZ_SRC     := $(wildcard common/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
-                node/bus.c node/loghub.c node/tailserver.c tail/tailwire.c tail/logfilter.c tail/tailconv.c
+FUZZ_SRC     := $(wildcard common/*.c proto/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
+                node/bus.c node/loghub.c node/tailserver.c tail/tailconv.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unused-parameter
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)

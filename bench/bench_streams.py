@@ -15,7 +15,7 @@ the journal (about 80 MB for a million events) lives in a temp dir removed at th
       examples/bookshelf's LastRead does at start), timing devnode_start: events/s including
       the library's msgpack->JSON per event and its prefetch of 64.
 
-The publisher and subscriber are C (built here against common/wire.c from libcore.a), so the
+The publisher and subscriber are C (built here against proto/wire.c from libcore.a), so the
 figure is the node's; when no compiler is at hand the bench says so and measures nothing.
 
 Usage: bench_streams.py [--quick] [--only JA,JR,JL]

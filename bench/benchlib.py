@@ -17,7 +17,7 @@ def log(msg):
 
 def compile_c(workdir, name, pkgs, extra=()):
     """Compiles bench/NAME.c into WORKDIR/NAME (-O2, warnings are errors as for the node, the
-    repository root on the include path, so drivers include "common/wire.h" and
+    repository root on the include path, so drivers include "proto/wire.h" and
     "bench/driver.h") with the cflags and libs of the pkg-config packages `pkgs` and `extra`
     objects or flags. Returns the executable's path, or None after saying why (the bench then
     does without)."""

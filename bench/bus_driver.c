@@ -4,7 +4,7 @@
  * drivers and the figure says so. */
 #include <string.h>
 #include <unistd.h>
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "bench/driver.h"
 
 static size_t cap = 1 << 16, count = 0;

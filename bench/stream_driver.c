@@ -5,7 +5,7 @@
  *   event, checking offsets 0..N-1 arrive once and in order (JR). */
 #include <string.h>
 #include <unistd.h>
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "bench/driver.h"
 
 /* Emits n book.added events, `window` in flight; prints seconds, refused, last offset. */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "common/wire.h"
+#include "proto/proto.h"
 
 enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT */ };
 
@@ -103,7 +103,7 @@ struct config;
 int cli_check_ports(struct config *cfg, const char *file, const char *port_base);
 
 /* How long the node has to answer a request at all. */
-#define CLI_ANSWER_TIMEOUT_MS 5000
+#define CLI_ANSWER_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS
 
 enum cli_wait {
     CLI_WAIT_DONE,        /* *reply holds the `ok` that ended it */

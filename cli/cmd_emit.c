@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/msgjson.h"
-#include "common/rpcwire.h"
+#include "proto/rpcwire.h"
 
 static int parse_delay(const char *text, long long *out)
 {

@@ -15,7 +15,7 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "common/journal.h"
-#include "common/streamrec.h"
+#include "proto/streamrec.h"
 #include "common/topic.h"
 
 struct events_view {

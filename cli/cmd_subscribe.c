@@ -16,8 +16,6 @@
 #include "common/rundir.h"
 #include "common/strbuf.h"
 
-#define HEARTBEAT_MS 1000
-#define SUBSCRIBE_TIMEOUT_MS 5000
 #define PREFETCH 64
 #define SUBSCRIPTION "s1"
 
@@ -208,13 +206,13 @@ static int run(struct subscriber *s, char **patterns, int count)
         cli_error("subscribe: cannot send to the node: %s", zmq_strerror(errno));
         return CLI_FAILURE;
     }
-    long long subscribe_deadline = now_ms() + SUBSCRIBE_TIMEOUT_MS;
-    long long next_heartbeat = now_ms() + HEARTBEAT_MS;
+    long long subscribe_deadline = now_ms() + PROTO_ANSWER_TIMEOUT_MS;
+    long long next_heartbeat = now_ms() + PROTO_HEARTBEAT_MS;
     while (!stop_requested) {
         long long now = now_ms();
         if (!s->subscribed && now >= subscribe_deadline) {
             cli_error("subscribe: the node (pid %d) did not answer within %d ms", (int)s->node_pid,
-                      SUBSCRIBE_TIMEOUT_MS);
+                      PROTO_ANSWER_TIMEOUT_MS);
             return CLI_FAILURE;
         }
         if (now >= next_heartbeat) {
@@ -223,7 +221,7 @@ static int run(struct subscriber *s, char **patterns, int count)
                 return CLI_FAILURE;
             }
             send_simple(s, "heartbeat", "pid", getpid());
-            next_heartbeat = now + HEARTBEAT_MS;
+            next_heartbeat = now + PROTO_HEARTBEAT_MS;
         }
         long long wake = next_heartbeat;
         if (!s->subscribed && subscribe_deadline < wake)

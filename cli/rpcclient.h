@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "cli/cli.h"
-#include "common/rpcwire.h"
+#include "proto/rpcwire.h"
 
 #define RPCCLIENT_ENDPOINT_MAX (PATH_MAX + 16)
 

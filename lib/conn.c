@@ -213,8 +213,8 @@ void dn_maybe_heartbeat(struct devnode *dn)
     long long now = dn_now_ms();
     if (now < dn->next_heartbeat_ms)
         return;
-    long long gap_ms = now - (dn->next_heartbeat_ms - DN_HEARTBEAT_MS);
-    dn->next_heartbeat_ms = now + DN_HEARTBEAT_MS; /* first: the register below waits in here */
+    long long gap_ms = now - (dn->next_heartbeat_ms - PROTO_HEARTBEAT_MS);
+    dn->next_heartbeat_ms = now + PROTO_HEARTBEAT_MS; /* first: the register below waits in here */
     struct wire_body b;
     wire_body_init(&b);
     msgpack_pack_map(&b.pk, 2);

@@ -13,13 +13,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "common/rpcwire.h"
-#include "common/wire.h"
+#include "proto/rpcwire.h"
+#include "proto/proto.h"
+#include "proto/wire.h"
 #include "lib/devnode.h"
 
-#define DN_HEARTBEAT_MS 1000
 #define DN_REREGISTER_GAP_MS 2500    /* a stall this long may have cost the registry entry (3 s) */
-#define DN_NODE_TIMEOUT_MS 5000      /* register, subscribe, emit, discover */
+#define DN_NODE_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS /* register, subscribe, emit, discover */
 #define DN_STOP_TIMEOUT_MS 1000      /* unsubscribe + unregister at the end, all together */
 #define DN_DISCOVER_TTL_MS 1000      /* a service's instances are re-read after this */
 #define DN_DRAIN_QUIET_MS 300        /* a stopping server answers until quiet this long... */

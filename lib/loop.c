@@ -88,7 +88,7 @@ int devnode_start(struct devnode *dn)
     }
     dn->started_ms = dn_now_ms();
     dn->started = 1;
-    dn->next_heartbeat_ms = dn->started_ms + DN_HEARTBEAT_MS;
+    dn->next_heartbeat_ms = dn->started_ms + PROTO_HEARTBEAT_MS;
     /* Streams to catch up with come first, and are handled to their end before anyone can find
      * us (register) or is told we serve (READY=1): a view never answers from half of its state. */
     if ((rc = dn_start_catch_up(dn)) < 0) {
@@ -205,7 +205,7 @@ int devnode_process(struct devnode *dn)
          * after our own sends (replies, acks), or the fd may never wake the caller again. */
         if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node)) {
             if (!dn->started)
-                return DN_HEARTBEAT_MS;
+                return PROTO_HEARTBEAT_MS;
             long long left = dn->next_heartbeat_ms - dn_now_ms();
             return left > 0 ? (int)left : 0;
         }

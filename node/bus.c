@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "common/journal.h"
-#include "common/streamrec.h"
+#include "proto/streamrec.h"
 #include "common/topic.h"
 #include "common/xalloc.h"
 
@@ -855,7 +855,7 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     size_t n = 1;
     if (batch) {
         if (batch->type != MSGPACK_OBJECT_ARRAY || batch->via.array.size == 0 ||
-            batch->via.array.size > BUS_BATCH_MAX) {
+            batch->via.array.size > PROTO_EMIT_BATCH_MAX) {
             control_reply_error(ctl, msg, "emit: events must be a list of 1 to 1000 events");
             return;
         }
@@ -992,7 +992,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         prefetch = BUS_DEFAULT_PREFETCH;
     int64_t batch_size = 1;
     if (wire_map_get(msg->body, "batch") &&
-        (wire_get_int(msg->body, "batch", &batch_size) < 0 || batch_size < 1 || batch_size > BUS_BATCH_MAX)) {
+        (wire_get_int(msg->body, "batch", &batch_size) < 0 || batch_size < 1 || batch_size > PROTO_EMIT_BATCH_MAX)) {
         control_reply_error(ctl, msg, "subscribe: batch must be a number of events from 1 to 1000");
         return;
     }
@@ -1237,7 +1237,7 @@ static int member_gone(struct bus *bus, struct bus_member *m, void *arg)
     uint64_t now = *(uint64_t *)arg;
     if (m->unreachable)
         return 1;
-    if (now - m->last_seen_ms <= BUS_MEMBER_TIMEOUT_MS)
+    if (now - m->last_seen_ms <= PROTO_SUBSCRIPTION_EXPIRY_MS)
         return 0;
     /* A busy handler may miss heartbeats; a live process keeps its subscriptions. */
     return m->pid <= 0 || kill(m->pid, 0) != 0;
@@ -1295,7 +1295,7 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     bus->ctl = ctl;
     bus->deliveries = xcalloc(1, sizeof *bus->deliveries);
     table_grow(bus->deliveries);
-    bus->batch_buf = xmalloc(BUS_BATCH_MAX * sizeof *bus->batch_buf);
+    bus->batch_buf = xmalloc(PROTO_EMIT_BATCH_MAX * sizeof *bus->batch_buf);
     msgpack_sbuffer_init(&bus->scratch);
     msgpack_sbuffer_init(&bus->event_scratch);
     uv_timer_init(loop, &bus->delay_timer);

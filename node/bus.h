@@ -16,8 +16,6 @@
 
 #define BUS_QUEUE_CAP 10000
 #define BUS_DEFAULT_PREFETCH 64
-#define BUS_MEMBER_TIMEOUT_MS 5000
-#define BUS_BATCH_MAX 1000           /* events per `events` message and per emit */
 
 struct bus_event;
 struct bus_group;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "common/wire.h"
+#include "proto/proto.h"
 
 struct control;
 

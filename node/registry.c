@@ -255,7 +255,7 @@ static void registry_on_expiry(uv_timer_t *timer)
     struct registry *reg = timer->data;
     uint64_t now = uv_now(reg->loop);
     for (size_t i = 0; i < reg->count;) {
-        if (now - reg->entries[i]->last_heartbeat_ms > REGISTRY_HEARTBEAT_TIMEOUT_MS)
+        if (now - reg->entries[i]->last_heartbeat_ms > PROTO_REGISTRY_EXPIRY_MS)
             registry_remove_at(reg, i, "no heartbeat for 3 s");
         else
             i++;

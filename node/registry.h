@@ -12,7 +12,6 @@
 #include "node/control.h"
 #include "node/loghub.h"
 
-#define REGISTRY_HEARTBEAT_TIMEOUT_MS 3000
 
 struct registry_method {
     char *name;

@@ -1,4 +1,4 @@
-/* tailserver: flow control is two-fold. Each subscription may have TAILSERVER_WINDOW `lines`
+/* tailserver: flow control is two-fold. Each subscription may have PROTO_TAIL_WINDOW `lines`
  * messages unacknowledged (acks ride on tail_renew), which bounds what the node queues for a
  * client that stopped reading; and sends use ZMQ_DONTWAIT with ROUTER_MANDATORY, so a full
  * peer (EAGAIN) keeps its cursor and a vanished one (EHOSTUNREACH) is dropped. A cursor the
@@ -11,12 +11,11 @@
 #include <string.h>
 
 #include "common/xalloc.h"
-#include "tail/logfilter.h"
-#include "tail/tailwire.h"
+#include "proto/logfilter.h"
+#include "proto/tailwire.h"
 
 #define TAIL_SCAN_PER_BATCH 65536   /* lines examined for one batch, so a rare filter cannot stall */
 #define TAIL_RETRY_MS 10
-#define TRACES_LIMIT_MAX 10000
 
 struct tail_sub {
     struct tail_sub *next;
@@ -183,7 +182,7 @@ static enum pump_result send_batch(struct tailserver *ts, struct tail_sub *sub, 
     size_t scanned = 0;
     struct log_line view;
     strbuf_reset(&ts->batch);
-    while (n < TAILSERVER_BATCH_LINES && ts->batch.len < TAILSERVER_BATCH_BYTES && scanned < TAIL_SCAN_PER_BATCH) {
+    while (n < PROTO_TAIL_BATCH_LINES && ts->batch.len < PROTO_TAIL_BATCH_BYTES && scanned < TAIL_SCAN_PER_BATCH) {
         uint64_t seq = next_seq(ts, sub);
         if (!seq)
             break;
@@ -237,8 +236,8 @@ static enum pump_result pump_sub(struct tailserver *ts, struct tail_sub *sub, ui
     /* The window shrinks as followers multiply (at least 2, so one stays in flight while
      * the next is acknowledged). */
     uint64_t window = TAILSERVER_WINDOW_TOTAL / (ts->sub_count ? ts->sub_count : 1);
-    if (window > TAILSERVER_WINDOW)
-        window = TAILSERVER_WINDOW;
+    if (window > PROTO_TAIL_WINDOW)
+        window = PROTO_TAIL_WINDOW;
     if (window < 2)
         window = 2;
     for (uint64_t budget = window; budget > 0; budget--) {
@@ -307,7 +306,7 @@ static void tail_on_expiry(uv_timer_t *timer)
     struct tail_sub *sub = ts->subs;
     while (sub) {
         struct tail_sub *next = sub->next;
-        if (now - sub->renewed_ms > TAILSERVER_EXPIRY_MS)
+        if (now - sub->renewed_ms > PROTO_TAIL_EXPIRY_MS)
             remove_sub(ts, sub);
         sub = next;
     }
@@ -483,7 +482,7 @@ static void handle_traces(void *ctx, struct control *ctl, const struct wire_msg 
     int64_t limit = 20;
     const msgpack_object *v = wire_map_get(msg->body, "limit");
     if (v && v->type != MSGPACK_OBJECT_NIL &&
-        (wire_get_int(msg->body, "limit", &limit) < 0 || limit < 1 || limit > TRACES_LIMIT_MAX)) {
+        (wire_get_int(msg->body, "limit", &limit) < 0 || limit < 1 || limit > PROTO_TRACES_LIMIT_MAX)) {
         control_reply_error(ctl, msg, "traces: 'limit' must be an integer from 1 to 10000");
         return;
     }

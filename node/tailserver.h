@@ -18,10 +18,6 @@
 /* Unacknowledged batches across all followers: with many followers each gets a smaller
  * window, so even all of them stopped hold at most this many batches in the node. */
 #define TAILSERVER_WINDOW_TOTAL 512
-#define TAILSERVER_BATCH_LINES 1024
-#define TAILSERVER_BATCH_BYTES (256u * 1024)
-#define TAILSERVER_WINDOW 16         /* `lines` messages sent and not yet acknowledged */
-#define TAILSERVER_EXPIRY_MS 5000    /* a subscription without tail_renew for this long ends */
 
 struct tail_sub;
 

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "common/logline.h"
-#include "tail/logfilter.h"
+#include "proto/logfilter.h"
 
 struct catchup {
     char logs_dir[PATH_MAX];

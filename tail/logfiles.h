@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "common/logline.h"
-#include "tail/tailwire.h"
+#include "proto/tailwire.h"
 
 /* Called with one raw line (no newline, not NUL-terminated); return non-zero to stop. */
 typedef int (*logfiles_raw_cb)(void *ctx, const char *raw, size_t len);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "tail/linebuf.h"
-#include "tail/logfilter.h"
+#include "proto/logfilter.h"
 
 /* The newest `backlog` lines matching f, oldest first, into out (initialised here).
  * Returns the number of log files read (0: none exist), or -1 with err. */

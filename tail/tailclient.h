@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "tail/tailconv.h"
 
 struct tailclient {

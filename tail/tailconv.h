@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/wire.h"
-#include "tail/tailwire.h"
+#include "proto/proto.h"
+#include "proto/tailwire.h"
+#include "proto/wire.h"
 
-#define TAILCONV_RENEW_MS 1000       /* tail_renew period; the node drops a subscription after 5 s without */
-#define TAILCONV_ANSWER_MS 5000      /* for the node's first answer to a request */
-#define TAILCONV_ACK_EVERY 2         /* `lines` messages between acknowledgements (the node sends 16 ahead) */
+#define TAILCONV_RENEW_MS PROTO_HEARTBEAT_MS /* tail_renew period; the node drops a subscription after 5 s without */
+#define TAILCONV_ANSWER_MS PROTO_ANSWER_TIMEOUT_MS /* for the node's first answer to a request */
+#define TAILCONV_ACK_EVERY PROTO_TAIL_ACK_EVERY /* `lines` messages between acknowledgements (the node sends 16 ahead) */
 #define TAILCONV_GONE_GRACE_MS 300   /* a node that stopped sends `end` before freeing its lock */
 #define TAILCONV_SEND_MAX 2          /* messages one step may ask to send */
 #define TAILCONV_ERROR_MAX 400

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <wctype.h>
 
-#include "tail/logfilter.h"
+#include "proto/logfilter.h"
 #include "tui/keymap.h"
 
 #define KEY_ESC 27 /* the prompt's cancel; elsewhere keys come from tui/keymap.c */

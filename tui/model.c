@@ -11,8 +11,8 @@
 #include <wchar.h>
 
 #include "common/logformat.h"
-#include "common/wire.h"
 #include "common/xalloc.h"
+#include "proto/wire.h"
 
 static const char *const state_names[] = {
     [MODEL_STATE_UNKNOWN] = "?",          [MODEL_STATE_STARTING] = "starting", [MODEL_STATE_RUNNING] = "running",

@@ -20,15 +20,15 @@
 
 #include "common/nodeconn.h"
 #include "common/rundir.h"
-#include "common/wire.h"
 #include "common/xalloc.h"
+#include "proto/proto.h"
 #include "tail/tailconv.h"
 #include "tui/input.h"
 #include "tui/model.h"
 #include "tui/view.h"
 
 #define RENDER_INTERVAL_MS 33        /* at most ~30 frames a second */
-#define TICK_MS 1000                 /* status poll, tail_renew, node check */
+#define TICK_MS PROTO_HEARTBEAT_MS   /* status poll, tail_renew, node check */
 #define STATUS_SILENT_MS 3000        /* no status answer for this long: "not answering" */
 #define STATUS_RESEND_MS 5000        /* an unanswered status is asked again after this */
 #define DRAIN_BUDGET_NS 8000000ull   /* per wake-up, so keys and frames get their turn */

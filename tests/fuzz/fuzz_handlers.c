@@ -21,7 +21,7 @@
 #include <uv.h>
 #include <zmq.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "node/bus.h"
 #include "config/config.h"
 #include "node/control.h"

@@ -10,7 +10,7 @@
 #include <zmq.h>
 
 #include "common/msgjson.h"
-#include "common/rpcwire.h"
+#include "proto/rpcwire.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/fuzz_zmq.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/streamrec.h"
+#include "proto/streamrec.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static char *pack(const msgpack_object *obj, size_t *len)

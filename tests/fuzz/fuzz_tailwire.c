@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "common/strbuf.h"
-#include "common/wire.h"
-#include "tail/logfilter.h"
+#include "proto/wire.h"
+#include "proto/logfilter.h"
 #include "tail/tailconv.h"
-#include "tail/tailwire.h"
+#include "proto/tailwire.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static int valid_utf8(const char *s, size_t n)

@@ -12,7 +12,7 @@
 #include <zmq.h>
 
 #include "common/msgjson.h"
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/fuzz_zmq.h"
 

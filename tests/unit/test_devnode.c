@@ -22,7 +22,7 @@
 #include <uv.h>
 #include <cmocka.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "devnode.h"
 #include "node/node.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common/rpcwire.h"
+#include "proto/rpcwire.h"
 
 struct pair {
     void *ctx, *router, *dealer;

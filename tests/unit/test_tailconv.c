@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 #include "tail/tailconv.h"
 
 /* ---------------------------------------------------------------- building node messages */

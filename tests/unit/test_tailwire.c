@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/wire.h"
-#include "tail/logfilter.h"
-#include "tail/tailwire.h"
+#include "proto/wire.h"
+#include "proto/logfilter.h"
+#include "proto/tailwire.h"
 
 /* Packs one line the node's way and decodes it the client's way. */
 static void roundtrip(const struct log_line *in, struct tail_line *out, msgpack_unpacked *up, struct strbuf *buf)

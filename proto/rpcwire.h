@@ -8,7 +8,7 @@
 #include <msgpack.h>
 #include <zmq.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 
 #define RPC_ID_MAX 64
 #define RPC_SUBJECT_MAX 255

@@ -10,7 +10,7 @@
 
 #include "common/logline.h"
 #include "common/strbuf.h"
-#include "tail/logfilter.h"
+#include "proto/logfilter.h"
 
 #define TAILWIRE_GREP_MAX 4096
 

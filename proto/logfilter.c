@@ -1,7 +1,7 @@
 /* logfilter: cheap tests first (service, level, trace), the regex last: in the node this runs
  * per line per follower during bursts. Text is never NUL-terminated, so the regex is matched
  * with REG_STARTEND over exactly the line's bytes. */
-#include "tail/logfilter.h"
+#include "proto/logfilter.h"
 
 #include <stdio.h>
 #include <stdlib.h>

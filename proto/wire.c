@@ -1,6 +1,6 @@
 /* wire: framing and msgpack helpers for every peer of the node protocol.
  * Never trusts a frame: sizes, counts and types are checked before anything is decoded. */
-#include "common/wire.h"
+#include "proto/wire.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 /* streamrec: one format for retained events on disk. Decoding checks the shape fully:
  * a journal survives restarts and may have been written by an older node. */
-#include "common/streamrec.h"
+#include "proto/streamrec.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 
 void streamrec_pack(msgpack_sbuffer *sb, const char *type, const char *source, const char *headers,
                     size_t headers_len, const char *body, size_t body_len, int64_t wall_ns)

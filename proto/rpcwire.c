@@ -1,6 +1,6 @@
 /* rpcwire: frame-level encoding of lymph-style RPC messages. Ids and trace ids come from
  * getrandom(), so two processes never mint the same one. */
-#include "common/rpcwire.h"
+#include "proto/rpcwire.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
 /* tailwire: every field of a message from the other side is type-checked and bounded before
  * use; a bad field fails the whole message with a reason, never a crash or a guess. */
-#include "tail/tailwire.h"
+#include "proto/tailwire.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "common/wire.h"
+#include "proto/wire.h"
 
 int tail_request_filter(const struct tail_request *req, struct logfilter *f, char *err, size_t errlen)
 {
