@@ -86,10 +86,9 @@ static enum recv_result conn_recv(struct cli_conn *conn, long long deadline, int
             snprintf(err, errlen, "bad reply from the node: %s", why);
             return RECV_FAILED;
         }
-        if (strcmp(reply->type, "error") == 0) {
+        if (strcmp(reply->type, PROTO_ERROR) == 0) {
             char message[1500];
-            if (wire_get_str(reply->body, "message", message, sizeof message) < 0)
-                snprintf(message, sizeof message, "(no message)");
+            proto_unpack_error(reply->body, message, sizeof message);
             snprintf(err, errlen, "%s", message);
             wire_msg_free(reply);
             return RECV_ERROR_REPLY;
@@ -130,13 +129,13 @@ enum cli_wait cli_request_wait(const struct cli_project *project, const char *ty
     enum cli_wait result;
     int started = 0;
     enum recv_result r = conn_recv(&conn, now_ms() + CLI_ANSWER_TIMEOUT_MS, 1, reply, err, errlen);
-    if (r == RECV_OK && strcmp(reply->type, "started") == 0) {
+    if (r == RECV_OK && strcmp(reply->type, PROTO_STARTED) == 0) {
         started = 1;
-        int64_t node_timeout_ms = 0;
-        wire_get_int(reply->body, "timeout_ms", &node_timeout_ms);
+        struct proto_change_started s;
+        proto_unpack_change_started(reply->body, strcmp(type, PROTO_SCALE) == 0, &s);
         wire_msg_free(reply);
         if (timeout_ms <= 0)
-            timeout_ms = (int)node_timeout_ms + CLI_ANSWER_TIMEOUT_MS;
+            timeout_ms = (int)s.timeout_ms + CLI_ANSWER_TIMEOUT_MS;
         r = conn_recv(&conn, now_ms() + timeout_ms, 1, reply, err, errlen);
     } else if (r == RECV_TIMEOUT) {
         timeout_ms = CLI_ANSWER_TIMEOUT_MS;

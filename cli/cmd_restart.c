@@ -11,37 +11,32 @@ static int restart_one(const struct cli_project *project, const char *target, in
 {
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 2 + wait);
-    wire_pack_kv_int(&body.pk, "id", id);
-    wire_pack_kv_str(&body.pk, "target", target);
-    if (wait)
-        wire_pack_kv_bool(&body.pk, "wait", 1);
+    proto_pack_restart(&body.pk, id, &(struct proto_restart){.target = target, .wait = wait});
     struct wire_msg reply;
     char err[2048];
     if (!wait) {
-        int rc = cli_request(project, "restart", &body, CLI_ANSWER_TIMEOUT_MS, &reply, err, sizeof err);
+        int rc = cli_request(project, PROTO_RESTART, &body, CLI_ANSWER_TIMEOUT_MS, &reply, err, sizeof err);
         wire_body_free(&body);
         if (rc < 0) {
             cli_error("restart %s: %s", target, err);
             return CLI_FAILURE;
         }
-        int64_t n = 0;
-        wire_get_int(reply.body, "instances", &n);
+        int64_t n;
+        proto_unpack_change_accepted(reply.body, 0, &n);
         printf("restarting %s (%lld instance%s)\n", target, (long long)n, n == 1 ? "" : "s");
         wire_msg_free(&reply);
         return CLI_OK;
     }
-    enum cli_wait w = cli_request_wait(project, "restart", &body, timeout_ms, &reply, err, sizeof err);
+    enum cli_wait w = cli_request_wait(project, PROTO_RESTART, &body, timeout_ms, &reply, err, sizeof err);
     wire_body_free(&body);
     if (w != CLI_WAIT_DONE) {
         cli_error("restart %s: %s", target, err);
         return w == CLI_WAIT_INTERRUPTED ? CLI_INTERRUPTED : CLI_FAILURE;
     }
-    int64_t ready = 0, elapsed_ms = 0;
-    wire_get_int(reply.body, "ready", &ready);
-    wire_get_int(reply.body, "elapsed_ms", &elapsed_ms);
-    printf("restarted %s: %lld instance%s ready in %.1f s\n", target, (long long)ready, ready == 1 ? "" : "s",
-           elapsed_ms / 1000.0);
+    struct proto_change_done done;
+    proto_unpack_change_done(reply.body, 0, &done);
+    printf("restarted %s: %lld instance%s ready in %.1f s\n", target, (long long)done.ready,
+           done.ready == 1 ? "" : "s", done.elapsed_ms / 1000.0);
     fflush(stdout);
     wire_msg_free(&reply);
     return CLI_OK;

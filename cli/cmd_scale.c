@@ -8,10 +8,9 @@
 
 static void print_scaled(const char *service, long count, const struct wire_msg *reply)
 {
-    int64_t ready = 0, stopped = 0, elapsed_ms = 0;
-    wire_get_int(reply->body, "ready", &ready);
-    wire_get_int(reply->body, "stopped", &stopped);
-    wire_get_int(reply->body, "elapsed_ms", &elapsed_ms);
+    struct proto_change_done done;
+    proto_unpack_change_done(reply->body, 1, &done);
+    int64_t ready = done.ready, stopped = done.stopped, elapsed_ms = done.elapsed_ms;
     printf("scaled %s to %ld: ", service, count);
     if (ready)
         printf("%lld instance%s ready%s", (long long)ready, ready == 1 ? "" : "s", stopped ? ", " : "");
@@ -66,24 +65,19 @@ static int cmd_scale(struct cli_args *args)
         return checked;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 3 + wait);
-    wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_str(&body.pk, "service", service);
-    wire_pack_kv_int(&body.pk, "count", count);
-    if (wait)
-        wire_pack_kv_bool(&body.pk, "wait", 1);
+    proto_pack_scale(&body.pk, 1, &(struct proto_scale){.service = service, .count = count, .wait = wait});
     struct wire_msg reply;
     char prefix[300];
     snprintf(prefix, sizeof prefix, "scale %s", service);
     if (!wait) {
-        if (cli_call(&project, "scale", &body, &reply, prefix) < 0)
+        if (cli_call(&project, PROTO_SCALE, &body, &reply, prefix) < 0)
             return CLI_FAILURE;
         wire_msg_free(&reply);
         printf("scaling %s to %ld\n", service, count);
         return CLI_OK;
     }
     char err[2048];
-    enum cli_wait w = cli_request_wait(&project, "scale", &body, timeout_ms, &reply, err, sizeof err);
+    enum cli_wait w = cli_request_wait(&project, PROTO_SCALE, &body, timeout_ms, &reply, err, sizeof err);
     wire_body_free(&body);
     if (w != CLI_WAIT_DONE) {
         cli_error("%s: %s", prefix, err);

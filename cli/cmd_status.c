@@ -8,85 +8,72 @@
 #include "common/humanfmt.h"
 #include "common/msgjson.h"
 
-static void format_last_exit(char *buf, size_t cap, json_t *last)
+static void format_last_exit(char *buf, size_t cap, const struct proto_status_instance_view *inst)
 {
-    if (!json_is_object(last)) {
+    if (!inst->has_exit)
         snprintf(buf, cap, "-");
-        return;
-    }
-    json_t *sig = json_object_get(last, "signal");
-    if (json_is_string(sig))
-        snprintf(buf, cap, "signal %s", json_string_value(sig));
+    else if (inst->exit_signal.ptr)
+        snprintf(buf, cap, "signal %.*s", (int)inst->exit_signal.len, inst->exit_signal.ptr);
     else
-        snprintf(buf, cap, "status %lld", (long long)json_integer_value(json_object_get(last, "code")));
+        snprintf(buf, cap, "status %lld", (long long)inst->exit_code);
 }
 
-static void format_port(char *buf, size_t cap, json_t *port)
+static void format_port(char *buf, size_t cap, const struct proto_status_instance_view *inst)
 {
-    if (json_is_integer(port))
-        snprintf(buf, cap, "%lld", (long long)json_integer_value(port));
-    else if (json_is_string(port))
-        snprintf(buf, cap, "%s", json_string_value(port));
+    if (inst->port_is_int)
+        snprintf(buf, cap, "%lld", (long long)inst->port_int);
+    else if (inst->port.ptr)
+        snprintf(buf, cap, "%.*s", (int)inst->port.len, inst->port.ptr);
     else
         snprintf(buf, cap, "-");
 }
 
-static void print_table(json_t *status)
+/* A decoded string for printf's "%.*s": (null) when absent, as the table always showed it. */
+#define STR_ARG(s) (s).ptr ? (int)(s).len : 6, (s).ptr ? (s).ptr : "(null)"
+
+static void print_table(const struct proto_status *st)
 {
-    json_t *node = json_object_get(status, "node");
     char up[32], rss[32];
-    humanfmt_duration_ms(up, sizeof up, json_integer_value(json_object_get(node, "uptime_ms")));
-    humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(node, "rss_kib")));
-    printf("node %lld  up %s  cpu %.1f%%  rss %s  %s%s\n",
-           (long long)json_integer_value(json_object_get(node, "pid")), up,
-           json_number_value(json_object_get(node, "cpu_percent")), rss,
-           json_string_value(json_object_get(node, "config")),
-           json_is_true(json_object_get(node, "stopping")) ? "  (stopping)" : "");
-    size_t k;
-    json_t *sock;
-    json_array_foreach(json_object_get(node, "sockets"), k, sock) {
-        printf("socket %s on %s\n", json_string_value(json_object_get(sock, "name")),
-               json_string_value(json_object_get(sock, "address")));
-        json_t *warning = json_object_get(sock, "warning");
-        if (json_is_string(warning))
-            printf("  warning: %s\n", json_string_value(warning));
+    humanfmt_duration_ms(up, sizeof up, st->uptime_ms);
+    humanfmt_size_kib(rss, sizeof rss, st->rss_kib);
+    printf("node %lld  up %s  cpu %.1f%%  rss %s  %.*s%s\n", (long long)st->pid, up, st->cpu_percent, rss,
+           STR_ARG(st->config), st->stopping ? "  (stopping)" : "");
+    for (size_t k = 0; k < st->socket_count; k++) {
+        const struct proto_status_socket_view *sock = &st->sockets[k];
+        printf("socket %.*s on %.*s\n", STR_ARG(sock->name), STR_ARG(sock->address));
+        if (sock->warning.ptr)
+            printf("  warning: %.*s\n", STR_ARG(sock->warning));
     }
     printf("%-20s %-9s %7s %6s %8s %8s %6s %8s  %s\n", "INSTANCE", "STATE", "PID", "PORT", "RESTARTS", "UPTIME",
            "CPU%", "RSS", "LAST EXIT");
-    size_t i;
-    json_t *svc;
-    json_array_foreach(json_object_get(status, "services"), i, svc) {
-        const char *name = json_string_value(json_object_get(svc, "name"));
-        json_t *instances = json_object_get(svc, "instances");
-        if (json_array_size(instances) == 0) {
+    for (size_t i = 0; i < st->service_count; i++) {
+        const struct proto_status_service_view *svc = &st->services[i];
+        char name[256];
+        proto_status_str_copy(svc->name, name, sizeof name);
+        if (svc->instance_count == 0) {
             printf("%-20s %-9s (scaled to 0)\n", name, "-");
             continue;
         }
-        size_t j;
-        json_t *inst;
-        json_array_foreach(instances, j, inst) {
-            char label[128], uptime[32], pid[16], last[64], port[32];
-            snprintf(label, sizeof label, "%s.%lld", name,
-                     (long long)json_integer_value(json_object_get(inst, "index")));
-            long long p = json_integer_value(json_object_get(inst, "pid"));
-            if (p)
-                snprintf(pid, sizeof pid, "%lld", p);
+        for (size_t j = 0; j < svc->instance_count; j++) {
+            const struct proto_status_instance_view *inst = &svc->instances[j];
+            char label[300], uptime[32], pid[24], last[64], port[32], state[32];
+            snprintf(label, sizeof label, "%s.%lld", name, (long long)inst->index);
+            if (inst->pid)
+                snprintf(pid, sizeof pid, "%lld", (long long)inst->pid);
             else
                 snprintf(pid, sizeof pid, "-");
-            if (p)
-                humanfmt_duration_ms(uptime, sizeof uptime, json_integer_value(json_object_get(inst, "uptime_ms")));
+            if (inst->pid)
+                humanfmt_duration_ms(uptime, sizeof uptime, inst->uptime_ms);
             else
                 snprintf(uptime, sizeof uptime, "-");
-            humanfmt_size_kib(rss, sizeof rss, json_integer_value(json_object_get(inst, "rss_kib")));
-            format_last_exit(last, sizeof last, json_object_get(inst, "last_exit"));
-            format_port(port, sizeof port, json_object_get(inst, "port"));
-            printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label,
-                   json_string_value(json_object_get(inst, "state")), pid, port,
-                   (long long)json_integer_value(json_object_get(inst, "restarts")), uptime,
-                   json_number_value(json_object_get(inst, "cpu_percent")), rss, last);
-            json_t *failure = json_object_get(inst, "failure");
-            if (json_is_string(failure))
-                printf("%-20s   %s\n", "", json_string_value(failure));
+            humanfmt_size_kib(rss, sizeof rss, inst->rss_kib);
+            format_last_exit(last, sizeof last, inst);
+            format_port(port, sizeof port, inst);
+            proto_status_str_copy(inst->state, state, sizeof state);
+            printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label, state, pid, port,
+                   (long long)inst->restarts, uptime, inst->cpu_percent, rss, last);
+            if (inst->failure.ptr)
+                printf("%-20s   %.*s\n", "", STR_ARG(inst->failure));
         }
     }
 }
@@ -101,27 +88,37 @@ static int cmd_status(struct cli_args *args)
     int as_json = args->json;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 1);
-    wire_pack_kv_int(&body.pk, "id", 1);
+    proto_pack_request_id(&body.pk, 1);
     struct wire_msg reply;
-    if (cli_call(project, "status", &body, &reply, NULL) < 0)
+    if (cli_call(project, PROTO_STATUS, &body, &reply, NULL) < 0)
         return CLI_FAILURE;
-    json_t *status = msgjson_to_json(reply.body);
-    wire_msg_free(&reply);
-    if (!status) {
+    struct proto_status st;
+    if (proto_unpack_status(reply.body, &st) < 0) {
+        proto_status_free(&st);
+        wire_msg_free(&reply);
         cli_error("the node's status reply could not be decoded");
         return CLI_FAILURE;
     }
-    json_object_del(status, "id");
+    int rc = CLI_OK;
     if (as_json) {
-        char *text = json_dumps(status, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(text);
-        free(text);
+        /* The reply as the node sent it, key order kept (protocol.md): a copy, not a reading. */
+        json_t *status = msgjson_to_json(reply.body);
+        if (status) {
+            json_object_del(status, "id");
+            char *text = json_dumps(status, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            puts(text);
+            free(text);
+            json_decref(status);
+        } else {
+            cli_error("the node's status reply could not be decoded");
+            rc = CLI_FAILURE;
+        }
     } else {
-        print_table(status);
+        print_table(&st);
     }
-    json_decref(status);
-    return CLI_OK;
+    proto_status_free(&st);
+    wire_msg_free(&reply);
+    return rc;
 }
 
 const struct cli_command cmd_status_entry = {

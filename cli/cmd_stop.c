@@ -54,14 +54,12 @@ static int cmd_stop(struct cli_args *args)
     const struct cli_project project = args->project;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 2);
-    wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_int(&body.pk, "force", force);
+    proto_pack_stop(&body.pk, 1, &(struct proto_stop){.force = force});
     struct wire_msg reply;
-    if (cli_call(&project, "stop", &body, &reply, "stop") < 0)
+    if (cli_call(&project, PROTO_STOP, &body, &reply, "stop") < 0)
         return CLI_FAILURE;
-    int64_t pid = 0;
-    wire_get_int(reply.body, "pid", &pid);
+    int64_t pid;
+    proto_unpack_stop_reply(reply.body, &pid);
     wire_msg_free(&reply);
 
     /* Done when the node's lock is free: that is what a following `devnode up` needs. */

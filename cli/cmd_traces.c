@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "common/msgjson.h"
 #include "common/rundir.h"
+#include "proto/tailwire.h"
 #include "tail/offline.h"
 
 #define DEFAULT_LIMIT 20
@@ -83,11 +84,9 @@ static json_t *traces_from_node(const struct cli_project *project, int64_t limit
         return NULL;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 2);
-    wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_int(&body.pk, "limit", limit);
+    tailwire_pack_traces_request(&body.pk, 1, limit);
     struct wire_msg reply;
-    int rc = cli_request(project, "traces", &body, 5000, &reply, err, errlen);
+    int rc = cli_request(project, PROTO_TRACES, &body, CLI_ANSWER_TIMEOUT_MS, &reply, err, errlen);
     wire_body_free(&body);
     if (rc < 0)
         return NULL;

@@ -116,10 +116,9 @@ int cli_check_targets(const struct cli_project *project, const char *command, ch
         return CLI_OK;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 1);
-    wire_pack_kv_int(&body.pk, "id", 1);
+    proto_pack_request_id(&body.pk, 1);
     struct wire_msg reply;
-    if (cli_call(project, "status", &body, &reply, command) < 0)
+    if (cli_call(project, PROTO_STATUS, &body, &reply, command) < 0)
         return CLI_FAILURE;
     json_t *status = msgjson_to_json(reply.body);
     wire_msg_free(&reply);

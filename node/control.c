@@ -114,12 +114,7 @@ int control_register(struct control *ctl, const char *type, control_handler fn, 
 
 void control_pack_id(msgpack_packer *pk, const struct wire_msg *to)
 {
-    wire_pack_str(pk, "id");
-    const msgpack_object *id = wire_map_get(to->body, "id");
-    if (id)
-        msgpack_pack_object(pk, *id);
-    else
-        msgpack_pack_nil(pk);
+    proto_pack_id(pk, proto_request_id(to->body));
 }
 
 void control_reply(struct control *ctl, const struct wire_msg *to, const char *type,
@@ -147,10 +142,8 @@ void control_reply_error(struct control *ctl, const struct wire_msg *to, const c
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    control_pack_id(&b.pk, to);
-    wire_pack_kv_str(&b.pk, "message", message);
-    control_reply(ctl, to, "error", &b);
+    proto_pack_error(&b.pk, proto_request_id(to->body), message);
+    control_reply(ctl, to, PROTO_ERROR, &b);
     wire_body_free(&b);
 }
 
@@ -158,9 +151,8 @@ void control_reply_ok(struct control *ctl, const struct wire_msg *to)
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 1);
-    control_pack_id(&b.pk, to);
-    control_reply(ctl, to, "ok", &b);
+    proto_pack_ok(&b.pk, proto_request_id(to->body));
+    control_reply(ctl, to, PROTO_OK, &b);
     wire_body_free(&b);
 }
 

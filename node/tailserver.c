@@ -62,12 +62,6 @@ static void remove_sub(struct tailserver *ts, struct tail_sub *sub)
     }
 }
 
-static void pack_id(struct wire_body *b, const struct tail_sub *sub)
-{
-    wire_pack_str(&b->pk, "id");
-    msgpack_sbuffer_write(&b->sbuf, sub->id_packed, sub->id_len);
-}
-
 static int sub_matches(const struct tailserver *ts, struct tail_sub *sub, uint64_t seq, struct log_line *view)
 {
     return logring_get(&ts->ring, seq, view) == 0 && logfilter_match(&sub->filter, view);
@@ -106,33 +100,18 @@ static void tail_on_evict(void *ctx, uint64_t seq)
 
 /* ---------------------------------------------------------------- sending */
 
-/* "skipped" and, when lines were skipped, "skipped_seqs": [first, last]. The map's size
- * counts one or two entries for this. */
-static int skipped_entries(const struct tail_sub *sub)
+static struct tail_skipped sub_skipped(const struct tail_sub *sub)
 {
-    return sub->skipped ? 2 : 1;
-}
-
-static void pack_skipped(struct wire_body *b, const struct tail_sub *sub)
-{
-    wire_pack_kv_int(&b->pk, "skipped", (int64_t)sub->skipped);
-    if (!sub->skipped)
-        return;
-    wire_pack_str(&b->pk, "skipped_seqs");
-    msgpack_pack_array(&b->pk, 2);
-    msgpack_pack_uint64(&b->pk, sub->skipped_first);
-    msgpack_pack_uint64(&b->pk, sub->skipped_last);
+    return (struct tail_skipped){.count = sub->skipped, .first = sub->skipped_first, .last = sub->skipped_last};
 }
 
 static int send_end(struct tailserver *ts, struct tail_sub *sub)
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2 + skipped_entries(sub));
-    pack_id(&b, sub);
-    wire_pack_kv_bool(&b.pk, "truncated", sub->truncated);
-    pack_skipped(&b, sub);
-    int rc = control_send(ts->ctl, sub->identity, sub->identity_len, "end", &b);
+    struct tail_skipped skipped = sub_skipped(sub);
+    tailwire_pack_end(&b, sub->id_packed, sub->id_len, sub->truncated, &skipped);
+    int rc = control_send(ts->ctl, sub->identity, sub->identity_len, PROTO_END, &b);
     wire_body_free(&b);
     return rc;
 }
@@ -168,16 +147,8 @@ static enum pump_result send_batch(struct tailserver *ts, struct tail_sub *sub, 
     size_t saved_list_next = sub->list_next;
     struct wire_body b;
     wire_body_init(&b);
-    /* Lines come after "skipped", so the map's size is only known at the end: map32 patched. */
-    size_t map_at = b.sbuf.size;
-    static const char map32[5] = {(char)0xdf, 0, 0, 0, 0};
-    msgpack_sbuffer_write(&b.sbuf, map32, sizeof map32);
-    pack_id(&b, sub);
-    wire_pack_str(&b.pk, "lines");
-    /* array32 with the count patched in afterwards: valid msgpack, and one pass over lines */
-    size_t count_at = b.sbuf.size;
-    static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
-    msgpack_sbuffer_write(&b.sbuf, array32, sizeof array32);
+    struct tailwire_lines_mark mark;
+    tailwire_lines_begin(&b, sub->id_packed, sub->id_len, &mark);
     uint32_t n = 0;
     size_t scanned = 0;
     struct log_line view;
@@ -201,16 +172,9 @@ static enum pump_result send_batch(struct tailserver *ts, struct tail_sub *sub, 
             return PUMP_IDLE;
         return scanned == TAIL_SCAN_PER_BATCH ? PUMP_MORE : PUMP_IDLE;
     }
-    unsigned char *count = (unsigned char *)b.sbuf.data + count_at + 1;
-    count[0] = (unsigned char)(n >> 24);
-    count[1] = (unsigned char)(n >> 16);
-    count[2] = (unsigned char)(n >> 8);
-    count[3] = (unsigned char)n;
-    unsigned entries = 2 + (unsigned)skipped_entries(sub);
-    unsigned char *size = (unsigned char *)b.sbuf.data + map_at + 1;
-    size[3] = (unsigned char)entries;
-    pack_skipped(&b, sub);
-    int rc = control_send(ts->ctl, sub->identity, sub->identity_len, "lines", &b);
+    struct tail_skipped skipped = sub_skipped(sub);
+    tailwire_lines_finish(&b, &mark, n, &skipped);
+    int rc = control_send(ts->ctl, sub->identity, sub->identity_len, PROTO_LINES, &b);
     wire_body_free(&b);
     if (rc == -EAGAIN) {
         sub->cursor = saved_cursor;
@@ -454,13 +418,15 @@ static void handle_renew(void *ctx, struct control *ctl, const struct wire_msg *
         control_reply_error(ctl, msg, "unknown tail subscription (it ends 5 s after the last tail_renew)");
         return;
     }
-    const msgpack_object *received = wire_map_get(msg->body, "received");
-    if (received && received->type != MSGPACK_OBJECT_NIL) {
-        if (received->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            control_reply_error(ctl, msg, "tail_renew: 'received' must be a non-negative integer");
-            return;
-        }
-        uint64_t n = received->via.u64 < sub->batches_sent ? received->via.u64 : sub->batches_sent;
+    int has_received;
+    uint64_t received;
+    char err[160];
+    if (tailwire_unpack_renew(msg->body, &has_received, &received, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
+        return;
+    }
+    if (has_received) {
+        uint64_t n = received < sub->batches_sent ? received : sub->batches_sent;
         if (n > sub->batches_acked)
             sub->batches_acked = n;
     }
@@ -479,11 +445,10 @@ static void handle_untail(void *ctx, struct control *ctl, const struct wire_msg 
 static void handle_traces(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct tailserver *ts = ctx;
-    int64_t limit = 20;
-    const msgpack_object *v = wire_map_get(msg->body, "limit");
-    if (v && v->type != MSGPACK_OBJECT_NIL &&
-        (wire_get_int(msg->body, "limit", &limit) < 0 || limit < 1 || limit > PROTO_TRACES_LIMIT_MAX)) {
-        control_reply_error(ctl, msg, "traces: 'limit' must be an integer from 1 to 10000");
+    int64_t limit;
+    char err[160];
+    if (tailwire_unpack_traces_request(msg->body, &limit, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
         return;
     }
     const struct logring_trace **list = malloc((size_t)limit * sizeof *list);
@@ -494,24 +459,22 @@ static void handle_traces(void *ctx, struct control *ctl, const struct wire_msg 
     size_t n = logring_traces_newest(&ts->ring, list, (size_t)limit);
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    control_pack_id(&b.pk, msg);
-    wire_pack_str(&b.pk, "traces");
-    msgpack_pack_array(&b.pk, n);
+    tailwire_pack_traces_head(&b.pk, proto_request_id(msg->body), n);
     for (size_t i = 0; i < n; i++) {
         const struct logring_trace *t = list[i];
-        msgpack_pack_map(&b.pk, 6);
-        wire_pack_kv_str(&b.pk, "trace_id", t->id);
-        wire_pack_kv_int(&b.pk, "first_ns", t->first_ns);
-        wire_pack_kv_int(&b.pk, "last_ns", t->last_ns);
-        wire_pack_kv_int(&b.pk, "lines", (int64_t)t->lines);
-        wire_pack_kv_bool(&b.pk, "error", t->error);
-        wire_pack_str(&b.pk, "services");
-        msgpack_pack_array(&b.pk, t->service_count);
+        const char *services[sizeof t->services / sizeof t->services[0]];
         for (unsigned s = 0; s < t->service_count; s++)
-            wire_pack_str(&b.pk, logring_service_name(&ts->ring, t->services[s]));
+            services[s] = logring_service_name(&ts->ring, t->services[s]);
+        struct tail_trace_summary summary = {.trace_id = t->id,
+                                             .first_ns = t->first_ns,
+                                             .last_ns = t->last_ns,
+                                             .lines = (int64_t)t->lines,
+                                             .error = t->error,
+                                             .services = services,
+                                             .service_count = t->service_count};
+        tailwire_pack_trace(&b.pk, &summary);
     }
-    control_reply(ctl, msg, "traces", &b);
+    control_reply(ctl, msg, PROTO_TRACES, &b);
     wire_body_free(&b);
     free(list);
 }
@@ -557,10 +520,10 @@ int tailserver_init(struct tailserver *ts, uv_loop_t *loop, struct loghub *hub, 
     uv_timer_start(&ts->expiry, tail_on_expiry, 1000, 1000);
     /* The expiry timer alone must not keep a stopping node's loop alive. */
     uv_unref((uv_handle_t *)&ts->expiry);
-    control_register(ctl, "tail", handle_tail, ts);
-    control_register(ctl, "tail_renew", handle_renew, ts);
-    control_register(ctl, "untail", handle_untail, ts);
-    control_register(ctl, "traces", handle_traces, ts);
+    control_register(ctl, PROTO_TAIL, handle_tail, ts);
+    control_register(ctl, PROTO_TAIL_RENEW, handle_renew, ts);
+    control_register(ctl, PROTO_UNTAIL, handle_untail, ts);
+    control_register(ctl, PROTO_TRACES, handle_traces, ts);
     return 0;
 }
 

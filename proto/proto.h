@@ -65,4 +65,6 @@
 #define PROTO_EMIT_BATCH_MAX        1000  /* events per `events` message and per emit */
 #define PROTO_TRACES_LIMIT_MAX      10000
 
+#include "proto/msg_control.h"
+
 #endif

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proto/wire.h"
+#include "proto/proto.h"
 
 int tail_request_filter(const struct tail_request *req, struct logfilter *f, char *err, size_t errlen)
 {
@@ -406,4 +406,175 @@ int tailwire_unpack_line(const msgpack_object *obj, struct tail_line *out)
     l->service = out->service;
     l->flags = (split ? LOG_LINE_SPLIT : 0u) | (unterminated ? LOG_LINE_UNTERMINATED : 0u);
     return 0;
+}
+
+/* ---------------------------------------------------------------- lines, end, renew, traces */
+
+int tailwire_unpack_skipped(const msgpack_object *body, struct tail_skipped *out)
+{
+    *out = (struct tail_skipped){.count = 0, .first = 1, .last = 0};
+    const msgpack_object *v = wire_map_get(body, "skipped");
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -1;
+    out->count = v->via.u64;
+    const msgpack_object *seqs = wire_map_get(body, "skipped_seqs");
+    if (seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == 2 &&
+        seqs->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        seqs->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        out->first = seqs->via.array.ptr[0].via.u64;
+        out->last = seqs->via.array.ptr[1].via.u64;
+    }
+    return 0;
+}
+
+/* "skipped" and, when lines were skipped, "skipped_seqs": [first, last]: 1 or 2 map entries. */
+static unsigned skipped_entries(const struct tail_skipped *sk)
+{
+    return sk->count ? 2 : 1;
+}
+
+static void pack_skipped(msgpack_packer *pk, const struct tail_skipped *sk)
+{
+    wire_pack_kv_int(pk, "skipped", (int64_t)sk->count);
+    if (!sk->count)
+        return;
+    wire_pack_str(pk, "skipped_seqs");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, sk->first);
+    msgpack_pack_uint64(pk, sk->last);
+}
+
+static void pack_raw_id(struct wire_body *b, const char *id_packed, size_t id_len)
+{
+    wire_pack_str(&b->pk, "id");
+    msgpack_sbuffer_write(&b->sbuf, id_packed, id_len);
+}
+
+void tailwire_lines_begin(struct wire_body *b, const char *id_packed, size_t id_len, struct tailwire_lines_mark *mark)
+{
+    /* Lines come before "skipped", so neither the map's size nor the array's count is known
+     * yet: map32 and array32 headers, patched by finish (valid msgpack, one pass over lines). */
+    static const char map32[5] = {(char)0xdf, 0, 0, 0, 0};
+    static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
+    mark->map_at = b->sbuf.size;
+    msgpack_sbuffer_write(&b->sbuf, map32, sizeof map32);
+    pack_raw_id(b, id_packed, id_len);
+    wire_pack_str(&b->pk, "lines");
+    mark->count_at = b->sbuf.size;
+    msgpack_sbuffer_write(&b->sbuf, array32, sizeof array32);
+}
+
+void tailwire_lines_finish(struct wire_body *b, const struct tailwire_lines_mark *mark, uint32_t line_count,
+                           const struct tail_skipped *skipped)
+{
+    unsigned char *count = (unsigned char *)b->sbuf.data + mark->count_at + 1;
+    count[0] = (unsigned char)(line_count >> 24);
+    count[1] = (unsigned char)(line_count >> 16);
+    count[2] = (unsigned char)(line_count >> 8);
+    count[3] = (unsigned char)line_count;
+    unsigned entries = 2 + skipped_entries(skipped);
+    unsigned char *size = (unsigned char *)b->sbuf.data + mark->map_at + 1;
+    size[3] = (unsigned char)entries;
+    pack_skipped(&b->pk, skipped);
+}
+
+const msgpack_object *tailwire_lines_array(const msgpack_object *body)
+{
+    const msgpack_object *v = wire_map_get(body, "lines");
+    return v && v->type == MSGPACK_OBJECT_ARRAY ? v : NULL;
+}
+
+void tailwire_pack_end(struct wire_body *b, const char *id_packed, size_t id_len, int truncated,
+                       const struct tail_skipped *skipped)
+{
+    msgpack_pack_map(&b->pk, 2 + skipped_entries(skipped));
+    pack_raw_id(b, id_packed, id_len);
+    wire_pack_kv_bool(&b->pk, "truncated", truncated);
+    pack_skipped(&b->pk, skipped);
+}
+
+void tailwire_unpack_end(const msgpack_object *body, int *truncated, struct tail_skipped *skipped)
+{
+    const msgpack_object *t = wire_map_get(body, "truncated");
+    *truncated = t && t->type == MSGPACK_OBJECT_BOOLEAN && t->via.boolean;
+    tailwire_unpack_skipped(body, skipped);
+}
+
+void tailwire_pack_renew(msgpack_packer *pk, int64_t id, const uint64_t *received)
+{
+    msgpack_pack_map(pk, received ? 2 : 1);
+    wire_pack_kv_int(pk, "id", id);
+    if (received) {
+        wire_pack_str(pk, "received");
+        msgpack_pack_uint64(pk, *received);
+    }
+}
+
+int tailwire_unpack_renew(const msgpack_object *body, int *has_received, uint64_t *received, char *err,
+                          size_t errlen)
+{
+    *has_received = 0;
+    *received = 0;
+    const msgpack_object *v = wire_map_get(body, "received");
+    if (!v || v->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf(err, errlen, "tail_renew: 'received' must be a non-negative integer");
+        return -1;
+    }
+    *has_received = 1;
+    *received = v->via.u64;
+    return 0;
+}
+
+void tailwire_pack_untail(msgpack_packer *pk, int64_t id)
+{
+    msgpack_pack_map(pk, 1);
+    wire_pack_kv_int(pk, "id", id);
+}
+
+void tailwire_pack_traces_request(msgpack_packer *pk, int64_t id, int64_t limit)
+{
+    msgpack_pack_map(pk, limit ? 2 : 1);
+    wire_pack_kv_int(pk, "id", id);
+    if (limit)
+        wire_pack_kv_int(pk, "limit", limit);
+}
+
+int tailwire_unpack_traces_request(const msgpack_object *body, int64_t *limit, char *err, size_t errlen)
+{
+    *limit = TAILWIRE_TRACES_DEFAULT;
+    const msgpack_object *v = wire_map_get(body, "limit");
+    if (v && v->type != MSGPACK_OBJECT_NIL &&
+        (wire_get_int(body, "limit", limit) < 0 || *limit < 1 || *limit > PROTO_TRACES_LIMIT_MAX)) {
+        snprintf(err, errlen, "traces: 'limit' must be an integer from 1 to %d", PROTO_TRACES_LIMIT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+void tailwire_pack_traces_head(msgpack_packer *pk, const msgpack_object *id, size_t count)
+{
+    msgpack_pack_map(pk, 2);
+    wire_pack_str(pk, "id");
+    if (id)
+        msgpack_pack_object(pk, *id);
+    else
+        msgpack_pack_nil(pk);
+    wire_pack_str(pk, "traces");
+    msgpack_pack_array(pk, count);
+}
+
+void tailwire_pack_trace(msgpack_packer *pk, const struct tail_trace_summary *t)
+{
+    msgpack_pack_map(pk, 6);
+    wire_pack_kv_str(pk, "trace_id", t->trace_id);
+    wire_pack_kv_int(pk, "first_ns", t->first_ns);
+    wire_pack_kv_int(pk, "last_ns", t->last_ns);
+    wire_pack_kv_int(pk, "lines", t->lines);
+    wire_pack_kv_bool(pk, "error", t->error);
+    wire_pack_str(pk, "services");
+    msgpack_pack_array(pk, t->service_count);
+    for (size_t s = 0; s < t->service_count; s++)
+        wire_pack_str(pk, t->services[s]);
 }

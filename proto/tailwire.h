@@ -1,6 +1,7 @@
 /* tailwire: the `tail` conversation's message bodies (docs/protocol.md, "Log tail"): the
- * request a client sends and the node decodes, and one log line inside a `lines` message.
- * Encoder and decoder live together so the two sides cannot drift apart. Framing is wire.h's. */
+ * request a client sends and the node decodes, the `lines` and `end` replies with one log line
+ * inside a `lines` message, `tail_renew`, `untail` and `traces`. Encoder and decoder live
+ * together so the two sides cannot drift apart. Framing is wire.h's, type names proto.h's. */
 #ifndef DEVNODE_TAILWIRE_H
 #define DEVNODE_TAILWIRE_H
 
@@ -10,6 +11,7 @@
 
 #include "common/logline.h"
 #include "common/strbuf.h"
+#include "proto/wire.h"
 #include "proto/logfilter.h"
 
 #define TAILWIRE_GREP_MAX 4096
@@ -47,5 +49,56 @@ struct tail_line {
 };
 /* 0, or -1 when obj is not a well-formed line map. */
 int tailwire_unpack_line(const msgpack_object *obj, struct tail_line *out);
+
+/* Lines a client missed (`skipped`, and `skipped_seqs` [first, last] when count > 0). */
+struct tail_skipped {
+    uint64_t count;
+    uint64_t first, last;  /* seqs of the first and the last of them */
+};
+/* 0, or -1 when `skipped` is absent or not a non-negative integer. A missing or malformed
+ * `skipped_seqs` leaves the empty range first 1, last 0. */
+int tailwire_unpack_skipped(const msgpack_object *body, struct tail_skipped *out);
+
+/* `lines` {id, lines: [...], skipped, skipped_seqs?}, built in one pass: begin writes the head
+ * (id: the request's id, already packed) with room for the count, the caller appends the
+ * lines' encodings to b->sbuf, and finish patches the count in and adds the skipped fields. */
+struct tailwire_lines_mark {
+    size_t map_at, count_at;
+};
+void tailwire_lines_begin(struct wire_body *b, const char *id_packed, size_t id_len, struct tailwire_lines_mark *mark);
+void tailwire_lines_finish(struct wire_body *b, const struct tailwire_lines_mark *mark, uint32_t line_count,
+                           const struct tail_skipped *skipped);
+/* The lines array of a `lines` body, or NULL when absent or not an array. */
+const msgpack_object *tailwire_lines_array(const msgpack_object *body);
+
+/* `end` {id, truncated, skipped, skipped_seqs?}. */
+void tailwire_pack_end(struct wire_body *b, const char *id_packed, size_t id_len, int truncated,
+                       const struct tail_skipped *skipped);
+/* truncated: 1 when the body says true. The skipped fields as tailwire_unpack_skipped. */
+void tailwire_unpack_end(const msgpack_object *body, int *truncated, struct tail_skipped *skipped);
+
+/* `tail_renew` {id, received?}: received NULL packs no key. */
+void tailwire_pack_renew(msgpack_packer *pk, int64_t id, const uint64_t *received);
+/* *has_received 0 when absent or nil. 0, or -1 with err for an `error` reply. */
+int tailwire_unpack_renew(const msgpack_object *body, int *has_received, uint64_t *received, char *err,
+                          size_t errlen);
+/* `untail` {id}. */
+void tailwire_pack_untail(msgpack_packer *pk, int64_t id);
+
+/* `traces` {id, limit?}: limit 0 packs no key. */
+#define TAILWIRE_TRACES_DEFAULT 20
+void tailwire_pack_traces_request(msgpack_packer *pk, int64_t id, int64_t limit);
+/* *limit TAILWIRE_TRACES_DEFAULT when absent or nil. 0, or -1 with err. */
+int tailwire_unpack_traces_request(const msgpack_object *body, int64_t *limit, char *err, size_t errlen);
+/* The reply {id, traces: [...]}: head, then each summary. */
+struct tail_trace_summary {
+    const char *trace_id;
+    int64_t first_ns, last_ns, lines;
+    int error;
+    const char *const *services;  /* in the order they first printed it */
+    size_t service_count;
+};
+void tailwire_pack_traces_head(msgpack_packer *pk, const msgpack_object *id, size_t count);
+void tailwire_pack_trace(msgpack_packer *pk, const struct tail_trace_summary *t);
 
 #endif

@@ -28,7 +28,7 @@ static int send_out(struct tailclient *c, struct tailconv_out *out)
     for (size_t i = 0; i < out->send_count; i++) {
         const struct tailconv_send *s = &out->send[i];
         if (wire_send(c->sock, NULL, 0, s->type, s->body.sbuf.data, s->body.sbuf.size, ZMQ_DONTWAIT) < 0 &&
-            !strcmp(s->type, "tail"))
+            !strcmp(s->type, PROTO_TAIL))
             rc = -1;
     }
     tailconv_out_free(out);

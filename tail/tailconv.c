@@ -35,19 +35,15 @@ static struct wire_body *push(struct tailconv_out *out, const char *type)
 
 static void push_renew(struct tailconv *c, struct tailconv_out *out)
 {
-    struct wire_body *b = push(out, "tail_renew");
-    msgpack_pack_map(&b->pk, 2);
-    wire_pack_kv_int(&b->pk, "id", c->id);
-    wire_pack_str(&b->pk, "received");
-    msgpack_pack_uint64(&b->pk, c->received);
+    struct wire_body *b = push(out, PROTO_TAIL_RENEW);
+    tailwire_pack_renew(&b->pk, c->id, &c->received);
     c->acked = c->received;
 }
 
 static void push_untail(struct tailconv *c, struct tailconv_out *out)
 {
-    struct wire_body *b = push(out, "untail");
-    msgpack_pack_map(&b->pk, 1);
-    wire_pack_kv_int(&b->pk, "id", c->id);
+    struct wire_body *b = push(out, PROTO_UNTAIL);
+    tailwire_pack_untail(&b->pk, c->id);
 }
 
 /* A new subscription (new id) asking for backlog lines of history. */
@@ -56,7 +52,7 @@ static void push_request(struct tailconv *c, int64_t backlog, long long now_ms, 
     struct tail_request req = *c->req;
     req.backlog = backlog;
     c->id = (*c->next_id)++;
-    struct wire_body *b = push(out, "tail");
+    struct wire_body *b = push(out, PROTO_TAIL);
     tailwire_pack_request(&b->pk, c->id, &req);
     c->state = TAILCONV_ASKED;
     c->received = c->acked = 0;
@@ -126,19 +122,15 @@ void tailconv_forget_seqs(struct tailconv *c)
  * sent (docs/protocol.md). Everything up to its end is the caller's from now on. */
 static void take_skipped(struct tailconv *c, const msgpack_object *body, struct tailconv_out *out)
 {
-    int64_t skipped = 0;
-    if (wire_get_int(body, "skipped", &skipped) < 0 || skipped <= 0)
+    struct tail_skipped sk;
+    if (tailwire_unpack_skipped(body, &sk) < 0 || sk.count == 0)
         return;
     out->gap = 1;
-    out->skipped = (uint64_t)skipped;
-    const msgpack_object *seqs = wire_map_get(body, "skipped_seqs");
-    if (seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == 2 &&
-        seqs->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        seqs->via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        seqs->via.array.ptr[0].via.u64 <= seqs->via.array.ptr[1].via.u64) {
+    out->skipped = sk.count;
+    if (sk.first <= sk.last) { /* absent or malformed skipped_seqs read as the empty range */
         out->gap_seqs_known = 1;
-        out->gap_first = seqs->via.array.ptr[0].via.u64;
-        out->gap_last = seqs->via.array.ptr[1].via.u64;
+        out->gap_first = sk.first;
+        out->gap_last = sk.last;
         if (out->gap_first <= c->last_seq)
             out->gap_first = c->last_seq + 1;
         if (out->gap_last > c->last_seq)
@@ -152,8 +144,8 @@ static void on_lines(struct tailconv *c, const msgpack_object *body, struct tail
     if (++c->received - c->acked >= TAILCONV_ACK_EVERY)
         push_renew(c, out);
     out->event = TAILCONV_EV_LINES;
-    const msgpack_object *arr = wire_map_get(body, "lines");
-    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY) {
+    const msgpack_object *arr = tailwire_lines_array(body);
+    if (!arr) {
         out->malformed = 1;
         return;
     }
@@ -194,16 +186,15 @@ static void on_end(struct tailconv *c, const msgpack_object *body, struct tailco
 {
     c->state = TAILCONV_ENDED;
     out->event = TAILCONV_EV_END;
-    const msgpack_object *t = wire_map_get(body, "truncated");
-    out->truncated = t && t->type == MSGPACK_OBJECT_BOOLEAN && t->via.boolean;
+    struct tail_skipped unused;
+    tailwire_unpack_end(body, &out->truncated, &unused);
     take_skipped(c, body, out);
 }
 
 static void on_error(struct tailconv *c, const msgpack_object *body, long long now_ms, struct tailconv_out *out)
 {
     char message[TAILCONV_ERROR_MAX];
-    if (wire_get_str(body, "message", message, sizeof message) < 0)
-        snprintf(message, sizeof message, "(no message)");
+    proto_unpack_error(body, message, sizeof message);
     if (c->state == TAILCONV_ASKED || !c->opts.resume) {
         fail(c, out, message);
         return;
@@ -219,7 +210,7 @@ int tailconv_feed(struct tailconv *c, const char *type, const msgpack_object *bo
                   struct tailconv_out *out)
 {
     out_reset(out);
-    int lines = !strcmp(type, "lines"), end = !strcmp(type, "end"), error = !strcmp(type, "error");
+    int lines = !strcmp(type, PROTO_LINES), end = !strcmp(type, PROTO_END), error = !strcmp(type, PROTO_ERROR);
     int64_t id;
     if (!tailconv_open(c) || !(lines || end || error) || !body || wire_get_int(body, "id", &id) < 0 ||
         id != c->id)

@@ -12,7 +12,7 @@
 
 #include "common/logformat.h"
 #include "common/xalloc.h"
-#include "proto/wire.h"
+#include "proto/proto.h"
 
 static const char *const state_names[] = {
     [MODEL_STATE_UNKNOWN] = "?",          [MODEL_STATE_STARTING] = "starting", [MODEL_STATE_RUNNING] = "running",
@@ -23,14 +23,6 @@ static const char *const state_names[] = {
 const char *model_state_name(enum model_state state)
 {
     return (unsigned)state < sizeof state_names / sizeof state_names[0] ? state_names[state] : "?";
-}
-
-static enum model_state state_from_name(const msgpack_object *v)
-{
-    for (int s = MODEL_STATE_STARTING; s <= MODEL_STATE_FAILED; s++)
-        if (wire_str_eq(v, state_names[s]))
-            return (enum model_state)s;
-    return MODEL_STATE_UNKNOWN;
 }
 
 void model_init(struct model *m, size_t line_cap)
@@ -82,80 +74,66 @@ void model_free(struct model *m)
 
 /* ---------------------------------------------------------------- status */
 
-static int get_int(const msgpack_object *map, const char *key, long long dflt)
+static int clamp_int(int64_t v)
 {
-    int64_t v;
-    return wire_get_int(map, key, &v) == 0 ? (int)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v)
-                                           : (int)dflt;
+    return (int)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
 }
 
-static long long get_ll(const msgpack_object *map, const char *key)
+/* A display string: cut to cap-1 bytes, no control bytes. */
+static void copy_str(struct proto_status_str s, char *out, size_t cap)
 {
-    int64_t v;
-    return wire_get_int(map, key, &v) == 0 ? (long long)v : 0;
+    proto_status_str_copy(s, out, cap);
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
-static void get_str(const msgpack_object *map, const char *key, char *out, size_t cap)
+static enum model_state state_from_name(struct proto_status_str v)
 {
-    const msgpack_object *v = wire_map_get(map, key);
-    out[0] = '\0';
-    if (v && v->type == MSGPACK_OBJECT_STR) {
-        size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-        memcpy(out, v->via.str.ptr, n);
-        out[n] = '\0';
-        for (size_t i = 0; i < n; i++) /* a display string: no control bytes */
-            if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
-                out[i] = '?';
-    }
+    for (int s = MODEL_STATE_STARTING; s <= MODEL_STATE_FAILED; s++)
+        if (v.ptr && v.len == strlen(state_names[s]) && memcmp(v.ptr, state_names[s], v.len) == 0)
+            return (enum model_state)s;
+    return MODEL_STATE_UNKNOWN;
 }
 
-static void parse_instance(const msgpack_object *o, struct model_instance *inst)
+static void parse_instance(const struct proto_status_instance_view *o, struct model_instance *inst)
 {
     memset(inst, 0, sizeof *inst);
-    inst->index = get_int(o, "index", 0);
-    inst->state = state_from_name(wire_map_get(o, "state"));
-    inst->pid = get_int(o, "pid", 0);
-    inst->restarts = get_ll(o, "restarts");
-    inst->uptime_ms = get_ll(o, "uptime_ms");
-    if (wire_get_double(o, "cpu_percent", &inst->cpu_percent) < 0)
-        inst->cpu_percent = 0;
-    inst->rss_kib = get_ll(o, "rss_kib");
-    const msgpack_object *last = wire_map_get(o, "last_exit");
-    if (last && last->type == MSGPACK_OBJECT_MAP) {
+    inst->index = clamp_int(o->index);
+    inst->state = state_from_name(o->state);
+    inst->pid = clamp_int(o->pid);
+    inst->restarts = o->restarts;
+    inst->uptime_ms = o->uptime_ms;
+    inst->cpu_percent = o->cpu_percent;
+    inst->rss_kib = o->rss_kib;
+    if (o->has_exit) {
         inst->has_exit = 1;
-        inst->exit_code = get_int(last, "code", -1);
-        get_str(last, "signal", inst->exit_signal, sizeof inst->exit_signal);
+        inst->exit_code = o->exit_has_code ? clamp_int(o->exit_code) : -1;
+        copy_str(o->exit_signal, inst->exit_signal, sizeof inst->exit_signal);
     }
-    get_str(o, "failure", inst->failure, sizeof inst->failure);
-    int64_t port;
-    if (wire_get_int(o, "port", &port) == 0)
-        snprintf(inst->port, sizeof inst->port, "%lld", (long long)port);
+    copy_str(o->failure, inst->failure, sizeof inst->failure);
+    if (o->port_is_int)
+        snprintf(inst->port, sizeof inst->port, "%lld", (long long)o->port_int);
     else
-        get_str(o, "port", inst->port, sizeof inst->port);
+        copy_str(o->port, inst->port, sizeof inst->port);
+}
+
+static int str_eq(struct proto_status_str a, struct proto_status_str b)
+{
+    return a.ptr && b.ptr && a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
 /* The warning of the first socket of service `s` (a status entry) that has one. */
-static void service_socket_warning(const msgpack_object *node, const msgpack_object *s, char *out, size_t cap)
+static void service_socket_warning(const struct proto_status *st, const struct proto_status_service_view *s,
+                                   char *out, size_t cap)
 {
-    const msgpack_object *mine = wire_map_get(s, "sockets");
-    const msgpack_object *all = wire_map_get(node, "sockets");
     out[0] = '\0';
-    if (!mine || mine->type != MSGPACK_OBJECT_ARRAY || !all || all->type != MSGPACK_OBJECT_ARRAY)
-        return;
-    for (size_t i = 0; i < all->via.array.size && !out[0]; i++) {
-        const msgpack_object *sock = &all->via.array.ptr[i];
-        const msgpack_object *name = sock->type == MSGPACK_OBJECT_MAP ? wire_map_get(sock, "name") : NULL;
-        if (!name || name->type != MSGPACK_OBJECT_STR)
-            continue;
-        for (size_t k = 0; k < mine->via.array.size; k++) {
-            const msgpack_object *n = &mine->via.array.ptr[k];
-            if (n->type == MSGPACK_OBJECT_STR && n->via.str.size == name->via.str.size &&
-                memcmp(n->via.str.ptr, name->via.str.ptr, n->via.str.size) == 0) {
-                get_str(sock, "warning", out, cap);
+    for (size_t i = 0; i < st->socket_count && !out[0]; i++)
+        for (size_t k = 0; k < s->socket_count; k++)
+            if (str_eq(s->sockets[k], st->sockets[i].name)) {
+                copy_str(st->sockets[i].warning, out, cap);
                 break;
             }
-        }
-    }
 }
 
 static const struct model_service *find_service(const struct model *m, const char *name, size_t len)
@@ -168,20 +146,19 @@ static const struct model_service *find_service(const struct model *m, const cha
 
 int model_apply_status(struct model *m, const msgpack_object *body)
 {
-    const msgpack_object *node = wire_map_get(body, "node");
-    const msgpack_object *services = wire_map_get(body, "services");
-    if (!node || node->type != MSGPACK_OBJECT_MAP || !services || services->type != MSGPACK_OBJECT_ARRAY)
+    struct proto_status st;
+    if (proto_unpack_status(body, &st) < 0) {
+        proto_status_free(&st);
         return -1;
+    }
     m->node.known = 1;
-    m->node.pid = get_int(node, "pid", 0);
-    get_str(node, "endpoint", m->node.endpoint, sizeof m->node.endpoint);
-    get_str(node, "config", m->node.config, sizeof m->node.config);
-    m->node.uptime_ms = get_ll(node, "uptime_ms");
-    if (wire_get_double(node, "cpu_percent", &m->node.cpu_percent) < 0)
-        m->node.cpu_percent = 0;
-    m->node.rss_kib = get_ll(node, "rss_kib");
-    const msgpack_object *stopping = wire_map_get(node, "stopping");
-    m->node.stopping = stopping && stopping->type == MSGPACK_OBJECT_BOOLEAN && stopping->via.boolean;
+    m->node.pid = clamp_int(st.pid);
+    copy_str(st.endpoint, m->node.endpoint, sizeof m->node.endpoint);
+    copy_str(st.config, m->node.config, sizeof m->node.config);
+    m->node.uptime_ms = st.uptime_ms;
+    m->node.cpu_percent = st.cpu_percent;
+    m->node.rss_kib = st.rss_kib;
+    m->node.stopping = st.stopping;
 
     /* Remember the selected row by name and index so a refresh keeps it. */
     char *sel_name = NULL;
@@ -192,36 +169,31 @@ int model_apply_status(struct model *m, const msgpack_object *body)
             sel_index = m->services[m->table.service].instances[m->table.instance].index;
     }
 
-    size_t n = services->via.array.size;
+    size_t n = st.service_count;
     struct model_service *fresh = xrealloc(NULL, (n ? n : 1) * sizeof *fresh);
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
-        const msgpack_object *s = &services->via.array.ptr[i];
-        const msgpack_object *name = wire_map_get(s, "name");
-        if (!name || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0)
+        const struct proto_status_service_view *s = &st.services[i];
+        if (!s->name.ptr || s->name.len == 0)
             continue;
         struct model_service *svc = &fresh[count++];
         memset(svc, 0, sizeof *svc);
-        svc->name = xstrndup(name->via.str.ptr, name->via.str.size);
+        svc->name = xstrndup(s->name.ptr, s->name.len);
         for (char *c = svc->name; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 *c = '?';
-        svc->desired = get_int(s, "desired", 0);
-        svc->running = get_int(s, "running", 0);
-        const msgpack_object *socks = wire_map_get(s, "sockets");
-        svc->has_socket = socks && socks->type == MSGPACK_OBJECT_ARRAY && socks->via.array.size > 0;
-        service_socket_warning(node, s, svc->warning, sizeof svc->warning);
-        const msgpack_object *insts = wire_map_get(s, "instances");
-        if (insts && insts->type == MSGPACK_OBJECT_ARRAY) {
-            svc->cap = insts->via.array.size;
-            svc->instances = xrealloc(NULL, (svc->cap ? svc->cap : 1) * sizeof *svc->instances);
-            for (size_t k = 0; k < insts->via.array.size; k++)
-                if (insts->via.array.ptr[k].type == MSGPACK_OBJECT_MAP)
-                    parse_instance(&insts->via.array.ptr[k], &svc->instances[svc->count++]);
-        }
-        const struct model_service *old = find_service(m, name->via.str.ptr, name->via.str.size);
+        svc->desired = clamp_int(s->desired);
+        svc->running = clamp_int(s->running);
+        svc->has_socket = s->socket_count > 0;
+        service_socket_warning(&st, s, svc->warning, sizeof svc->warning);
+        svc->cap = s->instance_count;
+        svc->instances = xrealloc(NULL, (svc->cap ? svc->cap : 1) * sizeof *svc->instances);
+        for (size_t k = 0; k < s->instance_count; k++)
+            parse_instance(&s->instances[k], &svc->instances[svc->count++]);
+        const struct model_service *old = find_service(m, s->name.ptr, s->name.len);
         svc->expanded = old ? old->expanded : svc->count <= 16;
     }
+    proto_status_free(&st);
 
     size_t sel_service = 0;
     int sel_instance = -1;

@@ -194,8 +194,7 @@ static int64_t send_simple(struct tui *t, const char *type)
     struct wire_body b;
     wire_body_init(&b);
     int64_t id = t->next_id++;
-    msgpack_pack_map(&b.pk, 1);
-    wire_pack_kv_int(&b.pk, "id", id);
+    proto_pack_request_id(&b.pk, id);
     return send_body(t, type, &b) < 0 ? 0 : id;
 }
 
@@ -206,7 +205,7 @@ static int send_conv(struct tui *t, struct tailconv_out *out)
     for (size_t i = 0; i < out->send_count; i++) {
         const struct tailconv_send *s = &out->send[i];
         if (wire_send(t->sock, NULL, 0, s->type, s->body.sbuf.data, s->body.sbuf.size, ZMQ_DONTWAIT) < 0 &&
-            !strcmp(s->type, "tail"))
+            !strcmp(s->type, PROTO_TAIL))
             rc = -1;
     }
     if (out->send_count)
@@ -217,7 +216,7 @@ static int send_conv(struct tui *t, struct tailconv_out *out)
 
 static void send_status(struct tui *t)
 {
-    t->status_id = send_simple(t, "status");
+    t->status_id = send_simple(t, PROTO_STATUS);
     t->status_sent_ms = uv_now(t->loop);
 }
 
@@ -389,7 +388,7 @@ static void on_ok(struct tui *t, const struct wire_msg *msg, int64_t id)
     int64_t n = 0;
     switch (p->kind) {
     case UI_ACT_RESTART: {
-        wire_get_int(msg->body, "instances", &n);
+        proto_unpack_change_accepted(msg->body, 0, &n);
         int rolling = 0;
         for (size_t i = 0; i < t->model.service_count; i++) {
             const char *name = t->model.services[i].name;
@@ -403,7 +402,7 @@ static void on_ok(struct tui *t, const struct wire_msg *msg, int64_t id)
         break;
     }
     case UI_ACT_SCALE:
-        wire_get_int(msg->body, "count", &n);
+        proto_unpack_change_accepted(msg->body, 1, &n);
         ui_flash(&t->ui, now, 0, "%s scaled to %lld", p->target, (long long)n);
         break;
     case UI_ACT_STOP_NODE:
@@ -419,8 +418,7 @@ static void on_ok(struct tui *t, const struct wire_msg *msg, int64_t id)
 static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
 {
     char message[400];
-    if (wire_get_str(msg->body, "message", message, sizeof message) < 0)
-        snprintf(message, sizeof message, "(no message)");
+    proto_unpack_error(msg->body, message, sizeof message);
     uint64_t now = uv_now(t->loop);
     if (id && id == t->status_id) {
         t->status_id = 0;
@@ -428,7 +426,7 @@ static void on_error(struct tui *t, const struct wire_msg *msg, int64_t id)
     } else {
         struct pending *p = pending_take(t, id);
         if (p) {
-            const char *what = p->kind == UI_ACT_RESTART ? "restart" : p->kind == UI_ACT_SCALE ? "scale" : "stop";
+            const char *what = p->kind == UI_ACT_RESTART ? PROTO_RESTART : p->kind == UI_ACT_SCALE ? PROTO_SCALE : PROTO_STOP;
             ui_flash(&t->ui, now, 1, "%s %s: %s", what, p->target, message);
         }
     }
@@ -451,7 +449,7 @@ static void handle_msg(struct tui *t, const struct wire_msg *msg)
     /* else: a stale subscription's last batch, or a reply to another request */
     int64_t id = 0;
     wire_get_int(msg->body, "id", &id);
-    if (!strcmp(msg->type, "status")) {
+    if (!strcmp(msg->type, PROTO_STATUS)) {
         if (model_apply_status(&t->model, msg->body) == 0) {
             if (t->live.last_seq && t->last_seq_pid && t->model.node.pid != t->last_seq_pid)
                 tailconv_forget_seqs(&t->live); /* another node: its line numbers start over */
@@ -461,9 +459,9 @@ static void handle_msg(struct tui *t, const struct wire_msg *msg)
                 t->status_id = 0;
             mark_dirty(t);
         }
-    } else if (!strcmp(msg->type, "ok")) {
+    } else if (!strcmp(msg->type, PROTO_OK)) {
         on_ok(t, msg, id);
-    } else if (!strcmp(msg->type, "error")) {
+    } else if (!strcmp(msg->type, PROTO_ERROR)) {
         on_error(t, msg, id);
     }
 }
@@ -532,17 +530,15 @@ static void perform(struct tui *t, const struct ui_action *act)
         ui_flash(&t->ui, now, 0, "stopping the node...");
         if (t->on_stop) {
             t->on_stop(t->stop_ctx);
-        } else if ((id = send_simple(t, "stop")) != 0) {
+        } else if ((id = send_simple(t, PROTO_STOP)) != 0) {
             pending_add(t, id, act);
         }
         break;
     case UI_ACT_RESTART:
         wire_body_init(&b);
         id = t->next_id++;
-        msgpack_pack_map(&b.pk, 2);
-        wire_pack_kv_int(&b.pk, "id", id);
-        wire_pack_kv_str(&b.pk, "target", act->target);
-        if (send_body(t, "restart", &b) == 0) {
+        proto_pack_restart(&b.pk, id, &(struct proto_restart){.target = act->target});
+        if (send_body(t, PROTO_RESTART, &b) == 0) {
             pending_add(t, id, act);
             ui_flash(&t->ui, now, 0, "restart %s...", act->target);
         }
@@ -550,11 +546,8 @@ static void perform(struct tui *t, const struct ui_action *act)
     case UI_ACT_SCALE:
         wire_body_init(&b);
         id = t->next_id++;
-        msgpack_pack_map(&b.pk, 3);
-        wire_pack_kv_int(&b.pk, "id", id);
-        wire_pack_kv_str(&b.pk, "service", act->target);
-        wire_pack_kv_int(&b.pk, "count", act->count);
-        if (send_body(t, "scale", &b) == 0) {
+        proto_pack_scale(&b.pk, id, &(struct proto_scale){.service = act->target, .count = act->count});
+        if (send_body(t, PROTO_SCALE, &b) == 0) {
             pending_add(t, id, act);
             ui_flash(&t->ui, now, 0, "scale %s to %d...", act->target, act->count);
         }
