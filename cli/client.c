@@ -82,6 +82,11 @@ static enum recv_result conn_recv(struct cli_conn *conn, long long deadline, int
         enum wire_recv_result r = wire_recv(conn->sock, 0, reply, why, sizeof why);
         if (r == WIRE_AGAIN)
             continue;
+        if (r == WIRE_OTHER_VERSION) {
+            proto_version_mismatch(err, errlen, reply->version, WIRE_VERSION, "devnode");
+            wire_msg_free(reply);
+            return RECV_FAILED;
+        }
         if (r != WIRE_OK) {
             snprintf(err, errlen, "bad reply from the node: %s", why);
             return RECV_FAILED;

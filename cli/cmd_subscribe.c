@@ -169,6 +169,11 @@ static int drain(struct subscriber *s, char *err, size_t errlen)
             return 0;
         if (r == WIRE_MALFORMED)
             continue;
+        if (r == WIRE_OTHER_VERSION) {
+            proto_version_mismatch(err, errlen, msg.version, WIRE_VERSION, "devnode");
+            wire_msg_free(&msg);
+            return -1;
+        }
         if (r == WIRE_ERROR) {
             snprintf(err, errlen, "%s", why);
             return -1;

@@ -196,6 +196,15 @@ struct dn_queued *dn_node_recv(struct devnode *dn)
             q->next = NULL;
             return q;
         }
+        if (r == WIRE_OTHER_VERSION) {
+            char line[300];
+            proto_version_mismatch(line, sizeof line, q->msg.version, WIRE_VERSION, "libdevnode");
+            wire_msg_free(&q->msg);
+            dn->spare = q;
+            dn->malformed++;
+            fprintf(stderr, "WARNING devnode: dropped a message from the node: %s\n", line);
+            continue;
+        }
         dn->spare = q; /* nothing decoded: q holds nothing that needs freeing */
         if (r == WIRE_MALFORMED) {
             dn->malformed++;

@@ -48,6 +48,16 @@ static void control_drain(struct control *ctl)
         enum wire_recv_result rc = wire_recv(ctl->router, 1, &msg, err, sizeof err);
         if (rc == WIRE_AGAIN)
             return;
+        if (rc == WIRE_OTHER_VERSION) {
+            /* Not served, so counted with the malformed ones; but the sender is told why, in
+             * one line naming both versions, instead of waiting for an answer that never comes. */
+            ctl->malformed_messages++;
+            char why[300];
+            proto_version_mismatch(why, sizeof why, WIRE_VERSION, msg.version, "client");
+            control_reply_error(ctl, &msg, why);
+            wire_msg_free(&msg);
+            continue;
+        }
         if (rc != WIRE_OK) {
             ctl->malformed_messages++;
             continue;

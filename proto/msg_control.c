@@ -48,6 +48,15 @@ void proto_unpack_error(const msgpack_object *body, char *message, size_t cap)
         snprintf(message, cap, "(no message)");
 }
 
+void proto_version_mismatch(char *out, size_t cap, const char *node_version, const char *peer_version,
+                            const char *peer)
+{
+    snprintf(out, cap,
+             "the node speaks protocol %s, this %s %s: run the node and its clients from the same devnode build "
+             "(stop the node and start it again with this one)",
+             node_version, peer, peer_version);
+}
+
 static int get_bool(const msgpack_object *map, const char *key)
 {
     const msgpack_object *v = wire_map_get(map, key);

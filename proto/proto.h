@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/wire.h"
+#define PROTOCOL_VERSION 1 /* before wire.h: the version frame is made of it */
 
-#define PROTOCOL_VERSION 1
+#include "proto/wire.h"
 
 /* ---- message types (frame 2) ---------------------------------------------------------- */
 /* Replies */
@@ -64,6 +64,13 @@
 #define PROTO_SCALE_MAX             10000 /* instances a `scale` may ask for */
 #define PROTO_EMIT_BATCH_MAX        1000  /* events per `events` message and per emit */
 #define PROTO_TRACES_LIMIT_MAX      10000
+
+/* ---- another version ----------------------------------------------------------------- */
+/* The one line for a peer of another protocol version, naming both, e.g. "the node speaks
+ * protocol 1, this devnode 2: ...". node_version/peer_version are version frames; peer is
+ * what the other side is called ("devnode" in the CLI, "client" in the node's answer). */
+void proto_version_mismatch(char *out, size_t cap, const char *node_version, const char *peer_version,
+                            const char *peer);
 
 #include "proto/msg_control.h"
 

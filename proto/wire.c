@@ -73,8 +73,19 @@ enum wire_recv_result wire_recv(void *sock, int routed, struct wire_msg *msg, ch
         version = first;
     }
 
-    if (zmq_msg_size(&version) != 1 || memcmp(zmq_msg_data(&version), WIRE_VERSION, 1) != 0)
+    /* A version is 1-3 decimal digits without a leading zero; ours, or another one we can
+     * name in an answer. Anything else is not this protocol at all. */
+    size_t version_len = zmq_msg_size(&version);
+    const char *v = zmq_msg_data(&version);
+    if (version_len == 0 || version_len > WIRE_VERSION_MAX || v[0] == '0')
         why = "unsupported protocol version frame";
+    for (size_t i = 0; !why && i < version_len; i++)
+        if (v[i] < '0' || v[i] > '9')
+            why = "unsupported protocol version frame";
+    if (!why) {
+        memcpy(msg->version, v, version_len);
+        msg->version[version_len] = '\0';
+    }
     zmq_msg_close(&version);
     if (why) {
         wire_drain(sock);
@@ -138,6 +149,10 @@ enum wire_recv_result wire_recv(void *sock, int routed, struct wire_msg *msg, ch
         return WIRE_MALFORMED;
     }
     msg->body = &msg->unpacked.data;
+    if (strcmp(msg->version, WIRE_VERSION) != 0) {
+        snprintf(err, errlen, "message '%s' of protocol version %s", msg->type, msg->version);
+        return WIRE_OTHER_VERSION;
+    }
     return WIRE_OK;
 }
 

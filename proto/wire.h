@@ -10,7 +10,13 @@
 #include <msgpack.h>
 #include <zmq.h>
 
-#define WIRE_VERSION "1"
+#ifndef PROTOCOL_VERSION
+#include "proto/proto.h" /* PROTOCOL_VERSION */
+#endif
+#define WIRE_STR_(v) #v
+#define WIRE_STR(v) WIRE_STR_(v)
+#define WIRE_VERSION WIRE_STR(PROTOCOL_VERSION) /* the version frame: decimal text */
+#define WIRE_VERSION_MAX 3                      /* digits of a version frame */
 #define WIRE_TYPE_MAX 31
 #define WIRE_IDENTITY_MAX 255
 #define WIRE_BODY_MAX (16u << 20)
@@ -18,17 +24,26 @@
 struct wire_msg {
     unsigned char identity[WIRE_IDENTITY_MAX]; /* ROUTER routing id; identity_len 0 otherwise */
     size_t identity_len;
+    char version[WIRE_VERSION_MAX + 1]; /* the sender's protocol version, as sent */
     char type[WIRE_TYPE_MAX + 1];   /* NUL-terminated ASCII word */
     zmq_msg_t body_frame;           /* keeps the bytes the decoded objects point into */
     msgpack_unpacked unpacked;      /* owns the decoded objects */
     const msgpack_object *body;     /* the body map */
 };
 
-enum wire_recv_result { WIRE_OK = 0, WIRE_AGAIN = 1, WIRE_MALFORMED = -1, WIRE_ERROR = -2 };
+enum wire_recv_result {
+    WIRE_OK = 0,
+    WIRE_AGAIN = 1,
+    WIRE_OTHER_VERSION = 2, /* a well-formed message of another protocol version */
+    WIRE_MALFORMED = -1,
+    WIRE_ERROR = -2,
+};
 
 /* Receives one message without blocking. With `routed` the first frame is a routing id.
- * WIRE_OK: *msg must be released with wire_msg_free. WIRE_MALFORMED: every frame of the bad
- * message was consumed and err says why (msg holds nothing). WIRE_AGAIN: nothing to read. */
+ * WIRE_OK: *msg must be released with wire_msg_free. WIRE_OTHER_VERSION: the same, but the
+ * version frame (msg->version, decimal digits) is not ours; the body is only known to be a
+ * map (docs/protocol.md, "Versions"). WIRE_MALFORMED: every frame of the bad message was
+ * consumed and err says why (msg holds nothing). WIRE_AGAIN: nothing to read. */
 enum wire_recv_result wire_recv(void *sock, int routed, struct wire_msg *msg, char *err, size_t errlen);
 void wire_msg_free(struct wire_msg *msg);
 /* Consumes the remaining frames of a message being received (after a bad frame). */

@@ -129,6 +129,11 @@ enum tailclient_event tailclient_next(struct tailclient *c, const struct tailcon
         enum wire_recv_result r = wire_recv(c->sock, 0, &c->msg, why, sizeof why);
         if (r == WIRE_AGAIN)
             continue;
+        if (r == WIRE_OTHER_VERSION) {
+            proto_version_mismatch(err, errlen, c->msg.version, WIRE_VERSION, "devnode");
+            wire_msg_free(&c->msg);
+            return TAILCLIENT_FAILED;
+        }
         if (r != WIRE_OK) {
             snprintf(err, errlen, "bad message from the node: %s", why);
             return TAILCLIENT_FAILED;

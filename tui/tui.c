@@ -483,6 +483,14 @@ static void drain(struct tui *t)
         enum wire_recv_result rc = wire_recv(t->sock, 0, &msg, err, sizeof err);
         if (rc == WIRE_AGAIN)
             return;
+        if (rc == WIRE_OTHER_VERSION) {
+            /* Nothing it sends can be trusted to mean what we read: say so where the logs go. */
+            proto_version_mismatch(t->model.node.stream_error, sizeof t->model.node.stream_error, msg.version,
+                                   WIRE_VERSION, "dashboard");
+            wire_msg_free(&msg);
+            mark_dirty(t);
+            continue;
+        }
         if (rc != WIRE_OK)
             continue;
         handle_msg(t, &msg);

@@ -225,7 +225,8 @@ def test_wire_status_round_trip_and_malformed_messages(project, dealer):
 
     garbage = [
         [b"hello"],                                                    # a single frame
-        [b"2", b"status", msgpack.packb({"id": 1})],                   # wrong version
+        [b"01", b"status", msgpack.packb({"id": 1})],                  # a version is no number
+        [b"2", b"status", b"\xc1"],                                    # another version, no map
         [b"1", b"status"],                                             # missing body
         [b"1", b"status", msgpack.packb([1, 2, 3])],                   # body not a map
         [b"1", b"status", msgpack.packb("id")],                        # body a string
@@ -286,6 +287,81 @@ def test_wire_errors_for_bad_requests(project, dealer):
     node.wait_running("Svc", 2)
     assert node.status()["node"]["malformed_messages"] == 0
     node.stop()
+
+
+def test_a_client_of_another_protocol_version_gets_one_line_naming_both(project, dealer):
+    project.write(SLEEPER.format(n=1))
+    node = project.up()
+    d = dealer()
+    for version in (b"2", b"10"):
+        d.send([version, b"status", msgpack.packb({"id": 41})])
+        frames = d.recv()
+        assert len(frames) == 3
+        assert frames[:2] == [b"1", b"error"]   # framed in the node's own version
+        body = msgpack.unpackb(frames[2], raw=False)
+        assert body["id"] == 41
+        message = body["message"]
+        assert "\n" not in message
+        assert message.startswith(f"the node speaks protocol 1, this client {version.decode()}: "), message
+    # Not served, so counted with the malformed messages; the node goes on serving version 1.
+    assert node.status()["node"]["malformed_messages"] == 2
+    _, type_, body = d.request(b"ping", {"id": 42})
+    assert type_ == b"ok" and body == {"id": 42}
+    node.stop()
+
+
+class OtherVersionNode:
+    """A node of protocol version 2, as far as a client can tell: it holds the run dir's lock,
+    publishes an endpoint and answers every message in its own version with the error a node
+    gives a client of another version. Only this can show what the CLI does then."""
+
+    def __init__(self, project):
+        import threading
+        project.run_dir.mkdir(mode=0o700, exist_ok=True)
+        self.lock = open(project.run_dir / "node.lock", "w")
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.lock.write(str(os.getpid()))
+        self.lock.flush()
+        endpoint = f"ipc://{project.run_dir}/v2.sock"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.bind(endpoint)
+        (project.run_dir / "endpoint").write_text(endpoint + "\n")
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            if not self.sock.poll(100):
+                continue
+            frames = self.sock.recv_multipart()
+            ident, version = frames[0], frames[1]
+            body = msgpack.unpackb(frames[3]) if len(frames) == 4 else {}
+            self.sock.send_multipart([ident, b"2", b"error", msgpack.packb(
+                {"id": body.get("id"), "message": f"the node speaks protocol 2, this client {version.decode()}"})])
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+        self.ctx.term()
+        self.lock.close()
+
+
+def test_the_cli_names_both_versions_when_the_node_speaks_another(project):
+    project.write(SLEEPER.format(n=1))
+    other = OtherVersionNode(project)
+    try:
+        for args in (("status",), ("status", "--json"), ("restart", "--no-wait", "Svc"), ("stop",)):
+            r = project.cli(*args)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 1, (args, r.stderr)
+            assert len(lines) == 1 and "the node speaks protocol 2, this devnode 1: " in lines[0], (args, lines)
+            assert lines[0].startswith("devnode: "), lines
+    finally:
+        other.close()
 
 
 # ---------------------------------------------------------------- signals and exit codes

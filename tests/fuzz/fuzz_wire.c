@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wire_msg msg;
     char err[256] = "";
     enum wire_recv_result rc = wire_recv(rx, routed, &msg, err, sizeof err);
-    FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED, "wire_recv returned %d (%s)", (int)rc, err);
+    FUZZ_CHECK(rc == WIRE_OK || rc == WIRE_MALFORMED || rc == WIRE_OTHER_VERSION, "wire_recv returned %d (%s)",
+               (int)rc, err);
     FUZZ_CHECK(!fuzz_rcvmore(rx), "wire_recv left frames of the message unread (rc %d, %s)", (int)rc, err);
     struct wire_msg next;
     FUZZ_CHECK(wire_recv(rx, routed, &next, err, sizeof err) == WIRE_AGAIN, "a second message appeared");
@@ -107,6 +108,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    size_t vl = strlen(msg.version);
+    FUZZ_CHECK(vl >= 1 && vl <= WIRE_VERSION_MAX && msg.version[0] != '0', "version of %zu bytes", vl);
+    FUZZ_CHECK(strspn(msg.version, "0123456789") == vl, "version '%s' is not decimal", msg.version);
+    FUZZ_CHECK((rc == WIRE_OK) == (strcmp(msg.version, WIRE_VERSION) == 0), "version %s with rc %d", msg.version,
+               (int)rc);
     size_t tl = strlen(msg.type);
     FUZZ_CHECK(tl >= 1 && tl <= WIRE_TYPE_MAX, "type of %zu bytes", tl);
     for (size_t i = 0; i < tl; i++)
