@@ -129,11 +129,9 @@ static int cmd_discover(struct cli_args *args)
     const struct cli_project project = args->project;
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 2);
-    wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_str(&body.pk, "service", NULL); /* all of them: an unknown SERVICE names the others */
+    proto_pack_discover(&body.pk, 1, NULL); /* all of them: an unknown SERVICE names the others */
     struct wire_msg reply;
-    if (cli_call(&project, "discover", &body, &reply, "discover") < 0)
+    if (cli_call(&project, PROTO_DISCOVER, &body, &reply, "discover") < 0)
         return CLI_FAILURE;
     json_t *whole = msgjson_to_json(reply.body);
     wire_msg_free(&reply);

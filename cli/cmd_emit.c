@@ -64,24 +64,18 @@ static int cmd_emit(struct cli_args *args)
     struct wire_body req;
     wire_body_init(&req);
     msgpack_packer *pk = &req.pk;
-    msgpack_pack_map(pk, 6);
-    wire_pack_kv_int(pk, "id", 1);
-    wire_pack_kv_str(pk, "type", type);
-    wire_pack_str(pk, "body");
+    struct proto_emit e = {.type = type, .trace_id = trace_id, .source = "cli", .delay_ms = delay_ms};
+    proto_pack_emit_begin(pk, 1, &e);
     int packed = msgjson_pack(pk, body);
     json_decref(body);
-    wire_pack_str(pk, "headers");
-    msgpack_pack_map(pk, 1);
-    wire_pack_kv_str(pk, "trace_id", trace_id);
-    wire_pack_kv_str(pk, "source", "cli");
-    wire_pack_kv_int(pk, "delay_ms", delay_ms);
+    proto_pack_emit_end(pk, &e);
     if (packed < 0) {
         wire_body_free(&req);
         cli_error("emit: BODY holds a value msgpack cannot carry");
         return CLI_USAGE;
     }
     struct wire_msg reply;
-    int rc = cli_request(&project, "emit", &req, 5000, &reply, err, sizeof err);
+    int rc = cli_request(&project, PROTO_EMIT, &req, CLI_ANSWER_TIMEOUT_MS, &reply, err, sizeof err);
     wire_body_free(&req);
     if (rc < 0) {
         cli_error("emit %s: %s", type, err);

@@ -59,39 +59,40 @@ static int send_subscribe(struct subscriber *s, char **patterns, int count)
     struct wire_body b;
     wire_body_init(&b);
     msgpack_packer *pk = &b.pk;
-    msgpack_pack_map(pk, 7);
-    wire_pack_kv_int(pk, "id", s->next_id++);
-    wire_pack_kv_str(pk, "subscription", SUBSCRIPTION);
-    wire_pack_str(pk, "patterns");
-    msgpack_pack_array(pk, (size_t)count);
-    for (int i = 0; i < count; i++)
-        wire_pack_str(pk, patterns[i]);
-    wire_pack_kv_str(pk, "group", NULL);
-    wire_pack_kv_bool(pk, "broadcast", 1);
-    wire_pack_kv_int(pk, "pid", getpid());
-    /* With -n, taking more than we will ack would only make the node requeue them. */
-    wire_pack_kv_int(pk, "prefetch", s->limit && s->limit < PREFETCH ? s->limit : PREFETCH);
-    return send_body(s, "subscribe", &b);
+    struct proto_subscribe req = {.subscription = SUBSCRIPTION,
+                                  .patterns = (const char *const *)patterns,
+                                  .pattern_count = (size_t)count,
+                                  .broadcast = 1,
+                                  .pid = getpid(),
+                                  /* With -n, taking more than we will ack would only make the
+                                   * node requeue them. */
+                                  .prefetch = s->limit && s->limit < PREFETCH ? s->limit : PREFETCH};
+    proto_pack_subscribe(pk, s->next_id++, &req);
+    return send_body(s, PROTO_SUBSCRIBE, &b);
 }
 
-static void send_simple(struct subscriber *s, const char *type, const char *key, int64_t value)
+static void send_ack(struct subscriber *s, uint64_t delivery)
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    wire_pack_kv_int(&b.pk, "id", s->next_id++);
-    wire_pack_kv_int(&b.pk, key, value);
-    send_body(s, type, &b);
+    proto_pack_settle(&b.pk, s->next_id++, &delivery, 1);
+    send_body(s, PROTO_ACK, &b);
+}
+
+static void send_heartbeat(struct subscriber *s)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    proto_pack_heartbeat(&b.pk, s->next_id++, getpid());
+    send_body(s, PROTO_HEARTBEAT, &b);
 }
 
 static void send_unsubscribe(struct subscriber *s)
 {
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    wire_pack_kv_int(&b.pk, "id", s->next_id++);
-    wire_pack_kv_str(&b.pk, "subscription", SUBSCRIPTION);
-    send_body(s, "unsubscribe", &b);
+    proto_pack_unsubscribe(&b.pk, s->next_id++, SUBSCRIPTION);
+    send_body(s, PROTO_UNSUBSCRIBE, &b);
 }
 
 static void append_value(struct strbuf *line, json_t *v)
@@ -153,7 +154,7 @@ static void handle_event(struct subscriber *s, const struct wire_msg *msg)
     /* Acked only once printed: an event we could not show goes back to the node. */
     int64_t delivery;
     if (!s->output_closed && wire_get_int(msg->body, "delivery", &delivery) == 0) {
-        send_simple(s, "ack", "delivery", delivery);
+        send_ack(s, (uint64_t)delivery);
         s->seen++;
     }
 }
@@ -179,14 +180,14 @@ static int drain(struct subscriber *s, char *err, size_t errlen)
             return -1;
         }
         int rc = 0;
-        if (!strcmp(msg.type, "event")) {
+        if (!strcmp(msg.type, PROTO_EVENT)) {
             handle_event(s, &msg);
-        } else if (!strcmp(msg.type, "error")) {
-            char message[400] = "(no message)";
-            wire_get_str(msg.body, "message", message, sizeof message);
+        } else if (!strcmp(msg.type, PROTO_ERROR)) {
+            char message[400];
+            proto_unpack_error(msg.body, message, sizeof message);
             snprintf(err, errlen, "%s", message);
             rc = -1;
-        } else if (!strcmp(msg.type, "ok")) {
+        } else if (!strcmp(msg.type, PROTO_OK)) {
             s->subscribed = 1; /* the only request with a reply is the subscribe */
         }
         wire_msg_free(&msg);
@@ -225,7 +226,7 @@ static int run(struct subscriber *s, char **patterns, int count)
                 cli_error("subscribe: the node (pid %d) is gone", (int)s->node_pid);
                 return CLI_FAILURE;
             }
-            send_simple(s, "heartbeat", "pid", getpid());
+            send_heartbeat(s);
             next_heartbeat = now + PROTO_HEARTBEAT_MS;
         }
         long long wake = next_heartbeat;

@@ -136,23 +136,20 @@ int rpcclient_resolve(struct rpcclient *c, const struct cli_project *project, co
 {
     struct wire_body body;
     wire_body_init(&body);
-    msgpack_pack_map(&body.pk, 2);
-    wire_pack_kv_int(&body.pk, "id", 1);
-    wire_pack_kv_str(&body.pk, "service", service);
+    proto_pack_discover(&body.pk, 1, service);
     struct wire_msg reply;
-    int rc = cli_request(project, "discover", &body, 5000, &reply, err, errlen);
+    int rc = cli_request(project, PROTO_DISCOVER, &body, CLI_ANSWER_TIMEOUT_MS, &reply, err, errlen);
     wire_body_free(&body);
     if (rc < 0)
         return -1;
-    rc = connect_instances(c, wire_map_get(reply.body, "services"), service, err, errlen);
+    rc = connect_instances(c, proto_services_array(reply.body), service, err, errlen);
     wire_msg_free(&reply);
     return rc;
 }
 
 static void pack_headers(msgpack_packer *pk, const char *trace_id)
 {
-    msgpack_pack_map(pk, 1);
-    wire_pack_kv_str(pk, "trace_id", trace_id);
+    rpc_pack_headers(pk, trace_id);
 }
 
 int rpcclient_send(struct rpcclient *c, int tag, const char *subject, const char *trace_id,

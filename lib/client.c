@@ -86,23 +86,15 @@ static int dn_discover(struct devnode *dn, struct dn_service *svc)
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
-    msgpack_pack_map(&b.pk, 2);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
-    wire_pack_kv_str(&b.pk, "service", svc->name);
+    proto_pack_discover(&b.pk, (int64_t)id, svc->name);
     struct dn_queued *reply = NULL;
-    int rc = dn_node_request(dn, "discover", &b, id, DN_NODE_TIMEOUT_MS, &reply);
+    int rc = dn_node_request(dn, PROTO_DISCOVER, &b, id, DN_NODE_TIMEOUT_MS, &reply);
     wire_body_free(&b);
     if (rc < 0)
         return rc;
 
-    const msgpack_object *services = wire_map_get(reply->msg.body, "services");
-    const msgpack_object *insts = NULL;
-    for (uint32_t i = 0; services && services->type == MSGPACK_OBJECT_ARRAY && i < services->via.array.size; i++) {
-        const msgpack_object *s = &services->via.array.ptr[i];
-        if (wire_str_eq(wire_map_get(s, "name"), svc->name))
-            insts = wire_map_get(s, "instances");
-    }
-    size_t n = insts && insts->type == MSGPACK_OBJECT_ARRAY ? insts->via.array.size : 0;
+    const msgpack_object *insts = proto_services_instances(proto_services_array(reply->msg.body), svc->name);
+    size_t n = insts ? insts->via.array.size : 0;
     struct dn_instance *fresh = n ? calloc(n, sizeof *fresh) : NULL;
     size_t count = 0;
     for (size_t i = 0; fresh && i < n; i++) {
@@ -239,8 +231,7 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
     }
     char tmp[DEVNODE_TRACE_ID_MAX + 1];
     msgpack_sbuffer_clear(&dn->out_headers.sbuf);
-    msgpack_pack_map(&dn->out_headers.pk, 1);
-    wire_pack_kv_str(&dn->out_headers.pk, "trace_id", dn_trace_or_new(dn, tmp));
+    rpc_pack_headers(&dn->out_headers.pk, dn_trace_or_new(dn, tmp));
 
     for (int pass = 0; pass < 2; pass++) {
         struct dn_service *svc = NULL;

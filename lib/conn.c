@@ -180,7 +180,7 @@ int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b
 
 int dn_is_delivery(const struct dn_queued *q)
 {
-    return strcmp(q->msg.type, "event") == 0 || strcmp(q->msg.type, "events") == 0;
+    return strcmp(q->msg.type, PROTO_EVENT) == 0 || strcmp(q->msg.type, PROTO_EVENTS) == 0;
 }
 
 struct dn_queued *dn_node_recv(struct devnode *dn)
@@ -226,10 +226,8 @@ void dn_maybe_heartbeat(struct devnode *dn)
     dn->next_heartbeat_ms = now + PROTO_HEARTBEAT_MS; /* first: the register below waits in here */
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)dn_next_request_id(dn));
-    wire_pack_kv_int(&b.pk, "pid", dn->pid);
-    dn_node_send(dn, "heartbeat", &b);
+    proto_pack_heartbeat(&b.pk, (int64_t)dn_next_request_id(dn), dn->pid);
+    dn_node_send(dn, PROTO_HEARTBEAT, &b);
     wire_body_free(&b);
     /* A handler that ran longer than the registry's 3 s heartbeat timeout got us dropped, and a
      * heartbeat does not bring an entry back: register again, from devnode_process, since a
@@ -259,10 +257,9 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
         if (q) {
             int64_t rid;
             if (wire_get_int(q->msg.body, "id", &rid) == 0 && (uint64_t)rid == id) {
-                if (strcmp(q->msg.type, "error") == 0) {
+                if (strcmp(q->msg.type, PROTO_ERROR) == 0) {
                     char message[200];
-                    if (wire_get_str(q->msg.body, "message", message, sizeof message) < 0)
-                        snprintf(message, sizeof message, "(no message)");
+                    proto_unpack_error(q->msg.body, message, sizeof message);
                     dn_queued_free(q);
                     return dn_fail(dn, DEVNODE_E_NODE, "the node refused '%s': %s", type, message);
                 }
@@ -304,11 +301,10 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
 void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
 {
     int64_t id;
-    if (strcmp(q->msg.type, "error") == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
+    if (strcmp(q->msg.type, PROTO_ERROR) == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
         ((uint64_t)id & DN_UNWAITED_ID)) {
         char message[300];
-        if (wire_get_str(q->msg.body, "message", message, sizeof message) < 0)
-            snprintf(message, sizeof message, "(no message)");
+        proto_unpack_error(q->msg.body, message, sizeof message);
         /* No caller waits for this answer: say it where the service's log goes. */
         dn_warn(dn, DEVNODE_WARNING, "the node refused an event emitted without waiting: %s", message);
     }

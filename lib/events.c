@@ -23,33 +23,15 @@ static int dn_stream_status(struct devnode *dn, const char *stream, const char *
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
-    msgpack_pack_map(&b.pk, 1);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
+    proto_pack_request_id(&b.pk, (int64_t)id);
     struct dn_queued *reply = NULL;
-    int rc = dn_node_request(dn, "bus_status", &b, id, DN_NODE_TIMEOUT_MS, &reply);
+    int rc = dn_node_request(dn, PROTO_BUS_STATUS, &b, id, DN_NODE_TIMEOUT_MS, &reply);
     wire_body_free(&b);
     if (rc < 0)
         return rc;
-    rc = dn_fail(dn, DEVNODE_E_NODE, "the node keeps no stream %s (streams: in .lymph.yml)", stream);
-    const msgpack_object *streams = wire_map_get(reply->msg.body, "streams");
-    for (uint32_t i = 0; streams && streams->type == MSGPACK_OBJECT_ARRAY && i < streams->via.array.size; i++) {
-        const msgpack_object *st = &streams->via.array.ptr[i];
-        if (st->type == MSGPACK_OBJECT_MAP && wire_str_eq(wire_map_get(st, "pattern"), stream) &&
-            wire_get_int(st, "next_offset", next) == 0) {
-            rc = 0;
-            break;
-        }
-    }
-    const msgpack_object *groups = wire_map_get(reply->msg.body, "groups");
-    for (uint32_t i = 0; group && groups && groups->type == MSGPACK_OBJECT_ARRAY && i < groups->via.array.size; i++) {
-        const msgpack_object *g = &groups->via.array.ptr[i];
-        if (g->type != MSGPACK_OBJECT_MAP || !wire_str_eq(wire_map_get(g, "name"), group) ||
-            !wire_str_eq(wire_map_get(g, "stream"), stream))
-            continue;
-        if (wire_get_int(g, "committed_offset", committed) < 0)
-            *committed = -1;
-        break;
-    }
+    rc = 0;
+    if (proto_unpack_bus_status_stream(reply->msg.body, stream, group, next, committed) < 0)
+        rc = dn_fail(dn, DEVNODE_E_NODE, "the node keeps no stream %s (streams: in .lymph.yml)", stream);
     dn_queued_free(reply);
     return rc;
 }
@@ -60,27 +42,20 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
     int broadcast = (sub->flags & DEVNODE_BROADCAST) != 0;
-    msgpack_pack_map(&b.pk, sub->stream ? 10 : 8);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
-    wire_pack_kv_str(&b.pk, "subscription", sub->id);
-    wire_pack_str(&b.pk, "patterns");
-    msgpack_pack_array(&b.pk, 1);
-    wire_pack_str(&b.pk, sub->pattern);
+    const char *patterns[] = {sub->pattern};
     /* A broadcast subscription asks for a group of its own: every instance gets every event. */
-    wire_pack_kv_str(&b.pk, "group", broadcast ? NULL : sub->group);
-    wire_pack_kv_bool(&b.pk, "broadcast", broadcast);
-    wire_pack_kv_int(&b.pk, "pid", dn->pid);
-    wire_pack_kv_int(&b.pk, "prefetch", DN_PREFETCH);
-    wire_pack_kv_int(&b.pk, "batch", DN_BATCH);
-    if (sub->stream) {
-        wire_pack_kv_str(&b.pk, "stream", sub->stream);
-        /* The protocol takes an offset as an integer and the rest as words. */
-        if (sub->from[0] >= '0' && sub->from[0] <= '9')
-            wire_pack_kv_int(&b.pk, "from", strtoll(sub->from, NULL, 10));
-        else
-            wire_pack_kv_str(&b.pk, "from", sub->from);
-    }
-    int rc = dn_node_request(dn, "subscribe", &b, id, DN_NODE_TIMEOUT_MS, NULL);
+    struct proto_subscribe req = {.subscription = sub->id,
+                                  .patterns = patterns,
+                                  .pattern_count = 1,
+                                  .group = broadcast ? NULL : sub->group,
+                                  .broadcast = broadcast,
+                                  .pid = dn->pid,
+                                  .prefetch = DN_PREFETCH,
+                                  .batch = DN_BATCH,
+                                  .stream = sub->stream,
+                                  .from = sub->from};
+    proto_pack_subscribe(&b.pk, (int64_t)id, &req);
+    int rc = dn_node_request(dn, PROTO_SUBSCRIBE, &b, id, DN_NODE_TIMEOUT_MS, NULL);
     wire_body_free(&b);
     if (rc < 0)
         return rc;
@@ -108,10 +83,8 @@ uint64_t dn_send_unsubscribes(struct devnode *dn)
         struct wire_body b;
         wire_body_init(&b);
         last = dn_next_request_id(dn);
-        msgpack_pack_map(&b.pk, 2);
-        wire_pack_kv_int(&b.pk, "id", (int64_t)last);
-        wire_pack_kv_str(&b.pk, "subscription", dn->subs[i].id);
-        dn_node_send(dn, "unsubscribe", &b);
+        proto_pack_unsubscribe(&b.pk, (int64_t)last, dn->subs[i].id);
+        dn_node_send(dn, PROTO_UNSUBSCRIBE, &b);
         wire_body_free(&b);
         dn->subs[i].active = 0;
     }
@@ -226,33 +199,27 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
     uint64_t id = dn_next_request_id(dn);
     if (wait == DN_EMIT_NOWAIT)
         id |= DN_UNWAITED_ID;
-    msgpack_pack_map(&b.pk, 6);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
-    wire_pack_kv_str(&b.pk, "type", type);
-    wire_pack_str(&b.pk, "body");
+    struct proto_emit e = {.type = type, .trace_id = trace, .source = dn->service, .delay_ms = delay_ms};
+    proto_pack_emit_begin(&b.pk, (int64_t)id, &e);
     if (!body)
         msgpack_pack_nil(&b.pk);
     else if (msgjson_pack(&b.pk, body) < 0) {
         wire_body_free(&b);
         return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the body cannot be encoded", type);
     }
-    wire_pack_str(&b.pk, "headers");
-    msgpack_pack_map(&b.pk, 1);
-    wire_pack_kv_str(&b.pk, "trace_id", trace);
-    wire_pack_kv_str(&b.pk, "source", dn->service);
-    wire_pack_kv_int(&b.pk, "delay_ms", delay_ms);
+    proto_pack_emit_end(&b.pk, &e);
     if (wait == DN_EMIT_NOWAIT) {
-        int rc = dn_node_send(dn, "emit", &b);
+        int rc = dn_node_send(dn, PROTO_EMIT, &b);
         wire_body_free(&b);
         return rc < 0 ? dn_fail(dn, DEVNODE_E_NODE, "emit %s: cannot send to the node: %s", type,
                                 zmq_strerror(errno))
                       : 0;
     }
     struct dn_queued *reply = NULL;
-    int rc = dn_node_request(dn, "emit", &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
+    int rc = dn_node_request(dn, PROTO_EMIT, &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
     wire_body_free(&b);
     int64_t off;
-    if (rc == 0 && reply && wire_get_int(reply->msg.body, "offset", &off) == 0 && off >= 0)
+    if (rc == 0 && reply && (off = proto_unpack_emit_offset(reply->msg.body)) >= 0)
         *offset = off;
     dn_queued_free(reply);
     return rc;
@@ -287,15 +254,7 @@ static void dn_send_settlement(struct devnode *dn, const char *type, const uint6
         return;
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 1);
-    if (count == 1) {
-        wire_pack_kv_int(&b.pk, "delivery", (int64_t)deliveries[0]);
-    } else {
-        wire_pack_str(&b.pk, "deliveries");
-        msgpack_pack_array(&b.pk, count);
-        for (size_t i = 0; i < count; i++)
-            msgpack_pack_uint64(&b.pk, deliveries[i]);
-    }
+    proto_pack_settle(&b.pk, 0, deliveries, count);
     dn_node_send(dn, type, &b);
     wire_body_free(&b);
 }
@@ -306,7 +265,7 @@ static void dn_settle(struct devnode *dn, struct dn_settlement *st, uint64_t del
     uint64_t *list = ok ? st->acks : st->nacks;
     size_t *count = ok ? &st->ack_count : &st->nack_count;
     if (*count == DN_BATCH) {
-        dn_send_settlement(dn, ok ? "ack" : "nack", list, *count);
+        dn_send_settlement(dn, ok ? PROTO_ACK : PROTO_NACK, list, *count);
         *count = 0;
     }
     list[(*count)++] = delivery;
@@ -427,8 +386,8 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
                 dn->malformed++;
         }
     }
-    dn_send_settlement(dn, "ack", st.acks, st.ack_count);
-    dn_send_settlement(dn, "nack", st.nacks, st.nack_count);
+    dn_send_settlement(dn, PROTO_ACK, st.acks, st.ack_count);
+    dn_send_settlement(dn, PROTO_NACK, st.nacks, st.nack_count);
 }
 
 void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
@@ -437,7 +396,7 @@ void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
         dn_unasked_reply(dn, q);
         return;
     }
-    dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
+    dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, PROTO_EVENTS) == 0);
     dn_queued_free(q);
 }
 
@@ -495,7 +454,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
             }
         }
         if (q) {
-            dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, "events") == 0);
+            dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, PROTO_EVENTS) == 0);
             dn_queued_free(q);
             idle_deadline_ms = dn_now_ms() + DN_CATCH_UP_IDLE_MS;
             continue;

@@ -128,16 +128,14 @@ void devnode_stop(struct devnode *dn)
         struct wire_body b;
         wire_body_init(&b);
         last = dn_next_request_id(dn);
-        msgpack_pack_map(&b.pk, 2);
-        wire_pack_kv_int(&b.pk, "id", (int64_t)last);
-        wire_pack_kv_int(&b.pk, "pid", dn->pid);
-        dn_node_send(dn, "unregister", &b);
+        proto_pack_unregister(&b.pk, (int64_t)last, dn->pid);
+        dn_node_send(dn, PROTO_UNREGISTER, &b);
         wire_body_free(&b);
         dn->registered = 0;
     }
     dn->started = 0; /* no heartbeat while we wait */
     if (last)
-        dn_node_wait(dn, "unregister", last, dn_now_ms() + DN_STOP_TIMEOUT_MS, NULL);
+        dn_node_wait(dn, PROTO_UNREGISTER, last, dn_now_ms() + DN_STOP_TIMEOUT_MS, NULL);
     dn_drain_rpc(dn);
     /* Events queued meanwhile are pending at the node, which requeues them for others. */
     while (dn->queue_head) {

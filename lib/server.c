@@ -85,8 +85,7 @@ static void dn_reply(struct devnode *dn, const struct rpc_msg *req, enum rpc_typ
     char id[RPC_ID_MAX + 1];
     snprintf(id, sizeof id, "%s%08llx", dn->call_prefix, (unsigned long long)++dn->call_counter);
     msgpack_sbuffer_clear(&dn->out_headers.sbuf);
-    msgpack_pack_map(&dn->out_headers.pk, 1);
-    wire_pack_kv_str(&dn->out_headers.pk, "trace_id", trace_id);
+    rpc_pack_headers(&dn->out_headers.pk, trace_id);
     /* DONTWAIT: a caller that went away must not stall us; ROUTER drops what it cannot route. */
     rpc_send(dn->router, req->routing, req->routing_len, id, type, req->id, dn->out_headers.sbuf.data,
              dn->out_headers.sbuf.size, dn->out.sbuf.data, dn->out.sbuf.size, ZMQ_DONTWAIT);
@@ -96,9 +95,7 @@ static void dn_reply_error(struct devnode *dn, const struct rpc_msg *req, enum r
                            const char *trace_id, const char *etype, const char *message)
 {
     msgpack_sbuffer_clear(&dn->out.sbuf);
-    msgpack_pack_map(&dn->out.pk, 2);
-    wire_pack_kv_str(&dn->out.pk, "type", etype);
-    wire_pack_kv_str(&dn->out.pk, "message", message);
+    rpc_pack_error_body(&dn->out.pk, etype, message);
     dn_reply(dn, req, type, trace_id);
 }
 
@@ -106,26 +103,18 @@ static void dn_reply_error(struct devnode *dn, const struct rpc_msg *req, enum r
 
 static void dn_pack_method(msgpack_packer *pk, const char *name, const char *const *params, const char *help)
 {
-    msgpack_pack_map(pk, 3);
-    wire_pack_kv_str(pk, "name", name);
-    wire_pack_str(pk, "params");
     size_t n = 0;
     while (params && params[n])
         n++;
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(params[i]);
-        if (len && params[i][len - 1] == '?')
-            len--; /* the '?' is our notation for optional, not part of the name */
-        wire_pack_strn(pk, params[i], len);
-    }
-    wire_pack_kv_str(pk, "help", help);
+    /* the '?' is our notation for optional, not part of the name */
+    struct proto_method m = {.name = name, .params = params, .param_count = n, .strip_optional_mark = 1, .help = help};
+    proto_pack_method(pk, &m);
 }
 
 static void dn_pack_user_methods(struct devnode *dn, msgpack_packer *pk, int with_builtins)
 {
     static const char *const ping_params[] = {"payload?", NULL};
-    msgpack_pack_array(pk, dn->method_count + (with_builtins ? 3 : 0));
+    proto_pack_methods_begin(pk, dn->method_count + (with_builtins ? 3 : 0));
     for (size_t i = 0; i < dn->method_count; i++)
         dn_pack_method(pk, dn->methods[i].name, (const char *const *)dn->methods[i].params, dn->methods[i].help);
     if (!with_builtins)
@@ -147,17 +136,16 @@ static void dn_serve_builtin(struct devnode *dn, const struct rpc_msg *req, cons
         else
             msgpack_pack_nil(pk);
     } else if (strcmp(method, "status") == 0) {
-        msgpack_pack_map(pk, 7);
-        wire_pack_kv_str(pk, "service", dn->service);
-        wire_pack_kv_int(pk, "instance", dn->instance);
-        wire_pack_kv_int(pk, "pid", dn->pid);
-        wire_pack_kv_str(pk, "endpoint", dn->rpc_endpoint);
-        wire_pack_kv_str(pk, "identity", dn->identity[0] ? dn->identity : NULL);
-        wire_pack_kv_int(pk, "uptime_ms", dn_now_ms() - dn->started_ms);
-        wire_pack_kv_int(pk, "served", (int64_t)dn->served);
+        struct rpc_lymph_status st = {.service = dn->service,
+                                      .instance = dn->instance,
+                                      .pid = dn->pid,
+                                      .endpoint = dn->rpc_endpoint,
+                                      .identity = dn->identity[0] ? dn->identity : NULL,
+                                      .uptime_ms = dn_now_ms() - dn->started_ms,
+                                      .served = (int64_t)dn->served};
+        rpc_pack_lymph_status(pk, &st);
     } else if (strcmp(method, "inspect") == 0) {
-        msgpack_pack_map(pk, 1);
-        wire_pack_str(pk, "methods");
+        rpc_pack_lymph_inspect_begin(pk);
         dn_pack_user_methods(dn, pk, 1);
     } else {
         char message[200];
@@ -424,21 +412,16 @@ int dn_register(struct devnode *dn)
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
-    msgpack_pack_map(&b.pk, 6);
-    wire_pack_kv_int(&b.pk, "id", (int64_t)id);
-    wire_pack_kv_str(&b.pk, "service", dn->service);
-    wire_pack_kv_int(&b.pk, "instance", dn->instance);
-    wire_pack_kv_int(&b.pk, "pid", dn->pid);
-    wire_pack_kv_str(&b.pk, "endpoint", dn->rpc_endpoint);
-    wire_pack_str(&b.pk, "methods");
+    struct proto_register r = {
+        .service = dn->service, .instance = dn->instance, .pid = dn->pid, .endpoint = dn->rpc_endpoint};
+    proto_pack_register_begin(&b.pk, (int64_t)id, &r);
     dn_pack_user_methods(dn, &b.pk, 0);
     struct dn_queued *reply = NULL;
-    int rc = dn_node_request(dn, "register", &b, id, DN_NODE_TIMEOUT_MS, &reply);
+    int rc = dn_node_request(dn, PROTO_REGISTER, &b, id, DN_NODE_TIMEOUT_MS, &reply);
     wire_body_free(&b);
     if (rc < 0)
         return rc;
-    if (wire_get_str(reply->msg.body, "identity", dn->identity, sizeof dn->identity) < 0)
-        dn->identity[0] = '\0';
+    proto_unpack_register_reply(reply->msg.body, dn->identity, sizeof dn->identity);
     dn_queued_free(reply);
     dn->registered = 1;
     return 0;

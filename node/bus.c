@@ -16,8 +16,8 @@
 #include "common/topic.h"
 #include "common/xalloc.h"
 
-#define BUS_MAX_PATTERNS 32
-#define BUS_NAME_MAX 200
+#define BUS_MAX_PATTERNS PROTO_PATTERNS_MAX
+#define BUS_NAME_MAX PROTO_NAME_MAX
 #define BUS_COMMIT_INTERVAL_MS 200
 #define BUS_STREAM_OFFSETS_MAX 4096
 
@@ -249,24 +249,18 @@ static struct bus_pending queue_pop(struct bus_group *g)
 
 /* ---- delivery -------------------------------------------------------------------------- */
 
-/* The seven fields every delivered event carries, after `subscription` or inside `events`. */
-static void pack_event_fields(msgpack_packer *pk, msgpack_sbuffer *sb, const struct bus_event *ev, uint64_t tag,
-                              int redelivered)
+static struct proto_event delivered(const struct bus_event *ev, uint64_t tag, int redelivered)
 {
-    wire_pack_str(pk, "offset");
-    if (ev->has_offset)
-        msgpack_pack_uint64(pk, ev->offset);
-    else
-        msgpack_pack_nil(pk);
-    wire_pack_str(pk, "delivery");
-    msgpack_pack_uint64(pk, tag);
-    wire_pack_kv_str(pk, "type", ev->type);
-    wire_pack_str(pk, "headers");
-    msgpack_sbuffer_write(sb, ev->headers, ev->headers_len);
-    wire_pack_str(pk, "body");
-    msgpack_sbuffer_write(sb, ev->body, ev->body_len);
-    wire_pack_kv_str(pk, "source", ev->source);
-    wire_pack_kv_bool(pk, "redelivered", redelivered);
+    return (struct proto_event){.delivery = tag,
+                                .has_offset = ev->has_offset,
+                                .offset = ev->offset,
+                                .type = ev->type,
+                                .source = ev->source,
+                                .headers = ev->headers,
+                                .headers_len = ev->headers_len,
+                                .body = ev->body,
+                                .body_len = ev->body_len,
+                                .redelivered = redelivered};
 }
 
 /* Sends `count` events to m, with tags first_tag, first_tag + 1, ...: one `event` message
@@ -278,21 +272,17 @@ static int send_events(struct bus *bus, struct bus_member *m, const struct bus_p
     msgpack_packer pk;
     msgpack_packer_init(&pk, &bus->scratch, msgpack_sbuffer_write);
     if (m->batch <= 1) {
-        msgpack_pack_map(&pk, 8);
-        wire_pack_kv_str(&pk, "subscription", m->subscription);
-        pack_event_fields(&pk, &bus->scratch, events[0].event, first_tag, events[0].redelivered);
+        struct proto_event ev = delivered(events[0].event, first_tag, events[0].redelivered);
+        proto_pack_event(&pk, &bus->scratch, m->subscription, &ev);
     } else {
-        msgpack_pack_map(&pk, 2);
-        wire_pack_kv_str(&pk, "subscription", m->subscription);
-        wire_pack_str(&pk, "events");
-        msgpack_pack_array(&pk, count);
+        proto_pack_events_begin(&pk, m->subscription, count);
         for (size_t i = 0; i < count; i++) {
-            msgpack_pack_map(&pk, 7);
-            pack_event_fields(&pk, &bus->scratch, events[i].event, first_tag + i, events[i].redelivered);
+            struct proto_event ev = delivered(events[i].event, first_tag + i, events[i].redelivered);
+            proto_pack_events_item(&pk, &bus->scratch, &ev);
         }
     }
     struct wire_body body = {.sbuf = bus->scratch};
-    return control_send(bus->ctl, m->routing, m->routing_len, m->batch <= 1 ? "event" : "events", &body);
+    return control_send(bus->ctl, m->routing, m->routing_len, m->batch <= 1 ? PROTO_EVENT : PROTO_EVENTS, &body);
 }
 
 static void group_report_drops(struct bus *bus, struct bus_group *g)
@@ -775,48 +765,9 @@ static struct bus_member *bus_find_member(struct bus *bus, const void *routing, 
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
-/* The fields of one event to emit, checked. */
-struct emit_fields {
-    const msgpack_object *type, *source, *headers, *body;
-    int64_t delay_ms;
-};
-
-/* Checks one emitted event: `m` is the emit request itself, or an item of its `events`. */
-static int emit_check(const msgpack_object *m, struct emit_fields *f, char *why, size_t whylen)
-{
-    memset(f, 0, sizeof *f);
-    if (m->type != MSGPACK_OBJECT_MAP) {
-        snprintf(why, whylen, "an event must be a map");
-        return -1;
-    }
-    char type[BUS_NAME_MAX + 1];
-    f->type = wire_map_get(m, "type");
-    if (wire_get_str(m, "type", type, sizeof type) < 0 || !topic_pattern_valid(type) || strchr(type, '*') ||
-        strchr(type, '#')) {
-        snprintf(why, whylen, "the type must be dot-separated words (no * or #)");
-        return -1;
-    }
-    f->headers = wire_map_get(m, "headers");
-    if (f->headers && f->headers->type != MSGPACK_OBJECT_MAP && f->headers->type != MSGPACK_OBJECT_NIL) {
-        snprintf(why, whylen, "headers must be a map");
-        return -1;
-    }
-    f->source = wire_map_get(m, "source");
-    if (f->source && (f->source->type != MSGPACK_OBJECT_STR || f->source->via.str.size > BUS_NAME_MAX))
-        f->source = NULL;
-    f->body = wire_map_get(m, "body");
-    if (wire_map_get(m, "delay_ms") && wire_get_int(m, "delay_ms", &f->delay_ms) < 0)
-        f->delay_ms = -1;
-    if (f->delay_ms < 0 || f->delay_ms > 7LL * 24 * 3600 * 1000) {
-        snprintf(why, whylen, "delay_ms must be between 0 and a week");
-        return -1;
-    }
-    return 0;
-}
-
 /* Emits one checked event: journaled (when due now and retained), then routed or scheduled.
  * Adds the groups it was queued for to *groups; *offset is its offset in a retained stream. */
-static int emit_one(struct bus *bus, const struct emit_fields *f, const msgpack_object *batch_source,
+static int emit_one(struct bus *bus, const struct proto_emit_view *f, const msgpack_object *batch_source,
                     size_t *groups, int64_t *offset, char *why, size_t whylen)
 {
     const msgpack_object *src = f->source ? f->source : batch_source;
@@ -849,28 +800,23 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
 {
     struct bus *bus = ctx;
     char why[400], reason[300];
-    struct emit_fields f;
-    const msgpack_object *batch = wire_map_get(msg->body, "events");
-    const msgpack_object *batch_source = NULL;
+    struct proto_emit_view f;
+    const msgpack_object *batch, *batch_source;
     size_t n = 1;
+    if (proto_unpack_emit_batch(msg->body, &batch, &batch_source, why, sizeof why) < 0) {
+        control_reply_error(ctl, msg, why);
+        return;
+    }
     if (batch) {
-        if (batch->type != MSGPACK_OBJECT_ARRAY || batch->via.array.size == 0 ||
-            batch->via.array.size > PROTO_EMIT_BATCH_MAX) {
-            control_reply_error(ctl, msg, "emit: events must be a list of 1 to 1000 events");
-            return;
-        }
         n = batch->via.array.size;
-        batch_source = wire_map_get(msg->body, "source");
-        if (batch_source && (batch_source->type != MSGPACK_OBJECT_STR || batch_source->via.str.size > BUS_NAME_MAX))
-            batch_source = NULL;
         for (size_t i = 0; i < n; i++) {
-            if (emit_check(&batch->via.array.ptr[i], &f, reason, sizeof reason) < 0) {
+            if (proto_unpack_emit_event(&batch->via.array.ptr[i], &f, reason, sizeof reason) < 0) {
                 snprintf(why, sizeof why, "emit: event %zu of %zu: %s", i + 1, n, reason);
                 control_reply_error(ctl, msg, why);
                 return;
             }
         }
-    } else if (emit_check(msg->body, &f, reason, sizeof reason) < 0) {
+    } else if (proto_unpack_emit_event(msg->body, &f, reason, sizeof reason) < 0) {
         snprintf(why, sizeof why, "emit: %s", reason);
         control_reply_error(ctl, msg, why);
         return;
@@ -881,7 +827,7 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
         bus_begin_batch(bus);
     for (size_t i = 0; i < n; i++) {
         if (batch) /* checked above: this only finds its fields again, rather than keep 1000 of them */
-            emit_check(&batch->via.array.ptr[i], &f, reason, sizeof reason);
+            proto_unpack_emit_event(&batch->via.array.ptr[i], &f, reason, sizeof reason);
         if (emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0) {
             if (batch) {
                 bus_end_batch(bus);
@@ -897,105 +843,36 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
         bus_end_batch(bus);
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, batch ? 4 : 3);
-    control_pack_id(&b.pk, msg);
-    if (batch)
-        wire_pack_kv_int(&b.pk, "events", (int64_t)n);
-    wire_pack_kv_int(&b.pk, "groups", (int64_t)groups);
-    wire_pack_str(&b.pk, "offset");
-    if (offset >= 0)
-        msgpack_pack_int64(&b.pk, offset);
-    else
-        msgpack_pack_nil(&b.pk);
-    control_reply(ctl, msg, "ok", &b);
+    proto_pack_emit_reply(&b.pk, proto_request_id(msg->body), batch ? n : 0, groups, offset);
+    control_reply(ctl, msg, PROTO_OK, &b);
     wire_body_free(&b);
 }
 
 static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct bus *bus = ctx;
-    char subscription[65], group_name[BUS_NAME_MAX + 1] = "";
-    if (wire_get_str(msg->body, "subscription", subscription, sizeof subscription) < 0 || !subscription[0]) {
-        control_reply_error(ctl, msg, "subscribe needs a subscription name (a string of up to 64 bytes)");
+    struct proto_subscribe_view req;
+    char err[300];
+    if (proto_unpack_subscribe(msg->body, &req, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
         return;
     }
-    const msgpack_object *patterns = wire_map_get(msg->body, "patterns");
-    if (!patterns || patterns->type != MSGPACK_OBJECT_ARRAY || patterns->via.array.size == 0 ||
-        patterns->via.array.size > BUS_MAX_PATTERNS) {
-        control_reply_error(ctl, msg, "subscribe needs patterns: a list of 1 to 32 strings");
-        return;
-    }
-    for (uint32_t i = 0; i < patterns->via.array.size; i++) {
-        const msgpack_object *p = &patterns->via.array.ptr[i];
-        char text[BUS_NAME_MAX + 1];
-        if (p->type != MSGPACK_OBJECT_STR || p->via.str.size > BUS_NAME_MAX) {
-            control_reply_error(ctl, msg, "subscribe: every pattern must be a string");
-            return;
-        }
-        memcpy(text, p->via.str.ptr, p->via.str.size);
-        text[p->via.str.size] = '\0';
-        if (!topic_pattern_valid(text)) {
-            char why[300];
-            snprintf(why, sizeof why, "subscribe: '%s' is not a valid pattern (words, *, #)", text);
-            control_reply_error(ctl, msg, why);
-            return;
-        }
-    }
-    const msgpack_object *bcast = wire_map_get(msg->body, "broadcast");
-    int broadcast = bcast && bcast->type == MSGPACK_OBJECT_BOOLEAN && bcast->via.boolean;
-    const msgpack_object *gobj = wire_map_get(msg->body, "group");
-    if (gobj && gobj->type == MSGPACK_OBJECT_STR && wire_get_str(msg->body, "group", group_name, sizeof group_name) < 0) {
-        control_reply_error(ctl, msg, "subscribe: group must be a string of up to 200 bytes");
-        return;
-    }
-    for (const char *c = group_name; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            control_reply_error(ctl, msg, "subscribe: a group name cannot hold control characters");
-            return;
-        }
-    }
-    if (!group_name[0])
-        broadcast = 1;
+    const char *subscription = req.subscription, *group_name = req.group;
+    const msgpack_object *patterns = req.patterns;
+    int broadcast = req.broadcast;
     if (bus_find_member(bus, msg->identity, msg->identity_len, subscription)) {
         control_reply_error(ctl, msg, "subscribe: this connection already has that subscription");
         return;
     }
     /* A stream subscription reads a retained stream from a chosen offset. */
     struct bus_stream *stream = NULL;
-    char stream_name[BUS_NAME_MAX + 1], from_text[32] = "";
-    int64_t from_offset = -1;
-    int has_from = 0;
-    if (wire_map_get(msg->body, "stream") && wire_map_get(msg->body, "stream")->type != MSGPACK_OBJECT_NIL) {
-        if (wire_get_str(msg->body, "stream", stream_name, sizeof stream_name) < 0 ||
-            !(stream = bus_find_stream(bus, stream_name))) {
-            control_reply_error(ctl, msg, "subscribe: stream must name a stream of `streams:` in .lymph.yml");
-            return;
-        }
-        const msgpack_object *from = wire_map_get(msg->body, "from");
-        if (from && from->type != MSGPACK_OBJECT_NIL) {
-            has_from = 1;
-            if (wire_get_int(msg->body, "from", &from_offset) == 0 && from_offset >= 0) {
-                /* an offset */
-            } else if (wire_get_str(msg->body, "from", from_text, sizeof from_text) == 0 &&
-                       (!strcmp(from_text, "beginning") || !strcmp(from_text, "now") || !strcmp(from_text, "resume"))) {
-                has_from = strcmp(from_text, "resume") != 0;
-            } else {
-                control_reply_error(ctl, msg, "subscribe: from must be an offset, beginning, now or resume");
-                return;
-            }
-        }
-    }
-    int64_t pid = 0, prefetch = BUS_DEFAULT_PREFETCH;
-    wire_get_int(msg->body, "pid", &pid);
-    wire_get_int(msg->body, "prefetch", &prefetch);
-    if (prefetch < 1 || prefetch > 100000)
-        prefetch = BUS_DEFAULT_PREFETCH;
-    int64_t batch_size = 1;
-    if (wire_map_get(msg->body, "batch") &&
-        (wire_get_int(msg->body, "batch", &batch_size) < 0 || batch_size < 1 || batch_size > PROTO_EMIT_BATCH_MAX)) {
-        control_reply_error(ctl, msg, "subscribe: batch must be a number of events from 1 to 1000");
+    if (req.has_stream && !(stream = bus_find_stream(bus, req.stream))) {
+        control_reply_error(ctl, msg, "subscribe: stream must name a stream of `streams:` in .lymph.yml");
         return;
     }
+    int has_from = req.has_from;
+    int64_t from_offset = req.from == PROTO_FROM_OFFSET ? req.from_offset : -1;
+    int64_t pid = req.pid, prefetch = req.prefetch, batch_size = req.batch;
 
     struct bus_group *g = NULL;
     if (broadcast) {
@@ -1026,7 +903,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         uint64_t start = journal_next_offset(stream->journal);
         if (from_offset >= 0)
             start = (uint64_t)from_offset;
-        else if (!strcmp(from_text, "beginning"))
+        else if (req.from == PROTO_FROM_BEGINNING)
             start = journal_first_offset(stream->journal);
         else if (!has_from && fresh && !g->broadcast) {
             uint64_t *stored = stream_stored_offset(stream, g->name);
@@ -1075,9 +952,9 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
 static void handle_unsubscribe(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct bus *bus = ctx;
-    char subscription[65];
-    if (wire_get_str(msg->body, "subscription", subscription, sizeof subscription) < 0) {
-        control_reply_error(ctl, msg, "unsubscribe needs a subscription name");
+    char subscription[PROTO_SUBSCRIPTION_MAX + 1], err[160];
+    if (proto_unpack_unsubscribe(msg->body, subscription, sizeof subscription, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
         return;
     }
     struct bus_member *m = bus_find_member(bus, msg->identity, msg->identity_len, subscription);
@@ -1114,12 +991,11 @@ static void settle_one(struct bus *bus, const msgpack_object *tag_obj, int reque
 static void settle(struct bus *bus, const struct wire_msg *msg, int requeue)
 {
     bus_touch(bus, msg->identity, msg->identity_len);
-    const msgpack_object *list = wire_map_get(msg->body, "deliveries");
-    if (!list) {
-        settle_one(bus, wire_map_get(msg->body, "delivery"), requeue);
-        return;
-    }
-    if (list->type != MSGPACK_OBJECT_ARRAY)
+    const msgpack_object *one, *list;
+    proto_unpack_settle(msg->body, &one, &list);
+    if (one)
+        settle_one(bus, one, requeue);
+    if (!list)
         return;
     bus_begin_batch(bus);
     /* A nacked batch goes back to the front newest first, so it keeps its order. */
@@ -1146,44 +1022,36 @@ static void handle_bus_status(void *ctx, struct control *ctl, const struct wire_
     struct wire_body b;
     wire_body_init(&b);
     msgpack_packer *pk = &b.pk;
-    msgpack_pack_map(pk, 7);
-    control_pack_id(pk, msg);
-    wire_pack_str(pk, "streams");
-    msgpack_pack_array(pk, bus->stream_count);
+    proto_pack_bus_status_head(pk, proto_request_id(msg->body), bus->stream_count);
     for (size_t i = 0; i < bus->stream_count; i++) {
-        msgpack_pack_map(pk, 3);
-        wire_pack_kv_str(pk, "pattern", bus->streams[i].pattern);
-        wire_pack_kv_int(pk, "first_offset", (int64_t)journal_first_offset(bus->streams[i].journal));
-        wire_pack_kv_int(pk, "next_offset", (int64_t)journal_next_offset(bus->streams[i].journal));
+        struct proto_bus_stream st = {.pattern = bus->streams[i].pattern,
+                                      .first_offset = (int64_t)journal_first_offset(bus->streams[i].journal),
+                                      .next_offset = (int64_t)journal_next_offset(bus->streams[i].journal)};
+        proto_pack_bus_status_stream(pk, &st);
     }
-    wire_pack_kv_int(pk, "emitted", (int64_t)bus->emitted);
-    wire_pack_kv_int(pk, "delivered", (int64_t)bus->delivered);
-    wire_pack_kv_int(pk, "dropped", (int64_t)bus->dropped);
-    wire_pack_kv_int(pk, "delayed", (int64_t)bus->delayed_count);
-    wire_pack_str(pk, "groups");
-    msgpack_pack_array(pk, bus->group_count);
+    struct proto_bus_totals totals = {.emitted = (int64_t)bus->emitted,
+                                      .delivered = (int64_t)bus->delivered,
+                                      .dropped = (int64_t)bus->dropped,
+                                      .delayed = (int64_t)bus->delayed_count};
+    proto_pack_bus_status_totals(pk, &totals, bus->group_count);
     for (size_t i = 0; i < bus->group_count; i++) {
         const struct bus_group *g = bus->groups[i];
         unsigned in_flight = 0;
         for (size_t k = 0; k < g->member_count; k++)
             in_flight += g->members[k]->in_flight;
-        msgpack_pack_map(pk, 11);
-        wire_pack_kv_str(pk, "name", g->name);
-        wire_pack_kv_str(pk, "stream", g->stream ? g->stream->pattern : NULL);
-        wire_pack_kv_int(pk, "read_offset", g->stream ? (int64_t)g->read_next : -1);
-        wire_pack_kv_int(pk, "committed_offset", g->stream ? (int64_t)g->committed : -1);
-        wire_pack_kv_bool(pk, "broadcast", g->broadcast);
-        wire_pack_str(pk, "patterns");
-        msgpack_pack_array(pk, g->pattern_count);
-        for (size_t k = 0; k < g->pattern_count; k++)
-            wire_pack_str(pk, g->patterns[k]);
-        wire_pack_kv_int(pk, "members", (int64_t)g->member_count);
-        wire_pack_kv_int(pk, "queued", (int64_t)g->count);
-        wire_pack_kv_int(pk, "in_flight", in_flight);
-        wire_pack_kv_int(pk, "delivered", (int64_t)g->delivered);
-        wire_pack_kv_int(pk, "dropped", (int64_t)g->dropped);
+        struct proto_bus_group out = {.name = g->name,
+                                      .stream = g->stream ? g->stream->pattern : NULL,
+                                      .read_offset = g->stream ? (int64_t)g->read_next : -1,
+                                      .committed_offset = g->stream ? (int64_t)g->committed : -1,
+                                      .broadcast = g->broadcast,
+                                      .members = (int64_t)g->member_count,
+                                      .queued = (int64_t)g->count,
+                                      .in_flight = in_flight,
+                                      .delivered = (int64_t)g->delivered,
+                                      .dropped = (int64_t)g->dropped};
+        proto_pack_bus_status_group(pk, &out, (const char *const *)g->patterns, g->pattern_count);
     }
-    control_reply(ctl, msg, "bus_status", &b);
+    control_reply(ctl, msg, PROTO_BUS_STATUS, &b);
     wire_body_free(&b);
 }
 
@@ -1303,12 +1171,12 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     uv_timer_init(loop, &bus->expiry_timer);
     bus->expiry_timer.data = bus;
     uv_timer_start(&bus->expiry_timer, bus_on_expiry, 1000, 1000);
-    control_register(ctl, "emit", handle_emit, bus);
-    control_register(ctl, "subscribe", handle_subscribe, bus);
-    control_register(ctl, "unsubscribe", handle_unsubscribe, bus);
-    control_register(ctl, "ack", handle_ack, bus);
-    control_register(ctl, "nack", handle_nack, bus);
-    control_register(ctl, "bus_status", handle_bus_status, bus);
+    control_register(ctl, PROTO_EMIT, handle_emit, bus);
+    control_register(ctl, PROTO_SUBSCRIBE, handle_subscribe, bus);
+    control_register(ctl, PROTO_UNSUBSCRIBE, handle_unsubscribe, bus);
+    control_register(ctl, PROTO_ACK, handle_ack, bus);
+    control_register(ctl, PROTO_NACK, handle_nack, bus);
+    control_register(ctl, PROTO_BUS_STATUS, handle_bus_status, bus);
     uv_timer_init(loop, &bus->commit_timer);
     bus->commit_timer.data = bus;
     uv_timer_start(&bus->commit_timer, bus_on_commit_timer, BUS_COMMIT_INTERVAL_MS, BUS_COMMIT_INTERVAL_MS);

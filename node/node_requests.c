@@ -250,8 +250,8 @@ static void handle_stop(void *ctx, struct control *ctl, const struct wire_msg *m
 static void handle_heartbeat(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct node *node = ctx;
-    int64_t pid = 0;
-    if (wire_get_int(msg->body, "pid", &pid) == 0 && pid > 0)
+    int64_t pid;
+    if (proto_unpack_pid(msg->body, &pid) == 0 && pid > 0)
         registry_heartbeat(&node->registry, (pid_t)pid);
     bus_touch(&node->bus, msg->identity, msg->identity_len);
 }

@@ -9,8 +9,8 @@
 
 #include "common/xalloc.h"
 
-#define REGISTRY_MAX_METHODS 256
-#define REGISTRY_MAX_PARAMS 64
+#define REGISTRY_MAX_METHODS PROTO_REGISTER_METHODS_MAX
+#define REGISTRY_MAX_PARAMS PROTO_REGISTER_PARAMS_MAX
 
 static char *obj_strdup(const msgpack_object *o)
 {
@@ -104,20 +104,19 @@ static void handle_register(void *ctx, struct control *ctl, const struct wire_ms
 {
     struct registry *reg = ctx;
     struct registry_entry *e = xcalloc(1, sizeof *e);
-    int64_t instance = -1, pid = 0;
-    e->service = obj_strdup(wire_map_get(msg->body, "service"));
-    e->endpoint = obj_strdup(wire_map_get(msg->body, "endpoint"));
-    wire_get_int(msg->body, "instance", &instance);
-    if (!e->service || !e->service[0] || !e->endpoint || !e->endpoint[0] ||
-        wire_get_int(msg->body, "pid", &pid) < 0 || pid <= 0 || instance < -1 || instance > 1000000) {
+    struct proto_register_view req;
+    char err[160];
+    if (proto_unpack_register(msg->body, &req, err, sizeof err) < 0) {
         entry_free(e);
-        control_reply_error(ctl, msg, "register needs service, endpoint (strings), pid (> 0) and instance");
+        control_reply_error(ctl, msg, err);
         return;
     }
-    e->pid = (pid_t)pid;
-    e->instance = (int)instance;
-    if (parse_methods(e, wire_map_get(msg->body, "methods")) < 0) {
-        entry_free(e);
+    e->service = obj_strdup(req.service);
+    e->endpoint = obj_strdup(req.endpoint);
+    e->pid = (pid_t)req.pid;
+    e->instance = (int)req.instance;
+    if (!e->service || !e->endpoint || parse_methods(e, req.methods) < 0) {
+        entry_free(e); /* proto checked the shapes; this is only a guard */
         control_reply_error(ctl, msg, "register: methods must be a list of {name, params: [str], help}");
         return;
     }
@@ -139,18 +138,16 @@ static void handle_register(void *ctx, struct control *ctl, const struct wire_ms
     }
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    control_pack_id(&b.pk, msg);
-    wire_pack_kv_str(&b.pk, "identity", e->identity);
-    control_reply(ctl, msg, "ok", &b);
+    proto_pack_register_reply(&b.pk, proto_request_id(msg->body), e->identity);
+    control_reply(ctl, msg, PROTO_OK, &b);
     wire_body_free(&b);
 }
 
 static void handle_unregister(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct registry *reg = ctx;
-    int64_t pid = 0;
-    if (wire_get_int(msg->body, "pid", &pid) < 0) {
+    int64_t pid;
+    if (proto_unpack_pid(msg->body, &pid) < 0) {
         control_reply_error(ctl, msg, "unregister needs pid");
         return;
     }
@@ -174,33 +171,29 @@ static int entry_order(const void *a, const void *b)
 
 static void pack_entry(msgpack_packer *pk, const struct registry_entry *e, uint64_t now)
 {
-    msgpack_pack_map(pk, 6);
-    wire_pack_kv_str(pk, "identity", e->identity);
-    wire_pack_kv_int(pk, "instance", e->instance);
-    wire_pack_kv_int(pk, "pid", e->pid);
-    wire_pack_kv_str(pk, "endpoint", e->endpoint);
-    wire_pack_kv_int(pk, "registered_ms", (int64_t)(now - e->registered_ms));
-    wire_pack_str(pk, "methods");
-    msgpack_pack_array(pk, e->method_count);
+    struct proto_discover_entry entry = {.identity = e->identity,
+                                         .instance = e->instance,
+                                         .pid = e->pid,
+                                         .endpoint = e->endpoint,
+                                         .registered_ms = (int64_t)(now - e->registered_ms)};
+    proto_pack_services_entry(pk, &entry);
+    proto_pack_methods_begin(pk, e->method_count);
     for (size_t i = 0; i < e->method_count; i++) {
         const struct registry_method *m = &e->methods[i];
-        msgpack_pack_map(pk, 3);
-        wire_pack_kv_str(pk, "name", m->name);
-        wire_pack_str(pk, "params");
-        msgpack_pack_array(pk, m->param_count);
-        for (size_t j = 0; j < m->param_count; j++)
-            wire_pack_str(pk, m->params[j]);
-        wire_pack_kv_str(pk, "help", m->help);
+        struct proto_method out = {.name = m->name,
+                                   .params = (const char *const *)m->params,
+                                   .param_count = m->param_count,
+                                   .help = m->help};
+        proto_pack_method(pk, &out);
     }
 }
 
 static void handle_discover(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct registry *reg = ctx;
-    char want[256] = "";
-    const msgpack_object *svc = wire_map_get(msg->body, "service");
-    if (svc && svc->type != MSGPACK_OBJECT_NIL && wire_get_str(msg->body, "service", want, sizeof want) < 0) {
-        control_reply_error(ctl, msg, "discover: service must be a string or nil");
+    char want[256], err[160];
+    if (proto_unpack_discover(msg->body, want, sizeof want, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
         return;
     }
     struct registry_entry **sorted = xmalloc((reg->count ? reg->count : 1) * sizeof *sorted);
@@ -215,23 +208,17 @@ static void handle_discover(void *ctx, struct control *ctl, const struct wire_ms
     uint64_t now = uv_now(reg->loop);
     struct wire_body b;
     wire_body_init(&b);
-    msgpack_pack_map(&b.pk, 2);
-    control_pack_id(&b.pk, msg);
-    wire_pack_str(&b.pk, "services");
-    msgpack_pack_array(&b.pk, groups);
+    proto_pack_services_head(&b.pk, proto_request_id(msg->body), groups);
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && strcmp(sorted[j]->service, sorted[i]->service) == 0)
             j++;
-        msgpack_pack_map(&b.pk, 2);
-        wire_pack_kv_str(&b.pk, "name", sorted[i]->service);
-        wire_pack_str(&b.pk, "instances");
-        msgpack_pack_array(&b.pk, j - i);
+        proto_pack_services_service(&b.pk, sorted[i]->service, j - i);
         for (size_t k = i; k < j; k++)
             pack_entry(&b.pk, sorted[k], now);
         i = j;
     }
-    control_reply(ctl, msg, "services", &b);
+    control_reply(ctl, msg, PROTO_SERVICES, &b);
     wire_body_free(&b);
     free(sorted);
 }
@@ -270,9 +257,9 @@ void registry_init(struct registry *reg, uv_loop_t *loop, struct loghub *hub, st
     uv_timer_init(loop, &reg->expiry);
     reg->expiry.data = reg;
     uv_timer_start(&reg->expiry, registry_on_expiry, 1000, 1000);
-    control_register(ctl, "register", handle_register, reg);
-    control_register(ctl, "unregister", handle_unregister, reg);
-    control_register(ctl, "discover", handle_discover, reg);
+    control_register(ctl, PROTO_REGISTER, handle_register, reg);
+    control_register(ctl, PROTO_UNREGISTER, handle_unregister, reg);
+    control_register(ctl, PROTO_DISCOVER, handle_discover, reg);
 }
 
 void registry_close(struct registry *reg)

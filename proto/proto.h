@@ -73,5 +73,7 @@ void proto_version_mismatch(char *out, size_t cap, const char *node_version, con
                             const char *peer);
 
 #include "proto/msg_control.h"
+#include "proto/msg_registry.h"
+#include "proto/msg_bus.h"
 
 #endif

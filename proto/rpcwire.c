@@ -205,3 +205,45 @@ int rpc_send(void *sock, const void *routing, size_t routing_len, const char *id
         return -errno;
     return 0;
 }
+
+/* ---------------------------------------------------------------- bodies */
+
+void rpc_pack_headers(msgpack_packer *pk, const char *trace_id)
+{
+    msgpack_pack_map(pk, 1);
+    wire_pack_kv_str(pk, "trace_id", trace_id);
+}
+
+void rpc_pack_error_body(msgpack_packer *pk, const char *type, const char *message)
+{
+    msgpack_pack_map(pk, 2);
+    wire_pack_kv_str(pk, "type", type);
+    wire_pack_kv_str(pk, "message", message);
+}
+
+void rpc_unpack_error_body(const msgpack_object *body, char *type, size_t type_cap, const char *dflt_type,
+                           char *message, size_t message_cap)
+{
+    if (!body || body->type != MSGPACK_OBJECT_MAP || wire_get_str(body, "type", type, type_cap) < 0)
+        snprintf(type, type_cap, "%s", dflt_type);
+    if (!body || body->type != MSGPACK_OBJECT_MAP || wire_get_str(body, "message", message, message_cap) < 0)
+        snprintf(message, message_cap, "(no message)");
+}
+
+void rpc_pack_lymph_status(msgpack_packer *pk, const struct rpc_lymph_status *st)
+{
+    msgpack_pack_map(pk, 7);
+    wire_pack_kv_str(pk, "service", st->service);
+    wire_pack_kv_int(pk, "instance", st->instance);
+    wire_pack_kv_int(pk, "pid", st->pid);
+    wire_pack_kv_str(pk, "endpoint", st->endpoint);
+    wire_pack_kv_str(pk, "identity", st->identity);
+    wire_pack_kv_int(pk, "uptime_ms", st->uptime_ms);
+    wire_pack_kv_int(pk, "served", st->served);
+}
+
+void rpc_pack_lymph_inspect_begin(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    wire_pack_str(pk, "methods");
+}

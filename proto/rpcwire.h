@@ -42,6 +42,26 @@ int rpc_send(void *sock, const void *routing, size_t routing_len, const char *id
              size_t body_len, int flags);
 
 const char *rpc_type_name(enum rpc_type type);
+
+/* ---- bodies (docs/protocol.md, "RPC between services") ------------------------------- */
+/* The headers of every RPC message: {trace_id}. */
+void rpc_pack_headers(msgpack_packer *pk, const char *trace_id);
+/* The body of ERROR and NACK: {type, message}. */
+void rpc_pack_error_body(msgpack_packer *pk, const char *type, const char *message);
+/* Copies type and message; dflt_type / "(no message)" when absent or not strings. */
+void rpc_unpack_error_body(const msgpack_object *body, char *type, size_t type_cap, const char *dflt_type,
+                           char *message, size_t message_cap);
+/* lymph.status's reply: {service, instance, pid, endpoint, identity, uptime_ms, served}. */
+struct rpc_lymph_status {
+    const char *service;
+    int64_t instance, pid;
+    const char *endpoint;
+    const char *identity;  /* NULL before it registered */
+    int64_t uptime_ms, served;
+};
+void rpc_pack_lymph_status(msgpack_packer *pk, const struct rpc_lymph_status *st);
+/* lymph.inspect's reply {methods: [...]}: this, then proto_pack_methods_begin/method. */
+void rpc_pack_lymph_inspect_begin(msgpack_packer *pk);
 /* Splits a call's "Service.method": the service is what comes before the first dot (its
  * *service_len bytes), and the REQ carries "Service.method", or "iface.method" for
  * "Service.iface.method" (the lymph.* built-ins every service answers under the interface
