@@ -1,4 +1,4 @@
-/* fuzz_tailwire: the `tail` conversation's decoders (tail/tailwire.c): the node's decoding of
+/* fuzz_tailwire: the `tail` conversation's decoders (proto/tailwire.c): the node's decoding of
  * a tail request body into a filter (services, trace, level, a POSIX regex), and the client's
  * decoding of one line of a `lines` message. The input is one msgpack value (bounded by
  * wire_msgpack_check first, as wire_recv does). A decoded filter is matched against lines; a

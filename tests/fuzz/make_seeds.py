@@ -443,6 +443,103 @@ def tailwire_seeds():
                                           "skipped_seqs", "truncated", "message"]))
 
 
+def proto_seeds():
+    """fuzz_proto: [len][type frame] + the body, one seed (at least) per message type."""
+    def msg(type_, body):
+        t = type_.encode()
+        return enc_len(len(t)) + t + pack(body)
+
+    line = {"seq": 1, "wall_ns": 1700000000000000000, "service": "Greeting", "instance": 1, "pid": 42,
+            "stream": "stdout", "level": "info", "trace_id": "abc", "text": "hello", "split": False,
+            "unterminated": False}
+    inst = {"index": 0, "state": "running", "pid": 7, "restarts": 0, "uptime_ms": 5, "cpu_percent": 0.5,
+            "rss_kib": 10, "last_exit": {"code": None, "signal": "TERM"}, "failure": None, "command": "x",
+            "ready": True, "port": 8080}
+    status = {"id": 1, "node": {"pid": 1, "endpoint": "ipc:///e", "config": "/c", "run_dir": "/r",
+                                "uptime_ms": 1, "cpu_percent": 0.0, "rss_kib": 1, "stopping": False,
+                                "malformed_messages": 0,
+                                "sockets": [{"name": "web", "address": "127.0.0.1:80", "port": 80, "waiting": 0,
+                                             "warning": None}]},
+              "services": [{"name": "Web", "desired": 1, "running": 1, "sockets": ["web"], "instances": [inst]}]}
+    method = {"name": "greet", "params": ["name"], "help": "Says hello"}
+    event = {"type": "order.created", "body": {"n": 1}, "headers": {"trace_id": "t"}, "source": "Shop",
+             "delay_ms": 0}
+    seeds = [
+        ("status", msg("status", {"id": 1})),
+        ("status-reply", msg("status", status)),
+        ("restart", msg("restart", {"id": 1, "target": "Web.1", "wait": True})),
+        ("restart-service", msg("restart", {"id": 1, "target": "my.svc"})),
+        ("scale", msg("scale", {"id": 1, "service": "Web", "count": 3, "wait": True})),
+        ("scale-bad", msg("scale", {"id": 1, "service": "Web", "count": 10001})),
+        ("stop", msg("stop", {"id": 1, "force": 1})),
+        ("ping", msg("ping", {"id": 1})),
+        ("ok", msg("ok", {"id": 1, "instances": 2, "count": 2, "ready": 2, "stopped": 0, "elapsed_ms": 9,
+                          "pid": 4, "identity": "ab", "offset": 3})),
+        ("started", msg("started", {"id": 1, "count": 2, "instances": 1, "timeout_ms": 31000})),
+        ("error", msg("error", {"id": 1, "message": "no service named 'X'"})),
+        ("register", msg("register", {"id": 1, "service": "Greeting", "instance": 0, "pid": 9,
+                                      "endpoint": "ipc:///g", "methods": [method]})),
+        ("register-bad", msg("register", {"id": 1, "service": "G", "pid": 9, "endpoint": "e",
+                                          "methods": [{"name": "x", "params": [1]}]})),
+        ("heartbeat", msg("heartbeat", {"id": 1, "pid": 9})),
+        ("unregister", msg("unregister", {"id": 1, "pid": 9})),
+        ("discover", msg("discover", {"id": 1, "service": "Greeting"})),
+        ("services", msg("services", {"id": 1, "services": [{"name": "Greeting", "instances": [
+            {"identity": "ab", "instance": 0, "pid": 9, "endpoint": "ipc:///g", "registered_ms": 5,
+             "methods": [method]}]}]})),
+        ("emit", msg("emit", dict(event, id=1))),
+        ("emit-batch", msg("emit", {"id": 1, "source": "Shop", "events": [event, dict(event, type="a.b")]})),
+        ("emit-bad", msg("emit", {"id": 1, "type": "a.*", "headers": 3})),
+        ("subscribe", msg("subscribe", {"id": 1, "subscription": "s1", "patterns": ["order.#"],
+                                        "group": "Shop.on_order", "broadcast": False, "pid": 9, "prefetch": 64,
+                                        "batch": 32})),
+        ("subscribe-stream", msg("subscribe", {"id": 1, "subscription": "s1", "patterns": ["book.*"],
+                                               "group": None, "broadcast": True, "pid": 9, "prefetch": 8,
+                                               "stream": "book.#", "from": "beginning"})),
+        ("subscribe-offset", msg("subscribe", {"id": 1, "subscription": "s2", "patterns": ["#"],
+                                               "group": "G", "stream": "book.#", "from": 12})),
+        ("unsubscribe", msg("unsubscribe", {"id": 1, "subscription": "s1"})),
+        ("event", msg("event", {"subscription": "s1", "offset": None, "delivery": 17, "type": "a",
+                                "headers": {}, "body": None, "source": "S", "redelivered": False})),
+        ("events", msg("events", {"subscription": "s1", "events": [{"delivery": 1}, {"delivery": 2}]})),
+        ("ack", msg("ack", {"delivery": 17})),
+        ("nack", msg("nack", {"deliveries": [17, 18]})),
+        ("bus-status", msg("bus_status", {"id": 1, "streams": [{"pattern": "book.#", "first_offset": 0,
+                                                                "next_offset": 4}],
+                                          "groups": [{"name": "View.on_book", "stream": "book.#",
+                                                      "committed_offset": 3}]})),
+        ("tail", msg("tail", {"id": 1, "backlog": 10, "follow": True, "services": ["Greeting", "Listen.3"],
+                              "trace": "abc", "level": "warning", "grep": "^he(l+)o$"})),
+        ("tail-nil", msg("tail", {"id": 2, "backlog": None, "follow": None, "services": None, "trace": None,
+                                  "level": None, "grep": None})),
+        ("tail-bad-grep", msg("tail", {"id": 3, "grep": "(a"})),
+        ("tail-many", msg("tail", {"id": 5, "services": ["S%d" % i for i in range(70)]})),
+        ("lines", msg("lines", {"id": 1, "lines": [line, dict(line, stream="node", level=None, trace_id=None,
+                                                              instance=-1, split=True, unterminated=True)],
+                                "skipped": 3, "skipped_seqs": [5, 9]})),
+        ("lines-bad-utf8", enc_len(5) + b"lines" + msgpack.packb(
+            {"id": 1, "lines": [dict(line, text=b"\xff\xfe ok\xed\xa0\x80")], "skipped": 0},
+            use_bin_type=False)),
+        ("end", msg("end", {"id": 1, "truncated": True, "skipped": 0})),
+        ("tail-renew", msg("tail_renew", {"id": 1, "received": 4})),
+        ("untail", msg("untail", {"id": 1})),
+        ("traces", msg("traces", {"id": 1, "limit": 50})),
+    ]
+    write_corpus("proto", seeds)
+    write_dict("proto", msgpack_words(["id", "target", "wait", "service", "count", "force", "message", "instances",
+                                       "timeout_ms", "ready", "stopped", "elapsed_ms", "node", "services",
+                                       "sockets", "index", "state", "last_exit", "signal", "port", "instance",
+                                       "pid", "endpoint", "methods", "params", "help", "identity", "type", "body",
+                                       "headers", "source", "delay_ms", "events", "subscription", "patterns",
+                                       "group", "broadcast", "prefetch", "batch", "stream", "from", "delivery",
+                                       "deliveries", "streams", "groups", "next_offset", "committed_offset",
+                                       "seq", "wall_ns", "text", "lines", "skipped", "skipped_seqs", "truncated",
+                                       "received", "limit", "backlog", "follow", "trace", "level", "grep",
+                                       "beginning", "now", "resume"]) +
+               [b"\x06status", b"\x07restart", b"\x05scale", b"\x04emit", b"\x09subscribe", b"\x04tail",
+                b"\x05lines", b"\x08register"])
+
+
 # ---- shellcmd ----------------------------------------------------------------------------------
 
 def shellcmd_seeds():
@@ -480,6 +577,7 @@ def main():
     streamrec_seeds()
     journal_seeds()
     tailwire_seeds()
+    proto_seeds()
     shellcmd_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)

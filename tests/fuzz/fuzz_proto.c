@@ -1,0 +1,458 @@
+/* fuzz_proto: every decoder of proto/ on the body of the message type it belongs to. The
+ * input is [len][type frame][body: one msgpack value] (fuzz_util.h's length; bounded by
+ * wire_msgpack_check first, as wire_recv does); the type frame picks the decoders, as the
+ * node's dispatch and the clients' reply handling do. A body a decoder accepts is packed
+ * again with that message's encoder and must decode to the same fields; a refused request
+ * must say why. The tail bodies are here too (the `tail` request into a filter that is then
+ * matched, each line of a `lines` message through tailwire_pack_line and back); fuzz_tailwire
+ * drives the client's tail conversation (tail/tailconv.c) with them. */
+#include <msgpack.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/strbuf.h"
+#include "proto/logfilter.h"
+#include "proto/proto.h"
+#include "proto/tailwire.h"
+#include "tests/fuzz/fuzz_util.h"
+
+struct repacked {
+    struct wire_body b;
+    msgpack_unpacked up;
+};
+
+/* Decodes what an encoder just wrote: it must be one valid msgpack map. */
+static const msgpack_object *repacked_decode(struct repacked *r)
+{
+    msgpack_unpacked_init(&r->up);
+    size_t off = 0;
+    FUZZ_CHECK(wire_msgpack_check(r->b.sbuf.data, r->b.sbuf.size) == 0, "encoder wrote unchecked msgpack");
+    FUZZ_CHECK(msgpack_unpack_next(&r->up, r->b.sbuf.data, r->b.sbuf.size, &off) == MSGPACK_UNPACK_SUCCESS &&
+                   off == r->b.sbuf.size && r->up.data.type == MSGPACK_OBJECT_MAP,
+               "encoder wrote no single map");
+    return &r->up.data;
+}
+
+static void repacked_free(struct repacked *r)
+{
+    msgpack_unpacked_destroy(&r->up);
+    wire_body_free(&r->b);
+}
+
+static int valid_utf8(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!k || i + k > n)
+            return 0;
+        for (size_t j = 1; j < k; j++)
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+        if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) || (c == 0xf0 && p[i + 1] < 0x90) ||
+            (c == 0xf4 && p[i + 1] > 0x8f))
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the node's own requests */
+
+static void fuzz_restart(const msgpack_object *body)
+{
+    char buf[256], err[200] = "", buf2[256], target[300];
+    struct proto_restart r, back;
+    if (proto_unpack_restart(body, &r, buf, sizeof buf, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "restart refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(r.index >= -1 && r.index < 100000, "index %d", r.index);
+    if (r.index >= 0)
+        snprintf(target, sizeof target, "%s.%d", r.target, r.index);
+    else
+        snprintf(target, sizeof target, "%s", r.target);
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_restart(&p.b.pk, 1, &(struct proto_restart){.target = target, .wait = r.wait});
+    if (strlen(target) < sizeof buf2) {
+        FUZZ_CHECK(proto_unpack_restart(repacked_decode(&p), &back, buf2, sizeof buf2, err, sizeof err) == 0,
+                   "repacked restart refused: %s", err);
+        /* "A.1.2" reads as A.1 instance 2, and "A.01" as A instance 1, both times. */
+        FUZZ_CHECK(back.wait == r.wait && back.index == r.index && strcmp(back.target, r.target) == 0,
+                   "restart changed through pack/unpack: %s.%d -> %s.%d", r.target, r.index, back.target, back.index);
+    } else {
+        repacked_decode(&p);
+    }
+    repacked_free(&p);
+}
+
+static void fuzz_scale(const msgpack_object *body)
+{
+    char buf[256], buf2[256], err[200] = "";
+    struct proto_scale s, back;
+    if (proto_unpack_scale(body, &s, buf, sizeof buf, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "scale refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(s.count >= 0 && s.count <= PROTO_SCALE_MAX, "count %lld", (long long)s.count);
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_scale(&p.b.pk, 1, &s);
+    FUZZ_CHECK(proto_unpack_scale(repacked_decode(&p), &back, buf2, sizeof buf2, err, sizeof err) == 0,
+               "repacked scale refused: %s", err);
+    FUZZ_CHECK(strcmp(back.service, s.service) == 0 && back.count == s.count && back.wait == s.wait,
+               "scale changed through pack/unpack");
+    repacked_free(&p);
+}
+
+static void fuzz_stop(const msgpack_object *body)
+{
+    struct proto_stop s, back;
+    proto_unpack_stop(body, &s);
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_stop(&p.b.pk, 1, &s);
+    proto_unpack_stop(repacked_decode(&p), &back);
+    FUZZ_CHECK(back.force == s.force, "force changed");
+    repacked_free(&p);
+}
+
+static void fuzz_status(const msgpack_object *body)
+{
+    struct proto_status st;
+    if (proto_unpack_status(body, &st) == 0) {
+        for (size_t i = 0; i < st.service_count; i++) {
+            const struct proto_status_service_view *s = &st.services[i];
+            char name[64];
+            proto_status_str_copy(s->name, name, sizeof name);
+            FUZZ_CHECK(strlen(name) < sizeof name, "copy overran");
+            for (size_t k = 0; k < s->instance_count; k++)
+                FUZZ_CHECK(!s->instances[k].exit_has_code || s->instances[k].has_exit, "code without exit");
+        }
+    }
+    proto_status_free(&st);
+}
+
+static void fuzz_replies(const msgpack_object *body)
+{
+    char message[64];
+    proto_unpack_error(body, message, sizeof message);
+    FUZZ_CHECK(strlen(message) < sizeof message, "message overran");
+    int64_t n;
+    struct proto_change_started s;
+    struct proto_change_done d;
+    for (int is_scale = 0; is_scale < 2; is_scale++) {
+        proto_unpack_change_accepted(body, is_scale, &n);
+        proto_unpack_change_started(body, is_scale, &s);
+        proto_unpack_change_done(body, is_scale, &d);
+    }
+    proto_unpack_stop_reply(body, &n);
+    char identity[40];
+    proto_unpack_register_reply(body, identity, sizeof identity);
+    proto_unpack_emit_offset(body);
+}
+
+/* ---------------------------------------------------------------- registry */
+
+static void fuzz_register(const msgpack_object *body)
+{
+    struct proto_register_view r, back;
+    char err[200] = "";
+    if (proto_unpack_register(body, &r, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "register refused without a reason");
+        return;
+    }
+    /* Pack it again from copies, as the node keeps it and the library sends it. */
+    char *service = strndup(r.service->via.str.ptr, r.service->via.str.size);
+    char *endpoint = strndup(r.endpoint->via.str.ptr, r.endpoint->via.str.size);
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_register_begin(&p.b.pk, 1, &(struct proto_register){.service = service, .instance = r.instance,
+                                                                     .pid = r.pid, .endpoint = endpoint});
+    size_t n = r.methods ? r.methods->via.array.size : 0;
+    proto_pack_methods_begin(&p.b.pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *m = &r.methods->via.array.ptr[i];
+        const msgpack_object *name = wire_map_get(m, "name"), *params = wire_map_get(m, "params");
+        char *copies[PROTO_REGISTER_PARAMS_MAX];
+        size_t pc = params && params->type == MSGPACK_OBJECT_ARRAY ? params->via.array.size : 0;
+        for (size_t j = 0; j < pc; j++)
+            copies[j] = strndup(params->via.array.ptr[j].via.str.ptr, params->via.array.ptr[j].via.str.size);
+        char *name_copy = strndup(name->via.str.ptr, name->via.str.size);
+        proto_pack_method(&p.b.pk, &(struct proto_method){.name = name_copy, .params = (const char *const *)copies,
+                                                           .param_count = pc, .help = ""});
+        free(name_copy);
+        for (size_t j = 0; j < pc; j++)
+            free(copies[j]);
+    }
+    FUZZ_CHECK(proto_unpack_register(repacked_decode(&p), &back, err, sizeof err) == 0,
+               "repacked register refused: %s", err);
+    FUZZ_CHECK(back.pid == r.pid && back.instance == r.instance, "register numbers changed");
+    FUZZ_CHECK((back.methods ? back.methods->via.array.size : 0) == n, "methods count changed");
+    repacked_free(&p);
+    free(service);
+    free(endpoint);
+}
+
+static void fuzz_discover(const msgpack_object *body)
+{
+    char service[256], back_service[256], err[200] = "";
+    if (proto_unpack_discover(body, service, sizeof service, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "discover refused without a reason");
+        return;
+    }
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_discover(&p.b.pk, 1, service[0] ? service : NULL);
+    FUZZ_CHECK(proto_unpack_discover(repacked_decode(&p), back_service, sizeof back_service, err, sizeof err) == 0,
+               "repacked discover refused");
+    FUZZ_CHECK(strcmp(service, back_service) == 0, "service changed");
+    repacked_free(&p);
+}
+
+static void fuzz_services(const msgpack_object *body)
+{
+    const msgpack_object *services = proto_services_array(body);
+    const msgpack_object *insts = proto_services_instances(services, "Greeting");
+    FUZZ_CHECK(!insts || insts->type == MSGPACK_OBJECT_ARRAY, "instances not a list");
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void fuzz_emit(const msgpack_object *body)
+{
+    const msgpack_object *batch, *source;
+    char err[300] = "";
+    if (proto_unpack_emit_batch(body, &batch, &source, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "emit batch refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(!source || source->type == MSGPACK_OBJECT_STR, "source not a string");
+    size_t n = batch ? batch->via.array.size : 1;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *m = batch ? &batch->via.array.ptr[i] : body;
+        struct proto_emit_view v;
+        err[0] = '\0';
+        if (proto_unpack_emit_event(m, &v, err, sizeof err) < 0) {
+            FUZZ_CHECK(err[0], "event refused without a reason");
+            continue;
+        }
+        FUZZ_CHECK(v.type && v.type->type == MSGPACK_OBJECT_STR, "type not a string");
+        FUZZ_CHECK(v.delay_ms >= 0 && v.delay_ms <= PROTO_DELAY_MAX_MS, "delay %lld", (long long)v.delay_ms);
+        char *type = strndup(v.type->via.str.ptr, v.type->via.str.size);
+        struct repacked p;
+        wire_body_init(&p.b);
+        struct proto_emit e = {.type = type, .trace_id = "t", .source = "fuzz", .delay_ms = v.delay_ms};
+        proto_pack_emit_begin(&p.b.pk, 1, &e);
+        if (v.body)
+            msgpack_pack_object(&p.b.pk, *v.body);
+        else
+            msgpack_pack_nil(&p.b.pk);
+        proto_pack_emit_end(&p.b.pk, &e);
+        struct proto_emit_view back;
+        FUZZ_CHECK(proto_unpack_emit_event(repacked_decode(&p), &back, err, sizeof err) == 0,
+                   "repacked event refused: %s", err);
+        FUZZ_CHECK(back.delay_ms == v.delay_ms && wire_str_eq(back.type, type), "event changed");
+        repacked_free(&p);
+        free(type);
+    }
+}
+
+static void fuzz_subscribe(const msgpack_object *body)
+{
+    struct proto_subscribe_view s, back;
+    char err[400] = "";
+    if (proto_unpack_subscribe(body, &s, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "subscribe refused without a reason");
+        return;
+    }
+    size_t n = s.patterns->via.array.size;
+    FUZZ_CHECK(n >= 1 && n <= PROTO_PATTERNS_MAX, "%zu patterns", n);
+    FUZZ_CHECK(s.batch >= 1 && s.batch <= PROTO_EMIT_BATCH_MAX, "batch %lld", (long long)s.batch);
+    FUZZ_CHECK(s.prefetch >= 1 && s.prefetch <= PROTO_PREFETCH_MAX, "prefetch %lld", (long long)s.prefetch);
+    FUZZ_CHECK(s.broadcast || s.group[0], "no group and no broadcast");
+    char *patterns[PROTO_PATTERNS_MAX];
+    for (size_t i = 0; i < n; i++)
+        patterns[i] = strndup(s.patterns->via.array.ptr[i].via.str.ptr, s.patterns->via.array.ptr[i].via.str.size);
+    char from[32];
+    if (s.from == PROTO_FROM_OFFSET)
+        snprintf(from, sizeof from, "%lld", (long long)s.from_offset);
+    else
+        snprintf(from, sizeof from, "%s", s.from == PROTO_FROM_BEGINNING ? "beginning" : s.from == PROTO_FROM_NOW ? "now"
+                                                                                                              : "resume");
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_subscribe(&p.b.pk, 1, &(struct proto_subscribe){.subscription = s.subscription,
+                                                                .patterns = (const char *const *)patterns,
+                                                                .pattern_count = n,
+                                                                .group = s.group[0] ? s.group : NULL,
+                                                                .broadcast = s.broadcast,
+                                                                .pid = s.pid,
+                                                                .prefetch = s.prefetch,
+                                                                .batch = s.batch,
+                                                                .stream = s.has_stream ? s.stream : NULL,
+                                                                .from = from});
+    FUZZ_CHECK(proto_unpack_subscribe(repacked_decode(&p), &back, err, sizeof err) == 0,
+               "repacked subscribe refused: %s", err);
+    FUZZ_CHECK(strcmp(back.subscription, s.subscription) == 0 && strcmp(back.group, s.group) == 0 &&
+                   back.broadcast == s.broadcast && back.pid == s.pid && back.prefetch == s.prefetch &&
+                   back.batch == s.batch && back.has_stream == s.has_stream && back.from == s.from &&
+                   (s.from != PROTO_FROM_OFFSET || back.from_offset == s.from_offset),
+               "subscribe changed through pack/unpack");
+    repacked_free(&p);
+    for (size_t i = 0; i < n; i++)
+        free(patterns[i]);
+}
+
+static void fuzz_bus_small(const msgpack_object *body)
+{
+    char sub[PROTO_SUBSCRIPTION_MAX + 1], err[200];
+    proto_unpack_unsubscribe(body, sub, sizeof sub, err, sizeof err);
+    const msgpack_object *one, *list;
+    proto_unpack_settle(body, &one, &list);
+    FUZZ_CHECK(!one || (one->type == MSGPACK_OBJECT_POSITIVE_INTEGER && one->via.u64), "bad delivery kept");
+    FUZZ_CHECK(!list || list->type == MSGPACK_OBJECT_ARRAY, "deliveries not a list");
+    FUZZ_CHECK(!(one && list), "both a delivery and a list");
+    int64_t next, committed;
+    proto_unpack_bus_status_stream(body, "book.#", "View.on_book", &next, &committed);
+    int64_t pid;
+    proto_unpack_pid(body, &pid);
+}
+
+/* ---------------------------------------------------------------- tail */
+
+static void check_line_roundtrip(const struct tail_line *in)
+{
+    struct strbuf out, scratch;
+    strbuf_init(&out);
+    strbuf_init(&scratch);
+    tailwire_pack_line(&out, &in->line, &scratch);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    FUZZ_CHECK(msgpack_unpack_next(&up, out.data, out.len, &off) == MSGPACK_UNPACK_SUCCESS && off == out.len,
+               "packed line does not unpack");
+    struct tail_line back;
+    FUZZ_CHECK(tailwire_unpack_line(&up.data, &back) == 0, "packed line does not decode");
+    const struct log_line *a = &in->line, *b = &back.line;
+    FUZZ_CHECK(a->seq == b->seq && a->wall_ns == b->wall_ns && a->instance == b->instance && a->pid == b->pid &&
+                   a->stream == b->stream && a->level == b->level && a->flags == b->flags &&
+                   strcmp(a->trace_id, b->trace_id) == 0 && strcmp(a->service, b->service) == 0,
+               "line fields changed through pack/unpack");
+    if (valid_utf8(a->text, a->len))
+        FUZZ_CHECK(a->len == b->len && (a->len == 0 || memcmp(a->text, b->text, a->len) == 0),
+                   "valid UTF-8 text changed through pack/unpack");
+    msgpack_unpacked_destroy(&up);
+    strbuf_free(&out);
+    strbuf_free(&scratch);
+}
+
+static void fuzz_lines(const msgpack_object *body)
+{
+    const msgpack_object *lines = tailwire_lines_array(body);
+    for (uint32_t i = 0; lines && i < lines->via.array.size && i < 64; i++) {
+        struct tail_line line;
+        if (tailwire_unpack_line(&lines->via.array.ptr[i], &line) == 0)
+            check_line_roundtrip(&line);
+    }
+    struct tail_skipped sk;
+    if (tailwire_unpack_skipped(body, &sk) == 0 && sk.count) {
+        /* What the node sends must come back the same. */
+        struct repacked p;
+        wire_body_init(&p.b);
+        struct tailwire_lines_mark mark;
+        tailwire_lines_begin(&p.b, "\x01", 1, &mark);
+        tailwire_lines_finish(&p.b, &mark, 0, &sk);
+        struct tail_skipped back;
+        FUZZ_CHECK(tailwire_unpack_skipped(repacked_decode(&p), &back) == 0 && back.count == sk.count &&
+                       back.first == sk.first && back.last == sk.last,
+                   "skipped changed through pack/unpack");
+        repacked_free(&p);
+    }
+    int truncated;
+    tailwire_unpack_end(body, &truncated, &sk);
+}
+
+static void fuzz_tail(const msgpack_object *body)
+{
+    int64_t backlog = -1;
+    int follow = -1;
+    struct logfilter f;
+    char err[512] = "";
+    if (tailwire_unpack_request(body, &backlog, &follow, &f, err, sizeof err) == 0) {
+        FUZZ_CHECK(backlog >= 0 && (follow == 0 || follow == 1), "backlog %lld follow %d", (long long)backlog, follow);
+        FUZZ_CHECK(f.target_count <= LOGFILTER_MAX_TARGETS, "%zu targets", f.target_count);
+        FUZZ_CHECK(!f.trace_id[0] || logfilter_trace_id_valid(f.trace_id), "invalid trace id kept");
+        static const char text[] = "12:00:00 [ERROR] trace_id=abc123 failed";
+        struct log_line probe = {.seq = 1, .service = "Greeting", .instance = 1, .pid = 7, .level = LOG_LEVEL_ERROR,
+                                 .text = text, .len = sizeof text - 1};
+        memcpy(probe.trace_id, "abc123", 7);
+        int m = logfilter_match(&f, &probe);
+        FUZZ_CHECK(m == 0 || m == 1, "match %d", m);
+        logfilter_free(&f);
+    } else {
+        FUZZ_CHECK(err[0] != '\0', "request refused without a reason");
+    }
+}
+
+static void fuzz_tail_small(const msgpack_object *body)
+{
+    int has;
+    uint64_t received;
+    char err[200] = "";
+    if (tailwire_unpack_renew(body, &has, &received, err, sizeof err) < 0)
+        FUZZ_CHECK(err[0], "renew refused without a reason");
+    int64_t limit;
+    err[0] = '\0';
+    if (tailwire_unpack_traces_request(body, &limit, err, sizeof err) == 0)
+        FUZZ_CHECK(limit >= 1 && limit <= PROTO_TRACES_LIMIT_MAX, "limit %lld", (long long)limit);
+    else
+        FUZZ_CHECK(err[0], "traces refused without a reason");
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static const struct {
+    const char *type;
+    void (*fn)(const msgpack_object *body);
+} decoders[] = {
+    {PROTO_STATUS, fuzz_status},          {PROTO_RESTART, fuzz_restart},     {PROTO_SCALE, fuzz_scale},
+    {PROTO_STOP, fuzz_stop},              {PROTO_OK, fuzz_replies},          {PROTO_STARTED, fuzz_replies},
+    {PROTO_ERROR, fuzz_replies},          {PROTO_REGISTER, fuzz_register},   {PROTO_HEARTBEAT, fuzz_bus_small},
+    {PROTO_UNREGISTER, fuzz_bus_small},   {PROTO_DISCOVER, fuzz_discover},   {PROTO_SERVICES, fuzz_services},
+    {PROTO_EMIT, fuzz_emit},              {PROTO_SUBSCRIBE, fuzz_subscribe}, {PROTO_UNSUBSCRIBE, fuzz_bus_small},
+    {PROTO_EVENT, fuzz_bus_small},        {PROTO_EVENTS, fuzz_bus_small},    {PROTO_ACK, fuzz_bus_small},
+    {PROTO_NACK, fuzz_bus_small},         {PROTO_BUS_STATUS, fuzz_bus_small}, {PROTO_TAIL, fuzz_tail},
+    {PROTO_LINES, fuzz_lines},            {PROTO_END, fuzz_lines},           {PROTO_TAIL_RENEW, fuzz_tail_small},
+    {PROTO_UNTAIL, fuzz_tail_small},      {PROTO_TRACES, fuzz_tail_small},
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in in = {data, size};
+    size_t type_len = fuzz_len(&in), got;
+    const uint8_t *type_bytes = fuzz_bytes(&in, type_len, &got);
+    char type[WIRE_TYPE_MAX + 1];
+    if (got == 0 || got > WIRE_TYPE_MAX)
+        return 0;
+    memcpy(type, type_bytes, got);
+    type[got] = '\0';
+    if (wire_msgpack_check(in.p, in.n) < 0)
+        return 0;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, (const char *)in.p, in.n, &off) != MSGPACK_UNPACK_SUCCESS || off != in.n ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&up);
+        return 0; /* wire_recv drops it: not a body */
+    }
+    for (size_t i = 0; i < sizeof decoders / sizeof decoders[0]; i++)
+        if (strcmp(decoders[i].type, type) == 0)
+            decoders[i].fn(&up.data);
+    msgpack_unpacked_destroy(&up);
+    return 0;
+}
