@@ -202,7 +202,7 @@ struct dn_queued *dn_node_recv(struct devnode *dn)
             wire_msg_free(&q->msg);
             dn->spare = q;
             dn->malformed++;
-            fprintf(stderr, "WARNING devnode: dropped a message from the node: %s\n", line);
+            dn_warn(dn, DEVNODE_WARNING, "dropped a message from the node: %s", line);
             continue;
         }
         dn->spare = q; /* nothing decoded: q holds nothing that needs freeing */
