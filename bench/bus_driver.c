@@ -1,5 +1,5 @@
 /* bus_driver.c: compiled and run by bench_bus.py. The publisher and the sinks are C (built
- * against common/wire.c from libcore.a), so the figure is the node's: Python drivers top out
+ * against proto/wire.c from libcore.a), so the figure is the node's: Python drivers top out
  * far below it on a small machine. When no compiler is at hand bench_bus.py uses its Python
  * drivers and the figure says so. */
 #include <string.h>

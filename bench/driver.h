@@ -68,7 +68,7 @@ static inline int wait_for_node(void *s, const char *stalled, long done)
     return 0;
 }
 
-#ifdef DEVNODE_WIRE_H /* drivers that speak the node's protocol include common/wire.h first */
+#ifdef DEVNODE_WIRE_H /* drivers that speak the node's protocol include proto/wire.h first */
 /* Takes the next well-formed message queued on s into m (the caller frees it): 1, or 0 when
  * nothing is left. A malformed one is skipped, as the node would. */
 static inline int next_message(void *s, struct wire_msg *m)

@@ -1,4 +1,4 @@
-/* stream_driver.c: compiled and run by bench_streams.py, built against common/wire.c from
+/* stream_driver.c: compiled and run by bench_streams.py, built against proto/wire.c from
  * libcore.a so the figures are the node's.
  *   pub ENDPOINT N WINDOW: emits N retained events, WINDOW in flight (JA).
  *   replay ENDPOINT STREAM N PREFETCH: reads the stream from the beginning and acks every

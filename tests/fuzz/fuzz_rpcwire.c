@@ -1,4 +1,4 @@
-/* fuzz_rpcwire: lymph's RPC message decoder (common/rpcwire.c) on real ZeroMQ sockets, as
+/* fuzz_rpcwire: lymph's RPC message decoder (proto/rpcwire.c) on real ZeroMQ sockets, as
  * fuzz_wire does for the node protocol: up to 8 frames over inproc to a ROUTER (routed) or a
  * PAIR; rpc_recv must consume exactly that message, its text fields must be printable and
  * bounded, and an accepted message must come back unchanged through rpc_send + rpc_recv. */

@@ -1,4 +1,4 @@
-/* fuzz_streamrec: the retained-event record decoder (common/streamrec.c) on arbitrary payloads,
+/* fuzz_streamrec: the retained-event record decoder (proto/streamrec.c) on arbitrary payloads,
  * as a journal that survived a crash or an older node may hold. A record it accepts must have
  * the documented shape and come back the same through streamrec_pack; the journal file name
  * derived from the input (as a stream pattern) must be safe: [A-Za-z0-9_.-] and %XX only. */

@@ -1,4 +1,4 @@
-/* fuzz_wire: the node protocol decoder (common/wire.c) on real ZeroMQ sockets. The input is
+/* fuzz_wire: the node protocol decoder (proto/wire.c) on real ZeroMQ sockets. The input is
  * cut into up to 8 frames (fuzz_util.h) and sent as one multipart message over inproc, to a
  * ROUTER (routed) or a PAIR; wire_recv must consume exactly that message, and a message it
  * accepts must survive wire_send + wire_recv unchanged. The body then goes through the

@@ -1,4 +1,4 @@
-/* test_rpcwire: lymph's RPC message codec (common/rpcwire) over an inproc DEALER -> ROUTER pair:
+/* test_rpcwire: lymph's RPC message codec (proto/rpcwire) over an inproc DEALER -> ROUTER pair:
  * round trips of every message type, and malformed frames that must be consumed whole and
  * reported, never crash or desynchronise the socket. */
 #include <setjmp.h>
