@@ -102,6 +102,18 @@ struct config;
  * after printing why (the caller exits CLI_USAGE). */
 int cli_check_ports(struct config *cfg, const char *file, const char *port_base);
 
+struct cli_args;
+struct preflight;
+/* What `up` and `check` both do before they act: load the config (named as the user wrote
+ * it), apply and check the PORT blocks, and run the preflight checks of this machine.
+ * 0 with *cfg and *pf to free, or -1 after printing the one-line error (exit CLI_USAGE). */
+int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
+                    struct preflight *pf);
+
+/* --timeout SECONDS of a waiting command: *ms stays as it was when `text` is NULL. 0, or -1
+ * after printing "COMMAND: --timeout takes a number of seconds, not 'X'". */
+int cli_timeout_ms(const char *command, const char *text, int *ms);
+
 /* How long the node has to answer a request at all. */
 #define CLI_ANSWER_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS
 

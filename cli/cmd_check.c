@@ -83,26 +83,11 @@ static int cmd_check(struct cli_args *args)
         cli_error("check: unexpected argument '%s'", args->argv[0]);
         return CLI_USAGE;
     }
-    char err[1024];
     struct config cfg;
-    /* As given, so errors name the file the way the user wrote it. */
-    const char *path = args->config ? args->config : args->project.config_path;
-    if (config_load(path, vars, &cfg, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        return CLI_USAGE;
-    }
-    if (cli_check_ports(&cfg, path, port_base) < 0) {
-        config_free(&cfg);
-        return CLI_USAGE;
-    }
-    /* What `up` would refuse on this machine, refused here too. */
     struct preflight pf;
-    if (preflight_run(&cfg, path, &pf, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        preflight_free(&pf);
-        config_free(&cfg);
+    /* What `up` would refuse on this machine, refused here too. */
+    if (cli_load_config(args, vars, port_base, &cfg, &pf) < 0)
         return CLI_USAGE;
-    }
     int instances = 0;
     for (size_t i = 0; i < cfg.service_count; i++)
         instances += cfg.services[i].numprocesses;

@@ -51,16 +51,8 @@ static const struct cli_option options[] = {
 static int cmd_restart(struct cli_args *args)
 {
     int wait = !cli_arg(args, 'n'), timeout_ms = 0;
-    const char *timeout = cli_arg(args, 't');
-    if (timeout) {
-        char *end;
-        double s = strtod(timeout, &end);
-        if (*end || end == timeout || s <= 0 || s > 86400) {
-            cli_error("restart: --timeout takes a number of seconds, not '%s'", timeout);
-            return CLI_USAGE;
-        }
-        timeout_ms = (int)(s * 1000);
-    }
+    if (cli_timeout_ms("restart", cli_arg(args, 't'), &timeout_ms) < 0)
+        return CLI_USAGE;
     if (args->argc == 0) {
         cli_error("restart: name a service or an instance (Greeting, Greeting.1)");
         return CLI_USAGE;

@@ -31,16 +31,8 @@ static const struct cli_option options[] = {
 static int cmd_scale(struct cli_args *args)
 {
     int wait = !cli_arg(args, 'n'), timeout_ms = 0;
-    const char *timeout = cli_arg(args, 't');
-    if (timeout) {
-        char *end;
-        double s = strtod(timeout, &end);
-        if (*end || end == timeout || s <= 0 || s > 86400) {
-            cli_error("scale: --timeout takes a number of seconds, not '%s'", timeout);
-            return CLI_USAGE;
-        }
-        timeout_ms = (int)(s * 1000);
-    }
+    if (cli_timeout_ms("scale", cli_arg(args, 't'), &timeout_ms) < 0)
+        return CLI_USAGE;
     /* A negative count comes as an operand (the parser takes "-1" for one): say what is wrong. */
     for (int i = 0; i < args->argc; i++) {
         if (args->argv[i][0] == '-' && isdigit((unsigned char)args->argv[i][1])) {

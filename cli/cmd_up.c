@@ -67,24 +67,10 @@ static int cmd_up(struct cli_args *args)
     }
     struct node_options opts = {.vars_path = vars, .color = args->color, .output_mode = output_mode};
     const struct cli_project project = args->project;
-    char err[1024];
     struct config cfg;
-    const char *path = args->config ? args->config : project.config_path;
-    if (config_load(path, vars, &cfg, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        return CLI_USAGE;
-    }
-    if (cli_check_ports(&cfg, path, port_base) < 0) {
-        config_free(&cfg);
-        return CLI_USAGE;
-    }
     struct preflight pf;
-    if (preflight_run(&cfg, path, &pf, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        preflight_free(&pf);
-        config_free(&cfg);
+    if (cli_load_config(args, vars, port_base, &cfg, &pf) < 0)
         return CLI_USAGE;
-    }
     for (size_t i = 0; i < pf.warning_count; i++)
         cli_error("warning: %s", pf.warnings[i]);
     preflight_free(&pf);

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "node/preflight.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -124,5 +125,42 @@ int cli_check_ports(struct config *cfg, const char *file, const char *port_base)
         cli_error("%s", err);
         return -1;
     }
+    return 0;
+}
+
+int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
+                    struct preflight *pf)
+{
+    char err[1024];
+    /* As given, so errors name the file the way the user wrote it. */
+    const char *path = args->config ? args->config : args->project.config_path;
+    if (config_load(path, vars, cfg, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    if (cli_check_ports(cfg, path, port_base) < 0) {
+        config_free(cfg);
+        return -1;
+    }
+    if (preflight_run(cfg, path, pf, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        preflight_free(pf);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_timeout_ms(const char *command, const char *text, int *ms)
+{
+    if (!text)
+        return 0;
+    char *end;
+    double s = strtod(text, &end);
+    if (*end || end == text || s <= 0 || s > 86400) {
+        cli_error("%s: --timeout takes a number of seconds, not '%s'", command, text);
+        return -1;
+    }
+    *ms = (int)(s * 1000);
     return 0;
 }
