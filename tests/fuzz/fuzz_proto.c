@@ -15,6 +15,7 @@
 #include "proto/logfilter.h"
 #include "proto/proto.h"
 #include "proto/tailwire.h"
+#include "tests/fuzz/fuzz_tailline.h"
 #include "tests/fuzz/fuzz_util.h"
 
 struct repacked {
@@ -40,24 +41,6 @@ static void repacked_free(struct repacked *r)
     wire_body_free(&r->b);
 }
 
-static int valid_utf8(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (!k || i + k > n)
-            return 0;
-        for (size_t j = 1; j < k; j++)
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-        if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) || (c == 0xf0 && p[i + 1] < 0x90) ||
-            (c == 0xf4 && p[i + 1] > 0x8f))
-            return 0;
-        i += k;
-    }
-    return 1;
-}
 
 /* ---------------------------------------------------------------- the node's own requests */
 
@@ -324,31 +307,6 @@ static void fuzz_bus_small(const msgpack_object *body)
 
 /* ---------------------------------------------------------------- tail */
 
-static void check_line_roundtrip(const struct tail_line *in)
-{
-    struct strbuf out, scratch;
-    strbuf_init(&out);
-    strbuf_init(&scratch);
-    tailwire_pack_line(&out, &in->line, &scratch);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    FUZZ_CHECK(msgpack_unpack_next(&up, out.data, out.len, &off) == MSGPACK_UNPACK_SUCCESS && off == out.len,
-               "packed line does not unpack");
-    struct tail_line back;
-    FUZZ_CHECK(tailwire_unpack_line(&up.data, &back) == 0, "packed line does not decode");
-    const struct log_line *a = &in->line, *b = &back.line;
-    FUZZ_CHECK(a->seq == b->seq && a->wall_ns == b->wall_ns && a->instance == b->instance && a->pid == b->pid &&
-                   a->stream == b->stream && a->level == b->level && a->flags == b->flags &&
-                   strcmp(a->trace_id, b->trace_id) == 0 && strcmp(a->service, b->service) == 0,
-               "line fields changed through pack/unpack");
-    if (valid_utf8(a->text, a->len))
-        FUZZ_CHECK(a->len == b->len && (a->len == 0 || memcmp(a->text, b->text, a->len) == 0),
-                   "valid UTF-8 text changed through pack/unpack");
-    msgpack_unpacked_destroy(&up);
-    strbuf_free(&out);
-    strbuf_free(&scratch);
-}
 
 static void fuzz_lines(const msgpack_object *body)
 {
