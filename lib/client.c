@@ -151,6 +151,7 @@ void dn_client_free(struct devnode *dn)
         struct devnode_call *c = dn->calls;
         dn->calls = c->next;
         json_decref(c->result);
+        json_decref(c->headers);
         free(c);
     }
     while (dn->services) {
@@ -203,8 +204,8 @@ static int dn_send_on(struct devnode *dn, struct dn_peer *p, const char *id, con
 
 /* Packs the request and sends it to one instance of the service; fills call->peer, or marks
  * the call done with the reason it could not go out. */
-static void dn_call_start(struct devnode *dn, struct devnode_call *call, const char *subject,
-                          const json_t *args, int timeout_ms)
+static void dn_call_start(struct devnode *dn, struct devnode_call *call, const char *endpoint,
+                          const char *subject, const json_t *args, int timeout_ms)
 {
     memset(call, 0, sizeof *call);
     if (timeout_ms <= 0)
@@ -233,6 +234,20 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
     msgpack_sbuffer_clear(&dn->out_headers.sbuf);
     rpc_pack_headers(&dn->out_headers.pk, dn_trace_or_new(dn, tmp));
 
+    if (endpoint) {
+        /* A given endpoint bypasses the registry: one peer, tried once, kept for the next call. */
+        struct dn_peer *p = dn_peer_get(dn, endpoint);
+        if (!p) {
+            call_fail(call, DEVNODE_E_INVALID, "BadRequest", "cannot connect to %s", endpoint);
+            return;
+        }
+        if (dn_send_on(dn, p, call->id, wire_subject, call->deadline_ms) < 0) {
+            call_fail(call, DEVNODE_E_NOT_FOUND, "NotFound", "nothing answers at %s", endpoint);
+            return;
+        }
+        call->peer = p;
+        return;
+    }
     for (int pass = 0; pass < 2; pass++) {
         struct dn_service *svc = NULL;
         int rc = dn_resolve(dn, subject, name_len, pass > 0, &svc);
@@ -277,6 +292,8 @@ static void copy_str_field(const msgpack_object *map, const char *key, char *out
 static void dn_record_reply(struct devnode_call *call, const struct rpc_msg *rep)
 {
     call->done = 1;
+    if (call->want_headers)
+        call->headers = msgjson_to_json(rep->headers);
     if (rep->type == RPC_REP) {
         call->result = msgjson_to_json(rep->body);
         if (call->result) {
@@ -368,8 +385,13 @@ static void dn_call_wait_done(struct devnode *dn, struct devnode_call *call)
     }
 }
 
-static int dn_call_finish(struct devnode_call *call, json_t **result, struct devnode_error *err)
+static int dn_call_finish(struct devnode_call *call, json_t **result, json_t **headers, struct devnode_error *err)
 {
+    if (headers)
+        *headers = call->headers;
+    else
+        json_decref(call->headers);
+    call->headers = NULL;
     if (result)
         *result = call->code == DEVNODE_OK ? call->result : NULL;
     else
@@ -414,17 +436,18 @@ int devnode_call(struct devnode *dn, const char *subject, const json_t *args, in
                  json_t **result, struct devnode_error *err)
 {
     struct devnode_call call;
-    dn_call_start(dn, &call, subject, args, timeout_ms);
+    dn_call_start(dn, &call, NULL, subject, args, timeout_ms);
     if (!call.done) {
         dn_call_link(dn, &call);
         dn_call_wait_done(dn, &call);
         dn_call_unlink(dn, &call);
     }
-    return dn_call_finish(&call, result, err);
+    return dn_call_finish(&call, result, NULL, err);
 }
 
-struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject, const json_t *args,
-                                        int timeout_ms, struct devnode_error *err)
+struct devnode_call *devnode_call_async_to(struct devnode *dn, const char *endpoint, const char *subject,
+                                           const json_t *args, int timeout_ms, unsigned flags,
+                                           struct devnode_error *err)
 {
     struct devnode_call *call = malloc(sizeof *call);
     if (!call) {
@@ -433,15 +456,59 @@ struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject,
             err->code = DEVNODE_E_INVALID;
         return NULL;
     }
-    dn_call_start(dn, call, subject, args, timeout_ms);
+    dn_call_start(dn, call, endpoint, subject, args, timeout_ms);
     if (call->done) {
-        dn_call_finish(call, NULL, err);
+        dn_call_finish(call, NULL, NULL, err);
         free(call);
         return NULL;
     }
     call->deferred = 1;
+    call->want_headers = (flags & DEVNODE_CALL_HEADERS) != 0;
     dn_call_link(dn, call);
     return call;
+}
+
+struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject, const json_t *args,
+                                        int timeout_ms, struct devnode_error *err)
+{
+    return devnode_call_async_to(dn, NULL, subject, args, timeout_ms, 0, err);
+}
+
+int devnode_call_poll(struct devnode *dn, int timeout_ms)
+{
+    /* One poll over every peer a deferred call waits on, until the earliest deadline. */
+    zmq_pollitem_t items[64];
+    struct dn_peer *peers[64];
+    int n = 0;
+    long long now = dn_now_ms(), until = now + (timeout_ms > 0 ? timeout_ms : 0);
+    for (struct dn_peer *p = dn->peers; p; p = p->next) {
+        int waiting = 0;
+        for (struct devnode_call *c = dn->calls; c; c = c->next) {
+            if (c->peer != p || !c->deferred)
+                continue;
+            if (c->done || c->deadline_ms <= now)
+                return 1;
+            waiting = 1;
+            if (c->deadline_ms < until)
+                until = c->deadline_ms;
+        }
+        if (waiting && n < (int)(sizeof items / sizeof items[0])) {
+            items[n] = (zmq_pollitem_t){.socket = p->sock, .events = ZMQ_POLLIN};
+            peers[n++] = p;
+        }
+    }
+    if (n == 0)
+        return 0;
+    if (zmq_poll(items, n, until > now ? (long)(until - now) : 0) < 0 && errno != EINTR)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (items[i].revents & ZMQ_POLLIN)
+            dn_drain_peer(dn, peers[i], NULL);
+    now = dn_now_ms();
+    for (struct devnode_call *c = dn->calls; c; c = c->next)
+        if (c->deferred && (c->done || c->deadline_ms <= now))
+            return 1;
+    return 0;
 }
 
 int devnode_call_ready(struct devnode *dn, struct devnode_call *call)
@@ -451,9 +518,11 @@ int devnode_call_ready(struct devnode *dn, struct devnode_call *call)
     return call->done || dn_now_ms() >= call->deadline_ms;
 }
 
-int devnode_call_wait(struct devnode *dn, struct devnode_call *call, json_t **result,
-                      struct devnode_error *err)
+int devnode_call_wait_headers(struct devnode *dn, struct devnode_call *call, json_t **result, json_t **headers,
+                              struct devnode_error *err)
 {
+    if (headers)
+        *headers = NULL;
     if (!call) {
         if (result)
             *result = NULL;
@@ -464,9 +533,15 @@ int devnode_call_wait(struct devnode *dn, struct devnode_call *call, json_t **re
     }
     dn_call_wait_done(dn, call);
     dn_call_unlink(dn, call);
-    int rc = dn_call_finish(call, result, err);
+    int rc = dn_call_finish(call, result, headers, err);
     free(call);
     return rc;
+}
+
+int devnode_call_wait(struct devnode *dn, struct devnode_call *call, json_t **result,
+                      struct devnode_error *err)
+{
+    return devnode_call_wait_headers(dn, call, result, NULL, err);
 }
 
 void devnode_call_cancel(struct devnode *dn, struct devnode_call *call)
@@ -475,5 +550,6 @@ void devnode_call_cancel(struct devnode *dn, struct devnode_call *call)
         return;
     dn_call_unlink(dn, call);
     json_decref(call->result);
+    json_decref(call->headers);
     free(call);
 }

@@ -64,41 +64,20 @@ static int valid_service_name(const char *s)
     return 1;
 }
 
-struct devnode *devnode_connect(char *err, size_t errlen)
+/* The connection both ways of connecting share: validated names in, a devnode with its node
+ * DEALER (none when node_endpoint is NULL) out. */
+static struct devnode *dn_open(const char *endpoint, const char *service, int index, const char *run_dir,
+                               char *err, size_t errlen)
 {
-    const char *endpoint = getenv("DEVNODE_ENDPOINT");
-    const char *service = getenv("DEVNODE_SERVICE");
-    const char *instance = getenv("DEVNODE_INSTANCE");
-    const char *run_dir = getenv("DEVNODE_RUN_DIR");
-    if (!endpoint || !*endpoint) {
-        snprintf(err, errlen, "not started by devnode: DEVNODE_ENDPOINT is not set");
-        return NULL;
-    }
-    if (!service || !*service) {
-        snprintf(err, errlen, "not started by devnode: DEVNODE_SERVICE is not set");
-        return NULL;
-    }
     if (!valid_service_name(service)) {
-        snprintf(err, errlen, "DEVNODE_SERVICE=%s: want 1-%d letters, digits, '_' or '-'", service,
-                 DN_NAME_MAX);
+        snprintf(err, errlen, "service name '%s': want 1-%d letters, digits, '_' or '-'", service, DN_NAME_MAX);
         return NULL;
     }
-    if (strlen(endpoint) >= sizeof ((struct devnode *)0)->node_endpoint ||
+    if ((endpoint && strlen(endpoint) >= sizeof ((struct devnode *)0)->node_endpoint) ||
         (run_dir && strlen(run_dir) >= sizeof ((struct devnode *)0)->run_dir)) {
-        snprintf(err, errlen, "DEVNODE_ENDPOINT or DEVNODE_RUN_DIR is too long");
+        snprintf(err, errlen, "the node endpoint or the run dir is too long");
         return NULL;
     }
-    int index = -1;
-    if (instance && *instance) {
-        char *end;
-        long v = strtol(instance, &end, 10);
-        if (*end || v < -1 || v > 1000000) {
-            snprintf(err, errlen, "DEVNODE_INSTANCE=%s: want an instance index", instance);
-            return NULL;
-        }
-        index = (int)v;
-    }
-
     struct devnode *dn = calloc(1, sizeof *dn);
     if (!dn) {
         snprintf(err, errlen, "out of memory");
@@ -108,7 +87,7 @@ struct devnode *devnode_connect(char *err, size_t errlen)
     dn->instance = index;
     dn->pid = getpid();
     snprintf(dn->service, sizeof dn->service, "%s", service);
-    snprintf(dn->node_endpoint, sizeof dn->node_endpoint, "%s", endpoint);
+    snprintf(dn->node_endpoint, sizeof dn->node_endpoint, "%s", endpoint ? endpoint : "");
     snprintf(dn->run_dir, sizeof dn->run_dir, "%s", run_dir ? run_dir : "");
     wire_body_init(&dn->out);
     wire_body_init(&dn->out_headers);
@@ -131,13 +110,53 @@ struct devnode *devnode_connect(char *err, size_t errlen)
     }
     /* Not blocky: devnode_close must never hang in zmq_ctx_term on a message nobody reads. */
     zmq_ctx_set(dn->zctx, ZMQ_BLOCKY, 0);
-    dn->node = nodeconn_open(dn->zctx, dn->node_endpoint, NODECONN_FAREWELL, err, errlen);
-    if (!dn->node) {
+    if (endpoint && !(dn->node = nodeconn_open(dn->zctx, dn->node_endpoint, NODECONN_FAREWELL, err, errlen))) {
         dn_conn_close(dn);
         free(dn);
         return NULL;
     }
     return dn;
+}
+
+struct devnode *devnode_connect(char *err, size_t errlen)
+{
+    const char *endpoint = getenv("DEVNODE_ENDPOINT");
+    const char *service = getenv("DEVNODE_SERVICE");
+    const char *instance = getenv("DEVNODE_INSTANCE");
+    const char *run_dir = getenv("DEVNODE_RUN_DIR");
+    if (!endpoint || !*endpoint) {
+        snprintf(err, errlen, "not started by devnode: DEVNODE_ENDPOINT is not set");
+        return NULL;
+    }
+    if (!service || !*service) {
+        snprintf(err, errlen, "not started by devnode: DEVNODE_SERVICE is not set");
+        return NULL;
+    }
+    if (!valid_service_name(service)) {
+        snprintf(err, errlen, "DEVNODE_SERVICE=%s: want 1-%d letters, digits, '_' or '-'", service,
+                 DN_NAME_MAX);
+        return NULL;
+    }
+    int index = -1;
+    if (instance && *instance) {
+        char *end;
+        long v = strtol(instance, &end, 10);
+        if (*end || v < -1 || v > 1000000) {
+            snprintf(err, errlen, "DEVNODE_INSTANCE=%s: want an instance index", instance);
+            return NULL;
+        }
+        index = (int)v;
+    }
+    return dn_open(endpoint, service, index, run_dir, err, errlen);
+}
+
+struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen)
+{
+    if (node_endpoint && !*node_endpoint) {
+        snprintf(err, errlen, "no node endpoint given");
+        return NULL;
+    }
+    return dn_open(node_endpoint, name ? name : "client", -1, NULL, err, errlen);
 }
 
 void dn_queued_free(struct dn_queued *q)
@@ -173,6 +192,8 @@ uint64_t dn_next_request_id(struct devnode *dn)
 
 int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b)
 {
+    if (!dn->node)
+        return -1;
     /* The DEALER queues while the node is (re)connecting; DONTWAIT only fails when 100k
      * messages are stuck, and then dropping a heartbeat or ack is the right call. */
     return wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT);
@@ -185,6 +206,8 @@ int dn_is_delivery(const struct dn_queued *q)
 
 struct dn_queued *dn_node_recv(struct devnode *dn)
 {
+    if (!dn->node)
+        return NULL;
     for (;;) {
         struct dn_queued *q = dn->spare;
         dn->spare = NULL;
@@ -293,6 +316,8 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
 {
     if (reply)
         *reply = NULL;
+    if (!dn->node)
+        return dn_fail(dn, DEVNODE_E_NODE, "'%s' needs a node: opened without one", type);
     if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, 0) < 0)
         return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
     return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);

@@ -49,6 +49,13 @@ void *devnode_error_set(struct devnode_error *err, const char *type, const char 
  * DEVNODE_INSTANCE (-1 when unset) and DEVNODE_RUN_DIR. Returns NULL with err set when one
  * is missing ("not started by devnode: DEVNODE_ENDPOINT is not set") or on failure. */
 struct devnode *devnode_connect(char *err, size_t errlen);
+/* For a client that is not a service the node started (the devnode CLI, a script's helper):
+ * connects to the node at `node_endpoint` (its control socket, ipc://…/node.sock) as `name`
+ * (1-127 of [A-Za-z0-9_-]; NULL: "client"), which its emits carry as their source. It does not
+ * register unless devnode_start is called. node_endpoint NULL: no node at all, for calls to a
+ * given endpoint (devnode_call_async_to); what needs the node then fails with DEVNODE_E_NODE.
+ * Returns NULL with err set on failure. */
+struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen);
 /* Unsubscribes and unregisters if still running, closes every socket, frees everything,
  * including calls never waited for. NULL is a no-op. */
 void devnode_close(struct devnode *dn);
@@ -160,6 +167,20 @@ int devnode_call(struct devnode *dn, const char *subject, const json_t *args, in
 struct devnode_call *devnode_call_async(struct devnode *dn, const char *subject,
                                         const json_t *args, int timeout_ms,
                                         struct devnode_error *err);
+#define DEVNODE_CALL_HEADERS 1u /* devnode_call_async_to: keep the reply's headers */
+/* devnode_call_async to the RPC endpoint `endpoint` (ipc://…, tcp://…) instead of an instance
+ * found through the node (NULL: found through the node), with DEVNODE_CALL_HEADERS or 0. */
+struct devnode_call *devnode_call_async_to(struct devnode *dn, const char *endpoint, const char *subject,
+                                           const json_t *args, int timeout_ms, unsigned flags,
+                                           struct devnode_error *err);
+/* Waits up to timeout_ms (or a deferred call's earlier deadline) until a deferred call is
+ * ready (devnode_call_ready), without serving anything: for a client with many calls in flight.
+ * Returns 1 when one is ready, 0 otherwise. */
+int devnode_call_poll(struct devnode *dn, int timeout_ms);
+/* devnode_call_wait that also hands over the reply's headers (an object, a new reference) when
+ * the call was made with DEVNODE_CALL_HEADERS and a reply came; else *headers is NULL. */
+int devnode_call_wait_headers(struct devnode *dn, struct devnode_call *call, json_t **result, json_t **headers,
+                              struct devnode_error *err);
 /* Waits for the reply of a deferred call (until its own deadline) and frees the handle. */
 int devnode_call_wait(struct devnode *dn, struct devnode_call *call, json_t **result,
                       struct devnode_error *err);

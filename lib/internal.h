@@ -92,6 +92,8 @@ struct devnode_call {
     int done;                    /* reply (or failure) recorded below */
     int code;                    /* enum devnode_status once done */
     json_t *result;              /* owned until handed to the waiter */
+    int want_headers;            /* DEVNODE_CALL_HEADERS: keep the reply's headers below */
+    json_t *headers;             /* owned until handed to the waiter; NULL unless wanted */
     struct devnode_error err;
     int deferred;
     struct devnode_call *prev, *next;
