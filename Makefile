@@ -43,8 +43,11 @@ build/helpers/%: tests/helpers/%.c
 deps:
 	@sh scripts/deps.sh
 
-devnode: build/rel/libcore.a build/rel/cli/main.o
-	$(CC) -o $@ build/rel/cli/main.o build/rel/libcore.a $(PKG_LIBS) -lm
+# The CLI's request, inspect, subscribe and emit are libdevnode clients. libdevnode.a holds the
+# same common/ and proto/ objects as libcore.a; the linker takes each from the first archive
+# that resolves it, so nothing is defined twice.
+devnode: build/rel/libcore.a build/libdevnode.a build/rel/cli/main.o
+	$(CC) -o $@ build/rel/cli/main.o build/rel/libcore.a build/libdevnode.a $(PKG_LIBS) -lm
 
 build/rel/libcore.a: $(REL_OBJ)
 	@mkdir -p $(@D)

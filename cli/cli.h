@@ -117,6 +117,11 @@ int cli_timeout_ms(const char *command, const char *text, int *ms);
 /* How long the node has to answer a request at all. */
 #define CLI_ANSWER_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS
 
+struct devnode;
+/* A libdevnode client (named "cli", the source of its emits) of the project's running node,
+ * or of no node when project is NULL (calls to a given address). NULL with err set. */
+struct devnode *cli_devnode_open(const struct cli_project *project, char *err, size_t errlen);
+
 enum cli_wait {
     CLI_WAIT_DONE,        /* *reply holds the `ok` that ended it */
     CLI_WAIT_REFUSED,     /* no node, or it refused the request: nothing started */

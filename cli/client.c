@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "common/nodeconn.h"
 #include "common/rundir.h"
+#include "lib/devnode.h"
 
 static long long now_ms(void)
 {
@@ -39,6 +40,15 @@ static int conn_open_send(const struct cli_project *project, const char *type, c
         return -1;
     }
     return 0;
+}
+
+struct devnode *cli_devnode_open(const struct cli_project *project, char *err, size_t errlen)
+{
+    char endpoint[PATH_MAX + 16];
+    pid_t pid;
+    if (project && rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
+        return NULL;
+    return devnode_open(project ? endpoint : NULL, "cli", err, errlen);
 }
 
 static void conn_close(struct cli_conn *conn)

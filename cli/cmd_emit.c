@@ -1,12 +1,13 @@
 /* cmd_emit: `devnode emit TYPE [BODY] [--delay MS] [--trace-id ID]`: publishes one event
- * through the node's bus with source "cli". Silent on success, like `lymph emit`. */
+ * through the node's bus with source "cli", as a libdevnode client. Silent on success, like
+ * `lymph emit`. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/msgjson.h"
+#include "lib/devnode.h"
 #include "proto/rpcwire.h"
 
 static int parse_delay(const char *text, long long *out)
@@ -52,37 +53,25 @@ static int cmd_emit(struct cli_args *args)
         cli_error("emit: BODY is not valid JSON: %s (column %d)", jerr.text, jerr.column);
         return CLI_USAGE;
     }
-    const struct cli_project project = args->project;
     char err[1024];
-    /* A trace id is minted here when none is given, so the event and whatever handles it
-     * can be followed in the logs, as lymph's emit did. */
-    char minted[33];
-    if (!trace_id) {
-        rpc_new_trace_id(minted);
-        trace_id = minted;
-    }
-    struct wire_body req;
-    wire_body_init(&req);
-    msgpack_packer *pk = &req.pk;
-    struct proto_emit e = {.type = type, .trace_id = trace_id, .source = "cli", .delay_ms = delay_ms};
-    proto_pack_emit_begin(pk, 1, &e);
-    int packed = msgjson_pack(pk, body);
-    json_decref(body);
-    proto_pack_emit_end(pk, &e);
-    if (packed < 0) {
-        wire_body_free(&req);
-        cli_error("emit: BODY holds a value msgpack cannot carry");
-        return CLI_USAGE;
-    }
-    struct wire_msg reply;
-    int rc = cli_request(&project, PROTO_EMIT, &req, CLI_ANSWER_TIMEOUT_MS, &reply, err, sizeof err);
-    wire_body_free(&req);
-    if (rc < 0) {
+    struct devnode *dn = cli_devnode_open(&args->project, err, sizeof err);
+    if (!dn) {
+        json_decref(body);
         cli_error("emit %s: %s", type, err);
         return CLI_FAILURE;
     }
-    wire_msg_free(&reply);
-    return CLI_OK;
+    /* A trace id is minted when none is given (NULL), so the event and whatever handles it can
+     * be followed in the logs, as lymph's emit did. */
+    devnode_set_trace_id(dn, trace_id);
+    int64_t offset;
+    int rc = devnode_emit_offset(dn, type, body, (unsigned)delay_ms, &offset);
+    json_decref(body);
+    if (rc < 0)
+        cli_error("emit %s: %s", type, devnode_last_error(dn));
+    devnode_close(dn);
+    if (rc == DEVNODE_E_INVALID)
+        return CLI_USAGE;
+    return rc < 0 ? CLI_FAILURE : CLI_OK;
 }
 
 const struct cli_command cmd_emit_entry = {
