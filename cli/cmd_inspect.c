@@ -1,5 +1,6 @@
 /* cmd_inspect: `devnode inspect SERVICE|ADDRESS`: the RPC interface of a service from its
- * built-in `lymph.inspect`, printed as `lymph inspect` did. Colour only on a terminal. */
+ * built-in `lymph.inspect` (called through libdevnode), printed as `lymph inspect` did. Colour
+ * only on a terminal. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,9 +8,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/rpcclient.h"
-#include "common/msgjson.h"
 #include "common/xalloc.h"
+#include "lib/devnode.h"
 
 #define INSPECT_TIMEOUT_MS 5000 /* lymph inspect's */
 #define HELP_WIDTH 70
@@ -55,12 +55,10 @@ static void print_help_text(const char *help)
         fputc('\n', stdout);
 }
 
-static int print_interface(const char *target, const struct rpc_msg *reply, const struct colors *c)
+static int print_interface(const char *target, const json_t *result, const struct colors *c)
 {
-    json_t *result = msgjson_to_json(reply->body);
     json_t *methods = json_object_get(result, "methods");
     if (!json_is_array(methods)) {
-        json_decref(result);
         cli_error("inspect %s: the lymph.inspect reply has no 'methods' list", target);
         return CLI_FAILURE;
     }
@@ -84,7 +82,6 @@ static int print_interface(const char *target, const struct rpc_msg *reply, cons
         printf("\n");
     }
     free(sorted);
-    json_decref(result);
     return CLI_OK;
 }
 
@@ -99,59 +96,61 @@ static int cmd_inspect(struct cli_args *args)
         return CLI_USAGE;
     }
     const char *target = args->argv[0];
-    char err[1024];
-    struct rpcclient c;
-    if (rpcclient_init(&c, 1, err, sizeof err) < 0) {
+    const char *address = strstr(target, "://") ? target : NULL;
+    char err[1024], subject[300];
+    /* lymph.inspect is every service's built-in; at an address the service part is not needed. */
+    if (address)
+        snprintf(subject, sizeof subject, "lymph.inspect");
+    else if (snprintf(subject, sizeof subject, "%s.lymph.inspect", target) >= (int)sizeof subject) {
+        cli_error("inspect: '%.60s...' is too long for a service name", target);
+        return CLI_USAGE;
+    }
+    struct cli_project project;
+    if (!address && cli_find_project(config_arg, &project, err, sizeof err) < 0) {
         cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    struct devnode *dn = cli_devnode_open(address ? NULL : &project, err, sizeof err);
+    if (!dn) {
+        if (address)
+            cli_error("inspect: %s", err);
+        else
+            cli_error("cannot look up %s: %s", target, err);
         return CLI_FAILURE;
     }
+    struct devnode_error e;
+    json_t *result = NULL;
+    struct devnode_call *call = devnode_call_async_to(dn, address, subject, NULL, INSPECT_TIMEOUT_MS, 0, &e);
+    int code = call ? devnode_call_wait(dn, call, &result, &e) : e.code;
     int rc = CLI_FAILURE;
-    if (strstr(target, "://")) {
-        if (rpcclient_add_endpoint(&c, target, err, sizeof err) < 0) {
-            cli_error("inspect: %s", err);
-            goto out;
-        }
-    } else {
-        struct cli_project project;
-        if (cli_find_project(config_arg, &project, err, sizeof err) < 0) {
-            cli_error("%s", err);
-            rc = CLI_USAGE;
-            goto out;
-        }
-        int found = rpcclient_resolve(&c, &project, target, err, sizeof err);
-        if (found == RPCCLIENT_NOT_FOUND) {
-            cli_error("The specified service name could not be found: %s", target);
-            goto out;
-        }
-        if (found < 0) {
-            cli_error("cannot look up %s: %s", target, err);
-            goto out;
-        }
-    }
-    struct rpcclient_result r;
-    if (rpcclient_send(&c, 0, "lymph.inspect", NULL, "\x80", 1, INSPECT_TIMEOUT_MS, err, sizeof err) < 0 ||
-        rpcclient_next(&c, &r, err, sizeof err) != 0) {
-        cli_error("inspect %s: %s", target, err);
-        goto out;
-    }
-    if (r.timed_out) {
+    switch (code) {
+    case DEVNODE_OK:
+        rc = print_interface(target, result, &colors);
+        break;
+    case DEVNODE_E_TIMEOUT:
         cli_error("inspect %s: the request timed out after %.1fs. Either the service is not available or busy.",
                   target, INSPECT_TIMEOUT_MS / 1000.0);
-        goto out;
+        break;
+    case DEVNODE_E_REMOTE:
+    case DEVNODE_E_NACK:
+        cli_error("inspect %s: lymph.inspect got %s: %s: %s", target, code == DEVNODE_E_NACK ? "NACK" : "ERROR",
+                  e.type, e.message);
+        break;
+    case DEVNODE_E_NOT_FOUND:
+        if (address)
+            cli_error("inspect %s: %s", target, e.message);
+        else
+            cli_error("The specified service name could not be found: %s", target);
+        break;
+    case DEVNODE_E_NODE:
+        cli_error("cannot look up %s: %s", target, e.message);
+        break;
+    default:
+        cli_error("inspect %s: %s", target, e.message);
+        rc = CLI_USAGE;
     }
-    if (r.reply.type == RPC_REP) {
-        rc = print_interface(target, &r.reply, &colors);
-    } else {
-        char type[128] = "Error", message[512] = "(no message)";
-        if (r.reply.body->type == MSGPACK_OBJECT_MAP) {
-            wire_get_str(r.reply.body, "type", type, sizeof type);
-            wire_get_str(r.reply.body, "message", message, sizeof message);
-        }
-        cli_error("inspect %s: lymph.inspect got %s: %s: %s", target, rpc_type_name(r.reply.type), type, message);
-    }
-    rpc_msg_free(&r.reply);
-out:
-    rpcclient_close(&c);
+    json_decref(result);
+    devnode_close(dn);
     return rc;
 }
 

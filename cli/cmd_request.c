@@ -1,21 +1,24 @@
 /* cmd_request: `devnode request Service.method '{json}'`: one RPC call printed as JSON, or
  * with -N/-C a small load test that prints throughput and latency percentiles, as
- * `lymph request` did. The service is found through the node unless --address is given. */
+ * `lymph request` did. The service is found through the node unless --address is given; the
+ * calls are libdevnode's (a client named "cli"). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
-#include "cli/rpcclient.h"
-#include "common/msgjson.h"
+#include "lib/devnode.h"
+#include "proto/rpcwire.h"
 
 struct request_opts {
     const char *config, *address, *trace_id;
     const char *subject;
     const char *wire_subject; /* what the REQ carries: Service.method, or lymph.x for a built-in */
     double timeout_s;
+    int timeout_ms;
     long count, concurrency;
     int dump_headers;
     char service[RPC_SUBJECT_MAX + 1];
@@ -32,8 +35,8 @@ static int parse_number(const char *text, double min, double max, double *out)
     return 0;
 }
 
-/* Reads PARAMS (a JSON object, "-" for stdin, absent for {}) and packs it as msgpack. */
-static int pack_params(const char *text, struct wire_body *out, char *err, size_t errlen)
+/* Reads PARAMS (a JSON object, "-" for stdin, absent for {}). */
+static json_t *read_params(const char *text, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *params;
@@ -46,97 +49,88 @@ static int pack_params(const char *text, struct wire_body *out, char *err, size_
     if (!params) {
         snprintf(err, errlen, "PARAMS is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                  jerr.column);
-        return -1;
+        return NULL;
     }
-    int rc = 0;
     if (!json_is_object(params)) {
         snprintf(err, errlen, "PARAMS must be a JSON object of keyword arguments, e.g. '{\"name\": \"joe\"}'");
-        rc = -1;
-    } else if (msgjson_pack(&out->pk, params) < 0) {
-        snprintf(err, errlen, "PARAMS holds a value msgpack cannot carry");
-        rc = -1;
+        json_decref(params);
+        return NULL;
     }
-    json_decref(params);
-    return rc;
+    return params;
 }
 
-static const char *body_str(const struct rpc_msg *m, const char *key, char *buf, size_t cap, const char *dflt)
+/* Prints why a call gave no result, once, the lymph way. Returns the exit code. */
+static int report_failure(const struct request_opts *o, int code, const struct devnode_error *e)
 {
-    if (m->body && m->body->type == MSGPACK_OBJECT_MAP && wire_get_str(m->body, key, buf, cap) == 0)
-        return buf;
-    return dflt;
-}
-
-/* Prints why a reply is not a result, once, the lymph way. Returns the exit code. */
-static int report_failure(const struct request_opts *o, const struct rpcclient_result *r)
-{
-    char type[128], message[1024];
-    if (r->timed_out) {
+    switch (code) {
+    case DEVNODE_E_TIMEOUT:
         cli_error("the request timed out after %.1fs. Either the service is not available or busy.", o->timeout_s);
         return CLI_FAILURE;
+    case DEVNODE_E_REMOTE:
+        cli_error("%s failed: %s: %s", o->subject, e->type, e->message);
+        return CLI_FAILURE;
+    case DEVNODE_E_NACK:
+        if (!strcmp(e->type, "UnknownMethod") || !strcmp(e->type, "Nack"))
+            cli_error("%s has no method '%s'", o->service, o->method);
+        else
+            cli_error("%s refused the request: %s: %s", o->subject, e->type, e->message);
+        return CLI_FAILURE;
+    case DEVNODE_E_NOT_FOUND:
+        if (o->address)
+            cli_error("%s", e->message);
+        else
+            cli_error("The specified service name could not be found: %s", o->service);
+        return CLI_FAILURE;
+    case DEVNODE_E_NODE:
+        cli_error("cannot look up %s: %s", o->service, e->message);
+        return CLI_FAILURE;
+    default:
+        cli_error("request: %s", e->message);
+        return CLI_USAGE;
     }
-    const struct rpc_msg *m = &r->reply;
-    const char *t = body_str(m, "type", type, sizeof type, "Error");
-    const char *msg = body_str(m, "message", message, sizeof message, "(no message)");
-    if (m->type == RPC_ERROR)
-        cli_error("%s failed: %s: %s", o->subject, t, msg);
-    else if (m->type == RPC_NACK && (!strcmp(t, "UnknownMethod") || !strcmp(t, "Error")))
-        cli_error("%s has no method '%s'", o->service, o->method);
-    else if (m->type == RPC_NACK)
-        cli_error("%s refused the request: %s: %s", o->subject, t, msg);
-    else
-        cli_error("%s got an unexpected %s reply", o->subject, rpc_type_name(m->type));
-    return CLI_FAILURE;
 }
 
-static void print_header_value(const msgpack_object *v)
+static void print_header_value(const json_t *v)
 {
-    if (v->type == MSGPACK_OBJECT_STR) {
-        fwrite(v->via.str.ptr, 1, v->via.str.size, stdout);
+    if (json_is_string(v)) {
+        fwrite(json_string_value(v), 1, json_string_length(v), stdout);
         return;
     }
-    json_t *j = msgjson_to_json(v);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     fputs(text ? text : "?", stdout);
     free(text);
-    json_decref(j);
 }
 
-static int print_reply(const struct request_opts *o, const struct rpc_msg *m)
+static int print_reply(const struct request_opts *o, const json_t *result, const json_t *headers)
 {
     if (o->dump_headers) {
-        for (uint32_t i = 0; i < m->headers->via.map.size; i++) {
-            const msgpack_object_kv *kv = &m->headers->via.map.ptr[i];
-            print_header_value(&kv->key);
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)headers, key, v) {
+            fputs(key, stdout);
             fputs(": ", stdout);
-            print_header_value(&kv->val);
+            print_header_value(v);
             fputc('\n', stdout);
         }
         fputc('\n', stdout);
     }
-    json_t *body = msgjson_to_json(m->body);
-    if (!body) {
-        cli_error("%s: the reply nests too deeply to print", o->subject);
-        return CLI_FAILURE;
-    }
-    char *text = json_dumps(body, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    json_decref(body);
+    char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     puts(text ? text : "null");
     free(text);
     return CLI_OK;
 }
 
-static int call_once(struct rpcclient *c, const struct request_opts *o, const struct wire_body *params,
-                     struct rpcclient_result *r)
+/* One call, to --address or to an instance the node knows: the code, with *result (and
+ * *headers with -D) on DEVNODE_OK. */
+static int call_once(struct devnode *dn, const struct request_opts *o, const json_t *params, json_t **result,
+                     json_t **headers, struct devnode_error *e)
 {
-    char err[512];
-    if (rpcclient_send(c, 0, o->wire_subject, o->trace_id, params->sbuf.data, params->sbuf.size,
-                       (int)(o->timeout_s * 1000), err, sizeof err) < 0 ||
-        rpcclient_next(c, r, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        return -1;
-    }
-    return 0;
+    *result = *headers = NULL;
+    struct devnode_call *call = devnode_call_async_to(dn, o->address, o->subject, params, o->timeout_ms,
+                                                      o->dump_headers ? DEVNODE_CALL_HEADERS : 0, e);
+    if (!call)
+        return e->code;
+    return devnode_call_wait_headers(dn, call, result, headers, e);
 }
 
 static int cmp_ll(const void *a, const void *b)
@@ -173,63 +167,89 @@ static void print_benchmark(long n, long long total_ns, long long *lat_ns, long 
     }
 }
 
-/* -N/-C: keeps `concurrency` requests in flight over the instances' DEALERs in one poll
- * loop; replies of any type count as served, timeouts do not. */
-static int run_benchmark(struct rpcclient *c, const struct request_opts *o, const struct wire_body *params)
+/* -N/-C: keeps `concurrency` deferred calls in flight; replies of any type count as served,
+ * timeouts do not. */
+struct in_flight {
+    struct devnode_call *call; /* NULL: a free slot */
+    long long sent_ns;
+};
+
+static long long now_ns(void)
 {
-    struct rpcclient_result r;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int run_benchmark(struct devnode *dn, const struct request_opts *o, const json_t *params)
+{
     /* One warm-up call, as lymph did: connections and lookups are not what is measured, and
      * a service that cannot answer at all is reported like a single request would be. */
-    if (call_once(c, o, params, &r) < 0)
-        return CLI_FAILURE;
-    int warm_ok = !r.timed_out && r.reply.type == RPC_REP;
-    int rc = warm_ok ? CLI_OK : report_failure(o, &r);
-    if (!r.timed_out)
-        rpc_msg_free(&r.reply);
-    if (rc != CLI_OK)
-        return rc;
+    json_t *result, *headers;
+    struct devnode_error e;
+    int code = call_once(dn, o, params, &result, &headers, &e);
+    json_decref(result);
+    json_decref(headers);
+    if (code != DEVNODE_OK)
+        return report_failure(o, code, &e);
 
     long long *lat = malloc((size_t)o->count * sizeof *lat);
-    if (!lat) {
+    struct in_flight *slots = calloc((size_t)o->concurrency, sizeof *slots);
+    if (!lat || !slots) {
+        free(lat);
+        free(slots);
         cli_error("out of memory for %ld latencies", o->count);
         return CLI_FAILURE;
     }
     printf("sending %ld requests, concurrency %ld\n", o->count, o->concurrency);
     fflush(stdout);
-    long sent = 0, done = 0, replies = 0, timeouts = 0, failed = 0;
-    char err[512];
-    int timeout_ms = (int)(o->timeout_s * 1000);
-    long long start = rpcclient_now_ns();
+    long sent = 0, done = 0, replies = 0, timeouts = 0, failed = 0, in_flight = 0;
+    int rc = CLI_OK;
+    long long start = now_ns();
     while (done < o->count) {
-        while (sent < o->count && (long)c->in_flight < o->concurrency) {
-            if (rpcclient_send(c, (int)sent, o->wire_subject, o->trace_id, params->sbuf.data, params->sbuf.size,
-                               timeout_ms, err, sizeof err) < 0)
-                goto fail;
+        for (long i = 0; i < o->concurrency && sent < o->count; i++) {
+            if (slots[i].call)
+                continue;
+            slots[i].call = devnode_call_async_to(dn, o->address, o->subject, params, o->timeout_ms, 0, &e);
+            if (!slots[i].call) {
+                cli_error("%s", e.message);
+                rc = CLI_FAILURE;
+                goto out;
+            }
+            slots[i].sent_ns = now_ns();
             sent++;
+            in_flight++;
         }
-        if (rpcclient_next(c, &r, err, sizeof err) != 0)
-            goto fail;
-        done++;
-        if (r.timed_out) {
-            timeouts++;
+        if (!devnode_call_poll(dn, o->timeout_ms))
             continue;
+        for (long i = 0; i < o->concurrency; i++) {
+            if (!slots[i].call || !devnode_call_ready(dn, slots[i].call))
+                continue;
+            code = devnode_call_wait(dn, slots[i].call, NULL, &e);
+            slots[i].call = NULL;
+            in_flight--;
+            done++;
+            if (code == DEVNODE_E_TIMEOUT) {
+                timeouts++;
+                continue;
+            }
+            if (code != DEVNODE_OK)
+                failed++;
+            lat[replies++] = now_ns() - slots[i].sent_ns;
         }
-        if (r.reply.type != RPC_REP)
-            failed++;
-        lat[replies++] = r.elapsed_ns;
-        rpc_msg_free(&r.reply);
     }
-    print_benchmark(o->count, rpcclient_now_ns() - start, lat, replies, timeouts, failed);
-    free(lat);
+    print_benchmark(o->count, now_ns() - start, lat, replies, timeouts, failed);
     if (!replies) {
         cli_error("every one of the %ld requests timed out after %.1fs", o->count, o->timeout_s);
-        return CLI_FAILURE;
+        rc = CLI_FAILURE;
     }
-    return CLI_OK;
-fail:
+out:
+    for (long i = 0; i < o->concurrency; i++)
+        if (slots[i].call)
+            devnode_call_cancel(dn, slots[i].call);
+    free(slots);
     free(lat);
-    cli_error("%s", err);
-    return CLI_FAILURE;
+    return rc;
 }
 
 static const struct cli_option options[] = {
@@ -297,61 +317,47 @@ static int cmd_request(struct cli_args *args)
     const char *params_text = NULL;
     if (parse_args(args, &o, &params_text) < 0)
         return CLI_USAGE;
+    o.timeout_ms = (int)(o.timeout_s * 1000);
+    if (o.timeout_ms < 1)
+        o.timeout_ms = 1;
 
     char err[1024];
-    struct wire_body params;
-    wire_body_init(&params);
-    if (pack_params(params_text, &params, err, sizeof err) < 0) {
+    json_t *params = read_params(params_text, err, sizeof err);
+    if (!params) {
         cli_error("request: %s", err);
-        wire_body_free(&params);
         return CLI_USAGE;
     }
-    struct rpcclient c;
-    if (rpcclient_init(&c, (size_t)o.concurrency, err, sizeof err) < 0) {
+    /* Direct addressing bypasses the registry, so no project or node is needed. */
+    struct cli_project project;
+    if (!o.address && cli_find_project(o.config, &project, err, sizeof err) < 0) {
         cli_error("%s", err);
-        wire_body_free(&params);
+        json_decref(params);
+        return CLI_USAGE;
+    }
+    struct devnode *dn = cli_devnode_open(o.address ? NULL : &project, err, sizeof err);
+    if (!dn) {
+        if (o.address)
+            cli_error("%s", err);
+        else
+            cli_error("cannot look up %s: %s", o.service, err);
+        json_decref(params);
         return CLI_FAILURE;
     }
-    int rc = CLI_FAILURE;
-    if (o.address) {
-        /* Direct addressing bypasses the registry, so no project or node is needed. */
-        if (rpcclient_add_endpoint(&c, o.address, err, sizeof err) < 0) {
-            cli_error("%s", err);
-            goto out;
-        }
-    } else {
-        struct cli_project project;
-        if (cli_find_project(o.config, &project, err, sizeof err) < 0) {
-            cli_error("%s", err);
-            rc = CLI_USAGE;
-            goto out;
-        }
-        int found = rpcclient_resolve(&c, &project, o.service, err, sizeof err);
-        if (found == RPCCLIENT_NOT_FOUND) {
-            cli_error("The specified service name could not be found: %s", o.service);
-            goto out;
-        }
-        if (found < 0) {
-            cli_error("cannot look up %s: %s", o.service, err);
-            goto out;
-        }
-    }
+    if (o.trace_id)
+        devnode_set_trace_id(dn, o.trace_id);
+    int rc;
     if (o.count > 1) {
-        rc = run_benchmark(&c, &o, &params);
-        goto out;
+        rc = run_benchmark(dn, &o, params);
+    } else {
+        json_t *result, *headers;
+        struct devnode_error e;
+        int code = call_once(dn, &o, params, &result, &headers, &e);
+        rc = code == DEVNODE_OK ? print_reply(&o, result, headers) : report_failure(&o, code, &e);
+        json_decref(result);
+        json_decref(headers);
     }
-    struct rpcclient_result r;
-    if (call_once(&c, &o, &params, &r) < 0)
-        goto out;
-    if (!r.timed_out && r.reply.type == RPC_REP)
-        rc = print_reply(&o, &r.reply);
-    else
-        rc = report_failure(&o, &r);
-    if (!r.timed_out)
-        rpc_msg_free(&r.reply);
-out:
-    rpcclient_close(&c);
-    wire_body_free(&params);
+    devnode_close(dn);
+    json_decref(params);
     return rc;
 }
 

@@ -252,7 +252,8 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
         struct dn_service *svc = NULL;
         int rc = dn_resolve(dn, subject, name_len, pass > 0, &svc);
         if (rc < 0) {
-            call_fail(call, DEVNODE_E_NOT_FOUND, "NotFound", "cannot look the service up: %s", dn->last_error);
+            /* The node did not answer: not the same as a service nobody runs. */
+            call_fail(call, DEVNODE_E_NODE, "NodeError", "cannot look the service up: %s", dn->last_error);
             return;
         }
         for (size_t tried = 0; tried < svc->count; tried++) {
