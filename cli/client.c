@@ -51,6 +51,16 @@ struct devnode *cli_devnode_open(const struct cli_project *project, char *err, s
     return devnode_open(project ? endpoint : NULL, "cli", err, errlen);
 }
 
+const char *cli_devnode_error(const struct devnode *dn)
+{
+    const char *e = devnode_last_error(dn);
+    static const char refused[] = "the node refused '";
+    const char *end;
+    if (strncmp(e, refused, sizeof refused - 1) == 0 && (end = strstr(e, "': ")))
+        return end + 3;
+    return e;
+}
+
 static void conn_close(struct cli_conn *conn)
 {
     if (conn->sock)

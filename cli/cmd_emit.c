@@ -67,7 +67,7 @@ static int cmd_emit(struct cli_args *args)
     int rc = devnode_emit_offset(dn, type, body, (unsigned)delay_ms, &offset);
     json_decref(body);
     if (rc < 0)
-        cli_error("emit %s: %s", type, devnode_last_error(dn));
+        cli_error("emit %s: %s", type, cli_devnode_error(dn));
     devnode_close(dn);
     if (rc == DEVNODE_E_INVALID)
         return CLI_USAGE;

@@ -156,7 +156,10 @@ struct devnode *devnode_open(const char *node_endpoint, const char *name, char *
         snprintf(err, errlen, "no node endpoint given");
         return NULL;
     }
-    return dn_open(node_endpoint, name ? name : "client", -1, NULL, err, errlen);
+    struct devnode *dn = dn_open(node_endpoint, name ? name : "client", -1, NULL, err, errlen);
+    if (dn)
+        dn->client = 1;
+    return dn;
 }
 
 void dn_queued_free(struct dn_queued *q)
@@ -238,9 +241,18 @@ struct dn_queued *dn_node_recv(struct devnode *dn)
     }
 }
 
+/* A client's subscriptions are kept alive by heartbeats too, as a service's are. */
+static int dn_client_subscribed(const struct devnode *dn)
+{
+    for (size_t i = 0; dn->client && i < dn->sub_count; i++)
+        if (dn->subs[i].active)
+            return 1;
+    return 0;
+}
+
 void dn_maybe_heartbeat(struct devnode *dn)
 {
-    if (!dn->started)
+    if (!dn->started && !dn_client_subscribed(dn))
         return;
     long long now = dn_now_ms();
     if (now < dn->next_heartbeat_ms)

@@ -52,7 +52,8 @@ struct devnode *devnode_connect(char *err, size_t errlen);
 /* For a client that is not a service the node started (the devnode CLI, a script's helper):
  * connects to the node at `node_endpoint` (its control socket, ipc://…/node.sock) as `name`
  * (1-127 of [A-Za-z0-9_-]; NULL: "client"), which its emits carry as their source. It does not
- * register unless devnode_start is called. node_endpoint NULL: no node at all, for calls to a
+ * register unless devnode_start is called; its subscriptions are sent at once (and kept
+ * alive by heartbeats while devnode_process runs), and devnode_close unsubscribes them. node_endpoint NULL: no node at all, for calls to a
  * given endpoint (devnode_call_async_to); what needs the node then fails with DEVNODE_E_NODE.
  * Returns NULL with err set on failure. */
 struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen);
@@ -115,6 +116,11 @@ int devnode_subscribe(struct devnode *dn, const char *pattern, unsigned flags,
 /* The same with the group named "<Service>.<name>", for two handlers of one pattern. */
 int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pattern,
                             unsigned flags, devnode_event_fn fn, void *ctx);
+
+/* devnode_subscribe with `count` patterns (1-32) in one subscription: an event
+ * that matches several of them is handled once. The group is named by the first. */
+int devnode_subscribe_patterns(struct devnode *dn, const char *const *patterns, size_t count, unsigned flags,
+                               devnode_event_fn fn, void *ctx);
 
 /* Subscribes to a retained stream (`streams:` in .lymph.yml; `stream` is its pattern as
  * configured, e.g. "book.#"), reading it from `from`: "beginning" (the oldest retained event:

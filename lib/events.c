@@ -42,11 +42,14 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
     int broadcast = (sub->flags & DEVNODE_BROADCAST) != 0;
-    const char *patterns[] = {sub->pattern};
+    const char *patterns[1 + PROTO_PATTERNS_MAX] = {sub->pattern};
+    size_t count = 1;
+    for (size_t i = 0; i < sub->more_count && count < sizeof patterns / sizeof patterns[0]; i++)
+        patterns[count++] = sub->more[i];
     /* A broadcast subscription asks for a group of its own: every instance gets every event. */
     struct proto_subscribe req = {.subscription = sub->id,
                                   .patterns = patterns,
-                                  .pattern_count = 1,
+                                  .pattern_count = count,
                                   .group = broadcast ? NULL : sub->group,
                                   .broadcast = broadcast,
                                   .pid = dn->pid,
@@ -91,18 +94,26 @@ uint64_t dn_send_unsubscribes(struct devnode *dn)
     return last;
 }
 
-/* Adds a subscription; `stream` NULL for new events, else a validated stream and `from`. */
-static int dn_add_subscription(struct devnode *dn, const char *name, const char *pattern, const char *stream,
-                               const char *from, unsigned flags, devnode_event_fn fn, void *ctx)
+/* Adds a subscription; `stream` NULL for new events, else a validated stream and `from`. `more`
+ * (owned from here on, also on failure) holds more_count further patterns of it. */
+static int dn_add_subscription_more(struct devnode *dn, const char *name, const char *pattern, char **more,
+                                    size_t more_count, const char *stream, const char *from, unsigned flags,
+                                    devnode_event_fn fn, void *ctx)
 {
-    if (!pattern || !*pattern || strlen(pattern) > DN_PATTERN_MAX || !fn)
-        return dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want a pattern of 1-%d bytes and a handler",
-                       DN_PATTERN_MAX);
+    int rc = 0;
+    struct dn_sub *grown = NULL;
+    if (!pattern || !*pattern || strlen(pattern) > DN_PATTERN_MAX || !fn) {
+        rc = dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want a pattern of 1-%d bytes and a handler",
+                     DN_PATTERN_MAX);
+        goto fail;
+    }
     if (!name || !*name)
         name = pattern;
-    struct dn_sub *grown = realloc(dn->subs, (dn->sub_count + 1) * sizeof *grown);
-    if (!grown)
-        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    grown = realloc(dn->subs, (dn->sub_count + 1) * sizeof *grown);
+    if (!grown) {
+        rc = dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+        goto fail;
+    }
     dn->subs = grown;
     struct dn_sub *sub = &dn->subs[dn->sub_count];
     memset(sub, 0, sizeof *sub);
@@ -115,18 +126,32 @@ static int dn_add_subscription(struct devnode *dn, const char *name, const char 
         free(sub->pattern);
         free(sub->group);
         free(sub->stream);
-        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+        rc = dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+        goto fail;
     }
     snprintf(sub->group, glen, "%s.%s", dn->service, name);
     snprintf(sub->from, sizeof sub->from, "%s", from ? from : "");
+    sub->more = more;
+    sub->more_count = more_count;
     sub->flags = flags;
     sub->fn = fn;
     sub->ctx = ctx;
     sub->last_offset = -1;
     dn->sub_count++;
-    if (!dn->started)
+    if (!dn->started && !dn->client)
         return 0; /* sent by devnode_start */
     return dn_send_subscription(dn, sub);
+fail:
+    for (size_t i = 0; i < more_count; i++)
+        free(more[i]);
+    free(more);
+    return rc;
+}
+
+static int dn_add_subscription(struct devnode *dn, const char *name, const char *pattern, const char *stream,
+                               const char *from, unsigned flags, devnode_event_fn fn, void *ctx)
+{
+    return dn_add_subscription_more(dn, name, pattern, NULL, 0, stream, from, flags, fn, ctx);
 }
 
 int devnode_subscribe_named(struct devnode *dn, const char *name, const char *pattern,
@@ -140,6 +165,29 @@ int devnode_subscribe(struct devnode *dn, const char *pattern, unsigned flags, d
                       void *ctx)
 {
     return devnode_subscribe_named(dn, NULL, pattern, flags, fn, ctx);
+}
+
+int devnode_subscribe_patterns(struct devnode *dn, const char *const *patterns, size_t count, unsigned flags,
+                               devnode_event_fn fn, void *ctx)
+{
+    if (!patterns || count == 0 || count > PROTO_PATTERNS_MAX)
+        return dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want 1-%d patterns", PROTO_PATTERNS_MAX);
+    for (size_t i = 1; i < count; i++)
+        if (!patterns[i] || !*patterns[i] || strlen(patterns[i]) > DN_PATTERN_MAX)
+            return dn_fail(dn, DEVNODE_E_INVALID, "subscribe: want patterns of 1-%d bytes", DN_PATTERN_MAX);
+    char **more = count > 1 ? calloc(count - 1, sizeof *more) : NULL;
+    if (count > 1 && !more)
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    for (size_t i = 1; i < count; i++) {
+        if (!(more[i - 1] = strdup(patterns[i]))) {
+            for (size_t j = 1; j < i; j++)
+                free(more[j - 1]);
+            free(more);
+            return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+        }
+    }
+    return dn_add_subscription_more(dn, NULL, patterns[0], more, count - 1, NULL, NULL, flags & ~DEVNODE_CATCH_UP,
+                                    fn, ctx);
 }
 
 /* "beginning", "now", "resume" or a decimal offset the node can take (an int64). */
@@ -501,6 +549,9 @@ int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms)
 void dn_events_free(struct devnode *dn)
 {
     for (size_t i = 0; i < dn->sub_count; i++) {
+        for (size_t j = 0; j < dn->subs[i].more_count; j++)
+            free(dn->subs[i].more[j]);
+        free(dn->subs[i].more);
         free(dn->subs[i].pattern);
         free(dn->subs[i].group);
         free(dn->subs[i].stream);

@@ -43,7 +43,9 @@ struct dn_method {
 
 struct dn_sub {
     char id[16];        /* "s1", unique per connection */
-    char *pattern;      /* owned */
+    char *pattern;      /* owned; the first of `patterns` */
+    char **more;        /* owned: more_count further patterns of the same subscription */
+    size_t more_count;
     char *group;        /* owned; "<Service>.<name>" (also used for broadcast, for display) */
     char *stream;       /* owned; the retained stream's pattern, NULL for new events only */
     char from[24];      /* stream subscriptions: "beginning", "now", "resume" or an offset */
@@ -135,6 +137,7 @@ struct devnode {
 
     char trace_id[DEVNODE_TRACE_ID_MAX + 1];   /* "" when none */
 
+    int client;                  /* devnode_open: subscriptions go out at once; no serving */
     int started;                 /* bound and registered (or tried to) */
     int registered;
     int reregister_due;          /* a stall may have cost the registry entry: register again */

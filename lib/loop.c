@@ -298,6 +298,8 @@ void devnode_close(struct devnode *dn)
         return;
     if (dn->started && dn->node)
         devnode_stop(dn);
+    else if (dn->client)
+        dn_send_unsubscribes(dn); /* not waited for: the connection's farewell linger sends them */
     /* Each layer frees what it owns, top down; the connection goes last, with the ZeroMQ
      * context every socket above lived in. */
     dn_client_free(dn);
