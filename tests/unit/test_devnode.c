@@ -836,6 +836,85 @@ static void test_stream_subscription_replays_and_catches_up(void **state)
 }
 
 /* The server sends one a second while it runs, and the node notes it on Echo's entry. */
+/* A client the node did not start (the devnode CLI): devnode_open, calls to a given endpoint
+ * with the reply's headers, many calls in flight, several patterns in one subscription. */
+struct tool_seen {
+    int count;
+    char types[128];
+};
+
+static int on_tool_event(const struct devnode_event *ev, void *ctx)
+{
+    struct tool_seen *seen = ctx;
+    seen->count++;
+    snprintf(seen->types + strlen(seen->types), sizeof seen->types - strlen(seen->types), "%s%s",
+             seen->count > 1 ? " " : "", ev->type);
+    return 0;
+}
+
+static void test_open_a_client_without_the_environment(void **state)
+{
+    struct world *w = *state;
+    char err[256];
+    assert_null(devnode_open("", "tool", err, sizeof err));
+    assert_null(devnode_open(w->endpoint, "bad name", err, sizeof err));
+    struct devnode *tool = devnode_open(w->endpoint, "tool", err, sizeof err);
+    assert_non_null(tool);
+
+    /* At a given endpoint, with the reply's headers; through the node, with a poll for any. */
+    struct devnode_error e;
+    json_t *args = json_pack("{s:s}", "text", "hi"), *result = NULL, *headers = NULL;
+    devnode_set_trace_id(tool, "tool-trace");
+    struct devnode_call *c = devnode_call_async_to(tool, devnode_endpoint(w->server.dn), "Echo.echo", args, 2000,
+                                                   DEVNODE_CALL_HEADERS, &e);
+    assert_non_null(c);
+    assert_int_equal(devnode_call_wait_headers(tool, c, &result, &headers, &e), DEVNODE_OK);
+    assert_string_equal(json_string_value(result), "hi");
+    assert_string_equal(json_string_value(json_object_get(headers, "trace_id")), "tool-trace");
+    json_decref(result);
+    json_decref(headers);
+    struct devnode_call *calls[3];
+    for (int i = 0; i < 3; i++)
+        assert_non_null(calls[i] = devnode_call_async_to(tool, NULL, "Echo.echo", args, 2000, 0, &e));
+    int ready = 0;
+    for (int i = 0; i < 50 && !ready; i++)
+        ready = devnode_call_poll(tool, 100);
+    assert_true(ready);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(devnode_call_wait_headers(tool, calls[i], &result, &headers, &e), DEVNODE_OK);
+        assert_null(headers); /* not asked for */
+        json_decref(result);
+    }
+    assert_int_equal(devnode_call_poll(tool, 10), 0); /* nothing in flight */
+
+    /* Overlapping patterns in one subscription: each event once. */
+    struct tool_seen seen = {0};
+    const char *const patterns[] = {"tool.#", "tool.x"};
+    assert_int_equal(devnode_subscribe_patterns(tool, patterns, 2, DEVNODE_BROADCAST, on_tool_event, &seen), 0);
+    assert_int_equal(devnode_emit(w->caller, "tool.x", NULL, 0), 0);
+    assert_int_equal(devnode_emit(w->caller, "tool.y", NULL, 0), 0);
+    for (int i = 0; i < 200 && seen.count < 2; i++) {
+        zmq_pollitem_t item = {.fd = devnode_fd(tool), .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, devnode_process(tool) ? 10 : 0);
+    }
+    assert_string_equal(seen.types, "tool.x tool.y");
+    struct registry_seen reg;
+    on_node(&w->node, read_registry, &reg);
+    assert_int_equal(reg.count, 1); /* Echo only: a client does not register */
+    devnode_close(tool);
+
+    /* No node: a given endpoint still answers, a service to look up does not. */
+    struct devnode *lone = devnode_open(NULL, NULL, err, sizeof err);
+    assert_non_null(lone);
+    assert_non_null(c = devnode_call_async_to(lone, devnode_endpoint(w->server.dn), "Echo.echo", args, 2000, 0, &e));
+    assert_int_equal(devnode_call_wait(lone, c, &result, &e), DEVNODE_OK);
+    json_decref(result);
+    assert_int_equal(devnode_call(lone, "Echo.echo", args, 500, &result, &e), DEVNODE_E_NODE);
+    assert_int_equal(devnode_emit(lone, "tool.x", NULL, 0), DEVNODE_E_NODE);
+    devnode_close(lone);
+    json_decref(args);
+}
+
 static void test_heartbeats_flow(void **state)
 {
     struct world *w = *state;
@@ -866,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_emit_nowait_keeps_the_order_of_emits),
         cmocka_unit_test(test_warnings_go_to_the_handler),
         cmocka_unit_test(test_heartbeats_flow),
+        cmocka_unit_test(test_open_a_client_without_the_environment),
         /* last but one: its view registers from this process too, which replaces Echo's entry */
         cmocka_unit_test(test_stream_subscription_replays_and_catches_up),
         cmocka_unit_test(test_connect_needs_the_environment),
