@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "proto/proto.h"
@@ -147,11 +148,26 @@ enum {
     CLI_NAMES_REGISTRY = 4,  /* the names are of the registry ("no service 'X' in the registry") */
 };
 
-/* Checks names against services, a JSON array of {name, desired?, instances?: [{index}]} (the
- * status reply's shape). 0, or -1 after printing "devnode: COMMAND: no service 'X' (known: A,
- * B)" or "devnode: COMMAND: Web has no instance 7 (known: Web.0, Web.1)". */
-struct json_t;
-int cli_check_names(const char *command, struct json_t *services, char *const *names, size_t count,
+/* The services a name may be checked against, from whatever source knows them (the status
+ * reply, the registry's discover reply, the config): no command reads those replies for it. */
+struct cli_name {
+    char *name;
+    int64_t desired;       /* instances the service should have; -1: unknown (config only) */
+    int64_t *indexes;      /* the instances present */
+    size_t index_count;
+};
+struct cli_names {
+    struct cli_name *items;
+    size_t count;
+};
+/* Appends a copy of name[0..len) and of the indexes. */
+void cli_names_add(struct cli_names *list, const char *name, size_t len, int64_t desired, const int64_t *indexes,
+                   size_t index_count);
+void cli_names_free(struct cli_names *list);
+
+/* Checks names against services. 0, or -1 after printing "devnode: COMMAND: no service 'X'
+ * (known: A, B)" or "devnode: COMMAND: Web has no instance 7 (known: Web.0, Web.1)". */
+int cli_check_names(const char *command, const struct cli_names *services, char *const *names, size_t count,
                     unsigned flags);
 /* cli_check_names against the running node's services (a `status` request): CLI_OK,
  * CLI_USAGE for an unknown name, or CLI_FAILURE when the node cannot be asked (all printed). */

@@ -142,9 +142,22 @@ static int cmd_discover(struct cli_args *args)
         cli_error("discover: the node's reply has no 'services' list");
         return CLI_FAILURE;
     }
-    if (only && cli_check_names("discover", services, (char *const *)&only, 1, CLI_NAMES_REGISTRY) < 0) {
-        json_decref(services);
-        return CLI_USAGE;
+    if (only) {
+        /* Only the names count here: the registry's instances are not the status reply's. */
+        struct cli_names known = {0};
+        size_t i;
+        json_t *svc;
+        json_array_foreach(services, i, svc) {
+            const char *name = json_string_value(json_object_get(svc, "name"));
+            if (name)
+                cli_names_add(&known, name, strlen(name), -1, NULL, 0);
+        }
+        int bad = cli_check_names("discover", &known, (char *const *)&only, 1, CLI_NAMES_REGISTRY) < 0;
+        cli_names_free(&known);
+        if (bad) {
+            json_decref(services);
+            return CLI_USAGE;
+        }
     }
     if (as_json)
         print_json(services, only);

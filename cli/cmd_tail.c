@@ -2,7 +2,6 @@
  * node-side; a trace as a timeline; and, when no node runs, the same answers from the log
  * files. Off a terminal it is lossless: what the ring dropped before we read it is read from
  * the log files. A closed pipe or Ctrl-C ends it quietly with status 0. */
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,13 +258,13 @@ static int check_names_offline(const struct cli_project *project, char *const *n
     struct config cfg;
     if (count == 0 || config_load_unresolved(project->config_path, &cfg, err, sizeof err) < 0)
         return CLI_OK;
-    json_t *services = json_array();
+    struct cli_names services = {0};
     for (size_t i = 0; i < cfg.service_count; i++)
-        json_array_append_new(services, json_pack("{s:s}", "name", cfg.services[i].name));
+        cli_names_add(&services, cfg.services[i].name, strlen(cfg.services[i].name), -1, NULL, 0);
     config_free(&cfg);
-    int rc = cli_check_names("tail", services, names, count, CLI_NAMES_INSTANCES | CLI_NAMES_NODE) < 0 ? CLI_USAGE
-                                                                                                      : CLI_OK;
-    json_decref(services);
+    int rc = cli_check_names("tail", &services, names, count, CLI_NAMES_INSTANCES | CLI_NAMES_NODE) < 0 ? CLI_USAGE
+                                                                                                       : CLI_OK;
+    cli_names_free(&services);
     return rc;
 }
 

@@ -1,15 +1,38 @@
 /* targets: the SERVICE and SERVICE.N names a command was given, checked against the services
  * that exist, so a typo is a usage error that names the known ones instead of an empty answer.
  * The node stays the judge of what it is asked to do; this only turns "nothing matched" into
- * a clear word before asking. */
-#include <jansson.h>
+ * a clear word before asking. It never reads a reply itself: the status reply is decoded by
+ * proto_unpack_status, and every source of names fills the same cli_names list. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/msgjson.h"
 #include "common/xalloc.h"
+
+void cli_names_add(struct cli_names *list, const char *name, size_t len, int64_t desired, const int64_t *indexes,
+                   size_t index_count)
+{
+    list->items = xreallocarray(list->items, list->count + 1, sizeof *list->items);
+    struct cli_name *n = &list->items[list->count++];
+    n->name = xstrndup(name, len);
+    n->desired = desired;
+    n->indexes = index_count ? xcalloc(index_count, sizeof *n->indexes) : NULL;
+    if (index_count)
+        memcpy(n->indexes, indexes, index_count * sizeof *indexes);
+    n->index_count = index_count;
+}
+
+void cli_names_free(struct cli_names *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i].name);
+        free(list->items[i].indexes);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
 
 static int by_string(const void *a, const void *b)
 {
@@ -17,15 +40,12 @@ static int by_string(const void *a, const void *b)
 }
 
 /* "A, B, C" (sorted), or "none". */
-static void known_list(json_t *services, char *out, size_t cap)
+static void known_list(const struct cli_names *services, char *out, size_t cap)
 {
-    size_t n = json_array_size(services), used = 0;
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = json_string_value(json_object_get(json_array_get(services, i), "name"));
-        if (name)
-            names[used++] = name;
-    }
+    size_t used = services->count;
+    const char **names = xcalloc(used ? used : 1, sizeof *names);
+    for (size_t i = 0; i < used; i++)
+        names[i] = services->items[i].name;
     qsort(names, used, sizeof *names, by_string);
     size_t len = 0;
     out[0] = '\0';
@@ -36,50 +56,44 @@ static void known_list(json_t *services, char *out, size_t cap)
     free(names);
 }
 
-static json_t *find_service(json_t *services, const char *name, size_t len)
+static const struct cli_name *find_service(const struct cli_names *services, const char *name, size_t len)
 {
-    size_t i;
-    json_t *svc;
-    json_array_foreach(services, i, svc) {
-        const char *s = json_string_value(json_object_get(svc, "name"));
-        if (s && strlen(s) == len && memcmp(s, name, len) == 0)
-            return svc;
+    for (size_t i = 0; i < services->count; i++) {
+        const char *s = services->items[i].name;
+        if (strlen(s) == len && memcmp(s, name, len) == 0)
+            return &services->items[i];
     }
     return NULL;
 }
 
 /* 1 when instance `index` of svc exists: it is present, or below the desired count. */
-static int has_instance(json_t *svc, long index)
+static int has_instance(const struct cli_name *svc, long index)
 {
-    json_t *desired = json_object_get(svc, "desired");
-    if (!desired && !json_object_get(svc, "instances"))
+    if (svc->desired < 0)
         return 1; /* instances unknown (read from the config without a node): any may have run */
-    if (json_is_integer(desired) && index < json_integer_value(desired))
+    if (index < svc->desired)
         return 1;
-    size_t i;
-    json_t *inst;
-    json_array_foreach(json_object_get(svc, "instances"), i, inst)
-        if (json_integer_value(json_object_get(inst, "index")) == index)
+    for (size_t i = 0; i < svc->index_count; i++)
+        if (svc->indexes[i] == index)
             return 1;
     return 0;
 }
 
 /* "Web.0, Web.1", or "none: scaled to 0". */
-static void instance_list(json_t *svc, char *out, size_t cap)
+static void instance_list(const struct cli_name *svc, char *out, size_t cap)
 {
-    const char *name = json_string_value(json_object_get(svc, "name"));
-    size_t len = 0, i;
-    json_t *inst;
+    size_t len = 0;
     out[0] = '\0';
-    json_array_foreach(json_object_get(svc, "instances"), i, inst)
+    for (size_t i = 0; i < svc->index_count; i++)
         if (len < cap)
-            len += (size_t)snprintf(out + len, cap - len, "%s%s.%lld", i ? ", " : "", name,
-                                    (long long)json_integer_value(json_object_get(inst, "index")));
+            len += (size_t)snprintf(out + len, cap - len, "%s%s.%lld", i ? ", " : "", svc->name,
+                                    (long long)svc->indexes[i]);
     if (!len)
         snprintf(out, cap, "none: scaled to 0");
 }
 
-int cli_check_names(const char *command, json_t *services, char *const *names, size_t count, unsigned flags)
+int cli_check_names(const char *command, const struct cli_names *services, char *const *names, size_t count,
+                    unsigned flags)
 {
     for (size_t i = 0; i < count; i++) {
         const char *name = names[i];
@@ -88,7 +102,7 @@ int cli_check_names(const char *command, json_t *services, char *const *names, s
         if (find_service(services, name, strlen(name)))
             continue;
         const char *dot = strrchr(name, '.');
-        json_t *svc = NULL;
+        const struct cli_name *svc = NULL;
         if ((flags & CLI_NAMES_INSTANCES) && dot && dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1) &&
             strlen(dot + 1) < 6)
             svc = find_service(services, name, (size_t)(dot - name));
@@ -109,6 +123,22 @@ int cli_check_names(const char *command, json_t *services, char *const *names, s
     return 0;
 }
 
+/* The services of a decoded status reply, with the instances present. */
+static void names_from_status(const struct proto_status *st, struct cli_names *out)
+{
+    for (size_t i = 0; i < st->service_count; i++) {
+        const struct proto_status_service_view *svc = &st->services[i];
+        if (!svc->name.ptr)
+            continue;
+        size_t n = svc->instance_count;
+        int64_t *indexes = xcalloc(n ? n : 1, sizeof *indexes);
+        for (size_t j = 0; j < n; j++)
+            indexes[j] = svc->instances[j].index;
+        cli_names_add(out, svc->name.ptr, svc->name.len, svc->desired < 0 ? 0 : svc->desired, indexes, n);
+        free(indexes);
+    }
+}
+
 int cli_check_targets(const struct cli_project *project, const char *command, char *const *names, size_t count,
                       unsigned flags)
 {
@@ -120,10 +150,13 @@ int cli_check_targets(const struct cli_project *project, const char *command, ch
     struct wire_msg reply;
     if (cli_call(project, PROTO_STATUS, &body, &reply, command) < 0)
         return CLI_FAILURE;
-    json_t *status = msgjson_to_json(reply.body);
+    struct proto_status st;
+    struct cli_names services = {0};
+    if (proto_unpack_status(reply.body, &st) == 0)
+        names_from_status(&st, &services);
+    proto_status_free(&st);
     wire_msg_free(&reply);
-    int rc = cli_check_names(command, json_object_get(status, "services"), names, count, flags) < 0 ? CLI_USAGE
-                                                                                                   : CLI_OK;
-    json_decref(status);
+    int rc = cli_check_names(command, &services, names, count, flags) < 0 ? CLI_USAGE : CLI_OK;
+    cli_names_free(&services);
     return rc;
 }
