@@ -73,6 +73,14 @@ static void print_table(json_t *rows)
     }
 }
 
+/* A decoded string as JSON the way msgjson shows any wire string (bytes that are not UTF-8
+ * as hex), so a trace id reads the same whichever way the reply was decoded. */
+static json_t *text_json(const char *s)
+{
+    msgpack_object o = {.type = MSGPACK_OBJECT_STR, .via.str = {(uint32_t)strlen(s), s}};
+    return msgjson_to_json(&o);
+}
+
 /* The node's trace rows, or NULL with err when there is no node to ask. *no_node tells why. */
 static json_t *traces_from_node(const struct cli_project *project, int64_t limit, int *no_node, char *err,
                                 size_t errlen)
@@ -90,15 +98,26 @@ static json_t *traces_from_node(const struct cli_project *project, int64_t limit
     wire_body_free(&body);
     if (rc < 0)
         return NULL;
-    json_t *all = msgjson_to_json(reply.body);
+    struct tail_traces traces;
+    rc = tailwire_unpack_traces(reply.body, &traces, err, errlen);
     wire_msg_free(&reply);
-    json_t *rows = json_incref(json_object_get(all, "traces"));
-    json_decref(all);
-    if (!json_is_array(rows)) {
-        json_decref(rows);
-        snprintf(err, errlen, "the node's traces reply could not be decoded");
+    if (rc < 0) {
+        tailwire_traces_free(&traces);
         return NULL;
     }
+    /* The rows offline_traces gives too, so both print through one path. */
+    json_t *rows = json_array();
+    for (size_t i = 0; i < traces.count; i++) {
+        const struct tail_trace_summary *t = &traces.items[i];
+        json_t *services = json_array();
+        for (size_t s = 0; s < t->service_count; s++)
+            json_array_append_new(services, text_json(t->services[s]));
+        json_array_append_new(rows, json_pack("{s:o, s:I, s:I, s:I, s:b, s:o}", "trace_id", text_json(t->trace_id),
+                                              "first_ns", (json_int_t)t->first_ns, "last_ns", (json_int_t)t->last_ns,
+                                              "lines", (json_int_t)t->lines, "error", t->error,
+                                              "services", services));
+    }
+    tailwire_traces_free(&traces);
     return rows;
 }
 

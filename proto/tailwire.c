@@ -3,6 +3,7 @@
 #include "proto/tailwire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/proto.h"
@@ -577,4 +578,87 @@ void tailwire_pack_trace(msgpack_packer *pk, const struct tail_trace_summary *t)
     msgpack_pack_array(pk, t->service_count);
     for (size_t s = 0; s < t->service_count; s++)
         wire_pack_str(pk, t->services[s]);
+}
+
+/* A NUL-terminated copy of a msgpack string, or NULL when o is none or memory runs out. */
+static char *str_dup(const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    char *s = malloc(o->via.str.size + 1);
+    if (s) {
+        memcpy(s, o->via.str.ptr, o->via.str.size);
+        s[o->via.str.size] = '\0';
+    }
+    return s;
+}
+
+static char *str_dup_text(const char *text)
+{
+    msgpack_object o = {.type = MSGPACK_OBJECT_STR, .via.str = {(uint32_t)strlen(text), text}};
+    return str_dup(&o);
+}
+
+static int64_t trace_int(const msgpack_object *row, const char *key)
+{
+    int64_t v = 0;
+    wire_get_int(row, key, &v);
+    return v;
+}
+
+static int unpack_trace(const msgpack_object *row, struct tail_trace_summary *t)
+{
+    if (row->type != MSGPACK_OBJECT_MAP || !(t->trace_id = str_dup(wire_map_get(row, "trace_id"))))
+        return -1;
+    t->first_ns = trace_int(row, "first_ns");
+    t->last_ns = trace_int(row, "last_ns");
+    t->lines = trace_int(row, "lines");
+    const msgpack_object *e = wire_map_get(row, "error");
+    t->error = e && e->type == MSGPACK_OBJECT_BOOLEAN && e->via.boolean;
+    const msgpack_object *svcs = wire_map_get(row, "services");
+    if (!svcs || svcs->type != MSGPACK_OBJECT_ARRAY || !svcs->via.array.size)
+        return 0;
+    const char **names = calloc(svcs->via.array.size, sizeof *names);
+    if (!names)
+        return -1;
+    t->services = names;
+    for (size_t i = 0; i < svcs->via.array.size; i++) {
+        /* A name of another type keeps its place, as "?", so the path reads the same. */
+        const msgpack_object *o = &svcs->via.array.ptr[i];
+        if (!(names[t->service_count++] = o->type == MSGPACK_OBJECT_STR ? str_dup(o) : str_dup_text("?")))
+            return -1;
+    }
+    return 0;
+}
+
+int tailwire_unpack_traces(const msgpack_object *body, struct tail_traces *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const msgpack_object *rows = wire_map_get(body, "traces");
+    if (!rows || rows->type != MSGPACK_OBJECT_ARRAY)
+        goto bad;
+    if (!rows->via.array.size)
+        return 0;
+    if (!(out->items = calloc(rows->via.array.size, sizeof *out->items)))
+        goto bad;
+    for (size_t i = 0; i < rows->via.array.size; i++)
+        if (unpack_trace(&rows->via.array.ptr[i], &out->items[out->count++]) < 0)
+            goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "the node's traces reply could not be decoded");
+    return -1;
+}
+
+void tailwire_traces_free(struct tail_traces *t)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        struct tail_trace_summary *s = &t->items[i];
+        for (size_t k = 0; k < s->service_count; k++)
+            free((void *)s->services[k]);
+        free((void *)s->services);
+        free((void *)s->trace_id);
+    }
+    free(t->items);
+    memset(t, 0, sizeof *t);
 }

@@ -100,5 +100,15 @@ struct tail_trace_summary {
 };
 void tailwire_pack_traces_head(msgpack_packer *pk, const msgpack_object *id, size_t count);
 void tailwire_pack_trace(msgpack_packer *pk, const struct tail_trace_summary *t);
+/* A decoded traces reply: the summaries in the order sent, their strings copied (free with
+ * tailwire_traces_free, also after -1). */
+struct tail_traces {
+    struct tail_trace_summary *items;
+    size_t count;
+};
+/* 0, or -1 with err when body is no traces reply (no `traces` array, an entry that is not a
+ * map with a string trace_id) or memory runs out. */
+int tailwire_unpack_traces(const msgpack_object *body, struct tail_traces *out, char *err, size_t errlen);
+void tailwire_traces_free(struct tail_traces *t);
 
 #endif

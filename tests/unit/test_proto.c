@@ -563,6 +563,26 @@ static void test_tail_conversation_roundtrip(void **state)
     const msgpack_object *traces = wire_map_get(body, "traces");
     assert_int_equal(traces->via.array.size, 1);
     assert_true(wire_str_eq(wire_map_get(&traces->via.array.ptr[0], "trace_id"), "abc"));
+    struct tail_traces back;
+    assert_int_equal(tailwire_unpack_traces(body, &back, err, sizeof err), 0);
+    assert_int_equal(back.count, 1);
+    assert_string_equal(back.items[0].trace_id, "abc");
+    assert_int_equal(back.items[0].first_ns, 1);
+    assert_int_equal(back.items[0].last_ns, 2);
+    assert_int_equal(back.items[0].lines, 3);
+    assert_true(back.items[0].error);
+    assert_int_equal(back.items[0].service_count, 2);
+    assert_string_equal(back.items[0].services[0], "Web");
+    assert_string_equal(back.items[0].services[1], "Db");
+    tailwire_traces_free(&back);
+    packed_free(&p);
+
+    /* Not a traces reply: a clear word, nothing leaked. */
+    packed_init(&p);
+    tailwire_pack_traces_request(&p.b.pk, 1, 5);
+    assert_int_equal(tailwire_unpack_traces(packed_decode(&p), &back, err, sizeof err), -1);
+    assert_string_equal(err, "the node's traces reply could not be decoded");
+    tailwire_traces_free(&back);
     packed_free(&p);
 }
 
