@@ -277,19 +277,6 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
 
 /* ---- receiving ---------------------------------------------------------------------- */
 
-/* A string field of an error body, cut to fit (a long message is still worth reading). */
-static void copy_str_field(const msgpack_object *map, const char *key, char *out, size_t cap, const char *dflt)
-{
-    const msgpack_object *v = wire_map_get(map, key);
-    if (!v || v->type != MSGPACK_OBJECT_STR) {
-        snprintf(out, cap, "%s", dflt);
-        return;
-    }
-    size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-    memcpy(out, v->via.str.ptr, n);
-    out[n] = '\0';
-}
-
 static void dn_record_reply(struct devnode_call *call, const struct rpc_msg *rep)
 {
     call->done = 1;
@@ -306,9 +293,8 @@ static void dn_record_reply(struct devnode_call *call, const struct rpc_msg *rep
     }
     call->code = rep->type == RPC_NACK ? DEVNODE_E_NACK : DEVNODE_E_REMOTE;
     call->err.code = call->code;
-    copy_str_field(rep->body, "type", call->err.type, sizeof call->err.type,
-                   rep->type == RPC_NACK ? "Nack" : "Error");
-    copy_str_field(rep->body, "message", call->err.message, sizeof call->err.message, "(no message)");
+    rpc_unpack_error_body(rep->body, call->err.type, sizeof call->err.type, rep->type == RPC_NACK ? "Nack" : "Error",
+                          call->err.message, sizeof call->err.message);
 }
 
 /* Reads every reply waiting on p and gives each to its call: `current`, or one on dn->calls. */

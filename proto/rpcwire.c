@@ -221,13 +221,24 @@ void rpc_pack_error_body(msgpack_packer *pk, const char *type, const char *messa
     wire_pack_kv_str(pk, "message", message);
 }
 
+/* A string field of an error body, cut to fit (a long message is still worth reading). */
+static void copy_error_field(const msgpack_object *body, const char *key, char *out, size_t cap, const char *dflt)
+{
+    const msgpack_object *v = body && body->type == MSGPACK_OBJECT_MAP ? wire_map_get(body, key) : NULL;
+    if (!v || v->type != MSGPACK_OBJECT_STR) {
+        snprintf(out, cap, "%s", dflt);
+        return;
+    }
+    size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+    memcpy(out, v->via.str.ptr, n);
+    out[n] = '\0';
+}
+
 void rpc_unpack_error_body(const msgpack_object *body, char *type, size_t type_cap, const char *dflt_type,
                            char *message, size_t message_cap)
 {
-    if (!body || body->type != MSGPACK_OBJECT_MAP || wire_get_str(body, "type", type, type_cap) < 0)
-        snprintf(type, type_cap, "%s", dflt_type);
-    if (!body || body->type != MSGPACK_OBJECT_MAP || wire_get_str(body, "message", message, message_cap) < 0)
-        snprintf(message, message_cap, "(no message)");
+    copy_error_field(body, "type", type, type_cap, dflt_type);
+    copy_error_field(body, "message", message, message_cap, "(no message)");
 }
 
 void rpc_pack_lymph_status(msgpack_packer *pk, const struct rpc_lymph_status *st)

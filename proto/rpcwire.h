@@ -48,7 +48,8 @@ const char *rpc_type_name(enum rpc_type type);
 void rpc_pack_headers(msgpack_packer *pk, const char *trace_id);
 /* The body of ERROR and NACK: {type, message}. */
 void rpc_pack_error_body(msgpack_packer *pk, const char *type, const char *message);
-/* Copies type and message; dflt_type / "(no message)" when absent or not strings. */
+/* Copies type and message, each cut to fit its buffer; dflt_type / "(no message)" when absent
+ * or not strings. */
 void rpc_unpack_error_body(const msgpack_object *body, char *type, size_t type_cap, const char *dflt_type,
                            char *message, size_t message_cap);
 /* lymph.status's reply: {service, instance, pid, endpoint, identity, uptime_ms, served}. */

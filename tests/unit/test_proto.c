@@ -598,6 +598,11 @@ static void test_rpc_bodies_roundtrip(void **state)
     assert_string_equal(message, "bad name");
     packed_free(&p);
     packed_init(&p);
+    rpc_pack_error_body(&p.b.pk, "AVeryLongErrorTypeNameThatDoesNotFit", "bad name");
+    rpc_unpack_error_body(packed_decode(&p), type, 8, "Error", message, sizeof message);
+    assert_string_equal(type, "AVeryLo"); /* cut to fit: a long one is still worth reading */
+    packed_free(&p);
+    packed_init(&p);
     rpc_pack_headers(&p.b.pk, "t9");
     rpc_unpack_error_body(packed_decode(&p), type, sizeof type, "Error", message, sizeof message);
     assert_string_equal(type, "Error");
