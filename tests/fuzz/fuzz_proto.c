@@ -369,6 +369,31 @@ static void fuzz_tail_small(const msgpack_object *body)
         FUZZ_CHECK(limit >= 1 && limit <= PROTO_TRACES_LIMIT_MAX, "limit %lld", (long long)limit);
     else
         FUZZ_CHECK(err[0], "traces refused without a reason");
+    /* The reply: what decodes must pack and decode back the same. */
+    struct tail_traces tr, back;
+    err[0] = '\0';
+    if (tailwire_unpack_traces(body, &tr, err, sizeof err) == 0) {
+        struct repacked p;
+        wire_body_init(&p.b);
+        tailwire_pack_traces_head(&p.b.pk, NULL, tr.count);
+        for (size_t i = 0; i < tr.count; i++)
+            tailwire_pack_trace(&p.b.pk, &tr.items[i]);
+        FUZZ_CHECK(tailwire_unpack_traces(repacked_decode(&p), &back, err, sizeof err) == 0 &&
+                       back.count == tr.count,
+                   "traces changed through pack/unpack");
+        for (size_t i = 0; i < tr.count; i++) {
+            const struct tail_trace_summary *a = &tr.items[i], *b = &back.items[i];
+            FUZZ_CHECK(!strcmp(a->trace_id, b->trace_id) && a->first_ns == b->first_ns &&
+                           a->last_ns == b->last_ns && a->lines == b->lines && a->error == b->error &&
+                           a->service_count == b->service_count,
+                       "trace %zu changed through pack/unpack", i);
+        }
+        tailwire_traces_free(&back);
+        repacked_free(&p);
+    } else {
+        FUZZ_CHECK(err[0], "traces reply refused without a reason");
+    }
+    tailwire_traces_free(&tr);
 }
 
 /* ---------------------------------------------------------------- dispatch */

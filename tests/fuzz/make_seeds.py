@@ -524,6 +524,9 @@ def proto_seeds():
         ("tail-renew", msg("tail_renew", {"id": 1, "received": 4})),
         ("untail", msg("untail", {"id": 1})),
         ("traces", msg("traces", {"id": 1, "limit": 50})),
+        ("traces-reply", msg("traces", {"id": 1, "traces": [{"trace_id": "abc", "first_ns": 1, "last_ns": 2,
+                                                             "lines": 3, "error": True,
+                                                             "services": ["Web", "Db"]}]})),
     ]
     write_corpus("proto", seeds)
     write_dict("proto", msgpack_words(["id", "target", "wait", "service", "count", "force", "message", "instances",
