@@ -4,6 +4,7 @@
 #include "lib/conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,47 @@ static void dn_enqueue(struct devnode *dn, struct dn_queued *q)
     dn->queue_tail = q;
 }
 
+/* Takes one message that is not the reply being waited for: events wait for devnode_process,
+ * in order; anything else is a reply nobody waits for. */
+static void dn_take_meanwhile(struct devnode *dn, struct dn_queued *q)
+{
+    if (dn_is_delivery(q))
+        dn_enqueue(dn, q);
+    else
+        dn_unasked_reply(dn, q);
+}
+
+int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms)
+{
+    long long deadline_ms = dn_now_ms() + timeout_ms;
+    if (!dn->node)
+        return dn_fail(dn, DEVNODE_E_NODE, "'%s' needs a node: opened without one", type);
+    for (;;) {
+        if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT) == 0)
+            return 0;
+        if (errno != EAGAIN && errno != EINTR)
+            return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
+        /* The queue to the node is full: wait for room as a write to a full pipe would, reading
+         * what the node sends meanwhile (its answers to our emits would otherwise pile up). */
+        struct dn_queued *q;
+        while ((q = dn_node_recv(dn)))
+            dn_take_meanwhile(dn, q);
+        long long now = dn_now_ms();
+        if (now >= deadline_ms)
+            return dn_fail(dn, DEVNODE_E_TIMEOUT,
+                           "cannot send '%s': the queue to the node stayed full for %d ms (is the node stuck?)",
+                           type, timeout_ms);
+        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN | ZMQ_POLLOUT};
+        long long wait = deadline_ms - now;
+        if (wait > PROTO_HEARTBEAT_MS)
+            wait = PROTO_HEARTBEAT_MS;
+        if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
+            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+        if (item.revents & ZMQ_POLLOUT)
+            dn_maybe_heartbeat(dn); /* room that opens takes a due heartbeat first: the registry waits 3 s */
+    }
+}
+
 int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
                  struct dn_queued **reply)
 {
@@ -304,10 +346,7 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
                     dn_queued_free(q);
                 return 0;
             }
-            if (dn_is_delivery(q))
-                dn_enqueue(dn, q); /* handled by devnode_process, in order */
-            else
-                dn_unasked_reply(dn, q);
+            dn_take_meanwhile(dn, q); /* events are handled by devnode_process, in order */
             continue;
         }
         long long now = dn_now_ms();
@@ -330,9 +369,37 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
         *reply = NULL;
     if (!dn->node)
         return dn_fail(dn, DEVNODE_E_NODE, "'%s' needs a node: opened without one", type);
-    if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, 0) < 0)
-        return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
-    return dn_node_wait(dn, type, id, dn_now_ms() + timeout_ms, reply);
+    long long deadline_ms = dn_now_ms() + timeout_ms;
+    /* The node answers one connection in order: a reply confirms every no-wait emit sent before. */
+    uint64_t unconfirmed = dn->unconfirmed;
+    int rc = dn_node_send_room(dn, type, b, timeout_ms);
+    if (rc == DEVNODE_E_TIMEOUT)
+        rc = DEVNODE_E_NODE; /* our callers document DEVNODE_E_NODE for a node that does not answer */
+    if (rc == 0)
+        rc = dn_node_wait(dn, type, id, deadline_ms, reply);
+    if (rc == 0)
+        dn->unconfirmed -= unconfirmed;
+    return rc;
+}
+
+int dn_node_flush(struct devnode *dn, int timeout_ms)
+{
+    if (!dn->node || dn->unconfirmed == 0)
+        return 0;
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    proto_pack_request_id(&b.pk, (int64_t)id);
+    int rc = dn_node_request(dn, PROTO_PING, &b, id, timeout_ms, NULL);
+    wire_body_free(&b);
+    if (rc == 0)
+        return 0;
+    uint64_t lost = dn->unconfirmed;
+    dn_warn(dn, DEVNODE_WARNING, "%llu event(s) emitted without waiting were not confirmed by the node within %d ms: %s",
+            (unsigned long long)lost, timeout_ms, dn->last_error);
+    dn_fail(dn, DEVNODE_E_NODE, "%llu event(s) emitted without waiting were not confirmed by the node",
+            (unsigned long long)lost);
+    return lost > INT_MAX ? INT_MAX : (int)lost;
 }
 
 void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)

@@ -16,6 +16,12 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
 /* The waiting half of dn_node_request, until deadline_ms (monotonic). */
 int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
                  struct dn_queued **reply);
+/* Sends `type`, waiting up to timeout_ms for room when the queue to the node is full, reading
+ * what arrives meanwhile. Returns 0, DEVNODE_E_TIMEOUT (still full) or DEVNODE_E_NODE. */
+int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms);
+/* Sends what is queued and waits (up to timeout_ms) until the node has every no-wait emit:
+ * one ping, whose reply comes after theirs. Returns 0, or how many it could not confirm (warned). */
+int dn_node_flush(struct devnode *dn, int timeout_ms);
 /* Sends without waiting (heartbeat, ack). */
 int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b);
 void dn_queued_free(struct dn_queued *q);

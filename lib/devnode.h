@@ -57,9 +57,17 @@ struct devnode *devnode_connect(char *err, size_t errlen);
  * given endpoint (devnode_call_async_to); what needs the node then fails with DEVNODE_E_NODE.
  * Returns NULL with err set on failure. */
 struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen);
-/* Unsubscribes and unregisters if still running, closes every socket, frees everything,
- * including calls never waited for. NULL is a no-op. */
-void devnode_close(struct devnode *dn);
+/* How long devnode_close and devnode_stop wait for the node to confirm the events emitted
+ * without waiting (devnode_emit_nowait), and how long one devnode_emit_nowait waits for room
+ * in a full queue to the node. */
+#define DEVNODE_CLOSE_FLUSH_TIMEOUT_MS 10000
+#define DEVNODE_EMIT_ROOM_TIMEOUT_MS 30000
+
+/* Sends every event emitted without waiting and waits (up to DEVNODE_CLOSE_FLUSH_TIMEOUT_MS)
+ * until the node has them all; unsubscribes and unregisters if still running, closes every
+ * socket, frees everything, including calls never waited for. Returns 0, or how many no-wait
+ * events the node did not confirm in time (also said as a WARNING). NULL is a no-op. */
+int devnode_close(struct devnode *dn);
 
 const char *devnode_service(const struct devnode *dn);
 int devnode_instance(const struct devnode *dn);
@@ -150,7 +158,12 @@ int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms);
 int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms);
 /* The same without waiting for the node: returns once the event is handed to the connection,
  * 0, DEVNODE_E_INVALID (a type that is not dot-separated words, a body that cannot be
- * encoded) or DEVNODE_E_NODE (the connection holds 100,000 unsent messages). The node gets
+ * encoded), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection already holds 100,000
+ * unsent messages it waits for room, as a write to a full pipe does, reading what the node
+ * sends meanwhile (events wait for devnode_process); after DEVNODE_EMIT_ROOM_TIMEOUT_MS with
+ * no room it fails with DEVNODE_E_TIMEOUT, on a broken connection with DEVNODE_E_NODE; both
+ * are also said as a WARNING. An accepted event (0) is never dropped: devnode_close and
+ * devnode_stop wait until the node has it. The node gets
  * the events of one connection in order, waited or not. Its refusal of one (a retained
  * stream's journal that cannot be written) comes later and is printed as a WARNING line. For
  * services that emit in loops: one round trip less per event. */
@@ -241,7 +254,10 @@ int devnode_fd(struct devnode *dn);
 int devnode_process(struct devnode *dn);
 /* Makes devnode_run return after the current request or event. */
 void devnode_request_stop(struct devnode *dn);
-/* Unsubscribes and unregisters (up to ~1 s); the RPC endpoint is closed. */
-void devnode_stop(struct devnode *dn);
+/* Waits until the node has every event emitted without waiting (up to
+ * DEVNODE_CLOSE_FLUSH_TIMEOUT_MS), then unsubscribes and unregisters (up to ~1 s); the RPC
+ * endpoint is closed. Returns 0, or how many no-wait events the node did not confirm in time
+ * (also said as a WARNING). */
+int devnode_stop(struct devnode *dn);
 
 #endif

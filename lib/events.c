@@ -257,11 +257,17 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
     }
     proto_pack_emit_end(&b.pk, &e);
     if (wait == DN_EMIT_NOWAIT) {
-        int rc = dn_node_send(dn, PROTO_EMIT, &b);
+        int rc = dn_node_send_room(dn, PROTO_EMIT, &b, DN_ROOM_TIMEOUT_MS);
         wire_body_free(&b);
-        return rc < 0 ? dn_fail(dn, DEVNODE_E_NODE, "emit %s: cannot send to the node: %s", type,
-                                zmq_strerror(errno))
-                      : 0;
+        if (rc == 0) {
+            dn->unconfirmed++; /* until a later reply, or devnode_close, confirms it */
+            return 0;
+        }
+        char why[sizeof dn->last_error];
+        snprintf(why, sizeof why, "%s", dn->last_error);
+        dn_fail(dn, rc, "emit %s without waiting: %s", type, why);
+        dn_warn(dn, DEVNODE_WARNING, "%s", dn->last_error);
+        return rc;
     }
     struct dn_queued *reply = NULL;
     int rc = dn_node_request(dn, PROTO_EMIT, &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);

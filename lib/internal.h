@@ -28,6 +28,8 @@
 #define DN_PREFETCH 64
 #define DN_BATCH 32                  /* events per delivery message the node may send */
 #define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of devnode_emit_nowait */
+#define DN_ROOM_TIMEOUT_MS DEVNODE_EMIT_ROOM_TIMEOUT_MS   /* a no-wait emit waits this long for room */
+#define DN_FLUSH_TIMEOUT_MS DEVNODE_CLOSE_FLUSH_TIMEOUT_MS /* stop/close wait this long for the node */
 #define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
 #define DN_NAME_MAX 127
@@ -147,6 +149,7 @@ struct devnode {
     long long next_heartbeat_ms;
     uint64_t served;             /* RPC requests answered */
     uint64_t malformed;          /* frames dropped */
+    uint64_t unconfirmed;        /* no-wait emits sent that no later reply has confirmed yet */
 
     struct wire_body out;        /* reused for every body we pack (calls, replies) */
     struct wire_body out_headers;

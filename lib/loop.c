@@ -117,10 +117,12 @@ int devnode_start(struct devnode *dn)
     return 0;
 }
 
-void devnode_stop(struct devnode *dn)
+int devnode_stop(struct devnode *dn)
 {
     if (!dn->started)
-        return;
+        return 0;
+    /* Every event this service emitted without waiting reaches the node before it leaves. */
+    int unconfirmed = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
     /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
      * the node answers in order, so waiting for the last reply covers them all. */
     uint64_t last = dn_send_unsubscribes(dn);
@@ -157,6 +159,7 @@ void devnode_stop(struct devnode *dn)
         if (strncmp(dn->rpc_endpoint, "ipc://", 6) == 0)
             unlink(dn->rpc_endpoint + 6);
     }
+    return unconfirmed;
 }
 
 /* Handles one queued or freshly received node message; returns 1 if there was one. */
@@ -292,14 +295,18 @@ int devnode_run(struct devnode *dn)
     return 0;
 }
 
-void devnode_close(struct devnode *dn)
+int devnode_close(struct devnode *dn)
 {
     if (!dn)
-        return;
-    if (dn->started && dn->node)
-        devnode_stop(dn);
-    else if (dn->client)
-        dn_send_unsubscribes(dn); /* not waited for: the connection's farewell linger sends them */
+        return 0;
+    int unconfirmed;
+    if (dn->started && dn->node) {
+        unconfirmed = devnode_stop(dn);
+    } else {
+        unconfirmed = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+        if (dn->client)
+            dn_send_unsubscribes(dn); /* not waited for: the connection's farewell linger sends them */
+    }
     /* Each layer frees what it owns, top down; the connection goes last, with the ZeroMQ
      * context every socket above lived in. */
     dn_client_free(dn);
@@ -309,4 +316,5 @@ void devnode_close(struct devnode *dn)
         close(dn->epfd);
     dn_conn_close(dn);
     free(dn);
+    return unconfirmed;
 }

@@ -708,6 +708,26 @@ static void test_emit_nowait_keeps_the_order_of_emits(void **state)
     assert_int_equal(devnode_emit(w->caller, "a..b", NULL, 0), DEVNODE_E_INVALID);
 }
 
+/* A publisher that emits faster than the node takes and closes at once loses nothing: a full
+ * queue slows the caller instead of refusing, and close waits until the node has every event
+ * it accepted (the DEALER's 100,000-message queue and a 200 ms linger used to drop them). */
+#define FLOOD_EVENTS 400000
+static void test_emit_nowait_flood_then_close_delivers_all(void **state)
+{
+    struct world *w = *state;
+    int64_t before = bus_counter(w->endpoint, "emitted");
+    char err[256];
+    struct devnode *pub = devnode_open(w->endpoint, "flood", err, sizeof err);
+    assert_non_null(pub);
+    int refused = 0;
+    for (int i = 0; i < FLOOD_EVENTS; i++)
+        if (devnode_emit_nowait(pub, "unheard", NULL, 0) != 0)
+            refused++;
+    assert_int_equal(refused, 0);
+    assert_int_equal(devnode_close(pub), 0);
+    assert_int_equal(bus_counter(w->endpoint, "emitted"), before + FLOOD_EVENTS);
+}
+
 struct warnings_seen {
     int count;
     enum devnode_level level;
@@ -949,6 +969,8 @@ int main(void)
         /* last but one: its view registers from this process too, which replaces Echo's entry */
         cmocka_unit_test(test_stream_subscription_replays_and_catches_up),
         cmocka_unit_test(test_connect_needs_the_environment),
+        /* last: the flood keeps the node busy for seconds, past the registry's heartbeat timeout */
+        cmocka_unit_test(test_emit_nowait_flood_then_close_delivers_all),
     };
     return cmocka_run_group_tests(tests, world_up, world_down);
 }
