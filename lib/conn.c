@@ -181,6 +181,10 @@ void dn_conn_close(struct devnode *dn)
         dn_queued_free(q);
     }
     free(dn->spare);
+    if (dn->monitor) {
+        zmq_socket_monitor(dn->node, NULL, 0);
+        zmq_close(dn->monitor);
+    }
     if (dn->node)
         zmq_close(dn->node);
     if (dn->zctx)
@@ -295,6 +299,56 @@ static void dn_take_meanwhile(struct devnode *dn, struct dn_queued *q)
         dn_unasked_reply(dn, q);
 }
 
+/* Whether the node looks gone: the DEALER has been failing to (re)connect for DN_NODE_GONE_MS.
+ * A queue that stays full to a live node is a slow node, not a gone one; only the monitor
+ * tells them apart. It is made the first time it is needed: a connection that is down then
+ * says so with a retry every 100 ms. */
+static int dn_node_gone(struct devnode *dn)
+{
+    if (!dn->monitor) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "inproc://devnode-monitor-%p", (void *)dn);
+        if (zmq_socket_monitor(dn->node, addr,
+                               ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                   ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_CONNECT_DELAYED) < 0 ||
+            !(dn->monitor = zmq_socket(dn->zctx, ZMQ_PAIR)))
+            return 0;
+        int zero = 0;
+        zmq_setsockopt(dn->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect(dn->monitor, addr) < 0) {
+            zmq_close(dn->monitor);
+            dn->monitor = NULL;
+            return 0;
+        }
+    }
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, dn->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&m) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&m), sizeof event);
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, dn->monitor, 0) < 0)
+                more = 0;
+            else
+                more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            dn->unconnected_since_ms = 0;
+        else if (!dn->unconnected_since_ms)
+            dn->unconnected_since_ms = dn_now_ms();
+    }
+    return dn->unconnected_since_ms && dn_now_ms() - dn->unconnected_since_ms >= DN_NODE_GONE_MS;
+}
+
 int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms)
 {
     long long deadline_ms = dn_now_ms() + timeout_ms;
@@ -310,6 +364,9 @@ int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_bo
         struct dn_queued *q;
         while ((q = dn_node_recv(dn)))
             dn_take_meanwhile(dn, q);
+        if (dn_node_gone(dn))
+            return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s': the node is gone (no connection to %s for %d ms)",
+                           type, dn->node_endpoint, DN_NODE_GONE_MS);
         long long now = dn_now_ms();
         if (now >= deadline_ms)
             return dn_fail(dn, DEVNODE_E_TIMEOUT,
@@ -317,8 +374,8 @@ int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_bo
                            type, timeout_ms);
         zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN | ZMQ_POLLOUT};
         long long wait = deadline_ms - now;
-        if (wait > PROTO_HEARTBEAT_MS)
-            wait = PROTO_HEARTBEAT_MS;
+        if (wait > 100)
+            wait = 100; /* the monitor is read between polls */
         if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
             return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
         if (item.revents & ZMQ_POLLOUT)

@@ -161,8 +161,8 @@ int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsig
  * encoded), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection already holds 100,000
  * unsent messages it waits for room, as a write to a full pipe does, reading what the node
  * sends meanwhile (events wait for devnode_process); after DEVNODE_EMIT_ROOM_TIMEOUT_MS with
- * no room it fails with DEVNODE_E_TIMEOUT, on a broken connection with DEVNODE_E_NODE; both
- * are also said as a WARNING. An accepted event (0) is never dropped: devnode_close and
+ * no room it fails with DEVNODE_E_TIMEOUT, and with DEVNODE_E_NODE when the node is gone (no
+ * connection for 2 s while waiting); both are also said as a WARNING. An accepted event (0) is never dropped: devnode_close and
  * devnode_stop wait until the node has it. The node gets
  * the events of one connection in order, waited or not. Its refusal of one (a retained
  * stream's journal that cannot be written) comes later and is printed as a WARNING line. For

@@ -29,6 +29,7 @@
 #define DN_BATCH 32                  /* events per delivery message the node may send */
 #define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of devnode_emit_nowait */
 #define DN_ROOM_TIMEOUT_MS DEVNODE_EMIT_ROOM_TIMEOUT_MS   /* a no-wait emit waits this long for room */
+#define DN_NODE_GONE_MS 2000         /* no connection to the node this long, while waiting: it is gone */
 #define DN_FLUSH_TIMEOUT_MS DEVNODE_CLOSE_FLUSH_TIMEOUT_MS /* stop/close wait this long for the node */
 #define DN_CATCH_UP_IDLE_MS 5000     /* a start-time catch-up fails when no event came this long */
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
@@ -150,6 +151,9 @@ struct devnode {
     uint64_t served;             /* RPC requests answered */
     uint64_t malformed;          /* frames dropped */
     uint64_t unconfirmed;        /* no-wait emits sent that no later reply has confirmed yet */
+    void *monitor;               /* owned PAIR reading the node DEALER's connection events, made
+                                    at the first wait for room; NULL until then */
+    long long unconnected_since_ms; /* when the monitor first saw no connection; 0: connected */
 
     struct wire_body out;        /* reused for every body we pack (calls, replies) */
     struct wire_body out_headers;

@@ -768,6 +768,33 @@ static void test_warnings_go_to_the_handler(void **state)
                                       "between 0 and a week"));
 }
 
+/* With no node behind the connection, a full queue is not waited on for the whole 30 s: the
+ * call fails with DEVNODE_E_NODE once the connection has been down for 2 s, and close says how
+ * many accepted events the node never confirmed, in its return value and as a warning. */
+static void test_emit_nowait_to_a_gone_node_says_so(void **state)
+{
+    struct world *w = *state;
+    char endpoint[300], err[256];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/nobody.sock", w->dir);
+    struct devnode *pub = devnode_open(endpoint, "orphan", err, sizeof err);
+    assert_non_null(pub);
+    struct warnings_seen seen = {0};
+    devnode_set_warning_handler(pub, on_warning, &seen);
+    int accepted = 0, rc = 0;
+    while (accepted < 300000 && (rc = devnode_emit_nowait(pub, "unheard", NULL, 0)) == 0)
+        accepted++;
+    assert_int_equal(rc, DEVNODE_E_NODE);
+    assert_true(accepted >= 100000); /* the queue's size, then the wait that found no node */
+    assert_non_null(strstr(devnode_last_error(pub), "the node is gone"));
+    assert_int_equal(seen.count, 1);
+    assert_non_null(strstr(seen.last, "the node is gone"));
+    assert_int_equal(devnode_close(pub), accepted);
+    assert_int_equal(seen.count, 2);
+    char want[96];
+    snprintf(want, sizeof want, "%d event(s) emitted without waiting were not confirmed", accepted);
+    assert_non_null(strstr(seen.last, want));
+}
+
 /* What a view built from the stream saw: offsets in order, and who it was inside. */
 struct view_log {
     int64_t offsets[16];
@@ -971,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_connect_needs_the_environment),
         /* last: the flood keeps the node busy for seconds, past the registry's heartbeat timeout */
         cmocka_unit_test(test_emit_nowait_flood_then_close_delivers_all),
+        cmocka_unit_test(test_emit_nowait_to_a_gone_node_says_so),
     };
     return cmocka_run_group_tests(tests, world_up, world_down);
 }
