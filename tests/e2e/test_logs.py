@@ -4,13 +4,13 @@ import json
 import os
 import re
 import subprocess
-import threading
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import BURST, DEVNODE, Node, wait_for
+from tailhelpers import Pty
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 SGR_RE = re.compile(r"\x1b\[[0-9;]*m")
@@ -349,34 +349,6 @@ def test_no_colour_when_not_asked(project, args, env):
     out = run_escapes(project, *args, env_extra=env)
     assert "\x1b" not in out and "\x07" not in out, repr(out)
     assert "clear red after" in out
-
-
-class Pty:
-    """The node's stdout on a pseudo-terminal, drained by a thread so the node never blocks."""
-
-    def __init__(self):
-        self.master, self.slave = os.openpty()
-        self.data = bytearray()
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-
-    def _drain(self):
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.data += chunk
-
-    def start(self):
-        os.close(self.slave)
-        self.thread.start()
-
-    def finish(self):
-        self.thread.join(10)
-        os.close(self.master)
-        return self.data.decode(errors="replace")
 
 
 @pytest.mark.parametrize("env,args,coloured", [
