@@ -336,24 +336,7 @@ static void fuzz_lines(const msgpack_object *body)
 
 static void fuzz_tail(const msgpack_object *body)
 {
-    int64_t backlog = -1;
-    int follow = -1;
-    struct logfilter f;
-    char err[512] = "";
-    if (tailwire_unpack_request(body, &backlog, &follow, &f, err, sizeof err) == 0) {
-        FUZZ_CHECK(backlog >= 0 && (follow == 0 || follow == 1), "backlog %lld follow %d", (long long)backlog, follow);
-        FUZZ_CHECK(f.target_count <= LOGFILTER_MAX_TARGETS, "%zu targets", f.target_count);
-        FUZZ_CHECK(!f.trace_id[0] || logfilter_trace_id_valid(f.trace_id), "invalid trace id kept");
-        static const char text[] = "12:00:00 [ERROR] trace_id=abc123 failed";
-        struct log_line probe = {.seq = 1, .service = "Greeting", .instance = 1, .pid = 7, .level = LOG_LEVEL_ERROR,
-                                 .text = text, .len = sizeof text - 1};
-        memcpy(probe.trace_id, "abc123", 7);
-        int m = logfilter_match(&f, &probe);
-        FUZZ_CHECK(m == 0 || m == 1, "match %d", m);
-        logfilter_free(&f);
-    } else {
-        FUZZ_CHECK(err[0] != '\0', "request refused without a reason");
-    }
+    check_tail_request(body, NULL);
 }
 
 static void fuzz_tail_small(const msgpack_object *body)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/strbuf.h"
+#include "proto/logfilter.h"
 #include "proto/tailwire.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -55,6 +56,32 @@ static void check_line_roundtrip(const struct tail_line *in)
     msgpack_unpacked_destroy(&up);
     strbuf_free(&out);
     strbuf_free(&scratch);
+}
+
+/* A tail request either decodes into a filter whose fields are in range and that matches a
+ * line without crashing (and `extra`, when given), or is refused with a reason. */
+static void check_tail_request(const msgpack_object *body, const struct log_line *extra)
+{
+    int64_t backlog = -1;
+    int follow = -1;
+    struct logfilter f;
+    char err[512] = "";
+    if (tailwire_unpack_request(body, &backlog, &follow, &f, err, sizeof err) == 0) {
+        FUZZ_CHECK(backlog >= 0 && (follow == 0 || follow == 1), "backlog %lld follow %d", (long long)backlog, follow);
+        FUZZ_CHECK(f.target_count <= LOGFILTER_MAX_TARGETS, "%zu targets", f.target_count);
+        FUZZ_CHECK(!f.trace_id[0] || logfilter_trace_id_valid(f.trace_id), "invalid trace id kept");
+        static const char text[] = "12:00:00 [ERROR] trace_id=abc123 failed";
+        struct log_line probe = {.seq = 1, .service = "Greeting", .instance = 1, .pid = 7, .level = LOG_LEVEL_ERROR,
+                                 .text = text, .len = sizeof text - 1};
+        memcpy(probe.trace_id, "abc123", 7);
+        int m = logfilter_match(&f, &probe);
+        FUZZ_CHECK(m == 0 || m == 1, "match %d", m);
+        if (extra)
+            logfilter_match(&f, extra);
+        logfilter_free(&f);
+    } else {
+        FUZZ_CHECK(err[0] != '\0', "request refused without a reason");
+    }
 }
 
 #endif

@@ -72,26 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_line_roundtrip(&line);
     check_conversation(obj);
 
-    int64_t backlog = -1;
-    int follow = -1;
-    struct logfilter f;
-    char err[512] = "";
-    if (obj->type == MSGPACK_OBJECT_MAP && tailwire_unpack_request(obj, &backlog, &follow, &f, err, sizeof err) == 0) {
-        FUZZ_CHECK(backlog >= 0 && (follow == 0 || follow == 1), "backlog %lld follow %d", (long long)backlog, follow);
-        FUZZ_CHECK(f.target_count <= LOGFILTER_MAX_TARGETS, "%zu targets", f.target_count);
-        FUZZ_CHECK(!f.trace_id[0] || logfilter_trace_id_valid(f.trace_id), "invalid trace id kept");
-        static const char text[] = "12:00:00 [ERROR] trace_id=abc123 failed";
-        struct log_line probe = {.seq = 1, .service = "Greeting", .instance = 1, .pid = 7, .level = LOG_LEVEL_ERROR,
-                                 .text = text, .len = sizeof text - 1};
-        memcpy(probe.trace_id, "abc123", 7);
-        int m = logfilter_match(&f, &probe);
-        FUZZ_CHECK(m == 0 || m == 1, "match %d", m);
-        if (have_line)
-            logfilter_match(&f, &line.line);
-        logfilter_free(&f);
-    } else if (obj->type == MSGPACK_OBJECT_MAP) {
-        FUZZ_CHECK(err[0] != '\0', "request refused without a reason");
-    }
+    if (obj->type == MSGPACK_OBJECT_MAP)
+        check_tail_request(obj, have_line ? &line.line : NULL);
     msgpack_unpacked_destroy(&up);
     return 0;
 }
