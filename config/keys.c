@@ -703,6 +703,42 @@ static int load_ready_notify(struct loader *ld, const struct ynode *key, const s
     return 0;
 }
 
+/* Whether `re` stacks one repetition on another (`a++`, `a*{2}`) outside brackets: POSIX leaves
+ * it undefined, and glibc's regcomp takes memory exponential in the stack (a 100-deep `+` run
+ * exhausted 2 GiB in the config fuzzer), so the loader refuses it. */
+static int stacked_repetition(const char *re)
+{
+    int after_repeat = 0;
+    for (const char *c = re; *c; c++) {
+        if (*c == '\\') {
+            after_repeat = 0;
+            if (c[1])
+                c++;
+        } else if (*c == '[') {
+            after_repeat = 0;
+            c++;
+            if (*c == '^')
+                c++;
+            if (*c == ']')
+                c++;
+            while (*c && *c != ']')
+                c++;
+            if (!*c)
+                return 0; /* unterminated: regcomp says so */
+        } else if (*c == '*' || *c == '+' || *c == '?' || *c == '{') {
+            if (after_repeat)
+                return 1;
+            if (*c == '{')
+                while (c[1] && *c != '}')
+                    c++;
+            after_repeat = 1;
+        } else {
+            after_repeat = 0;
+        }
+    }
+    return 0;
+}
+
 static int load_ready_log(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
                           void *target)
 {
@@ -710,6 +746,10 @@ static int load_ready_log(struct loader *ld, const struct ynode *key, const stru
     char *pattern = NULL;
     if (value_string(ld, v, key_path, &pattern) < 0)
         return -1;
+    if (stacked_repetition(pattern)) {
+        free(pattern);
+        return fail(ld, v, key_path, "not a valid regular expression: a repetition (*, +, ? or {n}) repeated");
+    }
     regex_t re;
     int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {

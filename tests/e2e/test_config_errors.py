@@ -255,3 +255,11 @@ def test_missing_config_file_says_cannot_read_as_documented(project):
     assert result.returncode == 2
     assert result.stderr.strip() == "devnode: nope.yml: cannot read: No such file or directory"
     assert lock_is_free(project.run_dir)
+
+
+def test_ready_log_pattern_with_a_stacked_repetition_is_refused(project):
+    # glibc's regcomp needs memory exponential in such a stack; POSIX leaves it undefined.
+    project.write("instances:\n    W:\n        command: exec sleep 1000\n        ready: {log: 'up+++'}\n")
+    result = run_up(project)
+    assert_refused(project, result, ".lymph.yml", 4, 22, "instances.W.ready.log",
+                   "not a valid regular expression: a repetition (*, +, ? or {n}) repeated")
