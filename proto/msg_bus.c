@@ -97,6 +97,90 @@ int64_t proto_unpack_emit_offset(const msgpack_object *body)
     return wire_get_int(body, "offset", &off) == 0 && off >= 0 ? off : -1;
 }
 
+/* ---------------------------------------------------------------- coalesced emits */
+
+void proto_pack_emit_batch_head(msgpack_packer *pk, int64_t id, const char *source, int quiet, size_t count)
+{
+    msgpack_pack_map(pk, quiet ? 4 : 3);
+    wire_pack_kv_int(pk, "id", id);
+    wire_pack_kv_str(pk, "source", source);
+    if (quiet)
+        wire_pack_kv_bool(pk, "quiet", 1);
+    wire_pack_str(pk, "events");
+    msgpack_pack_array(pk, count);
+}
+
+void proto_pack_emit_item_begin(msgpack_packer *pk, const struct proto_emit *e)
+{
+    msgpack_pack_map(pk, 4);
+    wire_pack_kv_str(pk, "type", e->type);
+    wire_pack_str(pk, "body");
+}
+
+void proto_pack_emit_item_end(msgpack_packer *pk, const struct proto_emit *e)
+{
+    wire_pack_str(pk, "headers");
+    msgpack_pack_map(pk, 1);
+    wire_pack_kv_str(pk, "trace_id", e->trace_id);
+    wire_pack_kv_int(pk, "delay_ms", e->delay_ms);
+}
+
+int proto_unpack_emit_quiet(const msgpack_object *body)
+{
+    const msgpack_object *q = wire_map_get(body, "quiet");
+    return q && q->type == MSGPACK_OBJECT_BOOLEAN && q->via.boolean;
+}
+
+void proto_pack_emit_refused(msgpack_packer *pk, const msgpack_object *id, size_t events,
+                             const struct proto_emit_refusal *refused, size_t count)
+{
+    msgpack_pack_map(pk, 3);
+    proto_pack_id(pk, id);
+    wire_pack_kv_int(pk, "events", (int64_t)events);
+    wire_pack_str(pk, "refused");
+    msgpack_pack_array(pk, count);
+    for (size_t i = 0; i < count; i++) {
+        msgpack_pack_map(pk, 3);
+        wire_pack_kv_int(pk, "index", (int64_t)refused[i].index);
+        wire_pack_str(pk, "type");
+        if (refused[i].type) {
+            msgpack_pack_str(pk, refused[i].type_len);
+            msgpack_pack_str_body(pk, refused[i].type, refused[i].type_len);
+        } else {
+            msgpack_pack_nil(pk);
+        }
+        wire_pack_kv_str(pk, "message", refused[i].message);
+    }
+}
+
+int proto_unpack_emit_refused(const msgpack_object *body, int64_t *events, const msgpack_object **refused)
+{
+    *refused = wire_map_get(body, "refused");
+    if (wire_get_int(body, "events", events) < 0 || *events < 0 || !*refused ||
+        (*refused)->type != MSGPACK_OBJECT_ARRAY)
+        return -1;
+    return 0;
+}
+
+int proto_unpack_emit_refusal(const msgpack_object *item, int64_t *index, char *type, size_t typecap,
+                              char *message, size_t messagecap)
+{
+    const msgpack_object *m = wire_map_get(item, "message");
+    if (item->type != MSGPACK_OBJECT_MAP || wire_get_int(item, "index", index) < 0 || *index < 0 || !m ||
+        m->type != MSGPACK_OBJECT_STR || messagecap == 0)
+        return -1;
+    /* A long reason is cut, not refused: the client still names the event. */
+    size_t n = m->via.str.size < messagecap - 1 ? m->via.str.size : messagecap - 1;
+    memcpy(message, m->via.str.ptr, n);
+    message[n] = '\0';
+    if (typecap)
+        type[0] = '\0';
+    const msgpack_object *t = wire_map_get(item, "type");
+    if (t && t->type == MSGPACK_OBJECT_STR && wire_get_str(item, "type", type, typecap) < 0)
+        return -1;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- subscribe */
 
 void proto_pack_subscribe(msgpack_packer *pk, int64_t id, const struct proto_subscribe *s)

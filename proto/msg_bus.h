@@ -49,6 +49,37 @@ void proto_pack_emit_reply(msgpack_packer *pk, const msgpack_object *id, size_t 
 /* The offset, or -1 when nil or absent. */
 int64_t proto_unpack_emit_offset(const msgpack_object *body);
 
+/* ---- coalesced (quiet) emits ---------------------------------------------------------- */
+/* A client coalesces the events it emits without waiting into one
+ * `emit {id, source, quiet: true, events: [...]}` (docs/protocol.md, "Coalescing"). The node
+ * sends no `ok` for a quiet emit; it checks and emits each event on its own and answers only
+ * the events it refused, with one `emit_refused`. The items are packed first (each with
+ * proto_pack_emit_item_begin, its body, proto_pack_emit_item_end), the head when the count is
+ * known: proto_pack_emit_batch_head, then the items' bytes as they are. */
+void proto_pack_emit_batch_head(msgpack_packer *pk, int64_t id, const char *source, int quiet, size_t count);
+/* An item {type, body, headers: {trace_id}, delay_ms} (source: the batch's). */
+void proto_pack_emit_item_begin(msgpack_packer *pk, const struct proto_emit *e);
+void proto_pack_emit_item_end(msgpack_packer *pk, const struct proto_emit *e);
+/* 1 when the emit asks for no `ok` (quiet: true), else 0. */
+int proto_unpack_emit_quiet(const msgpack_object *body);
+
+/* `emit_refused` {id, events, refused: [{index, type, message}]}: of the `events` events the
+ * quiet emit `id` carried, those it did not emit, by their 0-based index in `events` (0 for
+ * an emit of one event), with their type (nil when it was not a string) and why. */
+struct proto_emit_refusal {
+    size_t index;
+    const char *type;      /* NULL: not a string */
+    size_t type_len;
+    const char *message;   /* one line */
+};
+void proto_pack_emit_refused(msgpack_packer *pk, const msgpack_object *id, size_t events,
+                             const struct proto_emit_refusal *refused, size_t count);
+/* Client side: 0 with *events and the `refused` array, or -1 when the body does not fit. */
+int proto_unpack_emit_refused(const msgpack_object *body, int64_t *events, const msgpack_object **refused);
+/* One item of that array: 0, or -1 when it does not fit. type "" when nil. */
+int proto_unpack_emit_refusal(const msgpack_object *item, int64_t *index, char *type, size_t typecap,
+                              char *message, size_t messagecap);
+
 /* ---- subscribe / unsubscribe ---------------------------------------------------------- */
 enum proto_from { PROTO_FROM_RESUME, PROTO_FROM_OFFSET, PROTO_FROM_BEGINNING, PROTO_FROM_NOW };
 struct proto_subscribe {

@@ -36,6 +36,7 @@
 #define PROTO_SERVICES    "services"    /* discover's reply */
 /* Events */
 #define PROTO_EMIT        "emit"
+#define PROTO_EMIT_REFUSED "emit_refused" /* node → client: events of a quiet emit it refused */
 #define PROTO_SUBSCRIBE   "subscribe"
 #define PROTO_UNSUBSCRIBE "unsubscribe"
 #define PROTO_EVENT       "event"

@@ -136,6 +136,15 @@ static void fuzz_replies(const msgpack_object *body)
     char identity[40];
     proto_unpack_register_reply(body, identity, sizeof identity);
     proto_unpack_emit_offset(body);
+    int64_t events, index;
+    const msgpack_object *refused;
+    if (proto_unpack_emit_refused(body, &events, &refused) == 0) {
+        char type[16], why[24];
+        for (uint32_t i = 0; i < refused->via.array.size; i++)
+            if (proto_unpack_emit_refusal(&refused->via.array.ptr[i], &index, type, sizeof type, why, sizeof why) == 0)
+                FUZZ_CHECK(strlen(why) < sizeof why && strlen(type) < sizeof type && index >= 0, "refusal overran");
+    }
+    proto_unpack_emit_quiet(body);
 }
 
 /* ---------------------------------------------------------------- registry */

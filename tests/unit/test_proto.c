@@ -343,6 +343,66 @@ static void test_registry_roundtrip(void **state)
     packed_free(&p);
 }
 
+/* A coalesced quiet emit packs its items first and its head last; the node reads it as a
+ * batch. Its refusals come back by index, with the type and a reason cut to fit. */
+static void test_quiet_emit_roundtrip(void **state)
+{
+    (void)state;
+    char why[200];
+    struct packed items, p;
+    packed_init(&items);
+    struct proto_emit e = {.type = "a.b", .trace_id = "t1", .source = "Shop", .delay_ms = 0};
+    for (int i = 0; i < 3; i++) {
+        proto_pack_emit_item_begin(&items.b.pk, &e);
+        msgpack_pack_int(&items.b.pk, i);
+        proto_pack_emit_item_end(&items.b.pk, &e);
+    }
+    packed_init(&p);
+    proto_pack_emit_batch_head(&p.b.pk, 9, "Shop", 1, 3);
+    msgpack_sbuffer_write(&p.b.sbuf, items.b.sbuf.data, items.b.sbuf.size);
+    const msgpack_object *body = packed_decode(&p);
+    assert_int_equal(proto_unpack_emit_quiet(body), 1);
+    const msgpack_object *batch, *batch_source;
+    assert_int_equal(proto_unpack_emit_batch(body, &batch, &batch_source, why, sizeof why), 0);
+    assert_non_null(batch);
+    assert_int_equal(batch->via.array.size, 3);
+    assert_true(wire_str_eq(batch_source, "Shop"));
+    struct proto_emit_view v;
+    assert_int_equal(proto_unpack_emit_event(&batch->via.array.ptr[2], &v, why, sizeof why), 0);
+    assert_true(wire_str_eq(v.type, "a.b"));
+    assert_int_equal(v.body->via.i64, 2);
+    assert_null(v.source);
+    packed_free(&p);
+    packed_free(&items);
+
+    packed_init(&p);
+    proto_pack_emit_batch_head(&p.b.pk, 9, "Shop", 0, 0);
+    assert_int_equal(proto_unpack_emit_quiet(packed_decode(&p)), 0);
+    packed_free(&p);
+
+    packed_init(&p);
+    struct proto_emit_refusal r[2] = {{.index = 1, .type = "a.b", .type_len = 3, .message = "journal full"},
+                                      {.index = 4, .type = NULL, .message = "a very long reason indeed"}};
+    proto_pack_emit_refused(&p.b.pk, NULL, 5, r, 2);
+    body = packed_decode(&p);
+    int64_t events, index;
+    const msgpack_object *refused;
+    assert_int_equal(proto_unpack_emit_refused(body, &events, &refused), 0);
+    assert_int_equal(events, 5);
+    assert_int_equal(refused->via.array.size, 2);
+    char type[16], message[10];
+    assert_int_equal(proto_unpack_emit_refusal(&refused->via.array.ptr[0], &index, type, sizeof type, message,
+                                               sizeof message), 0);
+    assert_int_equal(index, 1);
+    assert_string_equal(type, "a.b");
+    assert_string_equal(message, "journal f");
+    assert_int_equal(proto_unpack_emit_refusal(&refused->via.array.ptr[1], &index, type, sizeof type, message,
+                                               sizeof message), 0);
+    assert_int_equal(index, 4);
+    assert_string_equal(type, "");
+    packed_free(&p);
+}
+
 static void test_bus_roundtrip(void **state)
 {
     (void)state;
@@ -642,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_bus_roundtrip),
         cmocka_unit_test(test_tail_conversation_roundtrip),
         cmocka_unit_test(test_rpc_bodies_roundtrip),
+        cmocka_unit_test(test_quiet_emit_roundtrip),
         cmocka_unit_test(test_version_mismatch_names_both_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
