@@ -55,6 +55,7 @@ E_EVENTS, E_EVENTS_QUICK = 400000, 60000
 E_SINKS = 4
 E_WINDOW = 4000          # emits in flight before waiting for the node's ok replies
 E_PREFETCH = 1000        # unacked deliveries per sink
+E_STALL_S = 5            # the library run: nothing handled for this long, and what is missing is lost
 E_BATCH = 250            # events per emit, per delivery message and per ack, in the batched run
 # The goals (issue 17), printed beside the figures of the same run.
 GOAL_LIB_EPS = 250000      # the library run, events/s (about 6x RabbitMQ's acked figure)
@@ -285,6 +286,20 @@ def zmq_floor_run(exe, workdir, n, sizes, mode):
     return {"rate": float(rate)}
 
 
+def node_said(node, limit=5):
+    """Logs what the node said about losing or dropping something during a run (its own log
+    lines), so a figure with lost events comes with the node's reason."""
+    try:
+        with open(os.path.join(node.dir, "node-out.txt"), errors="replace") as f:
+            lines = [line.strip() for line in f if re.search(r"dropped|full|no heartbeat|refused", line)]
+    except OSError:
+        return
+    for line in lines[:limit]:
+        log(f"   node said: {line[:200]}")
+    if len(lines) > limit:
+        log(f"   node said {len(lines) - limit} more such line(s)")
+
+
 def read_live(path):
     """A member's shared page: (count, last, ready, redelivered), zeros when not there yet."""
     try:
@@ -319,7 +334,7 @@ def lib_run(pub, member, workdir, n):
         failed, unconfirmed = int(failed), int(unconfirmed)
         for line in r.stderr.splitlines()[:3]:
             log(f"   publisher said: {line[:200]}")
-        # Every accepted event handled, or nothing handled for 5 s: what is missing then is lost.
+        # Every accepted event handled, or nothing handled for E_STALL_S: what is missing then is lost.
         expected, seen, still_since = n - failed, -1, time.monotonic()
         while True:
             pages = [read_live(p) for p in lives()]
@@ -328,7 +343,7 @@ def lib_run(pub, member, workdir, n):
                 break
             if total != seen:
                 seen, still_since = total, time.monotonic()
-            elif time.monotonic() - still_since > 5:
+            elif time.monotonic() - still_since > E_STALL_S:
                 break
             time.sleep(0.05)
         node_cpu = cpu_seconds(node.proc.pid) - cpu0
@@ -340,6 +355,7 @@ def lib_run(pub, member, workdir, n):
         deadline = time.monotonic() + 15
         while not all(os.path.exists(f) for f in seq_files) and time.monotonic() < deadline:
             time.sleep(0.05)
+        node_said(node)
     per_member = []
     for f in seq_files:
         seqs = array.array("I")
@@ -412,6 +428,7 @@ def events_run(quick, batch):
             node_cpu = cpu_seconds(node.proc.pid) - cpu0
             for s in sinks:
                 s.wait(10)
+            node_said(node)
         finally:
             for s in sinks:
                 if s.poll() is None:
