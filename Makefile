@@ -13,7 +13,7 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 
 # Everything but the entry point goes into a static core library that the
 # binary and the unit tests link against.
-CORE_SRC := $(wildcard common/*.c proto/*.c config/*.c node/*.c sockets/*.c tail/*.c tui/*.c) \
+CORE_SRC := $(wildcard common/*.c proto/*.c config/*.c node/*.c sockets/*.c tail/*.c tui/*.c export/*.c) \
             $(filter-out cli/main.c,$(wildcard cli/*.c))
 MAIN_SRC := cli/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

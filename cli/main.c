@@ -25,7 +25,8 @@
     X(subscribe)    \
     X(events)       \
     X(tui)          \
-    X(schema)
+    X(schema)       \
+    X(export)
 
 #define DECLARE(name) extern const struct cli_command cmd_##name##_entry;
 #define ENTRY(name) &cmd_##name##_entry,

@@ -4,6 +4,7 @@
 # `make test`) runs this and fails with one line per forbidden include.
 #
 #   common  <-  proto  <-  config  <-  sockets  <-  node
+#                                          <-  export  (systemd units from the config)
 #                      <-  tail    <-  tui
 #                      <-  lib
 #   cli on top: it composes the node, the dashboard and the clients; nothing includes cli/.
@@ -23,10 +24,11 @@ proto:   common proto
 config:  common proto config
 sockets: common proto config sockets
 node:    common proto config sockets node
+export:  common proto config sockets export
 lib:     common proto lib
 tail:    common proto tail
 tui:     common proto tail tui
-cli:     common proto config sockets node lib tail tui cli
+cli:     common proto config sockets node lib tail tui export cli
 '
 
 # Headers a folder may not include although their folder is allowed:

@@ -1,0 +1,279 @@
+/* sdquote: the quoting rules of systemd's unit files, and a strict reading of shell words.
+ * Strict on purpose: a command it is unsure about goes to /bin/sh -c, which always runs it the
+ * way devnode does; a word read wrongly here would run a different program line. */
+#include "export/sdquote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+
+static int is_name_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static int is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+/* Characters systemd's word splitting passes through unquoted and unchanged (`%` and `$` are
+ * doubled where they are literal). */
+static int is_bare_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           strchr("_/.,:+=@-%${}", c) != NULL;
+}
+
+/* The inside of a double-quoted value: C escapes for what systemd would unescape or split on. */
+static void put_quoted_char(struct strbuf *out, unsigned char c)
+{
+    switch (c) {
+    case '\\': strbuf_puts(out, "\\\\"); break;
+    case '"': strbuf_puts(out, "\\\""); break;
+    case '\n': strbuf_puts(out, "\\n"); break;
+    case '\t': strbuf_puts(out, "\\t"); break;
+    case '\r': strbuf_puts(out, "\\r"); break;
+    case '%': strbuf_puts(out, "%%"); break;
+    default:
+        if (c < 0x20 || c == 0x7f)
+            strbuf_printf(out, "\\x%02x", c);
+        else
+            strbuf_putc(out, (char)c);
+    }
+}
+
+void sdquote_word(struct strbuf *out, const char *text, int literal_dollars)
+{
+    int bare = text[0] != '\0';
+    for (const unsigned char *p = (const unsigned char *)text; *p && bare; p++)
+        bare = is_bare_char(*p);
+    if (!bare)
+        strbuf_putc(out, '"');
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '$' && literal_dollars)
+            strbuf_puts(out, "$$");
+        else if (bare)
+            strbuf_puts(out, *p == '%' ? "%%" : (char[]){(char)*p, 0});
+        else
+            put_quoted_char(out, *p);
+    }
+    if (!bare)
+        strbuf_putc(out, '"');
+}
+
+int sdquote_env(struct strbuf *out, const char *name, const char *value)
+{
+    if (!is_name_start(name[0]))
+        return -1;
+    for (const char *p = name; *p; p++)
+        if (!is_name_char(*p))
+            return -1;
+    strbuf_putc(out, '"');
+    strbuf_puts(out, name);
+    strbuf_putc(out, '=');
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        put_quoted_char(out, *p);
+    strbuf_putc(out, '"');
+    return 0;
+}
+
+int sdquote_plain(struct strbuf *out, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -1;
+    for (const char *p = text; *p; p++)
+        strbuf_puts(out, *p == '%' ? "%%" : (char[]){*p, 0});
+    return 0;
+}
+
+/* ---- reading shell words ---- */
+
+struct word_state {
+    struct strbuf sd;      /* systemd's text of the word, `$` already doubled where literal */
+    struct strbuf lit;     /* the word after quote removal */
+    int refs;              /* variables named */
+    int whole_unquoted_ref; /* the word is exactly an unquoted $NAME or ${NAME} */
+    int started;           /* something (even '') was read: the word exists */
+};
+
+/* A variable reference at s ("$NAME", "${NAME}"): its length, with the name in [*name, +*len);
+ * 0 when `$` is not followed by a name or `{` (the caller tells a literal `$` from $1 or $@),
+ * or -1 for a braced form only a shell expands (${X:-y}, ${#X}). */
+static int read_ref(const char *s, const char **name, size_t *len)
+{
+    if (s[1] == '{') {
+        size_t n = 0;
+        if (!is_name_start(s[2]))
+            return -1;
+        while (is_name_char(s[2 + n]))
+            n++;
+        if (s[2 + n] != '}')
+            return -1;
+        *name = s + 2;
+        *len = n;
+        return (int)n + 3;
+    }
+    if (!is_name_start(s[1]))
+        return 0;
+    size_t n = 0;
+    while (is_name_char(s[1 + n]))
+        n++;
+    *name = s + 1;
+    *len = n;
+    return (int)n + 1;
+}
+
+static void add_ref(struct word_state *w, const char *name, size_t len)
+{
+    strbuf_puts(&w->sd, "${");
+    strbuf_append(&w->sd, name, len);
+    strbuf_putc(&w->sd, '}');
+    w->refs++;
+}
+
+static void add_literal(struct word_state *w, char c)
+{
+    if (c == '$')
+        strbuf_puts(&w->sd, "$$");
+    else
+        strbuf_putc(&w->sd, c);
+    strbuf_putc(&w->lit, c);
+}
+
+static void finish_word(struct word_state *w, struct sdword **words, int *count)
+{
+    *words = xreallocarray(*words, (size_t)*count + 1, sizeof **words);
+    struct sdword *out = &(*words)[(*count)++];
+    struct strbuf q;
+    strbuf_init(&q);
+    if (w->whole_unquoted_ref) {
+        /* `$NAME` alone: both split the value at whitespace; keep systemd's split form. */
+        strbuf_putc(&q, '$');
+        strbuf_append(&q, w->sd.data + 2, w->sd.len - 3);
+    } else {
+        sdquote_word(&q, w->sd.len ? strbuf_cstr(&w->sd) : "", 0);
+    }
+    out->systemd = xstrdup(strbuf_cstr(&q));
+    out->literal = w->refs ? NULL : xstrdup(w->lit.len ? strbuf_cstr(&w->lit) : "");
+    strbuf_free(&q);
+    strbuf_reset(&w->sd);
+    strbuf_reset(&w->lit);
+    w->refs = w->whole_unquoted_ref = w->started = 0;
+}
+
+void sdquote_words_free(struct sdword *words, int count)
+{
+    for (int i = 0; i < count; i++) {
+        free(words[i].literal);
+        free(words[i].systemd);
+    }
+    free(words);
+}
+
+int sdquote_split_simple(const char *command, struct sdword **words_out)
+{
+    struct sdword *words = NULL;
+    int count = 0;
+    struct word_state w = {0};
+    strbuf_init(&w.sd);
+    strbuf_init(&w.lit);
+    const char *p = command;
+    int ok = 1;
+    while (ok) {
+        char c = *p;
+        if (c == '\0' || c == ' ' || c == '\t') {
+            if (w.started)
+                finish_word(&w, &words, &count);
+            if (c == '\0')
+                break;
+            p++;
+            continue;
+        }
+        int at_start = !w.started;
+        w.started = 1;
+        if (c == '\\') {
+            if (p[1] == '\0' || p[1] == '\n') {
+                ok = 0;
+                break;
+            }
+            add_literal(&w, p[1]);
+            p += 2;
+        } else if (c == '\'') {
+            const char *end = strchr(p + 1, '\'');
+            if (!end) {
+                ok = 0;
+                break;
+            }
+            for (const char *q = p + 1; q < end; q++)
+                add_literal(&w, *q);
+            p = end + 1;
+        } else if (c == '"') {
+            p++;
+            while (ok && *p != '"') {
+                if (*p == '\0' || *p == '`') {
+                    ok = 0;
+                } else if (*p == '\\' && p[1] && strchr("$`\"\\", p[1])) {
+                    add_literal(&w, p[1]);
+                    p += 2;
+                } else if (*p == '\\' && p[1] == '\n') {
+                    ok = 0;
+                } else if (*p == '$') {
+                    const char *name;
+                    size_t len;
+                    int n = read_ref(p, &name, &len);
+                    if (n < 0 || (n == 0 && p[1] != '"' && p[1] != ' ' && p[1] != '\0')) {
+                        ok = 0; /* $(...), $1, $@, ${X:-y}: the shell's */
+                    } else if (n == 0) {
+                        add_literal(&w, '$');
+                        p++;
+                    } else {
+                        add_ref(&w, name, len);
+                        p += n;
+                    }
+                } else {
+                    add_literal(&w, *p++);
+                }
+            }
+            if (ok)
+                p++;
+        } else if (c == '$') {
+            const char *name;
+            size_t len;
+            int n = read_ref(p, &name, &len);
+            if (n < 0 || (n == 0 && p[1] != ' ' && p[1] != '\t' && p[1] != '\0')) {
+                ok = 0;
+            } else if (n == 0) {
+                add_literal(&w, '$');
+                p++;
+            } else {
+                add_ref(&w, name, len);
+                p += n;
+                /* An unquoted expansion inside a longer word is split by the shell and not
+                 * by systemd: only a whole word keeps the same meaning. */
+                char next = *p;
+                int word_ends = next == '\0' || next == ' ' || next == '\t';
+                if (at_start && word_ends)
+                    w.whole_unquoted_ref = 1;
+                else
+                    ok = 0;
+            }
+        } else if (strchr("*?[]~`<>|&;(){}#!\n", c) || (c == '=' && count == 0)) {
+            ok = 0; /* globs, ~, redirections, control, an assignment: only a shell reads them */
+        } else {
+            add_literal(&w, c);
+            p++;
+        }
+    }
+    strbuf_free(&w.sd);
+    strbuf_free(&w.lit);
+    if (!ok || count == 0 || !words[0].literal || !words[0].literal[0]) {
+        sdquote_words_free(words, count);
+        return -1;
+    }
+    *words_out = words;
+    return count;
+}
