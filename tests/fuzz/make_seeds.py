@@ -570,6 +570,21 @@ def shellcmd_seeds():
                             " }", "#", "\n"])
 
 
+# ---- sdquote -----------------------------------------------------------------------------------
+
+def sdquote_seeds():
+    commands = {
+        "plain": "gunicorn --bind fd://3 app:app",
+        "quotes": "python3 -c 'import x; x.run()' \"a \\\"b\\\" c\" it\\'s",
+        "variables": "run $N \"${GREETING}\" \"--bind=127.0.0.1:$PORT\" 'cost $5' a$",
+        "specifiers": "printf '%s %i\\n' 100%",
+        "control": "run \"tab\tbell\a\" \";\"",
+        "shell-only": "cd app && gunicorn --bind 127.0.0.1:$PORT app | tee log",
+    }
+    write_corpus("sdquote", list(commands.items()))
+    write_dict("sdquote", ["$", "${", "}", "$$", "%", "%%", "'", '"', "\\", " ", ";", "\n", "\t", "&&", "|"])
+
+
 def main():
     config_seeds()
     framer_seeds()
@@ -582,6 +597,7 @@ def main():
     tailwire_seeds()
     proto_seeds()
     shellcmd_seeds()
+    sdquote_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)
 
