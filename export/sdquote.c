@@ -82,6 +82,10 @@ int sdquote_env(struct strbuf *out, const char *name, const char *value)
 
 int sdquote_plain(struct strbuf *out, const char *text)
 {
+    size_t len = strlen(text);
+    /* systemd strips the whitespace around a value and continues a line ending in '\\'. */
+    if (len == 0 || text[0] == ' ' || text[len - 1] == ' ' || text[len - 1] == '\\')
+        return -1;
     for (const unsigned char *p = (const unsigned char *)text; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return -1;

@@ -20,7 +20,8 @@ void sdquote_word(struct strbuf *out, const char *text, int literal_dollars);
 int sdquote_env(struct strbuf *out, const char *name, const char *value);
 
 /* Appends a path-like value (WorkingDirectory=, ListenStream=): `%` as `%%`, nothing quoted.
- * -1 (nothing appended) when it holds a control byte, which such a line cannot carry. */
+ * -1 (nothing appended) when such a line cannot carry it: a control byte, a space at either
+ * end (systemd strips it), a '\' at the end (systemd continues the line). */
 int sdquote_plain(struct strbuf *out, const char *text);
 
 /* One word of a simple shell command as systemd will see it. */

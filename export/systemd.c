@@ -306,8 +306,8 @@ static int put_listen(struct unit_ctx *u, struct strbuf *sb, const struct config
     if (s->path) {
         strbuf_puts(sb, "ListenStream=");
         if (sdquote_plain(sb, s->path) < 0)
-            return fail(u, "%s:%d: sockets.%s.path: a control character cannot go into a unit file", u->cfg->path,
-                        s->line, s->name);
+            return fail(u, "%s:%d: sockets.%s.path: '%s' cannot be written into a unit file (a control character, "
+                        "a space at an end or a trailing backslash)", u->cfg->path, s->line, s->name, s->path);
         strbuf_putc(sb, '\n');
         return 0;
     }
@@ -361,8 +361,12 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     struct strbuf sb;
     strbuf_init(&sb);
     char what[256];
-    snprintf(what, sizeof what, "Service %s of %s: instance %%i (%s.target starts 0..%d).", svc->name, project,
-             project, svc->numprocesses - 1);
+    if (svc->numprocesses > 0)
+        snprintf(what, sizeof what, "Service %s of %s: instance %%i (%s.target starts 0..%d).", svc->name, project,
+                 project, svc->numprocesses - 1);
+    else
+        snprintf(what, sizeof what, "Service %s of %s: instance %%i (numprocesses: 0, so %s.target starts none).",
+                 svc->name, project, project);
     header(&sb, u->cfg, what);
     strbuf_printf(&sb, "[Unit]\nDescription=%s %s instance %%i (devnode export)\nPartOf=%s.target\n", project,
                   svc->name, project);
@@ -406,8 +410,8 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     strbuf_puts(&sb, "WorkingDirectory=");
     if (sdquote_plain(&sb, svc->cwd) < 0) {
         strbuf_free(&sb);
-        return fail(u, "%s:%d: instances.%s.cwd: a control character cannot go into a unit file", u->cfg->path,
-                    svc->line, svc->name);
+        return fail(u, "%s:%d: instances.%s.cwd: '%s' cannot be written into a unit file (a control character, "
+                    "a space at an end or a trailing backslash)", u->cfg->path, svc->line, svc->name, svc->cwd);
     }
     strbuf_putc(&sb, '\n');
     if (n_passed > 0) {

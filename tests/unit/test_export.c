@@ -79,6 +79,9 @@ static void test_environment_values(void **state)
     assert_string_equal(strbuf_cstr(&sb), "/srv/my app/100%%");
     strbuf_reset(&sb);
     assert_int_equal(sdquote_plain(&sb, "/srv/a\nb"), -1);
+    assert_int_equal(sdquote_plain(&sb, "/srv/a\\"), -1);
+    assert_int_equal(sdquote_plain(&sb, "/srv/a "), -1);
+    assert_int_equal(sb.len, 0);
     strbuf_free(&sb);
 }
 
@@ -378,7 +381,10 @@ static void test_a_shell_that_stays_gets_notify_access_all(void **state)
               "        ready: notify\n"
               "    Slow:\n"
               "        command: build/slow --x\n"
-              "        ready: {delay: 1500ms}\n");
+              "        ready: {delay: 1500ms}\n"
+              "    Idle:\n"
+              "        command: ./idle\n"
+              "        numprocesses: 0\n");
     struct export_options opt = {.project = "p"};
     struct export_result r;
     char err[512];
@@ -390,6 +396,8 @@ static void test_a_shell_that_stays_gets_notify_access_all(void **state)
     char want[256];
     snprintf(want, sizeof want, "\nExecStart=%s/build/slow --x\nExecStartPost=/bin/sleep 1.500\n", fx.dir);
     assert_non_null(strstr(slow, want));
+    assert_non_null(strstr(file_text(&r, "p-Idle@.service"), "(numprocesses: 0, so p.target starts none)"));
+    assert_null(strstr(file_text(&r, "p.target"), "p-Idle@"));
     export_result_free(&r);
     unload(&fx);
 }
