@@ -584,6 +584,9 @@ int export_systemd(const struct config *cfg, const struct export_options *opt, s
     if (rc == 0) {
         if (cfg->stream_count)
             comment(&target, add_not_exported(out, "streams: %s", why_not("streams")));
+        /* lymph's own keys: the node ignores them too ("interfaces: read by lymph services, ...") */
+        for (size_t i = 0; i < cfg->note_count; i++)
+            comment(&target, add_not_exported(out, "%s", cfg->notes[i]));
         struct strbuf line;
         strbuf_init(&line);
         put_with_project(&line, why_not("logs"), opt->project);

@@ -330,6 +330,8 @@ instances:
         ready: {log: started}
 streams:
     book.#:
+interfaces:
+    Web: {}
 """)
     out = tmp_path / "units"
     r = export(project, out, "--name", "p")
@@ -338,6 +340,7 @@ streams:
                  "instances.Log.ready.log: systemd has no readiness by log line",
                  "instances.Web.env.my-var: systemd takes only variable names",
                  "streams: retained streams live in the node's event bus",
+                 "interfaces: read by lymph services, ignored by the node",
                  "restart backoff", "rolling restarts", "the node's registry and event bus", "logs: "):
         assert any(want in l for l in lines), (want, lines)
     verify(out, tmp_path)
