@@ -156,7 +156,9 @@ int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *s
 int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms);
 
 /* Emits an event of `type` with `body` (borrowed; NULL is null) and the current trace id;
- * delivered after delay_ms. Returns once the node queued it: 0 or a negative status. */
+ * delivered after delay_ms. Sends the queued no-wait events first. Returns once the node
+ * queued it: 0 or a negative status (DEVNODE_E_INVALID, at the call, for what the node would
+ * refuse: see devnode_emit_nowait). */
 int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms);
 /* The same without waiting for the node: checks the event as the node would and packs it into
  * the connection's queue, which goes out as one message (a quiet emit) at the end of the
