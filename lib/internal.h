@@ -149,6 +149,7 @@ struct devnode {
     uint64_t next_request_id;    /* ids of node requests */
     char call_prefix[9];         /* random per process: call ids are prefix + counter */
     uint64_t call_counter;
+    uint64_t trace_counter;      /* trace ids made up for calls and emits without one */
     struct devnode_call *calls;  /* calls waiting for replies (the list does not own them) */
     struct dn_peer *peers;       /* owned list */
     struct dn_service *services; /* owned list: the discover cache */
