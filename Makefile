@@ -28,7 +28,8 @@ all: devnode helpers examples
 # Small programs the e2e tests and benches run as workers.
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=build/helpers/%)
-helpers: $(HELPER_BIN) build/examples/web
+LIBHELPER_BIN := $(patsubst tests/libhelpers/%.c,build/libhelpers/%,$(wildcard tests/libhelpers/*.c))
+helpers: $(HELPER_BIN) build/examples/web $(LIBHELPER_BIN)
 
 # The plain HTTP worker of examples/web: shared-socket tests and benches run it.
 build/examples/web: examples/web/web.c
@@ -159,6 +160,9 @@ build/examples/call: examples/call/call.c build/libdevnode.a
 build/examples/bookshelf_shelf: examples/bookshelf/shelf.c build/libdevnode.a
 	$(EXAMPLE_LD)
 build/examples/bookshelf_last_read: examples/bookshelf/last_read.c $(EXAMPLE_COMMON_OBJ) build/libdevnode.a
+	$(EXAMPLE_LD)
+# Test programs that are libdevnode clients (LIBHELPER_BIN, the e2e tests of the library run them).
+build/libhelpers/%: tests/libhelpers/%.c build/libdevnode.a
 	$(EXAMPLE_LD)
 # The library's own unit test runs it under ASan+UBSan against the node's real handlers,
 # in-process. Both archives hold common/*.o, the very same objects: the linker takes each

@@ -22,6 +22,13 @@ long long dn_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long dn_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -92,6 +99,9 @@ static struct devnode *dn_open(const char *endpoint, const char *service, int in
     snprintf(dn->run_dir, sizeof dn->run_dir, "%s", run_dir ? run_dir : "");
     wire_body_init(&dn->out);
     wire_body_init(&dn->out_headers);
+    wire_body_init(&dn->emitq.buf);
+    dn_emitq_clear(dn);
+    dn->emitq.linger_us = DN_EMIT_LINGER_US;
     dn->next_request_id = 1;
 
     /* Call ids are a per-process random prefix plus a counter: unique without a syscall each. */
@@ -191,6 +201,7 @@ void dn_conn_close(struct devnode *dn)
         zmq_ctx_term(dn->zctx);
     wire_body_free(&dn->out);
     wire_body_free(&dn->out_headers);
+    wire_body_free(&dn->emitq.buf);
 }
 
 uint64_t dn_next_request_id(struct devnode *dn)
@@ -253,6 +264,14 @@ static int dn_client_subscribed(const struct devnode *dn)
         if (dn->subs[i].active)
             return 1;
     return 0;
+}
+
+long long dn_heartbeat_due_ms(const struct devnode *dn)
+{
+    if (!dn->started && !dn_client_subscribed(dn))
+        return -1;
+    long long left = dn->next_heartbeat_ms - dn_now_ms();
+    return left > 0 ? left : 0;
 }
 
 void dn_maybe_heartbeat(struct devnode *dn)
@@ -349,13 +368,15 @@ static int dn_node_gone(struct devnode *dn)
     return dn->unconnected_since_ms && dn_now_ms() - dn->unconnected_since_ms >= DN_NODE_GONE_MS;
 }
 
-int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms)
+/* Sends one message, waiting up to timeout_ms for room when the queue to the node is full. */
+static int dn_node_send_bytes_room(struct devnode *dn, const char *type, const char *data, size_t len,
+                                   int timeout_ms)
 {
     long long deadline_ms = dn_now_ms() + timeout_ms;
     if (!dn->node)
         return dn_fail(dn, DEVNODE_E_NODE, "'%s' needs a node: opened without one", type);
     for (;;) {
-        if (wire_send(dn->node, NULL, 0, type, b->sbuf.data, b->sbuf.size, ZMQ_DONTWAIT) == 0)
+        if (wire_send(dn->node, NULL, 0, type, data, len, ZMQ_DONTWAIT) == 0)
             return 0;
         if (errno != EAGAIN && errno != EINTR)
             return dn_fail(dn, DEVNODE_E_NODE, "cannot send '%s' to the node: %s", type, zmq_strerror(errno));
@@ -381,6 +402,122 @@ int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_bo
         if (item.revents & ZMQ_POLLOUT)
             dn_maybe_heartbeat(dn); /* room that opens takes a due heartbeat first: the registry waits 3 s */
     }
+}
+
+int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms)
+{
+    return dn_node_send_bytes_room(dn, type, b->sbuf.data, b->sbuf.size, timeout_ms);
+}
+
+/* ---- the no-wait events' queue --------------------------------------------------------- */
+
+void dn_emitq_clear(struct devnode *dn)
+{
+    static const char room[DN_EMIT_HEAD_ROOM];
+    msgpack_sbuffer_clear(&dn->emitq.buf.sbuf);
+    msgpack_sbuffer_write(&dn->emitq.buf.sbuf, room, sizeof room);
+    dn->emitq.count = 0;
+}
+
+/* A packer target of fixed size, for the quiet emit's head (never more than ~170 bytes). */
+struct dn_head_buf {
+    char data[DN_EMIT_HEAD_ROOM];
+    size_t size;
+};
+
+static int dn_head_write(void *data, const char *buf, size_t len)
+{
+    struct dn_head_buf *h = data;
+    if (len > sizeof h->data - h->size)
+        return -1;
+    memcpy(h->data + h->size, buf, len);
+    h->size += len;
+    return 0;
+}
+
+int dn_emitq_send_first(struct devnode *dn, size_t count, size_t end, int timeout_ms)
+{
+    struct dn_emit_queue *eq = &dn->emitq;
+    if (count == 0)
+        return 0;
+    /* The head goes into the room kept before the items, right against them: the items are
+     * never copied (ZeroMQ copies the message once, as for every send). */
+    struct dn_head_buf head = {.size = 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &head, dn_head_write);
+    uint64_t id = (dn_next_request_id(dn) & DN_QUIET_SEQ_MASK) | DN_UNWAITED_ID |
+                  ((uint64_t)count << DN_QUIET_COUNT_SHIFT);
+    proto_pack_emit_batch_head(&pk, (int64_t)id, dn->service, 1, count);
+    char *start = eq->buf.sbuf.data + DN_EMIT_HEAD_ROOM - head.size;
+    memcpy(start, head.data, head.size);
+    int rc = dn_node_send_bytes_room(dn, PROTO_EMIT, start, end - (DN_EMIT_HEAD_ROOM - head.size), timeout_ms);
+    if (rc < 0)
+        return rc; /* still queued: sent by a later flush, or counted as lost by close */
+    dn->emit_sent += count;
+    size_t rest = eq->buf.sbuf.size - end;
+    memmove(eq->buf.sbuf.data + DN_EMIT_HEAD_ROOM, eq->buf.sbuf.data + end, rest);
+    eq->buf.sbuf.size = DN_EMIT_HEAD_ROOM + rest;
+    eq->count -= count;
+    if (eq->count)
+        eq->first_us = dn_now_us(); /* the one left waits its own linger */
+    return 0;
+}
+
+int dn_emitq_send(struct devnode *dn, int timeout_ms)
+{
+    return dn_emitq_send_first(dn, dn->emitq.count, dn->emitq.buf.sbuf.size, timeout_ms);
+}
+
+/* The node has every no-wait event up to `sent` (a reply to a message sent after them). */
+static void dn_emit_confirm(struct devnode *dn, uint64_t sent)
+{
+    if (sent > dn->emit_confirmed)
+        dn->emit_confirmed = sent;
+}
+
+int dn_emit_window(struct devnode *dn, int timeout_ms)
+{
+    if (dn->emit_sent - dn->emit_confirmed < DN_EMIT_WINDOW / 2)
+        return 0;
+    /* Half the window unconfirmed: a ping, whose reply (after theirs) confirms them. A node
+     * that sends no `ok` for quiet emits would otherwise never say it has them. */
+    if (!dn->ping_id) {
+        struct wire_body b;
+        wire_body_init(&b);
+        uint64_t id = (dn_next_request_id(dn) & DN_QUIET_SEQ_MASK) | DN_UNWAITED_ID;
+        proto_pack_request_id(&b.pk, (int64_t)id);
+        int rc = dn_node_send_room(dn, PROTO_PING, &b, timeout_ms);
+        wire_body_free(&b);
+        if (rc < 0)
+            return rc;
+        dn->ping_id = id;
+        dn->ping_covers = dn->emit_sent;
+    }
+    /* A full window waits, as a write to a full pipe does, reading what the node sends. */
+    long long deadline_ms = dn_now_ms() + timeout_ms;
+    while (dn->emit_sent - dn->emit_confirmed >= DN_EMIT_WINDOW) {
+        struct dn_queued *q;
+        while ((q = dn_node_recv(dn)))
+            dn_take_meanwhile(dn, q);
+        if (dn->emit_sent - dn->emit_confirmed < DN_EMIT_WINDOW)
+            break;
+        if (dn_node_gone(dn))
+            return dn_fail(dn, DEVNODE_E_NODE, "the node is gone (no connection to %s for %d ms)", dn->node_endpoint,
+                           DN_NODE_GONE_MS);
+        long long now = dn_now_ms();
+        if (now >= deadline_ms)
+            return dn_fail(dn, DEVNODE_E_TIMEOUT,
+                           "the node confirmed none of the last %d events for %d ms (is the node stuck?)",
+                           DN_EMIT_WINDOW, timeout_ms);
+        dn_maybe_heartbeat(dn);
+        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
+        long long wait = deadline_ms - now;
+        if (wait > 100)
+            wait = 100; /* the monitor is read between polls */
+        if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
+            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+    }
+    return 0;
 }
 
 int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
@@ -427,47 +564,137 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
     if (!dn->node)
         return dn_fail(dn, DEVNODE_E_NODE, "'%s' needs a node: opened without one", type);
     long long deadline_ms = dn_now_ms() + timeout_ms;
+    /* Queued no-wait events go first: the node gets a connection's messages in order. */
+    int rc = dn_emitq_send(dn, timeout_ms);
     /* The node answers one connection in order: a reply confirms every no-wait emit sent before. */
-    uint64_t unconfirmed = dn->unconfirmed;
-    int rc = dn_node_send_room(dn, type, b, timeout_ms);
+    uint64_t sent = dn->emit_sent;
+    if (rc == 0)
+        rc = dn_node_send_room(dn, type, b, timeout_ms);
     if (rc == DEVNODE_E_TIMEOUT)
         rc = DEVNODE_E_NODE; /* our callers document DEVNODE_E_NODE for a node that does not answer */
     if (rc == 0)
         rc = dn_node_wait(dn, type, id, deadline_ms, reply);
     if (rc == 0)
-        dn->unconfirmed -= unconfirmed;
+        dn_emit_confirm(dn, sent);
+    return rc;
+}
+
+/* Sends the queue and a ping and waits for the ping's reply (or a node gone for 2 s). */
+static int dn_node_confirm_all(struct devnode *dn, int timeout_ms)
+{
+    long long deadline_ms = dn_now_ms() + timeout_ms;
+    int rc = dn_emitq_send(dn, timeout_ms);
+    if (rc < 0)
+        return rc;
+    uint64_t sent = dn->emit_sent;
+    struct wire_body b;
+    wire_body_init(&b);
+    uint64_t id = dn_next_request_id(dn);
+    proto_pack_request_id(&b.pk, (int64_t)id);
+    rc = dn_node_send_room(dn, PROTO_PING, &b, timeout_ms);
+    wire_body_free(&b);
+    while (rc == 0) {
+        struct dn_queued *q;
+        while ((q = dn_node_recv(dn))) {
+            int64_t rid;
+            if (wire_get_int(q->msg.body, "id", &rid) == 0 && (uint64_t)rid == id) {
+                dn_queued_free(q);
+                dn_emit_confirm(dn, sent);
+                return 0;
+            }
+            dn_take_meanwhile(dn, q); /* refusals come before the reply: they are counted here */
+        }
+        if (dn_node_gone(dn))
+            return dn_fail(dn, DEVNODE_E_NODE, "the node is gone (no connection to %s for %d ms)", dn->node_endpoint,
+                           DN_NODE_GONE_MS);
+        long long now = dn_now_ms();
+        if (now >= deadline_ms)
+            return dn_fail(dn, DEVNODE_E_TIMEOUT, "the node did not answer in time");
+        dn_maybe_heartbeat(dn);
+        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
+        long long wait = deadline_ms - now;
+        if (wait > 100)
+            wait = 100; /* the monitor is read between polls */
+        if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
+            rc = dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+    }
     return rc;
 }
 
 int dn_node_flush(struct devnode *dn, int timeout_ms)
 {
-    if (!dn->node || dn->unconfirmed == 0)
-        return 0;
-    struct wire_body b;
-    wire_body_init(&b);
-    uint64_t id = dn_next_request_id(dn);
-    proto_pack_request_id(&b.pk, (int64_t)id);
-    int rc = dn_node_request(dn, PROTO_PING, &b, id, timeout_ms, NULL);
-    wire_body_free(&b);
-    if (rc == 0)
-        return 0;
-    uint64_t lost = dn->unconfirmed;
-    dn_warn(dn, DEVNODE_WARNING, "%llu event(s) emitted without waiting were not confirmed by the node within %d ms: %s",
-            (unsigned long long)lost, timeout_ms, dn->last_error);
-    dn_fail(dn, DEVNODE_E_NODE, "%llu event(s) emitted without waiting were not confirmed by the node",
-            (unsigned long long)lost);
+    if (dn->node && (dn->emitq.count || dn->emit_sent != dn->emit_confirmed)) {
+        if (dn_node_confirm_all(dn, timeout_ms) < 0) {
+            uint64_t missing = dn->emitq.count + (dn->emit_sent - dn->emit_confirmed);
+            dn_warn(dn, DEVNODE_WARNING,
+                    "%llu event(s) emitted without waiting were not confirmed by the node within %d ms: %s",
+                    (unsigned long long)missing, timeout_ms, dn->last_error);
+            dn_fail(dn, DEVNODE_E_NODE, "%llu event(s) emitted without waiting were not confirmed by the node",
+                    (unsigned long long)missing);
+            dn->emit_lost += missing;
+        }
+    } else if (dn->emitq.count) {
+        dn->emit_lost += dn->emitq.count; /* no node: devnode_emit_nowait refused them already */
+    }
+    /* Said once: what is lost now is not counted again by a later stop or close. */
+    dn_emitq_clear(dn);
+    dn->emit_confirmed = dn->emit_sent;
+    dn->ping_id = 0;
+    uint64_t lost = dn->emit_lost;
+    dn->emit_lost = 0;
     return lost > INT_MAX ? INT_MAX : (int)lost;
+}
+
+/* The node's emit_refused for a quiet emit: one warning per refused event, naming it. */
+static void dn_emit_refused(struct devnode *dn, const struct dn_queued *q)
+{
+    int64_t events;
+    const msgpack_object *refused;
+    if (proto_unpack_emit_refused(q->msg.body, &events, &refused) < 0) {
+        dn->malformed++;
+        dn_warn(dn, DEVNODE_WARNING, "dropped a malformed emit_refused from the node");
+        return;
+    }
+    for (uint32_t i = 0; i < refused->via.array.size; i++) {
+        int64_t index;
+        char type[PROTO_NAME_MAX + 1], message[300];
+        if (proto_unpack_emit_refusal(&refused->via.array.ptr[i], &index, type, sizeof type, message,
+                                      sizeof message) < 0) {
+            dn->malformed++;
+            continue;
+        }
+        dn->emit_lost++;
+        dn_warn(dn, DEVNODE_WARNING, "the node refused event %lld of %lld emitted without waiting (%s): %s",
+                (long long)index + 1, (long long)events, type[0] ? type : "?", message);
+    }
 }
 
 void dn_unasked_reply(struct devnode *dn, struct dn_queued *q)
 {
-    int64_t id;
-    if (strcmp(q->msg.type, PROTO_ERROR) == 0 && wire_get_int(q->msg.body, "id", &id) == 0 &&
-        ((uint64_t)id & DN_UNWAITED_ID)) {
+    int64_t sid;
+    if (wire_get_int(q->msg.body, "id", &sid) < 0 || !((uint64_t)sid & DN_UNWAITED_ID)) {
+        dn_queued_free(q);
+        return;
+    }
+    uint64_t id = (uint64_t)sid;
+    if (id == dn->ping_id) {
+        dn->ping_id = 0;
+        dn_emit_confirm(dn, dn->ping_covers);
+    }
+    if (strcmp(q->msg.type, PROTO_EMIT_REFUSED) == 0) {
+        dn_emit_refused(dn, q);
+    } else if (strcmp(q->msg.type, PROTO_ERROR) == 0) {
+        /* A quiet emit refused whole: malformed, or a node from before issue 17, which refuses a
+         * batch at its first bad event. No caller waits for this answer: say it where the
+         * service's log goes, and count every event of it. */
+        uint64_t count = (id >> DN_QUIET_COUNT_SHIFT) & 0x3ff;
         char message[300];
         proto_unpack_error(q->msg.body, message, sizeof message);
-        /* No caller waits for this answer: say it where the service's log goes. */
-        dn_warn(dn, DEVNODE_WARNING, "the node refused an event emitted without waiting: %s", message);
+        if (count) {
+            dn->emit_lost += count;
+            dn_warn(dn, DEVNODE_WARNING, "the node refused %llu event(s) emitted without waiting: %s",
+                    (unsigned long long)count, message);
+        }
     }
     dn_queued_free(q);
 }

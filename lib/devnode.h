@@ -59,14 +59,16 @@ struct devnode *devnode_connect(char *err, size_t errlen);
 struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen);
 /* How long devnode_close and devnode_stop wait for the node to confirm the events emitted
  * without waiting (devnode_emit_nowait), and how long one devnode_emit_nowait waits for room
- * in a full queue to the node. */
+ * (a full queue to the node, or 100,000 events the node has not confirmed yet). */
 #define DEVNODE_CLOSE_FLUSH_TIMEOUT_MS 10000
 #define DEVNODE_EMIT_ROOM_TIMEOUT_MS 30000
 
-/* Sends every event emitted without waiting and waits (up to DEVNODE_CLOSE_FLUSH_TIMEOUT_MS)
- * until the node has them all; unsubscribes and unregisters if still running, closes every
- * socket, frees everything, including calls never waited for. Returns 0, or how many no-wait
- * events the node did not confirm in time (also said as a WARNING). NULL is a no-op. */
+/* Sends every event emitted without waiting and waits (up to DEVNODE_CLOSE_FLUSH_TIMEOUT_MS, or
+ * 2 s without a connection to the node) until the node has them all; unsubscribes and
+ * unregisters if still running, closes every socket, frees everything, including calls never
+ * waited for. Returns 0 when the node emitted every event devnode_emit_nowait accepted (since
+ * the last devnode_stop), else how many it did not: refused by the node (each said as a
+ * WARNING naming the event) or not confirmed in time (said as one WARNING). NULL is a no-op. */
 int devnode_close(struct devnode *dn);
 
 const char *devnode_service(const struct devnode *dn);
@@ -154,20 +156,35 @@ int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *s
 int devnode_catch_up(struct devnode *dn, const char *name, int timeout_ms);
 
 /* Emits an event of `type` with `body` (borrowed; NULL is null) and the current trace id;
- * delivered after delay_ms. Returns once the node queued it: 0 or a negative status. */
+ * delivered after delay_ms. Sends the queued no-wait events first. Returns once the node
+ * queued it: 0 or a negative status (DEVNODE_E_INVALID, at the call, for what the node would
+ * refuse: see devnode_emit_nowait). */
 int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms);
-/* The same without waiting for the node: returns once the event is handed to the connection,
- * 0, DEVNODE_E_INVALID (a type that is not dot-separated words, a body that cannot be
- * encoded), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection already holds 100,000
- * unsent messages it waits for room, as a write to a full pipe does, reading what the node
- * sends meanwhile (events wait for devnode_process); after DEVNODE_EMIT_ROOM_TIMEOUT_MS with
- * no room it fails with DEVNODE_E_TIMEOUT, and with DEVNODE_E_NODE when the node is gone (no
- * connection for 2 s while waiting); both are also said as a WARNING. An accepted event (0) is never dropped: devnode_close and
- * devnode_stop wait until the node has it. The node gets
- * the events of one connection in order, waited or not. Its refusal of one (a retained
- * stream's journal that cannot be written) comes later and is printed as a WARNING line. For
- * services that emit in loops: one round trip less per event. */
+/* The same without waiting for the node: checks the event as the node would and packs it into
+ * the connection's queue, which goes out as one message (a quiet emit) at the end of the
+ * devnode_process / devnode_run turn, when it holds 1000 events or 1 MiB, when an event has
+ * waited the linger (devnode_set_emit_linger, 1 ms by default; checked at each call and by
+ * devnode_timeout_ms), or before any other message to the node (devnode_emit, subscribe, stop,
+ * close), so the node gets the events of one connection in order, waited or not. Returns 0,
+ * DEVNODE_E_INVALID at the call for what the node would refuse (a type that is not dot-separated
+ * words of at most 200 bytes, a body that cannot be encoded or takes more than 16 MiB, a delay
+ * over a week), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection is full (100,000
+ * events sent that the node has not confirmed, or ZeroMQ's queue full) it waits for room, as a
+ * write to a full pipe does, reading what the node sends meanwhile (events wait for
+ * devnode_process); after DEVNODE_EMIT_ROOM_TIMEOUT_MS with no room it fails with
+ * DEVNODE_E_TIMEOUT, and with DEVNODE_E_NODE when the node is gone (no connection for 2 s);
+ * both are also said as a WARNING. An accepted event (0) is never dropped: devnode_close and
+ * devnode_stop wait until the node has it. The node's refusal of one (a retained stream's
+ * journal that cannot be written) comes later, as a WARNING naming the event, and is counted
+ * in what devnode_close / devnode_stop return. For services that emit in loops. */
 int devnode_emit_nowait(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms);
+/* How long a no-wait event may wait in the queue for more to join it, in microseconds
+ * (0: each is sent at its call; at most DEVNODE_EMIT_LINGER_MAX_US). Returns 0 or
+ * DEVNODE_E_INVALID. Without a loop turn ending, the queue goes out at the next call past the
+ * linger, or when devnode_timeout_ms says devnode_process must run. */
+#define DEVNODE_EMIT_LINGER_US 1000
+#define DEVNODE_EMIT_LINGER_MAX_US 1000000
+int devnode_set_emit_linger(struct devnode *dn, unsigned microseconds);
 /* The same as devnode_emit, and *offset gets the event's offset in the retained stream that keeps it (once the
  * node returned, the stream's journal has it), or -1 when no stream keeps its type. */
 int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms,
@@ -247,17 +264,22 @@ int devnode_run(struct devnode *dn);
 
 /* For a service with its own loop: an fd (epoll) that turns readable when devnode_process
  * has work; poll it for reading, and call devnode_process when it is readable and at the
- * latest after the number of ms devnode_process returned. */
+ * latest after devnode_timeout_ms (asked again before each wait: an emit made outside
+ * devnode_process shortens it). */
 int devnode_fd(struct devnode *dn);
-/* Handles what is waiting (requests, events, heartbeat) without blocking. Returns the ms
- * until it wants to run again (0: more is waiting). */
+/* The ms until devnode_process must run again: the linger of queued no-wait events, the next
+ * heartbeat, 0 when something waits already; -1 when nothing is due (no queue, no heartbeat). */
+int devnode_timeout_ms(struct devnode *dn);
+/* Handles what is waiting (requests, events, heartbeat) without blocking, then sends the
+ * queued no-wait events. Returns the ms until it wants to run again (0: more is waiting); an
+ * emit made after it returned may want it sooner: see devnode_timeout_ms. */
 int devnode_process(struct devnode *dn);
 /* Makes devnode_run return after the current request or event. */
 void devnode_request_stop(struct devnode *dn);
-/* Waits until the node has every event emitted without waiting (up to
+/* Sends the queued no-wait events and waits until the node has every one (up to
  * DEVNODE_CLOSE_FLUSH_TIMEOUT_MS), then unsubscribes and unregisters (up to ~1 s); the RPC
- * endpoint is closed. Returns 0, or how many no-wait events the node did not confirm in time
- * (also said as a WARNING). */
+ * endpoint is closed. Returns 0, or how many no-wait events accepted since the last
+ * devnode_stop the node refused or did not confirm in time (as devnode_close). */
 int devnode_stop(struct devnode *dn);
 
 #endif

@@ -226,27 +226,91 @@ int devnode_subscribe_stream(struct devnode *dn, const char *name, const char *s
     return dn_add_subscription(dn, name, pattern ? pattern : stream, stream, from, flags, fn, ctx);
 }
 
-/* How the caller wants the node's answer to an emit. */
-enum dn_emit_wait { DN_EMIT_WAIT, DN_EMIT_NOWAIT };
+/* The node refuses what it cannot take (docs/protocol.md, "Coalescing"); a caller that does not
+ * wait would only hear of it as a warning, so all of it is checked here, for both kinds. */
+static int dn_emit_check(struct devnode *dn, const char *type, unsigned delay_ms)
+{
+    if (!type || !*type || strlen(type) > PROTO_NAME_MAX || !topic_pattern_valid(type) || strchr(type, '*') ||
+        strchr(type, '#'))
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit: want an event type of dot-separated words (1-%d bytes, no * "
+                       "or #)", PROTO_NAME_MAX);
+    if ((long long)delay_ms > PROTO_DELAY_MAX_MS)
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: delay_ms %u is over a week (%lld)", type, delay_ms,
+                       (long long)PROTO_DELAY_MAX_MS);
+    return 0;
+}
 
-static int dn_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int64_t *offset,
-                   enum dn_emit_wait wait)
+static int dn_emit_nowait_failed(struct devnode *dn, const char *type, int rc)
+{
+    char why[sizeof dn->last_error];
+    snprintf(why, sizeof why, "%s", dn->last_error);
+    dn_fail(dn, rc, "emit %s without waiting: %s", type, why);
+    dn_warn(dn, DEVNODE_WARNING, "%s", dn->last_error);
+    return rc;
+}
+
+/* Packs the event into the connection's queue (no send, no allocation once the buffer has
+ * grown); the queue goes out as one quiet emit when it is full, its linger is over, at the end
+ * of the loop's turn, or before anything else is sent to the node (conn.c). */
+static int dn_emit_queued(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
+{
+    struct dn_emit_queue *eq = &dn->emitq;
+    if (!dn->node)
+        return dn_fail(dn, DEVNODE_E_NODE, "emit %s: needs a node: opened without one", type);
+    int rc = 0;
+    if (eq->count && dn_now_us() - eq->first_us >= eq->linger_us)
+        rc = dn_emitq_send(dn, DN_ROOM_TIMEOUT_MS);
+    if (rc == 0)
+        rc = dn_emit_window(dn, DN_ROOM_TIMEOUT_MS);
+    if (rc < 0)
+        return dn_emit_nowait_failed(dn, type, rc);
+    char tmp[DEVNODE_TRACE_ID_MAX + 1];
+    struct proto_emit e = {.type = type, .trace_id = dn_trace_or_new(dn, tmp), .delay_ms = delay_ms};
+    size_t start = eq->buf.sbuf.size;
+    proto_pack_emit_item_begin(&eq->buf.pk, &e);
+    if (!body)
+        msgpack_pack_nil(&eq->buf.pk);
+    else if (msgjson_pack(&eq->buf.pk, body) < 0) {
+        eq->buf.sbuf.size = start;
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the body cannot be encoded", type);
+    }
+    proto_pack_emit_item_end(&eq->buf.pk, &e);
+    size_t len = eq->buf.sbuf.size - start;
+    if (len > WIRE_BODY_MAX - DN_EMIT_HEAD_ROOM) {
+        eq->buf.sbuf.size = start;
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the event takes %zu bytes, more than a message to the node "
+                       "holds (%u)", type, len, WIRE_BODY_MAX - DN_EMIT_HEAD_ROOM);
+    }
+    if (eq->count == 0)
+        eq->first_us = dn_now_us();
+    eq->count++;
+    /* A message holds WIRE_BODY_MAX at most: an event that would not fit goes in the next one. */
+    if (eq->count > 1 && eq->buf.sbuf.size > WIRE_BODY_MAX)
+        rc = dn_emitq_send_first(dn, eq->count - 1, start, DN_ROOM_TIMEOUT_MS);
+    if (rc == 0 && (eq->linger_us == 0 || eq->count >= DN_EMIT_QUEUE_MAX ||
+                    eq->buf.sbuf.size - DN_EMIT_HEAD_ROOM >= DN_EMIT_QUEUE_BYTES))
+        rc = dn_emitq_send(dn, DN_ROOM_TIMEOUT_MS);
+    if (rc < 0) {
+        /* Not accepted: this event leaves the queue (it is the last one); those before it stay. */
+        eq->buf.sbuf.size -= len;
+        eq->count--;
+        return dn_emit_nowait_failed(dn, type, rc);
+    }
+    return 0;
+}
+
+static int dn_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int64_t *offset)
 {
     if (offset)
         *offset = -1;
-    /* The node refuses what is not an event type; a caller that does not wait would only
-     * hear of it as a warning, so the common mistakes are caught here, for both. */
-    if (!type || !*type || strlen(type) > DN_PATTERN_MAX || !topic_pattern_valid(type) || strchr(type, '*') ||
-        strchr(type, '#'))
-        return dn_fail(dn, DEVNODE_E_INVALID, "emit: want an event type of dot-separated words (1-%d bytes, no * "
-                       "or #)", DN_PATTERN_MAX);
+    int rc = dn_emit_check(dn, type, delay_ms);
+    if (rc < 0)
+        return rc;
     char tmp[DEVNODE_TRACE_ID_MAX + 1];
     const char *trace = dn_trace_or_new(dn, tmp);
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
-    if (wait == DN_EMIT_NOWAIT)
-        id |= DN_UNWAITED_ID;
     struct proto_emit e = {.type = type, .trace_id = trace, .source = dn->service, .delay_ms = delay_ms};
     proto_pack_emit_begin(&b.pk, (int64_t)id, &e);
     if (!body)
@@ -256,21 +320,15 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
         return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the body cannot be encoded", type);
     }
     proto_pack_emit_end(&b.pk, &e);
-    if (wait == DN_EMIT_NOWAIT) {
-        int rc = dn_node_send_room(dn, PROTO_EMIT, &b, DN_ROOM_TIMEOUT_MS);
+    if (b.sbuf.size > WIRE_BODY_MAX) {
+        size_t size = b.sbuf.size;
         wire_body_free(&b);
-        if (rc == 0) {
-            dn->unconfirmed++; /* until a later reply, or devnode_close, confirms it */
-            return 0;
-        }
-        char why[sizeof dn->last_error];
-        snprintf(why, sizeof why, "%s", dn->last_error);
-        dn_fail(dn, rc, "emit %s without waiting: %s", type, why);
-        dn_warn(dn, DEVNODE_WARNING, "%s", dn->last_error);
-        return rc;
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit %s: the event takes %zu bytes, more than a message to the node "
+                       "holds (%u)", type, size, WIRE_BODY_MAX);
     }
+    /* dn_node_request sends the queued no-wait events first: the node gets them in order. */
     struct dn_queued *reply = NULL;
-    int rc = dn_node_request(dn, PROTO_EMIT, &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
+    rc = dn_node_request(dn, PROTO_EMIT, &b, id, DN_NODE_TIMEOUT_MS, offset ? &reply : NULL);
     wire_body_free(&b);
     int64_t off;
     if (rc == 0 && reply && (off = proto_unpack_emit_offset(reply->msg.body)) >= 0)
@@ -281,19 +339,28 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
 
 int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
 {
-    return dn_emit(dn, type, body, delay_ms, NULL, DN_EMIT_WAIT);
+    return dn_emit(dn, type, body, delay_ms, NULL);
 }
 
 int devnode_emit_nowait(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
 {
-    return dn_emit(dn, type, body, delay_ms, NULL, DN_EMIT_NOWAIT);
+    int rc = dn_emit_check(dn, type, delay_ms);
+    return rc < 0 ? rc : dn_emit_queued(dn, type, body, delay_ms);
 }
 
 int devnode_emit_offset(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms,
                         int64_t *offset)
 {
     int64_t ignored;
-    return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored, DN_EMIT_WAIT);
+    return dn_emit(dn, type, body, delay_ms, offset ? offset : &ignored);
+}
+
+int devnode_set_emit_linger(struct devnode *dn, unsigned microseconds)
+{
+    if (microseconds > DEVNODE_EMIT_LINGER_MAX_US)
+        return dn_fail(dn, DEVNODE_E_INVALID, "emit linger: want 0-%d microseconds", DEVNODE_EMIT_LINGER_MAX_US);
+    dn->emitq.linger_us = microseconds;
+    return 0;
 }
 
 /* The outcome of the events of one delivery message, sent as one ack and one nack. */
@@ -440,6 +507,10 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
                 dn->malformed++;
         }
     }
+    /* What the handlers emitted without waiting goes before their acks: a process that dies
+     * after acking an event has sent the events it caused (at least once, down a chain). */
+    if (dn_emitq_send(dn, DN_ROOM_TIMEOUT_MS) < 0)
+        dn_warn(dn, DEVNODE_WARNING, "events emitted without waiting are still queued: %s", dn->last_error);
     dn_send_settlement(dn, PROTO_ACK, st.acks, st.ack_count);
     dn_send_settlement(dn, PROTO_NACK, st.nacks, st.nack_count);
 }

@@ -27,7 +27,15 @@
 #define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
 #define DN_PREFETCH 64
 #define DN_BATCH 32                  /* events per delivery message the node may send */
-#define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of devnode_emit_nowait */
+#define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of quiet emits and of the window's pings */
+#define DN_QUIET_COUNT_SHIFT 48      /* a quiet emit's id carries its event count in bits 48-57, so an
+                                        `error` for it (a node before issue 17) counts its events */
+#define DN_QUIET_SEQ_MASK ((1ULL << DN_QUIET_COUNT_SHIFT) - 1)
+#define DN_EMIT_QUEUE_MAX PROTO_EMIT_BATCH_MAX /* no-wait events per quiet emit */
+#define DN_EMIT_QUEUE_BYTES (1u << 20) /* ...or about this many bytes of them */
+#define DN_EMIT_LINGER_US DEVNODE_EMIT_LINGER_US /* ...or this long after the first */
+#define DN_EMIT_WINDOW 100000        /* no-wait events sent that the node has not confirmed: more waits */
+#define DN_EMIT_HEAD_ROOM 256        /* bytes kept before the queued items for the quiet emit's head */
 #define DN_ROOM_TIMEOUT_MS DEVNODE_EMIT_ROOM_TIMEOUT_MS   /* a no-wait emit waits this long for room */
 #define DN_NODE_GONE_MS 2000         /* no connection to the node this long, while waiting: it is gone */
 #define DN_FLUSH_TIMEOUT_MS DEVNODE_CLOSE_FLUSH_TIMEOUT_MS /* stop/close wait this long for the node */
@@ -104,6 +112,15 @@ struct devnode_call {
     struct devnode_call *prev, *next;
 };
 
+/* The no-wait events not sent yet: one quiet emit's items, packed straight into a buffer that
+ * is reused (emptied, never freed) from one emit to the next. */
+struct dn_emit_queue {
+    struct wire_body buf;        /* DN_EMIT_HEAD_ROOM spare bytes, then the packed items */
+    size_t count;                /* events in it */
+    long long first_us;          /* when the oldest of them was queued (monotonic) */
+    long long linger_us;         /* how long an event may wait for more (0: sent at each call) */
+};
+
 /* A node message that arrived while we waited for another one (events during a request). */
 struct dn_queued {
     struct dn_queued *next;
@@ -132,6 +149,7 @@ struct devnode {
     uint64_t next_request_id;    /* ids of node requests */
     char call_prefix[9];         /* random per process: call ids are prefix + counter */
     uint64_t call_counter;
+    uint64_t trace_counter;      /* trace ids made up for calls and emits without one */
     struct devnode_call *calls;  /* calls waiting for replies (the list does not own them) */
     struct dn_peer *peers;       /* owned list */
     struct dn_service *services; /* owned list: the discover cache */
@@ -150,7 +168,13 @@ struct devnode {
     long long next_heartbeat_ms;
     uint64_t served;             /* RPC requests answered */
     uint64_t malformed;          /* frames dropped */
-    uint64_t unconfirmed;        /* no-wait emits sent that no later reply has confirmed yet */
+    struct dn_emit_queue emitq;  /* devnode_emit_nowait's events not sent yet */
+    uint64_t emit_sent;          /* no-wait events sent to the node, ever */
+    uint64_t emit_confirmed;     /* ...of which a later reply confirmed the first this many */
+    uint64_t emit_lost;          /* accepted no-wait events the node refused or never got, since the
+                                    last devnode_stop/devnode_close said how many */
+    uint64_t ping_id;            /* the window's ping in flight (0: none)... */
+    uint64_t ping_covers;        /* ...whose reply confirms the first this many no-wait events */
     void *monitor;               /* owned PAIR reading the node DEALER's connection events, made
                                     at the first wait for room; NULL until then */
     long long unconnected_since_ms; /* when the monitor first saw no connection; 0: connected */
@@ -165,6 +189,7 @@ struct devnode {
 };
 
 long long dn_now_ms(void);
+long long dn_now_us(void);
 /* logging.c: the one way the library reports what is not a call's result (a dropped message,
  * a lost registration): to the service's warning handler, else one line on stderr. */
 void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -26,11 +26,23 @@ void dn_trace_sanitize(char out[DEVNODE_TRACE_ID_MAX + 1], const char *in, size_
         out[0] = '\0';
 }
 
+static void put_hex(char *out, uint64_t v, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
 const char *dn_trace_or_new(struct devnode *dn, char tmp[DEVNODE_TRACE_ID_MAX + 1])
 {
     if (dn->trace_id[0])
         return dn->trace_id;
-    rpc_new_trace_id(tmp);
+    /* 32 hex digits as rpc_new_trace_id makes, without its getrandom per id: the process's
+     * random call prefix, its pid and a counter (a loop of no-wait emits makes one per event). */
+    memcpy(tmp, dn->call_prefix, 8);
+    put_hex(tmp + 8, (uint64_t)(uint32_t)dn->pid, 8);
+    put_hex(tmp + 16, ++dn->trace_counter, 16);
+    tmp[32] = '\0';
     return tmp;
 }
 

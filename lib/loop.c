@@ -7,6 +7,7 @@
 #include "lib/events.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -122,7 +123,7 @@ int devnode_stop(struct devnode *dn)
     if (!dn->started)
         return 0;
     /* Every event this service emitted without waiting reaches the node before it leaves. */
-    int unconfirmed = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+    int lost = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
     /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
      * the node answers in order, so waiting for the last reply covers them all. */
     uint64_t last = dn_send_unsubscribes(dn);
@@ -159,7 +160,7 @@ int devnode_stop(struct devnode *dn)
         if (strncmp(dn->rpc_endpoint, "ipc://", 6) == 0)
             unlink(dn->rpc_endpoint + 6);
     }
-    return unconfirmed;
+    return lost;
 }
 
 /* Handles one queued or freshly received node message; returns 1 if there was one. */
@@ -186,6 +187,15 @@ static int dn_socket_readable(void *sock)
     return sock && zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
 }
 
+/* The end of a turn: the no-wait events its handlers (or the caller since the last turn)
+ * emitted go out now, as one quiet emit; a failure leaves them queued for the next try. */
+static void dn_end_turn(struct devnode *dn)
+{
+    if (dn->emitq.count && dn_emitq_send(dn, DN_ROOM_TIMEOUT_MS) < 0)
+        dn_warn(dn, DEVNODE_WARNING, "%zu event(s) emitted without waiting are still queued: %s", dn->emitq.count,
+                dn->last_error);
+}
+
 int devnode_process(struct devnode *dn)
 {
     if (dn->in_handler)
@@ -199,19 +209,35 @@ int devnode_process(struct devnode *dn)
     }
     for (int handled = 0; handled < DN_PROCESS_BUDGET; handled++) {
         if (dn->stop_requested)
-            return 0;
+            break;
         int got = dn_process_rpc(dn);
         got += dn_process_node(dn);
         /* ZMQ_FD is edge-triggered: only stop once both sockets say nothing is readable,
          * after our own sends (replies, acks), or the fd may never wake the caller again. */
         if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node)) {
+            dn_end_turn(dn);
             if (!dn->started)
                 return PROTO_HEARTBEAT_MS;
             long long left = dn->next_heartbeat_ms - dn_now_ms();
             return left > 0 ? (int)left : 0;
         }
     }
+    dn_end_turn(dn);
     return 0;
+}
+
+int devnode_timeout_ms(struct devnode *dn)
+{
+    if (dn->queue_head || (dn->reregister_due && dn->started))
+        return 0;
+    long long wait = dn_heartbeat_due_ms(dn);
+    if (dn->emitq.count) {
+        long long left_us = dn->emitq.linger_us - (dn_now_us() - dn->emitq.first_us);
+        long long linger_ms = left_us > 0 ? (left_us + 999) / 1000 : 0;
+        if (wait < 0 || linger_ms < wait)
+            wait = linger_ms;
+    }
+    return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
 void devnode_request_stop(struct devnode *dn)
@@ -299,11 +325,11 @@ int devnode_close(struct devnode *dn)
 {
     if (!dn)
         return 0;
-    int unconfirmed;
+    int lost;
     if (dn->started && dn->node) {
-        unconfirmed = devnode_stop(dn);
+        lost = devnode_stop(dn);
     } else {
-        unconfirmed = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+        lost = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
         if (dn->client)
             dn_send_unsubscribes(dn); /* not waited for: the connection's farewell linger sends them */
     }
@@ -316,5 +342,5 @@ int devnode_close(struct devnode *dn)
         close(dn->epfd);
     dn_conn_close(dn);
     free(dn);
-    return unconfirmed;
+    return lost;
 }
