@@ -105,8 +105,12 @@ int cli_check_ports(struct config *cfg, const char *file, const char *port_base)
 
 struct cli_args;
 struct preflight;
+/* The option id of `--no-dotenv`, which cli_load_config reads: out of the letters' range so
+ * no command's own option meets it. */
+#define CLI_OPT_NO_DOTENV 0x100
 /* What `up` and `check` both do before they act: load the config (named as the user wrote
- * it), apply and check the PORT blocks, and run the preflight checks of this machine.
+ * it; the .env beside it unless --no-dotenv), apply and check the PORT blocks, and run the
+ * preflight checks of this machine.
  * 0 with *cfg and *pf to free, or -1 after printing the one-line error (exit CLI_USAGE). */
 int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
                     struct preflight *pf);

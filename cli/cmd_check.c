@@ -2,9 +2,11 @@
  * directories, programs) and shows what `up` would run, without starting anything. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/envfile.h"
 #include "node/preflight.h"
 #include "sockets/sockets.h"
 
@@ -69,9 +71,93 @@ static void print_port(const struct config *cfg, const struct config_service *s)
     }
 }
 
+/* A value on one line: as it is when plain, else C-escaped in double quotes; a secret's masked. */
+static void print_value(const char *name, const char *value)
+{
+    if (value[0] && envfile_name_is_secret(name)) {
+        fputs("********", stdout);
+        return;
+    }
+    int plain = 1;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        plain &= *p >= 0x20 && *p != 0x7f && *p != '"' && *p != '\\';
+    if (plain) {
+        fputs(value, stdout);
+        return;
+    }
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p == '\t')
+            fputs("\\t", stdout);
+        else if (*p == '\r')
+            fputs("\\r", stdout);
+        else if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            printf("\\x%02x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+/* An env file's line, named from the project dir when it is inside it. */
+static void print_origin(const struct config *cfg, const struct config_env_var *v)
+{
+    if (!v->file) {
+        printf("env:, line %d", v->line);
+        return;
+    }
+    size_t dir_len = strlen(cfg->dir);
+    const char *file = v->file;
+    if (strncmp(file, cfg->dir, dir_len) == 0 && file[dir_len] == '/')
+        file += dir_len + 1;
+    printf("%s:%d", file, v->line);
+}
+
+/* Whether a .env line after index i sets the same name (the last one is the one that counts). */
+static int find_later(const struct config *cfg, size_t i)
+{
+    for (size_t k = i + 1; k < cfg->dotenv_count; k++)
+        if (strcmp(cfg->dotenv[k].name, cfg->dotenv[i].name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Each variable the config gives the workers, with its final value and where it comes from
+ * (docs/config.md "Environment files"), and the .env lines that lost to the shell. */
+static void print_env(const struct config *cfg, const struct config_service *s)
+{
+    for (size_t e = 0; e < s->env_count; e++) {
+        const struct config_env_var *v = &s->env[e];
+        printf("      %s=", v->name);
+        print_value(v->name, v->value);
+        fputs("  (", stdout);
+        print_origin(cfg, v);
+        puts(")");
+    }
+    for (size_t e = 0; e < cfg->dotenv_count; e++) {
+        const struct config_env_var *v = &cfg->dotenv[e];
+        const char *shell = getenv(v->name);
+        if (config_service_env(s, v->name) || find_later(cfg, e))
+            continue; /* a higher layer or a later .env line has it */
+        int port = strcmp(v->name, "PORT") == 0; /* envlayers leaves it out, as the shell's */
+        if (!port && !shell)
+            continue;
+        printf("      %s=", v->name);
+        print_value(v->name, port ? v->value : shell);
+        fputs(port ? "  (" : "  (the shell, over ", stdout);
+        print_origin(cfg, v);
+        puts(port ? ", not used: each instance gets its own PORT, below)" : ")");
+    }
+}
+
 static const struct cli_option options[] = {
     {"vars", 0, 1, 'V'},
     {"port-base", 0, 1, 'P'},
+    {"no-dotenv", 0, 0, CLI_OPT_NO_DOTENV},
     {0},
 };
 
@@ -100,8 +186,7 @@ static int cmd_check(struct cli_args *args)
                restart_name(s->restart), config_signal_name(s->stop_signal), s->stop_timeout_ms / 1000.0,
                s->cwd);
         printf("      $ %s\n", s->command);
-        for (size_t e = 0; e < s->env_count; e++)
-            printf("      %s=%s\n", s->env[e].name, s->env[e].value);
+        print_env(&cfg, s);
         print_ready(&s->ready);
         print_port(&cfg, s);
     }
@@ -147,7 +232,7 @@ static int cmd_check(struct cli_args *args)
 
 const struct cli_command cmd_check_entry = {
     .name = "check",
-    .usage = "[-c PATH] [--vars FILE] [--port-base N]",
+    .usage = "[-c PATH] [--vars FILE] [--port-base N] [--no-dotenv]",
     .summary = "validate .lymph.yml and show what would run",
     .flags = CLI_NEEDS_PROJECT,
     .options = options,

@@ -134,7 +134,8 @@ int cli_load_config(const struct cli_args *args, const char *vars, const char *p
     char err[1024];
     /* As given, so errors name the file the way the user wrote it. */
     const char *path = args->config ? args->config : args->project.config_path;
-    if (config_load(path, vars, cfg, err, sizeof err) < 0) {
+    unsigned flags = cli_arg(args, CLI_OPT_NO_DOTENV) ? CONFIG_NO_DOTENV : 0;
+    if (config_load_flags(path, vars, flags, cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
         return -1;
     }

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config/cfgalloc.h"
+#include "config/envlayers.h"
 #include "config/keys.h"
 #include "config/yamltree.h"
 
@@ -152,7 +153,10 @@ static int check_ports(struct loader *ld, const char *file)
             if (sock) {
                 char env_path[KEY_PATH_MAX];
                 key_path_child(env_path, key_path, "env.PORT");
-                return ydiag_fail(&ld->diag, file, var->line, var->col, env_path,
+                if (var->file) { /* set by an env_file: name its line */
+                    snprintf(env_path, sizeof env_path, "PORT");
+                }
+                return ydiag_fail(&ld->diag, var->file ? var->file : file, var->line, var->col, env_path,
                                 "PORT %ld is the port of sockets.%s (line %d), which the node holds: "
                                 "a worker that binds $PORT would fail with \"Address already in use\"",
                                 port, sock->name, sock->line);
@@ -208,15 +212,16 @@ static int resolve_location(struct loader *ld, const char *path)
     return 0;
 }
 
-static int load(const char *path, const char *vars_path, bool keep_unresolved, struct config *out, char *err,
-                size_t errlen)
+static int load(const char *path, const char *vars_path, bool keep_unresolved, unsigned flags, struct config *out,
+                char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (err && errlen) {
         err[0] = '\0';
     }
-    struct loader ld = {.file = path, .diag = {err, errlen}, .cfg = out,
-                        .interp = {.file = path, .vars_arg = vars_path, .keep_unresolved = keep_unresolved}};
+    struct loader ld = {.file = path, .diag = {err, errlen}, .cfg = out, .flags = flags,
+                        .interp = {.file = path, .vars_arg = vars_path, .keep_unresolved = keep_unresolved,
+                                   .env_fallback = envlayers_dotenv_value, .env_ctx = out}};
     struct ynode *root = NULL, *vars = NULL;
     int rc = -1;
     if (ytree_parse_file(&ld.diag, path, &root) < 0) {
@@ -228,11 +233,17 @@ static int load(const char *path, const char *vars_path, bool keep_unresolved, s
     if (vars_path && interp_read_vars(&ld.interp, &ld.diag, vars_path, &vars) < 0) {
         goto done;
     }
+    /* Before any value is read: .env feeds $(env.X). Commands that want only the names skip it. */
+    if (!keep_unresolved && !(flags & CONFIG_NO_DOTENV) && envlayers_read_dotenv(&ld) < 0) {
+        goto done;
+    }
     rc = keys_load_top(&ld, root);
     if (rc == 0) {
         assign_port_blocks(out);
     }
 done:
+    envlist_free(&ld.top_env);
+    envlist_free(&ld.service_env);
     ytree_free(root);
     ytree_free(vars);
     if (rc < 0) {
@@ -243,12 +254,32 @@ done:
 
 int config_load(const char *path, const char *vars_path, struct config *out, char *err, size_t errlen)
 {
-    return load(path, vars_path, false, out, err, errlen);
+    return load(path, vars_path, false, 0, out, err, errlen);
+}
+
+int config_load_flags(const char *path, const char *vars_path, unsigned flags, struct config *out, char *err,
+                      size_t errlen)
+{
+    return load(path, vars_path, false, flags, out, err, errlen);
 }
 
 int config_load_unresolved(const char *path, struct config *out, char *err, size_t errlen)
 {
-    return load(path, NULL, true, out, err, errlen);
+    return load(path, NULL, true, 0, out, err, errlen);
+}
+
+static void free_env(struct config_env_var *vars, size_t count)
+{
+    struct envlist list = {.vars = vars, .count = count};
+    envlist_free(&list);
+}
+
+static void free_strings(char **items, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(items[i]);
+    }
+    free(items);
 }
 
 void config_free(struct config *cfg)
@@ -260,11 +291,8 @@ void config_free(struct config *cfg)
         struct config_service *svc = &cfg->services[i];
         free(svc->name);
         free(svc->command);
-        for (size_t j = 0; j < svc->env_count; j++) {
-            free(svc->env[j].name);
-            free(svc->env[j].value);
-        }
-        free(svc->env);
+        free_env(svc->env, svc->env_count);
+        free_strings(svc->env_files, svc->env_file_count);
         free(svc->cwd);
         free(svc->ready.log_pattern);
         free(svc->ready.tcp_host);
@@ -287,6 +315,9 @@ void config_free(struct config *cfg)
         free(cfg->streams[i].pattern);
     free(cfg->streams);
     free(cfg->notes);
+    free_env(cfg->dotenv, cfg->dotenv_count);
+    free(cfg->dotenv_path);
+    free_strings(cfg->env_files, cfg->env_file_count);
     free(cfg->path);
     free(cfg->dir);
     memset(cfg, 0, sizeof(*cfg));

@@ -10,10 +10,22 @@
 
 enum restart_policy { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NEVER };
 
+/* Where a worker's variable comes from, lowest first: a later layer wins (docs/config.md
+ * "Environment files"). The shell sits between .env and the files: it is not in the list,
+ * the worker inherits it, and what beats it is listed. */
+enum config_env_layer {
+    ENV_FROM_DOTENV,        /* the .env beside the config, where the shell does not set it */
+    ENV_FROM_FILE,          /* a top-level env_file */
+    ENV_FROM_SERVICE_FILE,  /* the service's env_file */
+    ENV_FROM_ENV,           /* the service's env: */
+};
+
 struct config_env_var {
     char *name;
     char *value;
-    int line, col;  /* of the value, for messages */
+    int line, col;  /* of the value, for messages (col 0 in an env file) */
+    enum config_env_layer layer;
+    char *file;     /* the env file as messages name it; NULL for env: (the config itself) */
 };
 
 /* How the node knows a new process is ready to serve (used by rolling restarts). */
@@ -38,8 +50,11 @@ struct config_service {
     char *name;                  /* key under instances: (e.g. "Greeting") */
     char *command;               /* run with /bin/sh -c; $(socket.*) refs are left for spawn time */
     int numprocesses;            /* >= 0, default 1 */
-    struct config_env_var *env;  /* env: map, in file order */
+    struct config_env_var *env;  /* its final environment on top of the shell's: .env, env_file
+                                  * and env: merged, one entry per name, in first-set order */
     size_t env_count;
+    char **env_files;            /* env_file: as absolute paths, in order (empty unresolved) */
+    size_t env_file_count;
     char *cwd;                   /* absolute; default: the config file's directory */
     enum restart_policy restart; /* default RESTART_ALWAYS */
     int stop_signal;             /* signal number, default SIGTERM */
@@ -89,6 +104,11 @@ struct config {
     size_t note_count;
     int port_base;  /* first PORT of the blocks of services without sockets, default 5000 */
     int port_base_line, port_base_col;  /* where port_base: was written; 0 when not */
+    char *dotenv_path;  /* the .env that was read (absolute), or NULL: none, or --no-dotenv */
+    struct config_env_var *dotenv;  /* its assignments in file order (also those the shell beats) */
+    size_t dotenv_count;
+    char **env_files;   /* top-level env_file: as absolute paths, in order */
+    size_t env_file_count;
 };
 
 /* PORT (docs/config.md): each service owns a block of CONFIG_PORT_BLOCK ports from
@@ -108,6 +128,12 @@ enum config_port_source {
  * On failure *out holds nothing that needs freeing. */
 int config_load(const char *path, const char *vars_path, struct config *out,
                 char *err, size_t errlen);
+enum config_load_flags {
+    CONFIG_NO_DOTENV = 1,  /* do not read the .env beside the config (`--no-dotenv`) */
+};
+/* config_load with flags (enum config_load_flags). */
+int config_load_flags(const char *path, const char *vars_path, unsigned flags, struct config *out,
+                      char *err, size_t errlen);
 /* config_load for commands beside a running node (events, offline tail), which need the
  * service names or the streams, never the values: an undefined $(env.X) or $(var.X) is kept
  * as written instead of failing, and no vars file is read. */
@@ -120,7 +146,7 @@ enum config_port_source config_service_port(const struct config *cfg, const stru
 /* The PORT instance `index` of svc gets from its block, or -1 when the block has none for it
  * (index past the block, or a port past 65535). */
 int config_block_port(const struct config_service *svc, int index);
-/* svc's env: value of `name`, or NULL. */
+/* The value svc's environment list gives `name` (env:, env_file, .env), or NULL. */
 const char *config_service_env(const struct config_service *svc, const char *name);
 /* Refuses a PORT no worker could bind (one of a socket's ports, one past 65535), naming
  * `file` (the path as given to config_load). port_base > 0 first moves every block there

@@ -99,6 +99,8 @@ char *interp_expand(const struct interp *in, const struct ydiag *d, const struct
         if (ns_len == 3 && memcmp(ns, "env", 3) == 0) {
             char *name = cfg_xstrndup(path, path_len);
             const char *value = getenv(name);
+            if (!value && in->env_fallback)
+                value = in->env_fallback(in->env_ctx, name);
             free(name);
             if (!value && in->keep_unresolved) {
                 cfg_text_append(&out, s + i, ref_len);

@@ -1,6 +1,7 @@
 /* interp: lymph's $(env.NAME) and $(var.a.b) references in a config value, replaced once.
  * Other namespaces ($(socket.X.fd), filled in at spawn time) and text without the reference
- * form ($(date), $HOME) are left as written. It reads the environment, never changes it. */
+ * form ($(date), $HOME) are left as written. It reads the environment (then env_fallback: the
+ * project's .env), never changes it. */
 #ifndef DEVNODE_INTERP_H
 #define DEVNODE_INTERP_H
 
@@ -13,6 +14,9 @@ struct interp {
     const char *vars_arg;      /* the vars path as given, or NULL */
     const struct ynode *vars;  /* root of the vars file (a map), or NULL */
     bool keep_unresolved;      /* an undefined $(env.X) or $(var.X) stays as written */
+    /* $(env.X) the environment does not set: its value from here (the project's .env), or NULL. */
+    const char *(*env_fallback)(void *ctx, const char *name);
+    void *env_ctx;
 };
 
 /* Reads the vars file behind $(var.*) into *vars (the caller frees it with ytree_free) and

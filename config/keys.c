@@ -615,8 +615,59 @@ static int load_env(struct loader *ld, const struct ynode *key_node, const struc
         var->value = text;
         var->line = value->line;
         var->col = value->col;
+        var->layer = ENV_FROM_ENV;
     }
     return 0;
+}
+
+/* env_file: [a.env, b.env], at the top or in a service: each file read in order, a later
+ * one winning; its ${VAR} see the layers below (envlayers.c). Only the names are kept when
+ * the caller asked for no values (config_load_unresolved). */
+static int load_env_files(struct loader *ld, const struct ynode *node, const char *key_path,
+                          enum config_env_layer layer, struct envlist *into, char ***files, size_t *count)
+{
+    char child[KEY_PATH_MAX];
+    if (node->kind != YNODE_SEQ) {
+        return fail(ld, node, key_path, "must be a list of environment files ([.env.local, secrets.env]), got %s",
+                    ynode_kind_name(node));
+    }
+    *files = cfg_xcalloc(node->kid_count, sizeof(**files));
+    for (size_t i = 0; i < node->kid_count; i++) {
+        const struct ynode *item = node->kids[i];
+        key_path_item(child, key_path, i);
+        char *name = NULL;
+        if (value_string(ld, item, child, &name) < 0) {
+            return -1;
+        }
+        if (ld->interp.keep_unresolved) {
+            free(name);
+            continue;
+        }
+        char *abs = NULL;
+        int rc = envlayers_read_file(ld, item, child, name, layer, into,
+                                     layer == ENV_FROM_SERVICE_FILE ? &ld->top_env : NULL, &abs);
+        (*files)[(*count)++] = abs;
+        free(name);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_top_env_file(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                             const char *key_path, void *target)
+{
+    return load_env_files(ld, value, key_path, ENV_FROM_FILE, &ld->top_env, &ld->cfg->env_files,
+                          &ld->cfg->env_file_count);
+}
+
+static int load_service_env_file(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                                 const char *key_path, void *target)
+{
+    struct config_service *svc = target;
+    return load_env_files(ld, value, key_path, ENV_FROM_SERVICE_FILE, &ld->service_env, &svc->env_files,
+                          &svc->env_file_count);
 }
 
 static int load_service_sockets(struct loader *ld, const struct ynode *key, const struct ynode *node,
@@ -976,10 +1027,15 @@ static int load_service(struct loader *ld, const struct ynode *key, const struct
         return fail(ld, body, key_path, "must be a map of service settings (command, ...), got %s",
                     ynode_kind_name(body));
     }
+    envlist_free(&ld->service_env);
     if (load_section(ld, &service_section, body, key_path, svc, false) < 0) {
         return -1;
     }
-    return check_required(ld, &service_section, body, key, key_path);
+    if (check_required(ld, &service_section, body, key, key_path) < 0) {
+        return -1;
+    }
+    envlayers_finish_service(ld, svc, &ld->service_env);
+    return 0;
 }
 
 static int load_instances(struct loader *ld, const struct ynode *key, const struct ynode *node,
@@ -1074,6 +1130,8 @@ static const struct config_key service_keys[] = {
     {"numprocesses", KEY_INT, 0, .min = 0, .max = 1000, .def = 1, .default_text = "1",
      AT(struct config_service, numprocesses), .doc = "number of workers"},
     {"env", KEY_MAP, KEY_NAMED, .load = load_env, .doc = "extra environment variables of the workers, in file order"},
+    {"env_file", KEY_LIST, 0, .load = load_service_env_file,
+     .doc = "environment files of this service's workers, in order, over the top-level ones (env: wins)"},
     {"cwd", KEY_STRING, 0, .load = load_cwd, .default_text = "the config file's directory",
      .doc = "working directory of the workers, relative to the config file's directory"},
     {"restart", KEY_ENUM, 0, .choices = restart_choices, .def = RESTART_ALWAYS, .default_text = "always",
@@ -1132,6 +1190,8 @@ static const struct config_key top_keys[] = {
     {"port_base", KEY_INT, 0, .min = 1, .max = 65535, .def = CONFIG_PORT_BASE_DEFAULT, .default_text = "5000",
      AT(struct config, port_base), .load = load_port_base,
      .doc = "first PORT of the blocks of the services without sockets"},
+    {"env_file", KEY_LIST, KEY_LOAD_FIRST, .load = load_top_env_file,
+     .doc = "environment files of every service's workers, in order, over .env and the shell"},
     LYMPH_KEY("container"), LYMPH_KEY("interfaces"), LYMPH_KEY("dependencies"), LYMPH_KEY("plugins"),
     LYMPH_KEY("logging"), LYMPH_KEY("debug"), LYMPH_KEY("registry"), LYMPH_KEY("event_system"),
     LYMPH_KEY("components"), LYMPH_KEY("name"),

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "config/envlayers.h"
 #include "config/interp.h"
 #include "config/yamltree.h"
 
@@ -72,6 +73,9 @@ struct loader {
     struct ydiag diag;
     struct interp interp;
     struct config *cfg;
+    unsigned flags;              /* enum config_load_flags */
+    struct envlist top_env;      /* what the top-level env_file: files set, in order */
+    struct envlist service_env;  /* the same for the service being loaded */
 };
 
 /* Fills ld->cfg from the tree's root (NULL for an empty file) through the table. */
