@@ -111,7 +111,7 @@ static int expand_ref(struct parser *p, struct cfg_text *out, int depth)
         has_default = true;
         p->pos++;
     } else if (at(p, 0) != '}') {
-        fail(p, line, "${%s must end with '}' (or give a default: ${%s:-default}), got %s", name, name,
+        fail(p, line, "${%.80s must end with '}' (or give a default: ${%.80s:-default}), got %s", name, name,
              shown(at(p, 0), c));
         free(name);
         return -1;
@@ -120,7 +120,7 @@ static int expand_ref(struct parser *p, struct cfg_text *out, int depth)
     while (has_default && at(p, 0) != '}') {
         int ch = at(p, 0);
         if (ch < 0 || ch == '\n') {
-            fail(p, line, "${%s is not closed with '}' on its line", name);
+            fail(p, line, "${%.80s is not closed with '}' on its line", name);
             free(name);
             free(fallback.s);
             return -1;
@@ -188,7 +188,7 @@ static int value_single(struct parser *p, struct cfg_text *out, const char *name
     p->pos++;
     const char *close = memchr(p->s + p->pos, '\'', p->len - p->pos);
     if (!close)
-        return fail(p, line, "the single quote of %s's value is not closed", name);
+        return fail(p, line, "the single quote of %.80s's value is not closed", name);
     size_t n = (size_t)(close - (p->s + p->pos));
     if (append(p, out, p->s + p->pos, n) < 0)
         return -1;
@@ -207,7 +207,7 @@ static int value_double(struct parser *p, struct cfg_text *out, const char *name
     for (;;) {
         int ch = at(p, 0);
         if (ch < 0)
-            return fail(p, line, "the double quote of %s's value is not closed", name);
+            return fail(p, line, "the double quote of %.80s's value is not closed", name);
         if (ch == '"') {
             p->pos++;
             return 0;
@@ -228,7 +228,7 @@ static int value_double(struct parser *p, struct cfg_text *out, const char *name
             case '"': one = '"'; break;
             case '\\': one = '\\'; break;
             case '$': one = '$'; break;
-            case -1: return fail(p, line, "the double quote of %s's value is not closed", name);
+            case -1: return fail(p, line, "the double quote of %.80s's value is not closed", name);
             default: used = 1; break; /* kept as written: the backslash now, the next byte after */
             }
         } else if (ch == '\n') {
@@ -259,9 +259,9 @@ static int assignment(struct parser *p)
         p->pos++;
     if (at(p, 0) != '=') {
         if (at(p, 0) < 0 || at(p, 0) == '\n')
-            fail(p, line, "%s has no value: write %s=value (or %s= for an empty one)", name, name, name);
+            fail(p, line, "%.80s has no value: write %.80s=value (or %.80s= for an empty one)", name, name, name);
         else
-            fail(p, line, "expected '=' after %s, got %s", name, shown(at(p, 0), c));
+            fail(p, line, "expected '=' after %.80s, got %s", name, shown(at(p, 0), c));
         free(name);
         return -1;
     }
@@ -284,7 +284,7 @@ static int assignment(struct parser *p)
             while (at(p, 0) >= 0 && at(p, 0) != '\n')
                 p->pos++;
         } else if (at(p, 0) >= 0 && at(p, 0) != '\n') {
-            rc = fail(p, p->line, "unexpected %s after the closing quote of %s's value (quote all of it)",
+            rc = fail(p, p->line, "unexpected %s after the closing quote of %.80s's value (quote all of it)",
                       shown(at(p, 0), c), name);
         }
     }

@@ -585,6 +585,26 @@ def sdquote_seeds():
     write_dict("sdquote", ["$", "${", "}", "$$", "%", "%%", "'", '"', "\\", " ", ";", "\n", "\t", "&&", "|"])
 
 
+# ---- envfile -----------------------------------------------------------------------------------
+
+def envfile_seeds():
+    files = {
+        "plain": "# settings\nA=1\n  B = two words  \nexport C=3\nE=\nF=x # comment\nG=x#kept\n",
+        "single": "A='${HOME} \\n literal'\nB='line one\nline two'\n",
+        "double": 'A="tab\\there\\nnew \\"q\\" \\\\ \\$HOME"\nB="first\nsecond ${HOME}"  # c\n',
+        "expand": "A=${HOME}/x\nB=${UNSET:-d} ${EMPTY:-e} ${EMPTY-f}\nC=${UNSET:-${A}-y}\nD=${A}${A}\n",
+        "crlf-bom": "\ufeffA=1\r\nB=\"two\"\r\n",
+        "compose": "COMPOSE_PROJECT_NAME=app\nDATABASE_URL=postgres://u:p@localhost:5432/db\n"
+                   "SECRET_KEY_BASE='abc$def'\nexport PATH=\"${HOME}/bin:${PATH}\"\n",
+        "bad-line": "A=1\nnot an assignment\n",
+        "bad-quote": "A=\"open\nB=2\n",
+        "bad-ref": "A=${B\nC=${D:-x\n",
+    }
+    write_corpus("envfile", list(files.items()))
+    write_dict("envfile", ["=", "export ", "#", " #", "'", '"', "\\n", "\\t", "\\\"", "\\$", "\\\\",
+                           "${", "}", ":-", "-", "${A}", "${A:-", "\n", "\r\n", b"\xef\xbb\xbf"])
+
+
 def main():
     config_seeds()
     framer_seeds()
@@ -598,6 +618,7 @@ def main():
     proto_seeds()
     shellcmd_seeds()
     sdquote_seeds()
+    envfile_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)
 
