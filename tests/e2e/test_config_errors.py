@@ -185,8 +185,8 @@ def test_interpolation_resolves_env_and_vars(project):
     assert r.returncode == 0, r.stderr
     assert "ok, 1 service, 2 instances, 0 sockets" in r.stdout
     assert "      $ exec sleep 1000\n" in r.stdout
-    assert "      DB=h1:5432\n" in r.stdout
-    assert "      RAW=$(date)\n" in r.stdout
+    assert "      DB=h1:5432  (env:, line 5)\n" in r.stdout
+    assert "      RAW=$(date)  (env:, line 5)\n" in r.stdout
 
 
 def test_check_ok_output(project):
@@ -216,7 +216,7 @@ def test_check_ok_output(project):
     assert lines[0] == f"{project.config_path}: ok, 2 services, 5 instances, 1 socket"
     assert lines[1] == f"  Greeting x3  restart=on-failure stop=INT/0.5s cwd={project.dir / 'sub'}"
     assert lines[2] == "      $ exec sleep 1000"
-    assert lines[3:5] == ["      A=1", "      B=yes"]
+    assert lines[3:5] == ["      A=1  (env:, line 9)", "      B=yes  (env:, line 9)"]
     assert lines[5] == "      ready: when started"
     assert lines[6] == "      PORT 5000-5002 (block 5000-5099)"
     assert lines[7] == f"  Web x2  restart=always stop=TERM/10.0s cwd={project.dir}"
