@@ -49,8 +49,14 @@ FUZZ_NO_COVERAGE static void check_loaded(const struct config *cfg)
         FUZZ_CHECK(s->stop_timeout_ms <= 3600000u, "stop_timeout_ms %u", s->stop_timeout_ms);
         FUZZ_CHECK(s->cwd && s->cwd[0] == '/', "cwd not absolute");
         FUZZ_CHECK(s->command[0] != ' ' && s->command[strlen(s->command) - 1] != ' ', "command not trimmed");
-        for (size_t k = 0; k < s->env_count; k++)
+        for (size_t k = 0; k < s->env_count; k++) {
             FUZZ_CHECK(s->env[k].name && s->env[k].value, "env %zu of '%s' incomplete", k, s->name);
+            FUZZ_CHECK((s->env[k].file == NULL) == (s->env[k].layer == ENV_FROM_ENV), "env %s of '%s': origin",
+                       s->env[k].name, s->name);
+            for (size_t j = 0; j < k; j++) /* merged: one entry per name */
+                FUZZ_CHECK(strcmp(s->env[j].name, s->env[k].name) != 0, "env %s of '%s' twice", s->env[k].name,
+                           s->name);
+        }
         if (s->ready.kind == READY_LOG)
             FUZZ_CHECK(s->ready.log_pattern != NULL, "ready log without a pattern");
         if (s->ready.kind == READY_TCP)

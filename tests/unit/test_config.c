@@ -555,7 +555,7 @@ static void test_error_unknown_top_level_key(void **state)
                "instance:\n"
                "  Web: {command: y}\n",
                NULL,
-               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams, port_base; "
+               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams, port_base, env_file; "
                "lymph's service keys like container are accepted and ignored)");
 }
 
@@ -646,7 +646,7 @@ static void test_error_ports(void **state)
 static void test_error_top_level_not_a_map(void **state)
 {
     load_fails(*state, "- instances\n", NULL,
-               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base), got a list");
+               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base, env_file), got a list");
 }
 
 static void test_error_unknown_service_key(void **state)
@@ -658,7 +658,7 @@ static void test_error_unknown_service_key(void **state)
                "    numprocess: 2\n",
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
-               "numprocesses, env, cwd, restart, stop_signal, stop_timeout, sockets, ready)");
+               "numprocesses, env, env_file, cwd, restart, stop_signal, stop_timeout, sockets, ready)");
 }
 
 static void test_error_wrong_types(void **state)
@@ -804,6 +804,117 @@ static void test_unresolved_load_keeps_undefined_variables(void **state)
     write_file(fx->config_path, "instances:\n  Db:\n    command: x\n    numprocesses: many\n");
     assert_int_equal(config_load_unresolved(fx->config_path, &cfg, fx->err, sizeof(fx->err)), -1);
     unsetenv("DEVNODE_TEST_SET");
+}
+
+/* .env < the shell < top-level env_file < service env_file < env:, merged into one entry per
+ * name with its final value and origin; .env's PORT and the names the shell sets are left to
+ * the node (docs/config.md "Environment files"). */
+static void test_env_layers(void **state)
+{
+    struct fixture *fx = *state;
+    setenv("DEVNODE_TEST_SHELL", "shell", 1);
+    char *dotenv = join(fx->dir, ".env"), *common = join(fx->dir, "common.env"), *own = join(fx->dir, "own.env");
+    write_file(dotenv, "A=dotenv\nDEVNODE_TEST_SHELL=dotenv\nPORT=3000\nB=dotenv\nURL=db\n");
+    write_file(common, "B=common\nC=common\nSEEN=${DEVNODE_TEST_SHELL}/${A}\n");
+    write_file(own, "C=own\nD=own\n");
+    struct config cfg;
+    load_ok(fx, "env_file: [common.env]\n"
+                "instances:\n"
+                "  Web:\n"
+                "    command: x $(env.URL)\n"
+                "    env: {D: env}\n"
+                "    env_file: [own.env]\n"
+                "  Plain:\n"
+                "    command: y\n", NULL, &cfg);
+    assert_string_equal(cfg.dotenv_path, dotenv);
+    assert_int_equal(cfg.dotenv_count, 5);
+    assert_int_equal(cfg.env_file_count, 1);
+    assert_string_equal(cfg.env_files[0], common);
+    const struct config_service *web = &cfg.services[0];
+    assert_string_equal(web->command, "x db");
+    assert_int_equal(web->env_file_count, 1);
+    assert_string_equal(web->env_files[0], own);
+    static const struct {
+        const char *name, *value, *file;
+        int line;
+        enum config_env_layer layer;
+    } want[] = {
+        {"A", "dotenv", ".env", 1, ENV_FROM_DOTENV},
+        {"B", "common", "common.env", 1, ENV_FROM_FILE},
+        {"URL", "db", ".env", 5, ENV_FROM_DOTENV},
+        {"C", "own", "own.env", 1, ENV_FROM_SERVICE_FILE},
+        {"SEEN", "shell/dotenv", "common.env", 3, ENV_FROM_FILE},
+        {"D", "env", NULL, 5, ENV_FROM_ENV},
+    };
+    assert_int_equal(web->env_count, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < web->env_count; i++) {
+        const struct config_env_var *v = &web->env[i];
+        assert_string_equal(v->name, want[i].name);
+        assert_string_equal(v->value, want[i].value);
+        assert_int_equal(v->line, want[i].line);
+        assert_int_equal(v->layer, want[i].layer);
+        if (want[i].file) {
+            char *path = join(fx->dir, want[i].file);
+            assert_string_equal(v->file, path);
+            free(path);
+        } else {
+            assert_null(v->file);
+        }
+    }
+    assert_null(config_service_env(web, "PORT"));
+    assert_int_equal(config_service_port(&cfg, web, NULL), PORT_FROM_BLOCK);
+    const struct config_service *plain = &cfg.services[1];
+    assert_string_equal(config_service_env(plain, "C"), "common");
+    assert_null(config_service_env(plain, "D"));
+    assert_int_equal(plain->env_count, 5);
+    config_free(&cfg);
+
+    /* --no-dotenv: nothing of .env, and $(env.URL) is undefined again. */
+    write_file(fx->config_path, "instances:\n  Web:\n    command: x\n");
+    assert_int_equal(config_load_flags(fx->config_path, NULL, CONFIG_NO_DOTENV, &cfg, fx->err, sizeof fx->err), 0);
+    assert_null(cfg.dotenv_path);
+    assert_int_equal(cfg.services[0].env_count, 0);
+    config_free(&cfg);
+    unsetenv("DEVNODE_TEST_SHELL");
+    free(dotenv);
+    free(common);
+    free(own);
+}
+
+static void test_error_env_files(void **state)
+{
+    struct fixture *fx = *state;
+    char *dotenv = join(fx->dir, ".env"), *bad = join(fx->dir, "bad.env");
+    write_file(dotenv, "A=1\nB='open\n");
+    char *want = format("%s:2: the single quote of B's value is not closed", dotenv);
+    write_file(fx->config_path, "instances:\n  Web:\n    command: x\n");
+    struct config cfg;
+    memset(&cfg, 0xA5, sizeof cfg);
+    assert_int_equal(config_load(fx->config_path, NULL, &cfg, fx->err, sizeof fx->err), -1);
+    assert_error(fx->err, want);
+    assert_null(cfg.dotenv);
+    /* Commands that want only the names read no env file at all. */
+    assert_int_equal(config_load_unresolved(fx->config_path, &cfg, fx->err, sizeof fx->err), 0);
+    config_free(&cfg);
+    write_file(fx->config_path, "instances:\n  Web:\n    command: x\n    env_file: [bad.env, nope.env]\n");
+    write_file(bad, "OK=1\n\n3RD=x\n");
+    assert_int_equal(config_load_unresolved(fx->config_path, &cfg, fx->err, sizeof fx->err), 0);
+    assert_int_equal(cfg.services[0].env_file_count, 0);
+    config_free(&cfg);
+    remove(dotenv);
+
+    want = format("%s:3: expected a variable name (letters, digits and '_', not starting with a digit), got '3'", bad);
+    assert_int_equal(config_load(fx->config_path, NULL, &cfg, fx->err, sizeof fx->err), -1);
+    assert_error(fx->err, want);
+    write_file(bad, "OK=1\n");
+    load_fails(fx, "instances:\n  Web:\n    command: x\n    env_file: [bad.env, nope.env]\n", NULL,
+               "4:25: instances.Web.env_file[1]: cannot read nope.env: No such file or directory");
+    load_fails(fx, "env_file: common.env\n", NULL,
+               "1:11: env_file: must be a list of environment files ([.env.local, secrets.env]), got a scalar");
+    load_fails(fx, "env_file: [.]\n", NULL, "1:12: env_file[0]: cannot read .: Is a directory");
+    load_fails(fx, "env_file: [/dev/null]\n", NULL, "1:12: env_file[0]: cannot read /dev/null: not a regular file");
+    free(dotenv);
+    free(bad);
 }
 
 static void test_error_undefined_var_variable(void **state)
@@ -1151,6 +1262,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_everything_else_loaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_layers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_env_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_blocks_and_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ports, setup, teardown),
     };
