@@ -105,9 +105,11 @@ static int read_whole(const char *path, char **text, size_t *len)
     if (fd < 0)
         return -1;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int rc = S_ISDIR(st.st_mode) ? (errno = EISDIR, -1) : -2;
+    int rc = fstat(fd, &st) < 0 ? -1 : S_ISDIR(st.st_mode) ? (errno = EISDIR, -1) : !S_ISREG(st.st_mode) ? -2 : 0;
+    if (rc < 0) {
+        int saved = errno;
         close(fd);
+        errno = saved;
         return rc;
     }
     struct cfg_text buf = {0};
