@@ -153,13 +153,15 @@ static int check_ports(struct loader *ld, const char *file)
             if (sock) {
                 char env_path[KEY_PATH_MAX];
                 key_path_child(env_path, key_path, "env.PORT");
-                if (var->file) { /* set by an env_file: name its line */
-                    snprintf(env_path, sizeof env_path, "PORT");
+                char where[PATH_MAX + 16] = "";
+                if (var->file) { /* set by an env_file: "FILE:LINE: PORT ..." for the whole message */
+                    snprintf(where, sizeof where, "%s:%d", var->file, var->line);
                 }
-                return ydiag_fail(&ld->diag, var->file ? var->file : file, var->line, var->col, env_path,
-                                "PORT %ld is the port of sockets.%s (line %d), which the node holds: "
-                                "a worker that binds $PORT would fail with \"Address already in use\"",
-                                port, sock->name, sock->line);
+                return ydiag_fail(&ld->diag, var->file ? where : file, var->file ? 0 : var->line, var->col,
+                                  var->file ? "" : env_path,
+                                  "PORT %ld is the port of sockets.%s (line %d), which the node holds: "
+                                  "a worker that binds $PORT would fail with \"Address already in use\"",
+                                  port, sock->name, sock->line);
             }
             continue;
         }
