@@ -221,7 +221,7 @@ static int load(const char *path, const char *vars_path, bool keep_unresolved, u
     if (err && errlen) {
         err[0] = '\0';
     }
-    struct loader ld = {.file = path, .diag = {err, errlen}, .cfg = out, .flags = flags,
+    struct loader ld = {.file = path, .diag = {err, errlen}, .cfg = out,
                         .interp = {.file = path, .vars_arg = vars_path, .keep_unresolved = keep_unresolved,
                                    .env_fallback = envlayers_dotenv_value, .env_ctx = out}};
     struct ynode *root = NULL, *vars = NULL;

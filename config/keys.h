@@ -73,7 +73,6 @@ struct loader {
     struct ydiag diag;
     struct interp interp;
     struct config *cfg;
-    unsigned flags;              /* enum config_load_flags */
     struct envlist top_env;      /* what the top-level env_file: files set, in order */
     struct envlist service_env;  /* the same for the service being loaded */
 };
