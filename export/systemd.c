@@ -29,6 +29,8 @@ static const struct key_decision {
     {"instances.*.command", 1, "ExecStart= (directly, or through /bin/sh -c with exec on its last command)"},
     {"instances.*.numprocesses", 1, "the target wants instances 0..N-1"},
     {"instances.*.env", 1, "Environment="},
+    {"instances.*.env_file", 1, "Environment=, the files' values as devnode read and expanded them at export (systemd's "
+                                "EnvironmentFile= has no ${VAR:-default} and would win over Environment=)"},
     {"instances.*.cwd", 1, "WorkingDirectory="},
     {"instances.*.restart", 1, "Restart="},
     {"instances.*.stop_signal", 1, "KillSignal="},
@@ -55,6 +57,7 @@ static const struct key_decision {
     {"streams", 0, "retained streams live in the node's event bus, and no node runs under systemd"},
     {"streams.*.retain_events", 0, "retained streams live in the node's event bus"},
     {"port_base", 1, "Environment=PORT in a drop-in per instance (PROJECT-NAME@N.service.d/port.conf)"},
+    {"env_file", 1, "Environment=, the files' values as devnode read and expanded them at export"},
 };
 
 /* What devnode does that no key names, and systemd does not do: said in every export. */
