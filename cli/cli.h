@@ -14,7 +14,7 @@ enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 13
 
 /* The project a command is about. */
 struct cli_project {
-    char config_path[PATH_MAX];  /* absolute */
+    char config_path[PATH_MAX];  /* absolute; .lymph.yml, or a Procfile */
     char dir[PATH_MAX];          /* the project dir: where .lymph.yml is */
 };
 
@@ -81,7 +81,8 @@ int cli_args_parse(const struct cli_command *cmd, int argc, char **argv, struct 
 void cli_print_usage(FILE *out, const struct cli_command *cmd, const char *name, int full);
 
 /* Finds the config: `given` (-c), else $LYMPH_CONFIG, else .lymph.yml in the current
- * directory or the nearest parent. Returns 0, or -1 with err set. */
+ * directory or the nearest parent (a Procfile there when it has no .lymph.yml, read as the
+ * .lymph.yml it stands for: docs/procfile.md). Returns 0, or -1 with err set. */
 int cli_find_project(const char *given, struct cli_project *out, char *err, size_t errlen);
 
 /* cli_find_project, printing the error: 0, or -1 (the caller exits CLI_USAGE). */
@@ -110,6 +111,12 @@ struct preflight;
  * 0 with *cfg and *pf to free, or -1 after printing the one-line error (exit CLI_USAGE). */
 int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
                     struct preflight *pf);
+
+/* The -m/--formation option of `up` and `check`; cli_load_config applies it. */
+#define CLI_OPTION_FORMATION {"formation", 'm', 1, 'm'}
+/* foreman's formation over cfg's numprocesses: "web=2,worker=1" (all=N for the others, else 0).
+ * 0, or -1 after printing why (an unknown name lists the known ones; exit CLI_USAGE). */
+int cli_apply_formation(struct config *cfg, const char *file, const char *spec);
 
 /* --timeout SECONDS of a waiting command: *ms stays as it was when `text` is NULL. 0, or -1
  * after printing "COMMAND: --timeout takes a number of seconds, not 'X'". */

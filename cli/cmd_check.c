@@ -72,6 +72,7 @@ static void print_port(const struct config *cfg, const struct config_service *s)
 static const struct cli_option options[] = {
     {"vars", 0, 1, 'V'},
     {"port-base", 0, 1, 'P'},
+    CLI_OPTION_FORMATION,
     {0},
 };
 
@@ -147,7 +148,7 @@ static int cmd_check(struct cli_args *args)
 
 const struct cli_command cmd_check_entry = {
     .name = "check",
-    .usage = "[-c PATH] [--vars FILE] [--port-base N]",
+    .usage = "[-c PATH] [--vars FILE] [--port-base N] [-m NAME=N,...]",
     .summary = "validate .lymph.yml and show what would run",
     .flags = CLI_NEEDS_PROJECT,
     .options = options,

@@ -47,6 +47,7 @@ static const struct cli_option options[] = {
     {"port-base", 0, 1, 'P'},
     {"lossy", 0, 0, 'L'},
     {"lossless", 0, 0, 'F'},
+    CLI_OPTION_FORMATION,
     {0},
 };
 
@@ -87,7 +88,7 @@ static int cmd_up(struct cli_args *args)
 
 const struct cli_command cmd_up_entry = {
     .name = "up",
-    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless]",
+    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [-m NAME=N,...]",
     .summary = "start every service and supervise them until Ctrl-C",
     .flags = CLI_NEEDS_PROJECT | CLI_COLOR,
     .options = options,

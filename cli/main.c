@@ -26,7 +26,8 @@
     X(events)       \
     X(tui)          \
     X(schema)       \
-    X(export)
+    X(export)       \
+    X(import)
 
 #define DECLARE(name) extern const struct cli_command cmd_##name##_entry;
 #define ENTRY(name) &cmd_##name##_entry,

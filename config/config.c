@@ -15,6 +15,7 @@
 
 #include "config/cfgalloc.h"
 #include "config/keys.h"
+#include "config/procfile.h"
 #include "config/yamltree.h"
 
 /* ---- PORT ---- */
@@ -208,6 +209,24 @@ static int resolve_location(struct loader *ld, const char *path)
     return 0;
 }
 
+/* The tree a config file stands for: the file's own YAML, or for a Procfile the .lymph.yml it
+ * is equivalent to (procfile.h), so both go through the same keys and defaults. */
+static int parse_config_file(const struct ydiag *d, const char *path, struct ynode **root)
+{
+    if (!procfile_is_procfile(path)) {
+        return ytree_parse_file(d, path, root);
+    }
+    struct procfile pf;
+    if (procfile_read(path, &pf, d->err, d->errlen) < 0) {
+        return -1;
+    }
+    char *yaml = procfile_to_yaml(&pf, NULL, NULL);
+    procfile_free(&pf);
+    int rc = ytree_parse_text(d, path, yaml, strlen(yaml), root);
+    free(yaml);
+    return rc;
+}
+
 static int load(const char *path, const char *vars_path, bool keep_unresolved, struct config *out, char *err,
                 size_t errlen)
 {
@@ -219,7 +238,7 @@ static int load(const char *path, const char *vars_path, bool keep_unresolved, s
                         .interp = {.file = path, .vars_arg = vars_path, .keep_unresolved = keep_unresolved}};
     struct ynode *root = NULL, *vars = NULL;
     int rc = -1;
-    if (ytree_parse_file(&ld.diag, path, &root) < 0) {
+    if (parse_config_file(&ld.diag, path, &root) < 0) {
         goto done;
     }
     if (resolve_location(&ld, path) < 0) {

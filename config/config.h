@@ -104,6 +104,7 @@ enum config_port_source {
 };
 
 /* Loads and validates `path`; `vars_path` (may be NULL) is the YAML file behind $(var.*).
+ * A path named Procfile or Procfile.* is read as the .lymph.yml it stands for (procfile.h).
  * Returns 0, or -1 with a one-line message in err ("FILE:LINE:COL: KEY: what is wrong").
  * On failure *out holds nothing that needs freeing. */
 int config_load(const char *path, const char *vars_path, struct config *out,
