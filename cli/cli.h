@@ -10,6 +10,8 @@
 
 #include "proto/proto.h"
 
+#define CLI_VERSION "0.1.0" /* `devnode --version` and the man page */
+
 enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT */ };
 
 /* The project a command is about. */
@@ -25,6 +27,7 @@ enum cli_command_flags {
     CLI_NEEDS_NODE = 1 << 1,    /* talks to the project's running node: "no node running in DIR", exit 1 */
     CLI_JSON = 1 << 2,          /* takes --json (args->json) */
     CLI_COLOR = 1 << 3,         /* takes --color=auto|always|never (args->color, resolved by main) */
+    CLI_HIDDEN = 1 << 4,        /* for scripts and the build (__complete, man): not in `devnode help` */
 };
 
 /* One option of a command. -c/--config and -h/--help are every command's, --json and --color
@@ -65,6 +68,9 @@ struct cli_command {
     const struct cli_option *options;  /* its own options, ending with {0}; NULL for none */
     int (*run)(struct cli_args *args); /* an exit code, enum cli_exit */
 };
+
+/* main.c's command table, in `devnode help`'s order (hidden commands included). */
+const struct cli_command *const *cli_command_table(size_t *count);
 
 /* The value last given for an option id (a flag's: its long name), or NULL when not given. */
 const char *cli_arg(const struct cli_args *a, int id);
