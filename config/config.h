@@ -66,6 +66,7 @@ struct config_logs {
     size_t buffer_lines;    /* in-memory ring size, default 200000 */
     unsigned file_max_mb;   /* rotate the JSON-lines file past this size, default 64 */
     unsigned keep_files;    /* rotated files kept per log, default 5 */
+    int per_service;        /* also logs/<Service>.log, plain lines (0/1, default 0) */
 };
 
 /* A retained event stream: events whose type matches `pattern` are kept in a journal. */
