@@ -4,13 +4,14 @@ instance names of the project's config (read at that moment) complete; `devnode 
 manual page generated from the same command table. bash is driven the way bash drives a
 completion function: COMP_WORDS and COMP_CWORD, then COMPREPLY."""
 import os
+import re
 import shlex
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import DEVNODE, ROOT, base_env
+from conftest import DEVNODE, ROOT, base_env, wait_for
 
 CONFIG = """
 instances:
@@ -83,6 +84,32 @@ def test_zsh_script_loads():
                         " && print ${_comps[devnode]}"], capture_output=True, text=True, timeout=30,
                        env=base_env(PATH=f"{ROOT}:{os.environ['PATH']}"))
     assert r.returncode == 0 and r.stdout == "_devnode\n", r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("zsh") or not shutil.which("tmux"), reason="needs zsh and tmux")
+def test_zsh_completes_a_service_in_a_real_terminal(project, marker):
+    """zsh's completion system only runs inside its line editor: type into one in tmux."""
+    project.write(CONFIG)
+    session = f"dn-zsh-{marker[:8]}"
+    env = base_env(PATH=f"{ROOT}:/usr/bin:/bin", HOME=str(project.dir))
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "20", "-c", str(project.dir),
+                    "zsh -f -i"], check=True, env=env)
+    try:
+        def keys(*k):
+            subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+        def screen():
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True,
+                                  check=True).stdout
+        keys("autoload -U compinit && compinit -u && source <(devnode completion zsh) && echo READY", "Enter")
+        wait_for(lambda: "\nREADY" in screen(), 10, lambda: f"zsh to load the script: {screen()}")
+        keys("devnode resta", "Tab")
+        wait_for(lambda: re.search(r"[#%>$] devnode restart\n", screen()), 10, lambda: f"the command to complete: {screen()}")
+        keys("Wo", "Tab", "Tab")
+        wait_for(lambda: "Worker.0" in screen().split("devnode restart Wo", 1)[-1], 10,
+                 lambda: f"Worker and Worker.0 offered: {screen()}")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
 @pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed on this machine")
