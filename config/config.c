@@ -213,18 +213,7 @@ static int resolve_location(struct loader *ld, const char *path)
  * is equivalent to (procfile.h), so both go through the same keys and defaults. */
 static int parse_config_file(const struct ydiag *d, const char *path, struct ynode **root)
 {
-    if (!procfile_is_procfile(path)) {
-        return ytree_parse_file(d, path, root);
-    }
-    struct procfile pf;
-    if (procfile_read(path, &pf, d->err, d->errlen) < 0) {
-        return -1;
-    }
-    char *yaml = procfile_to_yaml(&pf, NULL, NULL);
-    procfile_free(&pf);
-    int rc = ytree_parse_text(d, path, yaml, strlen(yaml), root);
-    free(yaml);
-    return rc;
+    return procfile_is_procfile(path) ? procfile_parse_tree(d, path, root) : ytree_parse_file(d, path, root);
 }
 
 static int load(const char *path, const char *vars_path, bool keep_unresolved, struct config *out, char *err,

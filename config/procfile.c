@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config/cfgalloc.h"
+#include "config/yamltree.h"
 
 __attribute__((format(printf, 6, 7)))
 static int fail(char *err, size_t errlen, const char *file, int line, int col, const char *fmt, ...)
@@ -123,6 +124,8 @@ static int parse_line(const char *file, int lineno, const char *line, size_t len
     e->name = cfg_xstrndup(line + name_start, name_len);
     e->command = cfg_xstrndup(line + i, end - i);
     e->line = lineno;
+    e->col = (int)name_start + 1;
+    e->command_col = (int)i + 1;
     return 1;
 }
 
@@ -369,4 +372,41 @@ int procfile_formation_count(const struct procfile_formation *f, const char *nam
         if (strcmp(f->names[i], name) == 0)
             return f->counts[i];
     return f->all >= 0 ? f->all : 0;
+}
+
+/* ---- the tree config_load reads ---- */
+
+static void place(struct ynode *n, int line, int col)
+{
+    n->line = line;
+    n->col = col;
+}
+
+int procfile_parse_tree(const struct ydiag *d, const char *path, struct ynode **root)
+{
+    *root = NULL;
+    struct procfile pf;
+    if (procfile_read(path, &pf, d->err, d->errlen) < 0)
+        return -1;
+    char *yaml = procfile_to_yaml(&pf, NULL, NULL);
+    int rc = ytree_parse_text(d, path, yaml, strlen(yaml), root);
+    free(yaml);
+    if (rc == 0) {
+        /* instances: { NAME: {command: "..."} ... } in entry order, as procfile_to_yaml wrote it. */
+        struct ynode *top = *root;
+        place(top, 0, 0);
+        place(top->kids[0], 0, 0);
+        struct ynode *instances = top->kids[1];
+        place(instances, 0, 0);
+        for (size_t i = 0; i < pf.count && i < ynode_pairs(instances); i++) {
+            const struct procfile_entry *e = &pf.entries[i];
+            struct ynode *svc = instances->kids[2 * i + 1];
+            place(instances->kids[2 * i], e->line, e->col);
+            place(svc, e->line, e->col);
+            place(svc->kids[0], e->line, e->col);
+            place(svc->kids[1], e->line, e->command_col);
+        }
+    }
+    procfile_free(&pf);
+    return rc;
 }

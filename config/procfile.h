@@ -14,6 +14,8 @@ struct procfile_entry {
     char *name;    /* [A-Za-z0-9_-]+ */
     char *command; /* run with /bin/sh -c; trimmed, valid UTF-8, no NUL */
     int line;      /* 1-based */
+    int col;       /* of the name, 1-based */
+    int command_col; /* of the command */
 };
 
 struct procfile {
@@ -34,6 +36,13 @@ int procfile_parse(const char *file, const char *text, size_t len, struct procfi
 /* procfile_parse of a file on disk. */
 int procfile_read(const char *path, struct procfile *out, char *err, size_t errlen);
 void procfile_free(struct procfile *pf);
+
+struct ydiag;
+struct ynode;
+/* config_load's view of a Procfile: procfile_read, then the tree of procfile_to_yaml's text,
+ * its service and command nodes placed at the Procfile's own lines and columns, so a message
+ * about a command (a program not found, an undefined $(env.X)) names where it is written. */
+int procfile_parse_tree(const struct ydiag *d, const char *path, struct ynode **root);
 
 /* The .lymph.yml equivalent (malloc'd, NUL-terminated): one service per entry, its command a
  * double-quoted YAML scalar that reads back byte for byte; `counts` (may be NULL) gives each

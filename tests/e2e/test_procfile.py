@@ -110,6 +110,13 @@ def test_a_bad_procfile_names_line_and_column_and_starts_nothing(project):
                             "digits, '_' and '-' (comments start with #)\n"
     assert not (project.dir / ".devnode").exists()
 
+    # What check finds in a command is placed in the Procfile, not in the YAML it stands for.
+    use_procfile(project, "# app\n\nweb: sleep 1000\nworker:   nosuchprogram_xyz --run\n")
+    r = project.cli("check")
+    assert r.returncode == 2
+    assert r.stderr == (f"devnode: {project.dir}/Procfile:4:11: instances.worker.command: "
+                        "nosuchprogram_xyz: not found in PATH\n")
+
     use_procfile(project, "web: sleep 1000\nworker: sleep 1000\n")
     node = project.up("--no-tui", "-m", "web=1,wrk=2", wait=False)
     assert node.wait_exit() == 2

@@ -3,15 +3,57 @@
  * formation (`web=2,all=1`) up to the next NUL. Checks: a parse either fails with a message
  * naming the file or yields valid names and trimmed, NUL-free, non-empty commands; the
  * rendered YAML parses and reads back to exactly the entries and counts; the formation's
- * counts stay 0..1000. */
+ * counts stay 0..1000; config_load of the same bytes as a file named Procfile agrees with the
+ * parse (fails or succeeds alike, the same services) and names the file in its messages. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "config/procfile.h"
 #include "config/yamltree.h"
 #include "tests/fuzz/fuzz_util.h"
+
+static char dir[256], procfile_path[300];
+
+static void cleanup(void)
+{
+    unlink(procfile_path);
+    rmdir(dir);
+}
+
+/* config_load of the same bytes, written to a file named Procfile: the parse decides. */
+FUZZ_NO_COVERAGE static void check_config_load(const char *text, size_t len, const struct procfile *pf, int parsed)
+{
+    if (!dir[0]) {
+        fuzz_scratch_dir(dir, sizeof dir, "procfile");
+        snprintf(procfile_path, sizeof procfile_path, "%s/Procfile", dir);
+        atexit(cleanup);
+    }
+    FILE *f = fopen(procfile_path, "wb");
+    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
+        abort();
+    struct config cfg;
+    char err[512] = "";
+    int rc = config_load_unresolved(procfile_path, &cfg, err, sizeof err);
+    if (!parsed) {
+        FUZZ_CHECK(rc < 0 && strncmp(err, procfile_path, strlen(procfile_path)) == 0, "load of a bad Procfile: '%s'",
+                   err);
+        return;
+    }
+    if (rc < 0) { /* only a value the key table refuses after interpolation, at the Procfile's place */
+        FUZZ_CHECK(strncmp(err, procfile_path, strlen(procfile_path)) == 0, "message without the file: '%s'", err);
+        return;
+    }
+    FUZZ_CHECK(cfg.service_count == pf->count, "%zu services for %zu entries", cfg.service_count, pf->count);
+    for (size_t i = 0; i < pf->count; i++) {
+        FUZZ_CHECK(strcmp(cfg.services[i].name, pf->entries[i].name) == 0, "service %zu is '%s'", i,
+                   cfg.services[i].name);
+        FUZZ_CHECK(cfg.services[i].numprocesses == 1, "numprocesses %d", cfg.services[i].numprocesses);
+    }
+    config_free(&cfg);
+}
 
 static int name_ok(const char *s)
 {
@@ -44,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (procfile_parse("Procfile", text, text_len, &pf, err, sizeof err) < 0) {
         FUZZ_CHECK(strncmp(err, "Procfile:", 9) == 0, "error without the file: '%s'", err);
         FUZZ_CHECK(pf.entries == NULL && pf.count == 0, "failed parse left entries");
+        check_config_load(text, text_len, &pf, 0);
         free(spec);
         return 0;
     }
@@ -89,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ytree_free(root);
     free(yaml);
     free(counts);
+    check_config_load(text, text_len, &pf, 1);
     if (have_formation)
         procfile_formation_free(&f);
     procfile_free(&pf);

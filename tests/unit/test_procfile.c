@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "config/procfile.h"
 #include "config/yamltree.h"
 
@@ -156,6 +158,41 @@ static void test_formation(void **state)
     assert_non_null(strstr(err, "web is given twice"));
 }
 
+/* config_load reads a Procfile through the same key table; its messages name the Procfile's
+ * own line and column, not those of the YAML it stands for. */
+static void test_config_load_places_messages_in_the_procfile(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/devnode-test-procfile-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/Procfile", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("# app\n\nweb: sleep 1\n  worker:   echo $(env.DEVNODE_TEST_SURELY_UNSET)\n", f);
+    fclose(f);
+    unsetenv("DEVNODE_TEST_SURELY_UNSET");
+    struct config cfg;
+    char err[512], want[600];
+    assert_int_equal(config_load(path, NULL, &cfg, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s:4:13: instances.worker.command: undefined variable $(env.DEVNODE_TEST_SURELY_UNSET)",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(config_load_unresolved(path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.service_count, 2);
+    assert_string_equal(cfg.services[0].name, "web");
+    assert_string_equal(cfg.services[0].command, "sleep 1");
+    assert_int_equal(cfg.services[0].numprocesses, 1);
+    assert_int_equal(cfg.services[1].line, 4);
+    assert_int_equal(cfg.services[1].command_line, 4);
+    assert_int_equal(cfg.services[1].command_col, 13);
+    assert_int_equal(cfg.port_base, 5000);
+    assert_int_equal(cfg.services[1].port_first, 5100);
+    config_free(&cfg);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_procfile_names),
         cmocka_unit_test(test_yaml_reads_back_byte_for_byte),
         cmocka_unit_test(test_formation),
+        cmocka_unit_test(test_config_load_places_messages_in_the_procfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
