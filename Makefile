@@ -146,10 +146,12 @@ install: devnode $(GENERATED_DOCS)
 	install -m 644 build/completions/_devnode $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devnode
 	install -m 644 build/completions/devnode.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/devnode.fish
 	@if [ -d clients/python/devnode ]; then \
-	    rm -rf $(INSTALL_DATA)/python/devnode && install -d $(INSTALL_DATA)/python && \
-	    cp -R clients/python/devnode $(INSTALL_DATA)/python/devnode && \
-	    find $(INSTALL_DATA)/python -name __pycache__ -prune -exec rm -rf {} + && \
-	    echo "installed the Python client in $(INSTALL_DATA)/python/devnode"; \
+	    rm -rf $(INSTALL_DATA)/python && install -d $(INSTALL_DATA)/python && \
+	    for pkg in clients/python/*/; do \
+	        [ -f "$$pkg/__init__.py" ] && cp -R "$$pkg" $(INSTALL_DATA)/python/ && \
+	        echo "installed the Python package $$(basename $$pkg) in $(INSTALL_DATA)/python"; \
+	    done; \
+	    find $(INSTALL_DATA)/python -name __pycache__ -prune -exec rm -rf {} +; \
 	else \
 	    echo "no clients/python/devnode in this tree: the Python client is not installed"; \
 	fi

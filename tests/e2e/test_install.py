@@ -31,7 +31,7 @@ def test_install_puts_every_part_under_the_prefix(prefix):
         [str(p / "bin" / "devnode"), "completion", "bash"], capture_output=True, text=True, check=True).stdout
     if (ROOT / "clients" / "python" / "devnode").is_dir():
         assert (p / "share/devnode/python/devnode/__init__.py").is_file()
-        assert "installed the Python client" in out
+        assert "installed the Python package devnode in" in out
     else:
         assert "the Python client is not installed" in out
     assert f"installed devnode in {p}/bin" in out
