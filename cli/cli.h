@@ -10,11 +10,13 @@
 
 #include "proto/proto.h"
 
+#define CLI_VERSION "0.1.0" /* `devnode --version` and the man page */
+
 enum cli_exit { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT */ };
 
 /* The project a command is about. */
 struct cli_project {
-    char config_path[PATH_MAX];  /* absolute */
+    char config_path[PATH_MAX];  /* absolute; .lymph.yml, or a Procfile */
     char dir[PATH_MAX];          /* the project dir: where .lymph.yml is */
 };
 
@@ -25,6 +27,7 @@ enum cli_command_flags {
     CLI_NEEDS_NODE = 1 << 1,    /* talks to the project's running node: "no node running in DIR", exit 1 */
     CLI_JSON = 1 << 2,          /* takes --json (args->json) */
     CLI_COLOR = 1 << 3,         /* takes --color=auto|always|never (args->color, resolved by main) */
+    CLI_HIDDEN = 1 << 4,        /* for scripts and the build (__complete, man): not in `devnode help` */
 };
 
 /* One option of a command. -c/--config and -h/--help are every command's, --json and --color
@@ -66,6 +69,9 @@ struct cli_command {
     int (*run)(struct cli_args *args); /* an exit code, enum cli_exit */
 };
 
+/* main.c's command table, in `devnode help`'s order (hidden commands included). */
+const struct cli_command *const *cli_command_table(size_t *count);
+
 /* The value last given for an option id (a flag's: its long name), or NULL when not given. */
 const char *cli_arg(const struct cli_args *a, int id);
 
@@ -81,7 +87,8 @@ int cli_args_parse(const struct cli_command *cmd, int argc, char **argv, struct 
 void cli_print_usage(FILE *out, const struct cli_command *cmd, const char *name, int full);
 
 /* Finds the config: `given` (-c), else $LYMPH_CONFIG, else .lymph.yml in the current
- * directory or the nearest parent. Returns 0, or -1 with err set. */
+ * directory or the nearest parent (a Procfile there when it has no .lymph.yml, read as the
+ * .lymph.yml it stands for: docs/procfile.md). Returns 0, or -1 with err set. */
 int cli_find_project(const char *given, struct cli_project *out, char *err, size_t errlen);
 
 /* cli_find_project, printing the error: 0, or -1 (the caller exits CLI_USAGE). */
@@ -114,6 +121,12 @@ struct preflight;
  * 0 with *cfg and *pf to free, or -1 after printing the one-line error (exit CLI_USAGE). */
 int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
                     struct preflight *pf);
+
+/* The -m/--formation option of `up` and `check`; cli_load_config applies it. */
+#define CLI_OPTION_FORMATION {"formation", 'm', 1, 'm'}
+/* foreman's formation over cfg's numprocesses: "web=2,worker=1" (all=N for the others, else 0).
+ * 0, or -1 after printing why (an unknown name lists the known ones; exit CLI_USAGE). */
+int cli_apply_formation(struct config *cfg, const char *file, const char *spec);
 
 /* --timeout SECONDS of a waiting command: *ms stays as it was when `text` is NULL. 0, or -1
  * after printing "COMMAND: --timeout takes a number of seconds, not 'X'". */

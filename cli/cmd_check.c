@@ -158,6 +158,7 @@ static const struct cli_option options[] = {
     {"vars", 0, 1, 'V'},
     {"port-base", 0, 1, 'P'},
     {"no-dotenv", 0, 0, CLI_OPT_NO_DOTENV},
+    CLI_OPTION_FORMATION,
     {0},
 };
 
@@ -232,7 +233,7 @@ static int cmd_check(struct cli_args *args)
 
 const struct cli_command cmd_check_entry = {
     .name = "check",
-    .usage = "[-c PATH] [--vars FILE] [--port-base N] [--no-dotenv]",
+    .usage = "[-c PATH] [--vars FILE] [--port-base N] [--no-dotenv] [-m NAME=N,...]",
     .summary = "validate .lymph.yml and show what would run",
     .flags = CLI_NEEDS_PROJECT,
     .options = options,

@@ -48,6 +48,7 @@ static const struct cli_option options[] = {
     {"lossy", 0, 0, 'L'},
     {"lossless", 0, 0, 'F'},
     {"no-dotenv", 0, 0, CLI_OPT_NO_DOTENV},
+    CLI_OPTION_FORMATION,
     {0},
 };
 
@@ -88,7 +89,7 @@ static int cmd_up(struct cli_args *args)
 
 const struct cli_command cmd_up_entry = {
     .name = "up",
-    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv]",
+    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv] [-m NAME=N,...]",
     .summary = "start every service and supervise them until Ctrl-C",
     .flags = CLI_NEEDS_PROJECT | CLI_COLOR,
     .options = options,

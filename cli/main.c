@@ -26,13 +26,23 @@
     X(events)       \
     X(tui)          \
     X(schema)       \
-    X(export)
+    X(export)       \
+    X(import)       \
+    X(completion)   \
+    X(man)          \
+    X(complete)
 
 #define DECLARE(name) extern const struct cli_command cmd_##name##_entry;
 #define ENTRY(name) &cmd_##name##_entry,
 COMMANDS(DECLARE)
 static const struct cli_command *const commands[] = {COMMANDS(ENTRY)};
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+const struct cli_command *const *cli_command_table(size_t *count)
+{
+    *count = COMMAND_COUNT;
+    return commands;
+}
 
 static const struct cli_command *find_command(const char *name)
 {
@@ -58,6 +68,8 @@ static void print_help(FILE *out)
 {
     fprintf(out, "usage: devnode [-c PATH] COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (commands[i]->flags & CLI_HIDDEN)
+            continue;
         char names[64];
         names_of(commands[i], names, sizeof names);
         fprintf(out, "  %-10s %s\n", names, commands[i]->summary);
@@ -103,7 +115,7 @@ int main(int argc, char **argv)
             return CLI_OK;
         }
         if (!strcmp(a, "--version")) {
-            printf("devnode 0.1.0\n");
+            printf("devnode " CLI_VERSION "\n");
             return CLI_OK;
         }
         int n = global_before_command(argc, argv, at);
@@ -132,7 +144,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (!strcmp(name, "version")) {
-        printf("devnode 0.1.0\n");
+        printf("devnode " CLI_VERSION "\n");
         return CLI_OK;
     }
     const struct cli_command *cmd = find_command(name);

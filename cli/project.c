@@ -55,6 +55,9 @@ int cli_find_project(const char *given, struct cli_project *out, char *err, size
         snprintf(candidate, sizeof candidate, "%s/.lymph.yml", dir);
         if (access(candidate, F_OK) == 0)
             return project_from_file(candidate, out, err, errlen);
+        snprintf(candidate, sizeof candidate, "%s/Procfile", dir);
+        if (access(candidate, F_OK) == 0)
+            return project_from_file(candidate, out, err, errlen);
         char *slash = strrchr(dir, '/');
         if (!slash || slash == dir) {
             if (strcmp(dir, "/") == 0 || !slash)
@@ -64,7 +67,7 @@ int cli_find_project(const char *given, struct cli_project *out, char *err, size
         }
         *slash = '\0';
     }
-    snprintf(err, errlen, "no .lymph.yml in %s or any parent directory (use -c PATH)", start);
+    snprintf(err, errlen, "no .lymph.yml or Procfile in %s or any parent directory (use -c PATH)", start);
     return -1;
 }
 
@@ -137,6 +140,11 @@ int cli_load_config(const struct cli_args *args, const char *vars, const char *p
     unsigned flags = cli_arg(args, CLI_OPT_NO_DOTENV) ? CONFIG_NO_DOTENV : 0;
     if (config_load_flags(path, vars, flags, cfg, err, sizeof err) < 0) {
         cli_error("%s", err);
+        return -1;
+    }
+    const char *formation = cli_arg(args, 'm');
+    if (formation && cli_apply_formation(cfg, path, formation) < 0) {
+        config_free(cfg);
         return -1;
     }
     if (cli_check_ports(cfg, path, port_base) < 0) {

@@ -16,6 +16,7 @@
 #include "config/cfgalloc.h"
 #include "config/envlayers.h"
 #include "config/keys.h"
+#include "config/procfile.h"
 #include "config/yamltree.h"
 
 /* ---- PORT ---- */
@@ -214,6 +215,13 @@ static int resolve_location(struct loader *ld, const char *path)
     return 0;
 }
 
+/* The tree a config file stands for: the file's own YAML, or for a Procfile the .lymph.yml it
+ * is equivalent to (procfile.h), so both go through the same keys and defaults. */
+static int parse_config_file(const struct ydiag *d, const char *path, struct ynode **root)
+{
+    return procfile_is_procfile(path) ? procfile_parse_tree(d, path, root) : ytree_parse_file(d, path, root);
+}
+
 static int load(const char *path, const char *vars_path, bool keep_unresolved, unsigned flags, struct config *out,
                 char *err, size_t errlen)
 {
@@ -226,7 +234,7 @@ static int load(const char *path, const char *vars_path, bool keep_unresolved, u
                                    .env_fallback = envlayers_dotenv_value, .env_ctx = out}};
     struct ynode *root = NULL, *vars = NULL;
     int rc = -1;
-    if (ytree_parse_file(&ld.diag, path, &root) < 0) {
+    if (parse_config_file(&ld.diag, path, &root) < 0) {
         goto done;
     }
     if (resolve_location(&ld, path) < 0) {

@@ -81,6 +81,7 @@ struct config_logs {
     size_t buffer_lines;    /* in-memory ring size, default 200000 */
     unsigned file_max_mb;   /* rotate the JSON-lines file past this size, default 64 */
     unsigned keep_files;    /* rotated files kept per log, default 5 */
+    int per_service;        /* also logs/<Service>.log, plain lines (0/1, default 0) */
 };
 
 /* A retained event stream: events whose type matches `pattern` are kept in a journal. */
@@ -124,6 +125,7 @@ enum config_port_source {
 };
 
 /* Loads and validates `path`; `vars_path` (may be NULL) is the YAML file behind $(var.*).
+ * A path named Procfile or Procfile.* is read as the .lymph.yml it stands for (procfile.h).
  * Returns 0, or -1 with a one-line message in err ("FILE:LINE:COL: KEY: what is wrong").
  * On failure *out holds nothing that needs freeing. */
 int config_load(const char *path, const char *vars_path, struct config *out,

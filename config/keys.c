@@ -1109,6 +1109,7 @@ _Static_assert(RESTART_ALWAYS == 0 && RESTART_ON_FAILURE == 1 && RESTART_NEVER =
 static const char *const restart_choices[] = {"always", "on-failure", "never", NULL};
 static const char *const ready_choices[] = {"notify", "start", NULL};
 static const char *const notify_choices[] = {"true", "yes", NULL};
+static const char *const bool_choices[] = {"false", "true", NULL}; /* stored as 0 / 1 */
 
 static const struct config_key ready_keys[] = {
     {"notify", KEY_ENUM, KEY_NULL_IS_VALUE, .choices = notify_choices, .load = load_ready_notify,
@@ -1166,6 +1167,9 @@ static const struct config_key logs_keys[] = {
      AT(struct config_logs, file_max_mb), .doc = "size in MiB at which a log file is rotated"},
     {"keep_files", KEY_INT, 0, .min = 0, .max = 1000, .def = 5, .default_text = "5",
      AT(struct config_logs, keep_files), .doc = "rotated files kept for each log"},
+    {"per_service", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
+     AT(struct config_logs, per_service),
+     .doc = "also write logs/<Service>.log per service: plain prefixed lines, rotated like the main log"},
 };
 static const struct config_section logs_section = {"logs takes", logs_keys, COUNT(logs_keys)};
 

@@ -39,6 +39,8 @@ static json_t *choices_enum(const char *const *choices)
         json_array_append_new(list, json_string(choices[i]));
         if (strcmp(choices[i], "true") == 0) {
             json_array_append_new(list, json_true());  /* YAML's `true` arrives as a boolean */
+        } else if (strcmp(choices[i], "false") == 0) {
+            json_array_append_new(list, json_false());
         }
     }
     return json_pack("{s:o}", "enum", list);

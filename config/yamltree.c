@@ -355,15 +355,10 @@ static int read_file(const struct ydiag *d, const char *file, char **data, size_
     return 0;
 }
 
-/* Parses `file` into a tree; *root is NULL for an empty file. */
-static int parse_file(const struct ydiag *d, const char *file, struct ynode **root)
+/* Parses YAML text into a tree, messages naming `file`; *root is NULL for an empty text. */
+static int parse_text(const struct ydiag *d, const char *file, const char *data, size_t len, struct ynode **root)
 {
     *root = NULL;
-    char *data = NULL;
-    size_t len = 0;
-    if (read_file(d, file, &data, &len) < 0) {
-        return -1;
-    }
     struct tree_builder b = {.d = d, .file = file, .src = data, .src_len = len};
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -393,7 +388,6 @@ static int parse_file(const struct ydiag *d, const char *file, struct ynode **ro
         free(b.anchors[i].name);
     }
     free(b.anchors);
-    free(data);
     if (rc < 0) {
         ytree_free(b.root);
         return -1;
@@ -433,6 +427,33 @@ static int check_keys(const struct ydiag *d, const char *file, const struct ynod
                 return -1;
             }
         }
+    }
+    return 0;
+}
+
+/* Parses `file` into a tree; *root is NULL for an empty file. */
+static int parse_file(const struct ydiag *d, const char *file, struct ynode **root)
+{
+    *root = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    if (read_file(d, file, &data, &len) < 0) {
+        return -1;
+    }
+    int rc = parse_text(d, file, data, len, root);
+    free(data);
+    return rc;
+}
+
+int ytree_parse_text(const struct ydiag *d, const char *file, const char *text, size_t len, struct ynode **root)
+{
+    if (parse_text(d, file, text, len, root) < 0) {
+        return -1;
+    }
+    if (*root && check_keys(d, file, *root, "") < 0) {
+        ytree_free(*root);
+        *root = NULL;
+        return -1;
     }
     return 0;
 }

@@ -34,6 +34,8 @@ struct ydiag {
 /* Parses `file` into a tree (*root NULL for an empty file), then refuses duplicate and
  * non-scalar map keys. Returns 0, or -1 with the message in d. */
 int ytree_parse_file(const struct ydiag *d, const char *file, struct ynode **root);
+/* ytree_parse_file of text already in memory (a Procfile's .lymph.yml), named `file`. */
+int ytree_parse_text(const struct ydiag *d, const char *file, const char *text, size_t len, struct ynode **root);
 void ytree_free(struct ynode *n);
 
 size_t ynode_pairs(const struct ynode *map);

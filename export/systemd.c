@@ -54,6 +54,7 @@ static const struct key_decision {
     {"logs.buffer_lines", 0, "the journal keeps the output; its size is journald's setting"},
     {"logs.file_max_mb", 0, "the journal keeps the output; its size is journald's setting"},
     {"logs.keep_files", 0, "the journal keeps the output; its size is journald's setting"},
+    {"logs.per_service", 0, "the journal keeps each unit's output apart: journalctl -u 'PROJECT-NAME@*'"},
     {"streams", 0, "retained streams live in the node's event bus, and no node runs under systemd"},
     {"streams.*.retain_events", 0, "retained streams live in the node's event bus"},
     {"port_base", 1, "Environment=PORT in a drop-in per instance (PROJECT-NAME@N.service.d/port.conf)"},

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define LOGFILE_CHUNK_BYTES (256u * 1024)   /* staged records handed over at a time */
 #define LOGFILE_WRITE_THRESHOLD (256u * 1024) /* encoded bytes that trigger a write */
 #define LOGFILE_PENDING_CAP (32u << 20)       /* encoded bytes kept while writes fail */
@@ -144,6 +146,8 @@ static void writer_flush(struct logfile *lf, struct writer_result *r)
         return;
     r->attempted = 1;
     r->err = -writer_write_pending(lf);
+    if (lf->services)
+        servicelog_write(lf->services); /* its own failures are its own: the main file decides r */
     if (r->err == 0) {
         r->written += lf->pending_lines;
         lf->pending_lines = 0;
@@ -155,6 +159,8 @@ static void writer_flush(struct logfile *lf, struct writer_result *r)
 static void writer_reopen(struct logfile *lf, struct writer_result *r)
 {
     writer_flush(lf, r);
+    if (lf->services)
+        servicelog_reopen(lf->services);
     if (lf->fd >= 0)
         close(lf->fd);
     lf->fd = -1;
@@ -193,6 +199,8 @@ static void writer_encode(struct logfile *lf, const struct logfile_chunk *chunk,
         }
         logformat_json(&lf->pending, &line, &lf->format);
         lf->pending_lines++;
+        if (lf->services)
+            servicelog_append(lf->services, &line);
         if (lf->pending.len >= LOGFILE_WRITE_THRESHOLD && r->err == 0)
             writer_flush(lf, r);
     }
@@ -330,6 +338,12 @@ int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, u
         return -1;
     }
     return 0;
+}
+
+void logfile_per_service(struct logfile *lf, const char *logs_dir)
+{
+    lf->services = xmalloc(sizeof *lf->services);
+    servicelog_init(lf->services, logs_dir, lf->max_bytes, lf->keep_files);
 }
 
 /* A chunk to stage into with room for `need` bytes: a spare one when the writer gave one back.
@@ -475,6 +489,11 @@ void logfile_close(struct logfile *lf)
     if (lf->fd >= 0)
         close(lf->fd);
     lf->fd = -1;
+    if (lf->services) {
+        servicelog_close(lf->services);
+        free(lf->services);
+        lf->services = NULL;
+    }
     pthread_cond_destroy(&lf->idle);
     pthread_cond_destroy(&lf->wake);
     pthread_mutex_destroy(&lf->lock);

@@ -18,6 +18,7 @@
 #include "common/logformat.h"
 #include "common/strbuf.h"
 #include "node/loghub.h"
+#include "node/servicelog.h"
 
 #define LOGFILE_NAME "devnode.jsonl"
 
@@ -52,11 +53,15 @@ struct logfile {
     struct strbuf pending;    /* encoded lines not yet written */
     uint64_t pending_lines;
     struct logformat_cache format; /* what the JSON of one line leaves for the next */
+    struct servicelog *services; /* logs: {per_service: true}; NULL when off (logfile_per_service) */
     pthread_t thread;
 };
 
 int logfile_open(struct logfile *lf, const char *logs_dir, uint64_t max_bytes, unsigned keep_files,
                  char *err, size_t errlen);
+/* Also writes each service's lines to logs/<Service>.log (servicelog.h), rotated like the
+ * main file. Call right after logfile_open, before the first line. */
+void logfile_per_service(struct logfile *lf, const char *logs_dir);
 /* loghub subscriber: stages the line; hands lines over once enough are staged. */
 void logfile_on_line(void *ctx, const struct log_line *line);
 /* Hands what is staged to the writer. Returns 0, or -errno when the writer's last write

@@ -278,6 +278,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
         fprintf(stderr, "devnode: %s\n", err);
         goto out_loop;
     }
+    if (node->cfg.logs.per_service)
+        logfile_per_service(&node->logfile, node->rundir.logs_dir);
     if (opts->front_end)
         node->devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (printer_open(&node->printer, &node->loop, node->devnull_fd >= 0 ? node->devnull_fd : 1, opts->color,

@@ -603,6 +603,24 @@ def envfile_seeds():
     write_corpus("envfile", list(files.items()))
     write_dict("envfile", ["=", "export ", "#", " #", "'", '"', "\\n", "\\t", "\\\"", "\\$", "\\\\",
                            "${", "}", ":-", "-", "${A}", "${A:-", "\n", "\r\n", b"\xef\xbb\xbf"])
+# ---- procfile ----------------------------------------------------------------------------------
+
+def procfile_seeds():
+    seeds = {
+        "rails": "web: bundle exec puma -C config/puma.rb -p $PORT\nworker: bundle exec sidekiq\n",
+        "comments-blank-crlf": "# app\r\n\r\nweb: ./srv\r\n  # indented\r\nclock:\t./clock  \r\n",
+        "formation": "web: ./srv\nworker: ./w\nrelease: ./migrate\n\0web=2,all=1",
+        "quotes-escapes": "web: echo \"a\\\\b\" 'c' $(date) `id` \\t\n",
+        "unicode": "web: echo \u00e9\u00a0\ufeff \U0001F600 \u0085\n",
+        "yaml-words": "null: a\ntrue: b\n1: c\n-x: d\n_y: e\n",
+        "bad-name": "web.1: x\n",
+        "dup": "web: a\nweb: b\n",
+        "no-command": "web:   \n",
+        "bom": "\ufeffweb: a\n",
+    }
+    write_corpus("procfile", list(seeds.items()))
+    write_dict("procfile", ["web", "worker", ":", ": ", "#", "\n", "\r\n", "\t", "\"", "\\", "$PORT", "$(",
+                            "=", ",", "all=", b"\x00", b"\xef\xbb\xbf", b"\xc2\x85"])
 
 
 def main():
@@ -619,6 +637,7 @@ def main():
     shellcmd_seeds()
     sdquote_seeds()
     envfile_seeds()
+    procfile_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)
 

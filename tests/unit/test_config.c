@@ -1154,7 +1154,7 @@ static void test_error_logs(void **state)
     load_fails(*state, "logs:\n  buffer_lines: 5\n", NULL,
                "2:17: logs.buffer_lines: must be between 1000 and 100000000, got 5");
     load_fails(*state, "logs:\n  rotate: daily\n", NULL,
-               "2:3: logs.rotate: unknown key (logs takes buffer_lines, file_max_mb, keep_files)");
+               "2:3: logs.rotate: unknown key (logs takes buffer_lines, file_max_mb, keep_files, per_service)");
 }
 
 static void test_ready_forms(void **state)
