@@ -185,7 +185,7 @@ FUZZ_CC            ?= clang
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
-FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire proto shellcmd sdquote envfile
+FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire proto shellcmd sdquote envfile zkurl
 FUZZ_SRC     := $(wildcard common/*.c proto/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
                 node/bus.c node/loghub.c node/tailserver.c tail/tailconv.c export/sdquote.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
