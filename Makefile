@@ -41,6 +41,11 @@ build/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $<
 
+# The ZooKeeper registry's test and bench program (issue 19): lib/zkregistry.c on libzookeeper_mt.
+build/helpers/zkreg_probe: tests/helpers/zkreg_probe.c build/libdevnode.a
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $< build/libdevnode.a -lzookeeper_mt -ljansson -lpthread
+
 deps:
 	@sh scripts/deps.sh
 
