@@ -373,17 +373,18 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
     } else {
         z->connected = 0;      /* connecting again, within the session: watches come back */
     }
-    /* Reads that failed while the connection was away are done again on its return. */
-    struct zk_service *stale[64];
-    size_t nstale = 0;
-    if (z->connected)
-        for (struct zk_service *s = z->services; s && nstale < 64; s = s->next)
-            if (s->stale)
-                stale[nstale++] = s;
+    /* Reads that failed while the connection was away are done again on its return. Entries
+     * are only ever added at the head and freed at close, so the list from here on holds still. */
+    struct zk_service *head = z->connected ? z->services : NULL;
     pthread_cond_broadcast(&z->cv);
     pthread_mutex_unlock(&z->mu);
-    for (size_t i = 0; i < nstale; i++)
-        refresh(stale[i], zh);
+    for (struct zk_service *s = head; s; s = s->next) {
+        pthread_mutex_lock(&z->mu);
+        int stale = s->stale;
+        pthread_mutex_unlock(&z->mu);
+        if (stale)
+            refresh(s, zh);
+    }
 }
 
 /* The client's own log: keep its warnings and errors on stderr, drop its chatter. */
