@@ -229,7 +229,9 @@ class ZooKeeper(_Server):
                 "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg)]
         t0 = time.monotonic()
         self.proc, self.out = self.spawn(argv, self.env(), "zookeeper")
-        _wait(lambda: self.four_letter("ruok") == "imok", timeout, f"ZooKeeper on 127.0.0.1:{self.port}",
+        # `ruok` answers imok as soon as the port listens; `srvr` names the mode only once the
+        # server serves sessions (before that it closes a client's first connection).
+        _wait(lambda: "Mode: standalone" in self.four_letter("srvr"), timeout, f"ZooKeeper on 127.0.0.1:{self.port}",
               self.proc, self.out)
         self.startup_s = time.monotonic() - t0
         return self
