@@ -41,6 +41,11 @@ build/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $<
 
+# The ZooKeeper registry's test and bench program (issue 19): lib/zkregistry.c on libzookeeper_mt.
+build/helpers/zkreg_probe: tests/helpers/zkreg_probe.c build/libdevnode.a
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $< build/libdevnode.a -lzookeeper_mt -ljansson -lpthread
+
 deps:
 	@sh scripts/deps.sh
 
@@ -241,7 +246,7 @@ FUZZ_CC            ?= clang
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_JOBS          ?= 2
-FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire proto shellcmd sdquote envfile procfile
+FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal tailwire proto shellcmd sdquote envfile procfile zkurl
 FUZZ_SRC     := $(wildcard common/*.c proto/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
                 node/bus.c node/loghub.c node/tailserver.c tail/tailconv.c export/sdquote.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \

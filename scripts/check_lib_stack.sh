@@ -6,6 +6,7 @@
 #   server.h  <- server.c         serving RPC, registering     events.h <- events.c
 #   conn.h    <- conn.c           the connection to the node (bottom)
 #   internal.h <- logging.c       the state and the helpers every layer uses
+#   zkregistry.h <- zkregistry.c  the ZooKeeper registry, standalone beside the stack (issue 19)
 #
 # Each header includes only the one(s) below it and each .c file only its own header, so a
 # call up or sideways has no declaration and fails the -Werror build. This checks those
@@ -30,6 +31,8 @@ events.c:   lib/events.h
 client.h:   lib/server.h
 client.c:   lib/client.h
 loop.c:     lib/client.h lib/events.h
+zkregistry.h:
+zkregistry.c: lib/zkregistry.h
 '
 
 status=0

@@ -7,7 +7,8 @@ libjansson-dev libhttp-parser-dev zlib1g-dev libncurses-dev libcmocka-dev tmux c
 python3 python3-pytest python3-zmq python3-msgpack python3-yaml python3-jsonschema wrk
 gunicorn python3-uvicorn nodejs golang-go
 clang libclang-rt-14-dev
-zsh fish man-db"
+zsh fish man-db
+zookeeper rabbitmq-server libzookeeper-mt-dev librabbitmq-dev python3-kazoo python3-kombu"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

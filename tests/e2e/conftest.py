@@ -440,3 +440,8 @@ def client(project):
     yield make
     for c in clients:
         c.close()
+
+
+# Real ZooKeeper and RabbitMQ servers (issue 19): session fixtures, started by the first test
+# that asks for one and shared by the rest of the run (tests/e2e/backends.py).
+from backends import rabbitmq, zookeeper  # noqa: E402,F401

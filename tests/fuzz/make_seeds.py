@@ -623,6 +623,18 @@ def procfile_seeds():
                             "=", ",", "all=", b"\x00", b"\xef\xbb\xbf", b"\xc2\x85"])
 
 
+def zkurl_seeds():
+    urls = {
+        "one": "zookeeper://127.0.0.1:2181",
+        "many-chroot": "zookeeper://zk1:2181,zk2.example.com:2182,zk3/team/staging",
+        "root": "zookeeper://localhost/",
+        "bad-port": "zookeeper://h:99999/lymph",
+        "bad-chroot": "zookeeper://h:1/a//b/../c?x#y",
+    }
+    write_corpus("zkurl", list(urls.items()))
+    write_dict("zkurl", ["zookeeper://", ":2181", ",", "/", "/lymph", "..", ".", "[::1]", "@", "?", "#", ":65535"])
+
+
 def main():
     config_seeds()
     framer_seeds()
@@ -638,6 +650,7 @@ def main():
     sdquote_seeds()
     envfile_seeds()
     procfile_seeds()
+    zkurl_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("seeds written to %s (%d bytes)" % (os.path.relpath(CORPUS, os.getcwd()), total), file=sys.stderr)
 

@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""Back-end figures (issue 19), against the same private servers the e2e tests start
+(tests/e2e/backends.py), never a system broker:
+  - the RabbitMQ anchor (../shared/bench/rabbitmq_anchor.c, librabbitmq: one publisher, one
+    consumer, 64-byte messages) acked and unacked, the figure devnode's RabbitMQ path is to
+    be held against in the same run;
+  - what a ZooKeeper discover costs through lib/zkregistry.c: a cached lookup per call,
+    beside a read of the service from ZooKeeper (children, then each child) per call.
+Prints figures; asserts nothing. Loopback only. --quick: fewer messages and lookups.
+Set DEVNODE_RABBITMQ_ANCHOR to the anchor's source when it is not in ../shared/bench."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+import backends  # noqa: E402
+from benchlib import log, run_benches  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+MESSAGES = 50000 if QUICK else 200000
+LOOKUPS = 20000 if QUICK else 200000
+INSTANCES = 4
+PROBE = ROOT / "build" / "helpers" / "zkreg_probe"
+
+
+def anchor_source():
+    candidates = [os.environ.get("DEVNODE_RABBITMQ_ANCHOR"), ROOT.parent / "shared" / "bench" / "rabbitmq_anchor.c",
+                  ROOT.parent.parent / "shared" / "bench" / "rabbitmq_anchor.c"]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return None
+
+
+def bench_rabbitmq(results, workdir):
+    src = anchor_source()
+    if not src:
+        log("rabbitmq anchor: rabbitmq_anchor.c not found (set DEVNODE_RABBITMQ_ANCHOR)")
+        return False
+    exe = Path(workdir) / "rabbitmq_anchor"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(src), "-lrabbitmq"], check=True, capture_output=True, text=True)
+    log("== RabbitMQ anchor: starting a private broker")
+    mq = backends.RabbitMQ()
+    try:
+        mq.start()
+        log(f"   broker up in {mq.startup_s:.1f} s on 127.0.0.1:{mq.port}")
+        for ack, name in ((1, "rabbitmq anchor acked"), (0, "rabbitmq anchor unacked")):
+            r = subprocess.run([str(exe), str(MESSAGES), str(ack), str(mq.port)], capture_output=True, text=True,
+                               timeout=600)
+            log("   " + (r.stdout.strip() or r.stderr.strip()))
+            if r.returncode != 0:
+                return False
+            rate = float(r.stdout.split("=")[1].split()[0])
+            results[name] = (f"{rate:,.0f} msg/s", "-", None, f"{MESSAGES} x 64 B, prefetch 1000")
+    finally:
+        mq.stop()
+    return True
+
+
+def bench_zookeeper(results, workdir):
+    if not PROBE.exists():
+        log(f"zookeeper discover: {PROBE} missing (make all)")
+        return False
+    log("== ZooKeeper discover: starting a private server")
+    zk = backends.ZooKeeper()
+    procs = []
+    try:
+        zk.start()
+        log(f"   server up in {zk.startup_s:.1f} s on 127.0.0.1:{zk.port}")
+
+        def probe():
+            p = subprocess.Popen([str(PROBE), zk.url(), "10000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+            procs.append(p)
+            assert json.loads(p.stdout.readline())["ok"]
+            return p
+
+        def ask(p, line):
+            p.stdin.write(line + "\n")
+            p.stdin.flush()
+            answer = json.loads(p.stdout.readline())
+            assert answer["ok"], answer
+            return answer
+
+        for i in range(INSTANCES):
+            ask(probe(), f"register Bench inst{i} tcp://127.0.0.1:{40000 + i}")
+        caller = probe()
+        b = ask(caller, f"bench Bench {LOOKUPS}")
+        log(f"   {b['instances']} instances: cached lookup {b['cached_ns_per_lookup']:,.0f} ns/call "
+            f"({b['lookups']} calls, {b['reads_during_cached']} reads from ZooKeeper meanwhile); "
+            f"read from ZooKeeper {b['round_trip_ns_per_lookup'] / 1000:,.0f} us/call ({b['round_trips']} calls)")
+        results["zk discover cached"] = (f"{b['cached_ns_per_lookup']:,.0f} ns/call", "no round trip", 
+                                         b["reads_during_cached"] == 0, f"{b['reads_during_cached']} reads in "
+                                         f"{b['lookups']} lookups, {b['instances']} instances")
+        results["zk discover round trip"] = (f"{b['round_trip_ns_per_lookup'] / 1000:,.1f} us/call", "-", None,
+                                             "children + one get per instance")
+        for p in procs:
+            p.stdin.write("quit\n")
+            p.stdin.flush()
+        for p in procs:
+            p.wait(15)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        zk.stop()
+    return True
+
+
+def main():
+    only = None
+    for arg in sys.argv[1:]:
+        if arg.startswith("--only="):
+            only = set(arg.split("=", 1)[1].split(","))
+    results = {}
+    backends.sweep_orphans()
+    with tempfile.TemporaryDirectory(prefix="devnode-bench-backends-") as workdir:
+        status = run_benches([("rabbitmq", lambda: bench_rabbitmq(results, workdir)),
+                              ("zookeeper", lambda: bench_zookeeper(results, workdir))], only, results)
+    log("(machine shared with other work: figures vary from run to run)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
