@@ -12,16 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/shellcmd.h"
 #include "common/xalloc.h"
 #include "node/framer.h"
+#include "node/readiness.h"
 #include "node/spawn.h"
-#include "node/tcpprobe.h"
 #include "node/workerenv.h"
 
 #define PIPE_READ_CHUNK (64 * 1024)
@@ -84,14 +82,9 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
     struct instance *inst = lc->pipe->owner;
     if (inst && !inst->service->addrinuse_told)
         instance_hint_addrinuse(inst, text, len);
-    if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re) {
-        char buf[4096];
-        size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
-        memcpy(buf, text, n);
-        buf[n] = '\0';
-        if (regexec(&inst->service->ready_re, buf, 0, NULL, 0) == 0)
-            instance_mark_ready(inst, "its log matched");
-    }
+    if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re &&
+        ready_pattern_match(&inst->service->ready_re, text, len))
+        instance_mark_ready(inst, "its log matched");
 }
 
 /* Reads what the pipe holds now. Returns 1 at end of stream, 0 otherwise. */
@@ -305,18 +298,6 @@ static void instance_fail(struct instance *inst, const char *why)
 
 /* ---- readiness ------------------------------------------------------------------------ */
 
-static const char *ready_kind_name(enum ready_kind kind)
-{
-    switch (kind) {
-    case READY_AT_START: return "start";
-    case READY_NOTIFY: return "notify";
-    case READY_LOG: return "log";
-    case READY_TCP: return "tcp";
-    case READY_DELAY: return "delay";
-    }
-    return "?";
-}
-
 static void instance_on_old_stop_timeout(uv_timer_t *timer)
 {
     struct instance *inst = timer->data;
@@ -349,11 +330,7 @@ static void instance_stop_old(struct instance *inst, int force)
 /* Ends the current process's readiness check: its timer and any TCP probe in flight. */
 static void instance_stop_readiness(struct instance *inst)
 {
-    uv_timer_stop(&inst->ready_timer);
-    if (inst->probe) {
-        tcpprobe_cancel(inst->probe);
-        inst->probe = NULL;
-    }
+    ready_check_stop(&inst->check);
 }
 
 static void instance_mark_ready(struct instance *inst, const char *how)
@@ -408,138 +385,43 @@ static void instance_ready_timed_out(struct instance *inst)
     change_settle(inst->sup);
 }
 
-static void instance_on_probe(void *ctx, int ok)
+static void instance_on_ready(void *ctx, const char *how)
 {
-    struct instance *inst = ctx;
-    inst->probe = NULL;
-    if (ok)
-        instance_mark_ready(inst, "its port answered");
+    instance_mark_ready(ctx, how);
 }
 
-static void instance_on_ready_timer(uv_timer_t *timer)
+static void instance_on_ready_timeout(void *ctx)
 {
-    struct instance *inst = timer->data;
-    if (inst->ready || !inst->pid)
-        return;
-    const struct config_ready *r = &inst->service->cfg->ready;
-    uv_update_time(inst->sup->loop);
-    uint64_t waited = uv_now(inst->sup->loop) - inst->started_ms;
-    if (r->kind == READY_DELAY) {
-        instance_mark_ready(inst, "its delay passed");
-        return;
-    }
-    if (r->kind == READY_TCP) {
-        /* One probe at a time; the timer keeps counting towards the timeout meanwhile. */
-        if (!inst->probe)
-            inst->probe = tcpprobe_start(inst->sup->loop, r->tcp_host, r->tcp_port, instance_on_probe, inst);
-        if (waited < r->timeout_ms)
-            return; /* the repeating timer probes again */
-        instance_stop_readiness(inst);
-    }
-    instance_ready_timed_out(inst);
+    struct instance *inst = ctx;
+    if (!inst->ready && inst->pid)
+        instance_ready_timed_out(inst);
 }
 
 /* Called once the process runs: either ready now, or a check is armed. */
 static void instance_arm_readiness(struct instance *inst)
 {
-    const struct config_ready *r = &inst->service->cfg->ready;
     inst->ready = 0;
-    switch (r->kind) {
-    case READY_AT_START:
+    if (ready_check_arm(&inst->check, inst->started_ms))
         instance_mark_ready(inst, "started");
-        return;
-    case READY_DELAY:
+    else
         inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->delay_ms, 0);
-        return;
-    case READY_TCP:
-        inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, 20, 100);
-        return;
-    case READY_LOG:
-    case READY_NOTIFY:
-        inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->timeout_ms, 0);
-        return;
-    }
 }
 
 static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old);
 
-/* sd_notify datagrams: "READY=1" from a worker (or anything in its process group). */
-static void supervisor_on_notify(uv_poll_t *handle, int status, int events)
+/* READY=1 from a worker's process or anything in its process group. */
+static void supervisor_on_notify(void *ctx, pid_t sender)
 {
-    struct supervisor *sup = handle->data;
-    for (int budget = 0; budget < 64; budget++) {
-        char buf[4096];
-        union {
-            struct cmsghdr align;
-            char space[CMSG_SPACE(sizeof(struct ucred))];
-        } control;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                             .msg_controllen = sizeof control};
-        ssize_t n = recvmsg(sup->notify_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0)
-            return;
-        buf[n] = '\0';
-        pid_t sender = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-                struct ucred cred;
-                memcpy(&cred, CMSG_DATA(c), sizeof cred);
-                sender = cred.pid;
-            }
-        }
-        if (!sender)
-            continue;
-        int is_old = 0;
-        struct instance *inst = supervisor_find_pid(sup, sender, &is_old);
-        if (!inst) {
-            pid_t group = getpgid(sender);
-            if (group > 0)
-                inst = supervisor_find_pid(sup, group, &is_old);
-        }
-        if (!inst || is_old)
-            continue;
-        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-            if (strcmp(line, "READY=1") == 0)
-                instance_mark_ready(inst, "it sent READY=1");
+    struct supervisor *sup = ctx;
+    int is_old = 0;
+    struct instance *inst = supervisor_find_pid(sup, sender, &is_old);
+    if (!inst) {
+        pid_t group = getpgid(sender);
+        if (group > 0)
+            inst = supervisor_find_pid(sup, group, &is_old);
     }
-}
-
-/* Returns 0, or -errno with err set; on failure nothing stays open. */
-static int supervisor_open_notify(struct supervisor *sup, const char *dir, char *err, size_t errlen)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sup->notify_path, sizeof sup->notify_path, "%s/notify.sock", dir);
-    if (strlen(sup->notify_path) >= sizeof sun.sun_path) {
-        snprintf(err, errlen, "notify socket path %s is too long", sup->notify_path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sun.sun_path, sup->notify_path);
-    unlink(sup->notify_path);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
-        int rc = -errno;
-        snprintf(err, errlen, "cannot open notify socket %s: %s", sup->notify_path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    int rc = uv_poll_init(sup->loop, &sup->notify_poll, fd);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot watch notify socket %s: %s", sup->notify_path, uv_strerror(rc));
-        close(fd);
-        unlink(sup->notify_path);
-        return rc;
-    }
-    sup->notify_fd = fd;
-    sup->notify_poll.data = sup;
-    uv_poll_start(&sup->notify_poll, UV_READABLE, supervisor_on_notify);
-    return 0;
+    if (inst && !is_old)
+        instance_mark_ready(inst, "it sent READY=1");
 }
 
 static void instance_start(struct instance *inst)
@@ -657,6 +539,22 @@ static void instance_request_stop(struct instance *inst, enum instance_after_exi
     uv_timer_start(&inst->timer, instance_on_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
 }
 
+static void instance_closed(struct instance *inst)
+{
+    if (--inst->open_handles == 0)
+        free(inst);
+}
+
+static void instance_on_closed(uv_handle_t *handle)
+{
+    instance_closed(handle->data);
+}
+
+static void instance_on_check_closed(void *ctx)
+{
+    instance_closed(ctx);
+}
+
 static struct instance *instance_new(struct supervisor *sup, struct service *svc, int index)
 {
     struct instance *inst = xcalloc(1, sizeof *inst);
@@ -666,9 +564,10 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->state = INSTANCE_STOPPED;
     backoff_init(&inst->backoff);
     uv_timer_init(sup->loop, &inst->timer);
-    uv_timer_init(sup->loop, &inst->ready_timer);
     uv_timer_init(sup->loop, &inst->old_timer);
-    inst->timer.data = inst->ready_timer.data = inst->old_timer.data = inst;
+    inst->timer.data = inst->old_timer.data = inst;
+    ready_check_init(&inst->check, sup->loop, &svc->cfg->ready, inst, instance_on_ready, instance_on_ready_timeout,
+                     instance_on_check_closed);
     inst->open_handles = 3;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
@@ -682,18 +581,10 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     return inst;
 }
 
-static void instance_on_closed(uv_handle_t *handle)
-{
-    struct instance *inst = handle->data;
-    if (--inst->open_handles == 0)
-        free(inst);
-}
-
 static void instance_close_handles(struct instance *inst)
 {
-    instance_stop_readiness(inst);
+    ready_check_close(&inst->check);
     uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
-    uv_close((uv_handle_t *)&inst->ready_timer, instance_on_closed);
     uv_close((uv_handle_t *)&inst->old_timer, instance_on_closed);
 }
 
@@ -1020,7 +911,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->run_dir = run_dir;
     sup->sockets = sockets;
     sup->node_pid = getpid();
-    sup->notify_fd = -1;
+    sup->notify.fd = -1;
     int rc;
     sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (sup->devnull_fd < 0) {
@@ -1042,15 +933,13 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
         }
         svc->socket_count = (size_t)n;
         svc->command = sockets_expand_command(svc->cfg->command, svc->sockets, svc->socket_count);
-        if (svc->cfg->ready.kind == READY_LOG && regcomp(&svc->ready_re, svc->cfg->ready.log_pattern,
-                                                         REG_EXTENDED | REG_NOSUB) == 0)
-            svc->has_ready_re = 1;
+        svc->has_ready_re = ready_pattern_compile(&svc->ready_re, &svc->cfg->ready) == 0;
     }
     uv_timer_init(loop, &sup->sample_timer);
     sup->sample_timer.data = sup;
     for (size_t s = 0; s < cfg->service_count; s++) {
         if (cfg->services[s].ready.kind == READY_NOTIFY) {
-            rc = supervisor_open_notify(sup, notify_dir, err, errlen);
+            rc = notify_socket_open(&sup->notify, loop, notify_dir, supervisor_on_notify, sup, err, errlen);
             if (rc < 0)
                 goto out_timer;
             break;
@@ -1331,8 +1220,7 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
 void supervisor_close(struct supervisor *sup)
 {
     uv_close((uv_handle_t *)&sup->sample_timer, NULL);
-    if (sup->notify_fd >= 0)
-        uv_close((uv_handle_t *)&sup->notify_poll, NULL);
+    notify_socket_close(&sup->notify);
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
@@ -1362,10 +1250,7 @@ void supervisor_free(struct supervisor *sup)
         if (sup->services[s].has_ready_re)
             regfree(&sup->services[s].ready_re);
     }
-    if (sup->notify_fd >= 0) {
-        close(sup->notify_fd);
-        unlink(sup->notify_path);
-    }
+    notify_socket_free(&sup->notify);
     free(sup->services);
     sup->services = NULL;
     if (sup->devnull_fd >= 0)

@@ -17,6 +17,7 @@
 #include "node/guardian.h"
 #include "node/loghub.h"
 #include "node/procstat.h"
+#include "node/readiness.h"
 #include "sockets/sockets.h"
 
 #define SERVICE_MAX_SOCKETS 16
@@ -49,7 +50,6 @@ enum output_hold {
     OUTPUT_HOLD,        /* read only the pipes a `ready: {log:}` check still waits on */
     OUTPUT_HOLD_ALL,
 };
-struct tcpprobe;
 
 struct instance {
     struct service *service;
@@ -72,8 +72,7 @@ struct instance {
     char failure[256];              /* why it is FAILED */
     char port[32];                  /* the PORT its process was given, "" when none */
     int ready;                      /* the current process passed its readiness check */
-    uv_timer_t ready_timer;         /* readiness delay, TCP probe or wait timeout */
-    struct tcpprobe *probe;         /* the `ready: {tcp:}` check in flight, or NULL */
+    struct ready_check check;       /* the current process's readiness check */
     /* A restart of a socket-serving instance starts the new process first and stops the
      * old one once the new one is ready; meanwhile the old one lives here. */
     pid_t old_pid;                  /* 0 when nothing is being replaced */
@@ -126,9 +125,7 @@ struct supervisor {
     enum output_hold output_hold;   /* pipes are held lazily: at their next wake-up */
     uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
     struct socket_set *sockets;     /* the node's; their accept queues are watched */
-    int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
-    uv_poll_t notify_poll;
-    char notify_path[PATH_MAX];
+    struct notify_socket notify;    /* sd_notify datagrams; fd -1 when no service uses it */
     void (*on_all_stopped)(void *ctx);
     void *on_all_stopped_ctx;
     /* Told of every process the node reaps (workers, replaced ones, adopted orphans), so

@@ -129,6 +129,6 @@ void workerenv_build(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
     instance_socket_env(inst->service, env);
     instance_port_env(inst, env);
-    if (cfg->ready.kind == READY_NOTIFY && sup->notify_fd >= 0)
-        env_set(env, "NOTIFY_SOCKET", sup->notify_path);
+    if (cfg->ready.kind == READY_NOTIFY && sup->notify.fd >= 0)
+        env_set(env, "NOTIFY_SOCKET", sup->notify.path);
 }
