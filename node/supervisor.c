@@ -30,7 +30,7 @@
 struct output_pipe {
     uv_poll_t poll;
     int fd;
-    struct instance *owner;     /* NULL once detached from its instance */
+    struct proc *proc;          /* the process whose output this is; NULL once detached */
     enum log_stream stream;
     pid_t pid;                  /* the process whose output this is */
     struct framer framer;
@@ -79,10 +79,11 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
         .len = len,
     };
     loghub_append_line(lc->sup->hub, &line);
-    struct instance *inst = lc->pipe->owner;
+    struct proc *p = lc->pipe->proc;
+    struct instance *inst = p ? p->inst : NULL;
     if (inst && !inst->service->addrinuse_told)
         instance_hint_addrinuse(inst, text, len);
-    if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re &&
+    if (inst && p == inst->cur && !p->ready && inst->service->has_ready_re &&
         ready_pattern_match(&inst->service->ready_re, text, len))
         instance_mark_ready(inst, "its log matched");
 }
@@ -120,16 +121,12 @@ static void output_on_closed(uv_handle_t *handle)
 
 static void output_close(struct output_pipe *op)
 {
-    if (op->owner) {
-        if (op->owner->out == op)
-            op->owner->out = NULL;
-        if (op->owner->err == op)
-            op->owner->err = NULL;
-        if (op->owner->old_out == op)
-            op->owner->old_out = NULL;
-        if (op->owner->old_err == op)
-            op->owner->old_err = NULL;
-        op->owner = NULL;
+    if (op->proc) {
+        if (op->proc->out == op)
+            op->proc->out = NULL;
+        if (op->proc->err == op)
+            op->proc->err = NULL;
+        op->proc = NULL;
     }
     uv_close((uv_handle_t *)&op->poll, output_on_closed);
 }
@@ -137,17 +134,17 @@ static void output_close(struct output_pipe *op)
 /* Whether a held pipe must still be read: a log-pattern readiness check waits on its lines. */
 static int output_needed(const struct output_pipe *op, enum output_hold hold)
 {
-    const struct instance *inst = op->owner;
-    return hold == OUTPUT_READ_ALL || (hold == OUTPUT_HOLD && !inst->ready && inst->pid == op->pid &&
-                                       inst->service->has_ready_re);
+    const struct proc *p = op->proc;
+    return hold == OUTPUT_READ_ALL || (hold == OUTPUT_HOLD && p == p->inst->cur && !p->ready &&
+                                       p->inst->service->has_ready_re);
 }
 
 static void output_on_readable(uv_poll_t *handle, int status, int events)
 {
     struct output_pipe *op = handle->data;
-    struct instance *inst = op->owner;
-    if (!inst)
+    if (!op->proc)
         return;
+    struct instance *inst = op->proc->inst;
     if (status == 0 && !output_needed(op, inst->sup->output_hold)) {
         uv_poll_stop(handle); /* supervisor_hold_output starts it again */
         return;
@@ -158,14 +155,15 @@ static void output_on_readable(uv_poll_t *handle, int status, int events)
     }
 }
 
-static struct output_pipe *output_open(struct instance *inst, int fd, enum log_stream stream)
+static struct output_pipe *output_open(struct proc *p, int fd, enum log_stream stream)
 {
     struct output_pipe *op = xcalloc(1, sizeof *op);
     op->fd = fd;
-    op->owner = inst;
+    op->proc = p;
+    op->pid = p->pid;
     op->stream = stream;
     framer_init(&op->framer);
-    if (uv_poll_init(inst->sup->loop, &op->poll, fd) < 0) {
+    if (uv_poll_init(p->inst->sup->loop, &op->poll, fd) < 0) {
         free(op);
         return NULL;
     }
@@ -174,11 +172,12 @@ static struct output_pipe *output_open(struct instance *inst, int fd, enum log_s
     return op;
 }
 
-/* Reads everything left in an exited instance's pipes so its last lines come before the
+/* Reads everything left in an exited process's pipes so its last lines come before the
  * exit report, then closes them. */
-static void instance_drain_pipes(struct instance *inst, struct output_pipe *out, struct output_pipe *err)
+static void proc_drain_output(struct proc *p)
 {
-    struct output_pipe *pipes[2] = {out, err};
+    struct instance *inst = p->inst;
+    struct output_pipe *pipes[2] = {p->out, p->err};
     for (int i = 0; i < 2; i++) {
         if (!pipes[i])
             continue;
@@ -188,11 +187,6 @@ static void instance_drain_pipes(struct instance *inst, struct output_pipe *out,
         framer_flush(&pipes[i]->framer, output_emit_line, &lc);
         output_close(pipes[i]);
     }
-}
-
-static void instance_drain_output(struct instance *inst)
-{
-    instance_drain_pipes(inst, inst->out, inst->err);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
@@ -298,33 +292,41 @@ static void instance_fail(struct instance *inst, const char *why)
 
 /* ---- readiness ------------------------------------------------------------------------ */
 
-static void instance_on_old_stop_timeout(uv_timer_t *timer)
+static void proc_on_stop_timeout(uv_timer_t *timer)
 {
-    struct instance *inst = timer->data;
-    if (!inst->old_pid || inst->old_kill_sent)
+    struct proc *p = timer->data;
+    struct instance *inst = p->inst;
+    const struct config_service *cfg = inst->service->cfg;
+    if (!p->pid || p->kill_sent)
         return;
-    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d old process %d did not stop within %.1fs; sending KILL",
-              inst->service->cfg->name, inst->index, (int)inst->old_pid,
-              inst->service->cfg->stop_timeout_ms / 1000.0);
-    kill(-inst->old_pid, SIGKILL);
-    inst->old_kill_sent = 1;
+    if (p == inst->old)
+        node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d old process %d did not stop within %.1fs; sending KILL",
+                  cfg->name, inst->index, (int)p->pid, cfg->stop_timeout_ms / 1000.0);
+    else
+        node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d did not stop within %.1fs after %s; sending KILL",
+                  cfg->name, inst->index, cfg->stop_timeout_ms / 1000.0, config_signal_name(cfg->stop_signal));
+    kill(-p->pid, SIGKILL);
+    p->kill_sent = 1;
 }
 
-static void instance_stop_old(struct instance *inst, int force)
+/* The one stop path of a process, current or old: stop_signal to its group and SIGKILL after
+ * stop_timeout, or SIGKILL at once (force). Asking twice changes nothing. */
+static void proc_stop(struct proc *p, int force)
 {
-    if (!inst->old_pid)
+    if (!p->pid)
         return;
     if (force) {
-        if (!inst->old_kill_sent)
-            kill(-inst->old_pid, SIGKILL);
-        inst->old_kill_sent = 1;
+        if (!p->kill_sent)
+            kill(-p->pid, SIGKILL);
+        p->kill_sent = 1;
         return;
     }
-    if (inst->old_stopping)
+    if (p->stopping)
         return;
-    inst->old_stopping = 1;
-    kill(-inst->old_pid, inst->service->cfg->stop_signal);
-    uv_timer_start(&inst->old_timer, instance_on_old_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+    p->stopping = 1;
+    const struct config_service *cfg = p->inst->service->cfg;
+    kill(-p->pid, cfg->stop_signal);
+    uv_timer_start(&p->stop_timer, proc_on_stop_timeout, cfg->stop_timeout_ms, 0);
 }
 
 /* Ends the current process's readiness check: its timer and any TCP probe in flight. */
@@ -335,9 +337,9 @@ static void instance_stop_readiness(struct instance *inst)
 
 static void instance_mark_ready(struct instance *inst, const char *how)
 {
-    if (inst->ready || !inst->pid)
+    if (inst->cur->ready || !inst->cur->pid)
         return;
-    inst->ready = 1;
+    inst->cur->ready = 1;
     instance_stop_readiness(inst);
     if (inst->state == INSTANCE_STARTING)
         inst->state = INSTANCE_RUNNING;
@@ -345,12 +347,12 @@ static void instance_mark_ready(struct instance *inst, const char *how)
     if (inst->service->cfg->ready.kind != READY_AT_START) {
         uv_update_time(sup->loop);
         node_line(sup, LOG_LEVEL_INFO, "%s.%d ready (%s) after %.2fs", inst->service->cfg->name, inst->index,
-                  how, (uv_now(sup->loop) - inst->started_ms) / 1000.0);
+                  how, (uv_now(sup->loop) - inst->cur->started_ms) / 1000.0);
     }
     /* The new process serves now: the one it replaces may go. */
-    instance_stop_old(inst, 0);
+    proc_stop(inst->old, 0);
     struct service *svc = inst->service;
-    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
+    if (svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
         svc->roll_next++;
         service_roll_continue(sup, svc);
     }
@@ -364,13 +366,12 @@ static void instance_ready_timed_out(struct instance *inst)
     snprintf(failure, sizeof failure, "was not ready (%s) within %.1fs", ready_kind_name(cfg->ready.kind),
              cfg->ready.timeout_ms / 1000.0);
     change_note_failure(inst->sup, inst, failure);
-    if (inst->old_pid) {
+    if (inst->old->pid) {
         node_line(inst->sup, LOG_LEVEL_ERROR,
                   "%s.%d new process %d not ready (%s) within %.1fs; killing it and keeping pid %d",
-                  cfg->name, inst->index, (int)inst->pid, ready_kind_name(cfg->ready.kind),
-                  cfg->ready.timeout_ms / 1000.0, (int)inst->old_pid);
-        kill(-inst->pid, SIGKILL);
-        inst->kill_sent = 1;
+                  cfg->name, inst->index, (int)inst->cur->pid, ready_kind_name(cfg->ready.kind),
+                  cfg->ready.timeout_ms / 1000.0, (int)inst->old->pid);
+        proc_stop(inst->cur, 1);
         return;
     }
     node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d not ready (%s) after %.1fs; still waiting", cfg->name,
@@ -393,35 +394,34 @@ static void instance_on_ready(void *ctx, const char *how)
 static void instance_on_ready_timeout(void *ctx)
 {
     struct instance *inst = ctx;
-    if (!inst->ready && inst->pid)
+    if (!inst->cur->ready && inst->cur->pid)
         instance_ready_timed_out(inst);
 }
 
 /* Called once the process runs: either ready now, or a check is armed. */
 static void instance_arm_readiness(struct instance *inst)
 {
-    inst->ready = 0;
-    if (ready_check_arm(&inst->check, inst->started_ms))
+    inst->cur->ready = 0;
+    if (ready_check_arm(&inst->check, inst->cur->started_ms))
         instance_mark_ready(inst, "started");
     else
         inst->state = INSTANCE_STARTING;
 }
 
-static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old);
+static struct proc *supervisor_find_proc(struct supervisor *sup, pid_t pid);
 
 /* READY=1 from a worker's process or anything in its process group. */
 static void supervisor_on_notify(void *ctx, pid_t sender)
 {
     struct supervisor *sup = ctx;
-    int is_old = 0;
-    struct instance *inst = supervisor_find_pid(sup, sender, &is_old);
-    if (!inst) {
+    struct proc *p = supervisor_find_proc(sup, sender);
+    if (!p) {
         pid_t group = getpgid(sender);
         if (group > 0)
-            inst = supervisor_find_pid(sup, group, &is_old);
+            p = supervisor_find_proc(sup, group);
     }
-    if (inst && !is_old)
-        instance_mark_ready(inst, "it sent READY=1");
+    if (p && p == p->inst->cur)
+        instance_mark_ready(p->inst, "it sent READY=1");
 }
 
 static void instance_start(struct instance *inst)
@@ -470,23 +470,20 @@ static void instance_start(struct instance *inst)
     }
     guardian_watch(sup->guardian, pid);
     uv_update_time(sup->loop);
-    inst->pid = pid;
-    inst->started_ms = uv_now(sup->loop);
-    inst->kill_sent = 0;
+    struct proc *p = inst->cur;
+    p->pid = pid;
+    p->started_ms = uv_now(sup->loop);
+    p->ready = p->stopping = p->kill_sent = 0;
     inst->after_exit = AFTER_EXIT_POLICY;
     inst->failure[0] = '\0';
     memset(&inst->stat, 0, sizeof inst->stat);
     if (inst->starts++ > 0)
         inst->restarts++;
-    inst->out = output_open(inst, out[0], LOG_STREAM_STDOUT);
-    inst->err = output_open(inst, err[0], LOG_STREAM_STDERR);
-    if (inst->out)
-        inst->out->pid = pid;
-    else
+    p->out = output_open(p, out[0], LOG_STREAM_STDOUT);
+    p->err = output_open(p, err[0], LOG_STREAM_STDERR);
+    if (!p->out)
         close(out[0]);
-    if (inst->err)
-        inst->err->pid = pid;
-    else
+    if (!p->err)
         close(err[0]);
     inst->state = INSTANCE_RUNNING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
@@ -503,40 +500,19 @@ static void instance_on_backoff_done(uv_timer_t *timer)
         instance_start(inst);
 }
 
-static void instance_on_stop_timeout(uv_timer_t *timer)
-{
-    struct instance *inst = timer->data;
-    if (!inst->pid || inst->kill_sent)
-        return;
-    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d did not stop within %.1fs after %s; sending KILL",
-              inst->service->cfg->name, inst->index, inst->service->cfg->stop_timeout_ms / 1000.0,
-              config_signal_name(inst->service->cfg->stop_signal));
-    kill(-inst->pid, SIGKILL);
-    inst->kill_sent = 1;
-}
-
-/* Asks the current process to go; `after` says what happens once it has exited. */
+/* Asks the current process to go (and an old one with it); `after` says what happens once
+ * it has exited. */
 static void instance_request_stop(struct instance *inst, enum instance_after_exit after, int force)
 {
     inst->after_exit = after;
     instance_stop_readiness(inst);
-    instance_stop_old(inst, force);
-    if (!inst->pid) {
-        uv_timer_stop(&inst->timer);
+    proc_stop(inst->old, force);
+    if (!inst->cur->pid) {
+        uv_timer_stop(&inst->backoff_timer);
         return;
     }
-    if (force) {
-        if (!inst->kill_sent)
-            kill(-inst->pid, SIGKILL);
-        inst->kill_sent = 1;
-        inst->state = INSTANCE_STOPPING;
-        return;
-    }
-    if (inst->state == INSTANCE_STOPPING)
-        return;
     inst->state = INSTANCE_STOPPING;
-    kill(-inst->pid, inst->service->cfg->stop_signal);
-    uv_timer_start(&inst->timer, instance_on_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+    proc_stop(inst->cur, force);
 }
 
 static void instance_closed(struct instance *inst)
@@ -548,6 +524,12 @@ static void instance_closed(struct instance *inst)
 static void instance_on_closed(uv_handle_t *handle)
 {
     instance_closed(handle->data);
+}
+
+static void proc_on_closed(uv_handle_t *handle)
+{
+    struct proc *p = handle->data;
+    instance_closed(p->inst);
 }
 
 static void instance_on_check_closed(void *ctx)
@@ -563,12 +545,18 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->index = index;
     inst->state = INSTANCE_STOPPED;
     backoff_init(&inst->backoff);
-    uv_timer_init(sup->loop, &inst->timer);
-    uv_timer_init(sup->loop, &inst->old_timer);
-    inst->timer.data = inst->old_timer.data = inst;
+    uv_timer_init(sup->loop, &inst->backoff_timer);
+    inst->backoff_timer.data = inst;
+    for (int k = 0; k < 2; k++) {
+        inst->procs[k].inst = inst;
+        uv_timer_init(sup->loop, &inst->procs[k].stop_timer);
+        inst->procs[k].stop_timer.data = &inst->procs[k];
+    }
+    inst->cur = &inst->procs[0];
+    inst->old = &inst->procs[1];
     ready_check_init(&inst->check, sup->loop, &svc->cfg->ready, inst, instance_on_ready, instance_on_ready_timeout,
                      instance_on_check_closed);
-    inst->open_handles = 3;
+    inst->open_handles = 4;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
         struct instance **grown = xrealloc(svc->instances, cap * sizeof *grown);
@@ -584,8 +572,9 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
 static void instance_close_handles(struct instance *inst)
 {
     ready_check_close(&inst->check);
-    uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
-    uv_close((uv_handle_t *)&inst->old_timer, instance_on_closed);
+    uv_close((uv_handle_t *)&inst->backoff_timer, instance_on_closed);
+    for (int k = 0; k < 2; k++)
+        uv_close((uv_handle_t *)&inst->procs[k].stop_timer, proc_on_closed);
 }
 
 static void instance_remove(struct instance *inst)
@@ -606,14 +595,10 @@ static void instance_remove(struct instance *inst)
 /* A replacement failed: the old process, still serving, becomes the current one again. */
 static void instance_restore_old(struct instance *inst)
 {
-    inst->pid = inst->old_pid;
-    inst->out = inst->old_out;
-    inst->err = inst->old_err;
-    inst->started_ms = inst->old_started_ms;
-    inst->kill_sent = inst->old_kill_sent;
-    inst->old_pid = 0;
-    inst->old_out = inst->old_err = NULL;
-    inst->ready = 1;
+    struct proc *failed = inst->cur;
+    inst->cur = inst->old;
+    inst->old = failed;
+    inst->cur->ready = 1;
     inst->state = INSTANCE_RUNNING;
 }
 
@@ -636,7 +621,7 @@ static void supervisor_tally_stop(struct supervisor *sup)
         struct service *svc = &sup->services[s];
         unsigned running = 0;
         for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
+            if (svc->instances[i] && (svc->instances[i]->cur->pid || svc->instances[i]->old->pid))
                 running++;
         t->instances += running;
         t->services += running > 0;
@@ -667,31 +652,18 @@ static void supervisor_check_all_down(struct supervisor *sup)
     }
 }
 
-static void instance_on_exit(struct instance *inst, int status)
+/* What the current process's exit means for the instance. */
+static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, uint64_t uptime_ms, int killed)
 {
     struct supervisor *sup = inst->sup;
     const struct config_service *cfg = inst->service->cfg;
-    pid_t pid = inst->pid;
-    /* Whatever the worker left in its group (grandchildren) goes with it. */
-    kill(-pid, SIGKILL);
-    guardian_forget(sup->guardian, pid);
-    instance_drain_output(inst);
-    uv_timer_stop(&inst->timer);
-    uv_update_time(sup->loop);
-    uint64_t uptime_ms = uv_now(sup->loop) - inst->started_ms;
-    inst->pid = 0;
-    inst->has_exited = 1;
-    inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    char how[96];
-    describe_status(how, sizeof how, status);
     instance_stop_readiness(inst);
     change_note_exit(sup, inst, how);
 
-    if (inst->old_pid && !inst->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
+    if (inst->old->pid && !inst->cur->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
         /* The replacement died before serving: the old process keeps the job. */
         node_line(sup, LOG_LEVEL_ERROR, "%s.%d new process %d %s before it was ready; keeping pid %d",
-                  cfg->name, inst->index, (int)pid, how, (int)inst->old_pid);
+                  cfg->name, inst->index, (int)pid, how, (int)inst->old->pid);
         instance_restore_old(inst);
         if (inst->service->rolling) {
             inst->service->rolling = 0;
@@ -702,7 +674,7 @@ static void instance_on_exit(struct instance *inst, int status)
     }
 
     if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
-        if (sup->stopping && inst->kill_sent)
+        if (sup->stopping && killed)
             supervisor_tally_killed(sup, inst);
         inst->state = INSTANCE_STOPPED;
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s)", cfg->name, inst->index, how);
@@ -711,7 +683,7 @@ static void instance_on_exit(struct instance *inst, int status)
     }
     if (inst->after_exit == AFTER_EXIT_REMOVE) {
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); scaled away", cfg->name, inst->index, how);
-        if (inst->old_pid)
+        if (inst->old->pid)
             inst->state = INSTANCE_STOPPING; /* removed once the old process is gone too */
         else
             instance_remove(inst);
@@ -725,7 +697,7 @@ static void instance_on_exit(struct instance *inst, int status)
     }
 
     struct service *svc = inst->service;
-    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
+    if (svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
         svc->rolling = 0;
         node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
                   cfg->name, cfg->name, inst->index, how);
@@ -747,31 +719,22 @@ static void instance_on_exit(struct instance *inst, int status)
     inst->state = INSTANCE_BACKOFF;
     node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
               inst->index, how, uptime_ms / 1000.0, delay);
-    uv_timer_start(&inst->timer, instance_on_backoff_done, delay, 0);
+    uv_timer_start(&inst->backoff_timer, instance_on_backoff_done, delay, 0);
 }
 
-static void instance_on_old_exit(struct instance *inst, int status)
+/* What the old process's exit means: the replacement is complete. */
+static void instance_on_old_exit(struct instance *inst, pid_t pid, const char *how, int killed)
 {
     struct supervisor *sup = inst->sup;
-    pid_t pid = inst->old_pid;
-    kill(-pid, SIGKILL);
-    guardian_forget(sup->guardian, pid);
-    instance_drain_pipes(inst, inst->old_out, inst->old_err);
-    uv_timer_stop(&inst->old_timer);
-    int killed = inst->old_kill_sent;
-    inst->old_pid = 0;
-    inst->old_stopping = inst->old_kill_sent = 0;
-    char how[96];
-    describe_status(how, sizeof how, status);
     node_line(sup, LOG_LEVEL_INFO, "%s.%d old process %d %s; replaced by pid %d", inst->service->cfg->name,
-              inst->index, (int)pid, how, (int)inst->pid);
+              inst->index, (int)pid, how, (int)inst->cur->pid);
     if (sup->stopping) {
         if (killed)
             supervisor_tally_killed(sup, inst);
         supervisor_check_all_down(sup);
         return;
     }
-    if (!inst->pid && inst->after_exit == AFTER_EXIT_REMOVE) {
+    if (!inst->cur->pid && inst->after_exit == AFTER_EXIT_REMOVE) {
         instance_remove(inst);
         return;
     }
@@ -782,18 +745,45 @@ static void instance_on_old_exit(struct instance *inst, int status)
     }
 }
 
-static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old)
+/* The one exit path of a process, current or old: what it left in its group is killed, its
+ * last output read, its stop timer ended; then what its exit means for the instance. */
+static void proc_on_exit(struct proc *p, int status)
+{
+    struct instance *inst = p->inst;
+    struct supervisor *sup = inst->sup;
+    pid_t pid = p->pid;
+    int killed = p->kill_sent;
+    /* Whatever the worker left in its group (grandchildren) goes with it. */
+    kill(-pid, SIGKILL);
+    guardian_forget(sup->guardian, pid);
+    proc_drain_output(p);
+    uv_timer_stop(&p->stop_timer);
+    uv_update_time(sup->loop);
+    uint64_t uptime_ms = uv_now(sup->loop) - p->started_ms;
+    p->pid = 0;
+    p->stopping = p->kill_sent = 0;
+    char how[96];
+    describe_status(how, sizeof how, status);
+    if (p == inst->old) {
+        instance_on_old_exit(inst, pid, how, killed);
+        return;
+    }
+    inst->has_exited = 1;
+    inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    instance_on_exit(inst, pid, how, uptime_ms, killed);
+}
+
+/* The process (current or old) with this pid, or NULL. */
+static struct proc *supervisor_find_proc(struct supervisor *sup, pid_t pid)
 {
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            if (!inst)
-                continue;
-            if (inst->pid == pid || inst->old_pid == pid) {
-                *is_old = inst->old_pid == pid;
-                return inst;
-            }
+            for (int k = 0; inst && k < 2; k++)
+                if (inst->procs[k].pid == pid)
+                    return &inst->procs[k];
         }
     }
     return NULL;
@@ -806,13 +796,10 @@ void supervisor_reap(struct supervisor *sup)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (sup->on_process_exit)
             sup->on_process_exit(sup->on_process_exit_ctx, pid);
-        int is_old = 0;
-        struct instance *inst = supervisor_find_pid(sup, pid, &is_old);
+        struct proc *p = supervisor_find_proc(sup, pid);
         /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */
-        if (inst && is_old)
-            instance_on_old_exit(inst, status);
-        else if (inst)
-            instance_on_exit(inst, status);
+        if (p)
+            proc_on_exit(p, status);
     }
     change_settle(sup);
 }
@@ -843,7 +830,7 @@ int supervisor_socket_warning(const struct supervisor *sup, const struct bound_s
         taker_count++;
         named_alike = taker_count == 1 && !strcmp(svc->cfg->name, bs->cfg->name);
         for (size_t i = 0; i < svc->instance_cap; i++)
-            running |= svc->instances[i] && svc->instances[i]->pid;
+            running |= svc->instances[i] && svc->instances[i]->cur->pid;
     }
     const char *name = bs->cfg->name;
     if (taker_count == 0)
@@ -888,8 +875,8 @@ static void supervisor_on_sample(uv_timer_t *timer)
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            if (inst && inst->pid)
-                procstat_sample(&inst->stat, inst->pid, now);
+            if (inst && inst->cur->pid)
+                procstat_sample(&inst->stat, inst->cur->pid, now);
         }
     }
     supervisor_watch_sockets(sup, now);
@@ -976,11 +963,11 @@ void supervisor_hold_output(struct supervisor *sup, enum output_hold hold)
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            struct output_pipe *pipes[4] = {inst ? inst->out : NULL, inst ? inst->err : NULL,
-                                            inst ? inst->old_out : NULL, inst ? inst->old_err : NULL};
-            for (int k = 0; k < 4; k++)
-                if (pipes[k])
-                    uv_poll_start(&pipes[k]->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+            for (int k = 0; inst && k < 4; k++) {
+                struct output_pipe *op = k % 2 ? inst->procs[k / 2].err : inst->procs[k / 2].out;
+                if (op)
+                    uv_poll_start(&op->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+            }
         }
     }
 }
@@ -990,7 +977,7 @@ int supervisor_all_down(const struct supervisor *sup)
     for (size_t s = 0; s < sup->service_count; s++) {
         const struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
+            if (svc->instances[i] && (svc->instances[i]->cur->pid || svc->instances[i]->old->pid))
                 return 0;
     }
     return 1;
@@ -1020,8 +1007,10 @@ void supervisor_stop_all(struct supervisor *sup, int force)
             struct instance *inst = svc->instances[i];
             if (!inst)
                 continue;
-            if (!inst->pid) {
-                uv_timer_stop(&inst->timer);
+            if (!inst->cur->pid) {
+                /* A scaled-away instance's old process may still be stopping: force it too. */
+                proc_stop(inst->old, force);
+                uv_timer_stop(&inst->backoff_timer);
                 if (inst->state == INSTANCE_BACKOFF || inst->state == INSTANCE_STARTING)
                     inst->state = INSTANCE_STOPPED;
                 continue;
@@ -1045,16 +1034,11 @@ struct service *supervisor_find_service(struct supervisor *sup, const char *name
  * when the new process could not be started (the old one keeps running). */
 static int instance_replace(struct instance *inst)
 {
-    inst->old_pid = inst->pid;
-    inst->old_out = inst->out;
-    inst->old_err = inst->err;
-    inst->old_started_ms = inst->started_ms;
-    inst->old_kill_sent = inst->kill_sent;
-    inst->old_stopping = 0;
-    inst->pid = 0;
-    inst->out = inst->err = NULL;
+    struct proc *serving = inst->cur;
+    inst->cur = inst->old;
+    inst->old = serving;
     instance_start(inst);
-    if (inst->pid)
+    if (inst->cur->pid)
         return 0;
     instance_restore_old(inst);
     return -1;
@@ -1062,8 +1046,8 @@ static int instance_replace(struct instance *inst)
 
 static int instance_can_replace(const struct instance *inst)
 {
-    return inst->pid && !inst->old_pid && inst->service->socket_count > 0 &&
-           inst->state != INSTANCE_STOPPING && !inst->kill_sent;
+    return inst->cur->pid && !inst->old->pid && inst->service->socket_count > 0 &&
+           inst->state != INSTANCE_STOPPING && !inst->cur->kill_sent;
 }
 
 static void instance_restart(struct instance *inst)
@@ -1072,11 +1056,11 @@ static void instance_restart(struct instance *inst)
         instance_replace(inst);
         return;
     }
-    if (inst->pid) {
+    if (inst->cur->pid) {
         instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
         return;
     }
-    uv_timer_stop(&inst->timer);
+    uv_timer_stop(&inst->backoff_timer);
     backoff_init(&inst->backoff);
     instance_start(inst);
 }
@@ -1105,7 +1089,7 @@ static void service_roll_continue(struct supervisor *sup, struct service *svc)
             instance_restart(inst);
             if (svc->roll_next != i || !svc->rolling)
                 return; /* it was ready at once and the roll already moved on */
-            if (inst->pid || inst->after_exit == AFTER_EXIT_RESTART)
+            if (inst->cur->pid || inst->after_exit == AFTER_EXIT_RESTART)
                 return; /* goes on from instance_mark_ready */
         }
         svc->roll_next++;
@@ -1203,7 +1187,7 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             continue;
         if (ch)
             change_watch_gone(ch, (int)i);
-        if (inst->pid)
+        if (inst->cur->pid)
             instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
         else
             instance_remove(inst);
@@ -1227,14 +1211,12 @@ void supervisor_close(struct supervisor *sup)
             struct instance *inst = svc->instances[i];
             if (!inst)
                 continue;
-            if (inst->out)
-                output_close(inst->out);
-            if (inst->err)
-                output_close(inst->err);
-            if (inst->old_out)
-                output_close(inst->old_out);
-            if (inst->old_err)
-                output_close(inst->old_err);
+            for (int k = 0; k < 2; k++) {
+                if (inst->procs[k].out)
+                    output_close(inst->procs[k].out);
+                if (inst->procs[k].err)
+                    output_close(inst->procs[k].err);
+            }
             svc->instances[i] = NULL;
             instance_close_handles(inst);
         }

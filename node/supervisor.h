@@ -51,37 +51,41 @@ enum output_hold {
     OUTPUT_HOLD_ALL,
 };
 
+/* One process of an instance. An instance has a current one and, while a zero-downtime
+ * restart replaces it, the old one, serving until the current one is ready. Both go through
+ * the same stop and exit paths. */
+struct proc {
+    struct instance *inst;
+    pid_t pid;                      /* also its process group; 0 when the slot is empty */
+    uint64_t started_ms;            /* loop time it started */
+    struct output_pipe *out, *err;  /* owned until handed to a close callback */
+    int ready;                      /* it passed its readiness check (kept after its exit) */
+    int stopping;                   /* its stop signal was sent */
+    int kill_sent;                  /* SIGKILL was sent to it */
+    uv_timer_t stop_timer;          /* stop_timeout, then SIGKILL */
+};
+
 struct instance {
     struct service *service;
     struct supervisor *sup;
     int index;                      /* 0-based within the service */
     enum instance_state state;
     enum instance_after_exit after_exit;
-    pid_t pid;                      /* also its process group; 0 when not running */
-    uint64_t started_ms;            /* loop time of the last start */
+    struct proc *cur;               /* the current process (pid 0 when none) */
+    struct proc *old;               /* the process being replaced (pid 0 when none) */
+    struct proc procs[2];           /* where cur and old point; a replacement swaps them */
     unsigned starts;                /* processes started so far */
     unsigned restarts;              /* starts after the first */
     struct backoff backoff;
-    uv_timer_t timer;               /* backoff delay or stop timeout */
-    struct output_pipe *out, *err;  /* owned until handed to a close callback */
+    uv_timer_t backoff_timer;       /* the delay before the next start */
     int has_exited;                 /* last_exit_* are meaningful */
     int last_exit_code;             /* -1 when killed by a signal */
     int last_exit_signal;           /* 0 when it exited normally */
-    int kill_sent;                  /* SIGKILL already sent for this process */
     struct procstat stat;
     char failure[256];              /* why it is FAILED */
     char port[32];                  /* the PORT its process was given, "" when none */
-    int ready;                      /* the current process passed its readiness check */
     struct ready_check check;       /* the current process's readiness check */
-    /* A restart of a socket-serving instance starts the new process first and stops the
-     * old one once the new one is ready; meanwhile the old one lives here. */
-    pid_t old_pid;                  /* 0 when nothing is being replaced */
-    struct output_pipe *old_out, *old_err;
-    uint64_t old_started_ms;
-    int old_stopping;               /* stop signal sent to the old process */
-    int old_kill_sent;
-    uv_timer_t old_timer;           /* the old process's stop timeout */
-    int open_handles;               /* timers not closed yet; freed when it reaches 0 */
+    int open_handles;               /* handles not closed yet; freed when it reaches 0 */
 };
 
 struct service {
