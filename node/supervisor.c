@@ -24,7 +24,6 @@
 
 #define PIPE_READ_CHUNK (64 * 1024)
 #define PIPE_READS_PER_WAKEUP 8
-#define CANNOT_RUN_WINDOW_MS 2000
 #define SAMPLE_INTERVAL_MS 1000
 
 struct output_pipe {
@@ -36,24 +35,19 @@ struct output_pipe {
     struct framer framer;
 };
 
+/* What comes with an event (machine.h); fields an event does not use stay 0. */
+struct event_info {
+    int force;                  /* EV_STOP: SIGKILL at once */
+    const char *how;            /* EV_READY: "its log matched"; EV_EXIT: "exited with status 1" */
+    pid_t pid;                  /* EV_EXIT: the process that exited */
+    uint64_t uptime_ms;         /* EV_EXIT: how long it ran */
+    int killed;                 /* EV_EXIT: SIGKILL had been sent to it */
+};
+
+static void instance_handle(struct instance *inst, enum machine_event event, const struct event_info *info);
 static void instance_start(struct instance *inst);
-static void instance_mark_ready(struct instance *inst, const char *how);
 static void service_roll_continue(struct supervisor *sup, struct service *svc);
 static void instance_hint_addrinuse(struct instance *inst, const char *text, size_t len);
-
-const char *instance_state_name(enum instance_state state)
-{
-    switch (state) {
-    case INSTANCE_STARTING: return "starting";
-    case INSTANCE_RUNNING: return "running";
-    case INSTANCE_BACKOFF: return "backoff";
-    case INSTANCE_STOPPING: return "stopping";
-    case INSTANCE_STOPPED: return "stopped";
-    case INSTANCE_EXITED: return "exited";
-    case INSTANCE_FAILED: return "failed";
-    }
-    return "unknown";
-}
 
 /* ---- output pipes ------------------------------------------------------------------ */
 
@@ -85,7 +79,7 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
         instance_hint_addrinuse(inst, text, len);
     if (inst && p == inst->cur && !p->ready && inst->service->has_ready_re &&
         ready_pattern_match(&inst->service->ready_re, text, len))
-        instance_mark_ready(inst, "its log matched");
+        instance_handle(inst, EV_READY, &(struct event_info){.how = "its log matched"});
 }
 
 /* Reads what the pipe holds now. Returns 1 at end of stream, 0 otherwise. */
@@ -341,8 +335,7 @@ static void instance_mark_ready(struct instance *inst, const char *how)
         return;
     inst->cur->ready = 1;
     instance_stop_readiness(inst);
-    if (inst->state == INSTANCE_STARTING)
-        inst->state = INSTANCE_RUNNING;
+    inst->state = INSTANCE_RUNNING;
     struct supervisor *sup = inst->sup;
     if (inst->service->cfg->ready.kind != READY_AT_START) {
         uv_update_time(sup->loop);
@@ -388,14 +381,14 @@ static void instance_ready_timed_out(struct instance *inst)
 
 static void instance_on_ready(void *ctx, const char *how)
 {
-    instance_mark_ready(ctx, how);
+    instance_handle(ctx, EV_READY, &(struct event_info){.how = how});
 }
 
 static void instance_on_ready_timeout(void *ctx)
 {
     struct instance *inst = ctx;
     if (!inst->cur->ready && inst->cur->pid)
-        instance_ready_timed_out(inst);
+        instance_handle(inst, EV_READY_LATE, NULL);
 }
 
 /* Called once the process runs: either ready now, or a check is armed. */
@@ -403,9 +396,7 @@ static void instance_arm_readiness(struct instance *inst)
 {
     inst->cur->ready = 0;
     if (ready_check_arm(&inst->check, inst->cur->started_ms))
-        instance_mark_ready(inst, "started");
-    else
-        inst->state = INSTANCE_STARTING;
+        instance_handle(inst, EV_READY, &(struct event_info){.how = "started"});
 }
 
 static struct proc *supervisor_find_proc(struct supervisor *sup, pid_t pid);
@@ -421,7 +412,7 @@ static void supervisor_on_notify(void *ctx, pid_t sender)
             p = supervisor_find_proc(sup, group);
     }
     if (p && p == p->inst->cur)
-        instance_mark_ready(p->inst, "it sent READY=1");
+        instance_handle(p->inst, EV_READY, &(struct event_info){.how = "it sent READY=1"});
 }
 
 static void instance_start(struct instance *inst)
@@ -485,7 +476,7 @@ static void instance_start(struct instance *inst)
         close(out[0]);
     if (!p->err)
         close(err[0]);
-    inst->state = INSTANCE_RUNNING;
+    inst->state = INSTANCE_STARTING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
     if (inst->starts == 1 && !inst->port[0] && inst->service->socket_count == 0)
         node_line(sup, LOG_LEVEL_WARNING, "%s.%d gets no PORT: the block of %s holds %d ports from %d",
@@ -495,9 +486,7 @@ static void instance_start(struct instance *inst)
 
 static void instance_on_backoff_done(uv_timer_t *timer)
 {
-    struct instance *inst = timer->data;
-    if (inst->state == INSTANCE_BACKOFF && !inst->sup->stopping)
-        instance_start(inst);
+    instance_handle(timer->data, EV_BACKOFF_DONE, NULL);
 }
 
 /* Asks the current process to go (and an old one with it); `after` says what happens once
@@ -657,69 +646,73 @@ static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, 
 {
     struct supervisor *sup = inst->sup;
     const struct config_service *cfg = inst->service->cfg;
+    struct service *svc = inst->service;
     instance_stop_readiness(inst);
     change_note_exit(sup, inst, how);
-
-    if (inst->old->pid && !inst->cur->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
-        /* The replacement died before serving: the old process keeps the job. */
+    struct exit_facts facts = {
+        .node_stopping = sup->stopping,
+        .after = inst->after_exit,
+        .old_running = inst->old->pid != 0,
+        .was_ready = inst->cur->ready,
+        .exit_code = inst->last_exit_code,
+        .uptime_ms = uptime_ms,
+        .restart = cfg->restart,
+    };
+    enum exit_outcome outcome = machine_exit_outcome(&facts);
+    if (outcome >= EXIT_CANNOT_RUN && svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
+        svc->rolling = 0;
+        node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
+                  cfg->name, cfg->name, inst->index, how);
+    }
+    switch (outcome) {
+    case EXIT_RESTORE_OLD:
         node_line(sup, LOG_LEVEL_ERROR, "%s.%d new process %d %s before it was ready; keeping pid %d",
                   cfg->name, inst->index, (int)pid, how, (int)inst->old->pid);
         instance_restore_old(inst);
-        if (inst->service->rolling) {
-            inst->service->rolling = 0;
+        if (svc->rolling) {
+            svc->rolling = 0;
             node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d", cfg->name, cfg->name,
                       inst->index);
         }
         return;
-    }
-
-    if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
+    case EXIT_STOPPED:
         if (sup->stopping && killed)
             supervisor_tally_killed(sup, inst);
         inst->state = INSTANCE_STOPPED;
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s)", cfg->name, inst->index, how);
         supervisor_check_all_down(sup);
         return;
-    }
-    if (inst->after_exit == AFTER_EXIT_REMOVE) {
+    case EXIT_REMOVED:
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); scaled away", cfg->name, inst->index, how);
         if (inst->old->pid)
             inst->state = INSTANCE_STOPPING; /* removed once the old process is gone too */
         else
             instance_remove(inst);
         return;
-    }
-    if (inst->after_exit == AFTER_EXIT_RESTART) {
+    case EXIT_START_AGAIN:
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); restarting", cfg->name, inst->index, how);
         backoff_init(&inst->backoff);
         instance_start(inst);
         return;
-    }
-
-    struct service *svc = inst->service;
-    if (svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
-        svc->rolling = 0;
-        node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
-                  cfg->name, cfg->name, inst->index, how);
-    }
-    int code = inst->last_exit_code;
-    if ((code == 127 || code == 126) && uptime_ms < CANNOT_RUN_WINDOW_MS) {
-        instance_fail(inst, code == 127 ? "command not found (exit status 127)"
-                                        : "command not executable (exit status 126)");
+    case EXIT_CANNOT_RUN:
+        instance_fail(inst, inst->last_exit_code == 127 ? "command not found (exit status 127)"
+                                                        : "command not executable (exit status 126)");
         return;
-    }
-    if (cfg->restart == RESTART_NEVER || (cfg->restart == RESTART_ON_FAILURE && code == 0)) {
+    case EXIT_STAY_DOWN:
         inst->state = INSTANCE_EXITED;
-        node_line(sup, code == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
+        node_line(sup, inst->last_exit_code == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
                   "%s.%d %s after %.1fs; not restarting (restart: %s)", cfg->name, inst->index, how,
                   uptime_ms / 1000.0, cfg->restart == RESTART_NEVER ? "never" : "on-failure");
         return;
+    case EXIT_BACKOFF: {
+        unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
+        inst->state = INSTANCE_BACKOFF;
+        node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
+                  inst->index, how, uptime_ms / 1000.0, delay);
+        uv_timer_start(&inst->backoff_timer, instance_on_backoff_done, delay, 0);
+        return;
     }
-    unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
-    inst->state = INSTANCE_BACKOFF;
-    node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
-              inst->index, how, uptime_ms / 1000.0, delay);
-    uv_timer_start(&inst->backoff_timer, instance_on_backoff_done, delay, 0);
+    }
 }
 
 /* What the old process's exit means: the replacement is complete. */
@@ -734,14 +727,78 @@ static void instance_on_old_exit(struct instance *inst, pid_t pid, const char *h
         supervisor_check_all_down(sup);
         return;
     }
-    if (!inst->cur->pid && inst->after_exit == AFTER_EXIT_REMOVE) {
-        instance_remove(inst);
+    if (!inst->cur->pid && inst->state == INSTANCE_STOPPING) {
+        /* Its current process had gone first: the instance's stop is over only now. */
+        if (inst->after_exit == AFTER_EXIT_REMOVE) {
+            instance_remove(inst);
+        } else if (inst->after_exit == AFTER_EXIT_RESTART) {
+            backoff_init(&inst->backoff); /* revived by a scale up meanwhile */
+            instance_start(inst);
+        }
         return;
     }
     struct service *svc = inst->service;
     if (svc->rolling && svc->roll_next == inst->index) {
         svc->roll_next++;
         service_roll_continue(sup, svc);
+    }
+}
+
+static int instance_replace(struct instance *inst);
+static int instance_can_replace(const struct instance *inst);
+
+/* Every event of an instance goes through here, and the table (machine.c) says what it means
+ * in the instance's state; the actions below are all the supervisor does to an instance. */
+static void instance_handle(struct instance *inst, enum machine_event event, const struct event_info *info)
+{
+    static const struct event_info none;
+    if (!info)
+        info = &none;
+    switch (machine_action(inst->state, event)) {
+    case ACT_IGNORE:
+        return;
+    case ACT_SPAWN:
+        instance_start(inst);
+        return;
+    case ACT_START_AFRESH:
+        uv_timer_stop(&inst->backoff_timer);
+        backoff_init(&inst->backoff);
+        instance_start(inst);
+        return;
+    case ACT_RESTART:
+        if (instance_can_replace(inst))
+            instance_replace(inst); /* if the new process cannot start, the old one serves on */
+        else
+            instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
+        return;
+    case ACT_STOP:
+        instance_request_stop(inst, AFTER_EXIT_STOP, info->force);
+        return;
+    case ACT_RESTART_AFTER:
+        instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
+        return;
+    case ACT_REVIVE:
+        inst->after_exit = AFTER_EXIT_RESTART;
+        return;
+    case ACT_STAY_DOWN:
+        uv_timer_stop(&inst->backoff_timer);
+        inst->state = INSTANCE_STOPPED;
+        return;
+    case ACT_STOP_REMOVE:
+        instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
+        return;
+    case ACT_REMOVE:
+        instance_remove(inst);
+        return;
+    case ACT_MARK_READY:
+        instance_mark_ready(inst, info->how);
+        return;
+    case ACT_READY_LATE:
+        instance_ready_timed_out(inst);
+        return;
+    case ACT_EXIT:
+        instance_on_exit(inst, info->pid, info->how, info->uptime_ms, info->killed);
+        return;
     }
 }
 
@@ -771,7 +828,8 @@ static void proc_on_exit(struct proc *p, int status)
     inst->has_exited = 1;
     inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    instance_on_exit(inst, pid, how, uptime_ms, killed);
+    instance_handle(inst, EV_EXIT,
+                    &(struct event_info){.how = how, .pid = pid, .uptime_ms = uptime_ms, .killed = killed});
 }
 
 /* The process (current or old) with this pid, or NULL. */
@@ -949,7 +1007,7 @@ void supervisor_start_all(struct supervisor *sup)
         if (sockets_listen_pid_warning(sup->cfg, svc->cfg, warning, sizeof warning))
             node_line(sup, LOG_LEVEL_WARNING, "%s", warning);
         for (int i = 0; i < svc->desired; i++)
-            instance_start(instance_new(sup, svc, i));
+            instance_handle(instance_new(sup, svc, i), EV_START, NULL);
     }
     uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
 }
@@ -1004,18 +1062,8 @@ void supervisor_stop_all(struct supervisor *sup, int force)
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
-            struct instance *inst = svc->instances[i];
-            if (!inst)
-                continue;
-            if (!inst->cur->pid) {
-                /* A scaled-away instance's old process may still be stopping: force it too. */
-                proc_stop(inst->old, force);
-                uv_timer_stop(&inst->backoff_timer);
-                if (inst->state == INSTANCE_BACKOFF || inst->state == INSTANCE_STARTING)
-                    inst->state = INSTANCE_STOPPED;
-                continue;
-            }
-            instance_request_stop(inst, AFTER_EXIT_STOP, force);
+            if (svc->instances[i])
+                instance_handle(svc->instances[i], EV_STOP, &(struct event_info){.force = force});
         }
     }
     supervisor_check_all_down(sup);
@@ -1050,21 +1098,6 @@ static int instance_can_replace(const struct instance *inst)
            inst->state != INSTANCE_STOPPING && !inst->cur->kill_sent;
 }
 
-static void instance_restart(struct instance *inst)
-{
-    if (instance_can_replace(inst)) {
-        instance_replace(inst);
-        return;
-    }
-    if (inst->cur->pid) {
-        instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
-        return;
-    }
-    uv_timer_stop(&inst->backoff_timer);
-    backoff_init(&inst->backoff);
-    instance_start(inst);
-}
-
 /* Replaces instances one at a time from roll_next on; each step ends when the old process
  * of the replaced instance has exited (instance_on_old_exit calls back here). */
 static void service_roll_continue(struct supervisor *sup, struct service *svc)
@@ -1086,7 +1119,7 @@ static void service_roll_continue(struct supervisor *sup, struct service *svc)
                 return; /* goes on when its old process has exited */
         } else {
             /* No socket to share: stop, start, and go on once the new process is ready. */
-            instance_restart(inst);
+            instance_handle(inst, EV_RESTART, NULL);
             if (svc->roll_next != i || !svc->rolling)
                 return; /* it was ready at once and the roll already moved on */
             if (inst->cur->pid || inst->after_exit == AFTER_EXIT_RESTART)
@@ -1130,7 +1163,7 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index,
         struct change *ch = waiter ? change_begin(sup, svc, CHANGE_RESTART, waiter) : NULL;
         if (ch)
             change_watch_start(ch, index, svc->instances[index]);
-        instance_restart(svc->instances[index]);
+        instance_handle(svc->instances[index], EV_RESTART, NULL);
         if (ch)
             change_commit(sup, ch);
         return 1;
@@ -1172,13 +1205,13 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             inst = instance_new(sup, svc, i);
             if (ch)
                 change_watch_start(ch, i, inst);
-            instance_start(inst);
+            instance_handle(inst, EV_START, NULL);
         } else if (inst->after_exit == AFTER_EXIT_REMOVE) {
             /* Scaled down and up again before it finished stopping: bring it back. */
             change_note_revived(sup, inst);
             if (ch)
                 change_watch_start(ch, i, inst);
-            inst->after_exit = AFTER_EXIT_RESTART;
+            instance_handle(inst, EV_START, NULL);
         }
     }
     for (size_t i = (size_t)count; i < svc->instance_cap; i++) {
@@ -1187,10 +1220,7 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             continue;
         if (ch)
             change_watch_gone(ch, (int)i);
-        if (inst->cur->pid)
-            instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
-        else
-            instance_remove(inst);
+        instance_handle(inst, EV_REMOVE, NULL);
     }
     if (before != count)
         node_line(sup, LOG_LEVEL_INFO, "%s scaled from %d to %d", service, before, count);

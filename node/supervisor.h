@@ -16,29 +16,12 @@
 #include "config/config.h"
 #include "node/guardian.h"
 #include "node/loghub.h"
+#include "node/machine.h"
 #include "node/procstat.h"
 #include "node/readiness.h"
 #include "sockets/sockets.h"
 
 #define SERVICE_MAX_SOCKETS 16
-
-enum instance_state {
-    INSTANCE_STARTING, /* spawned, not yet ready */
-    INSTANCE_RUNNING,
-    INSTANCE_BACKOFF,  /* exited; a restart is scheduled */
-    INSTANCE_STOPPING, /* stop signal sent, waiting for the exit */
-    INSTANCE_STOPPED,  /* stopped on request */
-    INSTANCE_EXITED,   /* exited and its restart policy keeps it down */
-    INSTANCE_FAILED,   /* cannot run (command not found, bad cwd); waits for `restart` */
-};
-
-/* What happens when the current process exits. */
-enum instance_after_exit {
-    AFTER_EXIT_POLICY,  /* an unexpected exit: the restart policy decides */
-    AFTER_EXIT_RESTART, /* requested restart: start again at once */
-    AFTER_EXIT_STOP,    /* requested stop: stay down */
-    AFTER_EXIT_REMOVE,  /* scaled away: free the instance */
-};
 
 struct output_pipe;
 struct service;
@@ -175,7 +158,6 @@ struct service *supervisor_find_service(struct supervisor *sup, const char *name
  * the socket?". Returns 1 with buf set, or 0 with buf "". */
 int supervisor_socket_warning(const struct supervisor *sup, const struct bound_socket *bs, uint64_t now_ms,
                               char *buf, size_t cap);
-const char *instance_state_name(enum instance_state state);
 /* Closes every handle; the supervisor's memory is freed when the loop has run the closes. */
 void supervisor_close(struct supervisor *sup);
 void supervisor_free(struct supervisor *sup);
