@@ -41,6 +41,16 @@ enum exit_outcome machine_exit_outcome(const struct exit_facts *f)
         return EXIT_CANNOT_RUN;
     if (f->restart == RESTART_NEVER || (f->restart == RESTART_ON_FAILURE && f->exit_code == 0))
         return EXIT_STAY_DOWN;
+    if (f->limit && f->max_restarts) {
+        struct restart_limit *l = f->limit;
+        if (l->count == 0 || f->now_ms - l->window_start_ms >= f->restart_window_ms) {
+            l->window_start_ms = f->now_ms;
+            l->count = 0;
+        }
+        if (l->count >= f->max_restarts)
+            return EXIT_GIVE_UP;
+        l->count++;
+    }
     return EXIT_BACKOFF;
 }
 
@@ -73,7 +83,8 @@ static const struct {
 } ACTIONS[MACHINE_ACTION_COUNT] = {
     [ACT_IGNORE] = {"·", "nothing: the event means nothing in this state"},
     [ACT_SPAWN] = {"spawn", "start a process: `starting`, then `running` once ready (`failed` if it cannot start)"},
-    [ACT_START_AFRESH] = {"start", "cancel a pending restart, reset the backoff ladder, spawn"},
+    [ACT_START_AFRESH] = {"start", "cancel a pending restart, reset the backoff ladder and the max_restarts count, "
+                                   "spawn"},
     [ACT_RESTART] = {"replace",
                      "with a shared socket, a new process beside the old one (`starting`), the old one "
                      "stopped once the new one is ready; without, stop and start again (`stopping`)"},
@@ -90,8 +101,9 @@ static const struct {
     [ACT_EXIT] = {"exit", "the exit decides, in this order: a replacement that died before it was ready "
                           "gives the job back to the old process (`running`); a requested stop, scale-down or "
                           "restart does what was asked (`stopped`, freed, a new process); exit 127/126 within "
-                          "2 s is `failed`; the restart policy keeps it down (`exited`) or restarts it after "
-                          "the backoff (`backoff`)"},
+                          "2 s is `failed`; the restart policy keeps it down (`exited`); past `max_restarts` "
+                          "within `restart_window` it is `failed`; else it restarts after the backoff "
+                          "(`backoff`)"},
 };
 
 const char *machine_action_text(enum machine_action action)

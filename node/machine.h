@@ -71,7 +71,15 @@ enum exit_outcome {
     EXIT_START_AGAIN, /* a requested restart: a new process at once, backoff reset */
     EXIT_CANNOT_RUN,  /* 127/126 within 2 s of its start (failed) */
     EXIT_STAY_DOWN,   /* its restart policy keeps it down (exited) */
+    EXIT_GIVE_UP,     /* it was restarted max_restarts times within restart_window (failed) */
     EXIT_BACKOFF,     /* restarted after the backoff delay (backoff) */
+};
+
+/* `max_restarts` within `restart_window`, as systemd's StartLimitBurst= within
+ * StartLimitIntervalSec=: the restarts the policy made since the first of a window. */
+struct restart_limit {
+    uint64_t window_start_ms;       /* when the first restart counted now was made */
+    unsigned count;                 /* restarts counted since then */
 };
 
 #define MACHINE_CANNOT_RUN_WINDOW_MS 2000
@@ -84,6 +92,10 @@ struct exit_facts {
     int exit_code;                  /* -1 when killed by a signal */
     uint64_t uptime_ms;
     enum restart_policy restart;
+    struct restart_limit *limit;    /* counts a restart it allows; NULL: no limit */
+    unsigned max_restarts;          /* 0: no limit */
+    uint64_t restart_window_ms;
+    uint64_t now_ms;                /* for the window */
 };
 
 enum exit_outcome machine_exit_outcome(const struct exit_facts *f);

@@ -270,17 +270,23 @@ static int open_output_pipe(int fds[2])
     return 0;
 }
 
-static void instance_fail(struct instance *inst, const char *why)
+/* `failed`, with `why` in status, until `devnode restart`; a waiting change hears `news`. */
+static void instance_set_failed(struct instance *inst, const char *why, const char *news)
 {
     inst->state = INSTANCE_FAILED;
     snprintf(inst->failure, sizeof inst->failure, "%s", why);
+    change_note_failure(inst->sup, inst, news);
+    change_settle(inst->sup);
+}
+
+static void instance_fail(struct instance *inst, const char *why)
+{
     node_line(inst->sup, LOG_LEVEL_ERROR,
               "%s.%d cannot run: %s; not restarting (fix it, then `devnode restart %s`)",
               inst->service->cfg->name, inst->index, why, inst->service->cfg->name);
     char failure[300];
     snprintf(failure, sizeof failure, "cannot run: %s", why);
-    change_note_failure(inst->sup, inst, failure);
-    change_settle(inst->sup);
+    instance_set_failed(inst, why, failure);
 }
 
 
@@ -657,6 +663,10 @@ static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, 
         .exit_code = inst->last_exit_code,
         .uptime_ms = uptime_ms,
         .restart = cfg->restart,
+        .limit = &inst->limit,
+        .max_restarts = cfg->max_restarts > 0 ? (unsigned)cfg->max_restarts : 0,
+        .restart_window_ms = cfg->restart_window_ms,
+        .now_ms = uv_now(sup->loop),
     };
     enum exit_outcome outcome = machine_exit_outcome(&facts);
     if (outcome >= EXIT_CANNOT_RUN && svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
@@ -692,6 +702,7 @@ static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, 
     case EXIT_START_AGAIN:
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); restarting", cfg->name, inst->index, how);
         backoff_init(&inst->backoff);
+        inst->limit = (struct restart_limit){0};
         instance_start(inst);
         return;
     case EXIT_CANNOT_RUN:
@@ -704,6 +715,15 @@ static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, 
                   "%s.%d %s after %.1fs; not restarting (restart: %s)", cfg->name, inst->index, how,
                   uptime_ms / 1000.0, cfg->restart == RESTART_NEVER ? "never" : "on-failure");
         return;
+    case EXIT_GIVE_UP: {
+        char why[200];
+        snprintf(why, sizeof why, "gave up after %u restarts within %gs (max_restarts): %s", inst->limit.count,
+                 cfg->restart_window_ms / 1000.0, how);
+        node_line(sup, LOG_LEVEL_ERROR, "%s.%d %s after %.1fs; %s; failed until `devnode restart %s`", cfg->name,
+                  inst->index, how, uptime_ms / 1000.0, why, cfg->name);
+        instance_set_failed(inst, why, why);
+        return;
+    }
     case EXIT_BACKOFF: {
         unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
         inst->state = INSTANCE_BACKOFF;
@@ -733,6 +753,7 @@ static void instance_on_old_exit(struct instance *inst, pid_t pid, const char *h
             instance_remove(inst);
         } else if (inst->after_exit == AFTER_EXIT_RESTART) {
             backoff_init(&inst->backoff); /* revived by a scale up meanwhile */
+            inst->limit = (struct restart_limit){0};
             instance_start(inst);
         }
         return;
@@ -763,6 +784,7 @@ static void instance_handle(struct instance *inst, enum machine_event event, con
     case ACT_START_AFRESH:
         uv_timer_stop(&inst->backoff_timer);
         backoff_init(&inst->backoff);
+        inst->limit = (struct restart_limit){0};
         instance_start(inst);
         return;
     case ACT_RESTART:

@@ -60,6 +60,7 @@ struct instance {
     unsigned starts;                /* processes started so far */
     unsigned restarts;              /* starts after the first */
     struct backoff backoff;
+    struct restart_limit limit;     /* max_restarts: restarts counted in the current window */
     uv_timer_t backoff_timer;       /* the delay before the next start */
     int has_exited;                 /* last_exit_* are meaningful */
     int last_exit_code;             /* -1 when killed by a signal */

@@ -74,6 +74,7 @@ static enum machine_action step(struct pretend *p, enum machine_event ev, int ex
                                p->after = AFTER_EXIT_POLICY; break;
         case EXIT_CANNOT_RUN: p->state = INSTANCE_FAILED; break;
         case EXIT_STAY_DOWN: p->state = INSTANCE_EXITED; break;
+        case EXIT_GIVE_UP: p->state = INSTANCE_FAILED; break;
         case EXIT_BACKOFF: p->state = INSTANCE_BACKOFF; break;
         }
         break;
@@ -136,6 +137,42 @@ static void test_cannot_run_is_failed_until_restart(void **state)
     p.state = INSTANCE_FAILED;
     assert_int_equal(step(&p, EV_BACKOFF_DONE, 0), ACT_IGNORE);
     assert_int_equal(step(&p, EV_STOP, 0), ACT_IGNORE);
+    assert_int_equal(step(&p, EV_RESTART, 0), ACT_START_AFRESH);
+}
+
+/* Three restarts within 60 s are allowed, the exit after them gives up; a window that passed
+ * counts afresh; 0 never gives up. */
+static void test_max_restarts_within_window(void **state)
+{
+    struct restart_limit limit = {0};
+    struct exit_facts f = {.exit_code = 1, .limit = &limit, .max_restarts = 3, .restart_window_ms = 60000};
+    uint64_t at[] = {1000, 2000, 3000};
+    for (size_t i = 0; i < 3; i++) {
+        f.now_ms = at[i];
+        assert_int_equal(machine_exit_outcome(&f), EXIT_BACKOFF);
+    }
+    f.now_ms = 60999; /* still within 60 s of the first */
+    assert_int_equal(machine_exit_outcome(&f), EXIT_GIVE_UP);
+    assert_int_equal(limit.count, 3);
+    f.now_ms = 61000; /* that window is over */
+    assert_int_equal(machine_exit_outcome(&f), EXIT_BACKOFF);
+    assert_int_equal(limit.count, 1);
+    /* Exits that ask for no restart do not count. */
+    f.restart = RESTART_ON_FAILURE;
+    f.exit_code = 0;
+    assert_int_equal(machine_exit_outcome(&f), EXIT_STAY_DOWN);
+    assert_int_equal(limit.count, 1);
+    f.after = AFTER_EXIT_RESTART;
+    assert_int_equal(machine_exit_outcome(&f), EXIT_START_AGAIN);
+    assert_int_equal(limit.count, 1);
+
+    struct exit_facts unlimited = {.exit_code = 1, .limit = &limit, .max_restarts = 0};
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(machine_exit_outcome(&unlimited), EXIT_BACKOFF);
+
+    /* Failed: only `devnode restart` starts it again. */
+    struct pretend p = {.state = INSTANCE_FAILED};
+    assert_int_equal(step(&p, EV_BACKOFF_DONE, 0), ACT_IGNORE);
     assert_int_equal(step(&p, EV_RESTART, 0), ACT_START_AFRESH);
 }
 
@@ -240,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_crash_loop_then_stop),
         cmocka_unit_test(test_restart_policies),
         cmocka_unit_test(test_cannot_run_is_failed_until_restart),
+        cmocka_unit_test(test_max_restarts_within_window),
         cmocka_unit_test(test_replacement_that_dies_gives_the_job_back),
         cmocka_unit_test(test_requested_exits_do_what_was_asked),
         cmocka_unit_test(test_table_is_consistent),
