@@ -63,3 +63,14 @@ def test_check_shows_the_limit_and_refuses_a_negative_one(project):
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].endswith(
         ".lymph.yml:4:23: instances.Crash.max_restarts: must be a non-negative integer, got -1"), r.stderr
+
+
+def test_export_gives_systemd_the_same_limit(project, tmp_path):
+    project.write(CRASHER)
+    out = tmp_path / "units"
+    r = project.cli("export", "systemd", str(out), "--name", "p")
+    assert r.returncode == 0, r.stderr
+    crash = (out / "p-Crash@.service").read_text()
+    assert "\nStartLimitIntervalSec=60s\nStartLimitBurst=3\n" in crash, crash
+    calm = (out / "p-Calm@.service").read_text()
+    assert "\nStartLimitIntervalSec=0\n" in calm and "StartLimitBurst" not in calm, calm
