@@ -189,6 +189,8 @@ static int cmd_check(struct cli_args *args)
         printf("      $ %s\n", s->command);
         print_env(&cfg, s);
         print_ready(&s->ready);
+        if (s->max_restarts)
+            printf("      max_restarts=%d within %gs, then failed\n", s->max_restarts, s->restart_window_ms / 1000.0);
         print_port(&cfg, s);
     }
     if (cfg.socket_count) {

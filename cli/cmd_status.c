@@ -31,7 +31,11 @@ static void format_port(char *buf, size_t cap, const struct proto_status_instanc
 /* A decoded string for printf's "%.*s": (null) when absent, as the table always showed it. */
 #define STR_ARG(s) (s).ptr ? (int)(s).len : 6, (s).ptr ? (s).ptr : "(null)"
 
-static void print_table(const struct proto_status *st)
+/* A failed instance and its reason in red (with --color, or auto on a terminal). */
+#define FAILED_ON "\033[31m"
+#define FAILED_OFF "\033[0m"
+
+static void print_table(const struct proto_status *st, int color)
 {
     char up[32], rss[32];
     humanfmt_duration_ms(up, sizeof up, st->uptime_ms);
@@ -70,10 +74,11 @@ static void print_table(const struct proto_status *st)
             format_last_exit(last, sizeof last, inst);
             format_port(port, sizeof port, inst);
             proto_status_str_copy(inst->state, state, sizeof state);
-            printf("%-20s %-9s %7s %6s %8lld %8s %6.1f %8s  %s\n", label, state, pid, port,
-                   (long long)inst->restarts, uptime, inst->cpu_percent, rss, last);
+            int red = color && !strcmp(state, "failed");
+            printf("%-20s %s%-9s%s %7s %6s %8lld %8s %6.1f %8s  %s\n", label, red ? FAILED_ON : "", state,
+                   red ? FAILED_OFF : "", pid, port, (long long)inst->restarts, uptime, inst->cpu_percent, rss, last);
             if (inst->failure.ptr)
-                printf("%-20s   %.*s\n", "", STR_ARG(inst->failure));
+                printf("%-20s   %s%.*s%s\n", "", red ? FAILED_ON : "", STR_ARG(inst->failure), red ? FAILED_OFF : "");
         }
     }
 }
@@ -114,7 +119,7 @@ static int cmd_status(struct cli_args *args)
             rc = CLI_FAILURE;
         }
     } else {
-        print_table(&st);
+        print_table(&st, args->color);
     }
     proto_status_free(&st);
     wire_msg_free(&reply);
@@ -123,8 +128,8 @@ static int cmd_status(struct cli_args *args)
 
 const struct cli_command cmd_status_entry = {
     .name = "status",
-    .usage = "[-c PATH] [--json]",
+    .usage = "[-c PATH] [--json] [--color=auto|always|never]",
     .summary = "services and instances of the running node",
-    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON | CLI_COLOR,
     .run = cmd_status,
 };

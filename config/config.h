@@ -57,6 +57,8 @@ struct config_service {
     size_t env_file_count;
     char *cwd;                   /* absolute; default: the config file's directory */
     enum restart_policy restart; /* default RESTART_ALWAYS */
+    int max_restarts;            /* restarts allowed within restart_window; 0 (default): no limit */
+    unsigned restart_window_ms;  /* default 60000 */
     int stop_signal;             /* signal number, default SIGTERM */
     unsigned stop_timeout_ms;    /* default 10000 */
     struct config_ready ready;   /* ready: notify | {log: RE} | {tcp: PORT} | {delay: 2s} */

@@ -1137,6 +1137,12 @@ static const struct config_key service_keys[] = {
      .doc = "working directory of the workers, relative to the config file's directory"},
     {"restart", KEY_ENUM, 0, .choices = restart_choices, .def = RESTART_ALWAYS, .default_text = "always",
      AT(struct config_service, restart), .doc = "when to start a worker again after it exits"},
+    {"max_restarts", KEY_INT, 0, .min = 0, .max = 1000000, .def = 0, .default_text = "0",
+     AT(struct config_service, max_restarts),
+     .doc = "restarts allowed within restart_window; one more and the worker is failed until `devnode restart` "
+            "(0: no limit)"},
+    {"restart_window", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 60000, .default_text = "60s",
+     AT(struct config_service, restart_window_ms), .doc = "the time in which max_restarts counts restarts"},
     {"stop_signal", KEY_STRING, 0, .load = load_stop_signal, .default_text = "TERM",
      .doc = "signal that asks a worker to stop: a name (TERM, SIGINT) or a number 1..64"},
     {"stop_timeout", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 10000, .default_text = "10s",

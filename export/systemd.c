@@ -33,6 +33,8 @@ static const struct key_decision {
                                 "EnvironmentFile= has no ${VAR:-default} and would win over Environment=)"},
     {"instances.*.cwd", 1, "WorkingDirectory="},
     {"instances.*.restart", 1, "Restart="},
+    {"instances.*.max_restarts", 1, "StartLimitBurst= (one more: systemd counts the first start too)"},
+    {"instances.*.restart_window", 1, "StartLimitIntervalSec="},
     {"instances.*.stop_signal", 1, "KillSignal="},
     {"instances.*.stop_timeout", 1, "TimeoutStopSec="},
     {"instances.*.sockets", 1, "Sockets="},
@@ -374,8 +376,14 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     header(&sb, u->cfg, what);
     strbuf_printf(&sb, "[Unit]\nDescription=%s %s instance %%i (devnode export)\nPartOf=%s.target\n", project,
                   svc->name, project);
-    if (svc->restart != RESTART_NEVER)
+    if (svc->restart != RESTART_NEVER && svc->max_restarts > 0) {
+        strbuf_printf(&sb, "# max_restarts: %d within restart_window: systemd counts the first start too.\n"
+                           "StartLimitIntervalSec=", svc->max_restarts);
+        put_duration(&sb, svc->restart_window_ms);
+        strbuf_printf(&sb, "\nStartLimitBurst=%d\n", svc->max_restarts + 1);
+    } else if (svc->restart != RESTART_NEVER) {
         strbuf_puts(&sb, "StartLimitIntervalSec=0\n");
+    }
     strbuf_puts(&sb, "\n[Service]\n");
 
     char *command = sockets_expand_command(svc->command, passed, (size_t)n_passed);

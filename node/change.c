@@ -105,7 +105,7 @@ static void entry_fail(struct change *ch, struct change_entry *e, const struct i
                        const char *why)
 {
     e->state = ENTRY_FAILED;
-    e->kept_old = inst->old_pid != 0 && !inst->ready;
+    e->kept_old = inst->old->pid != 0 && !inst->cur->ready;
     if (!ch->failure[0])
         snprintf(ch->failure, sizeof ch->failure, "%s.%d %s", inst->service->cfg->name, inst->index, why);
 }
@@ -136,7 +136,7 @@ static void on_exit_entry(struct change *ch, struct change_entry *e, const struc
     char why[256];
     if (inst->after_exit == AFTER_EXIT_STOP || inst->after_exit == AFTER_EXIT_REMOVE)
         snprintf(why, sizeof why, "was stopped (%s) before it was ready", how);
-    else if (!inst->ready)
+    else if (!inst->cur->ready)
         snprintf(why, sizeof why, "%s before it was ready", how);
     else
         snprintf(why, sizeof why, "%s right after it was ready", how);
@@ -234,10 +234,10 @@ static const struct phrase *entry_phrase(const struct change *ch, const struct c
         return ch->kind == CHANGE_SCALE ? &PHRASE_READY : &PHRASE_RESTARTED;
     if (!inst)
         return &PHRASE_SCALED_AWAY;
-    if (e->state == ENTRY_FAILED && e->kept_old && inst->pid)
+    if (e->state == ENTRY_FAILED && e->kept_old && inst->cur->pid)
         return &PHRASE_OLD;
     if (e->state == ENTRY_PENDING && ch->kind != CHANGE_SCALE && inst->starts <= e->base_starts)
-        return inst->pid ? &PHRASE_OLD : &PHRASE_NOT_RESTARTED;
+        return inst->cur->pid ? &PHRASE_OLD : &PHRASE_NOT_RESTARTED;
     return state_phrase(inst->state);
 }
 
@@ -304,7 +304,7 @@ static int entry_settled(const struct change *ch, struct change_entry *e)
 {
     if (e->state == ENTRY_PENDING && e->goal == GOAL_START) {
         const struct instance *inst = change_instance(ch, e->index);
-        if (inst && inst->pid && inst->ready && inst->starts > e->base_starts && !inst->old_pid)
+        if (inst && inst->cur->pid && inst->cur->ready && inst->starts > e->base_starts && !inst->old->pid)
             e->state = ENTRY_DONE;
     }
     return e->state == ENTRY_DONE;

@@ -10,7 +10,7 @@
 
 static int instance_is_up(const struct instance *inst)
 {
-    return inst->pid && (inst->state == INSTANCE_RUNNING || inst->state == INSTANCE_STARTING);
+    return inst->cur->pid && (inst->state == INSTANCE_RUNNING || inst->state == INSTANCE_STARTING);
 }
 
 static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint64_t now_ms)
@@ -18,17 +18,17 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
     struct proto_status_instance out = {
         .index = inst->index,
         .state = instance_state_name(inst->state),
-        .pid = inst->pid,
+        .pid = inst->cur->pid,
         .restarts = inst->restarts,
-        .uptime_ms = inst->pid ? (int64_t)(now_ms - inst->started_ms) : 0,
-        .cpu_percent = inst->pid ? inst->stat.cpu_percent : 0.0,
-        .rss_kib = inst->pid ? (int64_t)inst->stat.rss_kib : 0,
+        .uptime_ms = inst->cur->pid ? (int64_t)(now_ms - inst->cur->started_ms) : 0,
+        .cpu_percent = inst->cur->pid ? inst->stat.cpu_percent : 0.0,
+        .rss_kib = inst->cur->pid ? (int64_t)inst->stat.rss_kib : 0,
         .has_exit = inst->has_exited,
         .last_exit = {.code = inst->last_exit_code,
                       .signal = inst->last_exit_signal ? config_signal_name(inst->last_exit_signal) : NULL},
         .failure = inst->failure[0] ? inst->failure : NULL,
         .command = inst->service->command,
-        .ready = inst->pid && inst->ready,
+        .ready = inst->cur->pid && inst->cur->ready,
         .port = inst->port,
     };
     proto_pack_status_instance(pk, &out);

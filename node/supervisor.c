@@ -12,51 +12,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/shellcmd.h"
 #include "common/xalloc.h"
 #include "node/framer.h"
+#include "node/readiness.h"
 #include "node/spawn.h"
-#include "node/tcpprobe.h"
+#include "node/workerenv.h"
 
 #define PIPE_READ_CHUNK (64 * 1024)
 #define PIPE_READS_PER_WAKEUP 8
-#define CANNOT_RUN_WINDOW_MS 2000
 #define SAMPLE_INTERVAL_MS 1000
-
-extern char **environ;
 
 struct output_pipe {
     uv_poll_t poll;
     int fd;
-    struct instance *owner;     /* NULL once detached from its instance */
+    struct proc *proc;          /* the process whose output this is; NULL once detached */
     enum log_stream stream;
     pid_t pid;                  /* the process whose output this is */
     struct framer framer;
 };
 
+/* What comes with an event (machine.h); fields an event does not use stay 0. */
+struct event_info {
+    int force;                  /* EV_STOP: SIGKILL at once */
+    const char *how;            /* EV_READY: "its log matched"; EV_EXIT: "exited with status 1" */
+    pid_t pid;                  /* EV_EXIT: the process that exited */
+    uint64_t uptime_ms;         /* EV_EXIT: how long it ran */
+    int killed;                 /* EV_EXIT: SIGKILL had been sent to it */
+};
+
+static void instance_handle(struct instance *inst, enum machine_event event, const struct event_info *info);
 static void instance_start(struct instance *inst);
-static void instance_mark_ready(struct instance *inst, const char *how);
 static void service_roll_continue(struct supervisor *sup, struct service *svc);
 static void instance_hint_addrinuse(struct instance *inst, const char *text, size_t len);
-
-const char *instance_state_name(enum instance_state state)
-{
-    switch (state) {
-    case INSTANCE_STARTING: return "starting";
-    case INSTANCE_RUNNING: return "running";
-    case INSTANCE_BACKOFF: return "backoff";
-    case INSTANCE_STOPPING: return "stopping";
-    case INSTANCE_STOPPED: return "stopped";
-    case INSTANCE_EXITED: return "exited";
-    case INSTANCE_FAILED: return "failed";
-    }
-    return "unknown";
-}
 
 /* ---- output pipes ------------------------------------------------------------------ */
 
@@ -82,17 +73,13 @@ static void output_emit_line(void *ctx, const char *text, size_t len, unsigned f
         .len = len,
     };
     loghub_append_line(lc->sup->hub, &line);
-    struct instance *inst = lc->pipe->owner;
+    struct proc *p = lc->pipe->proc;
+    struct instance *inst = p ? p->inst : NULL;
     if (inst && !inst->service->addrinuse_told)
         instance_hint_addrinuse(inst, text, len);
-    if (inst && !inst->ready && inst->pid == lc->pipe->pid && inst->service->has_ready_re) {
-        char buf[4096];
-        size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
-        memcpy(buf, text, n);
-        buf[n] = '\0';
-        if (regexec(&inst->service->ready_re, buf, 0, NULL, 0) == 0)
-            instance_mark_ready(inst, "its log matched");
-    }
+    if (inst && p == inst->cur && !p->ready && inst->service->has_ready_re &&
+        ready_pattern_match(&inst->service->ready_re, text, len))
+        instance_handle(inst, EV_READY, &(struct event_info){.how = "its log matched"});
 }
 
 /* Reads what the pipe holds now. Returns 1 at end of stream, 0 otherwise. */
@@ -128,16 +115,12 @@ static void output_on_closed(uv_handle_t *handle)
 
 static void output_close(struct output_pipe *op)
 {
-    if (op->owner) {
-        if (op->owner->out == op)
-            op->owner->out = NULL;
-        if (op->owner->err == op)
-            op->owner->err = NULL;
-        if (op->owner->old_out == op)
-            op->owner->old_out = NULL;
-        if (op->owner->old_err == op)
-            op->owner->old_err = NULL;
-        op->owner = NULL;
+    if (op->proc) {
+        if (op->proc->out == op)
+            op->proc->out = NULL;
+        if (op->proc->err == op)
+            op->proc->err = NULL;
+        op->proc = NULL;
     }
     uv_close((uv_handle_t *)&op->poll, output_on_closed);
 }
@@ -145,17 +128,17 @@ static void output_close(struct output_pipe *op)
 /* Whether a held pipe must still be read: a log-pattern readiness check waits on its lines. */
 static int output_needed(const struct output_pipe *op, enum output_hold hold)
 {
-    const struct instance *inst = op->owner;
-    return hold == OUTPUT_READ_ALL || (hold == OUTPUT_HOLD && !inst->ready && inst->pid == op->pid &&
-                                       inst->service->has_ready_re);
+    const struct proc *p = op->proc;
+    return hold == OUTPUT_READ_ALL || (hold == OUTPUT_HOLD && p == p->inst->cur && !p->ready &&
+                                       p->inst->service->has_ready_re);
 }
 
 static void output_on_readable(uv_poll_t *handle, int status, int events)
 {
     struct output_pipe *op = handle->data;
-    struct instance *inst = op->owner;
-    if (!inst)
+    if (!op->proc)
         return;
+    struct instance *inst = op->proc->inst;
     if (status == 0 && !output_needed(op, inst->sup->output_hold)) {
         uv_poll_stop(handle); /* supervisor_hold_output starts it again */
         return;
@@ -166,14 +149,15 @@ static void output_on_readable(uv_poll_t *handle, int status, int events)
     }
 }
 
-static struct output_pipe *output_open(struct instance *inst, int fd, enum log_stream stream)
+static struct output_pipe *output_open(struct proc *p, int fd, enum log_stream stream)
 {
     struct output_pipe *op = xcalloc(1, sizeof *op);
     op->fd = fd;
-    op->owner = inst;
+    op->proc = p;
+    op->pid = p->pid;
     op->stream = stream;
     framer_init(&op->framer);
-    if (uv_poll_init(inst->sup->loop, &op->poll, fd) < 0) {
+    if (uv_poll_init(p->inst->sup->loop, &op->poll, fd) < 0) {
         free(op);
         return NULL;
     }
@@ -182,11 +166,12 @@ static struct output_pipe *output_open(struct instance *inst, int fd, enum log_s
     return op;
 }
 
-/* Reads everything left in an exited instance's pipes so its last lines come before the
+/* Reads everything left in an exited process's pipes so its last lines come before the
  * exit report, then closes them. */
-static void instance_drain_pipes(struct instance *inst, struct output_pipe *out, struct output_pipe *err)
+static void proc_drain_output(struct proc *p)
 {
-    struct output_pipe *pipes[2] = {out, err};
+    struct instance *inst = p->inst;
+    struct output_pipe *pipes[2] = {p->out, p->err};
     for (int i = 0; i < 2; i++) {
         if (!pipes[i])
             continue;
@@ -196,138 +181,6 @@ static void instance_drain_pipes(struct instance *inst, struct output_pipe *out,
         framer_flush(&pipes[i]->framer, output_emit_line, &lc);
         output_close(pipes[i]);
     }
-}
-
-static void instance_drain_output(struct instance *inst)
-{
-    instance_drain_pipes(inst, inst->out, inst->err);
-}
-
-/* ---- environment ------------------------------------------------------------------- */
-
-struct env_list {
-    char **items;
-    size_t count, cap;
-};
-
-static void env_set(struct env_list *env, const char *key, const char *value)
-{
-    size_t klen = strlen(key);
-    char *entry;
-    if (asprintf(&entry, "%s=%s", key, value) < 0)
-        abort();
-    for (size_t i = 0; i < env->count; i++) {
-        if (strncmp(env->items[i], key, klen) == 0 && env->items[i][klen] == '=') {
-            free(env->items[i]);
-            env->items[i] = entry;
-            return;
-        }
-    }
-    if (env->count + 2 > env->cap) {
-        env->cap = env->cap ? env->cap * 2 : 64;
-        env->items = xrealloc(env->items, env->cap * sizeof *env->items);
-    }
-    env->items[env->count++] = entry;
-    env->items[env->count] = NULL;
-}
-
-static void env_free(struct env_list *env)
-{
-    for (size_t i = 0; i < env->count; i++)
-        free(env->items[i]);
-    free(env->items);
-}
-
-/* The socket-activation variables in every dialect a server may read: systemd's
- * LISTEN_FDS (LISTEN_PID is filled in by spawn with the child's own pid) and lymph's
- * port->fd JSON. PORT is instance_port_env's. A command that names $(socket.X.fd) has
- * picked its socket: it gets no LISTEN_* (gunicorn would take fd 3 from both and fail with
- * EBADF); lymph's JSON stays, a lookup by port that takes nothing twice. */
-static void instance_socket_env(const struct service *svc, struct env_list *env)
-{
-    if (svc->socket_count == 0)
-        return;
-    char count[16], names[1024] = "", lymph[1024] = "{", item[64];
-    snprintf(count, sizeof count, "%zu", svc->socket_count);
-    for (size_t i = 0; i < svc->socket_count; i++) {
-        const struct bound_socket *bs = svc->sockets[i];
-        if (i)
-            strncat(names, ":", sizeof names - strlen(names) - 1);
-        strncat(names, bs->cfg->name, sizeof names - strlen(names) - 1);
-        if (bs->port >= 0) {
-            snprintf(item, sizeof item, "%s\"%d\": %zu", lymph[1] ? ", " : "", bs->port, 3 + i);
-            strncat(lymph, item, sizeof lymph - strlen(lymph) - 1);
-        }
-    }
-    strncat(lymph, "}", sizeof lymph - strlen(lymph) - 1);
-    if (!sockets_command_names_fd(svc->cfg->command)) {
-        env_set(env, "LISTEN_FDS", count);
-        env_set(env, "LISTEN_PID", SPAWN_LISTEN_PID_SLOT + strlen("LISTEN_PID="));
-        env_set(env, "LISTEN_FDNAMES", names);
-    }
-    env_set(env, "LYMPH_SHARED_SOCKET_FDS", lymph);
-}
-
-/* PORT, remembered in inst->port for `status`: the user's env: PORT wins; a service with
- * sockets gets its first TCP socket's port (a server that binds $PORT itself would find it
- * taken: it must use the passed socket); one without gets its own from its block. */
-static void instance_port_env(struct instance *inst, struct env_list *env)
-{
-    const struct service *svc = inst->service;
-    const char *own = config_service_env(svc->cfg, "PORT");
-    int port = -1;
-    inst->port[0] = '\0';
-    if (own) {
-        snprintf(inst->port, sizeof inst->port, "%s", own);
-        return; /* already in env, with the rest of env: */
-    }
-    if (svc->socket_count) {
-        for (size_t i = 0; i < svc->socket_count && port < 0; i++)
-            port = svc->sockets[i]->port;
-    } else {
-        port = config_block_port(svc->cfg, inst->index);
-    }
-    if (port < 0)
-        return;
-    snprintf(inst->port, sizeof inst->port, "%d", port);
-    env_set(env, "PORT", inst->port);
-}
-
-static void instance_build_env(struct instance *inst, struct env_list *env)
-{
-    struct supervisor *sup = inst->sup;
-    const struct config_service *cfg = inst->service->cfg;
-    for (char **e = environ; *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (!eq)
-            continue;
-        char key[256];
-        size_t klen = (size_t)(eq - *e);
-        if (klen >= sizeof key)
-            continue;
-        memcpy(key, *e, klen);
-        key[klen] = '\0';
-        /* The node's own socket-activation variables belong to the node, not its workers. */
-        if (!strcmp(key, "LISTEN_FDS") || !strcmp(key, "LISTEN_PID") || !strcmp(key, "LISTEN_FDNAMES"))
-            continue;
-        env_set(env, key, eq + 1);
-    }
-    env_set(env, "PYTHONUNBUFFERED", "1");
-    for (size_t i = 0; i < cfg->env_count; i++)
-        env_set(env, cfg->env[i].name, cfg->env[i].value);
-    char index[16];
-    snprintf(index, sizeof index, "%d", inst->index);
-    env_set(env, "DEVNODE_SERVICE", cfg->name);
-    env_set(env, "DEVNODE_INSTANCE", index);
-    env_set(env, "DEVNODE_ENDPOINT", sup->endpoint);
-    env_set(env, "DEVNODE_RUN_DIR", sup->run_dir);
-    env_set(env, "LYMPH_SERVICE_NAME", cfg->name);
-    env_set(env, "LYMPH_NODE", sup->endpoint);
-    env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
-    instance_socket_env(inst->service, env);
-    instance_port_env(inst, env);
-    if (cfg->ready.kind == READY_NOTIFY && sup->notify_fd >= 0)
-        env_set(env, "NOTIFY_SOCKET", sup->notify_path);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
@@ -417,91 +270,88 @@ static int open_output_pipe(int fds[2])
     return 0;
 }
 
-static void instance_fail(struct instance *inst, const char *why)
+/* `failed`, with `why` in status, until `devnode restart`; a waiting change hears `news`. */
+static void instance_set_failed(struct instance *inst, const char *why, const char *news)
 {
     inst->state = INSTANCE_FAILED;
     snprintf(inst->failure, sizeof inst->failure, "%s", why);
+    change_note_failure(inst->sup, inst, news);
+    change_settle(inst->sup);
+}
+
+static void instance_fail(struct instance *inst, const char *why)
+{
     node_line(inst->sup, LOG_LEVEL_ERROR,
               "%s.%d cannot run: %s; not restarting (fix it, then `devnode restart %s`)",
               inst->service->cfg->name, inst->index, why, inst->service->cfg->name);
     char failure[300];
     snprintf(failure, sizeof failure, "cannot run: %s", why);
-    change_note_failure(inst->sup, inst, failure);
-    change_settle(inst->sup);
+    instance_set_failed(inst, why, failure);
 }
 
 
 /* ---- readiness ------------------------------------------------------------------------ */
 
-static const char *ready_kind_name(enum ready_kind kind)
+static void proc_on_stop_timeout(uv_timer_t *timer)
 {
-    switch (kind) {
-    case READY_AT_START: return "start";
-    case READY_NOTIFY: return "notify";
-    case READY_LOG: return "log";
-    case READY_TCP: return "tcp";
-    case READY_DELAY: return "delay";
-    }
-    return "?";
-}
-
-static void instance_on_old_stop_timeout(uv_timer_t *timer)
-{
-    struct instance *inst = timer->data;
-    if (!inst->old_pid || inst->old_kill_sent)
+    struct proc *p = timer->data;
+    struct instance *inst = p->inst;
+    const struct config_service *cfg = inst->service->cfg;
+    if (!p->pid || p->kill_sent)
         return;
-    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d old process %d did not stop within %.1fs; sending KILL",
-              inst->service->cfg->name, inst->index, (int)inst->old_pid,
-              inst->service->cfg->stop_timeout_ms / 1000.0);
-    kill(-inst->old_pid, SIGKILL);
-    inst->old_kill_sent = 1;
+    if (p == inst->old)
+        node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d old process %d did not stop within %.1fs; sending KILL",
+                  cfg->name, inst->index, (int)p->pid, cfg->stop_timeout_ms / 1000.0);
+    else
+        node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d did not stop within %.1fs after %s; sending KILL",
+                  cfg->name, inst->index, cfg->stop_timeout_ms / 1000.0, config_signal_name(cfg->stop_signal));
+    kill(-p->pid, SIGKILL);
+    p->kill_sent = 1;
 }
 
-static void instance_stop_old(struct instance *inst, int force)
+/* The one stop path of a process, current or old: stop_signal to its group and SIGKILL after
+ * stop_timeout, or SIGKILL at once (force). Asking twice changes nothing. */
+static void proc_stop(struct proc *p, int force)
 {
-    if (!inst->old_pid)
+    if (!p->pid)
         return;
     if (force) {
-        if (!inst->old_kill_sent)
-            kill(-inst->old_pid, SIGKILL);
-        inst->old_kill_sent = 1;
+        if (!p->kill_sent)
+            kill(-p->pid, SIGKILL);
+        p->kill_sent = 1;
         return;
     }
-    if (inst->old_stopping)
+    if (p->stopping)
         return;
-    inst->old_stopping = 1;
-    kill(-inst->old_pid, inst->service->cfg->stop_signal);
-    uv_timer_start(&inst->old_timer, instance_on_old_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+    p->stopping = 1;
+    const struct config_service *cfg = p->inst->service->cfg;
+    kill(-p->pid, cfg->stop_signal);
+    uv_timer_start(&p->stop_timer, proc_on_stop_timeout, cfg->stop_timeout_ms, 0);
 }
 
 /* Ends the current process's readiness check: its timer and any TCP probe in flight. */
 static void instance_stop_readiness(struct instance *inst)
 {
-    uv_timer_stop(&inst->ready_timer);
-    if (inst->probe) {
-        tcpprobe_cancel(inst->probe);
-        inst->probe = NULL;
-    }
+    ready_check_stop(&inst->check);
 }
 
 static void instance_mark_ready(struct instance *inst, const char *how)
 {
-    if (inst->ready || !inst->pid)
+    if (inst->cur->ready || !inst->cur->pid)
         return;
-    inst->ready = 1;
+    inst->cur->ready = 1;
     instance_stop_readiness(inst);
-    if (inst->state == INSTANCE_STARTING)
-        inst->state = INSTANCE_RUNNING;
+    inst->state = INSTANCE_RUNNING;
     struct supervisor *sup = inst->sup;
     if (inst->service->cfg->ready.kind != READY_AT_START) {
         uv_update_time(sup->loop);
         node_line(sup, LOG_LEVEL_INFO, "%s.%d ready (%s) after %.2fs", inst->service->cfg->name, inst->index,
-                  how, (uv_now(sup->loop) - inst->started_ms) / 1000.0);
+                  how, (uv_now(sup->loop) - inst->cur->started_ms) / 1000.0);
     }
     /* The new process serves now: the one it replaces may go. */
-    instance_stop_old(inst, 0);
+    proc_stop(inst->old, 0);
     struct service *svc = inst->service;
-    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
+    if (svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
         svc->roll_next++;
         service_roll_continue(sup, svc);
     }
@@ -515,13 +365,12 @@ static void instance_ready_timed_out(struct instance *inst)
     snprintf(failure, sizeof failure, "was not ready (%s) within %.1fs", ready_kind_name(cfg->ready.kind),
              cfg->ready.timeout_ms / 1000.0);
     change_note_failure(inst->sup, inst, failure);
-    if (inst->old_pid) {
+    if (inst->old->pid) {
         node_line(inst->sup, LOG_LEVEL_ERROR,
                   "%s.%d new process %d not ready (%s) within %.1fs; killing it and keeping pid %d",
-                  cfg->name, inst->index, (int)inst->pid, ready_kind_name(cfg->ready.kind),
-                  cfg->ready.timeout_ms / 1000.0, (int)inst->old_pid);
-        kill(-inst->pid, SIGKILL);
-        inst->kill_sent = 1;
+                  cfg->name, inst->index, (int)inst->cur->pid, ready_kind_name(cfg->ready.kind),
+                  cfg->ready.timeout_ms / 1000.0, (int)inst->old->pid);
+        proc_stop(inst->cur, 1);
         return;
     }
     node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d not ready (%s) after %.1fs; still waiting", cfg->name,
@@ -536,138 +385,40 @@ static void instance_ready_timed_out(struct instance *inst)
     change_settle(inst->sup);
 }
 
-static void instance_on_probe(void *ctx, int ok)
+static void instance_on_ready(void *ctx, const char *how)
 {
-    struct instance *inst = ctx;
-    inst->probe = NULL;
-    if (ok)
-        instance_mark_ready(inst, "its port answered");
+    instance_handle(ctx, EV_READY, &(struct event_info){.how = how});
 }
 
-static void instance_on_ready_timer(uv_timer_t *timer)
+static void instance_on_ready_timeout(void *ctx)
 {
-    struct instance *inst = timer->data;
-    if (inst->ready || !inst->pid)
-        return;
-    const struct config_ready *r = &inst->service->cfg->ready;
-    uv_update_time(inst->sup->loop);
-    uint64_t waited = uv_now(inst->sup->loop) - inst->started_ms;
-    if (r->kind == READY_DELAY) {
-        instance_mark_ready(inst, "its delay passed");
-        return;
-    }
-    if (r->kind == READY_TCP) {
-        /* One probe at a time; the timer keeps counting towards the timeout meanwhile. */
-        if (!inst->probe)
-            inst->probe = tcpprobe_start(inst->sup->loop, r->tcp_host, r->tcp_port, instance_on_probe, inst);
-        if (waited < r->timeout_ms)
-            return; /* the repeating timer probes again */
-        instance_stop_readiness(inst);
-    }
-    instance_ready_timed_out(inst);
+    struct instance *inst = ctx;
+    if (!inst->cur->ready && inst->cur->pid)
+        instance_handle(inst, EV_READY_LATE, NULL);
 }
 
 /* Called once the process runs: either ready now, or a check is armed. */
 static void instance_arm_readiness(struct instance *inst)
 {
-    const struct config_ready *r = &inst->service->cfg->ready;
-    inst->ready = 0;
-    switch (r->kind) {
-    case READY_AT_START:
-        instance_mark_ready(inst, "started");
-        return;
-    case READY_DELAY:
-        inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->delay_ms, 0);
-        return;
-    case READY_TCP:
-        inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, 20, 100);
-        return;
-    case READY_LOG:
-    case READY_NOTIFY:
-        inst->state = INSTANCE_STARTING;
-        uv_timer_start(&inst->ready_timer, instance_on_ready_timer, r->timeout_ms, 0);
-        return;
-    }
+    inst->cur->ready = 0;
+    if (ready_check_arm(&inst->check, inst->cur->started_ms))
+        instance_handle(inst, EV_READY, &(struct event_info){.how = "started"});
 }
 
-static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old);
+static struct proc *supervisor_find_proc(struct supervisor *sup, pid_t pid);
 
-/* sd_notify datagrams: "READY=1" from a worker (or anything in its process group). */
-static void supervisor_on_notify(uv_poll_t *handle, int status, int events)
+/* READY=1 from a worker's process or anything in its process group. */
+static void supervisor_on_notify(void *ctx, pid_t sender)
 {
-    struct supervisor *sup = handle->data;
-    for (int budget = 0; budget < 64; budget++) {
-        char buf[4096];
-        union {
-            struct cmsghdr align;
-            char space[CMSG_SPACE(sizeof(struct ucred))];
-        } control;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                             .msg_controllen = sizeof control};
-        ssize_t n = recvmsg(sup->notify_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0)
-            return;
-        buf[n] = '\0';
-        pid_t sender = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-                struct ucred cred;
-                memcpy(&cred, CMSG_DATA(c), sizeof cred);
-                sender = cred.pid;
-            }
-        }
-        if (!sender)
-            continue;
-        int is_old = 0;
-        struct instance *inst = supervisor_find_pid(sup, sender, &is_old);
-        if (!inst) {
-            pid_t group = getpgid(sender);
-            if (group > 0)
-                inst = supervisor_find_pid(sup, group, &is_old);
-        }
-        if (!inst || is_old)
-            continue;
-        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-            if (strcmp(line, "READY=1") == 0)
-                instance_mark_ready(inst, "it sent READY=1");
+    struct supervisor *sup = ctx;
+    struct proc *p = supervisor_find_proc(sup, sender);
+    if (!p) {
+        pid_t group = getpgid(sender);
+        if (group > 0)
+            p = supervisor_find_proc(sup, group);
     }
-}
-
-/* Returns 0, or -errno with err set; on failure nothing stays open. */
-static int supervisor_open_notify(struct supervisor *sup, const char *dir, char *err, size_t errlen)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sup->notify_path, sizeof sup->notify_path, "%s/notify.sock", dir);
-    if (strlen(sup->notify_path) >= sizeof sun.sun_path) {
-        snprintf(err, errlen, "notify socket path %s is too long", sup->notify_path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sun.sun_path, sup->notify_path);
-    unlink(sup->notify_path);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
-        int rc = -errno;
-        snprintf(err, errlen, "cannot open notify socket %s: %s", sup->notify_path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    int rc = uv_poll_init(sup->loop, &sup->notify_poll, fd);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot watch notify socket %s: %s", sup->notify_path, uv_strerror(rc));
-        close(fd);
-        unlink(sup->notify_path);
-        return rc;
-    }
-    sup->notify_fd = fd;
-    sup->notify_poll.data = sup;
-    uv_poll_start(&sup->notify_poll, UV_READABLE, supervisor_on_notify);
-    return 0;
+    if (p && p == p->inst->cur)
+        instance_handle(p->inst, EV_READY, &(struct event_info){.how = "it sent READY=1"});
 }
 
 static void instance_start(struct instance *inst)
@@ -686,7 +437,7 @@ static void instance_start(struct instance *inst)
         return;
     }
     struct env_list env = {0};
-    instance_build_env(inst, &env);
+    workerenv_build(inst, &env);
     char *sh_command = shellcmd_for_sh(inst->service->command);
     int socket_fds[SERVICE_MAX_SOCKETS];
     for (size_t i = 0; i < inst->service->socket_count; i++)
@@ -704,7 +455,7 @@ static void instance_start(struct instance *inst)
     pid_t pid = 0;
     char why[256];
     int rc = spawn_process(&req, &pid, why, sizeof why);
-    env_free(&env);
+    workerenv_free(&env);
     free(sh_command);
     close(out[1]);
     close(err[1]);
@@ -716,25 +467,22 @@ static void instance_start(struct instance *inst)
     }
     guardian_watch(sup->guardian, pid);
     uv_update_time(sup->loop);
-    inst->pid = pid;
-    inst->started_ms = uv_now(sup->loop);
-    inst->kill_sent = 0;
+    struct proc *p = inst->cur;
+    p->pid = pid;
+    p->started_ms = uv_now(sup->loop);
+    p->ready = p->stopping = p->kill_sent = 0;
     inst->after_exit = AFTER_EXIT_POLICY;
     inst->failure[0] = '\0';
     memset(&inst->stat, 0, sizeof inst->stat);
     if (inst->starts++ > 0)
         inst->restarts++;
-    inst->out = output_open(inst, out[0], LOG_STREAM_STDOUT);
-    inst->err = output_open(inst, err[0], LOG_STREAM_STDERR);
-    if (inst->out)
-        inst->out->pid = pid;
-    else
+    p->out = output_open(p, out[0], LOG_STREAM_STDOUT);
+    p->err = output_open(p, err[0], LOG_STREAM_STDERR);
+    if (!p->out)
         close(out[0]);
-    if (inst->err)
-        inst->err->pid = pid;
-    else
+    if (!p->err)
         close(err[0]);
-    inst->state = INSTANCE_RUNNING;
+    inst->state = INSTANCE_STARTING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
     if (inst->starts == 1 && !inst->port[0] && inst->service->socket_count == 0)
         node_line(sup, LOG_LEVEL_WARNING, "%s.%d gets no PORT: the block of %s holds %d ports from %d",
@@ -744,45 +492,44 @@ static void instance_start(struct instance *inst)
 
 static void instance_on_backoff_done(uv_timer_t *timer)
 {
-    struct instance *inst = timer->data;
-    if (inst->state == INSTANCE_BACKOFF && !inst->sup->stopping)
-        instance_start(inst);
+    instance_handle(timer->data, EV_BACKOFF_DONE, NULL);
 }
 
-static void instance_on_stop_timeout(uv_timer_t *timer)
-{
-    struct instance *inst = timer->data;
-    if (!inst->pid || inst->kill_sent)
-        return;
-    node_line(inst->sup, LOG_LEVEL_WARNING, "%s.%d did not stop within %.1fs after %s; sending KILL",
-              inst->service->cfg->name, inst->index, inst->service->cfg->stop_timeout_ms / 1000.0,
-              config_signal_name(inst->service->cfg->stop_signal));
-    kill(-inst->pid, SIGKILL);
-    inst->kill_sent = 1;
-}
-
-/* Asks the current process to go; `after` says what happens once it has exited. */
+/* Asks the current process to go (and an old one with it); `after` says what happens once
+ * it has exited. */
 static void instance_request_stop(struct instance *inst, enum instance_after_exit after, int force)
 {
     inst->after_exit = after;
     instance_stop_readiness(inst);
-    instance_stop_old(inst, force);
-    if (!inst->pid) {
-        uv_timer_stop(&inst->timer);
+    proc_stop(inst->old, force);
+    if (!inst->cur->pid) {
+        uv_timer_stop(&inst->backoff_timer);
         return;
     }
-    if (force) {
-        if (!inst->kill_sent)
-            kill(-inst->pid, SIGKILL);
-        inst->kill_sent = 1;
-        inst->state = INSTANCE_STOPPING;
-        return;
-    }
-    if (inst->state == INSTANCE_STOPPING)
-        return;
     inst->state = INSTANCE_STOPPING;
-    kill(-inst->pid, inst->service->cfg->stop_signal);
-    uv_timer_start(&inst->timer, instance_on_stop_timeout, inst->service->cfg->stop_timeout_ms, 0);
+    proc_stop(inst->cur, force);
+}
+
+static void instance_closed(struct instance *inst)
+{
+    if (--inst->open_handles == 0)
+        free(inst);
+}
+
+static void instance_on_closed(uv_handle_t *handle)
+{
+    instance_closed(handle->data);
+}
+
+static void proc_on_closed(uv_handle_t *handle)
+{
+    struct proc *p = handle->data;
+    instance_closed(p->inst);
+}
+
+static void instance_on_check_closed(void *ctx)
+{
+    instance_closed(ctx);
 }
 
 static struct instance *instance_new(struct supervisor *sup, struct service *svc, int index)
@@ -793,11 +540,18 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->index = index;
     inst->state = INSTANCE_STOPPED;
     backoff_init(&inst->backoff);
-    uv_timer_init(sup->loop, &inst->timer);
-    uv_timer_init(sup->loop, &inst->ready_timer);
-    uv_timer_init(sup->loop, &inst->old_timer);
-    inst->timer.data = inst->ready_timer.data = inst->old_timer.data = inst;
-    inst->open_handles = 3;
+    uv_timer_init(sup->loop, &inst->backoff_timer);
+    inst->backoff_timer.data = inst;
+    for (int k = 0; k < 2; k++) {
+        inst->procs[k].inst = inst;
+        uv_timer_init(sup->loop, &inst->procs[k].stop_timer);
+        inst->procs[k].stop_timer.data = &inst->procs[k];
+    }
+    inst->cur = &inst->procs[0];
+    inst->old = &inst->procs[1];
+    ready_check_init(&inst->check, sup->loop, &svc->cfg->ready, inst, instance_on_ready, instance_on_ready_timeout,
+                     instance_on_check_closed);
+    inst->open_handles = 4;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
         struct instance **grown = xrealloc(svc->instances, cap * sizeof *grown);
@@ -810,19 +564,12 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     return inst;
 }
 
-static void instance_on_closed(uv_handle_t *handle)
-{
-    struct instance *inst = handle->data;
-    if (--inst->open_handles == 0)
-        free(inst);
-}
-
 static void instance_close_handles(struct instance *inst)
 {
-    instance_stop_readiness(inst);
-    uv_close((uv_handle_t *)&inst->timer, instance_on_closed);
-    uv_close((uv_handle_t *)&inst->ready_timer, instance_on_closed);
-    uv_close((uv_handle_t *)&inst->old_timer, instance_on_closed);
+    ready_check_close(&inst->check);
+    uv_close((uv_handle_t *)&inst->backoff_timer, instance_on_closed);
+    for (int k = 0; k < 2; k++)
+        uv_close((uv_handle_t *)&inst->procs[k].stop_timer, proc_on_closed);
 }
 
 static void instance_remove(struct instance *inst)
@@ -843,14 +590,10 @@ static void instance_remove(struct instance *inst)
 /* A replacement failed: the old process, still serving, becomes the current one again. */
 static void instance_restore_old(struct instance *inst)
 {
-    inst->pid = inst->old_pid;
-    inst->out = inst->old_out;
-    inst->err = inst->old_err;
-    inst->started_ms = inst->old_started_ms;
-    inst->kill_sent = inst->old_kill_sent;
-    inst->old_pid = 0;
-    inst->old_out = inst->old_err = NULL;
-    inst->ready = 1;
+    struct proc *failed = inst->cur;
+    inst->cur = inst->old;
+    inst->old = failed;
+    inst->cur->ready = 1;
     inst->state = INSTANCE_RUNNING;
 }
 
@@ -873,7 +616,7 @@ static void supervisor_tally_stop(struct supervisor *sup)
         struct service *svc = &sup->services[s];
         unsigned running = 0;
         for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
+            if (svc->instances[i] && (svc->instances[i]->cur->pid || svc->instances[i]->old->pid))
                 running++;
         t->instances += running;
         t->services += running > 0;
@@ -904,112 +647,115 @@ static void supervisor_check_all_down(struct supervisor *sup)
     }
 }
 
-static void instance_on_exit(struct instance *inst, int status)
+/* What the current process's exit means for the instance. */
+static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, uint64_t uptime_ms, int killed)
 {
     struct supervisor *sup = inst->sup;
     const struct config_service *cfg = inst->service->cfg;
-    pid_t pid = inst->pid;
-    /* Whatever the worker left in its group (grandchildren) goes with it. */
-    kill(-pid, SIGKILL);
-    guardian_forget(sup->guardian, pid);
-    instance_drain_output(inst);
-    uv_timer_stop(&inst->timer);
-    uv_update_time(sup->loop);
-    uint64_t uptime_ms = uv_now(sup->loop) - inst->started_ms;
-    inst->pid = 0;
-    inst->has_exited = 1;
-    inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    char how[96];
-    describe_status(how, sizeof how, status);
+    struct service *svc = inst->service;
     instance_stop_readiness(inst);
     change_note_exit(sup, inst, how);
-
-    if (inst->old_pid && !inst->ready && !sup->stopping && inst->after_exit == AFTER_EXIT_POLICY) {
-        /* The replacement died before serving: the old process keeps the job. */
+    struct exit_facts facts = {
+        .node_stopping = sup->stopping,
+        .after = inst->after_exit,
+        .old_running = inst->old->pid != 0,
+        .was_ready = inst->cur->ready,
+        .exit_code = inst->last_exit_code,
+        .uptime_ms = uptime_ms,
+        .restart = cfg->restart,
+        .limit = &inst->limit,
+        .max_restarts = cfg->max_restarts > 0 ? (unsigned)cfg->max_restarts : 0,
+        .restart_window_ms = cfg->restart_window_ms,
+        .now_ms = uv_now(sup->loop),
+    };
+    enum exit_outcome outcome = machine_exit_outcome(&facts);
+    if (outcome >= EXIT_CANNOT_RUN && svc->rolling && svc->roll_next == inst->index && !inst->old->pid) {
+        svc->rolling = 0;
+        node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
+                  cfg->name, cfg->name, inst->index, how);
+    }
+    switch (outcome) {
+    case EXIT_RESTORE_OLD:
         node_line(sup, LOG_LEVEL_ERROR, "%s.%d new process %d %s before it was ready; keeping pid %d",
-                  cfg->name, inst->index, (int)pid, how, (int)inst->old_pid);
+                  cfg->name, inst->index, (int)pid, how, (int)inst->old->pid);
         instance_restore_old(inst);
-        if (inst->service->rolling) {
-            inst->service->rolling = 0;
+        if (svc->rolling) {
+            svc->rolling = 0;
             node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d", cfg->name, cfg->name,
                       inst->index);
         }
         return;
-    }
-
-    if (sup->stopping || inst->after_exit == AFTER_EXIT_STOP) {
-        if (sup->stopping && inst->kill_sent)
+    case EXIT_STOPPED:
+        if (sup->stopping && killed)
             supervisor_tally_killed(sup, inst);
         inst->state = INSTANCE_STOPPED;
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s)", cfg->name, inst->index, how);
         supervisor_check_all_down(sup);
         return;
-    }
-    if (inst->after_exit == AFTER_EXIT_REMOVE) {
+    case EXIT_REMOVED:
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); scaled away", cfg->name, inst->index, how);
-        if (inst->old_pid)
+        if (inst->old->pid)
             inst->state = INSTANCE_STOPPING; /* removed once the old process is gone too */
         else
             instance_remove(inst);
         return;
-    }
-    if (inst->after_exit == AFTER_EXIT_RESTART) {
+    case EXIT_START_AGAIN:
         node_line(sup, LOG_LEVEL_INFO, "%s.%d stopped (%s); restarting", cfg->name, inst->index, how);
         backoff_init(&inst->backoff);
+        inst->limit = (struct restart_limit){0};
         instance_start(inst);
         return;
-    }
-
-    struct service *svc = inst->service;
-    if (svc->rolling && svc->roll_next == inst->index && !inst->old_pid) {
-        svc->rolling = 0;
-        node_line(sup, LOG_LEVEL_ERROR, "rolling restart of %s stopped at %s.%d: it %s before it was ready",
-                  cfg->name, cfg->name, inst->index, how);
-    }
-    int code = inst->last_exit_code;
-    if ((code == 127 || code == 126) && uptime_ms < CANNOT_RUN_WINDOW_MS) {
-        instance_fail(inst, code == 127 ? "command not found (exit status 127)"
-                                        : "command not executable (exit status 126)");
+    case EXIT_CANNOT_RUN:
+        instance_fail(inst, inst->last_exit_code == 127 ? "command not found (exit status 127)"
+                                                        : "command not executable (exit status 126)");
         return;
-    }
-    if (cfg->restart == RESTART_NEVER || (cfg->restart == RESTART_ON_FAILURE && code == 0)) {
+    case EXIT_STAY_DOWN:
         inst->state = INSTANCE_EXITED;
-        node_line(sup, code == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
+        node_line(sup, inst->last_exit_code == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
                   "%s.%d %s after %.1fs; not restarting (restart: %s)", cfg->name, inst->index, how,
                   uptime_ms / 1000.0, cfg->restart == RESTART_NEVER ? "never" : "on-failure");
         return;
+    case EXIT_GIVE_UP: {
+        char why[200];
+        snprintf(why, sizeof why, "gave up after %u restarts within %gs (max_restarts): %s", inst->limit.count,
+                 cfg->restart_window_ms / 1000.0, how);
+        node_line(sup, LOG_LEVEL_ERROR, "%s.%d %s after %.1fs; %s; failed until `devnode restart %s`", cfg->name,
+                  inst->index, how, uptime_ms / 1000.0, why, cfg->name);
+        instance_set_failed(inst, why, why);
+        return;
     }
-    unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
-    inst->state = INSTANCE_BACKOFF;
-    node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
-              inst->index, how, uptime_ms / 1000.0, delay);
-    uv_timer_start(&inst->timer, instance_on_backoff_done, delay, 0);
+    case EXIT_BACKOFF: {
+        unsigned delay = backoff_on_exit(&inst->backoff, uptime_ms);
+        inst->state = INSTANCE_BACKOFF;
+        node_line(sup, LOG_LEVEL_WARNING, "%s.%d %s after %.1fs; restarting in %u ms", cfg->name,
+                  inst->index, how, uptime_ms / 1000.0, delay);
+        uv_timer_start(&inst->backoff_timer, instance_on_backoff_done, delay, 0);
+        return;
+    }
+    }
 }
 
-static void instance_on_old_exit(struct instance *inst, int status)
+/* What the old process's exit means: the replacement is complete. */
+static void instance_on_old_exit(struct instance *inst, pid_t pid, const char *how, int killed)
 {
     struct supervisor *sup = inst->sup;
-    pid_t pid = inst->old_pid;
-    kill(-pid, SIGKILL);
-    guardian_forget(sup->guardian, pid);
-    instance_drain_pipes(inst, inst->old_out, inst->old_err);
-    uv_timer_stop(&inst->old_timer);
-    int killed = inst->old_kill_sent;
-    inst->old_pid = 0;
-    inst->old_stopping = inst->old_kill_sent = 0;
-    char how[96];
-    describe_status(how, sizeof how, status);
     node_line(sup, LOG_LEVEL_INFO, "%s.%d old process %d %s; replaced by pid %d", inst->service->cfg->name,
-              inst->index, (int)pid, how, (int)inst->pid);
+              inst->index, (int)pid, how, (int)inst->cur->pid);
     if (sup->stopping) {
         if (killed)
             supervisor_tally_killed(sup, inst);
         supervisor_check_all_down(sup);
         return;
     }
-    if (!inst->pid && inst->after_exit == AFTER_EXIT_REMOVE) {
-        instance_remove(inst);
+    if (!inst->cur->pid && inst->state == INSTANCE_STOPPING) {
+        /* Its current process had gone first: the instance's stop is over only now. */
+        if (inst->after_exit == AFTER_EXIT_REMOVE) {
+            instance_remove(inst);
+        } else if (inst->after_exit == AFTER_EXIT_RESTART) {
+            backoff_init(&inst->backoff); /* revived by a scale up meanwhile */
+            inst->limit = (struct restart_limit){0};
+            instance_start(inst);
+        }
         return;
     }
     struct service *svc = inst->service;
@@ -1019,18 +765,105 @@ static void instance_on_old_exit(struct instance *inst, int status)
     }
 }
 
-static struct instance *supervisor_find_pid(struct supervisor *sup, pid_t pid, int *is_old)
+static int instance_replace(struct instance *inst);
+static int instance_can_replace(const struct instance *inst);
+
+/* Every event of an instance goes through here, and the table (machine.c) says what it means
+ * in the instance's state; the actions below are all the supervisor does to an instance. */
+static void instance_handle(struct instance *inst, enum machine_event event, const struct event_info *info)
+{
+    static const struct event_info none;
+    if (!info)
+        info = &none;
+    switch (machine_action(inst->state, event)) {
+    case ACT_IGNORE:
+        return;
+    case ACT_SPAWN:
+        instance_start(inst);
+        return;
+    case ACT_START_AFRESH:
+        uv_timer_stop(&inst->backoff_timer);
+        backoff_init(&inst->backoff);
+        inst->limit = (struct restart_limit){0};
+        instance_start(inst);
+        return;
+    case ACT_RESTART:
+        if (instance_can_replace(inst))
+            instance_replace(inst); /* if the new process cannot start, the old one serves on */
+        else
+            instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
+        return;
+    case ACT_STOP:
+        instance_request_stop(inst, AFTER_EXIT_STOP, info->force);
+        return;
+    case ACT_RESTART_AFTER:
+        instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
+        return;
+    case ACT_REVIVE:
+        inst->after_exit = AFTER_EXIT_RESTART;
+        return;
+    case ACT_STAY_DOWN:
+        uv_timer_stop(&inst->backoff_timer);
+        inst->state = INSTANCE_STOPPED;
+        return;
+    case ACT_STOP_REMOVE:
+        instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
+        return;
+    case ACT_REMOVE:
+        instance_remove(inst);
+        return;
+    case ACT_MARK_READY:
+        instance_mark_ready(inst, info->how);
+        return;
+    case ACT_READY_LATE:
+        instance_ready_timed_out(inst);
+        return;
+    case ACT_EXIT:
+        instance_on_exit(inst, info->pid, info->how, info->uptime_ms, info->killed);
+        return;
+    }
+}
+
+/* The one exit path of a process, current or old: what it left in its group is killed, its
+ * last output read, its stop timer ended; then what its exit means for the instance. */
+static void proc_on_exit(struct proc *p, int status)
+{
+    struct instance *inst = p->inst;
+    struct supervisor *sup = inst->sup;
+    pid_t pid = p->pid;
+    int killed = p->kill_sent;
+    /* Whatever the worker left in its group (grandchildren) goes with it. */
+    kill(-pid, SIGKILL);
+    guardian_forget(sup->guardian, pid);
+    proc_drain_output(p);
+    uv_timer_stop(&p->stop_timer);
+    uv_update_time(sup->loop);
+    uint64_t uptime_ms = uv_now(sup->loop) - p->started_ms;
+    p->pid = 0;
+    p->stopping = p->kill_sent = 0;
+    char how[96];
+    describe_status(how, sizeof how, status);
+    if (p == inst->old) {
+        instance_on_old_exit(inst, pid, how, killed);
+        return;
+    }
+    inst->has_exited = 1;
+    inst->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    inst->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    instance_handle(inst, EV_EXIT,
+                    &(struct event_info){.how = how, .pid = pid, .uptime_ms = uptime_ms, .killed = killed});
+}
+
+/* The process (current or old) with this pid, or NULL. */
+static struct proc *supervisor_find_proc(struct supervisor *sup, pid_t pid)
 {
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            if (!inst)
-                continue;
-            if (inst->pid == pid || inst->old_pid == pid) {
-                *is_old = inst->old_pid == pid;
-                return inst;
-            }
+            for (int k = 0; inst && k < 2; k++)
+                if (inst->procs[k].pid == pid)
+                    return &inst->procs[k];
         }
     }
     return NULL;
@@ -1043,13 +876,10 @@ void supervisor_reap(struct supervisor *sup)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (sup->on_process_exit)
             sup->on_process_exit(sup->on_process_exit_ctx, pid);
-        int is_old = 0;
-        struct instance *inst = supervisor_find_pid(sup, pid, &is_old);
+        struct proc *p = supervisor_find_proc(sup, pid);
         /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */
-        if (inst && is_old)
-            instance_on_old_exit(inst, status);
-        else if (inst)
-            instance_on_exit(inst, status);
+        if (p)
+            proc_on_exit(p, status);
     }
     change_settle(sup);
 }
@@ -1080,7 +910,7 @@ int supervisor_socket_warning(const struct supervisor *sup, const struct bound_s
         taker_count++;
         named_alike = taker_count == 1 && !strcmp(svc->cfg->name, bs->cfg->name);
         for (size_t i = 0; i < svc->instance_cap; i++)
-            running |= svc->instances[i] && svc->instances[i]->pid;
+            running |= svc->instances[i] && svc->instances[i]->cur->pid;
     }
     const char *name = bs->cfg->name;
     if (taker_count == 0)
@@ -1125,8 +955,8 @@ static void supervisor_on_sample(uv_timer_t *timer)
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            if (inst && inst->pid)
-                procstat_sample(&inst->stat, inst->pid, now);
+            if (inst && inst->cur->pid)
+                procstat_sample(&inst->stat, inst->cur->pid, now);
         }
     }
     supervisor_watch_sockets(sup, now);
@@ -1148,7 +978,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->run_dir = run_dir;
     sup->sockets = sockets;
     sup->node_pid = getpid();
-    sup->notify_fd = -1;
+    sup->notify.fd = -1;
     int rc;
     sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (sup->devnull_fd < 0) {
@@ -1170,15 +1000,13 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
         }
         svc->socket_count = (size_t)n;
         svc->command = sockets_expand_command(svc->cfg->command, svc->sockets, svc->socket_count);
-        if (svc->cfg->ready.kind == READY_LOG && regcomp(&svc->ready_re, svc->cfg->ready.log_pattern,
-                                                         REG_EXTENDED | REG_NOSUB) == 0)
-            svc->has_ready_re = 1;
+        svc->has_ready_re = ready_pattern_compile(&svc->ready_re, &svc->cfg->ready) == 0;
     }
     uv_timer_init(loop, &sup->sample_timer);
     sup->sample_timer.data = sup;
     for (size_t s = 0; s < cfg->service_count; s++) {
         if (cfg->services[s].ready.kind == READY_NOTIFY) {
-            rc = supervisor_open_notify(sup, notify_dir, err, errlen);
+            rc = notify_socket_open(&sup->notify, loop, notify_dir, supervisor_on_notify, sup, err, errlen);
             if (rc < 0)
                 goto out_timer;
             break;
@@ -1201,7 +1029,7 @@ void supervisor_start_all(struct supervisor *sup)
         if (sockets_listen_pid_warning(sup->cfg, svc->cfg, warning, sizeof warning))
             node_line(sup, LOG_LEVEL_WARNING, "%s", warning);
         for (int i = 0; i < svc->desired; i++)
-            instance_start(instance_new(sup, svc, i));
+            instance_handle(instance_new(sup, svc, i), EV_START, NULL);
     }
     uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
 }
@@ -1215,11 +1043,11 @@ void supervisor_hold_output(struct supervisor *sup, enum output_hold hold)
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
-            struct output_pipe *pipes[4] = {inst ? inst->out : NULL, inst ? inst->err : NULL,
-                                            inst ? inst->old_out : NULL, inst ? inst->old_err : NULL};
-            for (int k = 0; k < 4; k++)
-                if (pipes[k])
-                    uv_poll_start(&pipes[k]->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+            for (int k = 0; inst && k < 4; k++) {
+                struct output_pipe *op = k % 2 ? inst->procs[k / 2].err : inst->procs[k / 2].out;
+                if (op)
+                    uv_poll_start(&op->poll, UV_READABLE | UV_DISCONNECT, output_on_readable);
+            }
         }
     }
 }
@@ -1229,7 +1057,7 @@ int supervisor_all_down(const struct supervisor *sup)
     for (size_t s = 0; s < sup->service_count; s++) {
         const struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++)
-            if (svc->instances[i] && (svc->instances[i]->pid || svc->instances[i]->old_pid))
+            if (svc->instances[i] && (svc->instances[i]->cur->pid || svc->instances[i]->old->pid))
                 return 0;
     }
     return 1;
@@ -1256,16 +1084,8 @@ void supervisor_stop_all(struct supervisor *sup, int force)
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
-            struct instance *inst = svc->instances[i];
-            if (!inst)
-                continue;
-            if (!inst->pid) {
-                uv_timer_stop(&inst->timer);
-                if (inst->state == INSTANCE_BACKOFF || inst->state == INSTANCE_STARTING)
-                    inst->state = INSTANCE_STOPPED;
-                continue;
-            }
-            instance_request_stop(inst, AFTER_EXIT_STOP, force);
+            if (svc->instances[i])
+                instance_handle(svc->instances[i], EV_STOP, &(struct event_info){.force = force});
         }
     }
     supervisor_check_all_down(sup);
@@ -1284,16 +1104,11 @@ struct service *supervisor_find_service(struct supervisor *sup, const char *name
  * when the new process could not be started (the old one keeps running). */
 static int instance_replace(struct instance *inst)
 {
-    inst->old_pid = inst->pid;
-    inst->old_out = inst->out;
-    inst->old_err = inst->err;
-    inst->old_started_ms = inst->started_ms;
-    inst->old_kill_sent = inst->kill_sent;
-    inst->old_stopping = 0;
-    inst->pid = 0;
-    inst->out = inst->err = NULL;
+    struct proc *serving = inst->cur;
+    inst->cur = inst->old;
+    inst->old = serving;
     instance_start(inst);
-    if (inst->pid)
+    if (inst->cur->pid)
         return 0;
     instance_restore_old(inst);
     return -1;
@@ -1301,23 +1116,8 @@ static int instance_replace(struct instance *inst)
 
 static int instance_can_replace(const struct instance *inst)
 {
-    return inst->pid && !inst->old_pid && inst->service->socket_count > 0 &&
-           inst->state != INSTANCE_STOPPING && !inst->kill_sent;
-}
-
-static void instance_restart(struct instance *inst)
-{
-    if (instance_can_replace(inst)) {
-        instance_replace(inst);
-        return;
-    }
-    if (inst->pid) {
-        instance_request_stop(inst, AFTER_EXIT_RESTART, 0);
-        return;
-    }
-    uv_timer_stop(&inst->timer);
-    backoff_init(&inst->backoff);
-    instance_start(inst);
+    return inst->cur->pid && !inst->old->pid && inst->service->socket_count > 0 &&
+           inst->state != INSTANCE_STOPPING && !inst->cur->kill_sent;
 }
 
 /* Replaces instances one at a time from roll_next on; each step ends when the old process
@@ -1341,10 +1141,10 @@ static void service_roll_continue(struct supervisor *sup, struct service *svc)
                 return; /* goes on when its old process has exited */
         } else {
             /* No socket to share: stop, start, and go on once the new process is ready. */
-            instance_restart(inst);
+            instance_handle(inst, EV_RESTART, NULL);
             if (svc->roll_next != i || !svc->rolling)
                 return; /* it was ready at once and the roll already moved on */
-            if (inst->pid || inst->after_exit == AFTER_EXIT_RESTART)
+            if (inst->cur->pid || inst->after_exit == AFTER_EXIT_RESTART)
                 return; /* goes on from instance_mark_ready */
         }
         svc->roll_next++;
@@ -1385,7 +1185,7 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index,
         struct change *ch = waiter ? change_begin(sup, svc, CHANGE_RESTART, waiter) : NULL;
         if (ch)
             change_watch_start(ch, index, svc->instances[index]);
-        instance_restart(svc->instances[index]);
+        instance_handle(svc->instances[index], EV_RESTART, NULL);
         if (ch)
             change_commit(sup, ch);
         return 1;
@@ -1427,13 +1227,13 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             inst = instance_new(sup, svc, i);
             if (ch)
                 change_watch_start(ch, i, inst);
-            instance_start(inst);
+            instance_handle(inst, EV_START, NULL);
         } else if (inst->after_exit == AFTER_EXIT_REMOVE) {
             /* Scaled down and up again before it finished stopping: bring it back. */
             change_note_revived(sup, inst);
             if (ch)
                 change_watch_start(ch, i, inst);
-            inst->after_exit = AFTER_EXIT_RESTART;
+            instance_handle(inst, EV_START, NULL);
         }
     }
     for (size_t i = (size_t)count; i < svc->instance_cap; i++) {
@@ -1442,10 +1242,7 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             continue;
         if (ch)
             change_watch_gone(ch, (int)i);
-        if (inst->pid)
-            instance_request_stop(inst, AFTER_EXIT_REMOVE, 0);
-        else
-            instance_remove(inst);
+        instance_handle(inst, EV_REMOVE, NULL);
     }
     if (before != count)
         node_line(sup, LOG_LEVEL_INFO, "%s scaled from %d to %d", service, before, count);
@@ -1459,22 +1256,19 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
 void supervisor_close(struct supervisor *sup)
 {
     uv_close((uv_handle_t *)&sup->sample_timer, NULL);
-    if (sup->notify_fd >= 0)
-        uv_close((uv_handle_t *)&sup->notify_poll, NULL);
+    notify_socket_close(&sup->notify);
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
             struct instance *inst = svc->instances[i];
             if (!inst)
                 continue;
-            if (inst->out)
-                output_close(inst->out);
-            if (inst->err)
-                output_close(inst->err);
-            if (inst->old_out)
-                output_close(inst->old_out);
-            if (inst->old_err)
-                output_close(inst->old_err);
+            for (int k = 0; k < 2; k++) {
+                if (inst->procs[k].out)
+                    output_close(inst->procs[k].out);
+                if (inst->procs[k].err)
+                    output_close(inst->procs[k].err);
+            }
             svc->instances[i] = NULL;
             instance_close_handles(inst);
         }
@@ -1490,10 +1284,7 @@ void supervisor_free(struct supervisor *sup)
         if (sup->services[s].has_ready_re)
             regfree(&sup->services[s].ready_re);
     }
-    if (sup->notify_fd >= 0) {
-        close(sup->notify_fd);
-        unlink(sup->notify_path);
-    }
+    notify_socket_free(&sup->notify);
     free(sup->services);
     sup->services = NULL;
     if (sup->devnull_fd >= 0)

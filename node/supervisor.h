@@ -16,28 +16,12 @@
 #include "config/config.h"
 #include "node/guardian.h"
 #include "node/loghub.h"
+#include "node/machine.h"
 #include "node/procstat.h"
+#include "node/readiness.h"
 #include "sockets/sockets.h"
 
 #define SERVICE_MAX_SOCKETS 16
-
-enum instance_state {
-    INSTANCE_STARTING, /* spawned, not yet ready */
-    INSTANCE_RUNNING,
-    INSTANCE_BACKOFF,  /* exited; a restart is scheduled */
-    INSTANCE_STOPPING, /* stop signal sent, waiting for the exit */
-    INSTANCE_STOPPED,  /* stopped on request */
-    INSTANCE_EXITED,   /* exited and its restart policy keeps it down */
-    INSTANCE_FAILED,   /* cannot run (command not found, bad cwd); waits for `restart` */
-};
-
-/* What happens when the current process exits. */
-enum instance_after_exit {
-    AFTER_EXIT_POLICY,  /* an unexpected exit: the restart policy decides */
-    AFTER_EXIT_RESTART, /* requested restart: start again at once */
-    AFTER_EXIT_STOP,    /* requested stop: stay down */
-    AFTER_EXIT_REMOVE,  /* scaled away: free the instance */
-};
 
 struct output_pipe;
 struct service;
@@ -49,7 +33,20 @@ enum output_hold {
     OUTPUT_HOLD,        /* read only the pipes a `ready: {log:}` check still waits on */
     OUTPUT_HOLD_ALL,
 };
-struct tcpprobe;
+
+/* One process of an instance. An instance has a current one and, while a zero-downtime
+ * restart replaces it, the old one, serving until the current one is ready. Both go through
+ * the same stop and exit paths. */
+struct proc {
+    struct instance *inst;
+    pid_t pid;                      /* also its process group; 0 when the slot is empty */
+    uint64_t started_ms;            /* loop time it started */
+    struct output_pipe *out, *err;  /* owned until handed to a close callback */
+    int ready;                      /* it passed its readiness check (kept after its exit) */
+    int stopping;                   /* its stop signal was sent */
+    int kill_sent;                  /* SIGKILL was sent to it */
+    uv_timer_t stop_timer;          /* stop_timeout, then SIGKILL */
+};
 
 struct instance {
     struct service *service;
@@ -57,32 +54,22 @@ struct instance {
     int index;                      /* 0-based within the service */
     enum instance_state state;
     enum instance_after_exit after_exit;
-    pid_t pid;                      /* also its process group; 0 when not running */
-    uint64_t started_ms;            /* loop time of the last start */
+    struct proc *cur;               /* the current process (pid 0 when none) */
+    struct proc *old;               /* the process being replaced (pid 0 when none) */
+    struct proc procs[2];           /* where cur and old point; a replacement swaps them */
     unsigned starts;                /* processes started so far */
     unsigned restarts;              /* starts after the first */
     struct backoff backoff;
-    uv_timer_t timer;               /* backoff delay or stop timeout */
-    struct output_pipe *out, *err;  /* owned until handed to a close callback */
+    struct restart_limit limit;     /* max_restarts: restarts counted in the current window */
+    uv_timer_t backoff_timer;       /* the delay before the next start */
     int has_exited;                 /* last_exit_* are meaningful */
     int last_exit_code;             /* -1 when killed by a signal */
     int last_exit_signal;           /* 0 when it exited normally */
-    int kill_sent;                  /* SIGKILL already sent for this process */
     struct procstat stat;
     char failure[256];              /* why it is FAILED */
     char port[32];                  /* the PORT its process was given, "" when none */
-    int ready;                      /* the current process passed its readiness check */
-    uv_timer_t ready_timer;         /* readiness delay, TCP probe or wait timeout */
-    struct tcpprobe *probe;         /* the `ready: {tcp:}` check in flight, or NULL */
-    /* A restart of a socket-serving instance starts the new process first and stops the
-     * old one once the new one is ready; meanwhile the old one lives here. */
-    pid_t old_pid;                  /* 0 when nothing is being replaced */
-    struct output_pipe *old_out, *old_err;
-    uint64_t old_started_ms;
-    int old_stopping;               /* stop signal sent to the old process */
-    int old_kill_sent;
-    uv_timer_t old_timer;           /* the old process's stop timeout */
-    int open_handles;               /* timers not closed yet; freed when it reaches 0 */
+    struct ready_check check;       /* the current process's readiness check */
+    int open_handles;               /* handles not closed yet; freed when it reaches 0 */
 };
 
 struct service {
@@ -126,9 +113,7 @@ struct supervisor {
     enum output_hold output_hold;   /* pipes are held lazily: at their next wake-up */
     uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
     struct socket_set *sockets;     /* the node's; their accept queues are watched */
-    int notify_fd;                  /* sd_notify datagram socket, -1 when no service uses it */
-    uv_poll_t notify_poll;
-    char notify_path[PATH_MAX];
+    struct notify_socket notify;    /* sd_notify datagrams; fd -1 when no service uses it */
     void (*on_all_stopped)(void *ctx);
     void *on_all_stopped_ctx;
     /* Told of every process the node reaps (workers, replaced ones, adopted orphans), so
@@ -174,7 +159,6 @@ struct service *supervisor_find_service(struct supervisor *sup, const char *name
  * the socket?". Returns 1 with buf set, or 0 with buf "". */
 int supervisor_socket_warning(const struct supervisor *sup, const struct bound_socket *bs, uint64_t now_ms,
                               char *buf, size_t cap);
-const char *instance_state_name(enum instance_state state);
 /* Closes every handle; the supervisor's memory is freed when the loop has run the closes. */
 void supervisor_close(struct supervisor *sup);
 void supervisor_free(struct supervisor *sup);

@@ -90,7 +90,7 @@ def test_every_command_refuses_an_unknown_option_in_one_line_plus_usage(name):
     (("status", "--json=yes"), "devnode: status: option '--json' takes no value"),
     (("tail", "--loss"), "devnode: tail: ambiguous option '--loss'"),
     (("check", "--json"), "devnode: check: unknown option '--json'"),
-    (("status", "--color=never"), "devnode: status: unknown option '--color'"),
+    (("stop", "--color=never"), "devnode: stop: unknown option '--color'"),
 ])
 def test_option_values_are_checked_by_the_table(args, message):
     r = run(*args)

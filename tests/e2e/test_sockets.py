@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import PYTHON, ROOT, proc_environ, wait_for
+from conftest import PYTHON, ROOT, pid_alive, proc_environ, wait_for
 
 WEB = ROOT / "build" / "examples" / "web"
 
@@ -369,3 +369,67 @@ instances:
         for c in fillers:
             c.close()
         srv.close()
+
+
+# A worker started before `broken` exists ignores TERM and says "up"; one started after it
+# never gets ready and dies on TERM.
+STUBBORN = ("import os, signal, time; broken = os.path.exists({marker!r}); "
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL if broken else signal.SIG_IGN); "
+            "print('broken' if broken else 'up', flush=True); time.sleep(1000)")
+
+
+def test_scaled_away_twice_while_its_old_process_stops_still_kills_it(project):
+    # Web.0 is being replaced; scaled to 0, its new process dies at once and its old one
+    # ignores TERM. Scaling to 0 again then must not forget that old process: it is killed
+    # after stop_timeout and only then is the instance gone.
+    marker = project.dir / "broken"
+    script = project.dir / "stubborn.py"
+    script.write_text(STUBBORN.format(marker=str(marker)))
+    project.write(f"""
+instances:
+    Web:
+        command: {PYTHON} {script}
+        stop_timeout: 2
+        ready: {{log: '^up$', timeout: 60s}}
+sockets:
+    Web: {{port: {free_port()}}}
+""")
+    node = project.up()
+    old = node.wait_running("Web", 1)[0]["pid"]
+    marker.write_text("")
+    assert node.cli("restart", "--no-wait", "Web.0").returncode == 0
+    node.wait_log(lambda r: r.get("service") == "Web" and r.get("text") == "broken", what="the new process")
+    assert node.cli("scale", "--no-wait", "Web", "0").returncode == 0
+    node.wait_node_line(r"Web\.0 stopped \(killed by SIGTERM \(signal 15\)\); scaled away")
+    assert pid_alive(old)
+    assert node.cli("scale", "--no-wait", "Web", "0").returncode == 0
+    node.wait_node_line(rf"Web\.0 old process {old} did not stop within 2\.0s; sending KILL")
+    wait_for(lambda: not pid_alive(old), 10, f"old process {old} to be killed")
+    wait_for(lambda: node.service("Web")["instances"] == [], 10, "Web.0 to be gone")
+
+
+def test_scaled_up_again_while_its_old_process_stops_starts_again(project):
+    # As above, but wanted again before the old process is gone: a new process starts once it is.
+    marker = project.dir / "broken"
+    script = project.dir / "stubborn.py"
+    script.write_text(STUBBORN.format(marker=str(marker)))
+    project.write(f"""
+instances:
+    Web:
+        command: {PYTHON} {script}
+        stop_timeout: 2
+        ready: {{log: '^up$', timeout: 60s}}
+sockets:
+    Web: {{port: {free_port()}}}
+""")
+    node = project.up()
+    old = node.wait_running("Web", 1)[0]["pid"]
+    marker.write_text("")
+    assert node.cli("restart", "--no-wait", "Web.0").returncode == 0
+    node.wait_log(lambda r: r.get("service") == "Web" and r.get("text") == "broken", what="the new process")
+    assert node.cli("scale", "--no-wait", "Web", "0").returncode == 0
+    node.wait_node_line(r"Web\.0 stopped \(killed by SIGTERM \(signal 15\)\); scaled away")
+    marker.unlink()
+    assert node.cli("scale", "--no-wait", "Web", "1").returncode == 0
+    new = node.wait_running("Web", 1, timeout=20)[0]["pid"]
+    assert new != old and not pid_alive(old)

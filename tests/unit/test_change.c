@@ -62,7 +62,11 @@ static int setup(void **state)
     w.svc.desired = N;
     for (int i = 0; i < N; i++) {
         w.inst[i] = (struct instance){.service = &w.svc, .sup = &w.sup, .index = i, .state = INSTANCE_RUNNING,
-                                      .pid = 100 + i, .starts = 1, .ready = 1};
+                                      .starts = 1};
+        w.inst[i].cur = &w.inst[i].procs[0];
+        w.inst[i].old = &w.inst[i].procs[1];
+        w.inst[i].cur->pid = 100 + i;
+        w.inst[i].cur->ready = 1;
         w.slots[i] = &w.inst[i];
     }
     *state = &w;
@@ -86,8 +90,8 @@ static struct change *begin(struct world *w, enum change_kind kind)
 static void replace_ready(struct world *w, int i)
 {
     w->inst[i].starts++;
-    w->inst[i].pid = 200 + i;
-    w->inst[i].ready = 1;
+    w->inst[i].cur->pid = 200 + i;
+    w->inst[i].cur->ready = 1;
 }
 
 static void test_roll_ends_when_all_are_ready_and_the_roll_is_over(void **state)
@@ -104,10 +108,10 @@ static void test_roll_ends_when_all_are_ready_and_the_roll_is_over(void **state)
 
     replace_ready(w, 0);
     replace_ready(w, 1);
-    w->inst[1].old_pid = 101; /* its old process has not exited yet */
+    w->inst[1].old->pid = 101; /* its old process has not exited yet */
     change_settle(&w->sup);
     assert_int_equal(w->done, 0);
-    w->inst[1].old_pid = 0;
+    w->inst[1].old->pid = 0;
     change_settle(&w->sup);
     assert_int_equal(w->done, 0); /* the roll itself still runs */
     w->svc.rolling = 0;
@@ -128,12 +132,12 @@ static void test_failed_replacement_names_every_instance(void **state)
     change_commit(&w->sup, ch);
     replace_ready(w, 0);
     /* Web.1's new process dies before it is ready; its old one (pid 101) serves on. */
-    w->inst[1].old_pid = 101;
+    w->inst[1].old->pid = 101;
     w->inst[1].starts++;
-    w->inst[1].ready = 0;
+    w->inst[1].cur->ready = 0;
     change_note_exit(&w->sup, &w->inst[1], "exited with status 3");
-    w->inst[1].old_pid = 0;
-    w->inst[1].ready = 1;
+    w->inst[1].old->pid = 0;
+    w->inst[1].cur->ready = 1;
     w->svc.rolling = 0;
     change_settle(&w->sup);
     assert_int_equal(w->done, 1);
@@ -201,7 +205,7 @@ static void test_ready_timeout_and_abort(void **state)
     change_watch_start(first, 3, &w->inst[3]);
     change_commit(&w->sup, first);
     w->inst[2].starts++;
-    w->inst[2].ready = 0;
+    w->inst[2].cur->ready = 0;
     w->inst[2].state = INSTANCE_STARTING;
     change_note_failure(&w->sup, &w->inst[2], "was not ready (log) within 1.0s");
     replace_ready(w, 3);

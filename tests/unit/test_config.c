@@ -658,7 +658,8 @@ static void test_error_unknown_service_key(void **state)
                "    numprocess: 2\n",
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
-               "numprocesses, env, env_file, cwd, restart, stop_signal, stop_timeout, sockets, ready)");
+               "numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, stop_signal, stop_timeout, "
+               "sockets, ready)");
 }
 
 static void test_error_wrong_types(void **state)
