@@ -14,13 +14,18 @@ Run it with `python3 -m devnode instance greeting:Greeting` (or lymph's
 trace_id, set_trace_id, TraceIdFilter, and the errors RemoteError, Nack, Timeout, NotFound,
 NodeError, InvalidArgument, Requeue.
 """
+import sys as _sys
+
 from . import _deps
 
 try:
-    import msgpack  # noqa: F401
     import zmq  # noqa: F401
+    import msgpack  # noqa: F401
 except ModuleNotFoundError as _e:  # the interpreter trap: say which python ran and what it lacks
-    _deps.report(_e)
+    if _deps.report(_e) and _sys.argv[:1] == ["-m"]:
+        # `python3 -m devnode instance ...` imports this package first: the line is the whole
+        # story, a traceback through runpy would only bury it
+        raise SystemExit(1)
     raise
 
 from .core import Event, valid_event_type  # noqa: E402

@@ -38,7 +38,7 @@ def load_class(spec, where=""):
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if _deps.report(e):
+        if _deps.report(e, _deps.CORE + ("werkzeug",)):
             raise SystemExit(1)
         if e.name and module.split(".")[0] == e.name.split(".")[0]:
             raise UsageError("%scannot import %s (for %s): %s; is its folder on PYTHONPATH (PYTHONPATH=services, "
@@ -97,6 +97,7 @@ def parse(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    _deps.under_runner = True
     try:
         args = parse(argv)
     except UsageError as e:
@@ -156,7 +157,13 @@ def run(classes):
     try:
         for iface in container.interfaces:
             if hasattr(iface, "url_map") and hasattr(iface, "wsgi_app"):
-                from . import web
+                try:
+                    from . import web
+                except ModuleNotFoundError as e:
+                    container.stop()
+                    if _deps.report(e):
+                        return 1
+                    raise
                 servers.append(web.serve(iface))
     except OSError as e:
         container.stop()
