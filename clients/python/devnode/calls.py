@@ -111,7 +111,7 @@ class Caller:
     # ---- calls -------------------------------------------------------------------------------------
 
     def call(self, subject, args=None, timeout=None, address=None, with_headers=False):
-        """Calls `subject` ("Service.method", or "Service.lymph.status") with keyword `args` and
+        """Calls `subject` ("Service.method", or "Service.lymph.status" for a built-in) with `args` and
         returns the result (with_headers: (result, reply headers)). Raises RemoteError.<type>
         (ERROR), Nack (NACK), Timeout, NotFound, NodeError, InvalidArgument."""
         service, dot, method = subject.partition(".") if isinstance(subject, str) else ("", "", "")
@@ -124,8 +124,11 @@ class Caller:
         timeout = DEFAULT_TIMEOUT if not timeout else float(timeout)
         tid = _trace.trace_or_new()
         msg_id = b"%s%08x" % (self._prefix, next(self._counter))
+        # "Service.lymph.status" (or any Service.Interface.method) sends "lymph.status" to one of
+        # Service's instances; "Service.method" is sent as it is
+        wire_subject = method if "." in method else subject
         try:
-            payload = [msg_id, b"REQ", subject.encode(), packb({"trace_id": tid}), packb(args)]
+            payload = [msg_id, b"REQ", wire_subject.encode(), packb({"trace_id": tid}), packb(args)]
         except (TypeError, ValueError, OverflowError) as e:
             raise InvalidArgument("call %s: the arguments cannot be encoded: %s" % (subject, e))
         deadline = time.monotonic() + timeout
