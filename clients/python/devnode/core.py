@@ -220,6 +220,7 @@ class Subscription:
         self.serial = stream is not None
         self.backlog = collections.deque()
         self.running = False
+        self.serial_lock = threading.Lock()
         self.cond = threading.Condition()
 
     def request(self, pid):
@@ -731,12 +732,15 @@ class Core:
                 except (BlockingIOError, OSError):
                     pass
                 self._woken = False
-            self._drain_outbox(poller)
-            if self.router is not None and ready.get(self.router, 0) & zmq.POLLIN:
-                self._read_router()
-            if self.node is not None and ready.get(self.node, 0) & zmq.POLLIN:
-                self._read_node()
-            self._end_of_turn()
+            try:
+                self._drain_outbox(poller)
+                if self.router is not None and ready.get(self.router, 0) & zmq.POLLIN:
+                    self._read_router()
+                if self.node is not None and ready.get(self.node, 0) & zmq.POLLIN:
+                    self._read_node()
+                self._end_of_turn()
+            except Exception as e:  # a bug here must not silence the process: say it, go on
+                self.warn("the I/O thread caught %s: %s" % (type(e).__name__, e), "ERROR")
             if self._quit and not self._outbox:
                 self._end_of_turn(final=True)
                 return
@@ -947,27 +951,27 @@ class Core:
             self._nacks.extend(e["delivery"] for e in events if isinstance(e.get("delivery"), int))
             return
         if sub.serial:
-            sub.backlog.append(events)
-            if not sub.running:
+            with sub.serial_lock:
+                sub.backlog.append(events)
+                start = not sub.running
                 sub.running = True
+            if start:
                 self.pool.submit(self._run_serial, sub)
         else:
             self.pool.submit(self._run_events, sub, events)
 
     def _run_serial(self, sub):
         while True:
-            try:
+            with sub.serial_lock:  # one runner per stream subscription, in offset order
+                if not sub.backlog:
+                    sub.running = False
+                    return
                 events = sub.backlog.popleft()
-            except IndexError:
-                sub.running = False
-                if sub.backlog and not sub.running:  # one came in meanwhile
-                    sub.running = True
-                    continue
-                return
             self._run_events(sub, events)
 
     def _run_events(self, sub, events):
         acks, nacks = [], []
+        high = -1
         for ev in events:
             delivery = ev.get("delivery")
             if not isinstance(delivery, int) or delivery < 0:
@@ -994,11 +998,13 @@ class Core:
                 except Exception as e:
                     log.error("%s: the handler of %s raised %s: %s", sub.group, etype, type(e).__name__, e)
             (acks if ok else nacks).append(delivery)
-            if ok and offset >= 0:
-                with sub.cond:
-                    if offset > sub.last_offset:
-                        sub.last_offset = offset
-                    sub.cond.notify_all()
+            if ok and offset > high:
+                high = offset
+        if high > sub.last_offset:  # catch_up waits on this mark: once per message is enough
+            with sub.cond:
+                if high > sub.last_offset:
+                    sub.last_offset = high
+                sub.cond.notify_all()
         self._acks.extend(acks)
         self._nacks.extend(nacks)
         self.flush_emits()

@@ -9,6 +9,7 @@ import threading
 
 _local = threading.local()
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
+_GOOD = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 TRACE_ID_MAX = 64
 
 
@@ -22,6 +23,8 @@ def sanitize(value):
     None/'None' (the log parser's word for no trace)."""
     if value is None:
         return ""
+    if isinstance(value, str) and _GOOD(value):
+        return "" if value == "None" else value
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     value = _BAD.sub("_", str(value)[:TRACE_ID_MAX])
