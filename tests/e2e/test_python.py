@@ -443,3 +443,40 @@ def test_pythonpath_keeps_the_users_and_appends_the_client(project):
     assert pp["text"] == f"PP=/opt/mine:services:{ROOT / 'clients' / 'python'}"
     (at,) = wait_lines(node, 1, service="Env", pattern="^AT=")
     assert at["text"] == f"AT={ROOT / 'clients' / 'python' / 'devnode' / '__init__.py'}"
+
+
+def test_a_rolling_restart_under_calls_loses_none(project):
+    """SIGTERM drains: unsubscribe and unregister, answer what still comes, confirm the emits.
+    Calls that run through a rolling restart of Greeting all get their answer, and every
+    greeted event reaches Listen."""
+    copy_examples(project)
+    project.write(py_config({"Greeting": ("--config=conf/greeting.yml", 2),
+                             "Listen": ("--config=conf/listen.yml", 1)}))
+    node = project.up(env=py_env(project))
+    client = NodeClient(project)
+    try:
+        wait_registered(client, "Greeting", 2, timeout=30)
+        wait_group_members(client, "Listen.on_greeted", 1)
+    finally:
+        client.close()
+    n = 20000
+    old = {i["pid"] for i in node.wait_running("Greeting", 2)}
+    calls = subprocess.Popen([str(ROOT / "devnode"), "request", "-c", str(project.config_path), "-N", str(n), "-C",
+                              "4", "Greeting.greet", '{"name": "r"}'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        wait_lines(node, 50, service="Greeting", pattern="^Saying hi to r")
+        r = project.cli("restart", "Greeting", timeout=60)
+        assert r.returncode == 0, r.stderr
+        running = calls.poll() is None
+        out, err = calls.communicate(timeout=120)
+    finally:
+        if calls.poll() is None:
+            calls.kill()
+            calls.wait()
+    assert calls.returncode == 0, err
+    assert re.search(r"Error rate: +0\.00 %", out) and re.search(r"Timeout rate: +0\.00 %", out), out
+    wait_lines(node, n, service="Listen", pattern="^Somebody greeted r", timeout=30)
+    served_by = {rec["pid"] for rec in wait_lines(node, n, service="Greeting", pattern="^Saying hi to r")}
+    assert old & served_by and served_by - old, (old, served_by, running)  # calls ran through the restart
+    assert [rec for rec in node.node_lines("Greeting.") if "exited with status 0" in rec["text"]]
