@@ -325,7 +325,7 @@ static void instance_build_env(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_SERVICE_NAME", cfg->name);
     env_set(env, "LYMPH_NODE", sup->endpoint);
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
-    { char pp[PYCLIENT_PYTHONPATH_MAX]; if (pyclient_pythonpath(env->items, pp)) env_set(env, "PYTHONPATH", pp); } /* docs/python.md */
+    { char pp[PYCLIENT_PYTHONPATH_MAX]; if (pyclient_pythonpath(env->items, pp)) env_set(env, "PYTHONPATH", pp); }
     instance_socket_env(inst->service, env);
     instance_port_env(inst, env);
     if (cfg->ready.kind == READY_NOTIFY && sup->notify_fd >= 0)
