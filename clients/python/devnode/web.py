@@ -15,7 +15,7 @@ from . import trace as _trace
 from .interface import Interface
 
 try:
-    from werkzeug.exceptions import HTTPException, NotFound as _HTTPNotFound  # noqa: F401
+    from werkzeug.exceptions import HTTPException
     from werkzeug.routing import Map
     from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
     from werkzeug.wrappers import Request, Response
