@@ -363,7 +363,7 @@ class Shelf(devnode.Interface):
 
     @devnode.event('book.#', stream='book.#', start='beginning', catch_up=True, broadcast=True)
     def on_book(self, event):
-        self.books.append([event.offset, event.type, event['title']])
+        self.books.append([event.offset, event.type, event['title'], event.headers.get('by')])
 
     @devnode.rpc()
     def books_seen(self):
@@ -371,7 +371,7 @@ class Shelf(devnode.Interface):
 
     @devnode.rpc()
     def add(self, title):
-        return self.emit('book.added', {'title': title}, wait=True)['offset']
+        return self.emit('book.added', {'title': title}, headers={'by': 'shelf'}, wait=True)['offset']
 '''
 
 
@@ -385,14 +385,14 @@ def test_retained_stream_with_offsets_and_catch_up(project):
         offsets = [json.loads(project.cli("request", "Shelf.add", json.dumps({"title": t})).stdout) for t in "abc"]
         assert offsets == [0, 1, 2]
         wait_for(lambda: json.loads(project.cli("request", "Shelf.books_seen", "{}").stdout) ==
-                 [[0, "book.added", "a"], [1, "book.added", "b"], [2, "book.added", "c"]], 10, "three books")
+                 [[0, "book.added", "a", "shelf"], [1, "book.added", "b", "shelf"], [2, "book.added", "c", "shelf"]], 10, "three books")
         # A new process replays the stream from the beginning before it registers (catch_up).
         r = project.cli("restart", "Shelf")
         assert r.returncode == 0, r.stderr
         node.wait_running("Shelf", 1, timeout=30)
         wait_registered(client, "Shelf", 1, timeout=30)
         books = json.loads(project.cli("request", "Shelf.books_seen", "{}").stdout)
-        assert books == [[0, "book.added", "a"], [1, "book.added", "b"], [2, "book.added", "c"]]
+        assert books == [[0, "book.added", "a", "shelf"], [1, "book.added", "b", "shelf"], [2, "book.added", "c", "shelf"]]
     finally:
         client.close()
 

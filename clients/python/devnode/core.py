@@ -370,7 +370,7 @@ class Core:
 
     # ---- emits --------------------------------------------------------------------------------
 
-    def emit_nowait(self, type, body, delay_ms=0, trace_id=None):
+    def emit_nowait(self, type, body, delay_ms=0, trace_id=None, headers=None):
         """Queues an event; it leaves with the others as one quiet emit (see the module doc)."""
         if not valid_event_type(type):
             raise InvalidArgument("emit: want an event type of dot-separated words (1-%d bytes, no * or #), not %r"
@@ -381,8 +381,7 @@ class Core:
         if self.node is None:
             raise NodeError("emit %s needs a node: opened without one" % type)
         try:
-            item = packb({"type": type, "body": body, "headers": {"trace_id": trace_id or _trace.trace_or_new()},
-                          "delay_ms": delay_ms})
+            item = packb({"type": type, "body": body, "headers": _headers(headers, trace_id), "delay_ms": delay_ms})
         except (TypeError, ValueError, OverflowError) as e:
             raise InvalidArgument("emit %s: the body cannot be encoded: %s" % (type, e))
         if len(item) > BODY_MAX - 4096:
@@ -416,13 +415,12 @@ class Core:
             self._eq_flush = True
             self.wake()
 
-    def emit(self, type, body, delay_ms=0, trace_id=None):
+    def emit(self, type, body, delay_ms=0, trace_id=None, headers=None):
         """Emits and waits until the node queued it: the reply {groups, offset}."""
         if not valid_event_type(type):
             raise InvalidArgument("emit: want an event type of dot-separated words (1-%d bytes, no * or #), not %r"
                                   % (NAME_MAX, type))
-        _, reply = self.request("emit", {"type": type, "body": body,
-                                         "headers": {"trace_id": trace_id or _trace.trace_or_new()},
+        _, reply = self.request("emit", {"type": type, "body": body, "headers": _headers(headers, trace_id),
                                          "source": self.service, "delay_ms": int(delay_ms)})
         return reply
 
@@ -1123,6 +1121,13 @@ def _packb_map_header(n):
 
 def _packb_array_header(n):
     return msgpack.Packer().pack_array_header(n)
+
+
+def _headers(extra, trace_id):
+    """An event's headers: the caller's, with the trace id (given, current, or new) on top."""
+    headers = dict(extra) if extra else {}
+    headers["trace_id"] = trace_id or _trace.trace_or_new()
+    return headers
 
 
 def notify_ready():

@@ -89,16 +89,17 @@ class Interface:
         pass
 
     # what handlers use
-    def emit(self, event_type, payload=None, delay=0, wait=False):
-        """Emits an event with the current trace id. Without wait it returns at once and the
+    def emit(self, event_type, payload=None, headers=None, delay=0, wait=False):
+        """Emits an event with the current trace id (and any extra `headers`), as lymph's
+        emit(event_type, payload, headers=None, delay=0). Without wait it returns at once and the
         event leaves with others as one message (docs/python.md); a refusal by the node comes
         later as a `WARNING devnode:` line naming it. `delay` in seconds. wait=True returns once
         the node queued it, with {groups, offset} (offset: its place in a retained stream)."""
         delay_ms = int(round(float(delay or 0) * 1000))
         core = self.container.core
         if wait:
-            return core.emit(event_type, payload, delay_ms)
-        core.emit_nowait(event_type, payload, delay_ms)
+            return core.emit(event_type, payload, delay_ms, headers=headers)
+        core.emit_nowait(event_type, payload, delay_ms, headers=headers)
         return None
 
     def proxy(self, name, timeout=None, **_ignored):
@@ -232,11 +233,11 @@ class Client:
     def proxy(self, service, timeout=None):
         return Proxy(self.caller, service, timeout)
 
-    def emit(self, event_type, body=None, delay=0, wait=False):
+    def emit(self, event_type, body=None, headers=None, delay=0, wait=False):
         delay_ms = int(round(float(delay or 0) * 1000))
         if wait:
-            return self.core.emit(event_type, body, delay_ms)
-        self.core.emit_nowait(event_type, body, delay_ms)
+            return self.core.emit(event_type, body, delay_ms, headers=headers)
+        self.core.emit_nowait(event_type, body, delay_ms, headers=headers)
 
     def subscribe(self, patterns, fn, name=None, broadcast=False, stream=None, start=None):
         """fn(event) for every event matching `patterns`, in group <name>.<name or pattern>."""
