@@ -4,15 +4,16 @@ with only the issue's changes; Python and C services calling each other under on
 the CLI (request, inspect, emit, subscribe) against Python services; the interpreter trap."""
 import json
 import re
+import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, base_env, wait_for
 from demohelpers import (EXAMPLES, NodeClient, free_port, wait_broadcast_members, wait_group_members, wait_lines,
                          wait_registered)
-from pyhelpers import PY_EXAMPLES, copy_examples, curl, py_config, py_env, write_service
+from pyhelpers import PY_EXAMPLES, copy_examples, curl, has_module, py_config, py_env, write_service
 
 
 def trace_services(project, trace):
@@ -480,3 +481,19 @@ def test_a_rolling_restart_under_calls_loses_none(project):
     served_by = {rec["pid"] for rec in wait_lines(node, n, service="Greeting", pattern="^Saying hi to r")}
     assert old & served_by and served_by - old, (old, served_by, running)  # calls ran through the restart
     assert [rec for rec in node.node_lines("Greeting.") if "exited with status 0" in rec["text"]]
+
+
+def test_the_python3_first_on_path_without_zmq_gets_the_line(project):
+    """The trap as it happens here: `python3` in the command is the first on PATH (a pyenv
+    build on this machine), which has no zmq. Skipped where that python3 has it."""
+    first = shutil.which("python3", path=base_env()["PATH"])
+    if not first or has_module(first, "zmq"):
+        pytest.skip(f"the first python3 on PATH ({first}) has zmq")
+    write_service(project, "greeting.py", (PY_EXAMPLES / "services" / "greeting.py").read_text())
+    project.write("instances:\n    Greeting:\n        command: python3 -m devnode instance greeting:Greeting\n"
+                  "        restart: never\n        env:\n            PYTHONPATH: services\n")
+    r = project.cli("check")
+    assert "instances.Greeting.command:" in r.stdout and "has no zmq" in r.stdout, r.stdout
+    node = project.up()
+    (line,) = wait_lines(node, 1, service="Greeting", pattern="^devnode: this service ran")
+    assert "which has no module 'zmq'" in line["text"] and "apt-get install python3-zmq" in line["text"], line
