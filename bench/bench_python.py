@@ -232,6 +232,30 @@ def bench_rpc():
             results[f"py rpc seq ({subject.split('.', 1)[1]})"] = (f"{rps:,.0f} req/s", f">= {GOALS['rpc_rps']:,}",
                                                                  rps >= GOALS["rpc_rps"],
                                                                  f"{rps / LYMPH['rpc_rps']:.1f}x lymph")
+    # The Python server alone: the C caller against a Python Greeting (examples/python).
+    config = textwrap.dedent(f"""\
+        instances:
+            Greeting:
+                command: {PYTHON} -m devnode instance --config=conf/greeting.yml
+                ready: notify
+                env:
+                    PYTHONPATH: services
+        """)
+    with TempNode(config) as node:
+        import shutil
+        for sub in ("services", "conf"):
+            shutil.copytree(os.path.join(ROOT, "examples", "python", sub), os.path.join(node.dir, sub))
+        node.cli("restart", "Greeting")
+        wait_registered(node, "Greeting")
+        caller = compile_c(node.dir, "bus_caller", ["libzmq", "msgpack", "jansson"],
+                           ["-I", os.path.join(ROOT, "lib"), os.path.join(ROOT, "build", "libdevnode.a")])
+        if caller:
+            env = dict(os.environ, DEVNODE_ENDPOINT=node.endpoint, DEVNODE_SERVICE="Bench")
+            r = subprocess.run([caller, str(n)], capture_output=True, text=True, timeout=300, env=env)
+            if r.returncode == 0:
+                p50, p99, _ = (int(x) / 1000 for x in r.stdout.split())
+                log(f"PR C caller -> Python Greeting.lymph.ping: p50 {p50:.0f} us  p99 {p99:.0f} us")
+                results["C->py rpc p50 (ping)"] = (f"{p50:.0f} us", "-", None, "the Python server alone")
     return True
 
 

@@ -16,7 +16,7 @@ import time
 import zmq
 
 from . import trace as _trace
-from .core import packb, unpackb
+from .core import NOBLOCK, packb, recv_frames, send_frames, unpackb
 from .errors import InvalidArgument, Nack, NodeError, NotFound, RemoteError, Timeout
 
 DEFAULT_TIMEOUT = 5.0
@@ -152,16 +152,17 @@ class Caller:
                 for i in range(n):
                     endpoint = candidates[(start + i) % n]
                     sock, born = self._socket(ch, endpoint)
-                    # a fresh connection needs its handshake before IMMEDIATE lets a message out
-                    wait_ms = max(0, int((born + CONNECT_WAIT - time.monotonic()) * 1000))
-                    wait_ms = min(wait_ms, max(0, int((deadline - time.monotonic()) * 1000)))
                     try:
-                        sock.send_multipart(payload, flags=zmq.NOBLOCK)
+                        send_frames(sock, payload, NOBLOCK)
                         return sock
                     except zmq.Again:
+                        # a fresh connection needs its handshake before IMMEDIATE lets a message out
+                        now = time.monotonic()
+                        wait_ms = min(max(0, int((born + CONNECT_WAIT - now) * 1000)),
+                                      max(0, int((deadline - now) * 1000)))
                         if wait_ms and sock.poll(wait_ms, zmq.POLLOUT):
                             try:
-                                sock.send_multipart(payload, flags=zmq.NOBLOCK)
+                                send_frames(sock, payload, NOBLOCK)
                                 return sock
                             except zmq.Again:
                                 pass
@@ -176,10 +177,15 @@ class Caller:
     def _wait(self, sock, msg_id, subject, deadline, timeout, service, with_headers):
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
+            try:
+                if left <= 0:
+                    raise zmq.Again()
+                # a receive timeout rather than a poll: no poller to build per call
+                sock.setsockopt(zmq.RCVTIMEO, max(1, int(left * 1000)))
+                frames = recv_frames(sock)
+            except zmq.Again:
                 self.forget(service)
                 raise Timeout("%s: no reply within %d ms" % (subject, timeout * 1000))
-            frames = sock.recv_multipart()
             if len(frames) != 5 or frames[2] != msg_id:
                 continue  # a late reply to a call that timed out
             rtype = frames[1]

@@ -48,6 +48,31 @@ PROCESS_BUDGET = 256
 
 _packb = msgpack.Packer(use_bin_type=True).pack  # only the I/O thread uses this one
 
+# pyzmq's send_multipart/recv_multipart spend more on flag enums than on the frames (about
+# 10 us a message): the hot paths call the backend's methods with plain int flags.
+try:
+    from zmq.backend.cython.socket import Socket as _RawSocket
+    _raw_send, _raw_recv, _raw_get = _RawSocket.send, _RawSocket.recv, _RawSocket.get
+except ImportError:  # another backend: the plain methods
+    _raw_send, _raw_recv, _raw_get = zmq.Socket.send, zmq.Socket.recv, zmq.Socket.get
+_MORE, NOBLOCK, _RCVMORE = int(zmq.SNDMORE), int(zmq.NOBLOCK), int(zmq.RCVMORE)
+
+
+def send_frames(sock, frames, flags=0):
+    """send_multipart without its overhead; zmq.Again when the first frame cannot go (then
+    nothing went)."""
+    last = len(frames) - 1
+    for i, f in enumerate(frames):
+        _raw_send(sock, f, (flags | _MORE) if i < last else flags)
+
+
+def recv_frames(sock, flags=0):
+    """recv_multipart without its overhead (the other frames of a message are there already)."""
+    out = [_raw_recv(sock, flags)]
+    while _raw_get(sock, _RCVMORE):
+        out.append(_raw_recv(sock, 0))
+    return out
+
 
 def packb(obj):
     return msgpack.packb(obj, use_bin_type=True)
@@ -220,6 +245,7 @@ class Subscription:
         self.serial = stream is not None
         self.backlog = collections.deque()
         self.running = False
+        self.serial_lock = threading.Lock()
         self.cond = threading.Condition()
 
     def request(self, pid):
@@ -369,7 +395,7 @@ class Core:
 
     # ---- emits --------------------------------------------------------------------------------
 
-    def emit_nowait(self, type, body, delay_ms=0, trace_id=None):
+    def emit_nowait(self, type, body, delay_ms=0, trace_id=None, headers=None):
         """Queues an event; it leaves with the others as one quiet emit (see the module doc)."""
         if not valid_event_type(type):
             raise InvalidArgument("emit: want an event type of dot-separated words (1-%d bytes, no * or #), not %r"
@@ -380,8 +406,7 @@ class Core:
         if self.node is None:
             raise NodeError("emit %s needs a node: opened without one" % type)
         try:
-            item = packb({"type": type, "body": body, "headers": {"trace_id": trace_id or _trace.trace_or_new()},
-                          "delay_ms": delay_ms})
+            item = packb({"type": type, "body": body, "headers": _headers(headers, trace_id), "delay_ms": delay_ms})
         except (TypeError, ValueError, OverflowError) as e:
             raise InvalidArgument("emit %s: the body cannot be encoded: %s" % (type, e))
         if len(item) > BODY_MAX - 4096:
@@ -415,13 +440,12 @@ class Core:
             self._eq_flush = True
             self.wake()
 
-    def emit(self, type, body, delay_ms=0, trace_id=None):
+    def emit(self, type, body, delay_ms=0, trace_id=None, headers=None):
         """Emits and waits until the node queued it: the reply {groups, offset}."""
         if not valid_event_type(type):
             raise InvalidArgument("emit: want an event type of dot-separated words (1-%d bytes, no * or #), not %r"
                                   % (NAME_MAX, type))
-        _, reply = self.request("emit", {"type": type, "body": body,
-                                         "headers": {"trace_id": trace_id or _trace.trace_or_new()},
+        _, reply = self.request("emit", {"type": type, "body": body, "headers": _headers(headers, trace_id),
                                          "source": self.service, "delay_ms": int(delay_ms)})
         return reply
 
@@ -731,12 +755,15 @@ class Core:
                 except (BlockingIOError, OSError):
                     pass
                 self._woken = False
-            self._drain_outbox(poller)
-            if self.router is not None and ready.get(self.router, 0) & zmq.POLLIN:
-                self._read_router()
-            if self.node is not None and ready.get(self.node, 0) & zmq.POLLIN:
-                self._read_node()
-            self._end_of_turn()
+            try:
+                self._drain_outbox(poller)
+                if self.router is not None and ready.get(self.router, 0) & zmq.POLLIN:
+                    self._read_router()
+                if self.node is not None and ready.get(self.node, 0) & zmq.POLLIN:
+                    self._read_node()
+                self._end_of_turn()
+            except Exception as e:  # a bug here must not silence the process: say it, go on
+                self.warn("the I/O thread caught %s: %s" % (type(e).__name__, e), "ERROR")
             if self._quit and not self._outbox:
                 self._end_of_turn(final=True)
                 return
@@ -759,7 +786,7 @@ class Core:
             kind = item[0]
             if kind == "reply":
                 try:
-                    self.router.send_multipart(item[1], flags=zmq.NOBLOCK)
+                    send_frames(self.router, item[1], NOBLOCK)
                 except (zmq.ZMQError, AttributeError):
                     pass  # a caller that went away: ROUTER drops what it cannot route
             elif kind == "request":
@@ -784,14 +811,14 @@ class Core:
             return False
         msg = [VERSION, type.encode(), packb(body)]
         try:
-            self.node.send_multipart(msg, flags=zmq.NOBLOCK)
+            send_frames(self.node, msg, NOBLOCK)
             return True
         except zmq.Again:
             # 100k messages wait for the node: give it a second, as a write to a full pipe would;
             # then a heartbeat or an ack is better dropped than the loop stalled
             try:
                 if self.node.poll(1000, zmq.POLLOUT):
-                    self.node.send_multipart(msg, flags=zmq.NOBLOCK)
+                    send_frames(self.node, msg, NOBLOCK)
                     return True
             except zmq.ZMQError:
                 pass
@@ -856,7 +883,7 @@ class Core:
         while self._eq_backlog:
             body, count = self._eq_backlog[0]
             try:
-                self.node.send_multipart([VERSION, b"emit", body], flags=zmq.NOBLOCK)
+                send_frames(self.node, [VERSION, b"emit", body], NOBLOCK)
             except zmq.Again:
                 break
             except zmq.ZMQError:
@@ -872,7 +899,7 @@ class Core:
     def _read_node(self):
         for _ in range(PROCESS_BUDGET):
             try:
-                frames = self.node.recv_multipart(flags=zmq.NOBLOCK)
+                frames = recv_frames(self.node, NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
@@ -947,27 +974,27 @@ class Core:
             self._nacks.extend(e["delivery"] for e in events if isinstance(e.get("delivery"), int))
             return
         if sub.serial:
-            sub.backlog.append(events)
-            if not sub.running:
+            with sub.serial_lock:
+                sub.backlog.append(events)
+                start = not sub.running
                 sub.running = True
+            if start:
                 self.pool.submit(self._run_serial, sub)
         else:
             self.pool.submit(self._run_events, sub, events)
 
     def _run_serial(self, sub):
         while True:
-            try:
+            with sub.serial_lock:  # one runner per stream subscription, in offset order
+                if not sub.backlog:
+                    sub.running = False
+                    return
                 events = sub.backlog.popleft()
-            except IndexError:
-                sub.running = False
-                if sub.backlog and not sub.running:  # one came in meanwhile
-                    sub.running = True
-                    continue
-                return
             self._run_events(sub, events)
 
     def _run_events(self, sub, events):
         acks, nacks = [], []
+        high = -1
         for ev in events:
             delivery = ev.get("delivery")
             if not isinstance(delivery, int) or delivery < 0:
@@ -994,11 +1021,13 @@ class Core:
                 except Exception as e:
                     log.error("%s: the handler of %s raised %s: %s", sub.group, etype, type(e).__name__, e)
             (acks if ok else nacks).append(delivery)
-            if ok and offset >= 0:
-                with sub.cond:
-                    if offset > sub.last_offset:
-                        sub.last_offset = offset
-                    sub.cond.notify_all()
+            if ok and offset > high:
+                high = offset
+        if high > sub.last_offset:  # catch_up waits on this mark: once per message is enough
+            with sub.cond:
+                if high > sub.last_offset:
+                    sub.last_offset = high
+                sub.cond.notify_all()
         self._acks.extend(acks)
         self._nacks.extend(nacks)
         self.flush_emits()
@@ -1009,7 +1038,7 @@ class Core:
     def _read_router(self):
         for _ in range(PROCESS_BUDGET):
             try:
-                frames = self.router.recv_multipart(flags=zmq.NOBLOCK)
+                frames = recv_frames(self.router, NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
@@ -1023,8 +1052,8 @@ class Core:
 
     def _reply(self, frames, type, trace_id, body_bytes):
         rid = b"%s%08x" % (_REPLY_PREFIX, next(_reply_counter))
-        self.router.send_multipart([frames[0], rid, type, frames[1], packb({"trace_id": trace_id}), body_bytes],
-                                   flags=zmq.NOBLOCK)
+        send_frames(self.router, [frames[0], rid, type, frames[1], packb({"trace_id": trace_id}), body_bytes],
+                    NOBLOCK)
 
     def _reply_error(self, frames, type, trace_id, etype, message):
         self._reply(frames, type, trace_id, packb({"type": etype, "message": message}))
@@ -1117,6 +1146,13 @@ def _packb_map_header(n):
 
 def _packb_array_header(n):
     return msgpack.Packer().pack_array_header(n)
+
+
+def _headers(extra, trace_id):
+    """An event's headers: the caller's, with the trace id (given, current, or new) on top."""
+    headers = dict(extra) if extra else {}
+    headers["trace_id"] = trace_id or _trace.trace_or_new()
+    return headers
 
 
 def notify_ready():
