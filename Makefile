@@ -90,7 +90,7 @@ unit: $(UNIT_BIN)
 	done
 
 e2e: all
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e clients/python/tests
 
 # The folders depend one way (common <- proto <- node, lib, tail, tui; cli on top): see the
 # rule table in the script, which names every include that breaks it.

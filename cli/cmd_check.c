@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "config/envfile.h"
 #include "node/preflight.h"
+#include "node/pyclient.h"
 #include "sockets/sockets.h"
 
 static const char *restart_name(enum restart_policy p)
@@ -213,6 +214,14 @@ static int cmd_check(struct cli_args *args)
     for (size_t i = 0; i < cfg.service_count; i++) {
         char warning[1024];
         if (!sockets_listen_pid_warning(&cfg, &cfg.services[i], warning, sizeof warning))
+            continue;
+        if (!warned++)
+            printf("warnings:\n");
+        printf("  %s\n", warning);
+    }
+    for (size_t i = 0; i < cfg.service_count; i++) { /* the Python interpreter trap (node/pyclient.c) */
+        char warning[8192];
+        if (!pyclient_check_interpreter(&cfg, &cfg.services[i], warning, sizeof warning))
             continue;
         if (!warned++)
             printf("warnings:\n");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "node/pyclient.h"
 #include "node/spawn.h"
 #include "node/supervisor.h"
 
@@ -127,6 +128,10 @@ void workerenv_build(struct instance *inst, struct env_list *env)
     env_set(env, "LYMPH_SERVICE_NAME", cfg->name);
     env_set(env, "LYMPH_NODE", sup->endpoint);
     env_set(env, "LYMPH_NODE_IP", "127.0.0.1");
+    /* Python services find the devnode package beside this binary, after what the user set. */
+    char pythonpath[PYCLIENT_PYTHONPATH_MAX];
+    if (pyclient_pythonpath(env->items, pythonpath))
+        env_set(env, "PYTHONPATH", pythonpath);
     instance_socket_env(inst->service, env);
     instance_port_env(inst, env);
     if (cfg->ready.kind == READY_NOTIFY && sup->notify.fd >= 0)

@@ -5,6 +5,7 @@ set -eu
 PKGS="build-essential pkg-config libuv1-dev libyaml-dev libzmq3-dev libmsgpack-dev
 libjansson-dev libhttp-parser-dev zlib1g-dev libncurses-dev libcmocka-dev tmux curl procps
 python3 python3-pytest python3-zmq python3-msgpack python3-yaml python3-jsonschema wrk
+python3-werkzeug python3-venv python3-pip python3-setuptools
 gunicorn python3-uvicorn nodejs golang-go
 clang libclang-rt-14-dev
 zsh fish man-db
