@@ -310,6 +310,9 @@ void config_free(struct config *cfg)
             free(svc->sockets[j]);
         }
         free(svc->sockets);
+        for (size_t j = 0; j < svc->dep_count; j++)
+            free(svc->deps[j].name);
+        free(svc->deps);
     }
     free(cfg->services);
     for (size_t i = 0; i < cfg->socket_count; i++) {

@@ -46,6 +46,20 @@ struct config_ready {
     unsigned timeout_ms;   /* give up waiting after this, default 30000 */
 };
 
+/* What a dependent waits for in a dependency (depends_on, docs/dependencies.md). */
+enum config_dep_condition {
+    DEP_READY,     /* every instance ready (its ready: check; at start when it has none): the default */
+    DEP_STARTED,   /* every instance running */
+    DEP_COMPLETED, /* it exited 0: for one-shot services (restart: never or on-failure) */
+};
+
+struct config_dep {
+    char *name;                          /* the service depended on; check_depends made sure it exists */
+    enum config_dep_condition condition;
+    int restart;                         /* 1: restart the dependent when this dependency restarts */
+    int line, col;                       /* where the name is written, for messages */
+};
+
 struct config_service {
     char *name;                  /* key under instances: (e.g. "Greeting") */
     char *command;               /* run with /bin/sh -c; $(socket.*) refs are left for spawn time */
@@ -69,6 +83,9 @@ struct config_service {
     int port_first;              /* PORT of instance 0 from its block: port_base + 100 * position */
     int command_line, command_col; /* where the command's value is written */
     int cwd_line, cwd_col;       /* where cwd's value is written; 0 when it is the default */
+    struct config_dep *deps;     /* depends_on, in file order; no cycles (config_load refuses them) */
+    size_t dep_count;
+    int disabled;                /* disabled: true, kept down unless named or needed (not run yet) */
 };
 
 struct config_socket {
@@ -159,6 +176,9 @@ int config_check_ports(struct config *cfg, const char *file, int port_base, char
 
 /* Service by name, or NULL. */
 const struct config_service *config_find_service(const struct config *cfg, const char *name);
+
+/* "ready", "started", "completed". */
+const char *config_dep_condition_name(enum config_dep_condition c);
 
 /* "TERM", "SIGTERM", "15" -> 15; -1 when unknown. Also used by the CLI. */
 int config_parse_signal(const char *text);

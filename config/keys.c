@@ -404,6 +404,12 @@ static int load_value(struct loader *ld, const struct config_key *row, const str
     }
 }
 
+int keys_load_map(struct loader *ld, const struct config_section *sec, const struct ynode *value,
+                  const char *key_path, void *target)
+{
+    return load_fixed_map(ld, sec, value, key_path, target);
+}
+
 /* Loads map's keys into target in file order, so the first mistake in the file is the one
  * reported. An empty value keeps the default unless the row takes it as a value. */
 static int load_section(struct loader *ld, const struct config_section *sec, const struct ynode *map,
@@ -1052,7 +1058,7 @@ static int load_instances(struct loader *ld, const struct ynode *key, const stru
             return -1;
         }
     }
-    return 0;
+    return keys_check_depends(ld);
 }
 
 static int load_streams(struct loader *ld, const struct ynode *key_node, const struct ynode *node,
@@ -1151,6 +1157,12 @@ static const struct config_key service_keys[] = {
      .doc = "names of top-level sockets passed to this service's workers"},
     {"ready", KEY_MAP, 0, .choices = ready_choices, .load = load_ready, AT(struct config_service, ready),
      .section = &ready_section, .doc = "when a new worker counts as ready: notify, start, or one of log, tcp, delay"},
+    {"depends_on", KEY_MAP, KEY_NAMED | KEY_OR_NAMES, .choices = keys_dep_condition_choices,
+     .load = keys_load_depends_on, .section = &keys_dep_section,
+     .doc = "services started before this one: a list of names, or NAME: ready | started | completed"},
+    {"disabled", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
+     AT(struct config_service, disabled), .doc = "true: kept down unless named or needed by a named service "
+                                                 "(parsed and shown; `up` does not act on it yet)"},
 };
 static const struct config_section service_section = {"a service takes", service_keys, COUNT(service_keys)};
 

@@ -34,6 +34,7 @@ enum {
     KEY_LOAD_FIRST = 32,    /* loaded before its siblings, wherever it is in the file */
     KEY_LOAD_LAST = 64,     /* loaded after its siblings */
     KEY_EMPTY_ITEMS = 128,  /* KEY_NAMED: `NAME:` with no value takes the defaults (streams) */
+    KEY_OR_NAMES = 256,     /* KEY_MAP with KEY_NAMED: also a plain list of the names (depends_on) */
 };
 
 /* Every duration key: 0 up to an hour. */
@@ -83,6 +84,20 @@ int keys_load_top(struct loader *ld, const struct ynode *root);
 /* "a, b or c" / "a, b, c": the names of sec's keys (with KEY_LIST_ONLY ones when list_form,
  * never the KEY_IGNORED ones) into buf. */
 void keys_names(const struct config_section *sec, bool list_form, char *buf, size_t len);
+
+/* A map of sec's keys into target, as a fixed sub-map (`ready: {...}`) is loaded. */
+int keys_load_map(struct loader *ld, const struct config_section *sec, const struct ynode *value,
+                  const char *key_path, void *target);
+
+/* depends.c: depends_on's loaders, its {condition, restart} section and the check, run once
+ * every service is loaded, that refuses unknown names, self dependencies and cycles. */
+extern const struct config_section keys_dep_section;
+extern const char *const keys_dep_condition_choices[];
+int keys_load_depends_on(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                         const char *key_path, void *target);
+int keys_load_dep_condition(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                            const char *key_path, void *target);
+int keys_check_depends(struct loader *ld);
 
 /* Socket of cfg by name, or NULL. */
 const struct config_socket *keys_find_socket(const struct config *cfg, const char *name);

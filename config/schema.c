@@ -73,7 +73,13 @@ static json_t *value_schema(const struct config_key *row)
         if (row->flags & KEY_EMPTY_ITEMS) {
             item = any_of(item, json_pack("{s:s}", "type", "null"));
         }
+        if (row->choices) {
+            item = any_of(item, any_of(choices_enum(row->choices), json_pack("{s:s}", "type", "null")));
+        }
         json_t *map = json_pack("{s:s, s:o}", "type", "object", "additionalProperties", item);
+        if (row->flags & KEY_OR_NAMES) {
+            return any_of(map, json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"));
+        }
         if (row->flags & KEY_OR_LIST) {
             json_t *list = json_pack("{s:s, s:o}", "type", "array", "items", section_schema(row->section, true));
             return any_of(map, list);
