@@ -61,6 +61,16 @@ static const struct key_decision {
     {"streams.*.retain_events", 0, "retained streams live in the node's event bus"},
     {"port_base", 1, "Environment=PORT in a drop-in per instance (PROJECT-NAME@N.service.d/port.conf)"},
     {"env_file", 1, "Environment=, the files' values as devnode read and expanded them at export"},
+    {"instances.*.depends_on", 1, "After= on every instance of the dependency, with Requires= (ready, completed) "
+                                  "or Wants= (started); systemd stops in the reverse order"},
+    {"instances.*.depends_on.*.condition", 1,
+     "ready: Requires=; started: Wants=; completed: Requires= and the dependency becomes Type=oneshot with "
+     "RemainAfterExit=yes, so systemd waits for its exit and a failure stops its dependents from starting"},
+    {"instances.*.depends_on.*.restart", 1,
+     "PartOf=: a systemctl stop or restart of the dependency does the same to the dependent; systemd does not "
+     "pass on a restart after a crash (Restart=)"},
+    {"instances.*.disabled", 1, "the target does not want its instances; a dependent's Requires= or Wants= "
+                                "still starts them"},
 };
 
 /* What devnode does that no key names, and systemd does not do: said in every export. */
@@ -360,6 +370,46 @@ static void fake_sockets_init(struct fake_sockets *fs, const struct config *cfg)
     fs->set = (struct socket_set){fs->items, cfg->socket_count};
 }
 
+/* Whether a dependent waits for svc to complete: then its unit is Type=oneshot. */
+static int waited_to_complete(const struct config *cfg, const struct config_service *svc)
+{
+    for (size_t i = 0; i < cfg->service_count; i++)
+        for (size_t k = 0; k < cfg->services[i].dep_count; k++)
+            if (cfg->services[i].deps[k].condition == DEP_COMPLETED &&
+                strcmp(cfg->services[i].deps[k].name, svc->name) == 0)
+                return 1;
+    return 0;
+}
+
+/* "DIRECTIVE=P-D@0.service P-D@1.service\n": every instance of the dependency. */
+static void put_instances(struct strbuf *sb, const char *directive, const char *project,
+                          const struct config_service *dep)
+{
+    strbuf_printf(sb, "%s=", directive);
+    for (int k = 0; k < dep->numprocesses; k++)
+        strbuf_printf(sb, "%s%s-%s@%d.service", k ? " " : "", project, dep->name, k);
+    strbuf_putc(sb, '\n');
+}
+
+/* depends_on: ready and started mean every instance, so each one is named. */
+static void put_depends(struct unit_ctx *u, struct strbuf *sb, const struct config_service *svc)
+{
+    for (size_t k = 0; k < svc->dep_count; k++) {
+        const struct config_dep *d = &svc->deps[k];
+        const struct config_service *dep = config_find_service(u->cfg, d->name);
+        strbuf_printf(sb, "# depends_on %s: %s%s\n", d->name, config_dep_condition_name(d->condition),
+                      d->restart ? ", restart: true" : "");
+        if (dep->numprocesses == 0) {
+            strbuf_printf(sb, "# (%s has numprocesses: 0, so there is no instance to wait for)\n", dep->name);
+            continue;
+        }
+        put_instances(sb, d->condition == DEP_STARTED ? "Wants" : "Requires", u->opt->project, dep);
+        put_instances(sb, "After", u->opt->project, dep);
+        if (d->restart)
+            put_instances(sb, "PartOf", u->opt->project, dep);
+    }
+}
+
 static int service_unit(struct unit_ctx *u, const struct config_service *svc,
                         const struct bound_socket *const *passed, int n_passed)
 {
@@ -384,6 +434,7 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     } else if (svc->restart != RESTART_NEVER) {
         strbuf_puts(&sb, "StartLimitIntervalSec=0\n");
     }
+    put_depends(u, &sb, svc);
     strbuf_puts(&sb, "\n[Service]\n");
 
     char *command = sockets_expand_command(svc->command, passed, (size_t)n_passed);
@@ -394,7 +445,12 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     free(command);
 
     const struct config_ready *r = &svc->ready;
-    if (r->kind == READY_NOTIFY) {
+    int oneshot = waited_to_complete(u->cfg, svc);
+    if (oneshot) {
+        /* systemd orders a dependent After= a oneshot's exit, and a failed one fails its Requires=. */
+        strbuf_puts(&sb, "# A dependent waits for it to complete (depends_on: completed).\n"
+                         "Type=oneshot\nRemainAfterExit=yes\n");
+    } else if (r->kind == READY_NOTIFY) {
         strbuf_puts(&sb, "Type=notify\n");
         if (shell_stays)
             strbuf_puts(&sb, "NotifyAccess=all\n");
@@ -406,7 +462,11 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     }
     strbuf_append(&sb, exec.data, exec.len);
     strbuf_free(&exec);
-    if (r->kind == READY_DELAY) {
+    if (oneshot && r->kind != READY_AT_START) {
+        comment(&sb, add_not_exported(u->res, "instances.%s.ready: a dependent waits for %s to complete, so its "
+                                      "unit is Type=oneshot and its ready: check does not apply",
+                                      svc->name, svc->name));
+    } else if (r->kind == READY_DELAY) {
         strbuf_printf(&sb, "ExecStartPost=/bin/sleep %u.%03u\n", r->delay_ms / 1000, r->delay_ms % 1000);
         strbuf_puts(&sb, "TimeoutStartSec=");
         put_duration(&sb, r->delay_ms + r->timeout_ms);
@@ -580,7 +640,10 @@ int export_systemd(const struct config *cfg, const struct export_options *opt, s
                 taker[at] = svc;
         }
         rc = service_unit(&u, svc, passed, n);
-        for (int k = 0; rc == 0 && k < svc->numprocesses; k++)
+        if (rc == 0 && svc->disabled)
+            strbuf_printf(&target, "# %s is disabled: not started here; a dependent's Requires= or Wants= starts it\n",
+                          svc->name);
+        for (int k = 0; rc == 0 && !svc->disabled && k < svc->numprocesses; k++)
             strbuf_printf(&target, "Wants=%s-%s@%d.service\n", opt->project, svc->name, k);
     }
     for (size_t i = 0; i < cfg->socket_count && rc == 0; i++) {

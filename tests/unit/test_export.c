@@ -425,6 +425,45 @@ static void test_what_systemd_cannot_listen_on_is_refused(void **state)
     unload(&fx);
 }
 
+/* depends_on: After= on every instance, Requires= or Wants= by condition, PartOf= for
+ * restart: true; a dependency waited for to complete is a oneshot; disabled is not wanted. */
+static void test_dependencies_and_disabled(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    load(&fx, "instances:\n"
+              "    Web:\n"
+              "        command: ./web\n"
+              "        depends_on: {Db: {condition: ready, restart: true}, Cache: started, Migrate: completed,"
+              " Idle: ready}\n"
+              "    Db: {command: ./db, numprocesses: 2, ready: notify}\n"
+              "    Cache: {command: ./cache, disabled: true}\n"
+              "    Migrate: {command: ./migrate, restart: never, ready: {delay: 1s}}\n"
+              "    Idle: {command: ./idle, numprocesses: 0}\n");
+    struct export_options opt = {.project = "p"};
+    struct export_result r;
+    char err[512];
+    assert_int_equal(export_systemd(&fx.cfg, &opt, &r, err, sizeof err), 0);
+    const char *web = file_text(&r, "p-Web@.service");
+    assert_non_null(strstr(web, "\n# depends_on Db: ready, restart: true\nRequires=p-Db@0.service p-Db@1.service\n"
+                                "After=p-Db@0.service p-Db@1.service\nPartOf=p-Db@0.service p-Db@1.service\n"));
+    assert_non_null(strstr(web, "\nWants=p-Cache@0.service\nAfter=p-Cache@0.service\n"));
+    assert_non_null(strstr(web, "\nRequires=p-Migrate@0.service\nAfter=p-Migrate@0.service\n"));
+    assert_non_null(strstr(web, "(Idle has numprocesses: 0, so there is no instance to wait for)"));
+    assert_null(strstr(web, "p-Idle@"));
+    const char *migrate = file_text(&r, "p-Migrate@.service");
+    assert_non_null(strstr(migrate, "\nType=oneshot\nRemainAfterExit=yes\n"));
+    assert_null(strstr(migrate, "ExecStartPost"));
+    assert_true(has_line(&r, "instances.Migrate.ready: a dependent waits for Migrate to complete"));
+    assert_non_null(strstr(file_text(&r, "p-Db@.service"), "\nType=notify\n"));
+    const char *target = file_text(&r, "p.target");
+    assert_null(strstr(target, "Wants=p-Cache@"));
+    assert_non_null(strstr(target, "# Cache is disabled"));
+    assert_non_null(strstr(target, "\nWants=p-Db@1.service\n"));
+    export_result_free(&r);
+    unload(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_units_of_a_project),
         cmocka_unit_test(test_a_shell_that_stays_gets_notify_access_all),
         cmocka_unit_test(test_what_systemd_cannot_listen_on_is_refused),
+        cmocka_unit_test(test_dependencies_and_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
