@@ -659,7 +659,7 @@ static void test_error_unknown_service_key(void **state)
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
                "numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, stop_signal, stop_timeout, "
-               "sockets, ready)");
+               "sockets, ready, depends_on, disabled)");
 }
 
 static void test_error_wrong_types(void **state)
@@ -1221,6 +1221,77 @@ static void test_streams(void **state)
                "2:12: streams.book.#.keep: unknown key (a stream takes retain_events)");
 }
 
+static void test_depends_on(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  Web: {command: w, depends_on: [Api, Cache]}\n"
+            "  Api:\n    command: a\n    depends_on:\n      Db: {condition: ready, restart: true}\n"
+            "      Migrate: service_completed_successfully\n      Cache: started\n      Queue:\n"
+            "  Db: {command: d, disabled: false}\n"
+            "  Migrate: {command: m, restart: never, depends_on: {Db: {restart: false}}}\n"
+            "  Cache: {command: c, disabled: true}\n"
+            "  Queue: {command: q, restart: on-failure}\n",
+            NULL, &cfg);
+    const struct config_service *web = config_find_service(&cfg, "Web"), *api = config_find_service(&cfg, "Api");
+    assert_int_equal(web->dep_count, 2);
+    assert_string_equal(web->deps[0].name, "Api");
+    assert_int_equal(web->deps[0].condition, DEP_READY); /* the list form waits for ready */
+    assert_int_equal(web->deps[0].line, 2);
+    assert_int_equal(web->deps[0].col, 34);
+    assert_string_equal(web->deps[1].name, "Cache");
+    assert_int_equal(api->dep_count, 4);
+    assert_int_equal(api->deps[0].condition, DEP_READY);
+    assert_int_equal(api->deps[0].restart, 1);
+    assert_int_equal(api->deps[1].condition, DEP_COMPLETED);
+    assert_int_equal(api->deps[1].restart, 0);
+    assert_int_equal(api->deps[2].condition, DEP_STARTED);
+    assert_string_equal(api->deps[3].name, "Queue");
+    assert_int_equal(api->deps[3].condition, DEP_READY); /* `Queue:` alone */
+    assert_int_equal(config_find_service(&cfg, "Migrate")->deps[0].condition, DEP_READY);
+    assert_int_equal(config_find_service(&cfg, "Db")->dep_count, 0);
+    assert_null(config_find_service(&cfg, "Db")->deps);
+    assert_int_equal(config_find_service(&cfg, "Db")->disabled, 0);
+    assert_int_equal(config_find_service(&cfg, "Cache")->disabled, 1);
+    assert_string_equal(config_dep_condition_name(DEP_COMPLETED), "completed");
+    config_free(&cfg);
+}
+
+static void test_error_depends_on(void **state)
+{
+    load_fails(*state,
+               "instances:\n  Web: {command: w, depends_on: [Api]}\n  Api: {command: a, depends_on: {Db: ready}}\n"
+               "  Db: {command: d, depends_on: {Web: started}}\n",
+               NULL, "2:34: instances.Web.depends_on: cycle Web \xe2\x86\x92 Api \xe2\x86\x92 Db \xe2\x86\x92 Web");
+    /* The walk starts at the first service: one outside the cycle leads into it. */
+    load_fails(*state,
+               "instances:\n  Top: {command: t, depends_on: [B]}\n  A: {command: a, depends_on: [B]}\n"
+               "  B: {command: b, depends_on: [C]}\n  C: {command: c, depends_on: [A]}\n",
+               NULL, "4:32: instances.B.depends_on: cycle B \xe2\x86\x92 C \xe2\x86\x92 A \xe2\x86\x92 B");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: [Dbx]}\n  Db: {command: d}\n", NULL,
+               "2:34: instances.Web.depends_on: no service named \"Dbx\" (services: Web, Db)");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: {Web: started}}\n", NULL,
+               "2:34: instances.Web.depends_on: Web depends on itself");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: {Db: healthy}}\n  Db: {command: d}\n", NULL,
+               "2:38: instances.Web.depends_on.Db: must be ready, started or completed (or compose's "
+               "service_healthy, service_started, service_completed_successfully), got \"healthy\"");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: {Db: completed}}\n  Db: {command: d}\n", NULL,
+               "2:34: instances.Web.depends_on: Web waits for Db to complete, but Db restarts always (the "
+               "default), so it never stays completed: give Db restart: never or on-failure, or wait for ready "
+               "or started");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: {Db: {when: ready}}}\n  Db: {command: d}\n",
+               NULL, "2:39: instances.Web.depends_on.Db.when: unknown key (a dependency takes condition, restart)");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: [Db, Db]}\n  Db: {command: d}\n", NULL,
+               "2:38: instances.Web.depends_on[1]: Db is listed twice (first at line 2)");
+    load_fails(*state, "instances:\n  Web: {command: w, depends_on: [{Db: ready}]}\n  Db: {command: d}\n", NULL,
+               "2:34: instances.Web.depends_on[0]: must be a service name, got a map (conditions go in the "
+               "map form: depends_on: {NAME: ready})");
+    load_fails(*state, "instances:\n  Web: {command: w, disabled: yes}\n", NULL,
+               "2:31: instances.Web.disabled: must be false or true, got \"yes\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1267,6 +1338,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_env_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_blocks_and_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depends_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_depends_on, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
