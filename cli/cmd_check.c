@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/envfile.h"
+#include "config/depends.h"
 #include "node/preflight.h"
 #include "node/pyclient.h"
 #include "sockets/sockets.h"
@@ -155,6 +156,45 @@ static void print_env(const struct config *cfg, const struct config_service *s)
     }
 }
 
+/* What the service waits for before it starts (docs/dependencies.md). */
+static void print_depends(const struct config_service *s)
+{
+    if (s->disabled)
+        printf("      disabled: kept down unless named or needed (`up` does not act on it yet)\n");
+    if (!s->dep_count)
+        return;
+    printf("      depends_on:");
+    for (size_t k = 0; k < s->dep_count; k++)
+        printf("%s %s (%s%s)", k ? "," : "", s->deps[k].name, config_dep_condition_name(s->deps[k].condition),
+               s->deps[k].restart ? ", restart: true" : "");
+    printf("\n");
+}
+
+/* The layers of the graph: each line may start in parallel once the lines above are up. */
+static void print_start_order(const struct config *cfg)
+{
+    size_t n = cfg->service_count;
+    struct depgraph g;
+    config_depgraph(cfg, &g);
+    size_t *layer = calloc(n, sizeof *layer), *order = calloc(n, sizeof *order);
+    if (layer && order && depgraph_layers(&g, layer) > 1) {
+        depgraph_start_order(&g, layer, order);
+        printf("start order (one line starts in parallel once the lines above are up; stop runs bottom up):\n");
+        for (size_t i = 0; i < n; i++) {
+            size_t l = layer[order[i]];
+            if (i == 0 || layer[order[i - 1]] != l)
+                printf("%s  %zu. ", i ? "\n" : "", l + 1);
+            else
+                printf(", ");
+            printf("%s", cfg->services[order[i]].name);
+        }
+        printf("\n");
+    }
+    free(order);
+    free(layer);
+    depgraph_free(&g);
+}
+
 static const struct cli_option options[] = {
     {"vars", 0, 1, 'V'},
     {"port-base", 0, 1, 'P'},
@@ -193,7 +233,9 @@ static int cmd_check(struct cli_args *args)
         if (s->max_restarts)
             printf("      max_restarts=%d within %gs, then failed\n", s->max_restarts, s->restart_window_ms / 1000.0);
         print_port(&cfg, s);
+        print_depends(s);
     }
+    print_start_order(&cfg);
     if (cfg.socket_count) {
         printf("sockets:\n");
         for (size_t i = 0; i < cfg.socket_count; i++) {
@@ -227,6 +269,16 @@ static int cmd_check(struct cli_args *args)
             printf("warnings:\n");
         printf("  %s\n", warning);
     }
+    for (size_t i = 0; i < cfg.service_count; i++)
+        for (size_t k = 0; k < cfg.services[i].dep_count; k++) {
+            const struct config_service *dep = config_find_service(&cfg, cfg.services[i].deps[k].name);
+            if (dep->numprocesses > 0)
+                continue;
+            if (!warned++)
+                printf("warnings:\n");
+            printf("  %s depends on %s, which has numprocesses: 0, so there is nothing to wait for\n",
+                   cfg.services[i].name, dep->name);
+        }
     for (size_t i = 0; i < pf.warning_count; i++) {
         if (!warned++)
             printf("warnings:\n");

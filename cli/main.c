@@ -12,6 +12,7 @@
 #define COMMANDS(X) \
     X(up)           \
     X(check)        \
+    X(graph)        \
     X(status)       \
     X(restart)      \
     X(scale)        \
