@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/depends.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static char dir[256], config_path[300], vars_path[300];
@@ -63,7 +64,25 @@ FUZZ_NO_COVERAGE static void check_loaded(const struct config *cfg)
             FUZZ_CHECK(s->ready.tcp_host && s->ready.tcp_port >= 1 && s->ready.tcp_port <= 65535, "ready tcp");
         for (size_t k = 0; k < s->socket_count; k++)
             FUZZ_CHECK(s->sockets[k] != NULL, "socket ref %zu of '%s'", k, s->name);
+        FUZZ_CHECK(s->disabled == 0 || s->disabled == 1, "disabled %d", s->disabled);
+        for (size_t k = 0; k < s->dep_count; k++) {
+            const struct config_dep *d = &s->deps[k];
+            const struct config_service *dep = config_find_service(cfg, d->name);
+            FUZZ_CHECK(dep && dep != s, "dependency %s of '%s' unknown or itself", d->name, s->name);
+            FUZZ_CHECK(d->condition <= DEP_COMPLETED && (d->restart == 0 || d->restart == 1), "dependency %s", d->name);
+            FUZZ_CHECK(d->condition != DEP_COMPLETED || dep->restart != RESTART_ALWAYS, "completed of %s", d->name);
+        }
     }
+    /* A loaded config's graph has no cycle: layers exist and every edge goes down a layer. */
+    struct depgraph g;
+    config_depgraph(cfg, &g);
+    size_t *layer = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *layer);
+    FUZZ_CHECK(layer && depgraph_layers(&g, layer) >= 0, "a loaded config has a cycle");
+    for (size_t i = 0; i < g.count; i++)
+        for (size_t k = 0; k < g.nodes[i].dep_count; k++)
+            FUZZ_CHECK(layer[g.nodes[i].deps[k]] < layer[i], "edge %zu -> %zu not down a layer", i, g.nodes[i].deps[k]);
+    free(layer);
+    depgraph_free(&g);
     for (size_t i = 0; i < cfg->socket_count; i++) {
         const struct config_socket *so = &cfg->sockets[i];
         FUZZ_CHECK(so->name != NULL, "socket %zu has no name", i);

@@ -93,6 +93,16 @@ def config_seeds():
         "signals": "instances:\n  A: {command: a, stop_signal: 9}\n  B: {command: b, stop_signal: hup}\n"
                    "  C: {command: c, stop_signal: SIGUSR1, stop_timeout: 1.5}\n",
         "ready-notify": "instances:\n  A: {command: a, ready: notify}\n  B: {command: b, ready: {notify: true}}\n",
+        "depends": "instances:\n  Web: {command: w, depends_on: [Api, Cache]}\n"
+                   "  Api:\n    command: a\n    depends_on:\n      Db: {condition: ready, restart: true}\n"
+                   "      Migrate: completed\n      Cache: service_started\n      Queue:\n"
+                   "  Migrate: {command: m, restart: never, depends_on: [Db]}\n"
+                   "  Db: {command: d, numprocesses: 2}\n  Cache: {command: c, disabled: true}\n"
+                   "  Queue: {command: q, restart: on-failure, disabled: false}\n",
+        "depends-env": "instances:\n  A: {command: a, depends_on: [$(env.FUZZ_NAME)]}\n  Greeting: {command: g}\n",
+        "depends-layers": "instances:\n" + "".join(
+            "  S%d: {command: s, depends_on: [%s]}\n" % (i, ", ".join("S%d" % (i + 1 + k) for k in range(3) if i + 1 + k < 30))
+            for i in range(30)),
     }
     bad = {
         "err-dup-key": "instances:\n  W: {command: a}\n  W: {command: b}\n",
@@ -111,6 +121,14 @@ def config_seeds():
         "err-port-and-path": "sockets:\n  S: {port: 1, path: /x}\n",
         "err-unknown-alias": "instances: *nope\n",
         "err-socket-ref": "instances:\n  W: {command: a, sockets: [Missing]}\n",
+        "err-depends-cycle": "instances:\n  A: {command: a, depends_on: [B]}\n  B: {command: b, depends_on: {C: ready}}\n"
+                             "  C: {command: c, depends_on: {A: {condition: started}}}\n",
+        "err-depends-unknown": "instances:\n  A: {command: a, depends_on: [Nope]}\n",
+        "err-depends-self": "instances:\n  A: {command: a, depends_on: {A: started}}\n",
+        "err-depends-condition": "instances:\n  A: {command: a, depends_on: {B: healthy}}\n  B: {command: b}\n",
+        "err-depends-completed": "instances:\n  A: {command: a, depends_on: {B: completed}}\n  B: {command: b}\n",
+        "err-depends-twice": "instances:\n  A: {command: a, depends_on: [B, B]}\n  B: {command: b}\n",
+        "err-disabled": "instances:\n  A: {command: a, disabled: maybe}\n",
         # Small on purpose (1000 nodes): the fuzzer adds levels; regressions/ holds the big one.
         "laughs": "container:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
                   "  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n  c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n",
@@ -133,6 +151,8 @@ def config_seeds():
         "instances", "command", "numprocesses", "env", "cwd", "restart", "always", "on-failure", "never",
         "stop_signal", "stop_timeout", "ready", "notify", "log", "tcp", "delay", "timeout", "sockets", "port",
         "host", "path", "name", "logs", "buffer_lines", "file_max_mb", "keep_files", "streams", "retain_events",
+        "depends_on", "condition", "started", "completed", "service_healthy", "service_started",
+        "service_completed_successfully", "disabled", "true", "false",
         "$(env.FUZZ_NAME)", "$(env.FUZZ_PORT)", "$(env.FUZZ_EMPTY)", "$(env.FUZZ_REF)", "$(env.FUZZ_UNSET)",
         "$(var.", "$(socket.", ")", "&a ", "*a", "<<: ", "---", "...", "!!str ", "~", "null", "500ms", "2s", "1m",
         "SIGTERM", "KILL", ": ", "\n  ", "\n    ", "- ", "{", "}", "[", "]", "'", "\"", "\0",
