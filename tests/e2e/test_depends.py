@@ -189,3 +189,12 @@ def test_export_turns_edges_into_units_systemd_accepts(project, tmp_path):
     target = (out / "p.target").read_text()
     assert "p-Cache@" not in target.replace("# Cache is disabled", "") and "Wants=p-Web@0.service" in target
     assert "p-Cache@.service" in unit_files(out)
+
+
+def test_up_says_the_order_is_not_acted_on_yet(project):
+    """Until the supervisor orders by depends_on, `up` says so instead of pretending."""
+    project.write(f"instances:\n    A:\n        command: {RUNS}\n        depends_on: [B]\n"
+                  f"    B:\n        command: {RUNS}\n")
+    node = project.up("--no-tui")
+    assert ("devnode: warning: depends_on and disabled are checked but not acted on yet: every service starts "
+            "at once (docs/dependencies.md)") in node.output()
