@@ -35,6 +35,26 @@ static void format_port(char *buf, size_t cap, const struct proto_status_instanc
 #define FAILED_ON "\033[31m"
 #define FAILED_OFF "\033[0m"
 
+/* "  watch templates/, conf/: 12 folders, 3 restarts, last conf/app.yml 4s ago" */
+static void print_watch(const struct proto_status_watch_view *w)
+{
+    printf("  watch ");
+    for (size_t k = 0; k < w->path_count; k++)
+        printf("%s%.*s", k ? ", " : "", STR_ARG(w->paths[k]));
+    printf(": %lld folder%s, %lld restart%s", (long long)w->folders, w->folders == 1 ? "" : "s",
+           (long long)w->restarts, w->restarts == 1 ? "" : "s");
+    if (w->last_path.ptr) {
+        char ago[32];
+        humanfmt_duration_ms(ago, sizeof ago, w->last_change_ago_ms);
+        printf(", last %.*s %s ago", STR_ARG(w->last_path), ago);
+    }
+    if (w->state.ptr && !(w->state.len == 4 && memcmp(w->state.ptr, "idle", 4) == 0))
+        printf(", %.*s%s", STR_ARG(w->state), w->pending ? " (one more restart follows)" : "");
+    if (w->limit_reached)
+        printf(", inotify watch limit reached");
+    printf("\n");
+}
+
 static void print_table(const struct proto_status *st, int color)
 {
     char up[32], rss[32];
@@ -80,6 +100,8 @@ static void print_table(const struct proto_status *st, int color)
             if (inst->failure.ptr)
                 printf("%-20s   %s%.*s%s\n", "", red ? FAILED_ON : "", STR_ARG(inst->failure), red ? FAILED_OFF : "");
         }
+        if (svc->watch.present)
+            print_watch(&svc->watch);
     }
 }
 

@@ -313,6 +313,12 @@ void config_free(struct config *cfg)
         for (size_t j = 0; j < svc->dep_count; j++)
             free(svc->deps[j].name);
         free(svc->deps);
+        for (size_t j = 0; j < svc->watch.path_count; j++)
+            free(svc->watch.paths[j]);
+        free(svc->watch.paths);
+        for (size_t j = 0; j < svc->watch.ignore_count; j++)
+            free(svc->watch.ignore[j]);
+        free(svc->watch.ignore);
     }
     free(cfg->services);
     for (size_t i = 0; i < cfg->socket_count; i++) {

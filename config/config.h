@@ -60,6 +60,15 @@ struct config_dep {
     int line, col;                       /* where the name is written, for messages */
 };
 
+/* watch: changes to these paths restart the service (docs/config.md#watch). */
+struct config_watch {
+    char **paths;                /* patterns relative to the config file's folder; none: not watched */
+    size_t path_count;
+    char **ignore;               /* ignore: patterns, on top of the default ones */
+    size_t ignore_count;
+    unsigned debounce_ms;        /* watch_debounce, default 200 */
+};
+
 struct config_service {
     char *name;                  /* key under instances: (e.g. "Greeting") */
     char *command;               /* run with /bin/sh -c; $(socket.*) refs are left for spawn time */
@@ -86,6 +95,7 @@ struct config_service {
     struct config_dep *deps;     /* depends_on, in file order; no cycles (config_load refuses them) */
     size_t dep_count;
     int disabled;                /* disabled: true, kept down unless named or needed (not run yet) */
+    struct config_watch watch;   /* watch:, ignore:, watch_debounce: */
 };
 
 struct config_socket {

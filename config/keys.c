@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "common/pathglob.h"
 #include "common/topic.h"
 #include "config/cfgalloc.h"
 
@@ -705,6 +706,62 @@ static int load_service_sockets(struct loader *ld, const struct ynode *key, cons
     return 0;
 }
 
+/* watch: and ignore: take a list of patterns, or one pattern as a plain string. */
+static int load_patterns(struct loader *ld, const struct ynode *node, const char *key_path,
+                         enum pathglob_rule rule, char ***out, size_t *count)
+{
+    char child[KEY_PATH_MAX];
+    if (node->kind == YNODE_SCALAR) {
+        *out = cfg_xcalloc(1, sizeof **out);
+        char *text = value_text(ld, node, key_path, "a path pattern");
+        if (!text) {
+            return -1;
+        }
+        (*out)[(*count)++] = text;
+    } else if (node->kind == YNODE_SEQ) {
+        *out = cfg_xcalloc(node->kid_count ? node->kid_count : 1, sizeof **out);
+        for (size_t i = 0; i < node->kid_count; i++) {
+            key_path_item(child, key_path, i);
+            char *text = value_text(ld, node->kids[i], child, "a path pattern");
+            if (!text) {
+                return -1;
+            }
+            (*out)[(*count)++] = text;
+        }
+    } else {
+        return fail(ld, node, key_path, "must be a list of path patterns, got %s", ynode_kind_name(node));
+    }
+    for (size_t i = 0; i < *count; i++) {
+        const struct ynode *at = node->kind == YNODE_SEQ ? node->kids[i] : node;
+        if (node->kind == YNODE_SEQ) {
+            key_path_item(child, key_path, i);
+        } else {
+            snprintf(child, sizeof child, "%s", key_path);
+        }
+        struct pathglob g;
+        char why[256];
+        if (pathglob_compile(&g, (*out)[i], rule, why, sizeof why) < 0) {
+            return fail(ld, at, child, "%s", why);
+        }
+        pathglob_free(&g);
+    }
+    return 0;
+}
+
+static int load_watch(struct loader *ld, const struct ynode *key, const struct ynode *node,
+                      const char *key_path, void *target)
+{
+    struct config_service *svc = target;
+    return load_patterns(ld, node, key_path, PATHGLOB_ANCHORED, &svc->watch.paths, &svc->watch.path_count);
+}
+
+static int load_watch_ignore(struct loader *ld, const struct ynode *key, const struct ynode *node,
+                             const char *key_path, void *target)
+{
+    struct config_service *svc = target;
+    return load_patterns(ld, node, key_path, PATHGLOB_GITIGNORE, &svc->watch.ignore, &svc->watch.ignore_count);
+}
+
 /* 1 when a connect to probe_host reaches a socket listening on listen_host (same port). */
 static bool host_reaches(const char *listen_host, const char *probe_host)
 {
@@ -1037,6 +1094,16 @@ static int load_service(struct loader *ld, const struct ynode *key, const struct
     if (load_section(ld, &service_section, body, key_path, svc, false) < 0) {
         return -1;
     }
+    /* Without watch: they would silently do nothing. */
+    static const char *const watch_only[] = {"ignore", "watch_debounce"};
+    for (size_t i = 0; i < sizeof watch_only / sizeof watch_only[0] && svc->watch.path_count == 0; i++) {
+        const struct ynode *at = NULL;
+        if (map_value(body, watch_only[i], &at) && at) {
+            char child[KEY_PATH_MAX];
+            key_path_child(child, key_path, watch_only[i]);
+            return fail(ld, at, child, "applies only to a service with watch:");
+        }
+    }
     if (check_required(ld, &service_section, body, key, key_path) < 0) {
         return -1;
     }
@@ -1163,6 +1230,12 @@ static const struct config_key service_keys[] = {
     {"disabled", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
      AT(struct config_service, disabled), .doc = "true: kept down unless named or needed by a named service "
                                                  "(parsed and shown; `up` does not act on it yet)"},
+    {"watch", KEY_LIST, 0, .load = load_watch,
+     .doc = "paths (globs relative to the config file's folder) whose changes restart this service"},
+    {"ignore", KEY_LIST, 0, .load = load_watch_ignore,
+     .doc = "paths under watch: whose changes do not count, on top of the default ones (.gitignore's rules)"},
+    {"watch_debounce", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 200, .default_text = "200ms",
+     AT(struct config_service, watch.debounce_ms), .doc = "how long changes must pause before the restart"},
 };
 static const struct config_section service_section = {"a service takes", service_keys, COUNT(service_keys)};
 

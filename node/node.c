@@ -90,6 +90,7 @@ static void node_on_all_stopped(void *ctx)
     /* The last line of the run, on the terminal and in the log; `devnode stop` prints it too. */
     supervisor_stop_summary(&node->sup, node->stop_summary, sizeof node->stop_summary);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s", node->stop_summary);
+    watch_close(node->watch);
     tailserver_close(&node->tail); /* followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
@@ -346,6 +347,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
         node_request_stop(node, "cannot open the retained streams");
     } else {
         supervisor_start_all(&node->sup);
+        node->watch = watch_start(&node->loop, &node->cfg, &node->sup, &node->hub);
         if (node->cfg.service_count == 0)
             node_request_stop(node, "nothing to run");
     }

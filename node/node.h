@@ -18,6 +18,7 @@
 #include "node/registry.h"
 #include "node/supervisor.h"
 #include "node/tailserver.h"
+#include "node/watch.h"
 #include "sockets/sockets.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
@@ -60,6 +61,7 @@ struct node {
     struct tailserver tail;     /* ring, trace index, tail/traces requests */
     struct registry registry;   /* which instances serve RPC, and where */
     struct bus bus;             /* the embedded event bus */
+    struct watch *watch;        /* restarts on file changes; NULL when no service has watch: */
     uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */

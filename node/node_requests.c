@@ -80,6 +80,19 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
             }
         }
         struct proto_status_service entry = {.name = svc->cfg->name, .desired = svc->desired, .running = (int64_t)up};
+        struct watch_report wr;
+        struct proto_status_watch watch;
+        if (watch_report(node->watch, svc->cfg->name, &wr) == 0) {
+            const struct config_watch *cw = &svc->cfg->watch;
+            watch = (struct proto_status_watch){
+                .paths = (const char *const *)cw->paths, .path_count = cw->path_count,
+                .ignore = (const char *const *)cw->ignore, .ignore_count = cw->ignore_count,
+                .debounce_ms = cw->debounce_ms, .folders = (int64_t)wr.folders, .state = wr.state,
+                .pending = wr.pending, .events = (int64_t)wr.events, .restarts = (int64_t)wr.restarts,
+                .last_path = wr.last_path, .last_change_ago_ms = wr.last_change_ago_ms,
+                .limit_reached = wr.limit_reached};
+            entry.watch = &watch;
+        }
         proto_pack_status_service(pk, &entry, svc->socket_count);
         for (size_t i = 0; i < svc->socket_count; i++)
             proto_pack_status_socket_name(pk, svc->sockets[i]->cfg->name);

@@ -105,12 +105,48 @@ void proto_pack_status_services_begin(msgpack_packer *pk, size_t service_count)
     msgpack_pack_array(pk, service_count);
 }
 
+static void pack_str_list(msgpack_packer *pk, const char *key, const char *const *items, size_t count)
+{
+    wire_pack_str(pk, key);
+    msgpack_pack_array(pk, count);
+    for (size_t i = 0; i < count; i++)
+        wire_pack_str(pk, items[i]);
+}
+
+static void pack_watch(msgpack_packer *pk, const struct proto_status_watch *w)
+{
+    wire_pack_str(pk, "watch");
+    if (!w) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 10);
+    pack_str_list(pk, "paths", w->paths, w->path_count);
+    pack_str_list(pk, "ignore", w->ignore, w->ignore_count);
+    wire_pack_kv_int(pk, "debounce_ms", w->debounce_ms);
+    wire_pack_kv_int(pk, "folders", w->folders);
+    wire_pack_kv_str(pk, "state", w->state);
+    wire_pack_kv_bool(pk, "pending", w->pending);
+    wire_pack_kv_int(pk, "events", w->events);
+    wire_pack_kv_int(pk, "restarts", w->restarts);
+    wire_pack_str(pk, "last_change");
+    if (w->last_path) {
+        msgpack_pack_map(pk, 2);
+        wire_pack_kv_str(pk, "path", w->last_path);
+        wire_pack_kv_int(pk, "ago_ms", w->last_change_ago_ms);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    wire_pack_kv_bool(pk, "limit_reached", w->limit_reached);
+}
+
 void proto_pack_status_service(msgpack_packer *pk, const struct proto_status_service *svc, size_t socket_count)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     wire_pack_kv_str(pk, "name", svc->name);
     wire_pack_kv_int(pk, "desired", svc->desired);
     wire_pack_kv_int(pk, "running", svc->running);
+    pack_watch(pk, svc->watch);
     wire_pack_str(pk, "sockets");
     msgpack_pack_array(pk, socket_count);
 }
@@ -215,12 +251,42 @@ static void unpack_instance(const msgpack_object *o, struct proto_status_instanc
         inst->port = get_s(o, "port");
 }
 
+static void unpack_watch(const msgpack_object *o, struct proto_status_watch_view *w)
+{
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return;
+    w->present = 1;
+    const msgpack_object *paths = wire_map_get(o, "paths");
+    if (paths && paths->type == MSGPACK_OBJECT_ARRAY && paths->via.array.size) {
+        w->paths = calloc(paths->via.array.size, sizeof *w->paths);
+        for (size_t i = 0; w->paths && i < paths->via.array.size; i++) {
+            const msgpack_object *n = &paths->via.array.ptr[i];
+            if (n->type == MSGPACK_OBJECT_STR)
+                w->paths[w->path_count++] = (struct proto_status_str){n->via.str.ptr, n->via.str.size};
+        }
+    }
+    w->debounce_ms = get_i(o, "debounce_ms", 0);
+    w->folders = get_i(o, "folders", 0);
+    w->state = get_s(o, "state");
+    w->pending = get_bool(o, "pending");
+    w->events = get_i(o, "events", 0);
+    w->restarts = get_i(o, "restarts", 0);
+    w->limit_reached = get_bool(o, "limit_reached");
+    const msgpack_object *last = wire_map_get(o, "last_change");
+    w->last_change_ago_ms = -1;
+    if (last && last->type == MSGPACK_OBJECT_MAP) {
+        w->last_path = get_s(last, "path");
+        w->last_change_ago_ms = get_i(last, "ago_ms", -1);
+    }
+}
+
 static void unpack_service(const msgpack_object *s, struct proto_status_service_view *svc)
 {
     memset(svc, 0, sizeof *svc);
     svc->name = get_s(s, "name");
     svc->desired = get_i(s, "desired", 0);
     svc->running = get_i(s, "running", 0);
+    unpack_watch(wire_map_get(s, "watch"), &svc->watch);
     const msgpack_object *socks = wire_map_get(s, "sockets");
     if (socks && socks->type == MSGPACK_OBJECT_ARRAY && socks->via.array.size) {
         svc->sockets = calloc(socks->via.array.size, sizeof *svc->sockets);
@@ -286,6 +352,7 @@ void proto_status_free(struct proto_status *st)
     for (size_t i = 0; i < st->service_count; i++) {
         free(st->services[i].sockets);
         free(st->services[i].instances);
+        free(st->services[i].watch.paths);
     }
     free(st->services);
     free(st->sockets);

@@ -45,9 +45,25 @@ struct proto_status_socket {
     int64_t waiting;       /* -1: nil (unix socket) */
     const char *warning;   /* NULL: nil */
 };
+/* A service's `watch:` (node/watch.h): what it watches and what the watch did. */
+struct proto_status_watch {
+    const char *const *paths;
+    size_t path_count;
+    const char *const *ignore;
+    size_t ignore_count;
+    int64_t debounce_ms;
+    int64_t folders;       /* folders with an inotify watch for it */
+    const char *state;     /* idle, debouncing, waiting, restarting */
+    int pending;           /* one more restart follows the running one */
+    int64_t events, restarts; /* events: file events that matched */
+    const char *last_path; /* NULL: no change yet (last_change nil) */
+    int64_t last_change_ago_ms;
+    int limit_reached;     /* the kernel's inotify watch limit left folders unwatched */
+};
 struct proto_status_service {
     const char *name;
     int64_t desired, running;
+    const struct proto_status_watch *watch; /* NULL: packed as nil */
 };
 struct proto_status_exit {
     int64_t code;          /* when signal is NULL */
@@ -99,9 +115,18 @@ struct proto_status_instance_view {
     int64_t port_int;
     struct proto_status_str port; /* when it is text */
 };
+struct proto_status_watch_view {
+    int present;           /* the service has watch: */
+    struct proto_status_str *paths;
+    size_t path_count;
+    struct proto_status_str state, last_path;
+    int64_t debounce_ms, folders, events, restarts, last_change_ago_ms;
+    int pending, limit_reached;
+};
 struct proto_status_service_view {
     struct proto_status_str name;
     int64_t desired, running;
+    struct proto_status_watch_view watch;
     struct proto_status_str *sockets;  /* names */
     size_t socket_count;
     struct proto_status_instance_view *instances;

@@ -122,7 +122,14 @@ static void test_status_roundtrip(void **state)
     proto_pack_status_socket(&p.b.pk, &(struct proto_status_socket){.name = "unix", .address = "/x/s.sock",
                                                                       .port = -1, .waiting = -1});
     proto_pack_status_services_begin(&p.b.pk, 2);
-    proto_pack_status_service(&p.b.pk, &(struct proto_status_service){.name = "Web", .desired = 2, .running = 1}, 1);
+    static const char *const watched[] = {"src/**/*.py", "templates/"};
+    static const char *const ignored[] = {"src/gen/"};
+    struct proto_status_watch watch = {.paths = watched, .path_count = 2, .ignore = ignored, .ignore_count = 1,
+                                       .debounce_ms = 200, .folders = 12, .state = "restarting", .pending = 1,
+                                       .events = 1000, .restarts = 3, .last_path = "src/a.py",
+                                       .last_change_ago_ms = 40};
+    proto_pack_status_service(&p.b.pk, &(struct proto_status_service){.name = "Web", .desired = 2, .running = 1,
+                                                                      .watch = &watch}, 1);
     proto_pack_status_socket_name(&p.b.pk, "web");
     proto_pack_status_instances_begin(&p.b.pk, 2);
     proto_pack_status_instance(&p.b.pk, &(struct proto_status_instance){
@@ -160,6 +167,18 @@ static void test_status_roundtrip(void **state)
     assert_int_equal(web->running, 1);
     assert_int_equal(web->socket_count, 1);
     assert_true(str_is(web->sockets[0], "web"));
+    assert_true(web->watch.present);
+    assert_int_equal(web->watch.path_count, 2);
+    assert_true(str_is(web->watch.paths[1], "templates/"));
+    assert_int_equal(web->watch.folders, 12);
+    assert_true(str_is(web->watch.state, "restarting"));
+    assert_true(web->watch.pending);
+    assert_false(web->watch.limit_reached);
+    assert_int_equal(web->watch.events, 1000);
+    assert_int_equal(web->watch.restarts, 3);
+    assert_true(str_is(web->watch.last_path, "src/a.py"));
+    assert_int_equal(web->watch.last_change_ago_ms, 40);
+    assert_false(st.services[1].watch.present);
     assert_int_equal(web->instance_count, 2);
     assert_true(str_is(web->instances[0].state, "running"));
     assert_true(web->instances[0].ready);
