@@ -105,14 +105,14 @@ static int name_matches(const char *pattern, const char *name)
     return fnmatch(pattern, name, 0) == 0;
 }
 
-static int match_from(const struct pathglob *g, size_t i, const struct split_path *sp, size_t j)
+static int match_from(const struct pathglob *g, size_t i, const struct split_path *sp, size_t j, int is_folder)
 {
     for (;;) {
-        if (i == g->count)
-            return j < sp->count || !g->folder_only; /* under a matched folder, or the thing itself */
+        if (i == g->count) /* under a matched folder, or the thing itself */
+            return j < sp->count || !g->folder_only || is_folder;
         if (is_globstar(g->names[i])) {
             for (size_t k = j; k <= sp->count; k++)
-                if (match_from(g, i + 1, sp, k))
+                if (match_from(g, i + 1, sp, k, is_folder))
                     return 1;
             return 0;
         }
@@ -123,13 +123,23 @@ static int match_from(const struct pathglob *g, size_t i, const struct split_pat
     }
 }
 
-int pathglob_match(const struct pathglob *g, const char *path)
+static int match_path(const struct pathglob *g, const char *path, int is_folder)
 {
     struct split_path sp;
     split_path(&sp, path);
-    int m = match_from(g, 0, &sp, 0);
+    int m = match_from(g, 0, &sp, 0, is_folder);
     split_free(&sp);
     return m;
+}
+
+int pathglob_match(const struct pathglob *g, const char *path)
+{
+    return match_path(g, path, 0);
+}
+
+int pathglob_match_folder(const struct pathglob *g, const char *folder)
+{
+    return match_path(g, folder, 1);
 }
 
 int pathglob_may_match_under(const struct pathglob *g, const char *folder)

@@ -25,6 +25,8 @@ void pathglob_free(struct pathglob *g);
 
 /* 1 when `path` or a folder above it matches (a folder_only pattern needs something under). */
 int pathglob_match(const struct pathglob *g, const char *path);
+/* pathglob_match for a path known to be a folder, which folder_only patterns match too. */
+int pathglob_match_folder(const struct pathglob *g, const char *folder);
 /* 1 when some path strictly under `folder` could match, so the folder is worth watching. */
 int pathglob_may_match_under(const struct pathglob *g, const char *folder);
 

@@ -185,18 +185,19 @@ static void folder_forget_tree(struct watch *w, const char *rel)
 
 /* ---- what is wanted ----------------------------------------------------------------- */
 
-static int default_ignored(const struct watch *w, const char *rel)
+/* is_folder: rel is a folder, which `build/` ignores too. */
+static int default_ignored(const struct watch *w, const char *rel, int is_folder)
 {
     for (size_t i = 0; i < DEFAULT_IGNORE_COUNT; i++)
-        if (pathglob_match(&w->defaults[i], rel))
+        if (is_folder ? pathglob_match_folder(&w->defaults[i], rel) : pathglob_match(&w->defaults[i], rel))
             return 1;
     return 0;
 }
 
-static int target_ignores(const struct target *t, const char *rel)
+static int target_ignores(const struct target *t, const char *rel, int is_folder)
 {
     for (size_t i = 0; i < t->ignore_count; i++)
-        if (pathglob_match(&t->ignores[i], rel))
+        if (is_folder ? pathglob_match_folder(&t->ignores[i], rel) : pathglob_match(&t->ignores[i], rel))
             return 1;
     return 0;
 }
@@ -204,7 +205,7 @@ static int target_ignores(const struct target *t, const char *rel)
 /* The folder could hold something t watches. */
 static int target_wants_folder(const struct target *t, const char *rel)
 {
-    if (rel[0] && target_ignores(t, rel))
+    if (rel[0] && target_ignores(t, rel, 1))
         return 0;
     for (size_t i = 0; i < t->path_count; i++)
         if (pathglob_may_match_under(&t->paths[i], rel))
@@ -214,7 +215,7 @@ static int target_wants_folder(const struct target *t, const char *rel)
 
 static int folder_wanted(const struct watch *w, const char *rel)
 {
-    if (rel[0] && default_ignored(w, rel))
+    if (rel[0] && default_ignored(w, rel, 1))
         return 0;
     for (size_t i = 0; i < w->target_count; i++)
         if (target_wants_folder(&w->targets[i], rel))
@@ -222,9 +223,9 @@ static int folder_wanted(const struct watch *w, const char *rel)
     return 0;
 }
 
-static int target_watches(const struct target *t, const char *rel)
+static int target_watches(const struct target *t, const char *rel, int is_folder)
 {
-    if (target_ignores(t, rel))
+    if (target_ignores(t, rel, is_folder))
         return 0;
     for (size_t i = 0; i < t->path_count; i++)
         if (pathglob_match(&t->paths[i], rel))
@@ -340,10 +341,10 @@ static void target_note_change(struct target *t, const char *rel)
     uv_timer_start(&t->timer, target_on_timer, delay, 0);
 }
 
-static void watch_note_change(struct watch *w, const char *rel)
+static void watch_note_change(struct watch *w, const char *rel, int is_folder)
 {
     for (size_t i = 0; i < w->target_count; i++)
-        if (target_watches(&w->targets[i], rel))
+        if (target_watches(&w->targets[i], rel, is_folder))
             target_note_change(&w->targets[i], rel);
 }
 
@@ -402,13 +403,17 @@ static void walk_open(struct watch *w, struct walk_item item)
     if (wd < 0) {
         if (errno == ENOSPC && !w->limit_told) {
             w->limit_told = 1;
-            char limit[32];
+            char limit[32], ns_limit[32], ns_note[96] = "";
             read_limit("/proc/sys/fs/inotify/max_user_watches", limit, sizeof limit);
+            /* In a container the user namespace may have a lower limit of its own. */
+            read_limit("/proc/sys/user/max_inotify_watches", ns_limit, sizeof ns_limit);
+            if (strcmp(ns_limit, "?") != 0 && strcmp(ns_limit, limit) != 0)
+                snprintf(ns_note, sizeof ns_note, "; this user namespace's user.max_inotify_watches = %s", ns_limit);
             loghub_node_line(w->hub, getpid(), LOG_LEVEL_ERROR,
                              "watch: the kernel's limit of inotify watches is reached (fs.inotify.max_user_watches = "
-                             "%s) at %s: %zu folders are watched, changes in the others are not seen; raise it, "
+                             "%s%s) at %s: %zu folders are watched, changes in the others are not seen; raise it, "
                              "e.g. sudo sysctl fs.inotify.max_user_watches=524288, or ignore: big folders",
-                             limit, item.rel[0] ? item.rel : ".", w->folder_count);
+                             limit, ns_note, item.rel[0] ? item.rel : ".", w->folder_count);
         }
         free(item.rel);
         return;
@@ -438,17 +443,17 @@ static void walk_entry(struct watch *w, const struct dirent *e)
         return;
     char rel[PATH_MAX];
     join_path(rel, sizeof rel, w->current.rel, e->d_name);
-    if (default_ignored(w, rel))
-        return;
     int is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
         struct stat st;
         is_dir = fstatat(dirfd(w->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
+    if (default_ignored(w, rel, is_dir))
+        return;
     if (is_dir && folder_wanted(w, rel))
         walk_push(w, rel, w->current.report);
     if (w->current.report)
-        watch_note_change(w, rel); /* written before its folder had a watch */
+        watch_note_change(w, rel, is_dir); /* written before its folder had a watch */
 }
 
 static void walk_on_idle(uv_idle_t *idle)
@@ -518,9 +523,10 @@ static void watch_on_event(struct watch *w, const struct inotify_event *ev)
         return;
     char rel[PATH_MAX];
     join_path(rel, sizeof rel, f->rel, ev->name);
-    if (default_ignored(w, rel))
+    int is_dir = (ev->mask & IN_ISDIR) != 0;
+    if (default_ignored(w, rel, is_dir))
         return;
-    if (ev->mask & IN_ISDIR) {
+    if (is_dir) {
         if (ev->mask & (IN_MOVED_FROM | IN_DELETE))
             folder_forget_tree(w, rel);
         if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && folder_wanted(w, rel)) {
@@ -528,7 +534,7 @@ static void watch_on_event(struct watch *w, const struct inotify_event *ev)
             walk_wake(w);
         }
     }
-    watch_note_change(w, rel);
+    watch_note_change(w, rel, is_dir);
 }
 
 static void watch_on_readable(uv_poll_t *poll, int status, int events)

@@ -100,6 +100,12 @@ static void test_ignore_follows_gitignore(void **state)
     assert_false(ignore_match("4913", "src/49130"));
     assert_true(ignore_match("build/", "a/build/x.o"));
     assert_false(ignore_match("build/", "a/build")); /* a file named build is not a folder */
+    struct pathglob g;
+    char err[256];
+    assert_int_equal(pathglob_compile(&g, "build/", PATHGLOB_GITIGNORE, err, sizeof err), 0);
+    assert_true(pathglob_match_folder(&g, "a/build")); /* ... but a folder named build is */
+    assert_false(pathglob_match_folder(&g, "a/builds"));
+    pathglob_free(&g);
     /* a slash inside or in front: from the config's folder */
     assert_true(ignore_match("src/gen", "src/gen/x.py"));
     assert_false(ignore_match("src/gen", "lib/src/gen/x.py"));
