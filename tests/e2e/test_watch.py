@@ -283,3 +283,35 @@ instances:
     assert r.stderr.strip().endswith(
         '.lymph.yml:5:19: instances.Web.watch[1]: "../shared/" must stay inside the folder of the config file (no ..)'
     ), r.stderr
+
+
+def test_a_watched_edit_under_load_fails_no_request(project):
+    """The restart is `devnode restart`'s: behind a shared socket, with ready: notify, the
+    new process serves before the old one stops, so no request fails."""
+    from test_sockets import WEB, Load, free_port
+    port = free_port()
+    project.write(f"""
+instances:
+  Web:
+    command: {WEB}
+    numprocesses: 2
+    stop_timeout: 5
+    ready: notify
+    watch: [src/]
+sockets:
+  Web:
+    port: {port}
+""", {"src/app.py": ""})
+    node = project.up()
+    old = {i["pid"] for i in node.wait_running("Web", 2)}
+    with Load(port, threads=4) as load:
+        wait_for(lambda: load.count() > 200, 20, "load to get going")
+        for n in range(1, 4):
+            touch(project.dir / "src/app.py", f"v{n}")
+            wait_watch_restarts(node, "Web", n, timeout=30)
+        before = load.count()
+        wait_for(lambda: load.count() > before + 100, 20, "requests after the last restart")
+    svc = node.service("Web")
+    assert not old & {i["pid"] for i in svc["instances"]}
+    assert all(i["restarts"] == 3 for i in svc["instances"])
+    assert load.failures == [], load.failures[:5]
