@@ -132,6 +132,17 @@ static int match_path(const struct pathglob *g, const char *path, int is_folder)
     return m;
 }
 
+int pathglob_match_any(const struct pathglob *gs, size_t count, const char *path, int is_folder)
+{
+    struct split_path sp;
+    split_path(&sp, path);
+    int m = 0;
+    for (size_t i = 0; i < count && !m; i++)
+        m = match_from(&gs[i], 0, &sp, 0, is_folder);
+    split_free(&sp);
+    return m;
+}
+
 int pathglob_match(const struct pathglob *g, const char *path)
 {
     return match_path(g, path, 0);

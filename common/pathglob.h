@@ -27,6 +27,9 @@ void pathglob_free(struct pathglob *g);
 int pathglob_match(const struct pathglob *g, const char *path);
 /* pathglob_match for a path known to be a folder, which folder_only patterns match too. */
 int pathglob_match_folder(const struct pathglob *g, const char *folder);
+/* 1 when one of gs[0..count) matches (pathglob_match, or _folder when is_folder), for the
+ * price of one split of the path. */
+int pathglob_match_any(const struct pathglob *gs, size_t count, const char *path, int is_folder);
 /* 1 when some path strictly under `folder` could match, so the folder is worth watching. */
 int pathglob_may_match_under(const struct pathglob *g, const char *folder);
 

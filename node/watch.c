@@ -188,18 +188,12 @@ static void folder_forget_tree(struct watch *w, const char *rel)
 /* is_folder: rel is a folder, which `build/` ignores too. */
 static int default_ignored(const struct watch *w, const char *rel, int is_folder)
 {
-    for (size_t i = 0; i < DEFAULT_IGNORE_COUNT; i++)
-        if (is_folder ? pathglob_match_folder(&w->defaults[i], rel) : pathglob_match(&w->defaults[i], rel))
-            return 1;
-    return 0;
+    return pathglob_match_any(w->defaults, DEFAULT_IGNORE_COUNT, rel, is_folder);
 }
 
 static int target_ignores(const struct target *t, const char *rel, int is_folder)
 {
-    for (size_t i = 0; i < t->ignore_count; i++)
-        if (is_folder ? pathglob_match_folder(&t->ignores[i], rel) : pathglob_match(&t->ignores[i], rel))
-            return 1;
-    return 0;
+    return pathglob_match_any(t->ignores, t->ignore_count, rel, is_folder);
 }
 
 /* The folder could hold something t watches. */
@@ -225,12 +219,7 @@ static int folder_wanted(const struct watch *w, const char *rel)
 
 static int target_watches(const struct target *t, const char *rel, int is_folder)
 {
-    if (target_ignores(t, rel, is_folder))
-        return 0;
-    for (size_t i = 0; i < t->path_count; i++)
-        if (pathglob_match(&t->paths[i], rel))
-            return 1;
-    return 0;
+    return pathglob_match_any(t->paths, t->path_count, rel, 0) && !target_ignores(t, rel, is_folder);
 }
 
 /* ---- the restart machine ------------------------------------------------------------- */

@@ -106,6 +106,15 @@ static void test_ignore_follows_gitignore(void **state)
     assert_true(pathglob_match_folder(&g, "a/build")); /* ... but a folder named build is */
     assert_false(pathglob_match_folder(&g, "a/builds"));
     pathglob_free(&g);
+    struct pathglob two[2];
+    assert_int_equal(pathglob_compile(&two[0], "*.log", PATHGLOB_GITIGNORE, err, sizeof err), 0);
+    assert_int_equal(pathglob_compile(&two[1], "tmp/", PATHGLOB_GITIGNORE, err, sizeof err), 0);
+    assert_true(pathglob_match_any(two, 2, "a/x.log", 0));
+    assert_true(pathglob_match_any(two, 2, "a/tmp", 1));
+    assert_false(pathglob_match_any(two, 2, "a/tmp", 0));
+    assert_false(pathglob_match_any(two, 0, "a/x.log", 0));
+    pathglob_free(&two[0]);
+    pathglob_free(&two[1]);
     /* a slash inside or in front: from the config's folder */
     assert_true(ignore_match("src/gen", "src/gen/x.py"));
     assert_false(ignore_match("src/gen", "lib/src/gen/x.py"));
