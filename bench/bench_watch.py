@@ -140,16 +140,21 @@ instances:
             time.sleep(0.3)  # between edits, so each is its own batch (a bench, not a test)
     own_med = statistics.median(own)
     total_med = statistics.median(totals)
-    overhead = total_med - DEBOUNCE_MS - own_med
+    # The node's own part, read from its log: noticing the change (past the debounce) and
+    # getting the new process spawned. `started` to `ready` is the process's own start plus
+    # the notify message's trip, which the own-start figure beside it measures apart.
+    overhead = statistics.median([d + s for d, s in zip(detects, spawns)])
     log(f"   write to ready: median {total_med:.1f} ms, max {max(totals):.1f} ms")
     log(f"   the service's own start (spawn to READY=1, without the node): median {own_med:.1f} ms")
     log(f"   write to the restart line minus the debounce: median {statistics.median(detects):.1f} ms")
     log(f"   restart line to `started` (old process stopped, new spawned): median {statistics.median(spawns):.1f} ms")
     log(f"   `started` to `ready`: median {statistics.median(readies):.1f} ms")
+    log(f"   write to ready - debounce - own start: {total_med - DEBOUNCE_MS - own_med:.1f} ms")
     results["L edit-to-ready"] = (f"{total_med:.1f} ms", "-", None,
                                   f"debounce {DEBOUNCE_MS} ms + own start {own_med:.1f} ms + overhead")
     results["L overhead"] = (f"{overhead:.1f} ms", f"< {L_TARGET_OVERHEAD_MS:.0f} ms",
-                             overhead < L_TARGET_OVERHEAD_MS, "median of the edits, own start median subtracted")
+                             overhead < L_TARGET_OVERHEAD_MS,
+                             f"detection + spawn from the log; total-debounce-own {total_med - DEBOUNCE_MS - own_med:.1f} ms")
     return True
 
 

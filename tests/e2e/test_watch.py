@@ -315,3 +315,32 @@ sockets:
     assert not old & {i["pid"] for i in svc["instances"]}
     assert all(i["restarts"] == 3 for i in svc["instances"])
     assert load.failures == [], load.failures[:5]
+
+
+def test_a_failed_restart_is_fixed_by_the_next_edit(project):
+    """The edit loop: a save that breaks the service (it exits before it is ready) is said
+    once, and the save that fixes it restarts the service again."""
+    app = textwrap.dedent("""\
+        import signal, sys
+        if open(__file__).read().endswith("# broken\\n"):
+            sys.exit(3)
+        print("ready", flush=True)
+        signal.pause()
+        # fine
+        """)
+    project.write("""
+instances:
+  Svc:
+    command: /usr/bin/python3 app.py
+    ready: {log: "^ready$"}
+    watch: [app.py]
+""", {"app.py": app})
+    node = project.up()
+    node.wait_running("Svc", 1)
+    touch(project.dir / "app.py", app.replace("# fine", "# broken"))
+    node.wait_node_line(r"^watch: the restart of Svc did not finish: Svc\.0 exited with status 3 before it was ready")
+    wait_for(lambda: watch_of(node, "Svc")["state"] == "idle", 15, "the watch to be idle after the failure")
+    touch(project.dir / "app.py", app.replace("# fine", "# fixed"))
+    svc = wait_watch_restarts(node, "Svc", 2)
+    assert svc["instances"][0]["ready"]
+    assert len(node.node_lines(r"^watch: the restart of Svc did not finish")) == 1
