@@ -46,6 +46,10 @@ static const struct key_decision {
      "systemd has no readiness by TCP connect: the unit counts as started once its program runs (Type=exec)"},
     {"instances.*.ready.delay", 1, "ExecStartPost=/bin/sleep"},
     {"instances.*.ready.timeout", 1, "TimeoutStartSec="},
+    {"instances.*.watch", 0, "systemd restarts nothing when files change (a .path unit could, but not one instance "
+                             "after the other, ready before the next); restart it by hand"},
+    {"instances.*.ignore", 0, "part of watch:, which is not exported"},
+    {"instances.*.watch_debounce", 0, "part of watch:, which is not exported"},
     {"sockets", 1, "a socket unit PROJECT-NAME.socket per socket"},
     {"sockets.*.host", 1, "ListenStream="},
     {"sockets.*.port", 1, "ListenStream="},
@@ -478,6 +482,8 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
         comment(&sb, add_not_exported(u->res, "instances.%s.ready.tcp: %s", svc->name,
                                       why_not("instances.*.ready.tcp")));
     }
+    if (svc->watch.path_count)
+        comment(&sb, add_not_exported(u->res, "instances.%s.watch: %s", svc->name, why_not("instances.*.watch")));
 
     strbuf_puts(&sb, "WorkingDirectory=");
     if (sdquote_plain(&sb, svc->cwd) < 0) {

@@ -344,3 +344,17 @@ instances:
     svc = wait_watch_restarts(node, "Svc", 2)
     assert svc["instances"][0]["ready"]
     assert len(node.node_lines(r"^watch: the restart of Svc did not finish")) == 1
+
+
+def test_export_names_watch_as_not_exported(project, tmp_path_factory):
+    project.write("""
+instances:
+  Web:
+    command: sleep 1000
+    watch: [src/]
+    ignore: [src/gen/]
+""")
+    out = tmp_path_factory.mktemp("units")
+    r = project.cli("export", "systemd", out)
+    assert r.returncode == 0, r.stderr
+    assert "not exported: instances.Web.watch: systemd restarts nothing when files change" in r.stdout, r.stdout
