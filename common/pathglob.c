@@ -105,29 +105,44 @@ static int name_matches(const char *pattern, const char *name)
     return fnmatch(pattern, name, 0) == 0;
 }
 
-static int match_from(const struct pathglob *g, size_t i, const struct split_path *sp, size_t j, int is_folder)
+/* The pattern's names then a tail that takes what lies under a matched folder: `**` (any
+ * number of names), or `*` `**` (at least one) when the pattern needs a folder and the path
+ * is not known to be one. Matched with the classic wildcard walk that backs up only to the
+ * last `**`, since every other name takes exactly one name of the path: O(names x path),
+ * never exponential, whatever a config writes. */
+static int match_from(const struct pathglob *g, const struct split_path *sp, int is_folder)
 {
-    for (;;) {
-        if (i == g->count) /* under a matched folder, or the thing itself */
-            return j < sp->count || !g->folder_only || is_folder;
-        if (is_globstar(g->names[i])) {
-            for (size_t k = j; k <= sp->count; k++)
-                if (match_from(g, i + 1, sp, k, is_folder))
-                    return 1;
+    const char *tail[2] = {"*", "**"};
+    int needs_under = g->folder_only && !is_folder;
+    size_t tail_first = needs_under ? 0 : 1;
+    size_t m = g->count + 2 - tail_first;
+#define TOKEN(k) ((k) < g->count ? g->names[(k)] : tail[(k) - g->count + tail_first])
+    size_t i = 0, j = 0, star = (size_t)-1, mark = 0;
+    while (j < sp->count) {
+        if (i < m && is_globstar(TOKEN(i))) {
+            star = i++;
+            mark = j;
+        } else if (i < m && name_matches(TOKEN(i), sp->names[j])) {
+            i++;
+            j++;
+        } else if (star != (size_t)-1) {
+            i = star + 1;
+            j = ++mark;
+        } else {
             return 0;
         }
-        if (j == sp->count || !name_matches(g->names[i], sp->names[j]))
-            return 0;
-        i++;
-        j++;
     }
+    while (i < m && is_globstar(TOKEN(i)))
+        i++;
+#undef TOKEN
+    return i == m;
 }
 
 static int match_path(const struct pathglob *g, const char *path, int is_folder)
 {
     struct split_path sp;
     split_path(&sp, path);
-    int m = match_from(g, 0, &sp, 0, is_folder);
+    int m = match_from(g, &sp, is_folder);
     split_free(&sp);
     return m;
 }
@@ -138,7 +153,7 @@ int pathglob_match_any(const struct pathglob *gs, size_t count, const char *path
     split_path(&sp, path);
     int m = 0;
     for (size_t i = 0; i < count && !m; i++)
-        m = match_from(&gs[i], 0, &sp, 0, is_folder);
+        m = match_from(&gs[i], &sp, is_folder);
     split_free(&sp);
     return m;
 }

@@ -103,6 +103,8 @@ def config_seeds():
         "depends-layers": "instances:\n" + "".join(
             "  S%d: {command: s, depends_on: [%s]}\n" % (i, ", ".join("S%d" % (i + 1 + k) for k in range(3) if i + 1 + k < 30))
             for i in range(30)),
+        "watch": "instances:\n  A: {command: a, watch: ['src/**/*.py', templates/, ./x], ignore: ['*.log', /gen/],"
+                 " watch_debounce: 50ms}\n  B: {command: b, watch: '[a-z]?/**'}\n",
     }
     bad = {
         "err-dup-key": "instances:\n  W: {command: a}\n  W: {command: b}\n",
@@ -135,6 +137,7 @@ def config_seeds():
         "err-deep": "a: " + "[" * 80 + "]" * 80 + "\n",
         "err-top-list": "- instances\n",
         "err-long-path": "sockets:\n  S: {path: /" + "p" * 200 + "}\n",
+        "err-watch": "instances:\n  W: {command: a, watch: [src/, ../up], ignore: /}\n",
     }
     seeds += [(k + ".yml", v) for k, v in good.items()] + [(k + ".yml", v) for k, v in bad.items()]
     # With a vars file: config, NUL, vars.
@@ -153,6 +156,7 @@ def config_seeds():
         "host", "path", "name", "logs", "buffer_lines", "file_max_mb", "keep_files", "streams", "retain_events",
         "depends_on", "condition", "started", "completed", "service_healthy", "service_started",
         "service_completed_successfully", "disabled", "true", "false",
+        "watch", "ignore", "watch_debounce", "**", "../",
         "$(env.FUZZ_NAME)", "$(env.FUZZ_PORT)", "$(env.FUZZ_EMPTY)", "$(env.FUZZ_REF)", "$(env.FUZZ_UNSET)",
         "$(var.", "$(socket.", ")", "&a ", "*a", "<<: ", "---", "...", "!!str ", "~", "null", "500ms", "2s", "1m",
         "SIGTERM", "KILL", ": ", "\n  ", "\n    ", "- ", "{", "}", "[", "]", "'", "\"", "\0",

@@ -659,7 +659,7 @@ static void test_error_unknown_service_key(void **state)
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
                "numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, stop_signal, stop_timeout, "
-               "sockets, ready, depends_on, disabled)");
+               "sockets, ready, depends_on, disabled, watch, ignore, watch_debounce)");
 }
 
 static void test_error_wrong_types(void **state)
@@ -1187,6 +1187,41 @@ static void test_ready_forms(void **state)
     config_free(&cfg);
 }
 
+static void test_watch_forms(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  A: {command: a}\n"
+            "  B: {command: b, watch: src/}\n"
+            "  C: {command: c, watch: ['src/**/*.py', templates/], ignore: ['*.log'], watch_debounce: 1.5}\n",
+            NULL, &cfg);
+    assert_int_equal(cfg.services[0].watch.path_count, 0);
+    assert_int_equal(cfg.services[1].watch.path_count, 1);
+    assert_string_equal(cfg.services[1].watch.paths[0], "src/");
+    assert_int_equal(cfg.services[1].watch.debounce_ms, 200);
+    assert_int_equal(cfg.services[2].watch.path_count, 2);
+    assert_string_equal(cfg.services[2].watch.paths[1], "templates/");
+    assert_int_equal(cfg.services[2].watch.ignore_count, 1);
+    assert_string_equal(cfg.services[2].watch.ignore[0], "*.log");
+    assert_int_equal(cfg.services[2].watch.debounce_ms, 1500);
+    config_free(&cfg);
+}
+
+static void test_error_watch(void **state)
+{
+    load_fails(*state, "instances:\n  A:\n    command: a\n    watch: [src/, /etc/]\n", NULL,
+               "4:19: instances.A.watch[1]: \"/etc/\" must be relative to the folder of the config file "
+               "(no leading /)");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    watch: {src: 1}\n", NULL,
+               "4:12: instances.A.watch: must be a list of path patterns, got a map");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    watch_debounce: 1s\n", NULL,
+               "4:5: instances.A.watch_debounce: applies only to a service with watch:");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    watch: x\n    ignore: ../y\n", NULL,
+               "5:13: instances.A.ignore: \"../y\" must stay inside the folder of the config file (no ..)");
+}
+
 static void test_error_ready(void **state)
 {
     load_fails(*state, "instances:\n  A:\n    command: a\n    ready: soon\n", NULL,
@@ -1310,6 +1345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_unknown_top_level_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_top_level_not_a_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_service_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_negative_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_empty_and_missing_command, setup, teardown),

@@ -6,6 +6,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "common/pathglob.h"
 
 static int matches(const char *pattern, enum pathglob_rule rule, const char *path)
@@ -70,6 +72,18 @@ static void test_globstar_spans_any_number_of_folders(void **state)
     /* ** inside a name is just a star */
     assert_true(watch_match("src/**.py", "src/a.py"));
     assert_false(watch_match("src/**.py", "src/a/b.py"));
+}
+
+/* Many globstars against a deep path that almost matches: linear backing up, not a search
+ * of every split (which would take longer than the test run). */
+static void test_globstars_never_blow_up(void **state)
+{
+    (void)state;
+    char path[512] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(path, i ? "/a" : "a");
+    assert_false(watch_match("**/a/**/a/**/a/**/a/**/a/**/a/**/a/**/a/**/b", path));
+    assert_true(watch_match("**/a/**/a/**/a/**/a/**/a/**/a/**/a/**/a", path));
 }
 
 static void test_folder_patterns_match_what_lies_under(void **state)
@@ -167,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_star_and_question_stay_in_one_name),
         cmocka_unit_test(test_globstar_spans_any_number_of_folders),
+        cmocka_unit_test(test_globstars_never_blow_up),
         cmocka_unit_test(test_folder_patterns_match_what_lies_under),
         cmocka_unit_test(test_ignore_follows_gitignore),
         cmocka_unit_test(test_folders_worth_watching),

@@ -94,7 +94,8 @@ static void test_key_lists_follow_the_table(void **state)
     const struct config_key *instances = &config_top_section.keys[0], *sockets = &config_top_section.keys[1];
     keys_names(instances->section, false, names, sizeof names);
     assert_string_equal(names, "command, numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, "
-                               "stop_signal, stop_timeout, sockets, ready, depends_on, disabled");
+                               "stop_signal, stop_timeout, sockets, ready, depends_on, disabled, watch, ignore, "
+                               "watch_debounce");
     keys_names(sockets->section, false, names, sizeof names);
     assert_string_equal(names, "host, port, path");
     keys_names(sockets->section, true, names, sizeof names);
