@@ -198,6 +198,30 @@ instances:
     assert svc["instances"][0]["restarts"] == 3
 
 
+
+def test_a_change_during_devnode_restart_waits_for_it(project):
+    project.write("""
+instances:
+  Slow:
+    command: /usr/bin/python3 gate.py gate
+    ready: {log: "^ready$"}
+    watch: [src/]
+""", {"gate.py": GATE_SERVICE, "gate": "", "src/a.py": ""})
+    node = project.up()
+    node.wait_running("Slow", 1)
+    (project.dir / "gate").unlink()
+    r = node.cli("restart", "--no-wait", "Slow")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: node.service("Slow")["instances"][0]["state"] == "starting", 15, "devnode restart to begin")
+    touch(project.dir / "src/a.py", "v2")
+    wait_for(lambda: watch_of(node, "Slow")["state"] == "waiting", 15, "the watch to wait for the other restart")
+    touch(project.dir / "gate")
+    svc = wait_watch_restarts(node, "Slow", 1)
+    assert svc["instances"][0]["restarts"] == 2
+    texts = [rec["text"] for rec in node.node_lines(r"^(rolling restart of Slow done|watch: src/a\.py changed)")]
+    assert texts == ["rolling restart of Slow done", "watch: src/a.py changed; restarting Slow",
+                     "rolling restart of Slow done"], texts
+
 def test_a_burst_of_writes_is_one_restart(project):
     project.write("""
 instances:
