@@ -61,6 +61,8 @@ struct target {
     uint64_t events, restarts;
     char last_path[PATH_MAX];      /* "" before any change */
     uint64_t last_change_ms;
+    size_t folders;                /* folders watched for it, counted at folders_version */
+    uint64_t folders_version;
 };
 
 struct folder {
@@ -89,6 +91,7 @@ struct watch {
     /* folders by wd: open addressing, linear probing */
     struct folder *folders;
     size_t folder_cap, folder_count, folder_used; /* used: live + gone slots */
+    uint64_t folders_version;      /* bumped when a folder comes or goes (status counts lazily) */
     /* the walk: a FIFO of folders, and the one being read */
     struct walk_item *queue;
     size_t queue_head, queue_len, queue_cap;
@@ -129,6 +132,7 @@ static void folder_insert_slot(struct watch *w, int wd, char *rel)
         w->folder_used++;
     w->folders[i] = (struct folder){.wd = wd, .rel = rel};
     w->folder_count++;
+    w->folders_version++;
 }
 
 static void folder_grow(struct watch *w)
@@ -155,6 +159,7 @@ static void folder_put(struct watch *w, int wd, const char *rel)
     if (f) {
         free(f->rel);
         f->rel = xstrdup(rel);
+        w->folders_version++;
         return;
     }
     if ((w->folder_used + 1) * 4 > w->folder_cap * 3)
@@ -168,6 +173,7 @@ static void folder_drop(struct watch *w, struct folder *f)
     f->rel = NULL;
     f->wd = FOLDER_GONE;
     w->folder_count--;
+    w->folders_version++;
 }
 
 /* A folder moved away or deleted: its watches and those under it go (the paths are stale). */
@@ -669,9 +675,15 @@ int watch_report(struct watch *w, const char *service, struct watch_report *out)
         memset(out, 0, sizeof *out);
         out->state = target_state_names[t->state];
         out->pending = t->pending;
-        for (size_t k = 0; k < w->folder_cap; k++)
-            if (w->folders[k].wd >= 0 && target_wants_folder(t, w->folders[k].rel))
-                out->folders++;
+        /* Counted again only when folders changed: a dashboard asks every second. */
+        if (t->folders_version != w->folders_version + 1) {
+            t->folders = 0;
+            for (size_t k = 0; k < w->folder_cap; k++)
+                if (w->folders[k].wd >= 0 && target_wants_folder(t, w->folders[k].rel))
+                    t->folders++;
+            t->folders_version = w->folders_version + 1; /* + 1: 0 is "never counted" */
+        }
+        out->folders = t->folders;
         out->events = t->events;
         out->restarts = t->restarts;
         out->last_path = t->last_path[0] ? t->last_path : NULL;
