@@ -23,6 +23,8 @@
 
 struct bus_event {
     unsigned refs;
+    int size_class;      /* its pool's class, or EVENT_UNPOOLED */
+    struct bus_event *next_free; /* while in its pool */
     uint64_t offset;     /* journal offset, for events replayed from a retained stream */
     int has_offset;
     const char *type;    /* these four point into data[] */
@@ -32,6 +34,20 @@ struct bus_event {
     const char *body;    /* packed msgpack value */
     size_t body_len;
     char data[];
+};
+
+/* Released event records are kept for reuse by size class (data of 256 B, 512 B, ... 8 KiB),
+ * up to EVENT_POOL_KEEP_BYTES per class, so the emit -> deliver -> ack path allocates nothing
+ * once it runs. Larger events are allocated and freed each time. bus_close frees the pool
+ * after every holder released its events, so a leak still shows. */
+#define EVENT_POOL_CLASSES 6
+#define EVENT_POOL_MIN_DATA 256
+#define EVENT_POOL_KEEP_BYTES (8u << 20)
+#define EVENT_UNPOOLED (-1)
+
+struct bus_event_pool {
+    struct bus_event *free[EVENT_POOL_CLASSES];
+    size_t kept[EVENT_POOL_CLASSES];
 };
 
 struct bus_pending {
@@ -62,7 +78,8 @@ struct bus_group {
     struct bus_member **members;
     size_t member_count, member_cap;
     size_t next_member;              /* round robin */
-    int dispatch_pending;            /* touched while dispatching was deferred */
+    size_t batch_sum;                /* the members' batch sizes added: what one round sends */
+    int dispatch_pending;            /* touched while dispatching was held */
     uint64_t delivered, dropped;
     uint64_t dropped_reported;
     uint64_t last_drop_report_ms;
@@ -105,17 +122,63 @@ struct bus_delivery_table {
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-static void event_release(struct bus_event *ev)
+static size_t event_class_data(int size_class)
 {
-    if (--ev->refs == 0)
-        free(ev);
+    return (size_t)EVENT_POOL_MIN_DATA << size_class;
 }
 
-/* One allocation per event: its type, source and packed headers and body follow the struct.
+static void event_release(struct bus_event_pool *pool, struct bus_event *ev)
+{
+    if (--ev->refs != 0)
+        return;
+    int c = ev->size_class;
+    if (c == EVENT_UNPOOLED || (pool->kept[c] + 1) * event_class_data(c) > EVENT_POOL_KEEP_BYTES) {
+        free(ev);
+        return;
+    }
+    ev->next_free = pool->free[c];
+    pool->free[c] = ev;
+    pool->kept[c]++;
+}
+
+static struct bus_event *event_alloc(struct bus_event_pool *pool, size_t data_len)
+{
+    for (int c = 0; c < EVENT_POOL_CLASSES; c++) {
+        if (data_len > event_class_data(c))
+            continue;
+        struct bus_event *ev = pool->free[c];
+        if (ev) {
+            pool->free[c] = ev->next_free;
+            pool->kept[c]--;
+        } else {
+            ev = xmalloc(sizeof *ev + event_class_data(c));
+            ev->size_class = c;
+        }
+        return ev;
+    }
+    struct bus_event *ev = xmalloc(sizeof *ev + data_len);
+    ev->size_class = EVENT_UNPOOLED;
+    return ev;
+}
+
+static void event_pool_free(struct bus_event_pool *pool)
+{
+    for (int c = 0; c < EVENT_POOL_CLASSES; c++) {
+        while (pool->free[c]) {
+            struct bus_event *ev = pool->free[c];
+            pool->free[c] = ev->next_free;
+            free(ev);
+        }
+        pool->kept[c] = 0;
+    }
+}
+
+/* One record per event: its type, source and packed headers and body follow the struct.
  * `scratch` is only used while packing. Absent headers become an empty map, an absent body nil. */
-static struct bus_event *event_new(msgpack_sbuffer *scratch, const char *type, size_t type_len, const char *source,
+static struct bus_event *event_new(struct bus *bus, const char *type, size_t type_len, const char *source,
                                    size_t source_len, const msgpack_object *headers, const msgpack_object *body)
 {
+    msgpack_sbuffer *scratch = &bus->event_scratch;
     msgpack_sbuffer_clear(scratch);
     msgpack_packer pk;
     msgpack_packer_init(&pk, scratch, msgpack_sbuffer_write);
@@ -128,7 +191,7 @@ static struct bus_event *event_new(msgpack_sbuffer *scratch, const char *type, s
         msgpack_pack_nil(&pk);
     else
         msgpack_pack_object(&pk, *body);
-    struct bus_event *ev = xmalloc(sizeof *ev + type_len + 1 + source_len + 1 + scratch->size);
+    struct bus_event *ev = event_alloc(bus->event_pool, type_len + 1 + source_len + 1 + scratch->size);
     char *p = ev->data;
     memcpy(p, type, type_len);
     p[type_len] = '\0';
@@ -306,7 +369,7 @@ static struct bus_event *event_from_record(struct bus *bus, const void *payload,
     struct streamrec rec;
     if (streamrec_unpack(&rec, payload, len) < 0)
         return NULL;
-    struct bus_event *ev = event_new(&bus->event_scratch, rec.type->via.str.ptr, rec.type->via.str.size,
+    struct bus_event *ev = event_new(bus, rec.type->via.str.ptr, rec.type->via.str.size,
                                      rec.source->via.str.ptr, rec.source->via.str.size, rec.headers, rec.body);
     ev->offset = offset;
     ev->has_offset = 1;
@@ -359,7 +422,7 @@ static int stream_group_fill(struct bus *bus, struct bus_group *g)
         if (!ev || !group_matches(g, ev->type)) {
             if (ev) {
                 ev->refs = 1;
-                event_release(ev);
+                event_release(bus->event_pool, ev);
             }
             stream_group_update_commit(g);
             continue;
@@ -460,10 +523,10 @@ static struct bus_stream *bus_find_stream(struct bus *bus, const char *pattern)
 }
 
 /* Points a stream group at `start` (dropping what it had queued). */
-static void stream_group_seek(struct bus_group *g, uint64_t start)
+static void stream_group_seek(struct bus *bus, struct bus_group *g, uint64_t start)
 {
     while (g->count > 0)
-        event_release(queue_pop(g).event);
+        event_release(bus->event_pool, queue_pop(g).event);
     g->unacked_count = 0;
     journal_reader_close(g->reader);
     g->reader = NULL;
@@ -478,13 +541,17 @@ static void stream_group_seek(struct bus_group *g, uint64_t start)
 }
 
 /* Hands queued events to members with room, round robin: each turn gives one member as
- * many as its batch size and its room allow, in one message. While a batch of emits or acks
- * is being handled, dispatching waits for its end, so the batch's events travel together. */
+ * many as its batch size and its room allow, in one message. While dispatching is held (the
+ * messages of one control turn, or one emitted batch, are being handled) a group waits for
+ * the end, so the events of a turn travel together; but only until its queue holds a full
+ * round for its members, since waiting longer would not fill a message more and the queue is
+ * bounded. */
 static void group_dispatch(struct bus *bus, struct bus_group *g)
 {
-    if (bus->dispatch_deferred) {
+    if (bus->dispatch_holds) {
         g->dispatch_pending = 1;
-        return;
+        if (g->count < g->batch_sum || g->member_count == 0)
+            return;
     }
     size_t failed_sends = 0;
     while (g->member_count > 0 && failed_sends < g->member_count) {
@@ -530,15 +597,17 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
     }
 }
 
-/* Starts a batch: dispatching waits for bus_end_batch. */
+/* Starts a batch: dispatching waits for the matching bus_end_batch. Batches nest (an emitted
+ * batch inside a control turn); the outermost end dispatches. */
 static void bus_begin_batch(struct bus *bus)
 {
-    bus->dispatch_deferred = 1;
+    bus->dispatch_holds++;
 }
 
 static void bus_end_batch(struct bus *bus)
 {
-    bus->dispatch_deferred = 0;
+    if (--bus->dispatch_holds > 0)
+        return;
     for (size_t i = 0; i < bus->group_count; i++) {
         struct bus_group *g = bus->groups[i];
         if (g->dispatch_pending) {
@@ -546,6 +615,17 @@ static void bus_end_batch(struct bus *bus)
             group_dispatch(bus, g);
         }
     }
+}
+
+/* The control turn hooks: a turn's emits and acks are dispatched once, at its end. */
+static void bus_on_turn_begin(void *ctx)
+{
+    bus_begin_batch(ctx);
+}
+
+static void bus_on_turn_end(void *ctx)
+{
+    bus_end_batch(ctx);
 }
 
 /* Routes a new event to every group whose patterns match; returns how many. */
@@ -568,7 +648,7 @@ static size_t bus_route(struct bus *bus, struct bus_event *ev)
         group_dispatch(bus, g);
     }
     bus->emitted++;
-    event_release(ev);
+    event_release(bus->event_pool, ev);
     return groups;
 }
 
@@ -587,7 +667,7 @@ static int bus_journal_event(struct bus *bus, struct bus_event *ev, int64_t *off
         uint64_t off;
         int rc = journal_append(st->journal, bus->scratch.data, bus->scratch.size, &off);
         if (rc < 0) {
-            snprintf(why, whylen, "emit: cannot keep the event in stream %s: %s", st->pattern, strerror(-rc));
+            snprintf(why, whylen, "cannot keep the event in stream %s: %s", st->pattern, strerror(-rc));
             return -1;
         }
         st->sync_pending = 1;
@@ -664,19 +744,19 @@ static void bus_on_delay_timer(uv_timer_t *timer)
         if (bus_journal_event(bus, d.event, &offset, why, sizeof why) < 0)
             loghub_node_line(bus->hub, getpid(), LOG_LEVEL_ERROR, "delayed event %s: %s", d.event->type, why);
         bus_route(bus, d.event);
-        event_release(d.event);
+        event_release(bus->event_pool, d.event);
     }
     bus_arm_delay_timer(bus);
 }
 
 /* ---- members --------------------------------------------------------------------------- */
 
-static void group_free(struct bus_group *g)
+static void group_free(struct bus *bus, struct bus_group *g)
 {
     journal_reader_close(g->reader);
     free(g->unacked);
     while (g->count > 0)
-        event_release(queue_pop(g).event);
+        event_release(bus->event_pool, queue_pop(g).event);
     for (size_t i = 0; i < g->pattern_count; i++)
         free(g->patterns[i]);
     for (size_t i = 0; i < g->member_count; i++)
@@ -696,7 +776,7 @@ static void bus_remove_group(struct bus *bus, struct bus_group *g)
             break;
         }
     }
-    group_free(g);
+    group_free(bus, g);
 }
 
 /* Takes a member out: its in-flight events go back to the front of its group's queue, in
@@ -727,6 +807,7 @@ static void bus_remove_member(struct bus *bus, struct bus_member *m)
         if (g->members[i] == m) {
             memmove(&g->members[i], &g->members[i + 1], (g->member_count - i - 1) * sizeof *g->members);
             g->member_count--;
+            g->batch_sum -= m->batch;
             break;
         }
     }
@@ -771,7 +852,7 @@ static int emit_one(struct bus *bus, const struct proto_emit_view *f, const msgp
                     size_t *groups, int64_t *offset, char *why, size_t whylen)
 {
     const msgpack_object *src = f->source ? f->source : batch_source;
-    struct bus_event *ev = event_new(&bus->event_scratch, f->type->via.str.ptr, f->type->via.str.size,
+    struct bus_event *ev = event_new(bus, f->type->via.str.ptr, f->type->via.str.size,
                                      src ? src->via.str.ptr : "unknown", src ? src->via.str.size : 7, f->headers,
                                      f->body);
     /* Retained first: an event is acknowledged only once its journal has it (a delayed
@@ -785,7 +866,7 @@ static int emit_one(struct bus *bus, const struct proto_emit_view *f, const msgp
     int64_t off = -1;
     if (bus_journal_event(bus, ev, &off, why, whylen) < 0) {
         ev->refs = 1;
-        event_release(ev);
+        event_release(bus->event_pool, ev);
         return -1;
     }
     if (off >= 0)
@@ -794,8 +875,64 @@ static int emit_one(struct bus *bus, const struct proto_emit_view *f, const msgp
     return 0;
 }
 
+/* The events a quiet emit did not emit, for its one `emit_refused`. Allocated at the first
+ * refusal only: the happy path allocates nothing. */
+struct emit_refusals {
+    struct proto_emit_refusal *items;
+    char (*messages)[300];
+    size_t count;
+};
+
+static void refusals_add(struct emit_refusals *r, size_t n, size_t index, const struct proto_emit_view *f,
+                         const char *reason)
+{
+    if (!r->items) {
+        r->items = xmalloc(n * sizeof *r->items);
+        r->messages = xmalloc(n * sizeof *r->messages);
+    }
+    struct proto_emit_refusal *it = &r->items[r->count];
+    snprintf(r->messages[r->count], sizeof r->messages[0], "%s", reason);
+    it->index = index;
+    it->message = r->messages[r->count];
+    it->type = NULL;
+    it->type_len = 0;
+    if (f->type && f->type->type == MSGPACK_OBJECT_STR) {
+        it->type = f->type->via.str.ptr;
+        /* a refused type may be any length: echoed no longer than a name may be */
+        it->type_len = f->type->via.str.size < PROTO_NAME_MAX ? f->type->via.str.size : PROTO_NAME_MAX;
+    }
+    r->count++;
+}
+
+/* A quiet emit (`quiet: true`, docs/protocol.md "Coalescing"): every event is checked and
+ * emitted on its own, in order, so one bad event costs only itself; no `ok`, and one
+ * `emit_refused` naming by index those that were not emitted, when there are any. */
+static void emit_quiet(struct bus *bus, struct control *ctl, const struct wire_msg *msg,
+                       const msgpack_object *batch, const msgpack_object *batch_source)
+{
+    size_t n = batch ? batch->via.array.size : 1, groups = 0;
+    int64_t offset = -1;
+    struct emit_refusals refused = {0};
+    char reason[300];
+    bus_begin_batch(bus);
+    for (size_t i = 0; i < n; i++) {
+        struct proto_emit_view f;
+        if (proto_unpack_emit_event(batch ? &batch->via.array.ptr[i] : msg->body, &f, reason, sizeof reason) < 0 ||
+            emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0)
+            refusals_add(&refused, n, i, &f, reason);
+    }
+    bus_end_batch(bus);
+    if (refused.count) {
+        msgpack_sbuffer_clear(&bus->reply.sbuf);
+        proto_pack_emit_refused(&bus->reply.pk, proto_request_id(msg->body), n, refused.items, refused.count);
+        control_reply(ctl, msg, PROTO_EMIT_REFUSED, &bus->reply);
+        free(refused.items);
+        free(refused.messages);
+    }
+}
+
 /* `emit` carries one event, or a batch in `events` that is checked whole before any of it
- * is emitted, and answered with one reply. */
+ * is emitted, and answered with one reply; or, quiet, events emitted one by one. */
 static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     struct bus *bus = ctx;
@@ -805,6 +942,10 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     size_t n = 1;
     if (proto_unpack_emit_batch(msg->body, &batch, &batch_source, why, sizeof why) < 0) {
         control_reply_error(ctl, msg, why);
+        return;
+    }
+    if (proto_unpack_emit_quiet(msg->body)) {
+        emit_quiet(bus, ctl, msg, batch, batch_source);
         return;
     }
     if (batch) {
@@ -831,9 +972,10 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
         if (emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0) {
             if (batch) {
                 bus_end_batch(bus);
-                snprintf(why, sizeof why, "%s (event %zu of %zu; the %zu before it were emitted)", reason, i + 1, n, i);
+                snprintf(why, sizeof why, "emit: %s (event %zu of %zu; the %zu before it were emitted)", reason, i + 1,
+                         n, i);
             } else {
-                snprintf(why, sizeof why, "%s", reason);
+                snprintf(why, sizeof why, "emit: %s", reason);
             }
             control_reply_error(ctl, msg, why);
             return;
@@ -841,11 +983,9 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     }
     if (batch)
         bus_end_batch(bus);
-    struct wire_body b;
-    wire_body_init(&b);
-    proto_pack_emit_reply(&b.pk, proto_request_id(msg->body), batch ? n : 0, groups, offset);
-    control_reply(ctl, msg, PROTO_OK, &b);
-    wire_body_free(&b);
+    msgpack_sbuffer_clear(&bus->reply.sbuf);
+    proto_pack_emit_reply(&bus->reply.pk, proto_request_id(msg->body), batch ? n : 0, groups, offset);
+    control_reply(ctl, msg, PROTO_OK, &bus->reply);
 }
 
 static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_msg *msg)
@@ -910,7 +1050,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
             if (stored)
                 start = *stored;
         }
-        stream_group_seek(g, start);
+        stream_group_seek(bus, g, start);
         if (!g->broadcast)
             stream->offsets_dirty = 1;
     }
@@ -945,6 +1085,7 @@ static void handle_subscribe(void *ctx, struct control *ctl, const struct wire_m
         g->members = xrealloc(g->members, g->member_cap * sizeof *g->members);
     }
     g->members[g->member_count++] = m;
+    g->batch_sum += m->batch;
     control_reply_ok(ctl, msg);
     group_dispatch(bus, g);
 }
@@ -982,7 +1123,7 @@ static void settle_one(struct bus *bus, const msgpack_object *tag_obj, int reque
             unacked_remove(g, d.event->offset);
             stream_group_update_commit(g);
         }
-        event_release(d.event);
+        event_release(bus->event_pool, d.event);
     }
     group_dispatch(bus, g);
 }
@@ -1102,10 +1243,13 @@ void bus_on_process_exit(struct bus *bus, pid_t pid)
 
 static int member_gone(struct bus *bus, struct bus_member *m, void *arg)
 {
-    uint64_t now = *(uint64_t *)arg;
+    uint64_t heard = *(uint64_t *)arg;
     if (m->unreachable)
         return 1;
-    if (now - m->last_seen_ms <= PROTO_SUBSCRIPTION_EXPIRY_MS)
+    uint64_t last = m->last_seen_ms, on_conn = control_last_heard_ms(bus->ctl, m->routing, m->routing_len);
+    if (on_conn > last)
+        last = on_conn;
+    if (heard <= last || heard - last <= PROTO_SUBSCRIPTION_EXPIRY_MS)
         return 0;
     /* A busy handler may miss heartbeats; a live process keeps its subscriptions. */
     return m->pid <= 0 || kill(m->pid, 0) != 0;
@@ -1114,8 +1258,9 @@ static int member_gone(struct bus *bus, struct bus_member *m, void *arg)
 static void bus_on_expiry(uv_timer_t *timer)
 {
     struct bus *bus = timer->data;
-    uint64_t now = uv_now(bus->loop);
-    bus_remove_members_if(bus, member_gone, &now);
+    /* Not the clock: a heartbeat still queued behind a flood of other messages is not late. */
+    uint64_t heard = control_heard_until_ms(bus->ctl);
+    bus_remove_members_if(bus, member_gone, &heard);
     for (size_t i = 0; i < bus->group_count; i++)
         group_report_drops(bus, bus->groups[i]);
 }
@@ -1166,6 +1311,8 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     bus->batch_buf = xmalloc(PROTO_EMIT_BATCH_MAX * sizeof *bus->batch_buf);
     msgpack_sbuffer_init(&bus->scratch);
     msgpack_sbuffer_init(&bus->event_scratch);
+    wire_body_init(&bus->reply);
+    bus->event_pool = xcalloc(1, sizeof *bus->event_pool);
     uv_timer_init(loop, &bus->delay_timer);
     bus->delay_timer.data = bus;
     uv_timer_init(loop, &bus->expiry_timer);
@@ -1177,6 +1324,7 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     control_register(ctl, PROTO_ACK, handle_ack, bus);
     control_register(ctl, PROTO_NACK, handle_nack, bus);
     control_register(ctl, PROTO_BUS_STATUS, handle_bus_status, bus);
+    control_add_turn_hooks(ctl, bus_on_turn_begin, bus_on_turn_end, bus);
     uv_timer_init(loop, &bus->commit_timer);
     bus->commit_timer.data = bus;
     uv_timer_start(&bus->commit_timer, bus_on_commit_timer, BUS_COMMIT_INTERVAL_MS, BUS_COMMIT_INTERVAL_MS);
@@ -1193,17 +1341,18 @@ void bus_close(struct bus *bus)
     struct bus_delivery_table *t = bus->deliveries;
     for (size_t i = 0; i < t->cap; i++)
         if (t->slots[i].tag)
-            event_release(t->slots[i].event);
+            event_release(bus->event_pool, t->slots[i].event);
     free(t->slots);
     free(t);
     for (size_t i = 0; i < bus->group_count; i++)
-        group_free(bus->groups[i]);
+        group_free(bus, bus->groups[i]);
     free(bus->groups);
     for (size_t i = 0; i < bus->delayed_count; i++)
-        event_release(bus->delayed[i].event);
+        event_release(bus->event_pool, bus->delayed[i].event);
     free(bus->delayed);
     msgpack_sbuffer_destroy(&bus->scratch);
     msgpack_sbuffer_destroy(&bus->event_scratch);
+    wire_body_free(&bus->reply);
     free(bus->batch_buf);
     for (size_t i = 0; i < bus->stream_count; i++) {
         struct bus_stream *st = &bus->streams[i];
@@ -1213,4 +1362,7 @@ void bus_close(struct bus *bus)
             free(st->offsets[k].group);
     }
     free(bus->streams);
+    /* Last: every holder has released its events by now, so what is still out is a leak. */
+    event_pool_free(bus->event_pool);
+    free(bus->event_pool);
 }

@@ -23,6 +23,7 @@ struct bus_stream;
 struct bus_member;
 struct bus_delivery_table;
 struct bus_pending;
+struct bus_event_pool;
 
 struct bus_delayed {
     uint64_t due_ms;        /* loop time */
@@ -45,8 +46,10 @@ struct bus {
     uv_timer_t expiry_timer;         /* drops members whose connection and process are gone */
     msgpack_sbuffer scratch;         /* reused to build event messages */
     msgpack_sbuffer event_scratch;   /* reused to pack a new event's headers and body */
+    struct wire_body reply;          /* reused for `ok` replies to emits */
+    struct bus_event_pool *event_pool; /* released event records, for reuse */
     struct bus_pending *batch_buf;   /* the events of one `events` message being sent */
-    int dispatch_deferred;           /* inside a batch: groups dispatch once at its end */
+    unsigned dispatch_holds;         /* > 0 inside a turn or batch: groups dispatch at its end */
     struct bus_stream *streams;      /* retained streams (streams: in .lymph.yml) */
     size_t stream_count;
     uv_timer_t commit_timer;         /* persists committed offsets and fdatasyncs journals */

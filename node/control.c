@@ -18,7 +18,8 @@ static void control_on_recheck(uv_timer_t *timer)
 
 static void control_schedule_recheck(struct control *ctl)
 {
-    if (!ctl->closed)
+    /* Inside a drain's loop the drain itself ends by reading ZMQ_EVENTS. */
+    if (!ctl->closed && !ctl->draining)
         uv_timer_start(&ctl->recheck, control_on_recheck, 0, 0);
 }
 
@@ -36,18 +37,48 @@ static void control_dispatch(struct control *ctl, const struct wire_msg *msg)
     control_reply_error(ctl, msg, why);
 }
 
+static void control_turn_begin(struct control *ctl)
+{
+    for (size_t i = 0; i < ctl->turn_hook_count; i++)
+        if (ctl->turn_hooks[i].begin)
+            ctl->turn_hooks[i].begin(ctl->turn_hooks[i].ctx);
+}
+
+static void control_turn_end(struct control *ctl)
+{
+    for (size_t i = 0; i < ctl->turn_hook_count; i++)
+        if (ctl->turn_hooks[i].end)
+            ctl->turn_hooks[i].end(ctl->turn_hooks[i].ctx);
+}
+
+/* 1 when a message waits to be read. Reading ZMQ_EVENTS also re-arms the edge-triggered
+ * ZMQ_FD, so a drain ends with it, never with a bare EAGAIN. */
+static int control_readable(struct control *ctl)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(ctl->router, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
+/* One turn: up to CONTROL_DRAIN_BUDGET messages, handled between the turn hooks. The
+ * messages are read until EAGAIN rather than asking ZMQ_EVENTS before each one: that
+ * getsockopt polls ZeroMQ's command pipe, a system call per message. */
 static void control_drain(struct control *ctl)
 {
-    for (int handled = 0; !ctl->closed && handled < CONTROL_DRAIN_BUDGET; handled++) {
-        int events = 0;
-        size_t len = sizeof events;
-        if (zmq_getsockopt(ctl->router, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
-            return;
+    int handled = 0;
+    ctl->draining = 1;
+    while (!ctl->closed && handled < CONTROL_DRAIN_BUDGET) {
         struct wire_msg msg;
         char err[160];
         enum wire_recv_result rc = wire_recv(ctl->router, 1, &msg, err, sizeof err);
-        if (rc == WIRE_AGAIN)
-            return;
+        if (rc == WIRE_AGAIN) {
+            if (control_readable(ctl))
+                continue;
+            ctl->caught_up_ms = uv_now(ctl->loop);
+            break;
+        }
+        if (handled++ == 0)
+            control_turn_begin(ctl);
         if (rc == WIRE_OTHER_VERSION) {
             /* Not served, so counted with the malformed ones; but the sender is told why, in
              * one line naming both versions, instead of waiting for an answer that never comes. */
@@ -62,11 +93,19 @@ static void control_drain(struct control *ctl)
             ctl->malformed_messages++;
             continue;
         }
+        peers_heard(&ctl->peers, msg.identity, msg.identity_len, uv_now(ctl->loop));
         control_dispatch(ctl, &msg);
         wire_msg_free(&msg);
     }
+    ctl->draining = 0;
+    /* A handler may have closed the node (stop); then its modules are gone, turn and all. */
+    if (ctl->closed)
+        return;
+    if (handled)
+        control_turn_end(ctl);
     /* Budget spent with more waiting: yield to the loop, come back right after. */
-    control_schedule_recheck(ctl);
+    if (handled >= CONTROL_DRAIN_BUDGET)
+        control_schedule_recheck(ctl);
 }
 
 static void control_on_poll(uv_poll_t *handle, int status, int events)
@@ -78,6 +117,7 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
 {
     memset(ctl, 0, sizeof *ctl);
     ctl->loop = loop;
+    peers_init(&ctl->peers);
     ctl->zmq_ctx = zmq_ctx_new();
     if (!ctl->zmq_ctx) {
         snprintf(err, errlen, "cannot create ZeroMQ context: %s", zmq_strerror(errno));
@@ -107,6 +147,7 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
     uv_poll_start(&ctl->poll, UV_READABLE, control_on_poll);
     uv_timer_init(loop, &ctl->recheck);
     ctl->recheck.data = ctl;
+    ctl->caught_up_ms = uv_now(loop);
     control_schedule_recheck(ctl);
     return 0;
 }
@@ -120,6 +161,29 @@ int control_register(struct control *ctl, const char *type, control_handler fn, 
     ctl->handlers[ctl->handler_count].ctx = ctx;
     ctl->handler_count++;
     return 0;
+}
+
+int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control_turn_hook end, void *ctx)
+{
+    if (ctl->turn_hook_count == CONTROL_MAX_TURN_HOOKS)
+        return -1;
+    ctl->turn_hooks[ctl->turn_hook_count].begin = begin;
+    ctl->turn_hooks[ctl->turn_hook_count].end = end;
+    ctl->turn_hooks[ctl->turn_hook_count].ctx = ctx;
+    ctl->turn_hook_count++;
+    return 0;
+}
+
+uint64_t control_heard_until_ms(struct control *ctl)
+{
+    if (ctl->closed || !control_readable(ctl))
+        return uv_now(ctl->loop);
+    return ctl->caught_up_ms;
+}
+
+uint64_t control_last_heard_ms(struct control *ctl, const void *routing, size_t routing_len)
+{
+    return peers_last_heard(&ctl->peers, routing, routing_len);
 }
 
 void control_pack_id(msgpack_packer *pk, const struct wire_msg *to)
@@ -175,4 +239,5 @@ void control_close(struct control *ctl)
     uv_close((uv_handle_t *)&ctl->recheck, NULL);
     zmq_close(ctl->router);
     zmq_ctx_term(ctl->zmq_ctx);
+    peers_free(&ctl->peers);
 }

@@ -7,14 +7,21 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "node/peers.h"
 #include "proto/proto.h"
 
 struct control;
 
 /* A request handler: reply (or not) with control_reply. `from` identifies the client. */
 typedef void (*control_handler)(void *ctx, struct control *ctl, const struct wire_msg *msg);
+/* Called around one wake-up's worth of messages (a turn): begin before the first handler of
+ * the turn, end after the last, so a module can act once per turn (the bus sends what a
+ * turn's emits and acks queued in one delivery per member). Turns without messages call
+ * neither. */
+typedef void (*control_turn_hook)(void *ctx);
 
 #define CONTROL_MAX_HANDLERS 32
+#define CONTROL_MAX_TURN_HOOKS 4
 
 struct control {
     uv_loop_t *loop;
@@ -28,6 +35,14 @@ struct control {
         void *ctx;
     } handlers[CONTROL_MAX_HANDLERS];
     size_t handler_count;
+    struct {
+        control_turn_hook begin, end;
+        void *ctx;
+    } turn_hooks[CONTROL_MAX_TURN_HOOKS];
+    size_t turn_hook_count;
+    int draining;                 /* in a drain's read loop, which ends reading ZMQ_EVENTS */
+    uint64_t caught_up_ms;        /* loop time a drain last found nothing left to read */
+    struct peers peers;           /* when each connection last sent a message */
     uint64_t malformed_messages;  /* counted and dropped */
     uint64_t unknown_messages;    /* well-formed, but of a type nobody handles */
     int closed;
@@ -36,6 +51,15 @@ struct control {
 /* Binds the ROUTER on endpoint. Returns 0, or -1 with err set. */
 int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, char *err, size_t errlen);
 int control_register(struct control *ctl, const char *type, control_handler fn, void *ctx);
+/* Adds hooks called around each turn of messages (either may be NULL). 0, or -1 when full. */
+int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control_turn_hook end, void *ctx);
+/* The loop time up to which the node has read what its clients sent: now when nothing waits
+ * to be read, else the last time a drain emptied the socket. Expiry timers judge silence
+ * against it, so a peer whose heartbeat is only queued behind a flood is not taken for dead. */
+uint64_t control_heard_until_ms(struct control *ctl);
+/* The loop time of the last message handled from the connection `routing`; 0 when none. Any
+ * message shows a client alive: its heartbeat may be queued behind its own flood of emits. */
+uint64_t control_last_heard_ms(struct control *ctl, const void *routing, size_t routing_len);
 
 /* Replies to the sender of `to`: a body map from wire_body. */
 void control_reply(struct control *ctl, const struct wire_msg *to, const char *type,

@@ -121,6 +121,8 @@ static void handle_register(void *ctx, struct control *ctl, const struct wire_ms
         return;
     }
     make_identity(e);
+    memcpy(e->routing, msg->identity, msg->identity_len);
+    e->routing_len = msg->identity_len;
     e->registered_ms = e->last_heartbeat_ms = uv_now(reg->loop);
     ssize_t old = registry_find(reg, e->pid);
     if (old >= 0) {
@@ -240,9 +242,15 @@ void registry_on_process_exit(struct registry *reg, pid_t pid)
 static void registry_on_expiry(uv_timer_t *timer)
 {
     struct registry *reg = timer->data;
-    uint64_t now = uv_now(reg->loop);
+    /* Not the clock: a heartbeat still queued behind a flood of other messages is not late,
+     * and a flood of the entry's own emits shows it alive as well as its heartbeat would. */
+    uint64_t heard = control_heard_until_ms(reg->ctl);
     for (size_t i = 0; i < reg->count;) {
-        if (now - reg->entries[i]->last_heartbeat_ms > PROTO_REGISTRY_EXPIRY_MS)
+        const struct registry_entry *e = reg->entries[i];
+        uint64_t last = e->last_heartbeat_ms, on_conn = control_last_heard_ms(reg->ctl, e->routing, e->routing_len);
+        if (on_conn > last)
+            last = on_conn;
+        if (heard > last && heard - last > PROTO_REGISTRY_EXPIRY_MS)
             registry_remove_at(reg, i, "no heartbeat for 3 s");
         else
             i++;
@@ -254,6 +262,7 @@ void registry_init(struct registry *reg, uv_loop_t *loop, struct loghub *hub, st
     memset(reg, 0, sizeof *reg);
     reg->loop = loop;
     reg->hub = hub;
+    reg->ctl = ctl;
     uv_timer_init(loop, &reg->expiry);
     reg->expiry.data = reg;
     uv_timer_start(&reg->expiry, registry_on_expiry, 1000, 1000);

@@ -1,5 +1,6 @@
 /* registry: which service instances serve RPC, and where. Entries come from `register`,
- * leave on `unregister`, when their process exits, or when heartbeats stop (3 s).
+ * leave on `unregister`, when their process exits, or when the node has heard nothing from
+ * them (heartbeat, or any message on the connection they registered on) for 3 s.
  * It never connects to a service: callers resolve here and talk to services directly. */
 #ifndef DEVNODE_REGISTRY_H
 #define DEVNODE_REGISTRY_H
@@ -30,11 +31,14 @@ struct registry_entry {
     size_t method_count;
     uint64_t registered_ms;          /* loop time */
     uint64_t last_heartbeat_ms;
+    unsigned char routing[WIRE_IDENTITY_MAX]; /* the connection it registered on: any message */
+    size_t routing_len;                       /* on it counts as a heartbeat */
 };
 
 struct registry {
     uv_loop_t *loop;
     struct loghub *hub;
+    struct control *ctl;             /* heartbeats are judged against what it has read */
     struct registry_entry **entries; /* owned */
     size_t count, cap;
     uv_timer_t expiry;               /* drops entries whose heartbeats stopped */
