@@ -951,7 +951,7 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     if (batch) {
         n = batch->via.array.size;
         for (size_t i = 0; i < n; i++) {
-            if (proto_unpack_emit_event(&batch->via.array.ptr[i], &f, reason, sizeof reason) < 0) {
+            if (proto_unpack_emit_event(&batch->via.array.ptr[i], &bus->emit_views[i], reason, sizeof reason) < 0) {
                 snprintf(why, sizeof why, "emit: event %zu of %zu: %s", i + 1, n, reason);
                 control_reply_error(ctl, msg, why);
                 return;
@@ -967,9 +967,8 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     if (batch)
         bus_begin_batch(bus);
     for (size_t i = 0; i < n; i++) {
-        if (batch) /* checked above: this only finds its fields again, rather than keep 1000 of them */
-            proto_unpack_emit_event(&batch->via.array.ptr[i], &f, reason, sizeof reason);
-        if (emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0) {
+        if (emit_one(bus, batch ? &bus->emit_views[i] : &f, batch_source, &groups, &offset, reason,
+                     sizeof reason) < 0) {
             if (batch) {
                 bus_end_batch(bus);
                 snprintf(why, sizeof why, "emit: %s (event %zu of %zu; the %zu before it were emitted)", reason, i + 1,
@@ -1309,6 +1308,7 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     bus->deliveries = xcalloc(1, sizeof *bus->deliveries);
     table_grow(bus->deliveries);
     bus->batch_buf = xmalloc(PROTO_EMIT_BATCH_MAX * sizeof *bus->batch_buf);
+    bus->emit_views = xmalloc(PROTO_EMIT_BATCH_MAX * sizeof *bus->emit_views);
     msgpack_sbuffer_init(&bus->scratch);
     msgpack_sbuffer_init(&bus->event_scratch);
     wire_body_init(&bus->reply);
@@ -1354,6 +1354,7 @@ void bus_close(struct bus *bus)
     msgpack_sbuffer_destroy(&bus->event_scratch);
     wire_body_free(&bus->reply);
     free(bus->batch_buf);
+    free(bus->emit_views);
     for (size_t i = 0; i < bus->stream_count; i++) {
         struct bus_stream *st = &bus->streams[i];
         journal_close(st->journal);

@@ -49,6 +49,7 @@ struct bus {
     struct wire_body reply;          /* reused for `ok` replies to emits */
     struct bus_event_pool *event_pool; /* released event records, for reuse */
     struct bus_pending *batch_buf;   /* the events of one `events` message being sent */
+    struct proto_emit_view *emit_views; /* a batch emit's events, checked before any is emitted */
     unsigned dispatch_holds;         /* > 0 inside a turn or batch: groups dispatch at its end */
     struct bus_stream *streams;      /* retained streams (streams: in .lymph.yml) */
     size_t stream_count;
