@@ -1333,6 +1333,7 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
 
 void bus_close(struct bus *bus)
 {
+    control_remove_turn_hooks(bus->ctl, bus);
     for (size_t i = 0; i < bus->stream_count; i++)
         stream_save_offsets(bus, &bus->streams[i]);
     uv_close((uv_handle_t *)&bus->commit_timer, NULL);

@@ -174,6 +174,15 @@ int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control
     return 0;
 }
 
+void control_remove_turn_hooks(struct control *ctl, void *ctx)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ctl->turn_hook_count; i++)
+        if (ctl->turn_hooks[i].ctx != ctx)
+            ctl->turn_hooks[kept++] = ctl->turn_hooks[i];
+    ctl->turn_hook_count = kept;
+}
+
 uint64_t control_heard_until_ms(struct control *ctl)
 {
     if (ctl->closed || !control_readable(ctl))

@@ -53,6 +53,8 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
 int control_register(struct control *ctl, const char *type, control_handler fn, void *ctx);
 /* Adds hooks called around each turn of messages (either may be NULL). 0, or -1 when full. */
 int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control_turn_hook end, void *ctx);
+/* Removes the hooks added with ctx (a module closing before the control socket). */
+void control_remove_turn_hooks(struct control *ctl, void *ctx);
 /* The loop time up to which the node has read what its clients sent: now when nothing waits
  * to be read, else the last time a drain emptied the socket. Expiry timers judge silence
  * against it, so a peer whose heartbeat is only queued behind a flood is not taken for dead. */

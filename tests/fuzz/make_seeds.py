@@ -363,6 +363,13 @@ def handlers_seeds():
          op("ack", pack({"deliveries": [1, 2, 3]})) + op("nack", pack({"deliveries": [4, 5, 4, 0]}), True) +
          op("emit", pack({"id": 4, "events": [{"type": "a.c", "delay_ms": 1}, {"type": "a.d"}]})) + bytes([SLEEP]) +
          op("unsubscribe", pack({"id": 5, "subscription": "s1"})) + op("bus_status", pack({"id": 6}))),
+        ("bus-quiet", op("subscribe", sub("q", ["a.#"], "G", prefetch=4, batch=10)) +
+         op("emit", pack({"id": 7, "source": "q", "quiet": True, "events": [
+             {"type": "a.b", "body": 1}, {"type": "a.*"}, {"type": "a.c", "headers": [1]},
+             {"type": "book.added", "body": 2}, {"type": "a.d", "delay_ms": 1}]})) +
+         op("emit", emit("a.e", quiet=True)) + op("emit", pack({"id": 8, "type": 5, "quiet": True})) +
+         op("emit", emit("a.f"), True) + op("ack", pack({"deliveries": [1, 2]})) + bytes([SLEEP]) +
+         op("bus_status", pack({"id": 9}))),
         ("tail", op_log(b"[INFO] trace_id=abc hello") + op_log(b"ERROR trace_id=abc failed", True) +
          op("tail", pack({"id": 1, "backlog": 10, "follow": True, "services": ["Greeting"]})) +
          op_log(b"more") + op("tail_renew", pack({"id": 1, "received": 1})) +
