@@ -297,22 +297,39 @@ int proto_unpack_unsubscribe(const msgpack_object *body, char *subscription, siz
 /* ---------------------------------------------------------------- deliveries */
 
 /* The seven fields every delivered event carries, after `subscription` or inside `events`. */
+/* Deliveries are the hot path: their keys are literals, packed without a strlen each. */
+#define PACK_KEY(pk, lit) wire_pack_strn(pk, lit, sizeof lit - 1)
+
+static void pack_str_or_nil(msgpack_packer *pk, const char *s)
+{
+    if (s)
+        wire_pack_str(pk, s);
+    else
+        msgpack_pack_nil(pk);
+}
+
 static void pack_event_fields(msgpack_packer *pk, msgpack_sbuffer *sb, const struct proto_event *ev)
 {
-    wire_pack_str(pk, "offset");
+    PACK_KEY(pk, "offset");
     if (ev->has_offset)
         msgpack_pack_uint64(pk, ev->offset);
     else
         msgpack_pack_nil(pk);
-    wire_pack_str(pk, "delivery");
+    PACK_KEY(pk, "delivery");
     msgpack_pack_uint64(pk, ev->delivery);
-    wire_pack_kv_str(pk, "type", ev->type);
-    wire_pack_str(pk, "headers");
+    PACK_KEY(pk, "type");
+    pack_str_or_nil(pk, ev->type);
+    PACK_KEY(pk, "headers");
     msgpack_sbuffer_write(sb, ev->headers, ev->headers_len);
-    wire_pack_str(pk, "body");
+    PACK_KEY(pk, "body");
     msgpack_sbuffer_write(sb, ev->body, ev->body_len);
-    wire_pack_kv_str(pk, "source", ev->source);
-    wire_pack_kv_bool(pk, "redelivered", ev->redelivered);
+    PACK_KEY(pk, "source");
+    pack_str_or_nil(pk, ev->source);
+    PACK_KEY(pk, "redelivered");
+    if (ev->redelivered)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 void proto_pack_event(msgpack_packer *pk, msgpack_sbuffer *sb, const char *subscription, const struct proto_event *ev)
