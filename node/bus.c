@@ -80,6 +80,13 @@ struct bus_group {
     size_t next_member;              /* round robin */
     size_t batch_sum;                /* the members' batch sizes added: what one round sends */
     int dispatch_pending;            /* touched while dispatching was held */
+    struct {                         /* connections paused because this queue is full */
+        unsigned char routing[WIRE_IDENTITY_MAX];
+        size_t routing_len;
+    } *paused;
+    size_t paused_count, paused_cap;
+    uint64_t paused_since_ms;
+    int pausing_gave_up;             /* paused BUS_PAUSE_MAX_MS in vain: drops until half empty */
     uint64_t delivered, dropped;
     uint64_t dropped_reported;
     uint64_t last_drop_report_ms;
@@ -281,8 +288,6 @@ static struct bus_delivery table_take(struct bus_delivery_table *t, uint64_t tag
 static int queue_push(struct bus_group *g, struct bus_pending p, int front)
 {
     if (g->count == g->cap) {
-        if (g->cap >= BUS_QUEUE_CAP && !front)
-            return -1;
         size_t cap = g->cap ? g->cap * 2 : 64;
         struct bus_pending *q = xmalloc(cap * sizeof *q);
         for (size_t i = 0; i < g->count; i++)
@@ -540,13 +545,96 @@ static void stream_group_seek(struct bus *bus, struct bus_group *g, uint64_t sta
     g->read_next = g->committed = start;
 }
 
+/* ---- flow control ----------------------------------------------------------------------- */
+/* A queue at BUS_QUEUE_CAP with a member to drain it pauses the connections that emit into it
+ * (control keeps their messages, in order) instead of dropping; they resume at half of it, when
+ * the last member goes, or after BUS_PAUSE_MAX_MS so that no cycle of services waiting on each
+ * other's queues can stall. A group without a live member drops past BUS_QUEUE_CAP, as no one
+ * may come to drain it. */
+
+static int group_has_live_member(const struct bus_group *g)
+{
+    for (size_t i = 0; i < g->member_count; i++)
+        if (!g->members[i]->unreachable)
+            return 1;
+    return 0;
+}
+
+static size_t group_queue_limit(const struct bus_group *g)
+{
+    return group_has_live_member(g) ? BUS_QUEUE_HARD_CAP : BUS_QUEUE_CAP;
+}
+
+static int group_has_routing(const struct bus_group *g, const void *routing, size_t len)
+{
+    for (size_t i = 0; i < g->member_count; i++)
+        if (g->members[i]->routing_len == len && memcmp(g->members[i]->routing, routing, len) == 0)
+            return 1;
+    return 0;
+}
+
+static void group_resume_emitters(struct bus *bus, struct bus_group *g)
+{
+    for (size_t i = 0; i < g->paused_count; i++) {
+        /* another full group may hold the same connection: it stays paused for that one */
+        int held = 0;
+        for (size_t k = 0; k < bus->group_count && !held; k++) {
+            const struct bus_group *o = bus->groups[k];
+            for (size_t j = 0; o != g && j < o->paused_count && !held; j++)
+                held = o->paused[j].routing_len == g->paused[i].routing_len &&
+                       memcmp(o->paused[j].routing, g->paused[i].routing, g->paused[i].routing_len) == 0;
+        }
+        if (!held)
+            control_resume(bus->ctl, g->paused[i].routing, g->paused[i].routing_len);
+    }
+    g->paused_count = 0;
+}
+
+/* After an emit message from `msg`'s connection: pauses it on every full group it may fill. */
+static void bus_pause_if_full(struct bus *bus, const struct wire_msg *msg)
+{
+    for (size_t i = 0; i < bus->group_count; i++) {
+        struct bus_group *g = bus->groups[i];
+        if (g->count < BUS_QUEUE_CAP || g->pausing_gave_up || !group_has_live_member(g) ||
+            group_has_routing(g, msg->identity, msg->identity_len)) /* it must stay free to ack */
+            continue;
+        int known = 0;
+        for (size_t k = 0; k < g->paused_count && !known; k++)
+            known = g->paused[k].routing_len == msg->identity_len &&
+                    memcmp(g->paused[k].routing, msg->identity, msg->identity_len) == 0;
+        if (known)
+            continue;
+        if (g->paused_count == g->paused_cap) {
+            g->paused_cap = g->paused_cap ? g->paused_cap * 2 : 4;
+            g->paused = xrealloc(g->paused, g->paused_cap * sizeof *g->paused);
+        }
+        if (g->paused_count == 0)
+            g->paused_since_ms = uv_now(bus->loop);
+        memcpy(g->paused[g->paused_count].routing, msg->identity, msg->identity_len);
+        g->paused[g->paused_count].routing_len = msg->identity_len;
+        g->paused_count++;
+        control_pause(bus->ctl, msg->identity, msg->identity_len);
+    }
+}
+
+static void group_dispatch_now(struct bus *bus, struct bus_group *g);
+
+static void group_dispatch(struct bus *bus, struct bus_group *g)
+{
+    group_dispatch_now(bus, g);
+    if (g->count < BUS_QUEUE_CAP / 2)
+        g->pausing_gave_up = 0;
+    if (g->paused_count && (g->count < BUS_QUEUE_CAP / 2 || !group_has_live_member(g)))
+        group_resume_emitters(bus, g);
+}
+
 /* Hands queued events to members with room, round robin: each turn gives one member as
  * many as its batch size and its room allow, in one message. While dispatching is held (the
  * messages of one control turn, or one emitted batch, are being handled) a group waits for
  * the end, so the events of a turn travel together; but only until its queue holds a full
  * round for its members, since waiting longer would not fill a message more and the queue is
  * bounded. */
-static void group_dispatch(struct bus *bus, struct bus_group *g)
+static void group_dispatch_now(struct bus *bus, struct bus_group *g)
 {
     if (bus->dispatch_holds) {
         g->dispatch_pending = 1;
@@ -637,7 +725,7 @@ static size_t bus_route(struct bus *bus, struct bus_event *ev)
         struct bus_group *g = bus->groups[i];
         if (g->stream || !group_matches(g, ev->type))
             continue;
-        if (queue_push(g, (struct bus_pending){ev, 0}, 0) < 0) {
+        if (g->count >= group_queue_limit(g) || queue_push(g, (struct bus_pending){ev, 0}, 0) < 0) {
             g->dropped++;
             bus->dropped++;
             group_report_drops(bus, g);
@@ -753,6 +841,8 @@ static void bus_on_delay_timer(uv_timer_t *timer)
 
 static void group_free(struct bus *bus, struct bus_group *g)
 {
+    group_resume_emitters(bus, g);
+    free(g->paused);
     journal_reader_close(g->reader);
     free(g->unacked);
     while (g->count > 0)
@@ -922,6 +1012,7 @@ static void emit_quiet(struct bus *bus, struct control *ctl, const struct wire_m
             refusals_add(&refused, n, i, &f, reason);
     }
     bus_end_batch(bus);
+    bus_pause_if_full(bus, msg);
     if (refused.count) {
         msgpack_sbuffer_clear(&bus->reply.sbuf);
         proto_pack_emit_refused(&bus->reply.pk, proto_request_id(msg->body), n, refused.items, refused.count);
@@ -982,6 +1073,7 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     }
     if (batch)
         bus_end_batch(bus);
+    bus_pause_if_full(bus, msg);
     msgpack_sbuffer_clear(&bus->reply.sbuf);
     proto_pack_emit_reply(&bus->reply.pk, proto_request_id(msg->body), batch ? n : 0, groups, offset);
     control_reply(ctl, msg, PROTO_OK, &bus->reply);
@@ -1260,8 +1352,15 @@ static void bus_on_expiry(uv_timer_t *timer)
     /* Not the clock: a heartbeat still queued behind a flood of other messages is not late. */
     uint64_t heard = control_heard_until_ms(bus->ctl);
     bus_remove_members_if(bus, member_gone, &heard);
-    for (size_t i = 0; i < bus->group_count; i++)
-        group_report_drops(bus, bus->groups[i]);
+    uint64_t now = uv_now(bus->loop);
+    for (size_t i = 0; i < bus->group_count; i++) {
+        struct bus_group *g = bus->groups[i];
+        if (g->paused_count && now - g->paused_since_ms >= BUS_PAUSE_MAX_MS) {
+            g->pausing_gave_up = 1;
+            group_resume_emitters(bus, g);
+        }
+        group_report_drops(bus, g);
+    }
 }
 
 static int bus_open_streams(struct bus *bus, const struct config *cfg, const char *run_dir, char *err,
@@ -1321,8 +1420,8 @@ int bus_init(struct bus *bus, uv_loop_t *loop, struct loghub *hub, struct contro
     control_register(ctl, PROTO_EMIT, handle_emit, bus);
     control_register(ctl, PROTO_SUBSCRIBE, handle_subscribe, bus);
     control_register(ctl, PROTO_UNSUBSCRIBE, handle_unsubscribe, bus);
-    control_register(ctl, PROTO_ACK, handle_ack, bus);
-    control_register(ctl, PROTO_NACK, handle_nack, bus);
+    control_register_unparked(ctl, PROTO_ACK, handle_ack, bus);
+    control_register_unparked(ctl, PROTO_NACK, handle_nack, bus);
     control_register(ctl, PROTO_BUS_STATUS, handle_bus_status, bus);
     control_add_turn_hooks(ctl, bus_on_turn_begin, bus_on_turn_end, bus);
     uv_timer_init(loop, &bus->commit_timer);

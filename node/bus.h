@@ -14,7 +14,9 @@
 #include "node/control.h"
 #include "node/loghub.h"
 
-#define BUS_QUEUE_CAP 10000
+#define BUS_QUEUE_CAP 10000        /* a full queue pauses its emitters, or drops without a member */
+#define BUS_QUEUE_HARD_CAP 100000  /* with members, past it events are dropped all the same */
+#define BUS_PAUSE_MAX_MS 5000      /* an emitter is paused this long at most (no deadlock) */
 #define BUS_DEFAULT_PREFETCH 64
 
 struct bus_event;

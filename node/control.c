@@ -5,9 +5,30 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 #define CONTROL_DRAIN_BUDGET 256
+#define CONTROL_PARKED_MAX_BYTES (64u << 20) /* per connection: past it, it is resumed */
+
+/* A message kept for a paused connection: its type and body bytes, decoded again when handled. */
+struct parked_msg {
+    struct parked_msg *next;
+    char type[WIRE_TYPE_MAX + 1];
+    size_t body_len;
+    char body[];
+};
+
+struct control_parked {
+    struct control_parked *next;
+    unsigned char routing[WIRE_IDENTITY_MAX];
+    size_t routing_len;
+    int paused;
+    size_t bytes;                  /* of the kept bodies */
+    struct parked_msg *head, *tail;
+};
 
 static void control_drain(struct control *ctl);
 
@@ -21,6 +42,125 @@ static void control_schedule_recheck(struct control *ctl)
     /* Inside a drain's loop the drain itself ends by reading ZMQ_EVENTS. */
     if (!ctl->closed && !ctl->draining)
         uv_timer_start(&ctl->recheck, control_on_recheck, 0, 0);
+}
+
+static struct control_parked *parked_find(struct control *ctl, const void *routing, size_t len)
+{
+    for (struct control_parked *p = ctl->parked; p; p = p->next)
+        if (p->routing_len == len && memcmp(p->routing, routing, len) == 0)
+            return p;
+    return NULL;
+}
+
+static int type_unparked(struct control *ctl, const char *type)
+{
+    for (size_t i = 0; i < ctl->handler_count; i++)
+        if (strcmp(ctl->handlers[i].type, type) == 0)
+            return ctl->handlers[i].unparked;
+    return 0;
+}
+
+/* Keeps msg for its paused (or still catching up) connection; 1 when kept. */
+static int control_park(struct control *ctl, const struct wire_msg *msg)
+{
+    struct control_parked *p = parked_find(ctl, msg->identity, msg->identity_len);
+    if (!p || (!p->paused && !p->head) || type_unparked(ctl, msg->type))
+        return 0;
+    size_t len = zmq_msg_size((zmq_msg_t *)&msg->body_frame);
+    struct parked_msg *m = xmalloc(sizeof *m + len);
+    m->next = NULL;
+    snprintf(m->type, sizeof m->type, "%s", msg->type);
+    m->body_len = len;
+    memcpy(m->body, zmq_msg_data((zmq_msg_t *)&msg->body_frame), len);
+    if (p->tail)
+        p->tail->next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    /* A client that does not wait for anything would fill the node instead of the queue:
+     * past the bound its messages are handled again (in order), and a full queue drops. */
+    p->bytes += len;
+    if (p->bytes > CONTROL_PARKED_MAX_BYTES)
+        p->paused = 0;
+    return 1;
+}
+
+static void parked_unlink(struct control *ctl, struct control_parked *gone)
+{
+    for (struct control_parked **pp = &ctl->parked; *pp; pp = &(*pp)->next) {
+        if (*pp == gone) {
+            *pp = gone->next;
+            break;
+        }
+    }
+    while (gone->head) {
+        struct parked_msg *m = gone->head;
+        gone->head = m->next;
+        free(m);
+    }
+    free(gone);
+}
+
+/* Takes the oldest kept message of a resumed connection into msg (decoded again, as received);
+ * 1 when there was one. Entries with nothing left and no pause go. */
+static int control_unpark(struct control *ctl, struct wire_msg *msg)
+{
+    for (struct control_parked *p = ctl->parked, *next; p; p = next) {
+        next = p->next;
+        if (p->paused)
+            continue;
+        if (!p->head) {
+            parked_unlink(ctl, p);
+            continue;
+        }
+        struct parked_msg *m = p->head;
+        p->head = m->next;
+        p->bytes -= m->body_len;
+        if (!p->head)
+            p->tail = NULL;
+        memset(msg, 0, sizeof *msg);
+        memcpy(msg->identity, p->routing, p->routing_len);
+        msg->identity_len = p->routing_len;
+        snprintf(msg->version, sizeof msg->version, "%s", WIRE_VERSION);
+        snprintf(msg->type, sizeof msg->type, "%s", m->type);
+        /* The body was checked when it came: it decodes again into a frame of its own. */
+        zmq_msg_init_size(&msg->body_frame, m->body_len);
+        memcpy(zmq_msg_data(&msg->body_frame), m->body, m->body_len);
+        free(m);
+        msgpack_unpacked_init(&msg->unpacked);
+        size_t off = 0;
+        msgpack_unpack_next(&msg->unpacked, zmq_msg_data(&msg->body_frame), zmq_msg_size(&msg->body_frame), &off);
+        msg->body = &msg->unpacked.data;
+        return 1;
+    }
+    return 0;
+}
+
+void control_pause(struct control *ctl, const void *routing, size_t routing_len)
+{
+    if (routing_len == 0 || routing_len > WIRE_IDENTITY_MAX)
+        return;
+    struct control_parked *p = parked_find(ctl, routing, routing_len);
+    if (!p) {
+        p = xcalloc(1, sizeof *p);
+        memcpy(p->routing, routing, routing_len);
+        p->routing_len = routing_len;
+        p->next = ctl->parked;
+        ctl->parked = p;
+    }
+    p->paused = 1;
+}
+
+void control_resume(struct control *ctl, const void *routing, size_t routing_len)
+{
+    struct control_parked *p = parked_find(ctl, routing, routing_len);
+    if (!p || !p->paused)
+        return;
+    p->paused = 0;
+    if (!p->head)
+        parked_unlink(ctl, p);
+    else if (!ctl->closed)
+        uv_timer_start(&ctl->recheck, control_on_recheck, 0, 0); /* even inside a drain: it may end first */
 }
 
 static void control_dispatch(struct control *ctl, const struct wire_msg *msg)
@@ -70,6 +210,13 @@ static void control_drain(struct control *ctl)
     while (!ctl->closed && handled < CONTROL_DRAIN_BUDGET) {
         struct wire_msg msg;
         char err[160];
+        if (ctl->parked && control_unpark(ctl, &msg)) {
+            if (handled++ == 0)
+                control_turn_begin(ctl);
+            control_dispatch(ctl, &msg);
+            wire_msg_free(&msg);
+            continue;
+        }
         enum wire_recv_result rc = wire_recv(ctl->router, 1, &msg, err, sizeof err);
         if (rc == WIRE_AGAIN) {
             if (control_readable(ctl))
@@ -94,7 +241,8 @@ static void control_drain(struct control *ctl)
             continue;
         }
         peers_heard(&ctl->peers, msg.identity, msg.identity_len, uv_now(ctl->loop));
-        control_dispatch(ctl, &msg);
+        if (!ctl->parked || !control_park(ctl, &msg))
+            control_dispatch(ctl, &msg);
         wire_msg_free(&msg);
     }
     ctl->draining = 0;
@@ -159,7 +307,16 @@ int control_register(struct control *ctl, const char *type, control_handler fn, 
     snprintf(ctl->handlers[ctl->handler_count].type, sizeof ctl->handlers[0].type, "%s", type);
     ctl->handlers[ctl->handler_count].fn = fn;
     ctl->handlers[ctl->handler_count].ctx = ctx;
+    ctl->handlers[ctl->handler_count].unparked = 0;
     ctl->handler_count++;
+    return 0;
+}
+
+int control_register_unparked(struct control *ctl, const char *type, control_handler fn, void *ctx)
+{
+    if (control_register(ctl, type, fn, ctx) < 0)
+        return -1;
+    ctl->handlers[ctl->handler_count - 1].unparked = 1;
     return 0;
 }
 
@@ -249,4 +406,6 @@ void control_close(struct control *ctl)
     zmq_close(ctl->router);
     zmq_ctx_term(ctl->zmq_ctx);
     peers_free(&ctl->peers);
+    while (ctl->parked)
+        parked_unlink(ctl, ctl->parked);
 }

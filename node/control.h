@@ -11,6 +11,7 @@
 #include "proto/proto.h"
 
 struct control;
+struct control_parked;
 
 /* A request handler: reply (or not) with control_reply. `from` identifies the client. */
 typedef void (*control_handler)(void *ctx, struct control *ctl, const struct wire_msg *msg);
@@ -33,6 +34,7 @@ struct control {
         char type[WIRE_TYPE_MAX + 1];
         control_handler fn;
         void *ctx;
+        int unparked;              /* handled even from a paused connection */
     } handlers[CONTROL_MAX_HANDLERS];
     size_t handler_count;
     struct {
@@ -43,6 +45,7 @@ struct control {
     int draining;                 /* in a drain's read loop, which ends reading ZMQ_EVENTS */
     uint64_t caught_up_ms;        /* loop time a drain last found nothing left to read */
     struct peers peers;           /* when each connection last sent a message */
+    struct control_parked *parked; /* paused connections and the messages kept for them */
     uint64_t malformed_messages;  /* counted and dropped */
     uint64_t unknown_messages;    /* well-formed, but of a type nobody handles */
     int closed;
@@ -51,6 +54,15 @@ struct control {
 /* Binds the ROUTER on endpoint. Returns 0, or -1 with err set. */
 int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, char *err, size_t errlen);
 int control_register(struct control *ctl, const char *type, control_handler fn, void *ctx);
+/* Like control_register, for messages handled even from a paused connection (an ack must
+ * free room in a full queue, whoever sends it). */
+int control_register_unparked(struct control *ctl, const char *type, control_handler fn, void *ctx);
+/* Flow control. A paused connection's messages (but unparked ones) are kept, in order, not
+ * handled, until control_resume; then they are handled before its newer ones. The node keeps
+ * reading its socket meanwhile, so everyone else is served; a client that waits for replies
+ * (a window of emits, a ping) slows down instead of filling a queue. */
+void control_pause(struct control *ctl, const void *routing, size_t routing_len);
+void control_resume(struct control *ctl, const void *routing, size_t routing_len);
 /* Adds hooks called around each turn of messages (either may be NULL). 0, or -1 when full. */
 int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control_turn_hook end, void *ctx);
 /* Removes the hooks added with ctx (a module closing before the control socket). */
