@@ -28,9 +28,9 @@ def subscriber(project, group, batch, prefetch=1000):
     return sub
 
 
-def deliveries(sub, want, timeout=10.0):
+def deliveries(sub, want, timeout=10.0, ack=True):
     """Reads delivery messages until `want` events came; returns the list of messages, each a
-    list of events, acking each message."""
+    list of events, acking each message (unless told not to)."""
     messages, got = [], 0
     deadline = time.monotonic() + timeout
     while got < want:
@@ -41,7 +41,8 @@ def deliveries(sub, want, timeout=10.0):
         assert rtype in (b"event", b"events"), rtype
         messages.append(events)
         got += len(events)
-        sub.sock.send_multipart([b"1", b"ack", msgpack.packb({"deliveries": [e["delivery"] for e in events]})])
+        if ack:
+            sub.sock.send_multipart([b"1", b"ack", msgpack.packb({"deliveries": [e["delivery"] for e in events]})])
     return messages
 
 
@@ -152,3 +153,34 @@ def test_single_emits_of_one_wake_up_leave_in_one_delivery_per_member(project, c
             burst.close()
             ctx.term()
         sub.close()
+
+
+def test_a_full_queue_slows_its_emitter_instead_of_dropping(project, client):
+    """20 quiet emits of 1000 events into a group whose only member takes one at a time: the
+    queue fills (10,000), the node pauses the emitter (its ping waits behind its emits) rather
+    than drop, and once a second member drains the queue every event arrives, none dropped
+    (before, everything past the queue's bound was dropped)."""
+    up(project)
+    c = client()
+    slow = subscriber(project, "Q.full", batch=1, prefetch=1)
+    fast = None
+    try:
+        for k in range(20):
+            send(c.sock, "emit", {"id": k, "source": "test", "quiet": True,
+                                  "events": [{"type": "q.full", "body": k * 1000 + i} for i in range(1000)]})
+        send(c.sock, "ping", {"id": "after"})
+        first = deliveries(slow, 1, ack=False)[0]
+        fast = subscriber(project, "Q.full", batch=1000, prefetch=100000)
+        rest = [e["body"] for m in deliveries(fast, 19999, timeout=60) for e in m]
+        assert [e["body"] for e in first] + rest == list(range(20000)), "all of them, in order"
+        slow.sock.send_multipart([b"1", b"ack", msgpack.packb({"delivery": first[0]["delivery"]})])
+        assert c.sock.poll(10000), "the emitter's ping is answered once the queue has room"
+        _, rtype, body = c.sock.recv_multipart()
+        assert (rtype, msgpack.unpackb(body, raw=False)) == (b"ok", {"id": "after"}), "no reply to a quiet emit"
+        assert wait_settled(c, group_named("Q.full")) == 20000
+        status = c.request("bus_status")[1]
+        assert (status["dropped"], [g["dropped"] for g in status["groups"] if g["name"] == "Q.full"]) == (0, [0])
+    finally:
+        slow.close()
+        if fast:
+            fast.close()
