@@ -1280,7 +1280,8 @@ static void handle_bus_status(void *ctx, struct control *ctl, const struct wire_
                                       .queued = (int64_t)g->count,
                                       .in_flight = in_flight,
                                       .delivered = (int64_t)g->delivered,
-                                      .dropped = (int64_t)g->dropped};
+                                      .dropped = (int64_t)g->dropped,
+                                      .paused = (int64_t)g->paused_count};
         proto_pack_bus_status_group(pk, &out, (const char *const *)g->patterns, g->pattern_count);
     }
     control_reply(ctl, msg, PROTO_BUS_STATUS, &b);

@@ -413,7 +413,7 @@ void proto_pack_bus_status_totals(msgpack_packer *pk, const struct proto_bus_tot
 void proto_pack_bus_status_group(msgpack_packer *pk, const struct proto_bus_group *g, const char *const *patterns,
                                  size_t pattern_count)
 {
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     wire_pack_kv_str(pk, "name", g->name);
     wire_pack_kv_str(pk, "stream", g->stream);
     wire_pack_kv_int(pk, "read_offset", g->read_offset);
@@ -428,6 +428,7 @@ void proto_pack_bus_status_group(msgpack_packer *pk, const struct proto_bus_grou
     wire_pack_kv_int(pk, "in_flight", g->in_flight);
     wire_pack_kv_int(pk, "delivered", g->delivered);
     wire_pack_kv_int(pk, "dropped", g->dropped);
+    wire_pack_kv_int(pk, "paused", g->paused);
 }
 
 int proto_unpack_bus_status_stream(const msgpack_object *body, const char *pattern, const char *group,

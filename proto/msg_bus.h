@@ -155,6 +155,7 @@ struct proto_bus_group {
     int64_t read_offset, committed_offset; /* -1 without a stream */
     int broadcast;
     int64_t members, queued, in_flight, delivered, dropped;
+    int64_t paused;        /* connections paused because its queue is full */
 };
 /* {id, streams: [...], emitted, delivered, dropped, delayed, groups: [...]}, as a stream:
  * head, each stream, totals (with the groups' count), then per group: group, its patterns. */

@@ -8,6 +8,7 @@ import time
 import msgpack
 import zmq
 
+from conftest import wait_for
 from demohelpers import NodeClient, group_named, wait_settled
 
 CONFIG = "instances:\n    Idle:\n        command: sleep 1000\n"
@@ -170,6 +171,13 @@ def test_a_full_queue_slows_its_emitter_instead_of_dropping(project, client):
                                   "events": [{"type": "q.full", "body": k * 1000 + i} for i in range(1000)]})
         send(c.sock, "ping", {"id": "after"})
         first = deliveries(slow, 1, ack=False)[0]
+        watcher = client()
+
+        def held_or_all_emitted():
+            status = watcher.request("bus_status")[1]
+            group = [g for g in status["groups"] if g["name"] == "Q.full"][0]
+            return group.get("paused") or status["emitted"] == 20000
+        wait_for(held_or_all_emitted, 30, "the node to pause the emitter or to take every event")
         fast = subscriber(project, "Q.full", batch=1000, prefetch=100000)
         rest = [e["body"] for m in deliveries(fast, 19999, timeout=60) for e in m]
         assert [e["body"] for e in first] + rest == list(range(20000)), "all of them, in order"
