@@ -182,20 +182,29 @@ static void event_pool_free(struct bus_event_pool *pool)
 
 /* One record per event: its type, source and packed headers and body follow the struct.
  * `scratch` is only used while packing. Absent headers become an empty map, an absent body nil. */
+/* A new event of headers and body as msg carried them: their packed bytes are copied straight
+ * from the received frame when they can be found there (msg non-NULL), else packed again. */
 static struct bus_event *event_new(struct bus *bus, const char *type, size_t type_len, const char *source,
-                                   size_t source_len, const msgpack_object *headers, const msgpack_object *body)
+                                   size_t source_len, const msgpack_object *headers, const msgpack_object *body,
+                                   const struct wire_msg *msg)
 {
     msgpack_sbuffer *scratch = &bus->event_scratch;
     msgpack_sbuffer_clear(scratch);
     msgpack_packer pk;
     msgpack_packer_init(&pk, scratch, msgpack_sbuffer_write);
+    const char *raw;
+    size_t raw_len;
     if (!headers || headers->type == MSGPACK_OBJECT_NIL)
         msgpack_pack_map(&pk, 0);
+    else if (msg && wire_value_bytes(msg, headers, &raw, &raw_len) == 0)
+        msgpack_sbuffer_write(scratch, raw, raw_len);
     else
         msgpack_pack_object(&pk, *headers);
     size_t headers_len = scratch->size;
     if (!body)
         msgpack_pack_nil(&pk);
+    else if (msg && wire_value_bytes(msg, body, &raw, &raw_len) == 0)
+        msgpack_sbuffer_write(scratch, raw, raw_len);
     else
         msgpack_pack_object(&pk, *body);
     struct bus_event *ev = event_alloc(bus->event_pool, type_len + 1 + source_len + 1 + scratch->size);
@@ -375,7 +384,7 @@ static struct bus_event *event_from_record(struct bus *bus, const void *payload,
     if (streamrec_unpack(&rec, payload, len) < 0)
         return NULL;
     struct bus_event *ev = event_new(bus, rec.type->via.str.ptr, rec.type->via.str.size,
-                                     rec.source->via.str.ptr, rec.source->via.str.size, rec.headers, rec.body);
+                                     rec.source->via.str.ptr, rec.source->via.str.size, rec.headers, rec.body, NULL);
     ev->offset = offset;
     ev->has_offset = 1;
     streamrec_free(&rec);
@@ -938,13 +947,13 @@ static struct bus_member *bus_find_member(struct bus *bus, const void *routing, 
 
 /* Emits one checked event: journaled (when due now and retained), then routed or scheduled.
  * Adds the groups it was queued for to *groups; *offset is its offset in a retained stream. */
-static int emit_one(struct bus *bus, const struct proto_emit_view *f, const msgpack_object *batch_source,
-                    size_t *groups, int64_t *offset, char *why, size_t whylen)
+static int emit_one(struct bus *bus, const struct wire_msg *msg, const struct proto_emit_view *f,
+                    const msgpack_object *batch_source, size_t *groups, int64_t *offset, char *why, size_t whylen)
 {
     const msgpack_object *src = f->source ? f->source : batch_source;
     struct bus_event *ev = event_new(bus, f->type->via.str.ptr, f->type->via.str.size,
                                      src ? src->via.str.ptr : "unknown", src ? src->via.str.size : 7, f->headers,
-                                     f->body);
+                                     f->body, msg);
     /* Retained first: an event is acknowledged only once its journal has it (a delayed
      * one is journaled when it is due, like it reaches everyone else then). */
     if (f->delay_ms > 0) {
@@ -1008,7 +1017,7 @@ static void emit_quiet(struct bus *bus, struct control *ctl, const struct wire_m
     for (size_t i = 0; i < n; i++) {
         struct proto_emit_view f;
         if (proto_unpack_emit_event(batch ? &batch->via.array.ptr[i] : msg->body, &f, reason, sizeof reason) < 0 ||
-            emit_one(bus, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0)
+            emit_one(bus, msg, &f, batch_source, &groups, &offset, reason, sizeof reason) < 0)
             refusals_add(&refused, n, i, &f, reason);
     }
     bus_end_batch(bus);
@@ -1058,7 +1067,7 @@ static void handle_emit(void *ctx, struct control *ctl, const struct wire_msg *m
     if (batch)
         bus_begin_batch(bus);
     for (size_t i = 0; i < n; i++) {
-        if (emit_one(bus, batch ? &bus->emit_views[i] : &f, batch_source, &groups, &offset, reason,
+        if (emit_one(bus, msg, batch ? &bus->emit_views[i] : &f, batch_source, &groups, &offset, reason,
                      sizeof reason) < 0) {
             if (batch) {
                 bus_end_batch(bus);

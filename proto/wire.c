@@ -304,11 +304,39 @@ static uint64_t be_uint(const unsigned char *p, size_t n)
 
 int wire_msgpack_check(const void *data, size_t len)
 {
+    return len > 0 && wire_msgpack_span(data, len) == len ? 0 : -1;
+}
+
+int wire_value_bytes(const struct wire_msg *msg, const msgpack_object *val, const char **out, size_t *len)
+{
+    /* val is a map's value (wire_map_get), so its key sits just before it in the kv pair; the
+     * key is a string msgpack_unpack_next left pointing into the frame, and the value's bytes
+     * start right after the key's. Anything else (a copied key, a value not from a map of this
+     * message) is outside the frame and answers -1. */
+    const msgpack_object_kv *kv =
+        (const msgpack_object_kv *)(const void *)((const char *)val - offsetof(msgpack_object_kv, val));
+    const char *frame = zmq_msg_data((zmq_msg_t *)&msg->body_frame);
+    size_t frame_len = zmq_msg_size((zmq_msg_t *)&msg->body_frame);
+    if (kv->key.type != MSGPACK_OBJECT_STR)
+        return -1;
+    const char *start = kv->key.via.str.ptr + kv->key.via.str.size;
+    if (kv->key.via.str.ptr < frame || start > frame + frame_len)
+        return -1;
+    size_t span = wire_msgpack_span(start, (size_t)(frame + frame_len - start));
+    if (span == 0)
+        return -1;
+    *out = start;
+    *len = span;
+    return 0;
+}
+
+size_t wire_msgpack_span(const void *data, size_t len)
+{
     const unsigned char *p = data, *end = p + len;
     uint64_t pending = 1; /* values still to read; each takes at least one byte */
     while (pending > 0) {
         if (pending > (uint64_t)(end - p))
-            return -1;
+            return 0;
         unsigned c = *p++;
         pending--;
         uint64_t skip = 0, items = 0;
@@ -343,25 +371,25 @@ int wire_msgpack_check(const void *data, size_t len)
             case 0xdc: case 0xdd: case 0xde: case 0xdf: {        /* array16/32, map16/32 */
                 size_t n = c == 0xdc || c == 0xde ? 2 : 4;
                 if ((size_t)(end - p) < n)
-                    return -1;
+                    return 0;
                 items = be_uint(p, n) * (c >= 0xde ? 2 : 1);
                 p += n;
                 break;
             }
             default:
-                return -1;                                       /* 0xc1: never used */
+                return 0;                                       /* 0xc1: never used */
             }
         }
         if (field) {
             if ((size_t)(end - p) < field)
-                return -1;
+                return 0;
             skip += be_uint(p, field);
             p += field;
         }
         if (skip > (uint64_t)(end - p))
-            return -1;
+            return 0;
         p += skip;
         pending += items;
     }
-    return p == end ? 0 : -1;
+    return (size_t)(p - (const unsigned char *)data);
 }

@@ -80,5 +80,12 @@ int wire_str_eq(const msgpack_object *obj, const char *s);
  * than bytes remain; -1 otherwise. msgpack-c allocates what a header announces before reading
  * the elements, so untrusted bytes pass here before msgpack_unpack_next. */
 int wire_msgpack_check(const void *data, size_t len);
+/* The length of the one msgpack value data starts with, under the same rule; 0 when it is not
+ * whole or announces more than remains. */
+size_t wire_msgpack_span(const void *data, size_t len);
+/* The packed bytes of `val`, a value of a map of msg's body as wire_map_get returns it, found
+ * in the received frame without packing it again (the bus copies event bodies this way).
+ * 0, or -1 when they cannot be found there (then pack the object). */
+int wire_value_bytes(const struct wire_msg *msg, const msgpack_object *val, const char **out, size_t *len);
 
 #endif

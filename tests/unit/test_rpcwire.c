@@ -265,6 +265,57 @@ static void test_msgpack_check(void **state)
     assert_int_equal(wire_msgpack_check("\x92\x01\xc0", 3), 0);
 }
 
+/* A map value's packed bytes are found in the received frame as they came (the bus copies
+ * event bodies that way), and a value that is not in the frame is refused. */
+static void test_value_bytes_come_from_the_frame(void **state)
+{
+    (void)state;
+    struct wire_body body, b;
+    wire_body_init(&body);
+    msgpack_pack_array(&body.pk, 3);
+    msgpack_pack_int(&body.pk, 1);
+    wire_pack_str(&body.pk, "x");
+    msgpack_pack_map(&body.pk, 1);
+    wire_pack_kv_str(&body.pk, "k", "v");
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    wire_pack_kv_int(&b.pk, "id", 1);
+    wire_pack_str(&b.pk, "body");
+    msgpack_sbuffer_write(&b.sbuf, body.sbuf.data, body.sbuf.size);
+    wire_pack_str(&b.pk, "tail");
+    msgpack_pack_nil(&b.pk);
+    assert_int_equal(wire_msgpack_span(b.sbuf.data, b.sbuf.size), b.sbuf.size);
+    assert_int_equal(wire_msgpack_span(b.sbuf.data, b.sbuf.size - 1), 0);
+
+    struct wire_msg msg;
+    memset(&msg, 0, sizeof msg);
+    zmq_msg_init_size(&msg.body_frame, b.sbuf.size);
+    memcpy(zmq_msg_data(&msg.body_frame), b.sbuf.data, b.sbuf.size);
+    msgpack_unpacked_init(&msg.unpacked);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&msg.unpacked, zmq_msg_data(&msg.body_frame), b.sbuf.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    msg.body = &msg.unpacked.data;
+    const char *raw;
+    size_t len;
+    assert_int_equal(wire_value_bytes(&msg, wire_map_get(msg.body, "body"), &raw, &len), 0);
+    assert_int_equal(len, body.sbuf.size);
+    assert_memory_equal(raw, body.sbuf.data, len);
+    assert_int_equal(wire_value_bytes(&msg, wire_map_get(msg.body, "tail"), &raw, &len), 0);
+    assert_int_equal(len, 1);
+    /* a map decoded from another buffer: its key is not in this frame */
+    msgpack_unpacked other;
+    msgpack_unpacked_init(&other);
+    off = 0;
+    msgpack_unpack_next(&other, b.sbuf.data, b.sbuf.size, &off);
+    assert_int_equal(wire_value_bytes(&msg, wire_map_get(&other.data, "body"), &raw, &len), -1);
+    msgpack_unpacked_destroy(&other);
+    msgpack_unpacked_destroy(&msg.unpacked);
+    zmq_msg_close(&msg.body_frame);
+    wire_body_free(&b);
+    wire_body_free(&body);
+}
+
 static void test_trace_id_header_that_is_not_a_string(void **state)
 {
     struct pair *p = *state;
@@ -337,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_msgpack_check),
         cmocka_unit_test(test_ids_are_hex_and_distinct),
         cmocka_unit_test(test_call_subject_split),
+        cmocka_unit_test(test_value_bytes_come_from_the_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
