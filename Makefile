@@ -29,7 +29,7 @@ all: devnode helpers examples
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=build/helpers/%)
 LIBHELPER_BIN := $(patsubst tests/libhelpers/%.c,build/libhelpers/%,$(wildcard tests/libhelpers/*.c))
-helpers: $(HELPER_BIN) build/examples/web $(LIBHELPER_BIN)
+helpers: $(HELPER_BIN) build/examples/web $(LIBHELPER_BIN) build/conformance/c_adapter
 
 # The plain HTTP worker of examples/web: shared-socket tests and benches run it.
 build/examples/web: examples/web/web.c
@@ -224,6 +224,9 @@ build/examples/bookshelf_last_read: examples/bookshelf/last_read.c $(EXAMPLE_COM
 	$(EXAMPLE_LD)
 # Test programs that are libdevnode clients (LIBHELPER_BIN, the e2e tests of the library run them).
 build/libhelpers/%: tests/libhelpers/%.c build/libdevnode.a
+	$(EXAMPLE_LD)
+# libdevnode's adapter of the conformance suite (tests/conformance/README.md).
+build/conformance/c_adapter: tests/conformance/adapters/c_adapter.c build/libdevnode.a
 	$(EXAMPLE_LD)
 # The library's own unit test runs it under ASan+UBSan against the node's real handlers,
 # in-process. Both archives hold common/*.o, the very same objects: the linker takes each
