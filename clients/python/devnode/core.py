@@ -254,7 +254,8 @@ class Subscription:
                 "pid": pid, "prefetch": PREFETCH, "batch": BATCH}
         if self.stream:
             body["stream"] = self.stream
-            body["from"] = self.start
+            # an offset goes as an integer: the node refuses "120" (protocol.md, subscribe)
+            body["from"] = int(self.start) if self.start.isdigit() else self.start
         return body
 
 

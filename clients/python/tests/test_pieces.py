@@ -129,3 +129,12 @@ def test_a_refusal_is_one_line_naming_the_event():
         assert len(said) == 2
     finally:
         core.close()
+
+
+def test_a_stream_offset_goes_as_an_integer():
+    """The node takes `from` as an integer offset or a word; "2" (a string) it refuses."""
+    from devnode.core import Subscription
+    req = Subscription("s1", ["book.#"], "Shelf.on_book", None, stream="book.#", start="2").request(1)
+    assert req["from"] == 2 and isinstance(req["from"], int)
+    for word in ("beginning", "now", "resume"):
+        assert Subscription("s1", ["book.#"], "g", None, stream="book.#", start=word).request(1)["from"] == word
