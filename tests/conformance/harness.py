@@ -11,6 +11,7 @@ each client against the protocol and never one client against the other.
   until released: a callee that is slow for as long as a scenario wants, in no client's code.
 - reports(): the `conformance rpc|event {json}` lines adapters print, from the node's log file.
 """
+import calendar
 import importlib.util
 import json
 import os
@@ -271,12 +272,21 @@ def reports(node, kind=None, service=None, match=None):
             continue
         fields = json.loads(m.group(2))
         fields.update(kind=m.group(1), service=rec.get("service"), instance=rec.get("instance"),
-                      log_pid=rec.get("pid"), wall_ns=rec.get("wall_ns"), log_trace_id=rec.get("trace_id"),
+                      log_pid=rec.get("pid"), wall_ns=_time_ns(rec.get("time")), log_trace_id=rec.get("trace_id"),
                       text=rec.get("text"))
         if match and not match(fields):
             continue
         out.append(fields)
     return out
+
+
+def _time_ns(iso):
+    """The log record's `time` (2026-12-07T00:03:02.959992Z) in ns since the epoch."""
+    if not iso:
+        return None
+    whole, _, frac = iso.rstrip("Z").partition(".")
+    secs = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
 def with_tag(tag):

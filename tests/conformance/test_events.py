@@ -1,0 +1,99 @@
+"""Events: each event handled once per subscribing service and by every instance of a
+broadcast subscription, waited and no-wait emits, delay, and the trace id carried from an RPC
+handler's emit to the handlers and on through an event handler's own emit. Every emitter is
+heard by both clients' subscribers (C -> C, C -> Python, Python -> C, Python -> Python)."""
+import time
+import uuid
+
+import pytest
+
+from harness import LANGS, new_trace, svc, with_tag
+
+SUBS = "group:grp:conf.ev.# broadcast:all:conf.ev.# group:relayed:conf.relayed"
+SERVICES = {"C": svc("c", 2, SUBS), "Py": svc("py", 2, SUBS)}
+NAME = {"c": "C", "py": "Py"}
+CONSUMERS = ["C", "Py"]
+
+
+def conf_groups(g):
+    return g["name"] in ("C.grp", "Py.grp", "C.relayed", "Py.relayed") or \
+        (g.get("broadcast") and "conf.ev.#" in g["patterns"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def subscribed(cluster):
+    for name in CONSUMERS:
+        cluster.wait_members(lambda g, n=name: g["name"] == f"{n}.grp", 2)
+    cluster.wait_members(lambda g: g.get("broadcast") and "conf.ev.#" in g["patterns"], 4, what="broadcast members")
+
+
+def settled_reports(cluster, tag, expected):
+    """The event reports of `tag` once `expected` of them are in the log and the bus has
+    nothing queued or in flight (so no redelivery can still add one)."""
+    cluster.wait_reports(expected, kind="event", match=with_tag(tag))
+    cluster.wait_settled(conf_groups)
+    return cluster.reports(kind="event", match=with_tag(tag))
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["nowait", "waited"])
+@pytest.mark.parametrize("emitter", LANGS)
+def test_once_per_service_and_broadcast_to_every_instance(cluster, emitter, wait):
+    tag = uuid.uuid4().hex
+    sent = cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.once", "body": {"tag": tag}, "count": 5,
+                                                  "wait": wait})
+    trace = sent["trace_id"]
+    assert len(trace) >= 1 and sent["offsets"] == [None] * 5, sent  # no stream keeps conf.ev.*
+    # 5 events x (2 services' groups + 4 broadcast members)
+    got = settled_reports(cluster, tag, 5 * 6)
+    assert len(got) == 30, [r["text"] for r in got]
+    for name in CONSUMERS:
+        grp = sorted(r["body"]["i"] for r in got if r["service"] == name and r["sub"] == "grp")
+        assert grp == [0, 1, 2, 3, 4], (name, grp)  # once per service, spread over its instances
+        for inst in (0, 1):
+            each = sorted(r["body"]["i"] for r in got if r["service"] == name and r["sub"] == "all"
+                          and r["instance"] == inst)
+            assert each == [0, 1, 2, 3, 4], (name, inst, each)  # broadcast: every instance
+    for r in got:
+        assert r["type"] == "conf.ev.once" and r["source"] == NAME[emitter], r
+        assert r["event_trace_id"] == trace and r["headers"]["trace_id"] == trace, r
+        assert r["trace_id"] == trace and r["log_trace_id"] == trace, r  # current in the handler
+        assert r["redelivered"] is False and r["offset"] == -1, r
+        assert r["body"]["body"] == {"tag": tag}
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["nowait", "waited"])
+@pytest.mark.parametrize("emitter", LANGS)
+def test_a_delayed_event_comes_after_its_delay(cluster, emitter, wait):
+    tag = uuid.uuid4().hex
+    before_ns = time.time_ns()
+    cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.later", "body": {"tag": tag}, "delay_ms": 800,
+                                          "wait": wait})
+    got = settled_reports(cluster, tag, 6)
+    assert len(got) == 6, [r["text"] for r in got]
+    for r in got:
+        # the node got the emit after before_ns, so no handler can see it before the delay ran
+        assert r["wall_ns"] >= before_ns + 800_000_000, (r["wall_ns"] - before_ns) / 1e6
+
+
+@pytest.mark.parametrize("emitter", LANGS)
+def test_the_trace_id_rides_an_emit_and_an_event_handlers_emit(cluster, emitter):
+    """A request with trace T: the emit its handler makes carries T, the handlers of that event
+    have T current, and the events they emit in turn (relay) carry T too; tail --trace T shows
+    every one of those lines."""
+    tag = uuid.uuid4().hex
+    trace = new_trace()
+    sent = cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.relay",
+                                                  "body": {"tag": tag, "relay": "conf.relayed"}}, trace_id=trace)
+    assert sent["trace_id"] == trace
+    # 6 handlings of conf.ev.relay (2 groups + 4 broadcast), each relaying one conf.relayed,
+    # each of those handled once by C.relayed and once by Py.relayed
+    got = settled_reports(cluster, tag, 6 + 12)
+    assert len(got) == 18, [r["text"] for r in got]
+    relayed = [r for r in got if r["type"] == "conf.relayed"]
+    assert len(relayed) == 12 and {r["sub"] for r in relayed} == {"relayed"}
+    assert {r["source"] for r in relayed} == {"C", "Py"}
+    for r in got:
+        assert (r["event_trace_id"], r["trace_id"], r["log_trace_id"]) == (trace, trace, trace), r
+    out, services = cluster.tail_trace(trace)
+    assert services == {"C", "Py"}, out
+    assert out.count("conformance event") == 18 and "conformance rpc" in out, out
