@@ -22,7 +22,7 @@ REL_OBJ  := $(CORE_SRC:%.c=build/rel/%.o)
 ASAN_OBJ := $(CORE_SRC:%.c=build/asan/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps run test unit e2e bench clean helpers layers examples
+.PHONY: all deps run test unit e2e bench clean helpers layers examples conformance
 all: devnode helpers examples
 
 # Small programs the e2e tests and benches run as workers.
@@ -92,6 +92,11 @@ unit: $(UNIT_BIN)
 e2e: all
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e clients/python/tests
 
+# One set of protocol scenarios run against libdevnode and the Python client alike, through an
+# adapter each (tests/conformance/README.md: the checklist for a client in another language).
+conformance: all
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/conformance
+
 # The folders depend one way (common <- proto <- node, lib, tail, tui; cli on top): see the
 # rule table in the script, which names every include that breaks it.
 layers:
@@ -103,6 +108,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) conformance
 	$(MAKE) fuzz-smoke
 
 bench: deps all

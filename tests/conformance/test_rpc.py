@@ -197,3 +197,22 @@ def new_dealer_rpc(cluster, endpoint, subject, args):
         return frames[1].decode(), msgpack.unpackb(frames[4], raw=False)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("caller,callee", PAIRS)
+def test_a_call_carries_the_handlers_trace_id(cluster, caller, callee):
+    """A request with trace T: the call its handler makes carries T, the callee's handler has T
+    current (its lines say so), and `devnode tail --trace T` shows both sides' lines."""
+    a, b = NAME[caller], NAME[callee]
+    trace = new_trace()
+    got = cluster.rpc(f"{a}.call", {"subject": f"{b}.whoami"}, trace_id=trace)
+    assert got["result"]["trace_id"] == trace, got
+    (outer,) = cluster.wait_reports(1, kind="rpc", service=a, match=lambda r: r["method"] == "call" and r["trace_id"] == trace)
+    (inner,) = cluster.wait_reports(1, kind="rpc", service=b, match=lambda r: r["method"] == "whoami" and r["trace_id"] == trace)
+    assert outer["log_trace_id"] == inner["log_trace_id"] == trace
+    out, services = cluster.tail_trace(trace)
+    assert services == {a, b} and out.count("conformance rpc") == 2, out
+    # without a trace id the callee gets one made up by the caller, new for each request
+    first = cluster.rpc(f"{a}.call", {"subject": f"{b}.whoami"})["result"]["trace_id"]
+    second = cluster.rpc(f"{a}.call", {"subject": f"{b}.whoami"})["result"]["trace_id"]
+    assert first and second and first != second and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", first), (first, second)
