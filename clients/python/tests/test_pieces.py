@@ -63,9 +63,13 @@ def test_trace_ids_are_sanitized_as_the_node_indexes_them():
 
 def test_event_types_and_patterns():
     assert valid_event_type("greeted") and valid_event_type("order.created")
-    for bad in ("", "a..b", "a.*", "a.#", "a b", "x" * 201, None, 3):
+    for bad in ("", "a..b", "a.*", "a.#", "a.b*", "x" * 201, "é" * 101, ".a", "a.", None, 3):
         assert not valid_event_type(bad), bad
     assert valid_pattern("order.*") and valid_pattern("#") and not valid_pattern("a..b")
+    # the node's words are anything but '.': C services and the CLI emit these
+    for good in ("bestellung.größe", "user signed-up", "x" * 200):
+        assert valid_event_type(good) and valid_pattern(good), good
+    assert not valid_pattern("a.b*") and valid_pattern("bestellung.*")
 
 
 def test_method_arguments_follow_the_signature():
