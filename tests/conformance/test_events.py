@@ -97,3 +97,28 @@ def test_the_trace_id_rides_an_emit_and_an_event_handlers_emit(cluster, emitter)
     out, services = cluster.tail_trace(trace)
     assert services == {"C", "Py"}, out
     assert out.count("conformance event") == 18 and "conformance rpc" in out, out
+
+
+@pytest.mark.parametrize("emitter", LANGS)
+def test_an_emit_the_node_would_refuse_is_refused_at_the_call(cluster, emitter):
+    """A client checks what the node checks (a type of dot-separated words, 1-200 bytes, no * or
+    #; a delay of at most a week) and refuses it at the call, waited or not (the error's type is
+    the adapter's: the client's own word for a bad argument)."""
+    for wait in (False, True):
+        for bad in ("order.*", "order.#", "a.b*", "a..b", ".a", "x" * 201, ""):
+            rtype, _, body = cluster.rpc_raw(f"{NAME[emitter]}.emit", {"type": bad, "body": 1, "wait": wait})
+            assert rtype == "ERROR" and "BadArguments" != body["type"], (bad, wait, body)
+        rtype, _, body = cluster.rpc_raw(f"{NAME[emitter]}.emit", {"type": "conf.x", "delay_ms": 8 * 86400 * 1000,
+                                                                    "wait": wait})
+        assert rtype == "ERROR", body
+
+
+@pytest.mark.parametrize("emitter", LANGS)
+def test_any_type_the_node_takes_is_emitted_and_handled(cluster, emitter):
+    """The node's words are anything but '.': a type with a space or non-ASCII letters goes
+    through either client, both ways."""
+    tag = uuid.uuid4().hex
+    for wait in (False, True):
+        cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.größe wert", "body": {"tag": tag}, "wait": wait})
+    got = settled_reports(cluster, tag, 2 * 6)
+    assert len(got) == 12 and {r["type"] for r in got} == {"conf.ev.größe wert"}, [r["text"] for r in got]

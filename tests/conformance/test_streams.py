@@ -63,3 +63,14 @@ def test_read_from_the_beginning_an_offset_and_resume(make_cluster, lang):
     # the readers still running keep reading new events in order
     assert offsets_of(events("Beg", 9)) == list(range(9))
     assert offsets_of(events("Off", 7)) == list(range(2, 9))
+
+    # one connection's events reach the node in order, waited or not: three no-wait emits, then
+    # a waited one, which the journal must hold after them
+    nowait = c.rpc("Writer.emit", {"type": "conf.book.added", "body": "nowait", "count": 3})
+    assert nowait["offsets"] == [None, None, None]
+    waited = c.rpc("Writer.emit", {"type": "conf.book.added", "body": "waited", "wait": True})
+    assert waited["offsets"] == [12], waited
+    got = events("Beg", 13)[9:]
+    assert [(r["offset"], r["body"]) for r in got] == [
+        (9, {"i": 0, "body": "nowait"}), (10, {"i": 1, "body": "nowait"}), (11, {"i": 2, "body": "nowait"}),
+        (12, "waited")], [r["text"] for r in got]
