@@ -51,12 +51,21 @@ ADAPTER_DIR = HERE / "adapters"
 
 # Each language's adapter: the command that runs it as a service. A client in another language
 # adds a row here (README.md, "Adding a client").
+# `service`: the name its service has in the scenarios' configs.
 ADAPTERS = {
-    "c": {"command": str(C_ADAPTER), "env": {}},
-    "py": {"command": f"{PYTHON} -m devnode instance py_adapter:Adapter", "env": {"PYTHONPATH": str(ADAPTER_DIR)}},
+    "c": {"service": "C", "command": str(C_ADAPTER), "env": {}},
+    "py": {"service": "Py", "command": f"{PYTHON} -m devnode instance py_adapter:Adapter",
+           "env": {"PYTHONPATH": str(ADAPTER_DIR)}},
 }
 LANGS = list(ADAPTERS)
 PAIRS = [(a, b) for a in LANGS for b in LANGS]
+NAME = {lang: a["service"] for lang, a in ADAPTERS.items()}
+NAMES = list(NAME.values())
+
+
+def other(lang):
+    """Another client than `lang` (itself when there is only one): for mixed scenarios."""
+    return next((x for x in LANGS if x != lang), lang)
 
 # What an adapter's client can do beyond the contract every client meets (README.md).
 CAPABILITIES = {

@@ -8,10 +8,9 @@ import uuid
 
 import pytest
 
-from harness import DEVNODE, new_trace, svc, wait_for, with_tag
+from harness import DEVNODE, LANGS, NAME, NAMES, new_trace, svc, with_tag
 
-SERVICES = {"C": svc("c", 1, "group:grp:conf.cli.in"), "Py": svc("py", 1, "group:grp:conf.cli.in")}
-NAMES = ["C", "Py"]
+SERVICES = {NAME[lang]: svc(lang, 1, "group:grp:conf.cli.in") for lang in LANGS}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,32 +45,32 @@ REQUESTS = [
 def test_request_answers_alike(cluster, method, args):
     extra = ["--timeout", "0.3"] if method == "sleep" else []
     out = {name: run(cluster, "request", *extra, f"{name}.{method}", json.dumps(args)) for name in NAMES}
-    rc, stdout, stderr = out["C"]
-    if method in ("echo", "lymph.ping") and "valeu" not in args:
-        assert rc == 0 and json.loads(stdout) == (args.get("value", args.get("payload"))), out
-    elif method == "fail":
-        assert rc == 1 and f"{args['type']}: {args['message']}" in stderr, out
-    elif method == "nope":
-        assert rc == 1 and "C has no method 'nope'" in stderr, out
-    elif method == "sleep":
-        assert rc == 1 and re.search(r"[Tt]ime", stderr), out
-    else:
-        assert rc == 1 and "BadArguments" in stderr, out
-    c, py = out["C"], out["Py"]
-    assert c[0] == py[0] and c[1] == py[1], out
-    if "valeu" in args:  # the callee's own wording of a bad argument may differ; its type may not
-        assert "BadArguments" in py[2], out
-    else:
-        assert neutral(c[2], "C") == neutral(py[2], "Py"), out
+    for name, (rc, stdout, stderr) in out.items():
+        if method in ("echo", "lymph.ping") and "valeu" not in args:
+            assert rc == 0 and json.loads(stdout) == (args.get("value", args.get("payload"))), out
+        elif method == "fail":
+            assert rc == 1 and f"{args['type']}: {args['message']}" in stderr, out
+        elif method == "nope":
+            assert rc == 1 and f"{name} has no method 'nope'" in stderr, out
+        elif method == "sleep":
+            assert rc == 1 and "timed out" in stderr, out
+        else:
+            assert rc == 1 and "BadArguments" in stderr, out
+    ref = NAMES[0]
+    for name in NAMES[1:]:
+        assert out[name][:2] == out[ref][:2], out
+        if "valeu" not in args:  # the callee's own wording of a bad argument may differ; its type not
+            assert neutral(out[name][2], name) == neutral(out[ref][2], ref), out
 
 
 def test_request_status_has_the_same_fields(cluster):
     out = {name: run(cluster, "request", f"{name}.lymph.status", "{}") for name in NAMES}
     assert all(rc == 0 for rc, _, _ in out.values()), out
     status = {name: json.loads(o[1]) for name, o in out.items()}
-    assert set(status["C"]) == set(status["Py"]) >= {"service", "instance", "pid", "endpoint", "identity",
-                                                      "uptime_ms", "served"}, status
-    assert (status["C"]["service"], status["Py"]["service"]) == ("C", "Py")
+    for name, st in status.items():
+        assert set(st) == set(status[NAMES[0]]) >= {"service", "instance", "pid", "endpoint", "identity",
+                                                    "uptime_ms", "served"}, status
+        assert st["service"] == name, st
 
 
 def test_request_trace_id_reaches_the_handler(cluster):
@@ -86,11 +85,13 @@ def test_request_trace_id_reaches_the_handler(cluster):
 def test_inspect_lists_alike(cluster):
     out = {name: run(cluster, "inspect", name) for name in NAMES}
     assert all(rc == 0 for rc, _, _ in out.values()), out
-    c, py = neutral(out["C"][1], "C"), neutral(out["Py"][1], "Py")
-    assert c == py, out
-    for line in ("echo(value)", "fail(type, message)", "Returns value", "lymph.ping(payload)", "lymph.status",
-                 "lymph.inspect"):
-        assert line in c, c
+    listing = {name: neutral(o[1], name) for name, o in out.items()}
+    for name in NAMES:
+        assert listing[name] == listing[NAMES[0]], out
+    for line in ("RPC interface of SERVICE", "rpc echo(value)", "rpc fail(type, message)", "Returns value",
+                 "rpc lymph.ping(payload)", "rpc lymph.status()", "rpc lymph.inspect()",
+                 "rpc call(subject, args, timeout_ms)"):
+        assert line in listing[NAMES[0]], listing
 
 
 def test_emit_reaches_both_services_handlers(cluster):
@@ -98,15 +99,15 @@ def test_emit_reaches_both_services_handlers(cluster):
     trace = new_trace()
     rc, _, stderr = run(cluster, "emit", "--trace-id", trace, "conf.cli.in", json.dumps({"tag": tag}))
     assert rc == 0, stderr
-    got = cluster.wait_reports(2, kind="event", match=with_tag(tag))
-    assert sorted(r["service"] for r in got) == ["C", "Py"], got
+    got = cluster.wait_reports(len(NAMES), kind="event", match=with_tag(tag))
+    assert sorted(r["service"] for r in got) == sorted(NAMES), got
     for r in got:
         assert (r["type"], r["body"], r["source"]) == ("conf.cli.in", {"tag": tag}, "cli"), r
         assert r["event_trace_id"] == trace and r["trace_id"] == trace and r["log_trace_id"] == trace, r
 
 
 def test_subscribe_prints_both_services_events_alike(cluster):
-    sub = subprocess.Popen([str(DEVNODE), "subscribe", "-c", str(cluster.project.config_path), "--json", "-n", "2",
+    sub = subprocess.Popen([str(DEVNODE), "subscribe", "-c", str(cluster.project.config_path), "--json", "-n", str(len(NAMES)),
                             "conf.cli.out"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            stdin=subprocess.DEVNULL)
     try:
@@ -121,8 +122,8 @@ def test_subscribe_prints_both_services_events_alike(cluster):
             sub.wait()
     assert sub.returncode == 0, err
     events = {e["source"]: e for e in map(json.loads, out.splitlines())}
-    assert set(events) == {"C", "Py"}, out
+    assert set(events) == set(NAMES), out
     for name, e in events.items():
         assert e["type"] == "conf.cli.out" and e["body"] == {"from": name}, e
         assert e["headers"]["trace_id"] == sent[name]["trace_id"], (e, sent)
-    assert set(events["C"]) == set(events["Py"]), events
+    assert all(set(e) == set(events[NAMES[0]]) for e in events.values()), events

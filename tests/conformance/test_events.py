@@ -7,16 +7,16 @@ import uuid
 
 import pytest
 
-from harness import LANGS, new_trace, svc, with_tag
+from harness import LANGS, NAME, NAMES, new_trace, svc, with_tag
 
 SUBS = "group:grp:conf.ev.# broadcast:all:conf.ev.# group:relayed:conf.relayed"
-SERVICES = {"C": svc("c", 2, SUBS), "Py": svc("py", 2, SUBS)}
-NAME = {"c": "C", "py": "Py"}
-CONSUMERS = ["C", "Py"]
+SERVICES = {NAME[lang]: svc(lang, 2, SUBS) for lang in LANGS}
+CONSUMERS = NAMES
+N = len(CONSUMERS)
 
 
 def conf_groups(g):
-    return g["name"] in ("C.grp", "Py.grp", "C.relayed", "Py.relayed") or \
+    return g["name"] in [f"{n}.{sub}" for n in CONSUMERS for sub in ("grp", "relayed")] or \
         (g.get("broadcast") and "conf.ev.#" in g["patterns"])
 
 
@@ -24,7 +24,8 @@ def conf_groups(g):
 def subscribed(cluster):
     for name in CONSUMERS:
         cluster.wait_members(lambda g, n=name: g["name"] == f"{n}.grp", 2)
-    cluster.wait_members(lambda g: g.get("broadcast") and "conf.ev.#" in g["patterns"], 4, what="broadcast members")
+    cluster.wait_members(lambda g: g.get("broadcast") and "conf.ev.#" in g["patterns"], 2 * N,
+                         what="broadcast members")
 
 
 def settled_reports(cluster, tag, expected):
@@ -43,9 +44,9 @@ def test_once_per_service_and_broadcast_to_every_instance(cluster, emitter, wait
                                                   "wait": wait})
     trace = sent["trace_id"]
     assert len(trace) >= 1 and sent["offsets"] == [None] * 5, sent  # no stream keeps conf.ev.*
-    # 5 events x (2 services' groups + 4 broadcast members)
-    got = settled_reports(cluster, tag, 5 * 6)
-    assert len(got) == 30, [r["text"] for r in got]
+    # 5 events x (a group per service + a broadcast member per instance)
+    got = settled_reports(cluster, tag, 5 * 3 * N)
+    assert len(got) == 5 * 3 * N, [r["text"] for r in got]
     for name in CONSUMERS:
         grp = sorted(r["body"]["i"] for r in got if r["service"] == name and r["sub"] == "grp")
         assert grp == [0, 1, 2, 3, 4], (name, grp)  # once per service, spread over its instances
@@ -68,8 +69,8 @@ def test_a_delayed_event_comes_after_its_delay(cluster, emitter, wait):
     before_ns = time.time_ns()
     cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.later", "body": {"tag": tag}, "delay_ms": 800,
                                           "wait": wait})
-    got = settled_reports(cluster, tag, 6)
-    assert len(got) == 6, [r["text"] for r in got]
+    got = settled_reports(cluster, tag, 3 * N)
+    assert len(got) == 3 * N, [r["text"] for r in got]
     for r in got:
         # the node got the emit after before_ns, so no handler can see it before the delay ran
         assert r["wall_ns"] >= before_ns + 800_000_000, (r["wall_ns"] - before_ns) / 1e6
@@ -85,18 +86,18 @@ def test_the_trace_id_rides_an_emit_and_an_event_handlers_emit(cluster, emitter)
     sent = cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.relay",
                                                   "body": {"tag": tag, "relay": "conf.relayed"}}, trace_id=trace)
     assert sent["trace_id"] == trace
-    # 6 handlings of conf.ev.relay (2 groups + 4 broadcast), each relaying one conf.relayed,
-    # each of those handled once by C.relayed and once by Py.relayed
-    got = settled_reports(cluster, tag, 6 + 12)
-    assert len(got) == 18, [r["text"] for r in got]
+    # 3N handlings of conf.ev.relay (N groups + 2N broadcast members), each relaying one
+    # conf.relayed, each of those handled once by every service's `relayed` group
+    got = settled_reports(cluster, tag, 3 * N + 3 * N * N)
+    assert len(got) == 3 * N + 3 * N * N, [r["text"] for r in got]
     relayed = [r for r in got if r["type"] == "conf.relayed"]
-    assert len(relayed) == 12 and {r["sub"] for r in relayed} == {"relayed"}
-    assert {r["source"] for r in relayed} == {"C", "Py"}
+    assert len(relayed) == 3 * N * N and {r["sub"] for r in relayed} == {"relayed"}
+    assert {r["source"] for r in relayed} == set(CONSUMERS)
     for r in got:
         assert (r["event_trace_id"], r["trace_id"], r["log_trace_id"]) == (trace, trace, trace), r
     out, services = cluster.tail_trace(trace)
-    assert services == {"C", "Py"}, out
-    assert out.count("conformance event") == 18 and "conformance rpc" in out, out
+    assert services == set(CONSUMERS), out
+    assert out.count("conformance event") == len(got) and "conformance rpc" in out, out
 
 
 @pytest.mark.parametrize("emitter", LANGS)
@@ -120,5 +121,5 @@ def test_any_type_the_node_takes_is_emitted_and_handled(cluster, emitter):
     tag = uuid.uuid4().hex
     for wait in (False, True):
         cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.größe wert", "body": {"tag": tag}, "wait": wait})
-    got = settled_reports(cluster, tag, 2 * 6)
-    assert len(got) == 12 and {r["type"] for r in got} == {"conf.ev.größe wert"}, [r["text"] for r in got]
+    got = settled_reports(cluster, tag, 2 * 3 * N)
+    assert len(got) == 2 * 3 * N and {r["type"] for r in got} == {"conf.ev.größe wert"}, [r["text"] for r in got]

@@ -1,17 +1,15 @@
 """RPC: registry entries, the lymph.* built-ins, results and errors (remote type and message),
 timeouts, a call cycle and a handler waiting beside a fast one, for each client as callee and
 as caller, in every pairing (C -> C, C -> Python, Python -> C, Python -> Python)."""
-import os
 import re
 import threading
 
 import pytest
 
-from harness import CAPABILITIES, LANGS, PAIRS, Gate, new_trace, svc, wait_for
+from harness import CAPABILITIES, LANGS, NAME, PAIRS, Gate, new_trace, svc
 
 # One service per language, two instances each: a caller's round robin meets both.
-SERVICES = {"C": svc("c", 2), "Py": svc("py", 2)}
-NAME = {"c": "C", "py": "Py"}
+SERVICES = {NAME[lang]: svc(lang, 2) for lang in LANGS}
 ADAPTER_METHODS = ["call", "echo", "emit", "fail", "hold", "sleep", "whoami"]
 
 
@@ -57,7 +55,7 @@ def test_callee_replies_rep_error_nack(cluster, lang):
     name = NAME[lang]
     rtype, headers, body = cluster.rpc_raw(f"{name}.echo", {"value": [1, {"x": "y"}]}, trace_id="t-raw-1")
     assert (rtype, body) == ("REP", [1, {"x": "y"}])
-    assert headers.get("trace_id") in (None, "t-raw-1"), headers
+    assert headers["trace_id"] == "t-raw-1", headers  # replies say the trace they were handled in
     rtype, _, body = cluster.rpc_raw(f"{name}.fail", {"type": "ValueError", "message": "no such book"})
     assert (rtype, body) == ("ERROR", {"type": "ValueError", "message": "no such book"})
     rtype, _, body = cluster.rpc_raw(f"{name}.fail", {"type": "InsufficientFunds", "message": "42 short"})
@@ -72,6 +70,13 @@ def test_callee_replies_rep_error_nack(cluster, lang):
     assert rtype == "NACK" and body["type"] == "UnknownMethod", body
     rtype, _, body = cluster.rpc_raw(f"{name}.echo", [1, 2])
     assert rtype == "NACK" and body["type"] == "BadRequest", body
+    rtype, headers, _ = cluster.rpc_raw(f"{name}.nope", {}, trace_id="t-raw-2")
+    assert (rtype, headers["trace_id"]) == ("NACK", "t-raw-2")
+    # no trace id: the callee makes one up; characters the node cannot index become '_'
+    rtype, headers, body = cluster.rpc_raw(f"{name}.whoami", {})
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", headers["trace_id"]) and body["trace_id"] == headers["trace_id"]
+    rtype, headers, body = cluster.rpc_raw(f"{name}.whoami", {}, trace_id="order 17/b")
+    assert headers["trace_id"] == body["trace_id"] == "order_17_b", (headers, body)
     # still serving after all that
     assert cluster.rpc(f"{name}.echo", {"value": "after"}) == "after"
 
@@ -114,7 +119,7 @@ def test_call_timeout_and_the_late_reply_dropped(cluster, caller):
             got = cluster.rpc(f"{a}.call", {"subject": gate.name + ".wait", "args": {}, "timeout_ms": 5000},
                               instance=0)
             assert got == {"result": "released"}, got
-            got = cluster.rpc(f"{a}.call", {"subject": "Py.echo", "args": {"value": i}}, instance=0)
+            got = cluster.rpc(f"{a}.call", {"subject": f"{a}.echo", "args": {"value": i}}, instance=0)
             assert got == {"result": i}, got
     finally:
         gate.close()

@@ -3,9 +3,8 @@ from an offset gets those from it on, and a named group that resumes gets what c
 was gone and nothing it had acked. The writer is the other client (waited emits give offsets)."""
 import pytest
 
-from harness import LANGS, svc
+from harness import LANGS, other, svc
 
-OTHER = {"c": "py", "py": "c"}
 STREAM = "conf.book.#"
 
 
@@ -16,7 +15,7 @@ def offsets_of(reports, pid=None):
 @pytest.mark.parametrize("lang", LANGS)
 def test_read_from_the_beginning_an_offset_and_resume(make_cluster, lang):
     c = make_cluster({
-        "Writer": svc(OTHER[lang], 1),
+        "Writer": svc(other(lang), 1),
         "Beg": svc(lang, 0, f"stream:beg:{STREAM}:beginning:broadcast"),
         "Off": svc(lang, 0, f"stream:off:{STREAM}:2"),
         "Res": svc(lang, 0, f"stream:res:{STREAM}:resume"),
