@@ -123,3 +123,11 @@ def test_any_type_the_node_takes_is_emitted_and_handled(cluster, emitter):
         cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.größe wert", "body": {"tag": tag}, "wait": wait})
     got = settled_reports(cluster, tag, 2 * 3 * N)
     assert len(got) == 2 * 3 * N and {r["type"] for r in got} == {"conf.ev.größe wert"}, [r["text"] for r in got]
+
+
+def test_an_events_trace_id_is_folded_and_cut_as_a_requests(cluster):
+    for sent, current in (("order 17/b", "order_17_b"), ("t" * 80, "t" * 64)):
+        tag = uuid.uuid4().hex
+        cluster.client.emit("conf.ev.traced", {"tag": tag}, trace_id=sent)
+        got = settled_reports(cluster, tag, 3 * N)
+        assert {(r["event_trace_id"], r["trace_id"], r["log_trace_id"]) for r in got} == {(current,) * 3}, got

@@ -77,6 +77,8 @@ def test_callee_replies_rep_error_nack(cluster, lang):
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", headers["trace_id"]) and body["trace_id"] == headers["trace_id"]
     rtype, headers, body = cluster.rpc_raw(f"{name}.whoami", {}, trace_id="order 17/b")
     assert headers["trace_id"] == body["trace_id"] == "order_17_b", (headers, body)
+    rtype, headers, body = cluster.rpc_raw(f"{name}.whoami", {}, trace_id="t" * 80)
+    assert headers["trace_id"] == body["trace_id"] == "t" * 64, (headers, body)  # cut, not replaced
     # still serving after all that
     assert cluster.rpc(f"{name}.echo", {"value": "after"}) == "after"
 
