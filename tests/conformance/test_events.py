@@ -131,3 +131,17 @@ def test_an_events_trace_id_is_folded_and_cut_as_a_requests(cluster):
         cluster.client.emit("conf.ev.traced", {"tag": tag}, trace_id=sent)
         got = settled_reports(cluster, tag, 3 * N)
         assert {(r["event_trace_id"], r["trace_id"], r["log_trace_id"]) for r in got} == {(current,) * 3}, got
+
+
+@pytest.mark.parametrize("emitter", LANGS)
+def test_an_event_given_back_comes_again_redelivered(cluster, emitter):
+    tag = uuid.uuid4().hex
+    cluster.rpc(f"{NAME[emitter]}.emit", {"type": "conf.ev.back", "body": {"tag": tag, "nack": True}})
+    got = settled_reports(cluster, tag, 2 * 3 * N)
+    assert len(got) == 2 * 3 * N, [r["text"] for r in got]
+    for name in CONSUMERS:
+        for sub, members in (("grp", [None]), ("all", [0, 1])):
+            for inst in members:
+                mine = [r["redelivered"] for r in got if r["service"] == name and r["sub"] == sub
+                        and (inst is None or r["instance"] == inst)]
+                assert mine == [False, True], (name, sub, inst, mine)

@@ -164,8 +164,8 @@ static json_t *m_whoami(struct devnode *dn, const json_t *args, struct devnode_e
 }
 
 /* Every event: one report line; then what its body asks: `relay` (emit that type on, with the
- * same body minus relay) and `hold` (never return before a redelivery: the consumer is to be
- * killed before it acks). */
+ * same body minus relay), `hold` (never return before a redelivery: the consumer is to be
+ * killed before it acks) and `nack` (give it back unless it is a redelivery). */
 static int on_event(const struct devnode_event *ev, void *ctx)
 {
     const struct sub *s = ctx;
@@ -184,6 +184,8 @@ static int on_event(const struct devnode_event *ev, void *ctx)
     if (json_is_true(json_object_get(ev->body, "hold")) && !ev->redelivered)
         for (;;)
             sleep_ms(100);
+    if (json_is_true(json_object_get(ev->body, "nack")) && !ev->redelivered)
+        return 1; /* given back: the node delivers it again */
     return 0;
 }
 

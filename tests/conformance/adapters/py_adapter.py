@@ -133,6 +133,8 @@ def _handler(sub):
         if body.get("hold") is True and not event.redelivered:
             while True:  # never acks: the scenario kills this process
                 time.sleep(0.1)
+        if body.get("nack") is True and not event.redelivered:
+            raise devnode.Requeue()  # given back: the node delivers it again
 
     stream = sub["pattern"] if sub["kind"] == "stream" else None
     return devnode.event(sub["pattern"], broadcast=sub["broadcast"], stream=stream, start=sub["from"],
