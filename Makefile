@@ -22,14 +22,14 @@ REL_OBJ  := $(CORE_SRC:%.c=build/rel/%.o)
 ASAN_OBJ := $(CORE_SRC:%.c=build/asan/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps run test unit e2e bench clean helpers layers examples
+.PHONY: all deps run test unit e2e bench clean helpers layers examples conformance
 all: devnode helpers examples
 
 # Small programs the e2e tests and benches run as workers.
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=build/helpers/%)
 LIBHELPER_BIN := $(patsubst tests/libhelpers/%.c,build/libhelpers/%,$(wildcard tests/libhelpers/*.c))
-helpers: $(HELPER_BIN) build/examples/web $(LIBHELPER_BIN)
+helpers: $(HELPER_BIN) build/examples/web $(LIBHELPER_BIN) build/conformance/c_adapter
 
 # The plain HTTP worker of examples/web: shared-socket tests and benches run it.
 build/examples/web: examples/web/web.c
@@ -92,6 +92,11 @@ unit: $(UNIT_BIN)
 e2e: all
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e clients/python/tests
 
+# One set of protocol scenarios run against libdevnode and the Python client alike, through an
+# adapter each (tests/conformance/README.md: the checklist for a client in another language).
+conformance: all
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/conformance
+
 # The folders depend one way (common <- proto <- node, lib, tail, tui; cli on top): see the
 # rule table in the script, which names every include that breaks it.
 layers:
@@ -103,6 +108,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) conformance
 	$(MAKE) fuzz-smoke
 
 bench: deps all
@@ -224,6 +230,9 @@ build/examples/bookshelf_last_read: examples/bookshelf/last_read.c $(EXAMPLE_COM
 	$(EXAMPLE_LD)
 # Test programs that are libdevnode clients (LIBHELPER_BIN, the e2e tests of the library run them).
 build/libhelpers/%: tests/libhelpers/%.c build/libdevnode.a
+	$(EXAMPLE_LD)
+# libdevnode's adapter of the conformance suite (tests/conformance/README.md).
+build/conformance/c_adapter: tests/conformance/adapters/c_adapter.c build/libdevnode.a
 	$(EXAMPLE_LD)
 # The library's own unit test runs it under ASan+UBSan against the node's real handlers,
 # in-process. Both archives hold common/*.o, the very same objects: the linker takes each

@@ -173,8 +173,15 @@ enum wire_recv_result rpc_recv(void *sock, int routed, struct rpc_msg *msg, char
     }
     msg->headers = &msg->headers_unpacked.data;
     msg->body = &msg->body_unpacked.data;
-    if (wire_get_str(msg->headers, "trace_id", msg->trace_id, sizeof msg->trace_id) < 0)
-        msg->trace_id[0] = '\0';
+    /* An id longer than the node indexes keeps its first RPC_TRACE_ID_MAX bytes, as an event's
+     * does: the callee goes on with the caller's trace instead of starting a new one. */
+    const msgpack_object *trace = wire_map_get(msg->headers, "trace_id");
+    size_t tlen = 0;
+    if (trace && trace->type == MSGPACK_OBJECT_STR) {
+        tlen = trace->via.str.size < RPC_TRACE_ID_MAX ? trace->via.str.size : RPC_TRACE_ID_MAX;
+        memcpy(msg->trace_id, trace->via.str.ptr, tlen);
+    }
+    msg->trace_id[tlen] = '\0';
     return WIRE_OK;
 }
 

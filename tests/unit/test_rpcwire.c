@@ -338,6 +338,30 @@ static void test_trace_id_header_that_is_not_a_string(void **state)
     wire_body_free(&b);
 }
 
+static void test_a_long_trace_id_keeps_its_first_64_bytes(void **state)
+{
+    struct pair *p = *state;
+    struct wire_body h, b;
+    char long_id[100];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    long_id[0] = 'a';
+    pack_headers(&h, long_id);
+    wire_body_init(&b);
+    msgpack_pack_map(&b.pk, 0);
+    assert_int_equal(rpc_send(p->dealer, NULL, 0, "x", RPC_REQ, "S.m", h.sbuf.data, h.sbuf.size, b.sbuf.data,
+                              b.sbuf.size, 0), 0);
+    wait_readable(p->router);
+    struct rpc_msg m;
+    char err[160];
+    assert_int_equal(rpc_recv(p->router, 1, &m, err, sizeof err), WIRE_OK);
+    assert_int_equal(strlen(m.trace_id), RPC_TRACE_ID_MAX);
+    assert_memory_equal(m.trace_id, long_id, RPC_TRACE_ID_MAX);
+    rpc_msg_free(&m);
+    wire_body_free(&h);
+    wire_body_free(&b);
+}
+
 static void test_ids_are_hex_and_distinct(void **state)
 {
     char a[17], b[17], t[33];
@@ -384,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_id_and_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_must_be_a_map_and_body_one_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_id_header_that_is_not_a_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_long_trace_id_keeps_its_first_64_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_announced_counts_are_malformed, setup, teardown),
         cmocka_unit_test(test_msgpack_check),
         cmocka_unit_test(test_ids_are_hex_and_distinct),

@@ -86,25 +86,24 @@ def _valid_word_char(c):
     return c.isalnum() or c in "_-"
 
 
+def _valid_topic_word(word):
+    # What the node takes (common/topic.c, as AMQP): a word is any non-empty run of characters
+    # but '.'; '*' and '#' only as whole words of a pattern. A stricter check here would refuse
+    # types that C services and the CLI emit (`bestellung.größe`, `user signed-up`).
+    return bool(word) and "*" not in word and "#" not in word and "\0" not in word
+
+
 def valid_event_type(t):
     """Dot-separated words, no * or #, 1..NAME_MAX bytes (what the node accepts)."""
     if not isinstance(t, str) or not t or len(t.encode()) > NAME_MAX:
         return False
-    for word in t.split("."):
-        if not word or not all(c.isascii() and _valid_word_char(c) for c in word):
-            return False
-    return True
+    return all(_valid_topic_word(word) for word in t.split("."))
 
 
 def valid_pattern(p):
     if not isinstance(p, str) or not p or len(p.encode()) > 255:
         return False
-    for word in p.split("."):
-        if word in ("*", "#"):
-            continue
-        if not word or not all(c.isascii() and _valid_word_char(c) for c in word):
-            return False
-    return True
+    return all(word in ("*", "#") or _valid_topic_word(word) for word in p.split("."))
 
 
 def valid_service_name(s):
@@ -254,7 +253,8 @@ class Subscription:
                 "pid": pid, "prefetch": PREFETCH, "batch": BATCH}
         if self.stream:
             body["stream"] = self.stream
-            body["from"] = self.start
+            # an offset goes as an integer: the node refuses "120" (protocol.md, subscribe)
+            body["from"] = int(self.start) if self.start.isdigit() else self.start
         return body
 
 

@@ -63,9 +63,13 @@ def test_trace_ids_are_sanitized_as_the_node_indexes_them():
 
 def test_event_types_and_patterns():
     assert valid_event_type("greeted") and valid_event_type("order.created")
-    for bad in ("", "a..b", "a.*", "a.#", "a b", "x" * 201, None, 3):
+    for bad in ("", "a..b", "a.*", "a.#", "a.b*", "x" * 201, "é" * 101, ".a", "a.", None, 3):
         assert not valid_event_type(bad), bad
     assert valid_pattern("order.*") and valid_pattern("#") and not valid_pattern("a..b")
+    # the node's words are anything but '.': C services and the CLI emit these
+    for good in ("bestellung.größe", "user signed-up", "x" * 200):
+        assert valid_event_type(good) and valid_pattern(good), good
+    assert not valid_pattern("a.b*") and valid_pattern("bestellung.*")
 
 
 def test_method_arguments_follow_the_signature():
@@ -129,3 +133,12 @@ def test_a_refusal_is_one_line_naming_the_event():
         assert len(said) == 2
     finally:
         core.close()
+
+
+def test_a_stream_offset_goes_as_an_integer():
+    """The node takes `from` as an integer offset or a word; "2" (a string) it refuses."""
+    from devnode.core import Subscription
+    req = Subscription("s1", ["book.#"], "Shelf.on_book", None, stream="book.#", start="2").request(1)
+    assert req["from"] == 2 and isinstance(req["from"], int)
+    for word in ("beginning", "now", "resume"):
+        assert Subscription("s1", ["book.#"], "g", None, stream="book.#", start=word).request(1)["from"] == word
