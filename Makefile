@@ -53,7 +53,7 @@ deps:
 # same common/ and proto/ objects as libcore.a; the linker takes each from the first archive
 # that resolves it, so nothing is defined twice.
 devnode: build/rel/libcore.a build/libdevnode.a build/rel/cli/main.o
-	$(CC) -o $@ build/rel/cli/main.o build/rel/libcore.a build/libdevnode.a $(PKG_LIBS) -lm
+	$(CC) -o $@ build/rel/cli/main.o build/rel/libcore.a build/libdevnode.a $(PKG_LIBS) $(ZK_LIBS) -lm
 
 build/rel/libcore.a: $(REL_OBJ)
 	@mkdir -p $(@D)
@@ -181,7 +181,9 @@ uninstall:
 LIB_SRC      := $(wildcard lib/*.c)
 LIB_OBJ      := $(LIB_SRC:%.c=build/rel/%.o) $(patsubst %.c,build/rel/%.o,$(wildcard common/*.c proto/*.c))
 LIB_ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o) $(patsubst %.c,build/asan/%.o,$(wildcard common/*.c proto/*.c))
-LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null)
+# libzookeeper_mt: lib/remote.c opens a session only when DEVNODE_REGISTRY names one (issue 19).
+ZK_LIBS      := -lzookeeper_mt -lpthread
+LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null) $(ZK_LIBS)
 EXAMPLE_LIBS := $(LIB_LIBS) $(shell pkg-config --libs libuv 2>/dev/null) -lhttp_parser -lm
 
 EXAMPLES_BIN := build/examples/greeting build/examples/listen build/examples/demo_web \
@@ -241,7 +243,7 @@ build/asan/tests/test_devnode: tests/unit/test_devnode.c build/asan/libdevnode.a
 	@mkdir -p $(@D)
 	@echo "  LD/asan $@"
 	@$(CC) $(BASEFLAGS) -Ilib $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libdevnode.a build/asan/libcore.a \
-	    $(PKG_LIBS) -lcmocka -lpthread -lm
+	    $(PKG_LIBS) $(ZK_LIBS) -lcmocka -lm
 
 -include $(LIB_SRC:%.c=build/rel/%.d) $(LIB_SRC:%.c=build/asan/%.d) $(EXAMPLES_BIN:=.d) \
          $(EXAMPLE_COMMON_OBJ:.o=.d)

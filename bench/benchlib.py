@@ -15,6 +15,10 @@ def log(msg):
     print(msg, flush=True)
 
 
+# What libdevnode.a needs beyond pkg-config's libzmq, msgpack, jansson (Makefile ZK_LIBS).
+LIBDEVNODE_LIBS = ["-lzookeeper_mt", "-lpthread"]
+
+
 def compile_c(workdir, name, pkgs, extra=()):
     """Compiles bench/NAME.c into WORKDIR/NAME (-O2, warnings are errors as for the node, the
     repository root on the include path, so drivers include "proto/wire.h" and
@@ -22,6 +26,8 @@ def compile_c(workdir, name, pkgs, extra=()):
     objects or flags. Returns the executable's path, or None after saying why (the bench then
     does without)."""
     src, exe = os.path.join(ROOT, "bench", name + ".c"), os.path.join(workdir, name)
+    if any(str(e).endswith("libdevnode.a") for e in extra):
+        extra = [*extra, *LIBDEVNODE_LIBS]
     try:
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs], capture_output=True, text=True,
                                check=True).stdout.split() if pkgs else []

@@ -139,6 +139,9 @@ struct devnode;
 /* A libdevnode client (named "cli", the source of its emits) of the project's running node,
  * or of no node when project is NULL (calls to a given address). NULL with err set. */
 struct devnode *cli_devnode_open(const struct cli_project *project, char *err, size_t errlen);
+/* cli/backends.c: sets DEVNODE_REGISTRY and DEVNODE_IP from the project's backends: key (over
+ * the shell's), as the node hands them to its workers. NULL project: nothing. 0, or -1 with err. */
+int cli_backends_apply(const struct cli_project *project, char *err, size_t errlen);
 /* devnode_last_error as the CLI shows it: a refusal is the node's own message, which names
  * the request already ("subscribe: 'a..b' is not a valid pattern"). */
 const char *cli_devnode_error(const struct devnode *dn);

@@ -48,6 +48,8 @@ struct devnode *cli_devnode_open(const struct cli_project *project, char *err, s
     pid_t pid;
     if (project && rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
         return NULL;
+    if (cli_backends_apply(project, err, errlen) < 0)
+        return NULL;
     return devnode_open(project ? endpoint : NULL, "cli", err, errlen);
 }
 

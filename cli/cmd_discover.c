@@ -1,5 +1,5 @@
 /* cmd_discover: `devnode discover [SERVICE] [-v] [--json]`: the services in the node's
- * registry, printed the way `lymph discover` did (`Greeting [3]`, instances with -v or when
+ * registry (or the ZooKeeper registry DEVNODE_REGISTRY / backends.registry names), printed the way `lymph discover` did (`Greeting [3]`, instances with -v or when
  * a SERVICE is named), or as `{name: [instance, ...]}` JSON like `lymph discover --json`. */
 #include <jansson.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "common/msgjson.h"
 #include "common/xalloc.h"
+#include "lib/zkregistry.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -69,6 +70,45 @@ static void print_instances(const char *name, json_t *instances)
     printf("\n");
 }
 
+/* The same services list from a ZooKeeper registry (DEVNODE_REGISTRY or backends:), each
+ * instance its registration as lymph wrote it: `[{name, instances: [description...]}]`.
+ * Returns NULL after printing why. */
+static json_t *remote_services(const char *url)
+{
+    struct zkreg *z;
+    char err[512];
+    const char *session = getenv("DEVNODE_REGISTRY_SESSION_MS");
+    if (zkreg_open(&z, url, session ? atoi(session) : 5000, err, sizeof err) < 0) {
+        cli_error("discover: registry %s: %s", url, err);
+        return NULL;
+    }
+    char **names;
+    size_t count;
+    if (zkreg_services(z, &names, &count, err, sizeof err) < 0) {
+        cli_error("discover: %s", err);
+        zkreg_close(z);
+        return NULL;
+    }
+    json_t *services = json_array();
+    for (size_t i = 0; i < count; i++) {
+        struct zkreg_list list;
+        if (zkreg_lookup(z, names[i], &list, err, sizeof err) < 0)
+            continue; /* a name no service could have, or gone meanwhile */
+        json_t *instances = json_array();
+        for (size_t j = 0; j < list.count; j++) {
+            json_t *inst = json_deep_copy(list.insts[j].description);
+            if (!json_object_get(inst, "instance"))
+                json_object_set_new(inst, "instance", json_integer(-1));
+            json_array_append_new(instances, inst);
+        }
+        zkreg_list_free(&list);
+        json_array_append_new(services, json_pack("{s:s, s:o}", "name", names[i], "instances", instances));
+    }
+    zkreg_names_free(names, count);
+    zkreg_close(z);
+    return services;
+}
+
 /* Prints the services that have instances; returns how many were printed. */
 static size_t print_services(json_t *services, const char *only, int verbose)
 {
@@ -127,16 +167,30 @@ static int cmd_discover(struct cli_args *args)
         verbose = 1; /* as lymph did: naming a service asks about its instances */
 
     const struct cli_project project = args->project;
-    struct wire_body body;
-    wire_body_init(&body);
-    proto_pack_discover(&body.pk, 1, NULL); /* all of them: an unknown SERVICE names the others */
-    struct wire_msg reply;
-    if (cli_call(&project, PROTO_DISCOVER, &body, &reply, "discover") < 0)
-        return CLI_FAILURE;
-    json_t *whole = msgjson_to_json(reply.body);
-    wire_msg_free(&reply);
-    json_t *services = json_incref(json_object_get(whole, "services"));
-    json_decref(whole);
+    char err[1024];
+    if (cli_backends_apply(&project, err, sizeof err) < 0) {
+        cli_error("discover: %s", err);
+        return CLI_USAGE;
+    }
+    const char *registry = getenv("DEVNODE_REGISTRY");
+    json_t *services;
+    if (registry && *registry) {
+        /* The services register there: no node needed, so a shared registry can be looked at
+         * from any checkout. */
+        if (!(services = remote_services(registry)))
+            return CLI_FAILURE;
+    } else {
+        struct wire_body body;
+        wire_body_init(&body);
+        proto_pack_discover(&body.pk, 1, NULL); /* all of them: an unknown SERVICE names the others */
+        struct wire_msg reply;
+        if (cli_call(&project, PROTO_DISCOVER, &body, &reply, "discover") < 0)
+            return CLI_FAILURE;
+        json_t *whole = msgjson_to_json(reply.body);
+        wire_msg_free(&reply);
+        services = json_incref(json_object_get(whole, "services"));
+        json_decref(whole);
+    }
     if (!json_is_array(services)) {
         json_decref(services);
         cli_error("discover: the node's reply has no 'services' list");
@@ -170,8 +224,8 @@ static int cmd_discover(struct cli_args *args)
 const struct cli_command cmd_discover_entry = {
     .name = "discover",
     .usage = "[-c PATH] [-v|--instances] [--json] [SERVICE]",
-    .summary = "the services in the node's registry",
-    .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE | CLI_JSON,
+    .summary = "the services in the registry (the node's, or ZooKeeper's with backends.registry)",
+    .flags = CLI_NEEDS_PROJECT | CLI_JSON,
     .options = options,
     .run = cmd_discover,
 };

@@ -76,7 +76,7 @@ static int report_failure(const struct request_opts *o, int code, const struct d
             cli_error("%s refused the request: %s: %s", o->subject, e->type, e->message);
         return CLI_FAILURE;
     case DEVNODE_E_NOT_FOUND:
-        if (o->address)
+        if (o->address || !strcmp(e->type, "WireMismatch")) /* the library's line says it all */
             cli_error("%s", e->message);
         else
             cli_error("The specified service name could not be found: %s", o->service);

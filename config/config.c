@@ -333,6 +333,9 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->stream_count; i++)
         free(cfg->streams[i].pattern);
     free(cfg->streams);
+    free(cfg->backends.registry);
+    free(cfg->backends.events);
+    free(cfg->backends.ip);
     free(cfg->notes);
     free_env(cfg->dotenv, cfg->dotenv_count);
     free(cfg->dotenv_path);

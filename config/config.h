@@ -113,6 +113,14 @@ struct config_logs {
     int per_service;        /* also logs/<Service>.log, plain lines (0/1, default 0) */
 };
 
+/* backends: {registry, events, ip} (docs/backends.md): what the node hands its workers as
+ * DEVNODE_REGISTRY and DEVNODE_IP. NULL: not given (the embedded node's, loopback). */
+struct config_backends {
+    char *registry;   /* zookeeper://host:port[,...][/chroot], checked with zkurl_parse */
+    char *events;     /* refused when given: RabbitMQ events are not supported yet */
+    char *ip;         /* the IPv4 address served RPC endpoints bind and register */
+};
+
 /* A retained event stream: events whose type matches `pattern` are kept in a journal. */
 struct config_stream {
     char *pattern;           /* AMQP topic pattern, e.g. "book.#" */
@@ -128,6 +136,7 @@ struct config {
     struct config_socket *sockets;
     size_t socket_count;
     struct config_logs logs;
+    struct config_backends backends;
     struct config_stream *streams;  /* streams: {PATTERN: {retain_events: N}} */
     size_t stream_count;
     char **notes;   /* informational lines for `devnode check` (ignored lymph keys, ...) */

@@ -15,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
 
 #include "common/pathglob.h"
 #include "common/topic.h"
+#include "common/zkurl.h"
 #include "config/cfgalloc.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -1170,6 +1172,48 @@ static int load_port_base(struct loader *ld, const struct ynode *key, const stru
     return 0;
 }
 
+/* backends: what would be read unresolved ($(env.X) kept as written) is not checked here. */
+static int unresolved(struct loader *ld, const char *text)
+{
+    return ld->interp.keep_unresolved && strstr(text, "$(") != NULL;
+}
+
+static int load_backend_registry(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                                 const char *key_path, void *target)
+{
+    struct config_backends *b = target;
+    if (value_string(ld, value, key_path, &b->registry) < 0) {
+        return -1;
+    }
+    struct zkurl url;
+    char why[256];
+    if (!unresolved(ld, b->registry) && zkurl_parse(b->registry, &url, why, sizeof why) < 0) {
+        return fail(ld, value, key_path, "%s", why);
+    }
+    return 0;
+}
+
+static int load_backend_events(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                               const char *key_path, void *target)
+{
+    return fail(ld, value, key_path,
+                "RabbitMQ events are not supported yet: events go through the node's embedded bus (remove the key)");
+}
+
+static int load_backend_ip(struct loader *ld, const struct ynode *key, const struct ynode *value,
+                           const char *key_path, void *target)
+{
+    struct config_backends *b = target;
+    if (value_string(ld, value, key_path, &b->ip) < 0) {
+        return -1;
+    }
+    struct in_addr addr;
+    if (!unresolved(ld, b->ip) && (inet_pton(AF_INET, b->ip, &addr) != 1 || addr.s_addr == htonl(INADDR_ANY))) {
+        return fail(ld, value, key_path,
+                    "'%s' is not an IPv4 address other machines can call (0.0.0.0 cannot be registered)", b->ip);
+    }
+    return 0;
+}
 
 /* ---- the table: one row per key ---- */
 
@@ -1271,6 +1315,18 @@ static const struct config_key stream_keys[] = {
 };
 static const struct config_section stream_section = {"a stream takes", stream_keys, COUNT(stream_keys)};
 
+static const struct config_key backends_keys[] = {
+    {"registry", KEY_STRING, 0, .load = load_backend_registry, .default_text = "the node's embedded registry",
+     .doc = "a ZooKeeper registry in lymph's layout, zookeeper://host:port[,host:port...][/chroot], handed to the "
+            "workers as DEVNODE_REGISTRY"},
+    {"events", KEY_STRING, 0, .load = load_backend_events, .default_text = "the node's embedded bus",
+     .doc = "an AMQP URL for RabbitMQ events: not supported yet, refused"},
+    {"ip", KEY_STRING, 0, .load = load_backend_ip, .default_text = "127.0.0.1",
+     .doc = "the IPv4 address RPC endpoints bind and register with a remote registry, handed on as DEVNODE_IP "
+            "(RPC has no authentication)"},
+};
+static const struct config_section backends_section = {"backends takes", backends_keys, COUNT(backends_keys)};
+
 #define LYMPH_KEY(name) {name, KEY_IGNORED, 0, .doc = "read by lymph services, ignored by the node"}
 
 /* Sockets load first: services refer to them by name, wherever they sit in the file. */
@@ -1287,6 +1343,8 @@ static const struct config_key top_keys[] = {
      .doc = "first PORT of the blocks of the services without sockets"},
     {"env_file", KEY_LIST, KEY_LOAD_FIRST, .load = load_top_env_file,
      .doc = "environment files of every service's workers, in order, over .env and the shell"},
+    {"backends", KEY_MAP, 0, AT(struct config, backends), .section = &backends_section,
+     .doc = "remote back ends the workers use instead of the node's (a ZooKeeper registry)"},
     LYMPH_KEY("container"), LYMPH_KEY("interfaces"), LYMPH_KEY("dependencies"), LYMPH_KEY("plugins"),
     LYMPH_KEY("logging"), LYMPH_KEY("debug"), LYMPH_KEY("registry"), LYMPH_KEY("event_system"),
     LYMPH_KEY("components"), LYMPH_KEY("name"),

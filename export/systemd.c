@@ -75,6 +75,10 @@ static const struct key_decision {
      "pass on a restart after a crash (Restart=)"},
     {"instances.*.disabled", 1, "the target does not want its instances; a dependent's Requires= or Wants= "
                                 "still starts them"},
+    {"backends", 1, "Environment= lines in every service unit, as the node hands them to its workers"},
+    {"backends.registry", 1, "Environment=DEVNODE_REGISTRY="},
+    {"backends.events", 0, "RabbitMQ events are not supported yet: the config is refused before any export"},
+    {"backends.ip", 1, "Environment=DEVNODE_IP="},
 };
 
 /* What devnode does that no key names, and systemd does not do: said in every export. */
@@ -503,6 +507,10 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
 
     /* The environment devnode gives a worker, in its order: later assignments win. */
     put_env(u, &sb, svc, "PYTHONUNBUFFERED", "1");
+    if (u->cfg->backends.registry)
+        put_env(u, &sb, svc, "DEVNODE_REGISTRY", u->cfg->backends.registry);
+    if (u->cfg->backends.ip)
+        put_env(u, &sb, svc, "DEVNODE_IP", u->cfg->backends.ip);
     for (size_t i = 0; i < svc->env_count; i++)
         put_env(u, &sb, svc, svc->env[i].name, svc->env[i].value);
     put_env(u, &sb, svc, "DEVNODE_SERVICE", svc->name);

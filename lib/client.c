@@ -121,6 +121,79 @@ static int dn_discover(struct devnode *dn, struct dn_service *svc)
     return 0;
 }
 
+static void dn_service_drop_zk(struct dn_service *svc)
+{
+    if (svc->zk_list) {
+        zkreg_list_free(svc->zk_list);
+        free(svc->zk_list);
+    }
+    svc->zk_list = NULL;
+    svc->zk_snapshot = NULL;
+}
+
+/* The same from the remote registry's watched cache: one lookup per call, no round trip. The
+ * instances are rebuilt only when the registry published a new snapshot (the one held keeps
+ * its address from being reused, so comparing it is safe). Instances that do not speak
+ * devnode's wire (lymph's own processes) are never called: a service with only those fails
+ * the call at once with why, instead of sending requests nobody will answer. */
+static int dn_discover_remote(struct devnode *dn, struct dn_service *svc, int force)
+{
+    struct zkreg_list *list = malloc(sizeof *list);
+    if (!list)
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    int rc = dn_remote_lookup(dn, svc->name, list);
+    if (rc < 0) {
+        free(list);
+        return rc;
+    }
+    if (svc->zk_list && list->snapshot == svc->zk_snapshot) {
+        zkreg_list_free(list);
+        free(list);
+        for (size_t i = 0; force && i < svc->count; i++)
+            svc->insts[i].peer->bad = 0; /* every one failed: worth another try */
+    } else {
+        struct dn_instance *fresh = list->count ? calloc(list->count, sizeof *fresh) : NULL;
+        size_t count = 0;
+        int refused = 0;
+        for (size_t i = 0; fresh && i < list->count; i++) {
+            const struct zkreg_instance *zi = &list->insts[i];
+            if (!zi->wire || strcmp(zi->wire, ZKREG_WIRE_DEVNODE) != 0) {
+                refused++;
+                continue;
+            }
+            struct dn_peer *p = zi->endpoint ? dn_peer_get(dn, zi->endpoint) : NULL;
+            if (!p)
+                continue;
+            p->bad = 0;
+            json_int_t pid = json_integer_value(json_object_get(zi->description, "pid"));
+            fresh[count].peer = p;
+            fresh[count].instance = -1;
+            fresh[count].pid = (int)pid;
+            count++;
+        }
+        if (list->count && !fresh) {
+            zkreg_list_free(list);
+            free(list);
+            return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+        }
+        dn_service_drop_zk(svc);
+        free(svc->insts);
+        svc->insts = fresh;
+        svc->count = count;
+        svc->zk_list = list;
+        svc->zk_snapshot = list->snapshot;
+        svc->zk_refused = refused;
+        dn_peers_sweep(dn);
+    }
+    svc->fetched_ms = dn_now_ms();
+    if (svc->count == 0 && svc->zk_refused)
+        return dn_fail(dn, DEVNODE_E_NOT_FOUND,
+                       "%s: its %d instance(s) in the registry speak lymph's ZeroMQ wire (their registration has "
+                       "no \"wire\": \"%s\"), which devnode cannot call",
+                       svc->name, svc->zk_refused, ZKREG_WIRE_DEVNODE);
+    return 0;
+}
+
 static int dn_resolve(struct devnode *dn, const char *name, size_t len, int force, struct dn_service **out)
 {
     struct dn_service *svc = dn_service_find(dn, name, len);
@@ -137,6 +210,8 @@ static int dn_resolve(struct devnode *dn, const char *name, size_t len, int forc
         dn->services = svc;
     }
     *out = svc;
+    if (dn_remote(dn))
+        return dn_discover_remote(dn, svc, force); /* the watched cache is always current */
     if (!force && svc->count && dn_now_ms() - svc->fetched_ms < DN_DISCOVER_TTL_MS)
         return 0;
     int rc = dn_discover(dn, svc);
@@ -157,6 +232,7 @@ void dn_client_free(struct devnode *dn)
     while (dn->services) {
         struct dn_service *s = dn->services;
         dn->services = s->next_service;
+        dn_service_drop_zk(s);
         free(s->insts);
         free(s->name);
         free(s);
@@ -251,8 +327,12 @@ static void dn_call_start(struct devnode *dn, struct devnode_call *call, const c
     for (int pass = 0; pass < 2; pass++) {
         struct dn_service *svc = NULL;
         int rc = dn_resolve(dn, subject, name_len, pass > 0, &svc);
+        if (rc == DEVNODE_E_NOT_FOUND) {
+            call_fail(call, DEVNODE_E_NOT_FOUND, "WireMismatch", "%s", dn->last_error);
+            return;
+        }
         if (rc < 0) {
-            /* The node did not answer: not the same as a service nobody runs. */
+            /* The registry did not answer: not the same as a service nobody runs. */
             call_fail(call, DEVNODE_E_NODE, "NodeError", "cannot look the service up: %s", dn->last_error);
             return;
         }

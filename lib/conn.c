@@ -91,6 +91,10 @@ static struct devnode *dn_open(const char *endpoint, const char *service, int in
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    if (dn_backends_read(dn, err, errlen) < 0) {
+        free(dn);
+        return NULL;
+    }
     dn->epfd = -1;
     dn->instance = index;
     dn->pid = getpid();

@@ -43,6 +43,8 @@
 #define DN_PROCESS_BUDGET 256        /* messages handled per devnode_process before yielding */
 #define DN_NAME_MAX 127
 #define DN_NEST_MAX 16               /* handlers a waiting call may nest (self-calls, cycles) */
+#define DN_ZK_SESSION_MS 5000        /* ZooKeeper session timeout: a killed instance's znode goes after it */
+#define DN_URL_MAX 1100              /* DEVNODE_REGISTRY: zkurl's hosts and chroot, with the scheme */
 
 struct dn_method {
     char *name;         /* owned */
@@ -80,6 +82,9 @@ struct dn_peer {
     struct dn_peer *next;
 };
 
+struct zkreg;
+struct zkreg_list;
+
 struct dn_instance {
     struct dn_peer *peer;  /* borrowed from dn->peers */
     int instance;
@@ -93,6 +98,9 @@ struct dn_service {
     size_t count;
     size_t next;                /* round robin position */
     long long fetched_ms;
+    void *zk_snapshot;          /* the ZooKeeper snapshot insts were built from (held by zk_list) */
+    struct zkreg_list *zk_list; /* owned: keeps zk_snapshot alive, so a pointer compare is safe */
+    int zk_refused;             /* instances the snapshot lists that devnode cannot call (no wire) */
     struct dn_service *next_service;
 };
 
@@ -139,7 +147,15 @@ struct devnode {
     char node_endpoint[PATH_MAX + 8];
     char run_dir[PATH_MAX];
     char rpc_endpoint[PATH_MAX + 8];
-    char identity[40];           /* from the register reply */
+    char identity[40];           /* from the register reply (ours, with a ZooKeeper registry) */
+
+    /* The remote registry (issue 19, docs/backends.md): set from DEVNODE_REGISTRY at open.
+     * Empty: the node's embedded registry, exactly as before. */
+    char registry_url[DN_URL_MAX];
+    char ip[64];                 /* what a served endpoint binds and registers: DEVNODE_IP or 127.0.0.1 */
+    int zk_session_ms;           /* DEVNODE_REGISTRY_SESSION_MS, else DN_ZK_SESSION_MS */
+    struct zkreg *zk;            /* owned (server.c): the session, opened at the first need */
+    char zk_id[40];              /* our znode's name once registered there; "" when not */
 
     struct dn_method *methods;   /* owned array */
     size_t method_count;
@@ -195,6 +211,10 @@ long long dn_now_us(void);
 void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Records why something failed in dn->last_error (and returns `code`). */
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* backends.c: reads DEVNODE_REGISTRY, DEVNODE_IP, DEVNODE_REGISTRY_SESSION_MS into dn and refuses
+ * DEVNODE_EVENTS (not supported yet) or a bad value with one line in err. 0 or -1. */
+int dn_backends_read(struct devnode *dn, char *err, size_t errlen);
 
 /* Trace id helpers (logging.c). */
 void dn_trace_sanitize(char out[DEVNODE_TRACE_ID_MAX + 1], const char *in, size_t len);

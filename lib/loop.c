@@ -78,10 +78,15 @@ int devnode_start(struct devnode *dn)
 {
     if (dn->started)
         return 0;
+    /* A registry that cannot be reached is a start failure naming its URL, not a service that
+     * runs where nobody can find it. */
+    int rc;
+    if (dn_remote(dn) && (rc = dn_remote_open(dn)) < 0)
+        return rc;
     dn->router = zmq_socket(dn->zctx, ZMQ_ROUTER);
     int linger_ms = 100;
     zmq_setsockopt(dn->router, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    int rc = dn_bind(dn);
+    rc = dn_bind(dn);
     if (rc < 0) {
         zmq_close(dn->router);
         dn->router = NULL;
@@ -124,6 +129,8 @@ int devnode_stop(struct devnode *dn)
         return 0;
     /* Every event this service emitted without waiting reaches the node before it leaves. */
     int lost = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+    /* Out of the remote registry first: callers watching it stop picking us while we drain. */
+    dn_remote_unregister(dn);
     /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
      * the node answers in order, so waiting for the last reply covers them all. */
     uint64_t last = dn_send_unsubscribes(dn);

@@ -354,11 +354,29 @@ static int dn_mkdir(const char *path)
     return -1;
 }
 
+/* With a remote registry callers may be on other machines: tcp on DEVNODE_IP (127.0.0.1 unless
+ * the user named another: RPC has no authentication), a port the kernel picks, read back. */
+static int dn_bind_tcp(struct devnode *dn)
+{
+    char want[96];
+    snprintf(want, sizeof want, "tcp://%s:*", dn->ip);
+    if (zmq_bind(dn->router, want) < 0)
+        return dn_fail(dn, DEVNODE_E_INVALID, "cannot bind the RPC endpoint %s: %s", want, zmq_strerror(errno));
+    size_t len = sizeof dn->rpc_endpoint;
+    if (zmq_getsockopt(dn->router, ZMQ_LAST_ENDPOINT, dn->rpc_endpoint, &len) < 0) {
+        dn->rpc_endpoint[0] = '\0';
+        return dn_fail(dn, DEVNODE_E_INVALID, "cannot read back the RPC endpoint %s: %s", want, zmq_strerror(errno));
+    }
+    return 0;
+}
+
 /* Binds the ROUTER on <dir>/rpc/<Service>.<instance>.<pid>.sock, trying the run dir, then the
  * node's socket dir (short by construction), then /tmp/devnode-<uid>/: a unix socket path
  * must fit in 107 bytes. */
 int dn_bind(struct devnode *dn)
 {
+    if (dn_remote(dn))
+        return dn_bind_tcp(dn);
     char name[DN_NAME_MAX + 48];
     snprintf(name, sizeof name, "%s.%d.%d.sock", dn->service, dn->instance, (int)dn->pid);
     char dirs[3][PATH_MAX];
@@ -409,6 +427,15 @@ int dn_bind(struct devnode *dn)
 
 int dn_register(struct devnode *dn)
 {
+    /* The remote registry is where callers look; the node still hears of us, for status. */
+    int remote = dn_remote(dn);
+    if (remote) {
+        int rc = dn_remote_register(dn);
+        if (rc < 0)
+            return rc;
+        if (!dn->node)
+            return 0;
+    }
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
@@ -421,7 +448,10 @@ int dn_register(struct devnode *dn)
     wire_body_free(&b);
     if (rc < 0)
         return rc;
-    proto_unpack_register_reply(reply->msg.body, dn->identity, sizeof dn->identity);
+    char identity[sizeof dn->identity];
+    proto_unpack_register_reply(reply->msg.body, identity, sizeof identity);
+    if (!remote) /* with a remote registry, the identity is the one it holds */
+        memcpy(dn->identity, identity, sizeof identity);
     dn_queued_free(reply);
     dn->registered = 1;
     return 0;
@@ -429,6 +459,7 @@ int dn_register(struct devnode *dn)
 
 void dn_server_free(struct devnode *dn)
 {
+    dn_remote_close(dn);
     for (size_t i = 0; i < dn->method_count; i++) {
         free(dn->methods[i].name);
         free(dn->methods[i].help);

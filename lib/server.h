@@ -1,10 +1,10 @@
 /* server.h: serving RPC on the service's own ROUTER (methods, built-ins, argument checks) and
- * making it known to the node (bind, register). Above the connection (conn.h); it knows
- * nothing of calls, events or the loop. */
+ * making it known to the node (bind, register), or to the remote registry (remote.h) with a
+ * tcp endpoint. Above the connection; it knows nothing of calls, events or the loop. */
 #ifndef DEVNODE_LIB_SERVER_H
 #define DEVNODE_LIB_SERVER_H
 
-#include "lib/conn.h"
+#include "lib/remote.h"
 
 /* Binds dn->router (opened by the caller) on <dir>/rpc/<Service>.<instance>.<pid>.sock. */
 int dn_bind(struct devnode *dn);

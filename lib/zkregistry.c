@@ -742,6 +742,51 @@ void zkreg_list_free(struct zkreg_list *list)
     memset(list, 0, sizeof *list);
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void zkreg_names_free(char **names, size_t count)
+{
+    for (size_t i = 0; names && i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+int zkreg_services(struct zkreg *z, char ***names, size_t *count, char *err, size_t errlen)
+{
+    *names = NULL;
+    *count = 0;
+    char path[ZK_PATH_MAX];
+    snprintf(path, sizeof path, "%s/services", z->url.chroot);
+    struct String_vector children = {0};
+    pthread_rwlock_rdlock(&z->handle_lock);
+    int rc = zoo_get_children(z->zh, path, 0, &children);
+    pthread_rwlock_unlock(&z->handle_lock);
+    if (rc == ZNONODE)
+        return 0;
+    if (rc != ZOK)
+        return fail(err, errlen, "registry: cannot list %s: %s", path, zerror(rc));
+    char **out = children.count ? calloc((size_t)children.count, sizeof *out) : NULL;
+    size_t n = 0;
+    for (int32_t i = 0; out && i < children.count; i++)
+        if (!(out[n] = strdup(children.data[i])))
+            break;
+        else
+            n++;
+    int short_of_memory = children.count && n < (size_t)children.count;
+    deallocate_String_vector(&children);
+    if (short_of_memory) {
+        zkreg_names_free(out, n);
+        return fail(err, errlen, "out of memory%s%s", "", "");
+    }
+    qsort(out, n, sizeof *out, by_name);
+    *names = out;
+    *count = n;
+    return 0;
+}
+
 void zkreg_get_stats(struct zkreg *z, struct zkreg_stats *out)
 {
     pthread_mutex_lock(&z->mu);

@@ -4,7 +4,7 @@
  * the session expires. Lookups answer from a cache that watches keep current: a call costs
  * one cached lookup (a mutex and a reference count), not a round trip to ZooKeeper.
  *
- * Self-contained (libzookeeper_mt, jansson, pthreads): nothing else in lib/ calls it yet. The
+ * Self-contained (libzookeeper_mt, jansson, pthreads): lib/remote.c and `devnode discover` use it. The
  * client's threads (I/O, completion) and one keeper thread of its own run beside the
  * caller's; every function here may be called from any one thread of the caller's. */
 #ifndef DEVNODE_ZKREGISTRY_H
@@ -74,6 +74,12 @@ int zkreg_unregister(struct zkreg *z, const char *service, const char *id, char 
  * sets the watches (waiting up to the session timeout). No instances: count 0, returns 0. */
 int zkreg_lookup(struct zkreg *z, const char *service, struct zkreg_list *out, char *err, size_t errlen);
 void zkreg_list_free(struct zkreg_list *list);
+
+/* The names of the services that have a znode (the children of <chroot>/services), sorted, in
+ * one round trip and not cached: for listing them all (`devnode discover`), not for calls.
+ * Free with zkreg_names_free. Returns 0 (none: count 0) or -1 with err filled. */
+int zkreg_services(struct zkreg *z, char ***names, size_t *count, char *err, size_t errlen);
+void zkreg_names_free(char **names, size_t count);
 
 void zkreg_get_stats(struct zkreg *z, struct zkreg_stats *out);
 

@@ -117,6 +117,12 @@ void workerenv_build(struct instance *inst, struct env_list *env)
         env_set(env, key, eq + 1);
     }
     env_set(env, "PYTHONUNBUFFERED", "1");
+    /* backends: over the node's own environment; a service's env: may still say otherwise. */
+    const struct config_backends *backends = sup->cfg ? &sup->cfg->backends : NULL;
+    if (backends && backends->registry)
+        env_set(env, "DEVNODE_REGISTRY", backends->registry);
+    if (backends && backends->ip)
+        env_set(env, "DEVNODE_IP", backends->ip);
     for (size_t i = 0; i < cfg->env_count; i++)
         env_set(env, cfg->env[i].name, cfg->env[i].value);
     char index[16];

@@ -4,9 +4,10 @@
 #   loop.c                        start, the loop, stop, close (top)
 #   client.h  <- client.c         calls (a waiting call serves requests, so it sits on server.h)
 #   server.h  <- server.c         serving RPC, registering     events.h <- events.c
+#   remote.h  <- remote.c         the remote registry (ZooKeeper) under register and discover
 #   conn.h    <- conn.c           the connection to the node (bottom)
-#   internal.h <- logging.c       the state and the helpers every layer uses
-#   zkregistry.h <- zkregistry.c  the ZooKeeper registry, standalone beside the stack (issue 19)
+#   internal.h <- logging.c, backends.c   the state and the helpers every layer uses
+#   zkregistry.h <- zkregistry.c  the ZooKeeper registry in lymph's layout, used by remote.c only
 #
 # Each header includes only the one(s) below it and each .c file only its own header, so a
 # call up or sideways has no declaration and fails the -Werror build. This checks those
@@ -22,9 +23,12 @@ rules='
 devnode.h:
 internal.h: lib/devnode.h
 logging.c:  lib/internal.h
+backends.c: lib/internal.h
 conn.h:     lib/internal.h
 conn.c:     lib/conn.h
-server.h:   lib/conn.h
+remote.h:   lib/conn.h lib/zkregistry.h
+remote.c:   lib/remote.h
+server.h:   lib/remote.h
 server.c:   lib/server.h
 events.h:   lib/conn.h
 events.c:   lib/events.h

@@ -346,3 +346,25 @@ interfaces:
     verify(out, tmp_path)
     r = project.cli("help", "export")
     assert "docs/export.md" in r.stdout and "--user" in r.stdout
+
+
+def test_backends_become_environment_lines_and_events_are_refused(project, tmp_path):
+    """backends: (issue 19) reaches the units as the node hands it to its workers; a service's
+    own env: comes after it, so it still wins, as under devnode."""
+    project.write("backends:\n    registry: zookeeper://zk1:2181,zk2/lymph\n    ip: 10.0.0.5\n"
+                  "instances:\n    Web: {command: /bin/sleep 1000}\n"
+                  "    Api: {command: /bin/sleep 1000, env: {DEVNODE_IP: 10.0.0.6}}\n")
+    out = tmp_path / "units"
+    export(project, out, "--name", "p")
+    web = (out / "p-Web@.service").read_text()
+    assert 'Environment="DEVNODE_REGISTRY=zookeeper://zk1:2181,zk2/lymph"' in web, web
+    assert 'Environment="DEVNODE_IP=10.0.0.5"' in web, web
+    api = (out / "p-Api@.service").read_text().splitlines()
+    ips = [l for l in api if "DEVNODE_IP=" in l]
+    assert ips == ['Environment="DEVNODE_IP=10.0.0.5"', 'Environment="DEVNODE_IP=10.0.0.6"'], ips
+    verify(out, tmp_path)
+
+    project.write("backends:\n    events: amqp://guest:guest@mq/%2F\ninstances:\n    Web: {command: /bin/sleep 1}\n")
+    r = project.cli("export", "systemd", str(tmp_path / "x"))
+    assert r.returncode == 2 and "backends.events: RabbitMQ events are not supported yet" in r.stderr, r.stderr
+    assert not (tmp_path / "x").exists()

@@ -72,6 +72,8 @@ def config_seeds():
         for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, re.S)):
             seeds.append(("doc-%s-%d.yml" % (md[:-3], i), block))
     good = {
+        "backends": "backends:\n  registry: zookeeper://zk1:2181,zk2/lymph\n  ip: 10.0.0.5\n"
+                    "instances:\n  W: {command: a}\n",
         "full": "instances:\n  Web:\n    command: ./web --port $(env.FUZZ_PORT)\n    numprocesses: 2\n"
                 "    sockets: [Web]\n    env: {A: 1, B: \"two\", C: $(env.FUZZ_NAME)}\n    cwd: services/web\n"
                 "    restart: on-failure\n    stop_signal: SIGINT\n    stop_timeout: 500ms\n"
@@ -138,6 +140,9 @@ def config_seeds():
         "err-top-list": "- instances\n",
         "err-long-path": "sockets:\n  S: {path: /" + "p" * 200 + "}\n",
         "err-watch": "instances:\n  W: {command: a, watch: [src/, ../up], ignore: /}\n",
+        "err-backends-url": "backends: {registry: 'zookeeper://h:0,/x'}\n",
+        "err-backends-events": "backends: {events: 'amqp://g:g@h/v'}\n",
+        "err-backends-ip": "backends: {ip: 0.0.0.0}\n",
     }
     seeds += [(k + ".yml", v) for k, v in good.items()] + [(k + ".yml", v) for k, v in bad.items()]
     # With a vars file: config, NUL, vars.
@@ -157,6 +162,7 @@ def config_seeds():
         "depends_on", "condition", "started", "completed", "service_healthy", "service_started",
         "service_completed_successfully", "disabled", "true", "false",
         "watch", "ignore", "watch_debounce", "**", "../",
+        "backends", "registry", "events", "ip", "zookeeper://", "amqp://", "127.0.0.1", ":2181", "/lymph",
         "$(env.FUZZ_NAME)", "$(env.FUZZ_PORT)", "$(env.FUZZ_EMPTY)", "$(env.FUZZ_REF)", "$(env.FUZZ_UNSET)",
         "$(var.", "$(socket.", ")", "&a ", "*a", "<<: ", "---", "...", "!!str ", "~", "null", "500ms", "2s", "1m",
         "SIGTERM", "KILL", ": ", "\n  ", "\n    ", "- ", "{", "}", "[", "]", "'", "\"", "\0",

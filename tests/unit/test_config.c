@@ -555,8 +555,44 @@ static void test_error_unknown_top_level_key(void **state)
                "instance:\n"
                "  Web: {command: y}\n",
                NULL,
-               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams, port_base, env_file; "
+               "3:1: instance: unknown key (the node reads instances, sockets, logs, streams, port_base, env_file, backends; "
                "lymph's service keys like container are accepted and ignored)");
+}
+
+/* backends: the registry URL is checked as zkurl reads it, an address must be one others can
+ * call, and events are refused (not supported yet) rather than ignored. */
+static void test_backends(void **state)
+{
+    struct config cfg;
+    load_ok(*state,
+            "backends:\n"
+            "  registry: zookeeper://zk1,zk2:2182/devnode\n"
+            "  ip: 10.0.0.5\n"
+            "instances:\n"
+            "  Web: {command: x}\n",
+            NULL, &cfg);
+    assert_string_equal(cfg.backends.registry, "zookeeper://zk1,zk2:2182/devnode");
+    assert_string_equal(cfg.backends.ip, "10.0.0.5");
+    assert_null(cfg.backends.events);
+    config_free(&cfg);
+    load_ok(*state, "instances:\n  Web: {command: x}\n", NULL, &cfg);
+    assert_null(cfg.backends.registry);
+    assert_null(cfg.backends.ip);
+    config_free(&cfg);
+    load_fails(*state, "backends:\n  registry: http://zk:2181\n", NULL,
+               "2:13: backends.registry: registry URL column 1: the scheme must be zookeeper:// "
+               "(expected zookeeper://host:port[,host:port...][/chroot])");
+    load_fails(*state, "backends:\n  events: amqp://g:g@h/v\n", NULL,
+               "2:11: backends.events: RabbitMQ events are not supported yet: events go through the node's "
+               "embedded bus (remove the key)");
+    load_fails(*state, "backends:\n  ip: 0.0.0.0\n", NULL,
+               "2:7: backends.ip: '0.0.0.0' is not an IPv4 address other machines can call (0.0.0.0 cannot be "
+               "registered)");
+    load_fails(*state, "backends:\n  ip: zk.local\n", NULL,
+               "2:7: backends.ip: 'zk.local' is not an IPv4 address other machines can call (0.0.0.0 cannot be "
+               "registered)");
+    load_fails(*state, "backends: zookeeper://zk\n", NULL,
+               "1:11: backends: must be a map (registry, events, ip), got a scalar");
 }
 
 /* PORT: a block of 100 per service in config order, whatever the service; the first TCP
@@ -646,7 +682,7 @@ static void test_error_ports(void **state)
 static void test_error_top_level_not_a_map(void **state)
 {
     load_fails(*state, "- instances\n", NULL,
-               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base, env_file), got a list");
+               "1:1: the top level must be a map (instances, sockets, logs, streams, port_base, env_file, backends), got a list");
 }
 
 static void test_error_unknown_service_key(void **state)
@@ -1344,6 +1380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_yaml_syntax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_top_level_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_top_level_not_a_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_service_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_watch, setup, teardown),

@@ -90,7 +90,7 @@ static void test_key_lists_follow_the_table(void **state)
 {
     char names[512];
     keys_names(&config_top_section, false, names, sizeof names);
-    assert_string_equal(names, "instances, sockets, logs, streams, port_base, env_file"); /* lymph's keys left out */
+    assert_string_equal(names, "instances, sockets, logs, streams, port_base, env_file, backends"); /* lymph's keys left out */
     const struct config_key *instances = &config_top_section.keys[0], *sockets = &config_top_section.keys[1];
     keys_names(instances->section, false, names, sizeof names);
     assert_string_equal(names, "command, numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, "

@@ -18,6 +18,7 @@ import zmq
 from . import trace as _trace
 from .core import NOBLOCK, packb, recv_frames, send_frames, unpackb
 from .errors import InvalidArgument, Nack, NodeError, NotFound, RemoteError, Timeout
+from .registry import Refused
 
 DEFAULT_TIMEOUT = 5.0
 DISCOVER_TTL = 1.0
@@ -89,6 +90,12 @@ class Caller:
 
     def instances(self, service, fresh=False):
         """The endpoints of `service`'s registered instances (cached DISCOVER_TTL s)."""
+        if self.core is not None and self.core.backends.registry:
+            # the registry's watched cache is always current: one lookup, no round trip
+            try:
+                return self.core.remote().endpoints(service)
+            except Refused as e:
+                raise NotFound(str(e))
         now = time.monotonic()
         hit = self._cache.get(service)
         if hit and not fresh and hit[0] > now:

@@ -22,6 +22,7 @@ import zmq
 
 from . import trace as _trace
 from .errors import InvalidArgument, NodeError, Requeue, Timeout
+from .registry import Backends, ZookeeperRegistry
 
 log = logging.getLogger("devnode")
 
@@ -284,6 +285,9 @@ class Core:
         self.run_dir = run_dir or ""
         self.serve = serve
         self.pid = os.getpid()
+        self.backends = Backends()   # DEVNODE_REGISTRY, DEVNODE_IP; refuses DEVNODE_EVENTS
+        self._remote = None          # the ZooKeeper registry, opened at the first need
+        self._remote_id = None       # our znode's name there once registered
         self.ctx = zmq.Context()
         self.node = None
         if node_endpoint:
@@ -543,9 +547,28 @@ class Core:
 
     # ---- start and stop -----------------------------------------------------------------------
 
+    def remote(self):
+        """The ZooKeeper registry DEVNODE_REGISTRY names (NodeError when it cannot be reached)."""
+        if self._remote is None:
+            self._remote = ZookeeperRegistry(self.backends.registry, self.backends.session_ms)
+        return self._remote
+
+    def _bind_tcp(self, router):
+        # callers may be on other machines: tcp on DEVNODE_IP (loopback unless the user named an
+        # address: RPC has no authentication), a port the kernel picks
+        try:
+            router.bind("tcp://%s:*" % self.backends.ip)
+        except zmq.ZMQError as e:
+            router.close(0)
+            raise NodeError("cannot bind the RPC endpoint tcp://%s:*: %s" % (self.backends.ip, e))
+        self.rpc_endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.router = router
+        return self.rpc_endpoint
+
     def bind(self):
         """Binds the ROUTER on <dir>/rpc/<Service>.<instance>.<pid>.sock, in the run dir, else the
-        node's socket dir, else /tmp/devnode-<uid>/ (a unix socket path fits in 107 bytes)."""
+        node's socket dir, else /tmp/devnode-<uid>/ (a unix socket path fits in 107 bytes); with a
+        remote registry on tcp://DEVNODE_IP:<port>."""
         name = "%s.%d.%d.sock" % (self.service, self.instance, self.pid)
         dirs = []
         if self.run_dir:
@@ -559,6 +582,8 @@ class Core:
         router.setsockopt(zmq.LINGER, 100)
         router.setsockopt(zmq.SNDHWM, 100000)
         router.setsockopt(zmq.RCVHWM, 100000)
+        if self.backends.registry:
+            return self._bind_tcp(router)
         tried = ""
         for i, base in enumerate(dirs):
             d = os.path.join(base, "rpc")
@@ -619,10 +644,18 @@ class Core:
                 pass
 
     def register(self):
+        if self.backends.registry and self._remote_id is None:
+            # where callers look; the node still hears of us (status). Written once: after a
+            # session expiry the registry writes it again itself.
+            self._remote_id, self.identity = self.remote().register(self.service, self.rpc_endpoint,
+                                                                    self.backends.ip, self.pid)
+        if self.node is None:
+            return
         methods = [m.describe() for (iface, _), m in self.methods.items() if iface == self.primary]
         _, body = self.request("register", {"service": self.service, "instance": self.instance, "pid": self.pid,
                                             "endpoint": self.rpc_endpoint, "methods": methods})
-        self.identity = (body or {}).get("identity")
+        if not self.backends.registry:
+            self.identity = (body or {}).get("identity")
         self.registered = True
 
     @property
@@ -634,6 +667,8 @@ class Core:
         rest and tells NOTIFY_SOCKET READY=1. A refused register is said, not fatal."""
         if self.started:
             return
+        if self.backends.registry:
+            self.remote()  # a registry that cannot be reached fails the start, naming its URL
         self.bind()
         self.started_at = time.monotonic()
         self.start_io()
@@ -671,6 +706,10 @@ class Core:
         then the sockets close. Returns how many no-wait events the node did not confirm."""
         self._dispatching = False
         self.pool.wait_idle(handler_timeout)
+        if self._remote_id is not None:
+            # out of the registry first: callers watching it stop picking us while we drain
+            self._remote.unregister(self.service, self._remote_id)
+            self._remote_id = None
         if self.node is not None and self._thread is not None:
             last = None
             for sub in self.subs.values():
@@ -720,6 +759,9 @@ class Core:
         if self.node is not None:
             self.node.close(200)
             self.node = None
+        if self._remote is not None:
+            self._remote.close()  # the session's znodes go with it
+            self._remote = None
         for fd in (self._rfd, self._wfd):
             try:
                 os.close(fd)
