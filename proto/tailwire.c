@@ -436,7 +436,9 @@ static unsigned skipped_entries(const struct tail_skipped *sk)
 
 static void pack_skipped(msgpack_packer *pk, const struct tail_skipped *sk)
 {
-    wire_pack_kv_int(pk, "skipped", (int64_t)sk->count);
+    /* unsigned, as it is read: a count past INT64_MAX must not come back negative */
+    wire_pack_str(pk, "skipped");
+    msgpack_pack_uint64(pk, sk->count);
     if (!sk->count)
         return;
     wire_pack_str(pk, "skipped_seqs");
