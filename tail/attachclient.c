@@ -135,6 +135,11 @@ static void finish(struct attach_client *c, enum attach_result result, const cha
     c->done(c->ctx, result, message);
 }
 
+void attach_client_cancel(struct attach_client *c)
+{
+    finish(c, ATTACH_DETACHED, NULL);
+}
+
 static void window_size(int *rows, int *cols)
 {
     struct winsize ws;

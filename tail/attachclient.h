@@ -46,6 +46,9 @@ typedef void (*attach_client_done)(void *ctx, enum attach_result result, const c
 int attach_client_start(struct attach_client **out, uv_loop_t *loop, const struct attach_client_options *opts,
                         attach_client_done done, void *ctx, char *err, size_t errlen);
 
+/* Ends the session now (the dashboard closing): done is called with ATTACH_DETACHED. */
+void attach_client_cancel(struct attach_client *c);
+
 /* The pure part, unit-tested: how many bytes of buf go to the instance before the detach key
  * (all of them when it is not there); *found is 1 when the key was seen. */
 size_t attach_scan_detach(const char *buf, size_t len, int *found);

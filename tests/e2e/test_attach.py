@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from conftest import DEVNODE, pid_alive, wait_for
-from tuihelpers import Tmux, last_row, PROMPT
+from tuihelpers import Tmux, last_row, start_tui, table
 
 CONFIG = """\
 instances:
@@ -191,3 +191,28 @@ def test_attach_without_stdin_or_tty_says_how_to_enable_it(project, node):
     assert r.returncode == 2 and "Py has no instance 4 (it has Py.0 to Py.0)" in r.stderr, r
     r = project.cli("attach", timeout=15)
     assert r.returncode == 2 and "name an instance" in r.stderr, r
+
+
+def test_the_dashboard_attaches_to_the_selected_instance_with_a(project, tmux):
+    project.write("instances:\n  Py:\n    command: exec python3 -q -i\n    tty: true\n"
+                  "  Plain:\n    command: exec sleep 1000\n")
+    node = project.up()
+    pid = node.wait_running("Py", 1)[0]["pid"]
+    start_tui(tmux, project)
+    tmux.send("Tab", "Home", "a")
+    tmux.wait_text("attached to Py")
+    tmux.wait(lambda s: last_row(s) == ">>>", 10, "the REPL's prompt")
+    tmux.command("6 * 7")
+    tmux.wait(lambda s: re.search(r"^42$", s, re.M), 10, "the REPL's answer")
+    tmux.send("C-]")
+    tmux.wait(lambda s: s.startswith(" devnode ") and "detached; it runs on" in s, 10, "the dashboard back")
+    assert table(tmux.screen())["Py"][0] == "running"
+    # a service without a terminal: the dashboard stays and says how to enable it
+    tmux.send("End", "a")
+    tmux.wait(lambda s: s.startswith(" devnode ") and "Plain has no terminal to attach to" in s, 10,
+              "the hint in the dashboard")
+    tmux.send("q")
+    m = tmux.wait(lambda s: re.search(r"tui-exit=(\d+)", s), 15, "devnode tui to exit")
+    assert m.group(1) == "0"
+    assert_terminal_sane(tmux)
+    assert node.service("Py")["instances"][0]["pid"] == pid and pid_alive(pid)
