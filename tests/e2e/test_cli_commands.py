@@ -19,7 +19,7 @@ instances:
 # Operands that make each command that needs a node get as far as looking for it.
 NODE_ARGS = {
     "status": [], "restart": ["Web"], "scale": ["Web", "2"], "stop": [], "discover": [],
-    "emit": ["greeted"], "subscribe": ["greeted"], "tui": [],
+    "emit": ["greeted"], "subscribe": ["greeted"], "tui": [], "attach": ["Web.0"],
 }
 
 
