@@ -5,10 +5,11 @@ a signal; one attacher at a time; a service without stdin/tty gets the hint."""
 import os
 import re
 import signal
+import subprocess
 
 import pytest
 
-from conftest import DEVNODE, pid_alive, wait_for
+from conftest import DEVNODE, base_env, pid_alive, wait_for
 from tuihelpers import Tmux, last_row, start_tui, table
 
 CONFIG = """\
@@ -216,3 +217,23 @@ def test_the_dashboard_attaches_to_the_selected_instance_with_a(project, tmux):
     assert m.group(1) == "0"
     assert_terminal_sane(tmux)
     assert node.service("Py")["instances"][0]["pid"] == pid and pid_alive(pid)
+
+
+def test_an_attacher_that_died_without_detaching_holds_nothing(project, node, tmux):
+    first = attach(tmux, project, "Py.0")
+    os.kill(first, signal.SIGKILL)  # no detach reaches the node
+    tmux.wait(lambda s: "attach-exit=137" in s, 10, "the shell to see attach killed")
+    out = project.dir / "second.txt"
+    with open(out, "wb") as f:
+        second = subprocess.Popen([str(DEVNODE), "attach", "-c", str(project.config_path), "Py.0"],
+                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=base_env())
+    try:
+        wait_for(lambda: "attached to Py.0" in out.read_text(), 10, "the second attach to be accepted")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(10) == 130
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    assert "detached on SIGTERM from Py.0; it runs on" in out.read_text()
+    node.wait_node_line(rf"Py\.0 attached from pid {second.pid}$")
