@@ -2,6 +2,7 @@
  * detach key (Ctrl-]), the process's exit, or a signal. The conversation is tail/attachclient.c,
  * shared with the dashboard; this file runs it on a loop of its own and maps the way it ended
  * to an exit code. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -39,6 +40,8 @@ static int cmd_attach(struct cli_args *args)
         cli_error("attach: %s", err);
         return CLI_FAILURE;
     }
+    /* A closed stdout (`| head`) must end the session, not kill it with the terminal raw. */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct attach_outcome outcome = {.result = ATTACH_FAILED};
@@ -54,8 +57,8 @@ static int cmd_attach(struct cli_args *args)
     uv_loop_close(&loop);
     switch (outcome.result) {
     case ATTACH_DETACHED:
-        fprintf(stderr, "devnode: detached from %s; it runs on%s%s\n", target, outcome.message[0] ? " (" : "",
-                outcome.message[0] ? "end of input)" : "");
+        fprintf(stderr, "devnode: detached from %s; it runs on%s%s%s\n", target, outcome.message[0] ? " (" : "",
+                outcome.message, outcome.message[0] ? ")" : "");
         return CLI_OK;
     case ATTACH_EXITED:
         fprintf(stderr, "devnode: %s\n", outcome.message);

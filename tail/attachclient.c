@@ -89,8 +89,9 @@ static void restore_terminal(struct attach_client *c)
     }
 }
 
-/* Writes all of it to stdout, waiting on a terminal that is slow to take it. */
-static void write_out(const char *p, size_t n)
+/* Writes all of it to stdout, waiting on a terminal that is slow to take it. 0, or -1 when
+ * stdout is gone (a closed pipe: SIGPIPE is ignored by the CLI so the terminal is restored). */
+static int write_out(const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(STDOUT_FILENO, p, n);
@@ -101,9 +102,10 @@ static void write_out(const char *p, size_t n)
             struct pollfd pf = {.fd = STDOUT_FILENO, .events = POLLOUT};
             poll(&pf, 1, 100);
         } else if (!(w < 0 && errno == EINTR)) {
-            return;
+            return -1;
         }
     }
+    return 0;
 }
 
 static void finish(struct attach_client *c, enum attach_result result, const char *message)
@@ -204,8 +206,10 @@ static void on_attached(struct attach_client *c, const struct wire_msg *msg)
     int len = snprintf(banner, sizeof banner, "devnode: attached to %s (pid %lld, %s); %s detaches\n", c->target,
                        (long long)r.pid, c->pty ? "a terminal" : "stdin is a pipe: lines go on Enter",
                        ATTACH_DETACH_KEY_NAME);
-    if (len > 0)
-        write_out(banner, (size_t)len < sizeof banner ? (size_t)len : sizeof banner - 1);
+    if (len > 0) { /* on stderr: stdout carries the instance's bytes alone */
+        ssize_t w = write(STDERR_FILENO, banner, (size_t)len < sizeof banner ? (size_t)len : sizeof banner - 1);
+        (void)w;
+    }
     take_terminal(c);
     if (c->have_keys)
         uv_poll_start(&c->keys, UV_READABLE, on_keys);
@@ -230,8 +234,8 @@ static void on_message(struct attach_client *c, const struct wire_msg *msg)
     if (strcmp(msg->type, PROTO_ATTACH_OUTPUT) == 0) {
         struct proto_attach_data d;
         char err[160];
-        if (proto_unpack_attach_data(msg->body, &d, err, sizeof err) == 0)
-            write_out(d.data, d.len);
+        if (proto_unpack_attach_data(msg->body, &d, err, sizeof err) == 0 && write_out(d.data, d.len) < 0)
+            finish(c, ATTACH_DETACHED, "stdout closed");
     } else if (strcmp(msg->type, PROTO_ATTACH_END) == 0) {
         char reason[32], message[400], line[480];
         proto_unpack_attach_end(msg->body, reason, sizeof reason, message, sizeof message);
