@@ -15,6 +15,7 @@
     X(graph)        \
     X(status)       \
     X(restart)      \
+    X(attach)       \
     X(scale)        \
     X(stop)         \
     X(tail)         \

@@ -96,6 +96,8 @@ struct config_service {
     size_t dep_count;
     int disabled;                /* disabled: true, kept down unless named or needed (not run yet) */
     struct config_watch watch;   /* watch:, ignore:, watch_debounce: */
+    int stdin_pipe;              /* stdin: true: a pipe `devnode attach` writes (0/1, default 0) */
+    int tty;                     /* tty: true: a pseudo-terminal for 0, 1 and 2 (0/1, default 0) */
 };
 
 struct config_socket {

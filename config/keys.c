@@ -1280,6 +1280,12 @@ static const struct config_key service_keys[] = {
      .doc = "paths under watch: whose changes do not count, on top of the default ones (.gitignore's rules)"},
     {"watch_debounce", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 200, .default_text = "200ms",
      AT(struct config_service, watch.debounce_ms), .doc = "how long changes must pause before the restart"},
+    {"stdin", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
+     AT(struct config_service, stdin_pipe),
+     .doc = "give each worker a pipe for stdin, written by `devnode attach` (default: /dev/null)"},
+    {"tty", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
+     AT(struct config_service, tty),
+     .doc = "run each worker on a pseudo-terminal (stdin, stdout and stderr) for `devnode attach`: pdb, REPLs"},
 };
 static const struct config_section service_section = {"a service takes", service_keys, COUNT(service_keys)};
 

@@ -50,6 +50,10 @@ static const struct key_decision {
                              "after the other, ready before the next); restart it by hand"},
     {"instances.*.ignore", 0, "part of watch:, which is not exported"},
     {"instances.*.watch_debounce", 0, "part of watch:, which is not exported"},
+    {"instances.*.stdin", 0, "systemd has no attach: a unit's stdin stays /dev/null (StandardInput=null); "
+                             "debug a unit with `systemd-run --pty` instead"},
+    {"instances.*.tty", 0, "StandardInput=tty would take over the real terminal named by TTYPath=, not a pty "
+                           "`devnode attach` could reach; the unit's output goes to the journal as without tty"},
     {"sockets", 1, "a socket unit PROJECT-NAME.socket per socket"},
     {"sockets.*.host", 1, "ListenStream="},
     {"sockets.*.port", 1, "ListenStream="},
@@ -488,6 +492,10 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     }
     if (svc->watch.path_count)
         comment(&sb, add_not_exported(u->res, "instances.%s.watch: %s", svc->name, why_not("instances.*.watch")));
+    if (svc->tty)
+        comment(&sb, add_not_exported(u->res, "instances.%s.tty: %s", svc->name, why_not("instances.*.tty")));
+    else if (svc->stdin_pipe)
+        comment(&sb, add_not_exported(u->res, "instances.%s.stdin: %s", svc->name, why_not("instances.*.stdin")));
 
     strbuf_puts(&sb, "WorkingDirectory=");
     if (sdquote_plain(&sb, svc->cwd) < 0) {

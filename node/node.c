@@ -316,6 +316,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     int streams_failed = bus_init(&node->bus, &node->loop, &node->hub, &node->control, &node->cfg,
                                   node->rundir.dir, err, sizeof err) < 0;
     node_register_requests(node);
+    attach_server_init(&node->attach, &node->control, &node->sup);
     /* before the first line ("node up") so the ring holds every line of this run */
     if (tailserver_init(&node->tail, &node->loop, &node->hub, &node->control, node->cfg.logs.buffer_lines,
                         err, sizeof err) < 0)

@@ -8,6 +8,7 @@
 
 #include "common/rundir.h"
 #include "config/config.h"
+#include "node/attach.h"
 #include "node/bus.h"
 #include "node/control.h"
 #include "node/guardian.h"
@@ -62,6 +63,7 @@ struct node {
     struct registry registry;   /* which instances serve RPC, and where */
     struct bus bus;             /* the embedded event bus */
     struct watch *watch;        /* restarts on file changes; NULL when no service has watch: */
+    struct attach_server attach; /* devnode attach: sessions on workers' terminals */
     uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -72,7 +73,12 @@ static void child_main(const struct spawn_request *req, pid_t parent, int status
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
         _exit(1);
-    setpgid(0, 0);
+    /* A tty worker leads a session of its own (also its own group) so the pty can be its
+     * controlling terminal: the line discipline turns Ctrl-C into SIGINT for it. */
+    if (req->tty)
+        setsid();
+    else
+        setpgid(0, 0);
 
     /* libuv's handlers and the node's ignored SIGPIPE must not leak into the worker; until
      * they are gone every signal stays blocked (the spawner blocked them), since a handler
@@ -111,6 +117,9 @@ static void child_main(const struct spawn_request *req, pid_t parent, int status
     if (status_fd > first_unused)
         syscall(SYS_close_range, (unsigned)first_unused, (unsigned)status_fd - 1, 0u);
     syscall(SYS_close_range, (unsigned)status_fd + 1, ~0u, 0u);
+
+    if (req->tty)
+        ioctl(0, TIOCSCTTY, 0);
 
     if (req->cwd && chdir(req->cwd) < 0)
         child_fail(status_fd, STAGE_CHDIR);
@@ -173,7 +182,8 @@ int spawn_process(const struct spawn_request *req, pid_t *pid, char *err, size_t
     }
     close(status[1]);
     /* Both sides set the group so a signal sent right after fork reaches it either way. */
-    setpgid(child, child);
+    if (!req->tty) /* a session leader's group is its own already, and setsid needs no group */
+        setpgid(child, child);
 
     struct spawn_failure failure;
     ssize_t n;

@@ -17,6 +17,8 @@ struct spawn_request {
     int stdin_fd;          /* placed at 0 */
     int stdout_fd;         /* placed at 1 */
     int stderr_fd;         /* placed at 2 */
+    int tty;               /* stdin is a pty slave: the child starts a session with it as its
+                              controlling terminal (job control, Ctrl-C as SIGINT) */
 };
 
 /* The env entry spawn fills with the child's pid; the caller puts it in envp when it

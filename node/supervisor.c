@@ -20,6 +20,7 @@
 #include "node/framer.h"
 #include "node/readiness.h"
 #include "node/spawn.h"
+#include "node/term.h"
 #include "node/workerenv.h"
 
 #define PIPE_READ_CHUNK (64 * 1024)
@@ -91,6 +92,8 @@ static int output_read(struct output_pipe *op, struct supervisor *sup, const cha
     for (int i = 0; i < max_reads; i++) {
         ssize_t n = read(op->fd, buf, sizeof buf);
         if (n > 0) {
+            if (op->proc && op->proc->term)
+                term_output(op->proc->term, buf, (size_t)n); /* an attacher sees the bytes as they came */
             lc.wall_ns = loghub_wall_ns();
             framer_feed(&op->framer, buf, (size_t)n, output_emit_line, &lc);
             continue;
@@ -425,14 +428,32 @@ static void instance_start(struct instance *inst)
 {
     struct supervisor *sup = inst->sup;
     const struct config_service *cfg = inst->service->cfg;
-    int out[2], err[2];
-    if (open_output_pipe(out) < 0) {
+    int out[2], err[2] = {-1, -1};
+    /* stdin: / tty: a pipe or a pty (term.c); a pty is stdout and stderr too, read from its master. */
+    struct term_fds tf = {.child_stdin = -1, .master = -1, .writer = -1};
+    if ((cfg->tty || cfg->stdin_pipe) && term_fds_open(&tf, cfg->tty) < 0) {
         instance_fail(inst, strerror(errno));
         return;
     }
-    if (open_output_pipe(err) < 0) {
+    if (tf.pty) {
+        out[0] = tf.master;
+        out[1] = fcntl(tf.child_stdin, F_DUPFD_CLOEXEC, 0);
+        tf.master = -1;
+        if (out[1] < 0) {
+            close(out[0]);
+            term_fds_close(&tf);
+            instance_fail(inst, strerror(errno));
+            return;
+        }
+    } else if (open_output_pipe(out) < 0) {
+        term_fds_close(&tf);
+        instance_fail(inst, strerror(errno));
+        return;
+    }
+    if (!tf.pty && open_output_pipe(err) < 0) {
         close(out[0]);
         close(out[1]);
+        term_fds_close(&tf);
         instance_fail(inst, strerror(errno));
         return;
     }
@@ -448,9 +469,10 @@ static void instance_start(struct instance *inst)
         .fd_count = inst->service->socket_count,
         .cwd = cfg->cwd,
         .envp = env.items,
-        .stdin_fd = sup->devnull_fd,
+        .stdin_fd = tf.child_stdin >= 0 ? tf.child_stdin : sup->devnull_fd,
         .stdout_fd = out[1],
-        .stderr_fd = err[1],
+        .stderr_fd = tf.pty ? out[1] : err[1],
+        .tty = tf.pty,
     };
     pid_t pid = 0;
     char why[256];
@@ -458,10 +480,13 @@ static void instance_start(struct instance *inst)
     workerenv_free(&env);
     free(sh_command);
     close(out[1]);
-    close(err[1]);
+    if (err[1] >= 0)
+        close(err[1]);
     if (rc < 0) {
         close(out[0]);
-        close(err[0]);
+        if (err[0] >= 0)
+            close(err[0]);
+        term_fds_close(&tf);
         instance_fail(inst, why);
         return;
     }
@@ -476,11 +501,13 @@ static void instance_start(struct instance *inst)
     memset(&inst->stat, 0, sizeof inst->stat);
     if (inst->starts++ > 0)
         inst->restarts++;
+    p->term = tf.writer >= 0 ? term_new(sup->loop, &tf, pid) : NULL;
+    term_fds_close(&tf);
     p->out = output_open(p, out[0], LOG_STREAM_STDOUT);
-    p->err = output_open(p, err[0], LOG_STREAM_STDERR);
+    p->err = err[0] >= 0 ? output_open(p, err[0], LOG_STREAM_STDERR) : NULL;
     if (!p->out)
         close(out[0]);
-    if (!p->err)
+    if (!p->err && err[0] >= 0)
         close(err[0]);
     inst->state = INSTANCE_STARTING;
     node_line(sup, LOG_LEVEL_INFO, "%s.%d started (pid %d)", cfg->name, inst->index, (int)pid);
@@ -843,6 +870,12 @@ static void proc_on_exit(struct proc *p, int status)
     p->stopping = p->kill_sent = 0;
     char how[96];
     describe_status(how, sizeof how, status);
+    if (p->term) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.%d", inst->service->cfg->name, inst->index);
+        term_close(p->term, name, how);
+        p->term = NULL;
+    }
     if (p == inst->old) {
         instance_on_old_exit(inst, pid, how, killed);
         return;

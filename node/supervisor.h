@@ -24,6 +24,7 @@
 #define SERVICE_MAX_SOCKETS 16
 
 struct output_pipe;
+struct term;
 struct service;
 
 /* How much of the workers' output is read while the node's stdout lags (lossless printing):
@@ -46,6 +47,7 @@ struct proc {
     int stopping;                   /* its stop signal was sent */
     int kill_sent;                  /* SIGKILL was sent to it */
     uv_timer_t stop_timer;          /* stop_timeout, then SIGKILL */
+    struct term *term;              /* stdin: / tty: its input end and attacher (term.h); NULL */
 };
 
 struct instance {

@@ -379,7 +379,7 @@ void proto_pack_restart(msgpack_packer *pk, int64_t id, const struct proto_resta
 }
 
 /* "Greeting" -> index -1; "Greeting.2" -> 2, in place. */
-static void split_target(char *target, int *index)
+void proto_split_target(char *target, int *index)
 {
     char *dot = strrchr(target, '.');
     *index = -1;
@@ -401,7 +401,7 @@ int proto_unpack_restart(const msgpack_object *body, struct proto_restart *req, 
         snprintf(err, errlen, "restart needs a string 'target' (Service or Service.N)");
         return -1;
     }
-    split_target(buf, &req->index);
+    proto_split_target(buf, &req->index);
     req->target = buf;
     req->wait = get_bool(body, "wait");
     return 0;

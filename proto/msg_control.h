@@ -149,6 +149,9 @@ void proto_status_free(struct proto_status *st);
 /* Copies a decoded string NUL-terminated, cut to cap-1 bytes; "" for NULL. */
 void proto_status_str_copy(struct proto_status_str s, char *out, size_t cap);
 
+/* "Web.2" -> "Web" and 2 in place; index -1 when target names no instance. */
+void proto_split_target(char *target, int *index);
+
 /* ---- restart / scale ------------------------------------------------------------------ */
 struct proto_restart {
     const char *target;    /* "Service" or "Service.N"; decoded: the service alone */

@@ -51,6 +51,13 @@
 #define PROTO_TAIL_RENEW  "tail_renew"
 #define PROTO_UNTAIL      "untail"
 #define PROTO_TRACES      "traces"      /* reply: traces */
+/* Attach to an instance's terminal (bodies in proto/msg_attach.h) */
+#define PROTO_ATTACH        "attach"        /* reply: ok {pid, mode}, or error {reason} */
+#define PROTO_ATTACH_INPUT  "attach_input"  /* client → node: keys, no reply */
+#define PROTO_ATTACH_RESIZE "attach_resize" /* client → node: window size, no reply */
+#define PROTO_ATTACH_OUTPUT "attach_output" /* node → client: the process's bytes */
+#define PROTO_ATTACH_END    "attach_end"    /* node → client: the session is over, and why */
+#define PROTO_DETACH        "detach"        /* reply: ok */
 
 /* ---- timing and windows both ends rely on ------------------------------------------- */
 #define PROTO_HEARTBEAT_MS          1000  /* heartbeat / tail_renew: how often a client sends it */
@@ -65,6 +72,7 @@
 #define PROTO_SCALE_MAX             10000 /* instances a `scale` may ask for */
 #define PROTO_EMIT_BATCH_MAX        1000  /* events per `events` message and per emit */
 #define PROTO_TRACES_LIMIT_MAX      10000
+#define PROTO_ATTACH_DATA_MAX       (64u * 1024) /* bytes in one attach_input / attach_output */
 
 /* ---- another version ----------------------------------------------------------------- */
 /* The one line for a peer of another protocol version, naming both, e.g. "the node speaks
@@ -76,5 +84,6 @@ void proto_version_mismatch(char *out, size_t cap, const char *node_version, con
 #include "proto/msg_control.h"
 #include "proto/msg_registry.h"
 #include "proto/msg_bus.h"
+#include "proto/msg_attach.h"
 
 #endif

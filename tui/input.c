@@ -335,6 +335,15 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
     case KEYMAP_REDRAW:
         act->kind = UI_ACT_REDRAW;
         return 1;
+    case KEYMAP_ATTACH: {
+        size_t s;
+        if (model_table_target(m, act->target, sizeof act->target, &s) < 0) {
+            ui_flash(ui, now, 1, "no instance selected");
+            return 1;
+        }
+        act->kind = UI_ACT_ATTACH;
+        return 1;
+    }
     }
     return 0;
 }

@@ -43,6 +43,7 @@ enum ui_action_kind {
     UI_ACT_SCALE,     /* target (a service), count */
     UI_ACT_TRACE,     /* target (a trace id): fetch its lines */
     UI_ACT_REDRAW,    /* Ctrl-L: repaint the whole screen */
+    UI_ACT_ATTACH,    /* target (Service or Service.N): hand it the terminal until detach */
 };
 
 struct ui_action {

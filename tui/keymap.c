@@ -32,6 +32,8 @@ const struct keymap_row keymap_rows[] = {
     {"", "(rolling, one by one, when it has a socket)", NULL, 0, NULL, {{0}}},
     {"+  -", "scale the selected service up or down by one", NULL, 8, "+/- scale",
      {{0, '+', KEYMAP_SCALE_UP}, {0, '=', KEYMAP_SCALE_UP}, {0, '-', KEYMAP_SCALE_DOWN}, {0, '_', KEYMAP_SCALE_DOWN}}},
+    {"a", "attach to the selected instance; Ctrl-] back", NULL, 0, NULL, {{0, 'a', KEYMAP_ATTACH}}},
+    {"", "(its service needs tty: true or stdin: true)", NULL, 0, NULL, {{0}}},
     {"Ctrl-L", "redraw the screen", NULL, 0, NULL, {{0, KEYMAP_CTRL_L, KEYMAP_REDRAW}}},
     {"q", "quit the dashboard; the node keeps running", "stop the node and every service (asks first)", 2,
      "q quit", {{0, 'q', KEYMAP_QUIT}}},

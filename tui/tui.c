@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/nodeconn.h"
+#include "tail/attachclient.h"
 #include "common/rundir.h"
 #include "common/xalloc.h"
 #include "proto/proto.h"
@@ -78,6 +79,7 @@ struct tui {
     void *stop_ctx;
     void (*on_quit)(void *ctx, int status, const char *message);
     void *quit_ctx;
+    struct attach_client *attach;    /* `a`: the terminal is the instance's until it ends; NULL */
 };
 
 /* ---------------------------------------------------------------- terminal restore
@@ -523,6 +525,53 @@ static void start_trace_fetch(struct tui *t, const char *id)
     }
 }
 
+static void on_keys(uv_poll_t *handle, int status, int events);
+
+/* The session is over: curses takes the terminal back (at its size now) and says how it ended. */
+static void attach_end(struct tui *t, enum attach_result result, const char *message)
+{
+    reset_prog_mode();
+    t->term_on = 1;
+    term_restore.active = 1;
+    uv_poll_start(&t->keys, UV_READABLE | UV_DISCONNECT, on_keys);
+    clearok(curscr, TRUE);
+    uv_update_time(t->loop);
+    int failed = result != ATTACH_DETACHED && result != ATTACH_EXITED;
+    if (message && message[0])
+        ui_flash(&t->ui, uv_now(t->loop), failed, "%s", message);
+    else
+        ui_flash(&t->ui, uv_now(t->loop), 0, "detached; it runs on");
+    resize(t);
+}
+
+static void on_attach_done(void *ctx, enum attach_result result, const char *message)
+{
+    struct tui *t = ctx;
+    if (!t->attach)
+        return; /* cancelled by tui_close, which keeps the terminal released */
+    t->attach = NULL;
+    attach_end(t, result, message);
+}
+
+/* `a`: curses steps aside (render draws nothing while term_on is 0) and the attach client has
+ * the terminal; the node's messages keep updating the model meanwhile. */
+static void attach_begin(struct tui *t, const char *target)
+{
+    char err[300];
+    uv_poll_stop(&t->keys);
+    def_prog_mode();
+    endwin();
+    t->term_on = 0;
+    term_restore.active = 0;
+    fprintf(stdout, "devnode: attaching to %s...\n", target);
+    fflush(stdout);
+    struct attach_client_options opts = {.endpoint = t->endpoint, .target = target};
+    if (attach_client_start(&t->attach, t->loop, &opts, on_attach_done, t, err, sizeof err) < 0) {
+        t->attach = NULL;
+        attach_end(t, ATTACH_FAILED, err);
+    }
+}
+
 static void perform(struct tui *t, const struct ui_action *act)
 {
     uint64_t now = uv_now(t->loop);
@@ -566,6 +615,9 @@ static void perform(struct tui *t, const struct ui_action *act)
     case UI_ACT_REDRAW:
         clearok(curscr, TRUE);
         render(t);
+        return;
+    case UI_ACT_ATTACH:
+        attach_begin(t, act->target);
         return;
     }
     mark_dirty(t);
@@ -639,6 +691,8 @@ static void on_tick(uv_timer_t *timer)
 static void on_signal(uv_signal_t *handle, int signum)
 {
     struct tui *t = handle->data;
+    if (signum == SIGWINCH && t->attach)
+        return; /* the instance's window now; resized on the way back */
     if (signum == SIGWINCH)
         resize(t);
     else
@@ -816,6 +870,13 @@ void tui_close(struct tui *t)
 {
     if (!t || t->closed)
         return;
+    if (t->attach) {
+        struct attach_client *c = t->attach;
+        t->attach = NULL;
+        attach_client_cancel(c); /* gives the terminal back as the attach found it */
+        reset_prog_mode();
+        t->term_on = 1;
+    }
     /* The user gets the shell back first; the rest is bookkeeping. */
     terminal_release(t);
     struct tailconv_out out;

@@ -388,6 +388,86 @@ static void fuzz_tail_small(const msgpack_object *body)
     tailwire_traces_free(&tr);
 }
 
+/* ---------------------------------------------------------------- attach */
+
+static void fuzz_attach(const msgpack_object *body)
+{
+    char buf[256], tty[64], err[200] = "", buf2[256], tty2[64], target[300];
+    struct proto_attach a, back;
+    if (proto_unpack_attach(body, &a, buf, sizeof buf, tty, sizeof tty, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "attach refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(a.index >= -1 && a.rows >= 0 && a.rows <= 65535 && a.cols >= 0 && a.cols <= 65535 && a.pid >= 0,
+               "attach fields out of range");
+    if (a.index >= 0)
+        snprintf(target, sizeof target, "%s.%d", a.target, a.index);
+    else
+        snprintf(target, sizeof target, "%s", a.target);
+    struct repacked p;
+    wire_body_init(&p.b);
+    struct proto_attach again = a;
+    again.target = target;
+    proto_pack_attach(&p.b.pk, 1, &again);
+    if (strlen(target) < sizeof buf2) {
+        FUZZ_CHECK(proto_unpack_attach(repacked_decode(&p), &back, buf2, sizeof buf2, tty2, sizeof tty2, err,
+                                       sizeof err) == 0,
+                   "repacked attach refused: %s", err);
+        FUZZ_CHECK(back.index == a.index && !strcmp(back.target, a.target) && !strcmp(back.tty, a.tty) &&
+                       back.pid == a.pid && back.rows == a.rows && back.cols == a.cols,
+                   "attach changed through pack/unpack");
+    } else {
+        repacked_decode(&p);
+    }
+    repacked_free(&p);
+    /* the reply and a refusal carry the same fields */
+    char mode[16], reason[16];
+    struct proto_attach_reply r;
+    proto_unpack_attach_reply(body, &r, mode, sizeof mode);
+    proto_unpack_attach_reason(body, reason, sizeof reason);
+    FUZZ_CHECK(strlen(mode) < sizeof mode && strlen(reason) < sizeof reason, "copy overran");
+}
+
+static void fuzz_attach_data(const msgpack_object *body)
+{
+    char err[200] = "";
+    struct proto_attach_data d;
+    if (proto_unpack_attach_data(body, &d, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0] && !d.data && !d.len, "attach data refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(d.data && d.len <= PROTO_ATTACH_DATA_MAX, "attach data of %zu bytes", d.len);
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_attach_data(&p.b.pk, &d);
+    struct proto_attach_data back;
+    FUZZ_CHECK(proto_unpack_attach_data(repacked_decode(&p), &back, err, sizeof err) == 0 && back.len == d.len &&
+                   memcmp(back.data, d.data, d.len) == 0,
+               "attach data changed through pack/unpack");
+    repacked_free(&p);
+}
+
+static void fuzz_attach_small(const msgpack_object *body)
+{
+    char err[200] = "", reason[32], message[200];
+    struct proto_attach_resize z;
+    if (proto_unpack_attach_resize(body, &z, err, sizeof err) == 0) {
+        FUZZ_CHECK(z.rows >= 1 && z.rows <= 65535 && z.cols >= 1 && z.cols <= 65535, "resize out of range");
+        struct repacked p;
+        wire_body_init(&p.b);
+        proto_pack_attach_resize(&p.b.pk, &z);
+        struct proto_attach_resize back;
+        FUZZ_CHECK(proto_unpack_attach_resize(repacked_decode(&p), &back, err, sizeof err) == 0 &&
+                       back.rows == z.rows && back.cols == z.cols,
+                   "resize changed through pack/unpack");
+        repacked_free(&p);
+    } else {
+        FUZZ_CHECK(err[0], "resize refused without a reason");
+    }
+    proto_unpack_attach_end(body, reason, sizeof reason, message, sizeof message);
+    FUZZ_CHECK(strlen(reason) < sizeof reason && strlen(message) < sizeof message, "copy overran");
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static const struct {
@@ -403,6 +483,9 @@ static const struct {
     {PROTO_NACK, fuzz_bus_small},         {PROTO_BUS_STATUS, fuzz_bus_small}, {PROTO_TAIL, fuzz_tail},
     {PROTO_LINES, fuzz_lines},            {PROTO_END, fuzz_lines},           {PROTO_TAIL_RENEW, fuzz_tail_small},
     {PROTO_UNTAIL, fuzz_tail_small},      {PROTO_TRACES, fuzz_tail_small},
+    {PROTO_ATTACH, fuzz_attach},          {PROTO_ATTACH_INPUT, fuzz_attach_data},
+    {PROTO_ATTACH_OUTPUT, fuzz_attach_data}, {PROTO_ATTACH_RESIZE, fuzz_attach_small},
+    {PROTO_ATTACH_END, fuzz_attach_small},   {PROTO_DETACH, fuzz_tail_small},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -695,7 +695,7 @@ static void test_error_unknown_service_key(void **state)
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
                "numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, stop_signal, stop_timeout, "
-               "sockets, ready, depends_on, disabled, watch, ignore, watch_debounce)");
+               "sockets, ready, depends_on, disabled, watch, ignore, watch_debounce, stdin, tty)");
 }
 
 static void test_error_wrong_types(void **state)

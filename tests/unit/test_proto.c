@@ -699,6 +699,105 @@ static void test_rpc_bodies_roundtrip(void **state)
     packed_free(&p);
 }
 
+static void test_attach_bodies_roundtrip(void **state)
+{
+    (void)state;
+    char buf[256], tty[64], err[160], mode[16];
+    struct packed p;
+    struct proto_attach a;
+    packed_init(&p);
+    proto_pack_attach(&p.b.pk, 1, &(struct proto_attach){.target = "Web.1", .pid = 4242, .tty = "/dev/pts/3",
+                                                         .rows = 40, .cols = 120});
+    assert_int_equal(proto_unpack_attach(packed_decode(&p), &a, buf, sizeof buf, tty, sizeof tty, err, sizeof err), 0);
+    assert_string_equal(a.target, "Web");
+    assert_int_equal(a.index, 1);
+    assert_int_equal(a.pid, 4242);
+    assert_string_equal(a.tty, "/dev/pts/3");
+    assert_int_equal(a.rows, 40);
+    assert_int_equal(a.cols, 120);
+    packed_free(&p);
+    /* no instance named; a window size out of range reads as unknown, not as a refusal */
+    packed_init(&p);
+    proto_pack_attach(&p.b.pk, 1, &(struct proto_attach){.target = "Web", .rows = 70000, .cols = 80});
+    assert_int_equal(proto_unpack_attach(packed_decode(&p), &a, buf, sizeof buf, tty, sizeof tty, err, sizeof err), 0);
+    assert_int_equal(a.index, -1);
+    assert_int_equal(a.rows, 0);
+    assert_int_equal(a.cols, 0);
+    assert_string_equal(a.tty, "");
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_request_id(&p.b.pk, 1);
+    assert_int_equal(proto_unpack_attach(packed_decode(&p), &a, buf, sizeof buf, tty, sizeof tty, err, sizeof err), -1);
+    assert_string_equal(err, "attach needs a string 'target' (Service.N)");
+    packed_free(&p);
+
+    struct proto_attach_reply r;
+    packed_init(&p);
+    proto_pack_attach_reply(&p.b.pk, NULL, &(struct proto_attach_reply){.pid = 7, .mode = "pty"});
+    proto_unpack_attach_reply(packed_decode(&p), &r, mode, sizeof mode);
+    assert_int_equal(r.pid, 7);
+    assert_string_equal(r.mode, "pty");
+    packed_free(&p);
+
+    /* a refusal is an ordinary `error` to any client, with the reason beside its message */
+    packed_init(&p);
+    proto_pack_attach_error(&p.b.pk, NULL, PROTO_ATTACH_REFUSED_BUSY, "Web.1 is attached already");
+    char message[100], reason[16];
+    proto_unpack_error(packed_decode(&p), message, sizeof message);
+    proto_unpack_attach_reason(p.body, reason, sizeof reason);
+    assert_string_equal(message, "Web.1 is attached already");
+    assert_string_equal(reason, "busy");
+    packed_free(&p);
+
+    /* bytes go as bin, any byte value; a str is read too; too long is refused */
+    static const char bytes[] = {'\x03', '\0', '\x1d', '\xff', 'a'};
+    struct proto_attach_data d;
+    packed_init(&p);
+    proto_pack_attach_data(&p.b.pk, &(struct proto_attach_data){.data = bytes, .len = sizeof bytes});
+    assert_int_equal(p.b.sbuf.data[1 + 1 + 4], (char)0xc4); /* {"data": bin8 ...} */
+    assert_int_equal(proto_unpack_attach_data(packed_decode(&p), &d, err, sizeof err), 0);
+    assert_int_equal(d.len, sizeof bytes);
+    assert_memory_equal(d.data, bytes, sizeof bytes);
+    packed_free(&p);
+    packed_init(&p);
+    msgpack_pack_map(&p.b.pk, 1);
+    wire_pack_kv_str(&p.b.pk, "data", "ls\n");
+    assert_int_equal(proto_unpack_attach_data(packed_decode(&p), &d, err, sizeof err), 0);
+    assert_int_equal(d.len, 3);
+    packed_free(&p);
+    char *big = calloc(1, PROTO_ATTACH_DATA_MAX + 1);
+    packed_init(&p);
+    proto_pack_attach_data(&p.b.pk, &(struct proto_attach_data){.data = big, .len = PROTO_ATTACH_DATA_MAX + 1});
+    assert_int_equal(proto_unpack_attach_data(packed_decode(&p), &d, err, sizeof err), -1);
+    assert_string_equal(err, "attach data of 65537 bytes: at most 65536 in one message");
+    packed_free(&p);
+    free(big);
+    packed_init(&p);
+    proto_pack_request_id(&p.b.pk, 1);
+    assert_int_equal(proto_unpack_attach_data(packed_decode(&p), &d, err, sizeof err), -1);
+    packed_free(&p);
+
+    struct proto_attach_resize z;
+    packed_init(&p);
+    proto_pack_attach_resize(&p.b.pk, &(struct proto_attach_resize){.rows = 30, .cols = 100});
+    assert_int_equal(proto_unpack_attach_resize(packed_decode(&p), &z, err, sizeof err), 0);
+    assert_int_equal(z.rows, 30);
+    assert_int_equal(z.cols, 100);
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_attach_resize(&p.b.pk, &(struct proto_attach_resize){.rows = 0, .cols = 100});
+    assert_int_equal(proto_unpack_attach_resize(packed_decode(&p), &z, err, sizeof err), -1);
+    packed_free(&p);
+
+    packed_init(&p);
+    proto_pack_attach_end(&p.b.pk, &(struct proto_attach_end){.reason = "exited", .message = "Web.1 (pid 9) exited"});
+    char why[200];
+    proto_unpack_attach_end(packed_decode(&p), reason, sizeof reason, why, sizeof why);
+    assert_string_equal(reason, "exited");
+    assert_string_equal(why, "Web.1 (pid 9) exited");
+    packed_free(&p);
+}
+
 static void test_version_mismatch_names_both_versions(void **state)
 {
     (void)state;
@@ -723,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_rpc_bodies_roundtrip),
         cmocka_unit_test(test_quiet_emit_roundtrip),
         cmocka_unit_test(test_version_mismatch_names_both_versions),
+        cmocka_unit_test(test_attach_bodies_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
