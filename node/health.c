@@ -151,7 +151,10 @@ void live_check_arm(struct live_check *lc)
     char err[8];
     if (health_spec(lc->inst, &lc->cfg->probe, &spec, NULL, err, sizeof err) == 0)
         probe_describe(&spec, lc->probe, sizeof lc->probe);
-    uv_timer_start(&lc->timer, live_check_on_timer, lc->cfg->interval_ms, lc->cfg->interval_ms);
+    /* The first probe at the next multiple of interval on the loop's clock, at least interval
+     * from now: the probes of instances with one interval then share the node's wake-ups. */
+    uint64_t every = lc->cfg->interval_ms, now = uv_now(lc->timer.loop);
+    uv_timer_start(&lc->timer, live_check_on_timer, every + (every - now % every), every);
 }
 
 void live_check_stop(struct live_check *lc)
