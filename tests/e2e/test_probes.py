@@ -5,8 +5,10 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import threading
 
-from conftest import ROOT, pid_alive, wait_for
+from conftest import DEVNODE, ROOT, Node, pid_alive, wait_for
 
 SERVER = ROOT / "tests" / "e2e" / "probeserver.py"
 
@@ -163,3 +165,86 @@ def test_a_probe_of_a_shared_port_is_refused(project):
     # An exec probe judges the instance it runs for: accepted.
     project.write(SHARED.replace("PORT", str(port)) + "        live: {exec: 'kill -0 $PPID'}\n")
     assert project.cli("check").returncode == 0
+
+
+def test_check_shows_the_probes(project):
+    project.write("instances:\n"
+                  "    Api:\n"
+                  "        command: ./api\n"
+                  "        ready: {http: /healthz, timeout: 10s}\n"
+                  "        live: {tcp: 'db:5432', interval: 2s, failures: 1}\n"
+                  "    Job:\n"
+                  "        command: ./job\n"
+                  "        ready: {exec: 'test -f up'}\n"
+                  "        live: {http: 'http://[::1]:$PORT/up'}\n")
+    r = project.cli("check")
+    assert r.returncode == 0, r.stderr
+    for line in ("      ready: GET http://127.0.0.1:$PORT/healthz passes (2xx or 3xx), timeout 10.0s\n",
+                 "      live: tcp connect to db:5432, every 2s, timeout 1s; restarted after 1 miss in a row\n",
+                 "      ready: `test -f up` exits 0, timeout 30.0s\n",
+                 "      live: GET http://[::1]:$PORT/up passes (2xx or 3xx), every 5s, timeout 1s; "
+                 "restarted after 3 misses in a row\n"):
+        assert line in r.stdout, r.stdout
+
+
+# Prints more than the node's printer holds and its pipe takes, then sleeps: with nobody reading
+# the node's stdout it stays blocked in write(2) while the node holds its output back.
+NOISY_PY = r"""
+import sys, time
+for i in range(200000):
+    sys.stdout.write("noise %06d %s\n" % (i, "n" * 50))
+sys.stdout.flush()
+while True:
+    time.sleep(60)
+"""
+
+
+def blocked_on_pipe(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "pipe_write" in f.read()
+    except OSError:
+        return False
+
+
+def test_misses_while_the_node_holds_output_back_are_not_counted(project):
+    # `false` always misses; were the misses counted, the third would restart the worker.
+    project.write("instances:\n"
+                  "    Noisy:\n"
+                  "        command: exec /usr/bin/python3 noisy.py\n"
+                  "        live: {exec: 'false', interval: 300ms, failures: 3}\n", {"noisy.py": NOISY_PY})
+    r, w = os.pipe()
+    err_path = project.dir / "node-err.txt"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([str(DEVNODE), "up", "--no-tui", "--lossless"], cwd=project.dir,
+                                env=project.node_env(), stdin=subprocess.DEVNULL, stdout=w, stderr=err,
+                                start_new_session=True)
+    os.close(w)
+    node = Node(project, proc, err_path, project.marker)
+    project.nodes.append(node)
+    drain = None
+    try:
+        node.wait_ready()
+        inst = wait_for(lambda: node.service("Noisy")["instances"][0], 10, "Noisy.0")
+        pid = inst["pid"]
+        wait_for(lambda: blocked_on_pipe(pid), 30, "Noisy.0 blocked writing its pipe")
+
+        def held_misses():
+            i = node.service("Noisy")["instances"][0]
+            return i if i["health"]["not_counted"] >= 4 else None
+        inst = wait_for(held_misses, 15, "misses not counted while the output is held")
+        assert inst["pid"] == pid and inst["restarts"] == 0 and inst["health"]["failures"] < 3, inst
+        assert inst["health"]["last_error"] == "exit status 1", inst
+        node.wait_node_line(r"^Noisy\.0 liveness: exec `false` exit status 1; not counted: the node holds its "
+                            r"output back")
+
+        # Once the output flows again, the misses count: the third restarts it.
+        drain = threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(r, 1 << 16), b"")],
+                                 daemon=True)
+        drain.start()
+        node.wait_node_line(r"^Noisy\.0 liveness: exec `false` exit status 1 \(3 of 3\), restarting$", timeout=30)
+    finally:
+        node.terminate()
+        if drain:
+            drain.join(10)
+        os.close(r)
