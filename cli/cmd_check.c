@@ -17,6 +17,33 @@ static const char *restart_name(enum restart_policy p)
     return p == RESTART_ALWAYS ? "always" : p == RESTART_ON_FAILURE ? "on-failure" : "never";
 }
 
+/* "GET http://127.0.0.1:$PORT/healthz passes (2xx or 3xx)", as the node will probe it. */
+static void probe_text(const struct config_probe *p, char *buf, size_t cap)
+{
+    char port[16] = "$PORT";
+    if (p->port)
+        snprintf(port, sizeof port, "%d", p->port);
+    int v6 = p->host && strchr(p->host, ':');
+    if (p->kind == PROBE_HTTP)
+        snprintf(buf, cap, "GET http://%s%s%s:%s%s passes (2xx or 3xx)", v6 ? "[" : "", p->host, v6 ? "]" : "",
+                 port, p->path);
+    else if (p->kind == PROBE_TCP)
+        snprintf(buf, cap, "tcp connect to %s%s%s:%s", v6 ? "[" : "", p->host, v6 ? "]" : "", port);
+    else
+        snprintf(buf, cap, "`%s` exits 0", p->command);
+}
+
+/* The liveness probe: what it probes, how often, and when it restarts the worker. */
+static void print_live(const struct config_live *l)
+{
+    if (l->probe.kind == PROBE_NONE)
+        return;
+    char probe[600];
+    probe_text(&l->probe, probe, sizeof probe);
+    printf("      live: %s, every %gs, timeout %gs; restarted after %d miss%s in a row\n", probe,
+           l->interval_ms / 1000.0, l->timeout_ms / 1000.0, l->failures, l->failures == 1 ? "" : "es");
+}
+
 /* The readiness check as `up` will run it, so a wrong guess shows before anything starts. */
 static void print_ready(const struct config_ready *r)
 {
@@ -34,6 +61,13 @@ static void print_ready(const struct config_ready *r)
     case READY_DELAY:
         printf("      ready: up for %.1fs\n", r->delay_ms / 1000.0);
         break;
+    case READY_HTTP:
+    case READY_EXEC: {
+        char probe[600];
+        probe_text(&r->probe, probe, sizeof probe);
+        printf("      ready: %s, timeout %.1fs\n", probe, r->timeout_ms / 1000.0);
+        break;
+    }
     default:
         printf("      ready: when started\n");
         break;
@@ -230,6 +264,7 @@ static int cmd_check(struct cli_args *args)
         printf("      $ %s\n", s->command);
         print_env(&cfg, s);
         print_ready(&s->ready);
+        print_live(&s->live);
         if (s->max_restarts)
             printf("      max_restarts=%d within %gs, then failed\n", s->max_restarts, s->restart_window_ms / 1000.0);
         print_port(&cfg, s);

@@ -55,6 +55,23 @@ static void print_watch(const struct proto_status_watch_view *w)
     printf("\n");
 }
 
+/* The line under an instance with `live:`: "liveness ok: GET http://127.0.0.1:5001/healthz". */
+static void print_health(const struct proto_status_instance_view *inst)
+{
+    char result[16];
+    proto_status_str_copy(inst->health_result, result, sizeof result);
+    printf("%-20s   liveness %s", "", result);
+    if (inst->health_failures)
+        printf(" (%lld of %lld)", (long long)inst->health_failures, (long long)inst->health_failures_max);
+    if (inst->health_probe.ptr && inst->health_probe.len)
+        printf(": %.*s", STR_ARG(inst->health_probe));
+    if (inst->health_error.ptr && strcmp(result, "ok") != 0)
+        printf(" %.*s", STR_ARG(inst->health_error));
+    if (inst->health_not_counted)
+        printf(" [%lld not counted: output held back]", (long long)inst->health_not_counted);
+    printf("\n");
+}
+
 static void print_table(const struct proto_status *st, int color)
 {
     char up[32], rss[32];
@@ -99,6 +116,8 @@ static void print_table(const struct proto_status *st, int color)
                    red ? FAILED_OFF : "", pid, port, (long long)inst->restarts, uptime, inst->cpu_percent, rss, last);
             if (inst->failure.ptr)
                 printf("%-20s   %s%.*s%s\n", "", red ? FAILED_ON : "", STR_ARG(inst->failure), red ? FAILED_OFF : "");
+            if (inst->has_health)
+                print_health(inst);
         }
         if (svc->watch.present)
             print_watch(&svc->watch);

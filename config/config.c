@@ -102,6 +102,14 @@ enum config_port_source config_service_port(const struct config *cfg, const stru
     return first ? PORT_FROM_SOCKET : PORT_FROM_NONE;
 }
 
+void config_probe_free(struct config_probe *probe)
+{
+    free(probe->host);
+    free(probe->path);
+    free(probe->command);
+    memset(probe, 0, sizeof *probe);
+}
+
 int config_block_port(const struct config_service *svc, int index)
 {
     if (index < 0 || index >= CONFIG_PORT_BLOCK || svc->port_first + index > 65535) {
@@ -306,6 +314,8 @@ void config_free(struct config *cfg)
         free(svc->cwd);
         free(svc->ready.log_pattern);
         free(svc->ready.tcp_host);
+        config_probe_free(&svc->ready.probe);
+        config_probe_free(&svc->live.probe);
         for (size_t j = 0; j < svc->socket_count; j++) {
             free(svc->sockets[j]);
         }

@@ -35,6 +35,28 @@ enum ready_kind {
     READY_LOG,      /* one of its lines matches a pattern */
     READY_TCP,      /* a TCP connect to host:port succeeds */
     READY_DELAY,    /* it stayed up for a grace period */
+    READY_HTTP,     /* an HTTP GET answers 2xx or 3xx (probe) */
+    READY_EXEC,     /* a command exits 0 (probe) */
+};
+
+/* A health probe's target (`ready: {http|exec}`, `live: {http|tcp|exec}`). `$PORT` in an
+ * address, and the path form of http, mean the instance's own PORT, read when it probes. */
+enum probe_kind { PROBE_NONE, PROBE_HTTP, PROBE_TCP, PROBE_EXEC };
+struct config_probe {
+    enum probe_kind kind;
+    char *host;            /* HTTP, TCP; default 127.0.0.1 */
+    int port;              /* HTTP, TCP; 0: the instance's PORT */
+    char *path;            /* HTTP: "/healthz" (with any query) */
+    char *command;         /* EXEC: run with /bin/sh -c in the instance's environment and cwd */
+    int line, col;         /* of the value, for messages */
+};
+
+/* `live:`: after `failures` misses in a row the instance is restarted. */
+struct config_live {
+    struct config_probe probe;  /* kind PROBE_NONE: no liveness check */
+    unsigned interval_ms;       /* between probes, default 5000 */
+    unsigned timeout_ms;        /* one probe's time, default 1000 */
+    int failures;               /* misses in a row that restart it, default 3 */
 };
 
 struct config_ready {
@@ -44,6 +66,7 @@ struct config_ready {
     int tcp_port;          /* READY_TCP */
     unsigned delay_ms;     /* READY_DELAY */
     unsigned timeout_ms;   /* give up waiting after this, default 30000 */
+    struct config_probe probe; /* READY_HTTP, READY_EXEC */
 };
 
 /* What a dependent waits for in a dependency (depends_on, docs/dependencies.md). */
@@ -85,6 +108,7 @@ struct config_service {
     int stop_signal;             /* signal number, default SIGTERM */
     unsigned stop_timeout_ms;    /* default 10000 */
     struct config_ready ready;   /* ready: notify | {log: RE} | {tcp: PORT} | {delay: 2s} */
+    struct config_live live;     /* live: {http|tcp|exec: ..., interval, timeout, failures} */
     char **sockets;              /* extra socket names from `sockets: [A, B]` */
     size_t socket_count;
     int line;                    /* 1-based line of the service's key, for messages */
@@ -188,6 +212,7 @@ enum config_port_source config_service_port(const struct config *cfg, const stru
 /* The PORT instance `index` of svc gets from its block, or -1 when the block has none for it
  * (index past the block, or a port past 65535). */
 int config_block_port(const struct config_service *svc, int index);
+void config_probe_free(struct config_probe *probe);
 /* The value svc's environment list gives `name` (env:, env_file, .env), or NULL. */
 const char *config_service_env(const struct config_service *svc, const char *name);
 /* Refuses a PORT no worker could bind (one of a socket's ports, one past 65535), naming

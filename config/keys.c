@@ -21,6 +21,7 @@
 #include "common/topic.h"
 #include "common/zkurl.h"
 #include "config/cfgalloc.h"
+#include "config/probeaddr.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 
@@ -472,7 +473,7 @@ static const struct ynode *map_value(const struct ynode *map, const char *name, 
 
 /* ---- custom kinds: the keys whose value needs more than a type and a range ---- */
 
-static const struct config_section service_section, socket_section, ready_section, stream_section;
+static const struct config_section service_section, socket_section, ready_section, stream_section, live_section;
 
 /* The list form's `name:` is read by load_sockets before the rest. */
 static int load_skip(struct loader *ld, const struct ynode *key, const struct ynode *value, const char *key_path,
@@ -927,6 +928,149 @@ static int load_ready_delay(struct loader *ld, const struct ynode *key, const st
     return 0;
 }
 
+/* ---- health probes (ready: {http, exec}, live:) ---- */
+
+/* A probe of a port the node holds is answered by whichever worker accepts (by the node
+ * itself before any runs, by the old process during a roll): it cannot judge the instance it
+ * names, so it is refused, as `ready: {tcp:}` is. */
+#define PROBE_OWN_ADDRESS_HINT                                                                              \
+    "probe an address of the instance's own (a service without a shared socket gets its own $PORT) "      \
+    "or use exec, notify or log (sockets.md#probes)"
+
+static int check_probe_port(struct loader *ld, const struct ynode *at, const char *key_path,
+                            const struct config_probe *p)
+{
+    for (size_t i = 0; p->port > 0 && i < ld->cfg->socket_count; i++) {
+        const struct config_socket *sock = &ld->cfg->sockets[i];
+        if (sock->path || sock->port != p->port || !host_reaches(sock->host, p->host))
+            continue;
+        return fail(ld, at, key_path,
+                    "port %d is the node's shared socket %s: whichever worker accepts answers it, so the probe "
+                    "cannot judge this instance; " PROBE_OWN_ADDRESS_HINT,
+                    p->port, sock->name);
+    }
+    return 0;
+}
+
+static int load_probe_http(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
+{
+    char *text = value_text(ld, v, key_path, "a path or an http:// URL");
+    if (!text)
+        return -1;
+    char why[300];
+    int rc = probeaddr_parse_http(text, p, why, sizeof why);
+    free(text);
+    if (rc < 0)
+        return fail(ld, v, key_path, "%s", why);
+    p->line = v->line;
+    p->col = v->col;
+    return check_probe_port(ld, v, key_path, p);
+}
+
+static int load_probe_tcp(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
+{
+    char *text = value_text(ld, v, key_path, "a port, $PORT or HOST:PORT");
+    if (!text)
+        return -1;
+    char why[300];
+    int rc = probeaddr_parse_tcp(text, p, why, sizeof why);
+    free(text);
+    if (rc < 0)
+        return fail(ld, v, key_path, "%s", why);
+    p->line = v->line;
+    p->col = v->col;
+    return check_probe_port(ld, v, key_path, p);
+}
+
+static int load_probe_exec(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
+{
+    if (value_string(ld, v, key_path, &p->command) < 0)
+        return -1;
+    p->kind = PROBE_EXEC;
+    p->line = v->line;
+    p->col = v->col;
+    return 0;
+}
+
+static int load_ready_http(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
+                           void *target)
+{
+    struct config_ready *r = target;
+    r->kind = READY_HTTP;
+    return load_probe_http(ld, v, key_path, &r->probe);
+}
+
+static int load_ready_exec(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
+                           void *target)
+{
+    struct config_ready *r = target;
+    r->kind = READY_EXEC;
+    return load_probe_exec(ld, v, key_path, &r->probe);
+}
+
+static int load_live_http(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
+                          void *target)
+{
+    return load_probe_http(ld, v, key_path, &((struct config_live *)target)->probe);
+}
+
+static int load_live_tcp(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
+                         void *target)
+{
+    return load_probe_tcp(ld, v, key_path, &((struct config_live *)target)->probe);
+}
+
+static int load_live_exec(struct loader *ld, const struct ynode *key, const struct ynode *v, const char *key_path,
+                          void *target)
+{
+    return load_probe_exec(ld, v, key_path, &((struct config_live *)target)->probe);
+}
+
+/* live: {http|tcp|exec: ..., interval, timeout, failures}: exactly one probe. */
+static int load_live(struct loader *ld, const struct ynode *key, const struct ynode *value, const char *key_path,
+                     void *target)
+{
+    struct config_service *svc = target;
+    if (load_fixed_map(ld, &live_section, value, key_path, &svc->live) < 0)
+        return -1;
+    int kinds = 0;
+    for (size_t i = 0; i < ynode_pairs(value); i++) {
+        const char *k = value->kids[2 * i]->text;
+        kinds += !strcmp(k, "http") || !strcmp(k, "tcp") || !strcmp(k, "exec");
+    }
+    if (kinds == 0)
+        return fail(ld, value, key_path, "needs a probe: one of http, tcp or exec");
+    if (kinds > 1)
+        return fail(ld, value, key_path, "give one of http, tcp or exec, not several");
+    if (svc->live.timeout_ms == 0 || svc->live.interval_ms < 100)
+        return fail(ld, value, key_path, "%s", svc->live.timeout_ms ? "interval must be at least 100ms"
+                                                                    : "timeout must be above 0");
+    return 0;
+}
+
+/* A probe of $PORT (an http path, or $PORT written out) on a service whose PORT is its shared
+ * socket's port judges whichever worker accepts: refused like a shared port written out. */
+static int check_probe_own_port(struct loader *ld, const struct config_service *svc, const char *service_path,
+                                const char *key, const struct config_probe *p)
+{
+    if ((p->kind != PROBE_HTTP && p->kind != PROBE_TCP) || p->port != 0)
+        return 0;
+    char key_path[KEY_PATH_MAX];
+    key_path_child(key_path, service_path, key);
+    const struct config_socket *sock = NULL;
+    enum config_port_source source = config_service_port(ld->cfg, svc, &sock);
+    if (source == PORT_FROM_SOCKET)
+        return ydiag_fail(&ld->diag, ld->file, p->line, p->col, key_path,
+                          "$PORT of %s is the port of its shared socket %s: whichever worker accepts answers it, "
+                          "so the probe cannot judge this instance; " PROBE_OWN_ADDRESS_HINT,
+                          svc->name, sock ? sock->name : "?");
+    if (source == PORT_FROM_NONE)
+        return ydiag_fail(&ld->diag, ld->file, p->line, p->col, key_path,
+                          "%s has no PORT to probe (it has only unix sockets): give HOST:PORT, or use exec",
+                          svc->name);
+    return 0;
+}
+
 /* ready: notify | start | {notify: true} | {log: RE} | {tcp: PORT | "HOST:PORT"} | {delay: 2s},
  * each map form optionally with timeout. */
 static int load_ready(struct loader *ld, const struct ynode *key, const struct ynode *value, const char *key_path,
@@ -943,7 +1087,7 @@ static int load_ready(struct loader *ld, const struct ynode *key, const struct y
             r->kind = READY_NOTIFY;
         else if (strcmp(text, "start") != 0)
             rc = fail(ld, value, key_path,
-                      "must be notify, start, or a map with one of notify, log, tcp, delay; got \"%.80s\"", text);
+                      "must be notify, start, or a map with one of notify, log, tcp, http, exec, delay; got \"%.80s\"", text);
         free(text);
         return rc;
     }
@@ -958,7 +1102,7 @@ static int load_ready(struct loader *ld, const struct ynode *key, const struct y
     for (size_t i = 0; i < ynode_pairs(value); i++)
         kinds += strcmp(value->kids[2 * i]->text, "timeout") != 0;
     if (kinds > 1)
-        return fail(ld, value, key_path, "give one of notify, log, tcp or delay, not several");
+        return fail(ld, value, key_path, "give one of notify, log, tcp, http, exec or delay, not several");
     return 0;
 }
 
@@ -1110,6 +1254,10 @@ static int load_service(struct loader *ld, const struct ynode *key, const struct
         return -1;
     }
     envlayers_finish_service(ld, svc, &ld->service_env);
+    if (check_probe_own_port(ld, svc, key_path, "ready.http", &svc->ready.probe) < 0 ||
+        check_probe_own_port(ld, svc, key_path, svc->live.probe.kind == PROBE_HTTP ? "live.http" : "live.tcp",
+                             &svc->live.probe) < 0)
+        return -1;
     return 0;
 }
 
@@ -1237,10 +1385,30 @@ static const struct config_key ready_keys[] = {
      .doc = "ready once a TCP connect to PORT or \"HOST:PORT\" succeeds"},
     {"delay", KEY_DURATION, KEY_NULL_IS_VALUE, .max = CONFIG_DURATION_MAX_MS, .load = load_ready_delay,
      .doc = "ready once it stayed up this long"},
+    {"http", KEY_STRING, KEY_NULL_IS_VALUE, .load = load_ready_http,
+     .doc = "ready once GET of this path on the instance's PORT (or http://HOST:PORT/path) answers 2xx or 3xx"},
+    {"exec", KEY_STRING, KEY_NULL_IS_VALUE, .load = load_ready_exec,
+     .doc = "ready once this shell command, run in the instance's environment, exits 0"},
     {"timeout", KEY_DURATION, KEY_NULL_IS_VALUE, .max = CONFIG_DURATION_MAX_MS, .def = 30000, .default_text = "30s",
      AT(struct config_ready, timeout_ms), .doc = "a worker not ready by then is killed and counted as a failed start"},
 };
 static const struct config_section ready_section = {"ready takes", ready_keys, COUNT(ready_keys)};
+
+static const struct config_key live_keys[] = {
+    {"http", KEY_STRING, KEY_NULL_IS_VALUE, .load = load_live_http,
+     .doc = "GET of this path on the instance's PORT (or http://HOST:PORT/path); 2xx or 3xx is alive"},
+    {"tcp", KEY_STRING, KEY_NULL_IS_VALUE, .load = load_live_tcp,
+     .doc = "a TCP connect to PORT, $PORT or HOST:PORT; accepted is alive"},
+    {"exec", KEY_STRING, KEY_NULL_IS_VALUE, .load = load_live_exec,
+     .doc = "a shell command run in the instance's environment; exit 0 is alive"},
+    {"interval", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 5000, .default_text = "5s",
+     AT(struct config_live, interval_ms), .doc = "time between two probes"},
+    {"timeout", KEY_DURATION, 0, .max = CONFIG_DURATION_MAX_MS, .def = 1000, .default_text = "1s",
+     AT(struct config_live, timeout_ms), .doc = "a probe not answered by then is a miss"},
+    {"failures", KEY_INT, 0, .min = 1, .max = 1000, .def = 3, .default_text = "3",
+     AT(struct config_live, failures), .doc = "misses in a row after which the worker is restarted"},
+};
+static const struct config_section live_section = {"live takes", live_keys, COUNT(live_keys)};
 
 static const struct config_key service_keys[] = {
     {"command", KEY_STRING, KEY_REQUIRED | KEY_NULL_IS_VALUE, .load = load_command,
@@ -1267,7 +1435,8 @@ static const struct config_key service_keys[] = {
     {"sockets", KEY_LIST, 0, .load = load_service_sockets,
      .doc = "names of top-level sockets passed to this service's workers"},
     {"ready", KEY_MAP, 0, .choices = ready_choices, .load = load_ready, AT(struct config_service, ready),
-     .section = &ready_section, .doc = "when a new worker counts as ready: notify, start, or one of log, tcp, delay"},
+     .section = &ready_section,
+     .doc = "when a new worker counts as ready: notify, start, or one of log, tcp, http, exec, delay"},
     {"depends_on", KEY_MAP, KEY_NAMED | KEY_OR_NAMES, .choices = keys_dep_condition_choices,
      .load = keys_load_depends_on, .section = &keys_dep_section,
      .doc = "services started before this one: a list of names, or NAME: ready | started | completed"},
@@ -1286,6 +1455,8 @@ static const struct config_key service_keys[] = {
     {"tty", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
      AT(struct config_service, tty),
      .doc = "run each worker on a pseudo-terminal (stdin, stdout and stderr) for `devnode attach`: pdb, REPLs"},
+    {"live", KEY_MAP, 0, .load = load_live, AT(struct config_service, live), .section = &live_section,
+     .doc = "liveness probe: a worker that misses `failures` probes in a row is restarted"},
 };
 static const struct config_section service_section = {"a service takes", service_keys, COUNT(service_keys)};
 

@@ -45,6 +45,19 @@ static const struct key_decision {
     {"instances.*.ready.tcp", 0,
      "systemd has no readiness by TCP connect: the unit counts as started once its program runs (Type=exec)"},
     {"instances.*.ready.delay", 1, "ExecStartPost=/bin/sleep"},
+    {"instances.*.ready.http", 0,
+     "systemd has no readiness by HTTP: the unit counts as started once its program runs (Type=exec); an "
+     "exec probe such as `curl -fsS http://127.0.0.1:$PORT/healthz` is exported"},
+    {"instances.*.ready.exec", 1, "ExecStartPost=/bin/sh -c 'until COMMAND; do sleep 0.2; done' within "
+                                  "TimeoutStartSec="},
+    {"instances.*.live", 0, "systemd has no liveness probe (WatchdogSec= needs the program to send WATCHDOG=1 "
+                            "itself): the unit is restarted when it exits, not when a probe fails"},
+    {"instances.*.live.http", 0, "systemd has no liveness probe"},
+    {"instances.*.live.tcp", 0, "systemd has no liveness probe"},
+    {"instances.*.live.exec", 0, "systemd has no liveness probe"},
+    {"instances.*.live.interval", 0, "systemd has no liveness probe"},
+    {"instances.*.live.timeout", 0, "systemd has no liveness probe"},
+    {"instances.*.live.failures", 0, "systemd has no liveness probe"},
     {"instances.*.ready.timeout", 1, "TimeoutStartSec="},
     {"instances.*.watch", 0, "systemd restarts nothing when files change (a .path unit could, but not one instance "
                              "after the other, ready before the next); restart it by hand"},
@@ -489,6 +502,20 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     } else if (r->kind == READY_TCP) {
         comment(&sb, add_not_exported(u->res, "instances.%s.ready.tcp: %s", svc->name,
                                       why_not("instances.*.ready.tcp")));
+    } else if (r->kind == READY_HTTP) {
+        comment(&sb, add_not_exported(u->res, "instances.%s.ready.http: %s", svc->name,
+                                      why_not("instances.*.ready.http")));
+    } else if (r->kind == READY_EXEC) {
+        /* The unit stays "activating" until the probe passes, as the instance stays starting. */
+        char *script = NULL;
+        if (asprintf(&script, "until %s; do sleep 0.2; done", r->probe.command) < 0)
+            abort();
+        strbuf_puts(&sb, "ExecStartPost=/bin/sh -c ");
+        sdquote_word(&sb, script, 1);
+        free(script);
+        strbuf_puts(&sb, "\nTimeoutStartSec=");
+        put_duration(&sb, r->timeout_ms);
+        strbuf_putc(&sb, '\n');
     }
     if (svc->watch.path_count)
         comment(&sb, add_not_exported(u->res, "instances.%s.watch: %s", svc->name, why_not("instances.*.watch")));
@@ -496,6 +523,8 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
         comment(&sb, add_not_exported(u->res, "instances.%s.tty: %s", svc->name, why_not("instances.*.tty")));
     else if (svc->stdin_pipe)
         comment(&sb, add_not_exported(u->res, "instances.%s.stdin: %s", svc->name, why_not("instances.*.stdin")));
+    if (svc->live.probe.kind != PROBE_NONE)
+        comment(&sb, add_not_exported(u->res, "instances.%s.live: %s", svc->name, why_not("instances.*.live")));
 
     strbuf_puts(&sb, "WorkingDirectory=");
     if (sdquote_plain(&sb, svc->cwd) < 0) {

@@ -8,15 +8,15 @@
 #define S_ INSTANCE_STATE_COUNT
 #define E_ MACHINE_EVENT_COUNT
 
-/*                  START             RESTART            STOP           REMOVE           READY           READY_LATE      EXIT        BACKOFF_DONE */
+/*                  START             RESTART            STOP           REMOVE           READY           READY_LATE      EXIT        BACKOFF_DONE LIVE_FAILED */
 static const enum machine_action TABLE[S_][E_] = {
-    [INSTANCE_STARTING] = {ACT_IGNORE,       ACT_RESTART,       ACT_STOP,      ACT_STOP_REMOVE, ACT_MARK_READY, ACT_READY_LATE, ACT_EXIT,   ACT_IGNORE},
-    [INSTANCE_RUNNING]  = {ACT_IGNORE,       ACT_RESTART,       ACT_STOP,      ACT_STOP_REMOVE, ACT_IGNORE,     ACT_IGNORE,     ACT_EXIT,   ACT_IGNORE},
-    [INSTANCE_BACKOFF]  = {ACT_IGNORE,       ACT_START_AFRESH,  ACT_STAY_DOWN, ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_SPAWN},
-    [INSTANCE_STOPPING] = {ACT_REVIVE,       ACT_RESTART_AFTER, ACT_STOP,      ACT_STOP_REMOVE, ACT_IGNORE,     ACT_IGNORE,     ACT_EXIT,   ACT_IGNORE},
-    [INSTANCE_STOPPED]  = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE},
-    [INSTANCE_EXITED]   = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE},
-    [INSTANCE_FAILED]   = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE},
+    [INSTANCE_STARTING] = {ACT_IGNORE,       ACT_RESTART,       ACT_STOP,      ACT_STOP_REMOVE, ACT_MARK_READY, ACT_READY_LATE, ACT_EXIT,   ACT_IGNORE,  ACT_IGNORE},
+    [INSTANCE_RUNNING]  = {ACT_IGNORE,       ACT_RESTART,       ACT_STOP,      ACT_STOP_REMOVE, ACT_IGNORE,     ACT_IGNORE,     ACT_EXIT,   ACT_IGNORE,  ACT_LIVE_RESTART},
+    [INSTANCE_BACKOFF]  = {ACT_IGNORE,       ACT_START_AFRESH,  ACT_STAY_DOWN, ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_SPAWN,   ACT_IGNORE},
+    [INSTANCE_STOPPING] = {ACT_REVIVE,       ACT_RESTART_AFTER, ACT_STOP,      ACT_STOP_REMOVE, ACT_IGNORE,     ACT_IGNORE,     ACT_EXIT,   ACT_IGNORE,  ACT_IGNORE},
+    [INSTANCE_STOPPED]  = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE,  ACT_IGNORE},
+    [INSTANCE_EXITED]   = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE,  ACT_IGNORE},
+    [INSTANCE_FAILED]   = {ACT_START_AFRESH, ACT_START_AFRESH,  ACT_IGNORE,    ACT_REMOVE,      ACT_IGNORE,     ACT_IGNORE,     ACT_IGNORE, ACT_IGNORE,  ACT_IGNORE},
 };
 
 enum machine_action machine_action(enum instance_state state, enum machine_event event)
@@ -39,7 +39,7 @@ enum exit_outcome machine_exit_outcome(const struct exit_facts *f)
     /* The shell's "not found" / "not executable" right after a start: restarting cannot help. */
     if ((f->exit_code == 127 || f->exit_code == 126) && f->uptime_ms < MACHINE_CANNOT_RUN_WINDOW_MS)
         return EXIT_CANNOT_RUN;
-    if (f->restart == RESTART_NEVER || (f->restart == RESTART_ON_FAILURE && f->exit_code == 0))
+    if (f->restart == RESTART_NEVER || (f->restart == RESTART_ON_FAILURE && f->exit_code == 0 && !f->unhealthy))
         return EXIT_STAY_DOWN;
     if (f->limit && f->max_restarts) {
         struct restart_limit *l = f->limit;
@@ -73,7 +73,7 @@ const char *machine_event_name(enum machine_event event)
     static const char *const names[E_] = {
         [EV_START] = "start", [EV_RESTART] = "restart", [EV_STOP] = "stop", [EV_REMOVE] = "remove",
         [EV_READY] = "ready", [EV_READY_LATE] = "ready late", [EV_EXIT] = "exit",
-        [EV_BACKOFF_DONE] = "backoff over",
+        [EV_BACKOFF_DONE] = "backoff over", [EV_LIVE_FAILED] = "live failed",
     };
     return (unsigned)event < E_ ? names[event] : "?";
 }
@@ -104,6 +104,9 @@ static const struct {
                           "2 s is `failed`; the restart policy keeps it down (`exited`); past `max_restarts` "
                           "within `restart_window` it is `failed`; else it restarts after the backoff "
                           "(`backoff`)"},
+    [ACT_LIVE_RESTART] = {"live restart", "its liveness probe missed `failures` times in a row: stop_signal, then SIGCONT "
+                                    "(a stopped process acts on it), SIGKILL after stop_timeout (`stopping`); its exit "
+                                    "goes through the restart policy, the backoff and `max_restarts` as a crash does"},
 };
 
 const char *machine_action_text(enum machine_action action)

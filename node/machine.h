@@ -39,8 +39,9 @@ enum machine_event {
     EV_READY_LATE,   /* ... or did not within ready.timeout */
     EV_EXIT,         /* its current process exited */
     EV_BACKOFF_DONE, /* the delay before its next start passed */
+    EV_LIVE_FAILED,  /* its current process missed `live.failures` liveness probes in a row */
 };
-#define MACHINE_EVENT_COUNT 8
+#define MACHINE_EVENT_COUNT 9
 
 /* What the supervisor does; each action names the state it leads to in machine_action_text. */
 enum machine_action {
@@ -58,8 +59,9 @@ enum machine_action {
     ACT_MARK_READY,    /* running; the old process (if any) stops; a roll moves on */
     ACT_READY_LATE,    /* with an old process serving, kill the new one; else say so and wait */
     ACT_EXIT,          /* machine_exit_outcome decides */
+    ACT_LIVE_RESTART,  /* stop it (stop_signal, SIGCONT); its exit goes through the restart policy */
 };
-#define MACHINE_ACTION_COUNT 13
+#define MACHINE_ACTION_COUNT 14
 
 enum machine_action machine_action(enum instance_state state, enum machine_event event);
 
@@ -90,6 +92,7 @@ struct exit_facts {
     int old_running;                /* a process it was replacing still runs */
     int was_ready;                  /* it passed its readiness check */
     int exit_code;                  /* -1 when killed by a signal */
+    int unhealthy;                  /* stopped for failing its liveness probe: a failure whatever its status */
     uint64_t uptime_ms;
     enum restart_policy restart;
     struct restart_limit *limit;    /* counts a restart it allows; NULL: no limit */

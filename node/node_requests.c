@@ -15,6 +15,15 @@ static int instance_is_up(const struct instance *inst)
 
 static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint64_t now_ms)
 {
+    const struct live_check *lc = &inst->live;
+    struct proto_status_health health = {
+        .probe = lc->probe,
+        .result = live_result_name(lc->result),
+        .failures = lc->failures,
+        .failures_max = lc->cfg->failures,
+        .not_counted = lc->held_misses,
+        .last_error = lc->last_error[0] ? lc->last_error : NULL,
+    };
     struct proto_status_instance out = {
         .index = inst->index,
         .state = instance_state_name(inst->state),
@@ -30,6 +39,7 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
         .command = inst->service->command,
         .ready = inst->cur->pid && inst->cur->ready,
         .port = inst->port,
+        .health = lc->cfg->probe.kind != PROBE_NONE ? &health : NULL,
     };
     proto_pack_status_instance(pk, &out);
 }

@@ -10,10 +10,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "node/probe.h"
 #include "node/tcpprobe.h"
 
 #define TCP_PROBE_FIRST_MS 20
 #define TCP_PROBE_EVERY_MS 100
+#define HEALTH_PROBE_EVERY_MS 200 /* http and exec: an exec probe forks, so not too often */
+#define HEALTH_PROBE_TIMEOUT_MS 1000
 
 const char *ready_kind_name(enum ready_kind kind)
 {
@@ -23,6 +26,8 @@ const char *ready_kind_name(enum ready_kind kind)
     case READY_LOG: return "log";
     case READY_TCP: return "tcp";
     case READY_DELAY: return "delay";
+    case READY_HTTP: return "http";
+    case READY_EXEC: return "exec";
     }
     return "?";
 }
@@ -48,9 +53,20 @@ void ready_check_init(struct ready_check *rc, uv_loop_t *loop, const struct conf
     rc->timer.data = rc;
 }
 
+void ready_check_use_probes(struct ready_check *rc,
+                            struct probe *(*start_probe)(void *ctx, const struct config_probe *cfg, unsigned timeout_ms,
+                                                         void (*cb)(void *, int, const char *), void *cbctx))
+{
+    rc->start_probe = start_probe;
+}
+
 void ready_check_stop(struct ready_check *rc)
 {
     uv_timer_stop(&rc->timer);
+    if (rc->run) {
+        probe_cancel(rc->run);
+        rc->run = NULL;
+    }
     if (rc->probe) {
         tcpprobe_cancel(rc->probe);
         rc->probe = NULL;
@@ -73,6 +89,18 @@ static void ready_check_on_probe(void *ctx, int ok)
     }
 }
 
+static void ready_check_on_health_probe(void *ctx, int ok, const char *detail)
+{
+    struct ready_check *rc = ctx;
+    rc->run = NULL;
+    if (ok) {
+        char how[96];
+        snprintf(how, sizeof how, "its %s probe answered %s", ready_kind_name(rc->cfg->kind), detail);
+        ready_check_stop(rc);
+        rc->on_ready(rc->ctx, how);
+    }
+}
+
 static void ready_check_on_timer(uv_timer_t *timer)
 {
     struct ready_check *rc = timer->data;
@@ -82,6 +110,16 @@ static void ready_check_on_timer(uv_timer_t *timer)
     if (r->kind == READY_DELAY) {
         rc->on_ready(rc->ctx, "its delay passed");
         return;
+    }
+    if (r->kind == READY_HTTP || r->kind == READY_EXEC) {
+        if (!rc->run && rc->start_probe && waited < r->timeout_ms) {
+            unsigned left = r->timeout_ms - (unsigned)waited;
+            rc->run = rc->start_probe(rc->ctx, &r->probe, left < HEALTH_PROBE_TIMEOUT_MS ? left : HEALTH_PROBE_TIMEOUT_MS,
+                                      ready_check_on_health_probe, rc);
+        }
+        if (waited < r->timeout_ms)
+            return;
+        ready_check_stop(rc);
     }
     if (r->kind == READY_TCP) {
         /* One probe at a time; the timer keeps counting towards the timeout meanwhile. */
@@ -108,6 +146,10 @@ int ready_check_arm(struct ready_check *rc, uint64_t started_ms)
         return 0;
     case READY_TCP:
         uv_timer_start(&rc->timer, ready_check_on_timer, TCP_PROBE_FIRST_MS, TCP_PROBE_EVERY_MS);
+        return 0;
+    case READY_HTTP:
+    case READY_EXEC:
+        uv_timer_start(&rc->timer, ready_check_on_timer, TCP_PROBE_FIRST_MS, HEALTH_PROBE_EVERY_MS);
         return 0;
     case READY_LOG:
     case READY_NOTIFY:

@@ -15,11 +15,17 @@
 #include "config/config.h"
 
 struct tcpprobe;
+struct probe;
+struct config_probe;
 
 /* The check of one instance's current process; embedded in the instance. */
 struct ready_check {
     uv_timer_t timer;               /* the delay, the TCP probe's pace, or the wait timeout */
     struct tcpprobe *probe;         /* the `tcp:` probe in flight, or NULL */
+    struct probe *run;              /* the `http:` or `exec:` probe in flight, or NULL */
+    /* Starts an http or exec probe of the instance (health_probe_start); NULL: not now. */
+    struct probe *(*start_probe)(void *ctx, const struct config_probe *cfg, unsigned timeout_ms,
+                                 void (*cb)(void *cbctx, int ok, const char *detail), void *cbctx);
     const struct config_ready *cfg;
     uint64_t started_ms;            /* loop time the process being checked started */
     void (*on_ready)(void *ctx, const char *how);  /* how: "its port answered", ... */
@@ -37,7 +43,11 @@ int ready_check_arm(struct ready_check *rc, uint64_t started_ms);
 /* Ends the check: no callback comes until the next arm. */
 void ready_check_stop(struct ready_check *rc);
 void ready_check_close(struct ready_check *rc);
-/* "start", "notify", "log", "tcp", "delay". */
+/* `ready: {http:}` and `{exec:}` need the instance's probes (health.c). */
+void ready_check_use_probes(struct ready_check *rc,
+                            struct probe *(*start_probe)(void *ctx, const struct config_probe *cfg, unsigned timeout_ms,
+                                                         void (*cb)(void *, int, const char *), void *cbctx));
+/* "start", "notify", "log", "tcp", "delay", "http", "exec". */
 const char *ready_kind_name(enum ready_kind kind);
 
 /* `ready: {log:}`: compiles the service's pattern (0, or -1 when there is none to compile:

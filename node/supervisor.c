@@ -329,6 +329,7 @@ static void proc_stop(struct proc *p, int force)
     p->stopping = 1;
     const struct config_service *cfg = p->inst->service->cfg;
     kill(-p->pid, cfg->stop_signal);
+    kill(-p->pid, SIGCONT); /* as systemd does: a stopped (SIGSTOP) process could not act on it */
     uv_timer_start(&p->stop_timer, proc_on_stop_timeout, cfg->stop_timeout_ms, 0);
 }
 
@@ -336,6 +337,7 @@ static void proc_stop(struct proc *p, int force)
 static void instance_stop_readiness(struct instance *inst)
 {
     ready_check_stop(&inst->check);
+    live_check_stop(&inst->live);
 }
 
 static void instance_mark_ready(struct instance *inst, const char *how)
@@ -344,6 +346,7 @@ static void instance_mark_ready(struct instance *inst, const char *how)
         return;
     inst->cur->ready = 1;
     instance_stop_readiness(inst);
+    live_check_arm(&inst->live);
     inst->state = INSTANCE_RUNNING;
     struct supervisor *sup = inst->sup;
     if (inst->service->cfg->ready.kind != READY_AT_START) {
@@ -404,6 +407,7 @@ static void instance_on_ready_timeout(void *ctx)
 static void instance_arm_readiness(struct instance *inst)
 {
     inst->cur->ready = 0;
+    live_check_stop(&inst->live); /* it judges the current process, once ready */
     if (ready_check_arm(&inst->check, inst->cur->started_ms))
         instance_handle(inst, EV_READY, &(struct event_info){.how = "started"});
 }
@@ -497,6 +501,7 @@ static void instance_start(struct instance *inst)
     p->started_ms = uv_now(sup->loop);
     p->ready = p->stopping = p->kill_sent = 0;
     inst->after_exit = AFTER_EXIT_POLICY;
+    inst->unhealthy = 0;
     inst->failure[0] = '\0';
     memset(&inst->stat, 0, sizeof inst->stat);
     if (inst->starts++ > 0)
@@ -559,6 +564,18 @@ static void instance_on_check_closed(void *ctx)
     instance_closed(ctx);
 }
 
+static struct probe *instance_start_probe(void *ctx, const struct config_probe *cfg, unsigned timeout_ms,
+                                          probe_cb cb, void *cbctx)
+{
+    char err[300];
+    return health_probe_start(ctx, cfg, timeout_ms, cb, cbctx, NULL, 0, err, sizeof err);
+}
+
+static void instance_on_live_failed(struct instance *inst, const char *why)
+{
+    instance_handle(inst, EV_LIVE_FAILED, &(struct event_info){.how = why});
+}
+
 static struct instance *instance_new(struct supervisor *sup, struct service *svc, int index)
 {
     struct instance *inst = xcalloc(1, sizeof *inst);
@@ -578,7 +595,9 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
     inst->old = &inst->procs[1];
     ready_check_init(&inst->check, sup->loop, &svc->cfg->ready, inst, instance_on_ready, instance_on_ready_timeout,
                      instance_on_check_closed);
-    inst->open_handles = 4;
+    ready_check_use_probes(&inst->check, instance_start_probe);
+    live_check_init(&inst->live, sup->loop, inst, &svc->cfg->live, instance_on_live_failed, instance_closed);
+    inst->open_handles = 5;
     if ((size_t)index >= svc->instance_cap) {
         size_t cap = (size_t)index + 1;
         struct instance **grown = xrealloc(svc->instances, cap * sizeof *grown);
@@ -594,6 +613,7 @@ static struct instance *instance_new(struct supervisor *sup, struct service *svc
 static void instance_close_handles(struct instance *inst)
 {
     ready_check_close(&inst->check);
+    live_check_close(&inst->live);
     uv_close((uv_handle_t *)&inst->backoff_timer, instance_on_closed);
     for (int k = 0; k < 2; k++)
         uv_close((uv_handle_t *)&inst->procs[k].stop_timer, proc_on_closed);
@@ -622,6 +642,7 @@ static void instance_restore_old(struct instance *inst)
     inst->old = failed;
     inst->cur->ready = 1;
     inst->state = INSTANCE_RUNNING;
+    live_check_arm(&inst->live);
 }
 
 static void describe_status(char *buf, size_t cap, int status)
@@ -688,6 +709,7 @@ static void instance_on_exit(struct instance *inst, pid_t pid, const char *how, 
         .old_running = inst->old->pid != 0,
         .was_ready = inst->cur->ready,
         .exit_code = inst->last_exit_code,
+        .unhealthy = inst->unhealthy,
         .uptime_ms = uptime_ms,
         .restart = cfg->restart,
         .limit = &inst->limit,
@@ -848,6 +870,10 @@ static void instance_handle(struct instance *inst, enum machine_event event, con
     case ACT_EXIT:
         instance_on_exit(inst, info->pid, info->how, info->uptime_ms, info->killed);
         return;
+    case ACT_LIVE_RESTART:
+        inst->unhealthy = 1;
+        instance_request_stop(inst, AFTER_EXIT_POLICY, 0); /* its exit goes through the restart policy */
+        return;
     }
 }
 
@@ -868,8 +894,12 @@ static void proc_on_exit(struct proc *p, int status)
     uint64_t uptime_ms = uv_now(sup->loop) - p->started_ms;
     p->pid = 0;
     p->stopping = p->kill_sent = 0;
-    char how[96];
-    describe_status(how, sizeof how, status);
+    char how[128], status_text[96];
+    describe_status(status_text, sizeof status_text, status);
+    if (p == inst->cur && inst->unhealthy)
+        snprintf(how, sizeof how, "failed its liveness probe (%s)", status_text);
+    else
+        snprintf(how, sizeof how, "%s", status_text);
     if (p->term) {
         char name[96];
         snprintf(name, sizeof name, "%s.%d", inst->service->cfg->name, inst->index);
@@ -913,6 +943,8 @@ void supervisor_reap(struct supervisor *sup)
         /* Others are orphans adopted as subreaper, or the guardian: reaping is all they need. */
         if (p)
             proc_on_exit(p, status);
+        else
+            probe_set_reaped(&sup->probes, pid, status);
     }
     change_settle(sup);
 }
@@ -1318,6 +1350,7 @@ void supervisor_free(struct supervisor *sup)
             regfree(&sup->services[s].ready_re);
     }
     notify_socket_free(&sup->notify);
+    probe_set_free(&sup->probes);
     free(sup->services);
     sup->services = NULL;
     if (sup->devnull_fd >= 0)

@@ -15,6 +15,7 @@
 #include "node/change.h"
 #include "config/config.h"
 #include "node/guardian.h"
+#include "node/health.h"
 #include "node/loghub.h"
 #include "node/machine.h"
 #include "node/procstat.h"
@@ -71,6 +72,8 @@ struct instance {
     char failure[256];              /* why it is FAILED */
     char port[32];                  /* the PORT its process was given, "" when none */
     struct ready_check check;       /* the current process's readiness check */
+    struct live_check live;         /* its liveness check (`live:`), once it is ready */
+    int unhealthy;                  /* its current process is being stopped for failing liveness */
     int open_handles;               /* handles not closed yet; freed when it reaches 0 */
 };
 
@@ -116,6 +119,7 @@ struct supervisor {
     uv_timer_t sample_timer;        /* /proc and accept-queue sampling */
     struct socket_set *sockets;     /* the node's; their accept queues are watched */
     struct notify_socket notify;    /* sd_notify datagrams; fd -1 when no service uses it */
+    struct probe_set probes;        /* exec probes not reaped yet (health.c) */
     void (*on_all_stopped)(void *ctx);
     void *on_all_stopped_ctx;
     /* Told of every process the node reaps (workers, replaced ones, adopted orphans), so

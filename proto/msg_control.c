@@ -178,7 +178,7 @@ static void pack_port(msgpack_packer *pk, const char *port)
 
 void proto_pack_status_instance(msgpack_packer *pk, const struct proto_status_instance *inst)
 {
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     wire_pack_kv_int(pk, "index", inst->index);
     wire_pack_kv_str(pk, "state", inst->state);
     wire_pack_kv_int(pk, "pid", inst->pid);
@@ -202,6 +202,19 @@ void proto_pack_status_instance(msgpack_packer *pk, const struct proto_status_in
     wire_pack_kv_str(pk, "command", inst->command);
     wire_pack_kv_bool(pk, "ready", inst->ready);
     pack_port(pk, inst->port ? inst->port : "");
+    wire_pack_str(pk, "health");
+    const struct proto_status_health *h = inst->health;
+    if (!h) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 6);
+    wire_pack_kv_str(pk, "probe", h->probe);
+    wire_pack_kv_str(pk, "result", h->result);
+    wire_pack_kv_int(pk, "failures", h->failures);
+    wire_pack_kv_int(pk, "failures_max", h->failures_max);
+    wire_pack_kv_int(pk, "not_counted", h->not_counted);
+    wire_pack_kv_str(pk, "last_error", h->last_error);
 }
 
 static struct proto_status_str get_s(const msgpack_object *map, const char *key)
@@ -249,6 +262,16 @@ static void unpack_instance(const msgpack_object *o, struct proto_status_instanc
     inst->port_is_int = wire_get_int(o, "port", &inst->port_int) == 0;
     if (!inst->port_is_int)
         inst->port = get_s(o, "port");
+    const msgpack_object *h = wire_map_get(o, "health");
+    if (h && h->type == MSGPACK_OBJECT_MAP) {
+        inst->has_health = 1;
+        inst->health_probe = get_s(h, "probe");
+        inst->health_result = get_s(h, "result");
+        inst->health_error = get_s(h, "last_error");
+        inst->health_failures = get_i(h, "failures", 0);
+        inst->health_failures_max = get_i(h, "failures_max", 0);
+        inst->health_not_counted = get_i(h, "not_counted", 0);
+    }
 }
 
 static void unpack_watch(const msgpack_object *o, struct proto_status_watch_view *w)

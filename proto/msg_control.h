@@ -69,6 +69,15 @@ struct proto_status_exit {
     int64_t code;          /* when signal is NULL */
     const char *signal;    /* "TERM", or NULL when it exited with a code */
 };
+/* An instance's liveness check (`live:`); absent (nil) when it has none. */
+struct proto_status_health {
+    const char *probe;     /* "GET http://127.0.0.1:5001/healthz" */
+    const char *result;    /* pending (no answer since it became ready), ok, missed */
+    int64_t failures;      /* misses in a row that counted */
+    int64_t failures_max;  /* live.failures: a restart at this many */
+    int64_t not_counted;   /* misses while the node held its output back */
+    const char *last_error; /* NULL: nil */
+};
 struct proto_status_instance {
     int64_t index;
     const char *state;     /* starting, running, backoff, stopping, stopped, exited, failed */
@@ -82,6 +91,7 @@ struct proto_status_instance {
     const char *command;
     int ready;
     const char *port;      /* PORT as given: a number is sent as one, other text as text, "" nil */
+    const struct proto_status_health *health; /* NULL: nil */
 };
 
 void proto_pack_status_head(msgpack_packer *pk, const msgpack_object *id, const struct proto_status_node *node,
@@ -114,6 +124,9 @@ struct proto_status_instance_view {
     int port_is_int;
     int64_t port_int;
     struct proto_status_str port; /* when it is text */
+    int has_health;
+    struct proto_status_str health_probe, health_result, health_error;
+    int64_t health_failures, health_failures_max, health_not_counted;
 };
 struct proto_status_watch_view {
     int present;           /* the service has watch: */

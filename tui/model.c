@@ -116,6 +116,12 @@ static void parse_instance(const struct proto_status_instance_view *o, struct mo
         snprintf(inst->port, sizeof inst->port, "%lld", (long long)o->port_int);
     else
         copy_str(o->port, inst->port, sizeof inst->port);
+    if (o->has_health && o->health_failures > 0) {
+        char error[128];
+        copy_str(o->health_error, error, sizeof error);
+        snprintf(inst->health, sizeof inst->health, "live %lld/%lld: %s", (long long)o->health_failures,
+                 (long long)o->health_failures_max, error);
+    }
 }
 
 static int str_eq(struct proto_status_str a, struct proto_status_str b)

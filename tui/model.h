@@ -45,6 +45,7 @@ struct model_instance {
     char exit_signal[16];      /* "TERM", "" when it exited with a code */
     char failure[160];         /* why it cannot run; "" */
     char port[16];             /* its PORT, "" when none */
+    char health[160];          /* its liveness probe misses: "live 2/3: timed out after 1s"; "" when fine */
 };
 
 struct model_service {

@@ -128,6 +128,8 @@ static void format_last(char *buf, size_t cap, const struct model_instance *inst
 {
     if (inst->failure[0])
         snprintf(buf, cap, "%s", inst->failure);
+    else if (inst->health[0])
+        snprintf(buf, cap, "%s", inst->health);
     else if (!inst->has_exit)
         snprintf(buf, cap, "-");
     else if (inst->exit_signal[0])
@@ -201,7 +203,7 @@ static void draw_row(WINDOW *w, int y, int x0, const struct cols *c, const struc
         x += put_right(w, y, x, c->port, inst->port[0] ? inst->port : "-", row_attr);
     if (c->last) {
         format_last(buf, sizeof buf, inst);
-        attr_t a = inst->failure[0] ? st->error : (inst->has_exit && (inst->exit_signal[0] || inst->exit_code))
+        attr_t a = inst->failure[0] ? st->error : (inst->health[0] || (inst->has_exit && (inst->exit_signal[0] || inst->exit_code)))
                                                       ? st->warning : A_NORMAL;
         view_puts(w, y, x + 1, c->last, buf, row_attr | a);
     }

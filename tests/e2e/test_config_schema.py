@@ -118,7 +118,8 @@ def test_schema_takes_no_arguments():
 SECTIONS = [
     ([], "instancez: {}\n"),
     (["instances", "*"], "instances:\n  A:\n    command: x\n    bogus: 1\n"),
-    (["instances", "*", "ready"], "instances:\n  A:\n    command: x\n    ready: {http: 1}\n"),
+    (["instances", "*", "ready"], "instances:\n  A:\n    command: x\n    ready: {grpc: 1}\n"),
+    (["instances", "*", "live"], "instances:\n  A:\n    command: x\n    live: {grpc: 1}\n"),
     (["sockets", "*"], "sockets:\n  W:\n    backlog: 1\n"),
     (["logs"], "logs:\n  rotate: 1\n"),
     (["streams", "*"], "streams:\n  book.#:\n    keep: 1\n"),
@@ -131,7 +132,7 @@ def loader_keys(tmp_path, text):
     r = subprocess.run([str(DEVNODE), "check", "-c", str(cfg)], capture_output=True, text=True, env=base_env(),
                        timeout=10, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    m = re.search(r"unknown key \((?:a service|a socket|a stream|logs|ready) takes ([^)]*)\)"
+    m = re.search(r"unknown key \((?:a service|a socket|a stream|logs|ready|live) takes ([^)]*)\)"
                   r"|unknown key \(the node reads ([^;]*);", r.stderr)
     assert m, r.stderr
     return (m.group(1) or m.group(2)).split(", ")
@@ -181,7 +182,7 @@ BAD = {
     "no command": "instances:\n  A:\n    numprocesses: 2\n",
     "duration unit": "instances:\n  A:\n    command: x\n    stop_timeout: 5m\n",
     "logs key": "logs:\n  rotate: 1\n",
-    "ready form": "instances:\n  A:\n    command: x\n    ready: {http: 80}\n",
+    "ready form": "instances:\n  A:\n    command: x\n    ready: {grpc: 80}\n",
 }
 
 

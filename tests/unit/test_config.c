@@ -695,7 +695,7 @@ static void test_error_unknown_service_key(void **state)
                NULL,
                "4:5: instances.Web.numprocess: unknown key (a service takes command, "
                "numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, stop_signal, stop_timeout, "
-               "sockets, ready, depends_on, disabled, watch, ignore, watch_debounce, stdin, tty)");
+               "sockets, ready, depends_on, disabled, watch, ignore, watch_debounce, stdin, tty, live)");
 }
 
 static void test_error_wrong_types(void **state)
@@ -1262,15 +1262,87 @@ static void test_error_ready(void **state)
 {
     load_fails(*state, "instances:\n  A:\n    command: a\n    ready: soon\n", NULL,
                "4:12: instances.A.ready: must be notify, start, or a map with one of notify, log, tcp, "
-               "delay; got \"soon\"");
+               "http, exec, delay; got \"soon\"");
     load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {log: '(unclosed'}\n", NULL,
                "4:18: instances.A.ready.log: not a valid regular expression: Unmatched ( or \\(");
     load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {tcp: 70000}\n", NULL,
                "4:18: instances.A.ready.tcp: must be a port 1..65535 or HOST:PORT, got \"70000\"");
     load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {tcp: 1, delay: 1}\n", NULL,
-               "4:12: instances.A.ready: give one of notify, log, tcp or delay, not several");
-    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {http: /}\n", NULL,
-               "4:13: instances.A.ready.http: unknown key (ready takes notify, log, tcp, delay, timeout)");
+               "4:12: instances.A.ready: give one of notify, log, tcp, http, exec or delay, not several");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    ready: {grpc: /}\n", NULL,
+               "4:13: instances.A.ready.grpc: unknown key (ready takes notify, log, tcp, delay, http, exec, timeout)");
+}
+
+static void test_probe_forms(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  A: {command: a, ready: {http: /healthz}, live: {http: '/live?x=1'}}\n"
+            "  B: {command: b, ready: {exec: 'test -f up'}, live: {tcp: $PORT, interval: 2s, timeout: 300ms, "
+            "failures: 5}}\n"
+            "  C: {command: c, live: {exec: ./check, interval: 0.5}}\n"
+            "  D: {command: d, ready: {http: 'http://[::1]:9000/h'}, live: {tcp: 'db:5432'}}\n"
+            "  E: {command: e}\n",
+            NULL, &cfg);
+    const struct config_service *a = &cfg.services[0], *b = &cfg.services[1], *c = &cfg.services[2];
+    const struct config_service *d = &cfg.services[3], *e = &cfg.services[4];
+    assert_int_equal(a->ready.kind, READY_HTTP);
+    assert_int_equal(a->ready.probe.kind, PROBE_HTTP);
+    assert_string_equal(a->ready.probe.host, "127.0.0.1");
+    assert_int_equal(a->ready.probe.port, 0);
+    assert_string_equal(a->ready.probe.path, "/healthz");
+    assert_string_equal(a->live.probe.path, "/live?x=1");
+    assert_int_equal(a->live.interval_ms, 5000);
+    assert_int_equal(a->live.timeout_ms, 1000);
+    assert_int_equal(a->live.failures, 3);
+    assert_int_equal(b->ready.kind, READY_EXEC);
+    assert_string_equal(b->ready.probe.command, "test -f up");
+    assert_int_equal(b->live.probe.kind, PROBE_TCP);
+    assert_int_equal(b->live.probe.port, 0);
+    assert_int_equal(b->live.interval_ms, 2000);
+    assert_int_equal(b->live.timeout_ms, 300);
+    assert_int_equal(b->live.failures, 5);
+    assert_int_equal(c->live.probe.kind, PROBE_EXEC);
+    assert_int_equal(c->live.interval_ms, 500);
+    assert_string_equal(d->ready.probe.host, "::1");
+    assert_int_equal(d->ready.probe.port, 9000);
+    assert_string_equal(d->live.probe.host, "db");
+    assert_int_equal(d->live.probe.port, 5432);
+    assert_int_equal(e->live.probe.kind, PROBE_NONE);
+    config_free(&cfg);
+}
+
+static void test_error_probes(void **state)
+{
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {interval: 1s}\n", NULL,
+               "4:11: instances.A.live: needs a probe: one of http, tcp or exec");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {http: /, exec: x}\n", NULL,
+               "4:11: instances.A.live: give one of http, tcp or exec, not several");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {http: 'https://x/'}\n", NULL,
+               "4:18: instances.A.live.http: https is not probed (a probe of TLS tests the certificate, not the "
+               "worker): give the plain-HTTP address, \"http://HOST:PORT/path\" or a path on PORT like \"/healthz\"");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {tcp: 'x:y'}\n", NULL,
+               "4:17: instances.A.live.tcp: must be a port 1..65535, $PORT (the instance's own), or HOST:PORT, "
+               "got \"x:y\"");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {exec: x, failures: 0}\n", NULL,
+               "4:31: instances.A.live.failures: must be between 1 and 1000, got 0");
+    load_fails(*state, "instances:\n  A:\n    command: a\n    live: {exec: x, interval: 10ms}\n", NULL,
+               "4:11: instances.A.live: interval must be at least 100ms");
+    /* A shared socket's port, written out or as the $PORT a socket service gets. */
+    load_fails(*state, "sockets: {Web: {port: 4080}}\ninstances:\n  Web:\n    command: a\n"
+               "    live: {http: 'http://localhost:4080/h'}\n", NULL,
+               "5:18: instances.Web.live.http: port 4080 is the node's shared socket Web: whichever worker accepts "
+               "answers it, so the probe cannot judge this instance; probe an address of the instance's own (a "
+               "service without a shared socket gets its own $PORT) or use exec, notify or log "
+               "(sockets.md#probes)");
+    load_fails(*state, "sockets: {Web: {port: 4080}}\ninstances:\n  Web:\n    command: a\n"
+               "    ready: {http: /healthz}\n", NULL,
+               "5:19: instances.Web.ready.http: $PORT of Web is the port of its shared socket Web: whichever "
+               "worker accepts answers it, so the probe cannot judge this instance; probe an address of the "
+               "instance's own (a service without a shared socket gets its own $PORT) or use exec, notify or log "
+               "(sockets.md#probes)");
 }
 
 static void test_streams(void **state)
@@ -1405,6 +1477,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_alias_text_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_probes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_everything_else_loaded, setup, teardown),

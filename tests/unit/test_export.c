@@ -402,6 +402,37 @@ static void test_a_shell_that_stays_gets_notify_access_all(void **state)
     unload(&fx);
 }
 
+/* ready exec becomes an ExecStartPost= poll within the ready timeout; http readiness and
+ * liveness have no systemd equivalent and are named. */
+static void test_probes(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    load(&fx, "instances:\n"
+              "    Db:\n"
+              "        command: ./db\n"
+              "        ready: {exec: 'pg_isready -p $PORT', timeout: 20s}\n"
+              "        live: {exec: 'pg_isready -p $PORT'}\n"
+              "    Api:\n"
+              "        command: ./api\n"
+              "        ready: {http: /healthz}\n");
+    struct export_options opt = {.project = "p"};
+    struct export_result r;
+    char err[512];
+    assert_int_equal(export_systemd(&fx.cfg, &opt, &r, err, sizeof err), 0);
+    const char *db = file_text(&r, "p-Db@.service");
+    assert_non_null(strstr(db, "\nType=exec\n"));
+    assert_non_null(strstr(db, "\nExecStartPost=/bin/sh -c \"until pg_isready -p $$PORT; do sleep 0.2; done\"\n"
+                               "TimeoutStartSec=20s\n"));
+    assert_non_null(strstr(db, "# not exported: instances.Db.live: systemd has no liveness probe"));
+    assert_true(has_line(&r, "instances.Db.live"));
+    const char *api = file_text(&r, "p-Api@.service");
+    assert_non_null(strstr(api, "# not exported: instances.Api.ready.http: systemd has no readiness by HTTP"));
+    assert_null(strstr(api, "ExecStartPost"));
+    export_result_free(&r);
+    unload(&fx);
+}
+
 static void test_what_systemd_cannot_listen_on_is_refused(void **state)
 {
     (void)state;
@@ -476,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_a_shell_that_stays_gets_notify_access_all),
         cmocka_unit_test(test_what_systemd_cannot_listen_on_is_refused),
         cmocka_unit_test(test_dependencies_and_disabled),
+        cmocka_unit_test(test_probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 struct pretend {
     enum instance_state state;
     enum instance_after_exit after;
-    int has_process, old_running, ready, freed;
+    int has_process, old_running, ready, freed, unhealthy;
     enum restart_policy restart;
 };
 
@@ -62,9 +62,16 @@ static enum machine_action step(struct pretend *p, enum machine_event ev, int ex
         break;
     case ACT_READY_LATE:
         break;
+    case ACT_LIVE_RESTART:
+        p->state = INSTANCE_STOPPING;
+        p->after = AFTER_EXIT_POLICY;
+        p->unhealthy = 1;
+        break;
     case ACT_EXIT: {
         struct exit_facts f = {.after = p->after, .old_running = p->old_running, .was_ready = p->ready,
-                               .exit_code = exit_code, .uptime_ms = 5000, .restart = p->restart};
+                               .exit_code = exit_code, .uptime_ms = 5000, .restart = p->restart,
+                               .unhealthy = p->unhealthy};
+        p->unhealthy = 0;
         p->has_process = 0;
         switch (machine_exit_outcome(&f)) {
         case EXIT_RESTORE_OLD: p->state = INSTANCE_RUNNING; p->has_process = 1; p->old_running = 0; break;
@@ -116,6 +123,34 @@ static void test_restart_policies(void **state)
     p = (struct pretend){.state = INSTANCE_STOPPED, .restart = RESTART_NEVER};
     step(&p, EV_START, 0);
     step(&p, EV_EXIT, 2);
+    assert_int_equal(p.state, INSTANCE_EXITED);
+}
+
+/* A liveness failure stops the process; its exit is a failure for the policy, whatever its status. */
+static void test_liveness_failure_restarts_through_the_policy(void **state)
+{
+    struct pretend p = {.state = INSTANCE_STOPPED, .restart = RESTART_ON_FAILURE};
+    step(&p, EV_START, 0);
+    assert_int_equal(step(&p, EV_LIVE_FAILED, 0), ACT_IGNORE); /* not probed before it is ready */
+    step(&p, EV_READY, 0);
+    assert_int_equal(step(&p, EV_LIVE_FAILED, 0), ACT_LIVE_RESTART);
+    assert_int_equal(p.state, INSTANCE_STOPPING);
+    assert_int_equal(step(&p, EV_LIVE_FAILED, 0), ACT_IGNORE); /* once stopping, nothing more */
+    assert_int_equal(step(&p, EV_EXIT, 0), ACT_EXIT);          /* it exited 0 on TERM: still a failure */
+    assert_int_equal(p.state, INSTANCE_BACKOFF);
+    /* The node stopping meanwhile wins. */
+    step(&p, EV_BACKOFF_DONE, 0);
+    step(&p, EV_READY, 0);
+    step(&p, EV_LIVE_FAILED, 0);
+    assert_int_equal(step(&p, EV_STOP, 0), ACT_STOP);
+    step(&p, EV_EXIT, 0);
+    assert_int_equal(p.state, INSTANCE_STOPPED);
+    /* restart: never keeps it down after a liveness kill, as after a crash. */
+    p = (struct pretend){.state = INSTANCE_STOPPED, .restart = RESTART_NEVER};
+    step(&p, EV_START, 0);
+    step(&p, EV_READY, 0);
+    step(&p, EV_LIVE_FAILED, 0);
+    step(&p, EV_EXIT, -1);
     assert_int_equal(p.state, INSTANCE_EXITED);
 }
 
@@ -282,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_requested_exits_do_what_was_asked),
         cmocka_unit_test(test_table_is_consistent),
         cmocka_unit_test(test_docs_show_this_table),
+        cmocka_unit_test(test_liveness_failure_restarts_through_the_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,7 @@ static void test_key_lists_follow_the_table(void **state)
     keys_names(instances->section, false, names, sizeof names);
     assert_string_equal(names, "command, numprocesses, env, env_file, cwd, restart, max_restarts, restart_window, "
                                "stop_signal, stop_timeout, sockets, ready, depends_on, disabled, watch, ignore, "
-                               "watch_debounce, stdin, tty");
+                               "watch_debounce, stdin, tty, live");
     keys_names(sockets->section, false, names, sizeof names);
     assert_string_equal(names, "host, port, path");
     keys_names(sockets->section, true, names, sizeof names);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/msg_control.h"
 #include "proto/wire.h"
 #include "tui/model.h"
 
@@ -214,6 +215,39 @@ static void test_status_fills_services_and_instances(void **state)
     assert_int_equal(running, 3);
     assert_int_equal(failing, 2);
     model_free(&m);
+}
+
+/* An instance's liveness misses (status `health`, packed by the node's own packers) show as
+ * a mark in the table; a passing probe shows nothing. */
+static void test_liveness_misses_are_marked(void **state)
+{
+    struct wire_body b;
+    wire_body_init(&b);
+    msgpack_packer *pk = &b.pk;
+    msgpack_object id = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 1};
+    struct proto_status_node head = {.pid = 1, .endpoint = "ipc:///x", .config = "/x/.lymph.yml", .run_dir = "/x"};
+    proto_pack_status_head(pk, &id, &head, 0);
+    proto_pack_status_services_begin(pk, 1);
+    proto_pack_status_service(pk, &(struct proto_status_service){.name = "Web", .desired = 2, .running = 2}, 0);
+    proto_pack_status_instances_begin(pk, 2);
+    struct proto_status_health missed = {.probe = "GET http://127.0.0.1:5000/healthz", .result = "missed",
+                                         .failures = 2, .failures_max = 3, .last_error = "timed out after 1s"};
+    struct proto_status_health ok = {.probe = "GET http://127.0.0.1:5001/healthz", .result = "ok", .failures_max = 3};
+    proto_pack_status_instance(pk, &(struct proto_status_instance){.index = 0, .state = "running", .pid = 10,
+                                                                    .command = "x", .port = "5000", .health = &missed});
+    proto_pack_status_instance(pk, &(struct proto_status_instance){.index = 1, .state = "running", .pid = 11,
+                                                                    .command = "x", .port = "5001", .health = &ok});
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, b.sbuf.data, b.sbuf.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    struct model m;
+    model_init(&m, 100);
+    assert_int_equal(model_apply_status(&m, &up.data), 0);
+    assert_string_equal(m.services[0].instances[0].health, "live 2/3: timed out after 1s");
+    assert_string_equal(m.services[0].instances[1].health, "");
+    model_free(&m);
+    msgpack_unpacked_destroy(&up);
+    wire_body_free(&b);
 }
 
 static void test_status_rejects_malformed_bodies(void **state)
@@ -628,6 +662,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_fills_services_and_instances),
         cmocka_unit_test(test_status_rejects_malformed_bodies),
+        cmocka_unit_test(test_liveness_misses_are_marked),
         cmocka_unit_test(test_table_rows_selection_and_targets),
         cmocka_unit_test(test_ring_is_bounded_and_keeps_the_newest),
         cmocka_unit_test(test_notes_and_skipped_lines),
