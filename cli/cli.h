@@ -122,6 +122,12 @@ struct preflight;
 int cli_load_config(const struct cli_args *args, const char *vars, const char *port_base, struct config *cfg,
                     struct preflight *pf);
 
+/* The SERVICE operands of `up` and `run` (cli/subset.c): each must name a service of cfg
+ * (and with one_shot, one with restart: never or on-failure). CLI_OK, or CLI_USAGE after one
+ * line saying why. */
+int cli_check_subset(const char *command, const struct config *cfg, char *const *names, size_t count,
+                     int one_shot);
+
 /* The -m/--formation option of `up` and `check`; cli_load_config applies it. */
 #define CLI_OPTION_FORMATION {"formation", 'm', 1, 'm'}
 /* foreman's formation over cfg's numprocesses: "web=2,worker=1" (all=N for the others, else 0).
@@ -131,6 +137,12 @@ int cli_apply_formation(struct config *cfg, const char *file, const char *spec);
 /* --timeout SECONDS of a waiting command: *ms stays as it was when `text` is NULL. 0, or -1
  * after printing "COMMAND: --timeout takes a number of seconds, not 'X'". */
 int cli_timeout_ms(const char *command, const char *text, int *ms);
+
+/* After `start NAME` (up = 1) or `stop NAME` (up = 0): polls status until every instance of
+ * the service runs and is ready (or completed), or has no process. CLI_OK, or CLI_FAILURE
+ * after one line: an instance failed, a dependency keeps it down, or timeout_ms passed. */
+int cli_service_wait(const struct cli_project *project, const char *command, const char *service, int up,
+                     int timeout_ms);
 
 /* How long the node has to answer a request at all. */
 #define CLI_ANSWER_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS

@@ -1,5 +1,6 @@
 /* cmd_stop: `devnode stop`: asks the node to stop gracefully and waits until it is gone,
- * so a script can start a new node right after; then prints the node's stop summary. */
+ * so a script can start a new node right after; then prints the node's stop summary.
+ * `devnode stop SERVICE...` stops those services alone and leaves the node running. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,36 @@ static void print_stop_summary(const char *project_dir, int64_t pid)
     }
 }
 
+/* `devnode stop A B`: each service alone, waiting until its processes are gone. */
+static int stop_services(struct cli_args *args, const struct cli_project *project, int force, int timeout_ms)
+{
+    int status = cli_check_targets(project, "stop", args->argv, (size_t)args->argc, 0);
+    if (status != CLI_OK)
+        return status;
+    for (int i = 0; i < args->argc; i++) {
+        const char *service = args->argv[i];
+        struct wire_body body;
+        wire_body_init(&body);
+        proto_pack_service_request(&body.pk, 1, &(struct proto_service_request){.service = service, .force = force});
+        struct wire_msg reply;
+        char prefix[300], names[300];
+        snprintf(prefix, sizeof prefix, "stop %s", service);
+        if (cli_call(project, PROTO_STOP_SERVICE, &body, &reply, prefix) < 0)
+            return CLI_FAILURE;
+        struct proto_service_reply r;
+        proto_unpack_service_reply(reply.body, &r, names, sizeof names);
+        wire_msg_free(&reply);
+        int rc = cli_service_wait(project, "stop", service, 0, timeout_ms);
+        if (rc != CLI_OK) {
+            status = rc;
+            continue;
+        }
+        printf("stopped %s (%lld instance%s)\n", service, (long long)r.instances, r.instances == 1 ? "" : "s");
+        fflush(stdout);
+    }
+    return status;
+}
+
 static const struct cli_option options[] = {
     {"force", 'f', 0, 'f'},
     {"timeout", 0, 1, 't'},
@@ -47,11 +78,9 @@ static int cmd_stop(struct cli_args *args)
             return CLI_USAGE;
         }
     }
-    if (args->argc) {
-        cli_error("stop: unexpected argument '%s'", args->argv[0]);
-        return CLI_USAGE;
-    }
     const struct cli_project project = args->project;
+    if (args->argc)
+        return stop_services(args, &project, force, (int)(timeout_s * 1000));
     struct wire_body body;
     wire_body_init(&body);
     proto_pack_stop(&body.pk, 1, &(struct proto_stop){.force = force});
@@ -87,8 +116,8 @@ static int cmd_stop(struct cli_args *args)
 
 const struct cli_command cmd_stop_entry = {
     .name = "stop",
-    .usage = "[-c PATH] [--force] [--timeout SECONDS]",
-    .summary = "stop the running node gracefully",
+    .usage = "[-c PATH] [--force] [--timeout SECONDS] [SERVICE...]",
+    .summary = "stop the running node gracefully (or only the named services)",
     .flags = CLI_NEEDS_PROJECT | CLI_NEEDS_NODE,
     .options = options,
     .run = cmd_stop,

@@ -48,6 +48,7 @@ static const struct cli_option options[] = {
     {"lossy", 0, 0, 'L'},
     {"lossless", 0, 0, 'F'},
     {"no-dotenv", 0, 0, CLI_OPT_NO_DOTENV},
+    {"no-deps", 0, 0, 'D'},
     CLI_OPTION_FORMATION,
     {0},
 };
@@ -63,10 +64,6 @@ static int cmd_up(struct cli_args *args)
         return CLI_USAGE;
     }
     enum printer_mode output_mode = lossy ? PRINTER_LOSSY : lossless ? PRINTER_LOSSLESS : PRINTER_AUTO;
-    if (args->argc) {
-        cli_error("up: unexpected argument '%s'", args->argv[0]);
-        return CLI_USAGE;
-    }
     struct node_options opts = {.vars_path = vars, .color = args->color, .output_mode = output_mode};
     const struct cli_project project = args->project;
     struct config cfg;
@@ -76,13 +73,13 @@ static int cmd_up(struct cli_args *args)
     for (size_t i = 0; i < pf.warning_count; i++)
         cli_error("warning: %s", pf.warnings[i]);
     preflight_free(&pf);
-    /* Until the supervisor orders by them (docs/dependencies.md), say so rather than pretend. */
-    for (size_t i = 0; i < cfg.service_count; i++)
-        if (cfg.services[i].dep_count || cfg.services[i].disabled) {
-            cli_error("warning: depends_on and disabled are checked but not acted on yet: every service starts "
-                      "at once (docs/dependencies.md)");
-            break;
-        }
+    if (cli_check_subset("up", &cfg, args->argv, (size_t)args->argc, 0) != CLI_OK) {
+        config_free(&cfg);
+        return CLI_USAGE;
+    }
+    opts.services = args->argv;
+    opts.service_count = (size_t)args->argc;
+    opts.no_deps = cli_arg(args, 'D') != NULL;
     opts.config_path = project.config_path;
     struct up_dashboard dashboard = {.color = opts.color};
     if (!no_tui && isatty(0) && isatty(1)) {
@@ -96,8 +93,8 @@ static int cmd_up(struct cli_args *args)
 
 const struct cli_command cmd_up_entry = {
     .name = "up",
-    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv] [-m NAME=N,...]",
-    .summary = "start every service and supervise them until Ctrl-C",
+    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv] [-m NAME=N,...] [--no-deps] [SERVICE...]",
+    .summary = "start the services (or the named ones and what they need) and supervise them until Ctrl-C",
     .flags = CLI_NEEDS_PROJECT | CLI_COLOR,
     .options = options,
     .run = cmd_up,

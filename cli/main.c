@@ -18,6 +18,8 @@
     X(attach)       \
     X(scale)        \
     X(stop)         \
+    X(start)        \
+    X(run)          \
     X(tail)         \
     X(traces)       \
     X(discover)     \

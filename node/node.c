@@ -154,6 +154,14 @@ void node_request_stop(struct node *node, const char *why)
     }
 }
 
+/* `devnode run` is over: its exit code is the node's. */
+static void node_on_run_done(void *ctx, int code, const char *why)
+{
+    struct node *node = ctx;
+    node->exit_code = code;
+    node_request_stop(node, why);
+}
+
 static void node_on_process_exit(void *ctx, pid_t pid)
 {
     struct node *node = ctx;
@@ -347,6 +355,12 @@ int node_run(struct config *cfg, const struct node_options *opts)
         node->exit_code = NODE_EXIT_FAILURE;
         node_request_stop(node, "cannot open the retained streams");
     } else {
+        startorder_select(&node->sup, opts->services, opts->service_count, opts->no_deps, err, sizeof err);
+        if (opts->run) {
+            node->sup.order.run.on_done = node_on_run_done;
+            node->sup.order.run.on_done_ctx = node;
+            startorder_run(&node->sup, opts->services, opts->service_count, opts->abort_on_failure);
+        }
         supervisor_start_all(&node->sup);
         node->watch = watch_start(&node->loop, &node->cfg, &node->sup, &node->hub);
         if (node->cfg.service_count == 0)

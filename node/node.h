@@ -46,6 +46,13 @@ struct node_options {
      * the terminal back */
     void (*on_all_stopped)(void *ctx);
     void *hook_ctx;
+    /* `up NAME...` / `run NAME...` (docs/dependencies.md): the services to start, with what
+     * they depend on unless no_deps; none: every service not disabled. Names are checked. */
+    char *const *services;
+    size_t service_count;
+    int no_deps;
+    int run;               /* `devnode run`: stop once the one-shot services completed */
+    int abort_on_failure;  /* ... or at the first failure of any service */
 };
 
 struct node {

@@ -24,9 +24,11 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
         .not_counted = lc->held_misses,
         .last_error = lc->last_error[0] ? lc->last_error : NULL,
     };
+    const char *waiting;
+    const char *state = startorder_state(inst->sup, inst, &waiting);
     struct proto_status_instance out = {
         .index = inst->index,
-        .state = instance_state_name(inst->state),
+        .state = state,
         .pid = inst->cur->pid,
         .restarts = inst->restarts,
         .uptime_ms = inst->cur->pid ? (int64_t)(now_ms - inst->cur->started_ms) : 0,
@@ -40,6 +42,7 @@ static void pack_instance(msgpack_packer *pk, const struct instance *inst, uint6
         .ready = inst->cur->pid && inst->cur->ready,
         .port = inst->port,
         .health = lc->cfg->probe.kind != PROBE_NONE ? &health : NULL,
+        .waiting = waiting,
     };
     proto_pack_status_instance(pk, &out);
 }
@@ -268,6 +271,45 @@ static void handle_stop(void *ctx, struct control *ctl, const struct wire_msg *m
         node_request_stop(node, "devnode stop --force");
 }
 
+/* `devnode start NAME` / `devnode stop NAME`: one service on a running node (startorder.c). */
+static void handle_service_request(struct control *ctl, const struct wire_msg *msg, struct node *node, int start)
+{
+    char service[256], err[300], started[1024] = "";
+    struct proto_service_request req;
+    if (proto_unpack_service_request(msg->body, &req, service, sizeof service, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
+        return;
+    }
+    int n = start ? startorder_start_service(&node->sup, req.service, started, sizeof started, err, sizeof err)
+                  : startorder_stop_service(&node->sup, req.service, req.force, err, sizeof err);
+    if (n < 0) {
+        control_reply_error(ctl, msg, err);
+        return;
+    }
+    if (!start)
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "devnode stop %s: stopping %d instance%s",
+                         req.service, n, n == 1 ? "" : "s");
+    else if (n)
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "devnode start %s: starting %s", req.service,
+                         started);
+    struct wire_body b;
+    wire_body_init(&b);
+    struct proto_service_reply reply = {.services = start ? started : req.service, .instances = n};
+    proto_pack_service_reply(&b.pk, proto_request_id(msg->body), &reply);
+    control_reply(ctl, msg, PROTO_OK, &b);
+    wire_body_free(&b);
+}
+
+static void handle_start_service(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    handle_service_request(ctl, msg, ctx, 1);
+}
+
+static void handle_stop_service(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    handle_service_request(ctl, msg, ctx, 0);
+}
+
 /* One heartbeat keeps both a registry entry (by pid) and bus subscriptions (by connection)
  * alive. No reply: heartbeats are fire-and-forget. */
 static void handle_heartbeat(void *ctx, struct control *ctl, const struct wire_msg *msg)
@@ -291,5 +333,7 @@ void node_register_requests(struct node *node)
     control_register(&node->control, PROTO_SCALE, handle_scale, node);
     control_register(&node->control, PROTO_STOP, handle_stop, node);
     control_register(&node->control, PROTO_PING, handle_ping, node);
+    control_register(&node->control, PROTO_START_SERVICE, handle_start_service, node);
+    control_register(&node->control, PROTO_STOP_SERVICE, handle_stop_service, node);
     control_register(&node->control, PROTO_HEARTBEAT, handle_heartbeat, node);
 }

@@ -824,6 +824,7 @@ static void instance_handle(struct instance *inst, enum machine_event event, con
     static const struct event_info none;
     if (!info)
         info = &none;
+    startorder_touch(inst->sup); /* what starts or stops next is judged after this loop turn */
     switch (machine_action(inst->state, event)) {
     case ACT_IGNORE:
         return;
@@ -1069,6 +1070,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     }
     uv_timer_init(loop, &sup->sample_timer);
     sup->sample_timer.data = sup;
+    startorder_init(sup);
     for (size_t s = 0; s < cfg->service_count; s++) {
         if (cfg->services[s].ready.kind == READY_NOTIFY) {
             rc = notify_socket_open(&sup->notify, loop, notify_dir, supervisor_on_notify, sup, err, errlen);
@@ -1094,8 +1096,9 @@ void supervisor_start_all(struct supervisor *sup)
         if (sockets_listen_pid_warning(sup->cfg, svc->cfg, warning, sizeof warning))
             node_line(sup, LOG_LEVEL_WARNING, "%s", warning);
         for (int i = 0; i < svc->desired; i++)
-            instance_handle(instance_new(sup, svc, i), EV_START, NULL);
+            instance_new(sup, svc, i); /* stopped until startorder starts it */
     }
+    startorder_start_all(sup);
     uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
 }
 
@@ -1146,14 +1149,21 @@ void supervisor_stop_all(struct supervisor *sup, int force)
     sup->stop.forced |= force;
     sup->stopping = 1;
     change_abort_all(sup, "the node is stopping");
-    for (size_t s = 0; s < sup->service_count; s++) {
-        struct service *svc = &sup->services[s];
-        for (size_t i = 0; i < svc->instance_cap; i++) {
-            if (svc->instances[i])
-                instance_handle(svc->instances[i], EV_STOP, &(struct event_info){.force = force});
-        }
-    }
+    startorder_stop_all(sup, force); /* dependents first */
     supervisor_check_all_down(sup);
+}
+
+void supervisor_start_service(struct supervisor *sup, struct service *svc)
+{
+    for (int i = 0; i < svc->desired; i++) {
+        struct instance *inst = (size_t)i < svc->instance_cap ? svc->instances[i] : NULL;
+        instance_handle(inst ? inst : instance_new(sup, svc, i), EV_START, NULL);
+    }
+}
+
+void supervisor_stop_instance(struct instance *inst, int force)
+{
+    instance_handle(inst, EV_STOP, &(struct event_info){.force = force});
 }
 
 struct service *supervisor_find_service(struct supervisor *sup, const char *name)
@@ -1322,6 +1332,7 @@ void supervisor_close(struct supervisor *sup)
 {
     uv_close((uv_handle_t *)&sup->sample_timer, NULL);
     notify_socket_close(&sup->notify);
+    startorder_close(sup);
     for (size_t s = 0; s < sup->service_count; s++) {
         struct service *svc = &sup->services[s];
         for (size_t i = 0; i < svc->instance_cap; i++) {
@@ -1351,6 +1362,7 @@ void supervisor_free(struct supervisor *sup)
     }
     notify_socket_free(&sup->notify);
     probe_set_free(&sup->probes);
+    startorder_free(sup);
     free(sup->services);
     sup->services = NULL;
     if (sup->devnull_fd >= 0)

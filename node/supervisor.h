@@ -20,6 +20,7 @@
 #include "node/machine.h"
 #include "node/procstat.h"
 #include "node/readiness.h"
+#include "node/startorder.h"
 #include "sockets/sockets.h"
 
 #define SERVICE_MAX_SOCKETS 16
@@ -127,6 +128,7 @@ struct supervisor {
     void (*on_process_exit)(void *ctx, pid_t pid);
     void *on_process_exit_ctx;
     struct change *changes;         /* restarts and scales a client waits for (change.c) */
+    struct startorder order;        /* depends_on: what starts when, stop order (startorder.c) */
 };
 
 /* Returns 0, or with err set -EINVAL (a $(socket.X) naming no socket: a config error) or
@@ -158,6 +160,11 @@ int supervisor_restart(struct supervisor *sup, const char *service, int index,
  * removed ones gone, or of the first that failed. */
 int supervisor_scale(struct supervisor *sup, const char *service, int count,
                      const struct change_waiter *waiter, char *err, size_t errlen);
+
+/* For startorder.c: EV_START to every desired instance of svc (created when missing), and
+ * EV_STOP to one instance. */
+void supervisor_start_service(struct supervisor *sup, struct service *svc);
+void supervisor_stop_instance(struct instance *inst, int force);
 
 struct service *supervisor_find_service(struct supervisor *sup, const char *name);
 /* While connections wait on `bs` with nobody accepting (sockets.h), the line the node says:

@@ -178,7 +178,7 @@ static void pack_port(msgpack_packer *pk, const char *port)
 
 void proto_pack_status_instance(msgpack_packer *pk, const struct proto_status_instance *inst)
 {
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 14);
     wire_pack_kv_int(pk, "index", inst->index);
     wire_pack_kv_str(pk, "state", inst->state);
     wire_pack_kv_int(pk, "pid", inst->pid);
@@ -202,6 +202,7 @@ void proto_pack_status_instance(msgpack_packer *pk, const struct proto_status_in
     wire_pack_kv_str(pk, "command", inst->command);
     wire_pack_kv_bool(pk, "ready", inst->ready);
     pack_port(pk, inst->port ? inst->port : "");
+    wire_pack_kv_str(pk, "waiting", inst->waiting);
     wire_pack_str(pk, "health");
     const struct proto_status_health *h = inst->health;
     if (!h) {
@@ -257,6 +258,7 @@ static void unpack_instance(const msgpack_object *o, struct proto_status_instanc
         inst->exit_signal = get_s(last, "signal");
     }
     inst->failure = get_s(o, "failure");
+    inst->waiting = get_s(o, "waiting");
     inst->command = get_s(o, "command");
     inst->ready = get_bool(o, "ready");
     inst->port_is_int = wire_get_int(o, "port", &inst->port_int) == 0;
@@ -536,4 +538,46 @@ void proto_pack_stop_reply(msgpack_packer *pk, const msgpack_object *id, int64_t
 void proto_unpack_stop_reply(const msgpack_object *body, int64_t *pid)
 {
     *pid = get_i(body, "pid", 0);
+}
+
+/* ---- start_service / stop_service ----------------------------------------------------- */
+
+void proto_pack_service_request(msgpack_packer *pk, int64_t id, const struct proto_service_request *req)
+{
+    msgpack_pack_map(pk, 2 + (req->force != 0));
+    wire_pack_kv_int(pk, "id", id);
+    wire_pack_kv_str(pk, "service", req->service);
+    if (req->force)
+        wire_pack_kv_bool(pk, "force", 1);
+}
+
+int proto_unpack_service_request(const msgpack_object *body, struct proto_service_request *req, char *buf,
+                                 size_t cap, char *err, size_t errlen)
+{
+    memset(req, 0, sizeof *req);
+    if (wire_get_str(body, "service", buf, cap) < 0 || !buf[0]) {
+        snprintf(err, errlen, "needs 'service' (a service name)");
+        return -1;
+    }
+    req->service = buf;
+    req->force = get_bool(body, "force");
+    return 0;
+}
+
+void proto_pack_service_reply(msgpack_packer *pk, const msgpack_object *id, const struct proto_service_reply *r)
+{
+    msgpack_pack_map(pk, 3);
+    proto_pack_id(pk, id);
+    wire_pack_kv_str(pk, "services", r->services ? r->services : "");
+    wire_pack_kv_int(pk, "instances", r->instances);
+}
+
+void proto_unpack_service_reply(const msgpack_object *body, struct proto_service_reply *r, char *buf, size_t cap)
+{
+    if (cap)
+        buf[0] = '\0';
+    if (wire_get_str(body, "services", buf, cap) < 0 && cap)
+        buf[0] = '\0';
+    r->services = buf;
+    r->instances = get_i(body, "instances", 0);
 }

@@ -90,6 +90,7 @@ struct proto_status_instance {
     const char *failure;   /* NULL: nil */
     const char *command;
     int ready;
+    const char *waiting;   /* state `waiting`: why ("waiting for Migrate: exited 1"); NULL: nil */
     const char *port;      /* PORT as given: a number is sent as one, other text as text, "" nil */
     const struct proto_status_health *health; /* NULL: nil */
 };
@@ -116,7 +117,7 @@ struct proto_status_socket_view {
 struct proto_status_instance_view {
     int64_t index, pid, restarts, uptime_ms, rss_kib;
     double cpu_percent;
-    struct proto_status_str state, failure, command;
+    struct proto_status_str state, failure, command, waiting;
     int ready;
     int has_exit, exit_has_code;
     int64_t exit_code;
@@ -218,5 +219,26 @@ void proto_unpack_stop(const msgpack_object *body, struct proto_stop *req);
 /* `ok` {id, pid}: the node's pid, so the client can wait for it to go. */
 void proto_pack_stop_reply(msgpack_packer *pk, const msgpack_object *id, int64_t pid);
 void proto_unpack_stop_reply(const msgpack_object *body, int64_t *pid);
+
+/* ---- start_service / stop_service ----------------------------------------------------- */
+/* `devnode start NAME` and `devnode stop NAME` on a running node (docs/dependencies.md). */
+struct proto_service_request {
+    const char *service;
+    int force;             /* stop_service: SIGKILL at once (not packed when 0) */
+};
+void proto_pack_service_request(msgpack_packer *pk, int64_t id, const struct proto_service_request *req);
+/* The service is copied into buf. 0, or -1 with a line for an `error` reply in err. */
+int proto_unpack_service_request(const msgpack_object *body, struct proto_service_request *req, char *buf,
+                                 size_t cap, char *err, size_t errlen);
+/* `ok` {id, services, instances}: start_service names the services it starts ("Db, Api": in
+ * start order, "" when all were up), stop_service its own name; instances: stop_service's
+ * instances that had a process (start_service: how many services start). */
+struct proto_service_reply {
+    const char *services;
+    int64_t instances;
+};
+void proto_pack_service_reply(msgpack_packer *pk, const msgpack_object *id, const struct proto_service_reply *r);
+/* services is copied into buf ("" when absent). */
+void proto_unpack_service_reply(const msgpack_object *body, struct proto_service_reply *r, char *buf, size_t cap);
 
 #endif

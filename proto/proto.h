@@ -28,6 +28,8 @@
 #define PROTO_SCALE       "scale"
 #define PROTO_STOP        "stop"
 #define PROTO_PING        "ping"
+#define PROTO_START_SERVICE "start_service" /* one service and what it needs, on a running node */
+#define PROTO_STOP_SERVICE  "stop_service"  /* one service alone */
 /* Registry */
 #define PROTO_REGISTER    "register"
 #define PROTO_HEARTBEAT   "heartbeat"
