@@ -116,6 +116,8 @@ static void print_table(const struct proto_status *st, int color)
                    red ? FAILED_OFF : "", pid, port, (long long)inst->restarts, uptime, inst->cpu_percent, rss, last);
             if (inst->failure.ptr)
                 printf("%-20s   %s%.*s%s\n", "", red ? FAILED_ON : "", STR_ARG(inst->failure), red ? FAILED_OFF : "");
+            else if (inst->waiting.ptr)
+                printf("%-20s   %.*s\n", "", STR_ARG(inst->waiting));
             if (inst->has_health)
                 print_health(inst);
         }

@@ -22,7 +22,7 @@ int cli_check_subset(const char *command, const struct config *cfg, char *const 
         if (s < 0) {
             char known[1024];
             list_services(cfg, known, sizeof known);
-            cli_error("%s: no service named '%s' (services: %s)", command, names[i], known);
+            cli_error("%s: no service '%s' (known: %s)", command, names[i], known);
             return CLI_USAGE;
         }
         if (one_shot && cfg->services[s].restart == RESTART_ALWAYS) {

@@ -332,23 +332,23 @@ static int run_any_failure(struct supervisor *sup, char *why, size_t cap)
     for (size_t s = 0; s < sup->order.count; s++) {
         const struct service *svc = &sup->services[s];
         if (sup->order.services[s].blocked) {
-            snprintf(why, cap, "%s not started: %s", svc->cfg->name, sup->order.services[s].waiting);
+            snprintf(why, cap, "run: %s not started: %s", svc->cfg->name, sup->order.services[s].waiting);
             return 1;
         }
         for (size_t i = 0; i < svc->instance_cap; i++) {
             const struct instance *inst = svc->instances[i];
+            if (inst && inst->state == INSTANCE_FAILED && !inst->has_exited) {
+                snprintf(why, cap, "run: %s.%d failed: %s", svc->cfg->name, (int)i, inst->failure);
+                return 1;
+            }
             if (!inst || !inst->has_exited || inst->state == INSTANCE_STOPPED || inst->state == INSTANCE_STOPPING)
                 continue;
             int st = depwait_exit_status(inst->last_exit_code, inst->last_exit_signal);
             if (inst->state == INSTANCE_FAILED || st != 0) {
-                snprintf(why, cap, "%s.%d %s", svc->cfg->name, (int)i,
-                         inst->state == INSTANCE_FAILED ? "failed" : "exited with a failure");
+                snprintf(why, cap, "run: %s.%d %s (%d)", svc->cfg->name, (int)i,
+                         inst->state == INSTANCE_FAILED ? "failed" : "exited with a failure", st);
                 return 1;
             }
-        }
-        if (svc->instance_cap && svc->instances[0] && svc->instances[0]->state == INSTANCE_FAILED) {
-            snprintf(why, cap, "%s failed", svc->cfg->name);
-            return 1;
         }
     }
     return 0;

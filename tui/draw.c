@@ -49,7 +49,7 @@ void view_style_init(struct view_style *st, int color, int utf8)
     st->warning = A_BOLD;
     st->error = A_BOLD;
     st->node = A_BOLD;
-    for (int s = 0; s <= MODEL_STATE_FAILED; s++)
+    for (int s = 0; s <= MODEL_STATE_LAST; s++)
         st->state[s] = A_NORMAL;
     st->state[MODEL_STATE_RUNNING] = A_BOLD;
     st->state[MODEL_STATE_BACKOFF] = A_BOLD | A_UNDERLINE;
@@ -57,6 +57,8 @@ void view_style_init(struct view_style *st, int color, int utf8)
     st->state[MODEL_STATE_STOPPED] = A_DIM;
     st->state[MODEL_STATE_EXITED] = A_DIM;
     st->state[MODEL_STATE_UNKNOWN] = A_DIM;
+    st->state[MODEL_STATE_COMPLETED] = A_DIM;
+    st->state[MODEL_STATE_DISABLED] = A_DIM;
     for (int i = 0; i < 16; i++)
         st->service[i] = A_BOLD;
     if (!color || !has_colors() || start_color() == ERR)
@@ -81,6 +83,7 @@ void view_style_init(struct view_style *st, int color, int utf8)
     st->state[MODEL_STATE_STOPPING] = COLOR_PAIR(PAIR_YELLOW);
     st->state[MODEL_STATE_BACKOFF] = COLOR_PAIR(PAIR_RED) | A_BOLD;
     st->state[MODEL_STATE_FAILED] = COLOR_PAIR(PAIR_RED) | A_BOLD;
+    st->state[MODEL_STATE_WAITING] = COLOR_PAIR(PAIR_YELLOW);
     st->bar = COLOR_PAIR(PAIR_BAR);
     st->bar_focus = COLOR_PAIR(PAIR_BAR_FOCUS) | A_BOLD;
     st->trace = COLOR_PAIR(PAIR_MAGENTA) | A_BOLD | A_UNDERLINE;
@@ -99,7 +102,7 @@ attr_t view_name_attr(const struct view_style *st, const struct model *m, uint16
 
 attr_t view_state_attr(const struct view_style *st, enum model_state state)
 {
-    return (unsigned)state <= MODEL_STATE_FAILED ? st->state[state] : A_NORMAL;
+    return (unsigned)state <= MODEL_STATE_LAST ? st->state[state] : A_NORMAL;
 }
 
 /* Bytes of s that fit in maxcols cells; *cols gets the cells they take. */

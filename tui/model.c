@@ -17,7 +17,8 @@
 static const char *const state_names[] = {
     [MODEL_STATE_UNKNOWN] = "?",          [MODEL_STATE_STARTING] = "starting", [MODEL_STATE_RUNNING] = "running",
     [MODEL_STATE_BACKOFF] = "backoff",    [MODEL_STATE_STOPPING] = "stopping", [MODEL_STATE_STOPPED] = "stopped",
-    [MODEL_STATE_EXITED] = "exited",      [MODEL_STATE_FAILED] = "failed",
+    [MODEL_STATE_EXITED] = "exited",      [MODEL_STATE_FAILED] = "failed",   [MODEL_STATE_WAITING] = "waiting",
+    [MODEL_STATE_COMPLETED] = "completed", [MODEL_STATE_DISABLED] = "disabled",
 };
 
 const char *model_state_name(enum model_state state)
@@ -90,7 +91,7 @@ static void copy_str(struct proto_status_str s, char *out, size_t cap)
 
 static enum model_state state_from_name(struct proto_status_str v)
 {
-    for (int s = MODEL_STATE_STARTING; s <= MODEL_STATE_FAILED; s++)
+    for (int s = MODEL_STATE_STARTING; s <= MODEL_STATE_LAST; s++)
         if (v.ptr && v.len == strlen(state_names[s]) && memcmp(v.ptr, state_names[s], v.len) == 0)
             return (enum model_state)s;
     return MODEL_STATE_UNKNOWN;
@@ -112,6 +113,7 @@ static void parse_instance(const struct proto_status_instance_view *o, struct mo
         copy_str(o->exit_signal, inst->exit_signal, sizeof inst->exit_signal);
     }
     copy_str(o->failure, inst->failure, sizeof inst->failure);
+    copy_str(o->waiting, inst->waiting, sizeof inst->waiting);
     if (o->port_is_int)
         snprintf(inst->port, sizeof inst->port, "%lld", (long long)o->port_int);
     else

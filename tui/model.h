@@ -28,7 +28,11 @@ enum model_state {
     MODEL_STATE_STOPPED,
     MODEL_STATE_EXITED,
     MODEL_STATE_FAILED,
+    MODEL_STATE_WAITING,   /* held until its dependencies allow (depends_on) */
+    MODEL_STATE_COMPLETED, /* a one-shot that exited 0 */
+    MODEL_STATE_DISABLED,  /* disabled: true and not asked for */
 };
+#define MODEL_STATE_LAST MODEL_STATE_DISABLED
 
 const char *model_state_name(enum model_state state);
 
@@ -44,6 +48,7 @@ struct model_instance {
     int exit_code;             /* -1 when it was a signal */
     char exit_signal[16];      /* "TERM", "" when it exited with a code */
     char failure[160];         /* why it cannot run; "" */
+    char waiting[160];         /* state waiting: for what ("waiting for Db to be ready"); "" */
     char port[16];             /* its PORT, "" when none */
     char health[160];          /* its liveness probe misses: "live 2/3: timed out after 1s"; "" when fine */
 };

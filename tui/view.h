@@ -21,7 +21,7 @@ struct view_rect {
 struct view_style {
     int color;                     /* colour pairs are in use */
     int utf8;                      /* box and arrow glyphs may be drawn */
-    attr_t state[MODEL_STATE_FAILED + 1];  /* by enum model_state */
+    attr_t state[MODEL_STATE_LAST + 1];    /* by enum model_state */
     attr_t service[16];            /* by palette slot: ANSI 30..37 -> 0..7, 90..97 -> 8..15 */
     attr_t node;                   /* the node's own lines and name */
     attr_t dim;

@@ -108,7 +108,8 @@ static void service_summary(const struct model_service *s, enum model_state *sta
     static const int severity[] = {
         [MODEL_STATE_RUNNING] = 0, [MODEL_STATE_STOPPED] = 1, [MODEL_STATE_STOPPING] = 2,
         [MODEL_STATE_STARTING] = 3, [MODEL_STATE_EXITED] = 4, [MODEL_STATE_UNKNOWN] = 5,
-        [MODEL_STATE_BACKOFF] = 6, [MODEL_STATE_FAILED] = 7,
+        [MODEL_STATE_BACKOFF] = 6, [MODEL_STATE_FAILED] = 7, [MODEL_STATE_WAITING] = 3,
+        [MODEL_STATE_COMPLETED] = 0, [MODEL_STATE_DISABLED] = 1,
     };
     *state = s->count ? MODEL_STATE_RUNNING : MODEL_STATE_STOPPED;
     *restarts = 0;
@@ -128,6 +129,8 @@ static void format_last(char *buf, size_t cap, const struct model_instance *inst
 {
     if (inst->failure[0])
         snprintf(buf, cap, "%s", inst->failure);
+    else if (inst->waiting[0])
+        snprintf(buf, cap, "%s", inst->waiting);
     else if (inst->health[0])
         snprintf(buf, cap, "%s", inst->health);
     else if (!inst->has_exit)
