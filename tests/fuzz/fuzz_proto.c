@@ -103,6 +103,26 @@ static void fuzz_stop(const msgpack_object *body)
     repacked_free(&p);
 }
 
+/* start_service and stop_service: a service name, and force. */
+static void fuzz_service_request(const msgpack_object *body)
+{
+    char buf[256], buf2[256], err[200] = "";
+    struct proto_service_request r, back;
+    if (proto_unpack_service_request(body, &r, buf, sizeof buf, err, sizeof err) < 0) {
+        FUZZ_CHECK(err[0], "service request refused without a reason");
+        return;
+    }
+    FUZZ_CHECK(r.service[0], "an empty service accepted");
+    struct repacked p;
+    wire_body_init(&p.b);
+    proto_pack_service_request(&p.b.pk, 1, &r);
+    FUZZ_CHECK(proto_unpack_service_request(repacked_decode(&p), &back, buf2, sizeof buf2, err, sizeof err) == 0,
+               "repacked service request refused: %s", err);
+    FUZZ_CHECK(back.force == r.force && strcmp(back.service, r.service) == 0,
+               "service request changed through pack/unpack");
+    repacked_free(&p);
+}
+
 static void fuzz_status(const msgpack_object *body)
 {
     struct proto_status st;
@@ -133,6 +153,10 @@ static void fuzz_replies(const msgpack_object *body)
         proto_unpack_change_done(body, is_scale, &d);
     }
     proto_unpack_stop_reply(body, &n);
+    struct proto_service_reply sr;
+    char services[48];
+    proto_unpack_service_reply(body, &sr, services, sizeof services);
+    FUZZ_CHECK(strlen(services) < sizeof services, "services overran");
     char identity[40];
     proto_unpack_register_reply(body, identity, sizeof identity);
     proto_unpack_emit_offset(body);
@@ -486,6 +510,7 @@ static const struct {
     {PROTO_ATTACH, fuzz_attach},          {PROTO_ATTACH_INPUT, fuzz_attach_data},
     {PROTO_ATTACH_OUTPUT, fuzz_attach_data}, {PROTO_ATTACH_RESIZE, fuzz_attach_small},
     {PROTO_ATTACH_END, fuzz_attach_small},   {PROTO_DETACH, fuzz_tail_small},
+    {PROTO_START_SERVICE, fuzz_service_request}, {PROTO_STOP_SERVICE, fuzz_service_request},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

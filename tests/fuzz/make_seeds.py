@@ -491,7 +491,7 @@ def proto_seeds():
             "unterminated": False}
     inst = {"index": 0, "state": "running", "pid": 7, "restarts": 0, "uptime_ms": 5, "cpu_percent": 0.5,
             "rss_kib": 10, "last_exit": {"code": None, "signal": "TERM"}, "failure": None, "command": "x",
-            "ready": True, "port": 8080}
+            "ready": True, "port": 8080, "waiting": "waiting for Db to be ready"}
     status = {"id": 1, "node": {"pid": 1, "endpoint": "ipc:///e", "config": "/c", "run_dir": "/r",
                                 "uptime_ms": 1, "cpu_percent": 0.0, "rss_kib": 1, "stopping": False,
                                 "malformed_messages": 0,
@@ -509,6 +509,10 @@ def proto_seeds():
         ("scale", msg("scale", {"id": 1, "service": "Web", "count": 3, "wait": True})),
         ("scale-bad", msg("scale", {"id": 1, "service": "Web", "count": 10001})),
         ("stop", msg("stop", {"id": 1, "force": 1})),
+        ("start-service", msg("start_service", {"id": 1, "service": "Api"})),
+        ("stop-service", msg("stop_service", {"id": 1, "service": "Api", "force": True})),
+        ("stop-service-bad", msg("stop_service", {"id": 1, "service": ""})),
+        ("ok-service", msg("ok", {"id": 1, "services": "Db, Api", "instances": 2})),
         ("ping", msg("ping", {"id": 1})),
         ("ok", msg("ok", {"id": 1, "instances": 2, "count": 2, "ready": 2, "stopped": 0, "elapsed_ms": 9,
                           "pid": 4, "identity": "ab", "offset": 3})),
@@ -588,9 +592,9 @@ def proto_seeds():
                                        "deliveries", "streams", "groups", "next_offset", "committed_offset",
                                        "seq", "wall_ns", "text", "lines", "skipped", "skipped_seqs", "truncated",
                                        "received", "limit", "backlog", "follow", "trace", "level", "grep",
-                                       "beginning", "now", "resume"]) +
+                                       "beginning", "now", "resume", "waiting"]) +
                [b"\x06status", b"\x07restart", b"\x05scale", b"\x04emit", b"\x09subscribe", b"\x04tail",
-                b"\x05lines", b"\x08register"])
+                b"\x05lines", b"\x08register", b"\x0dstart_service", b"\x0cstop_service"])
 
 
 # ---- shellcmd ----------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ static void test_status_roundtrip(void **state)
     proto_pack_status_instance(&p.b.pk, &(struct proto_status_instance){
                                             .index = 1, .state = "backoff", .failure = "exits at once",
                                             .command = "web", .port = "auto", .has_exit = 1,
+                                            .waiting = "waiting for Db to be ready",
                                             .last_exit = {.signal = "TERM"}});
     proto_pack_status_service(&p.b.pk, &(struct proto_status_service){.name = "Idle"}, 0);
     proto_pack_status_instances_begin(&p.b.pk, 0);
@@ -192,6 +193,8 @@ static void test_status_roundtrip(void **state)
     assert_false(web->instances[1].exit_has_code);
     assert_true(str_is(web->instances[1].exit_signal, "TERM"));
     assert_true(str_is(web->instances[1].failure, "exits at once"));
+    assert_null(web->instances[0].waiting.ptr);
+    assert_true(str_is(web->instances[1].waiting, "waiting for Db to be ready"));
     assert_int_equal(st.services[1].instance_count, 0);
     proto_status_free(&st);
     packed_free(&p);
@@ -244,6 +247,39 @@ static void test_restart_scale_stop_roundtrip(void **state)
     proto_pack_scale(&p.b.pk, 2, &(struct proto_scale){.service = "Web", .count = PROTO_SCALE_MAX + 1});
     assert_int_equal(proto_unpack_scale(packed_decode(&p), &s, buf, sizeof buf, err, sizeof err), -1);
     assert_string_equal(err, "count must be between 0 and 10000");
+    packed_free(&p);
+
+    /* start_service / stop_service: one service, force only when set. */
+    struct proto_service_request sr;
+    packed_init(&p);
+    proto_pack_service_request(&p.b.pk, 3, &(struct proto_service_request){.service = "Worker", .force = 1});
+    assert_int_equal(proto_unpack_service_request(packed_decode(&p), &sr, buf, sizeof buf, err, sizeof err), 0);
+    assert_string_equal(sr.service, "Worker");
+    assert_true(sr.force);
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_service_request(&p.b.pk, 3, &(struct proto_service_request){.service = "Worker"});
+    assert_int_equal(proto_unpack_service_request(packed_decode(&p), &sr, buf, sizeof buf, err, sizeof err), 0);
+    assert_false(sr.force);
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_request_id(&p.b.pk, 1);
+    assert_int_equal(proto_unpack_service_request(packed_decode(&p), &sr, buf, sizeof buf, err, sizeof err), -1);
+    assert_string_equal(err, "needs 'service' (a service name)");
+    packed_free(&p);
+    struct proto_service_reply rep;
+    char names[64];
+    packed_init(&p);
+    proto_pack_service_reply(&p.b.pk, NULL, &(struct proto_service_reply){.services = "Db, Api", .instances = 2});
+    proto_unpack_service_reply(packed_decode(&p), &rep, names, sizeof names);
+    assert_string_equal(rep.services, "Db, Api");
+    assert_int_equal(rep.instances, 2);
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_request_id(&p.b.pk, 1);
+    proto_unpack_service_reply(packed_decode(&p), &rep, names, sizeof names);
+    assert_string_equal(rep.services, "");
+    assert_int_equal(rep.instances, 0);
     packed_free(&p);
 
     for (int is_scale = 0; is_scale < 2; is_scale++) {
