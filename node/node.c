@@ -369,6 +369,8 @@ int node_run(struct config *cfg, const struct node_options *opts)
 
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code;
+    if (opts->run && !node->sup.order.run.done && rc == NODE_EXIT_OK)
+        rc = 130; /* `devnode run` stopped before its services completed: as a Ctrl-C */
     tailserver_free(&node->tail);
     supervisor_free(&node->sup);
     /* node_on_all_stopped closed every handle opened above. */

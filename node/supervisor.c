@@ -1098,8 +1098,8 @@ void supervisor_start_all(struct supervisor *sup)
         for (int i = 0; i < svc->desired; i++)
             instance_new(sup, svc, i); /* stopped until startorder starts it */
     }
-    startorder_start_all(sup);
     uv_timer_start(&sup->sample_timer, supervisor_on_sample, 0, SAMPLE_INTERVAL_MS);
+    startorder_start_all(sup); /* last: a run that is over at once stops and closes all */
 }
 
 void supervisor_hold_output(struct supervisor *sup, enum output_hold hold)

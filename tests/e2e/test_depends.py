@@ -191,10 +191,12 @@ def test_export_turns_edges_into_units_systemd_accepts(project, tmp_path):
     assert "p-Cache@.service" in unit_files(out)
 
 
-def test_up_says_the_order_is_not_acted_on_yet(project):
-    """Until the supervisor orders by depends_on, `up` says so instead of pretending."""
+def test_up_acts_on_the_order(project):
+    """The order is acted on (test_order.py has the rest): no warning, the dependency first."""
     project.write(f"instances:\n    A:\n        command: {RUNS}\n        depends_on: [B]\n"
                   f"    B:\n        command: {RUNS}\n")
     node = project.up("--no-tui")
-    assert ("devnode: warning: depends_on and disabled are checked but not acted on yet: every service starts "
-            "at once (docs/dependencies.md)") in node.output()
+    node.wait_running("A", 1)
+    assert "warning" not in node.output()
+    started = [r["text"].split(" ")[0] for r in node.node_lines(r"^[AB]\.0 started")]
+    assert started == ["B.0", "A.0"], started
