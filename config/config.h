@@ -118,7 +118,7 @@ struct config_service {
     int cwd_line, cwd_col;       /* where cwd's value is written; 0 when it is the default */
     struct config_dep *deps;     /* depends_on, in file order; no cycles (config_load refuses them) */
     size_t dep_count;
-    int disabled;                /* disabled: true, kept down unless named or needed (not run yet) */
+    int disabled;                /* disabled: true, kept down unless named or needed (startorder.c) */
     struct config_watch watch;   /* watch:, ignore:, watch_debounce: */
     int stdin_pipe;              /* stdin: true: a pipe `devnode attach` writes (0/1, default 0) */
     int tty;                     /* tty: true: a pseudo-terminal for 0, 1 and 2 (0/1, default 0) */

@@ -1441,8 +1441,7 @@ static const struct config_key service_keys[] = {
      .load = keys_load_depends_on, .section = &keys_dep_section,
      .doc = "services started before this one: a list of names, or NAME: ready | started | completed"},
     {"disabled", KEY_ENUM, 0, .choices = bool_choices, .def = 0, .default_text = "false",
-     AT(struct config_service, disabled), .doc = "true: kept down unless named or needed by a named service "
-                                                 "(parsed and shown; `up` does not act on it yet)"},
+     AT(struct config_service, disabled), .doc = "true: kept down unless named or needed by a named service"},
     {"watch", KEY_LIST, 0, .load = load_watch,
      .doc = "paths (globs relative to the config file's folder) whose changes restart this service"},
     {"ignore", KEY_LIST, 0, .load = load_watch_ignore,
