@@ -580,6 +580,11 @@ int startorder_stop_service(struct supervisor *sup, const char *name, int force,
     return running;
 }
 
+int startorder_held(const struct supervisor *sup, const struct service *svc)
+{
+    return sup->order.services && sup->order.services[service_index(sup, svc)].pending;
+}
+
 const char *startorder_state(const struct supervisor *sup, const struct instance *inst, const char **waiting)
 {
     const struct order_service *os = &sup->order.services[service_index(sup, inst->service)];

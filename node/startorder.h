@@ -12,6 +12,7 @@
 #include <uv.h>
 
 struct instance;
+struct service;
 struct supervisor;
 
 struct order_service {
@@ -72,6 +73,8 @@ int startorder_start_service(struct supervisor *sup, const char *name, char *sta
                              size_t errlen);
 /* `devnode stop NAME`: that service alone. Returns its instances with a process, or -1. */
 int startorder_stop_service(struct supervisor *sup, const char *name, int force, char *err, size_t errlen);
+/* Whether svc waits for its dependencies: a scale adds its instances without starting them. */
+int startorder_held(const struct supervisor *sup, const struct service *svc);
 /* The state status shows for an instance: the machine's name, or `waiting` (held by a
  * dependency; *waiting says why), `completed` (a one-shot that exited 0), `disabled`. */
 const char *startorder_state(const struct supervisor *sup, const struct instance *inst, const char **waiting);

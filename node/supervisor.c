@@ -1302,7 +1302,8 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
             inst = instance_new(sup, svc, i);
             if (ch)
                 change_watch_start(ch, i, inst);
-            instance_handle(inst, EV_START, NULL);
+            if (!startorder_held(sup, svc)) /* else it starts with the others, once allowed */
+                instance_handle(inst, EV_START, NULL);
         } else if (inst->after_exit == AFTER_EXIT_REMOVE) {
             /* Scaled down and up again before it finished stopping: bring it back. */
             change_note_revived(sup, inst);

@@ -344,3 +344,19 @@ def test_run_exits_1_when_a_dependency_failed_and_aborts_on_failure(project):
     r = run(project, "--abort-on-failure", "Slow")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "run: Flaky.0 exited with a failure (1): stopping all instances" in r.stdout, r.stdout
+
+
+def test_run_cut_short_exits_130(project):
+    project.write(RUN_DEPENDENCY, {"worker.py": WORKER})
+    proc = subprocess.Popen([str(DEVNODE), "run", "--no-deps", "Slow"], cwd=project.dir, env=project.node_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        status = project.run_dir / "endpoint"
+        wait_for(lambda: status.exists() and "running" in project.cli("status").stdout, 15, "Slow to run")
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 130, proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

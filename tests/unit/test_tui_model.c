@@ -76,6 +76,7 @@ struct status_inst {
     int exit_code;       /* -2: no last_exit */
     const char *signal;  /* last_exit signal or NULL */
     const char *failure;
+    const char *waiting; /* NULL: no `waiting` key */
 };
 
 struct status_svc {
@@ -124,8 +125,10 @@ static void pack_status(struct wire_body *b, const struct status_svc *svcs, size
         msgpack_pack_array(pk, svcs[i].count);
         for (size_t k = 0; k < svcs[i].count; k++) {
             const struct status_inst *in = &svcs[i].insts[k];
-            msgpack_pack_map(pk, 10);
+            msgpack_pack_map(pk, 10 + (in->waiting != NULL));
             wire_pack_kv_int(pk, "index", in->index);
+            if (in->waiting)
+                wire_pack_kv_str(pk, "waiting", in->waiting);
             if (in->index == 2)
                 wire_pack_kv_str(pk, "port", "http");
             else
@@ -167,16 +170,37 @@ static int apply(struct model *m, const struct status_svc *svcs, size_t n)
 }
 
 static const struct status_inst web_insts[] = {
-    {0, "running", 101, 0, -2, NULL, NULL},
-    {1, "backoff", 0, 3, 1, NULL, NULL},
+    {0, "running", 101, 0, -2, NULL, NULL, NULL},
+    {1, "backoff", 0, 3, 1, NULL, NULL, NULL},
 };
 static const struct status_inst greet_insts[] = {
-    {0, "running", 201, 0, -2, NULL, NULL},
-    {1, "failed", 0, 0, 127, NULL, "command not found"},
-    {2, "running", 203, 1, -1, "KILL", NULL},
+    {0, "running", 201, 0, -2, NULL, NULL, NULL},
+    {1, "failed", 0, 0, 127, NULL, "command not found", NULL},
+    {2, "running", 203, 1, -1, "KILL", NULL, NULL},
 };
 
 /* ---------------------------------------------------------------- status and table */
+
+/* depends_on's states: a held instance says for what, a finished one-shot is completed. */
+static void test_status_waiting_completed_disabled(void **state)
+{
+    static const struct status_inst insts[] = {
+        {0, "waiting", 0, 0, -2, NULL, NULL, "waiting for Migrate: exited 1"},
+    };
+    static const struct status_inst done[] = {{0, "completed", 0, 0, 0, NULL, NULL, NULL}};
+    static const struct status_inst off[] = {{0, "disabled", 0, 0, -2, NULL, NULL, NULL}};
+    struct model m;
+    model_init(&m, 100);
+    struct status_svc svcs[] = {{"Api", 1, 0, 0, 1, insts}, {"Migrate", 1, 0, 0, 1, done}, {"Admin", 1, 0, 0, 1, off}};
+    assert_int_equal(apply(&m, svcs, 3), 0);
+    assert_int_equal(m.services[0].instances[0].state, MODEL_STATE_WAITING);
+    assert_string_equal(m.services[0].instances[0].waiting, "waiting for Migrate: exited 1");
+    assert_string_equal(model_state_name(MODEL_STATE_WAITING), "waiting");
+    assert_int_equal(m.services[1].instances[0].state, MODEL_STATE_COMPLETED);
+    assert_string_equal(m.services[1].instances[0].waiting, "");
+    assert_int_equal(m.services[2].instances[0].state, MODEL_STATE_DISABLED);
+    model_free(&m);
+}
 
 static void test_status_fills_services_and_instances(void **state)
 {
@@ -661,6 +685,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_fills_services_and_instances),
+        cmocka_unit_test(test_status_waiting_completed_disabled),
         cmocka_unit_test(test_status_rejects_malformed_bodies),
         cmocka_unit_test(test_liveness_misses_are_marked),
         cmocka_unit_test(test_table_rows_selection_and_targets),
