@@ -72,7 +72,7 @@ static void layout_cols(struct cols *c, int width, const struct model *m)
     int cap = width >= 120 ? 32 : width >= 100 ? 24 : 18;
     if (c->name > cap)
         c->name = cap;
-    c->state = 9;
+    c->state = 10; /* "completed" and a space */
     c->run = 6;
     c->pid = 8;
     c->restarts = 4;
@@ -105,13 +105,14 @@ static int put_right(WINDOW *w, int y, int x, int cols, const char *s, attr_t at
 static void service_summary(const struct model_service *s, enum model_state *state, long long *restarts,
                             double *cpu, long long *rss)
 {
+    /* The service row shows its worst instance; all completed (or disabled) shows that. */
     static const int severity[] = {
-        [MODEL_STATE_RUNNING] = 0, [MODEL_STATE_STOPPED] = 1, [MODEL_STATE_STOPPING] = 2,
-        [MODEL_STATE_STARTING] = 3, [MODEL_STATE_EXITED] = 4, [MODEL_STATE_UNKNOWN] = 5,
-        [MODEL_STATE_BACKOFF] = 6, [MODEL_STATE_FAILED] = 7, [MODEL_STATE_WAITING] = 3,
-        [MODEL_STATE_COMPLETED] = 0, [MODEL_STATE_DISABLED] = 1,
+        [MODEL_STATE_COMPLETED] = 0, [MODEL_STATE_DISABLED] = 1, [MODEL_STATE_RUNNING] = 2,
+        [MODEL_STATE_STOPPED] = 3,   [MODEL_STATE_STOPPING] = 4, [MODEL_STATE_STARTING] = 5,
+        [MODEL_STATE_WAITING] = 5,   [MODEL_STATE_EXITED] = 6,   [MODEL_STATE_UNKNOWN] = 7,
+        [MODEL_STATE_BACKOFF] = 8,   [MODEL_STATE_FAILED] = 9,
     };
-    *state = s->count ? MODEL_STATE_RUNNING : MODEL_STATE_STOPPED;
+    *state = s->count ? MODEL_STATE_COMPLETED : MODEL_STATE_STOPPED;
     *restarts = 0;
     *cpu = 0;
     *rss = 0;

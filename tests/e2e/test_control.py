@@ -536,7 +536,7 @@ instances:
     node.wait_node_line(r"^Crash\.0 exited with status 1 after \d+\.\ds; restarting in 100 ms$",
                         after_seq=waiting["seq"])
     once = node.service("Once")["instances"][0]
-    wait_for(lambda: node.service("Once")["instances"][0]["state"] == "exited", 5, "Once to exit again")
+    wait_for(lambda: node.service("Once")["instances"][0]["state"] == "completed", 5, "Once to exit again")
     assert once["restarts"] == 1
     node.stop()
 

@@ -296,7 +296,8 @@ instances:
     assert "126" in n["failure"]
     for name in ("Never", "OnFailureOk"):
         e = node.service(name, st)["instances"][0]
-        assert e["state"] == "exited" and e["last_exit"] == {"code": 0, "signal": None} and e["restarts"] == 0
+        # exited 0 and kept down: completed (issue 20), not down
+        assert e["state"] == "completed" and e["last_exit"] == {"code": 0, "signal": None} and e["restarts"] == 0
     bad = node.service("OnFailureBad", st)["instances"][0]
     assert bad["restarts"] >= 3 and bad["last_exit"] == {"code": 3, "signal": None}
     stable = node.service("Stable", st)["instances"][0]
@@ -374,7 +375,8 @@ instances:
     (closer,) = node.wait_running("Closer", 1)
     # A detached child still holding the pipe does not hide its worker's exit.
     node.wait_node_line(r"^Holder\.0 exited with status 0 after \d+\.\ds; not restarting \(restart: never\)$")
-    wait_for(lambda: node.service("Holder")["instances"][0]["state"] == "exited", 5, "Holder to be exited")
+    wait_for(lambda: node.service("Holder")["instances"][0]["state"] == "completed", 5,
+             "Holder to be completed")
     # Output closed is not exit: the worker stays running.
     insts = node.wait_running("Closer", 1)
     assert insts[0]["pid"] == closer["pid"] and insts[0]["restarts"] == 0
@@ -517,7 +519,7 @@ print("daemon started", flush=True)
         return found[0] if found else None
     pid = wait_for(daemon, 10, "the daemon to be running")
     assert os.getsid(pid) != os.getsid(node.pid), "the daemon should be in a session of its own"
-    assert node.service("Daemonizer")["instances"][0]["state"] == "exited"
+    assert node.service("Daemonizer")["instances"][0]["state"] == "completed"
     _, code = node.stop()
     assert code == 0
     wait_for(lambda: not marked_pids(project.marker), 5,

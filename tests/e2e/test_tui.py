@@ -449,7 +449,7 @@ def test_keys_answer_within_a_second_during_a_burst(project, tmux):
     tmux.wait(lambda s: "burst b " in s, 20, "burst lines in the dashboard")
     # Still following: the newest burst lines arrive, the header keeps refreshing.
     def all_exited(screen):
-        return table(screen).get("Burst", [])[:2] == ["exited", "0/8"]
+        return table(screen).get("Burst", [])[:2] == ["completed", "0/8"]
     tmux.wait(all_exited, 120, "every burst writer to finish")
     tmux.wait(lambda s: re.search(r"burst b 199999 ", s) or "tick Ticker.0" in "".join(log_pane(s)[-3:]), 30,
               "the dashboard to catch up with the newest lines")

@@ -163,7 +163,7 @@ def tui_pid(tmux):
 
 # ---------------------------------------------------------------- the process table
 
-TABLE_ROW_RE = re.compile(r"^(?:\S )?\s*(\S+)\s+(starting|running|backoff|stopping|stopped|exited|failed|-)\b(.*)$")
+TABLE_ROW_RE = re.compile(r"^(?:\S )?\s*(\S+)\s+(starting|running|backoff|stopping|stopped|exited|failed|waiting|completed|disabled|-)\b(.*)$")
 
 
 def table(screen):
