@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 from conftest import DEVNODE, PYTHON, wait_for
+from tuihelpers import Tmux, start_tui, table
 
 # A worker that appends "NAME EVENT NANOSECONDS" to order.log: start, ready (then prints
 # "ready" for ready: {log:}), stop (on SIGTERM); with an exit code it is a one-shot.
@@ -360,3 +361,29 @@ def test_run_cut_short_exits_130(project):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_dashboard_shows_waiting_with_the_reason_and_completed(project):
+    project.write(BLOCKED, {"worker.py": WORKER})
+    node = project.up("--no-tui")
+    wait_for(lambda: "exited" in (instance(node, "Api")["waiting"] or ""), 15, "Api to be blocked")
+    tmux = Tmux(160, 40, cwd=project.dir)
+    try:
+        start_tui(tmux, project)
+        rows = tmux.wait(lambda s: (t := table(s)).get("Api.0", [""])[0] == "waiting" and t, 15, "Api.0 waiting")
+        assert rows["Migrate.0"][0] == "exited", rows
+        screen = tmux.wait(lambda s: "waiting for Migrate: exited 1" in s and s, 10, "the reason on Api.0's row")
+        api_row = next(line for line in screen.split("\n") if "Api.0" in line)
+        assert api_row.rstrip().endswith("waiting for Migrate: exited 1"), api_row
+    finally:
+        tmux.kill()
+    node.stop()
+    project.write(BLOCKED.replace(w("Migrate", "1"), w("Migrate", "0")), {"worker.py": WORKER})
+    node = project.up("--no-tui")
+    node.wait_running("Web", 1)
+    tmux = Tmux(160, 40, cwd=project.dir)
+    try:
+        start_tui(tmux, project)
+        tmux.wait(lambda s: table(s).get("Migrate.0", [""])[0] == "completed", 15, "Migrate.0 completed")
+    finally:
+        tmux.kill()
