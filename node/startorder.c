@@ -91,8 +91,12 @@ static void order_alloc(struct supervisor *sup)
     o->count = sup->service_count;
     o->services = xcalloc(o->count ? o->count : 1, sizeof *o->services);
     for (size_t s = 0; s < o->count; s++) {
-        size_t deps = sup->services[s].cfg->dep_count;
+        const struct config_service *cfg = sup->services[s].cfg;
+        size_t deps = cfg->dep_count;
         o->services[s].dep_generation = xcalloc(deps ? deps : 1, sizeof *o->services[s].dep_generation);
+        o->services[s].dep_index = xcalloc(deps ? deps : 1, sizeof *o->services[s].dep_index);
+        for (size_t k = 0; k < deps; k++) /* config_load made sure each names a service */
+            o->services[s].dep_index[k] = (size_t)config_service_index(sup->cfg, cfg->deps[k].name);
     }
 }
 
@@ -198,8 +202,8 @@ static enum dep_verdict order_judge(struct supervisor *sup, size_t s, char *why,
     enum dep_verdict verdict = DEP_MET;
     why[0] = '\0';
     for (size_t k = 0; k < cfg->dep_count; k++) {
-        long d = config_service_index(sup->cfg, cfg->deps[k].name);
-        if (d < 0 || (sup->order.no_deps && !sup->order.services[d].wanted))
+        size_t d = sup->order.services[s].dep_index[k];
+        if (sup->order.no_deps && !sup->order.services[d].wanted)
             continue; /* --no-deps: what was not selected is not waited for */
         struct dep_facts f;
         service_facts(sup, &sup->services[d], &f);
@@ -228,15 +232,13 @@ static int order_release(struct supervisor *sup)
         enum dep_verdict v = order_judge(sup, s, why, sizeof why);
         const char *name = sup->services[s].cfg->name;
         if (v == DEP_MET) {
-            if (os->waiting[0])
+            if (os->blocked) /* it was said to be blocked: say it is not any more */
                 order_line(sup, LOG_LEVEL_INFO, "%s starts: its dependencies are up", name);
             os->pending = os->blocked = 0;
             os->waiting[0] = '\0';
             const struct config_service *cfg = sup->services[s].cfg;
-            for (size_t k = 0; k < cfg->dep_count; k++) {
-                long d = config_service_index(sup->cfg, cfg->deps[k].name);
-                os->dep_generation[k] = d >= 0 ? sup->order.services[d].generation : 0;
-            }
+            for (size_t k = 0; k < cfg->dep_count; k++)
+                os->dep_generation[k] = sup->order.services[os->dep_index[k]].generation;
             supervisor_start_service(sup, &sup->services[s]);
             started = 1;
             continue;
@@ -259,8 +261,8 @@ static void order_follow_restarts(struct supervisor *sup)
         if (os->pending)
             continue;
         for (size_t k = 0; k < cfg->dep_count; k++) {
-            long d = config_service_index(sup->cfg, cfg->deps[k].name);
-            if (d < 0 || sup->order.services[d].generation == os->dep_generation[k])
+            size_t d = os->dep_index[k];
+            if (sup->order.services[d].generation == os->dep_generation[k])
                 continue;
             if (!cfg->deps[k].restart || !service_has_process(&sup->services[s])) {
                 os->dep_generation[k] = sup->order.services[d].generation;
@@ -275,11 +277,8 @@ static void order_follow_restarts(struct supervisor *sup)
                        cfg->name, cfg->deps[k].name, cfg->deps[k].name);
             if (supervisor_restart(sup, cfg->name, -1, NULL, err, sizeof err) < 0)
                 continue; /* a roll in progress: try on the next event */
-            for (size_t j = 0; j < cfg->dep_count; j++) {
-                long dj = config_service_index(sup->cfg, cfg->deps[j].name);
-                if (dj >= 0)
-                    os->dep_generation[j] = sup->order.services[dj].generation;
-            }
+            for (size_t j = 0; j < cfg->dep_count; j++)
+                os->dep_generation[j] = sup->order.services[os->dep_index[j]].generation;
             break;
         }
     }
@@ -609,8 +608,10 @@ void startorder_close(struct supervisor *sup)
 
 void startorder_free(struct supervisor *sup)
 {
-    for (size_t s = 0; s < sup->order.count; s++)
+    for (size_t s = 0; s < sup->order.count; s++) {
         free(sup->order.services[s].dep_generation);
+        free(sup->order.services[s].dep_index);
+    }
     free(sup->order.services);
     sup->order.services = NULL;
     sup->order.count = 0;

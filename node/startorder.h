@@ -24,6 +24,7 @@ struct order_service {
     unsigned generation;        /* restarts seen in all: dependents with restart: true follow it */
     unsigned *dep_generation;   /* per depends_on entry: that dependency's generation when this
                                  * one was last started */
+    size_t *dep_index;          /* per depends_on entry: the dependency's service index */
     int run_target;             /* `devnode run` waits for it to complete */
     int run_ended;              /* ... and it has (ok or not) */
     int stop_sent;              /* the node's stop reached it (its dependents are down) */
