@@ -1,7 +1,7 @@
 # devnode build. `make run` and `make test` are the two entry points (see README).
 # Objects go to build/rel (the binary) and build/asan (unit tests under ASan+UBSan).
 
-PKGS     := libuv yaml-0.1 libzmq msgpack jansson ncursesw zlib
+PKGS     := libuv yaml-0.1 libzmq msgpack jansson ncursesw zlib librabbitmq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -183,7 +183,7 @@ LIB_OBJ      := $(LIB_SRC:%.c=build/rel/%.o) $(patsubst %.c,build/rel/%.o,$(wild
 LIB_ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o) $(patsubst %.c,build/asan/%.o,$(wildcard common/*.c proto/*.c))
 # libzookeeper_mt: lib/remote.c opens a session only when DEVNODE_REGISTRY names one (issue 19).
 ZK_LIBS      := -lzookeeper_mt -lpthread
-LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson 2>/dev/null) $(ZK_LIBS)
+LIB_LIBS     := $(shell pkg-config --libs libzmq msgpack jansson librabbitmq 2>/dev/null) $(ZK_LIBS)
 EXAMPLE_LIBS := $(LIB_LIBS) $(shell pkg-config --libs libuv 2>/dev/null) -lhttp_parser -lm
 
 EXAMPLES_BIN := build/examples/greeting build/examples/listen build/examples/demo_web \

@@ -5,14 +5,85 @@
 #include "lib/events.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "common/msgjson.h"
 #include "common/topic.h"
 
 #define DN_PATTERN_MAX 255
+
+/* ---- the RabbitMQ back end (DEVNODE_EVENTS=amqp://…, lib/amqpevents.h) ----------------- */
+
+static void dn_amqp_warn(void *ctx, const char *message)
+{
+    dn_warn(ctx, DEVNODE_WARNING, "%s", message);
+}
+
+/* Which bus carries this process's events: 0 the node's, 1 RabbitMQ (opened here the first
+ * time), or a negative status when DEVNODE_EVENTS names a broker that cannot be used. */
+static int dn_events_amqp(struct devnode *dn)
+{
+    if (dn->events_backend == 0) {
+        const char *url = getenv("DEVNODE_EVENTS");
+        dn->events_backend = url && *url ? 2 : 1;
+    }
+    if (dn->events_backend == 1)
+        return 0;
+    if (dn->amqp)
+        return 1;
+    char err[400];
+    dn->amqp = amqpev_open(getenv("DEVNODE_EVENTS"), dn->service, DN_NODE_TIMEOUT_MS, dn_amqp_warn, dn, err,
+                           sizeof err);
+    if (!dn->amqp)
+        return dn_fail(dn, DEVNODE_E_NODE, "DEVNODE_EVENTS=%s", err);
+    return 1;
+}
+
+static int dn_amqp_status(int rc)
+{
+    return rc == AMQPEV_E_TIMEOUT ? DEVNODE_E_TIMEOUT : rc == AMQPEV_E_INVALID ? DEVNODE_E_INVALID : DEVNODE_E_NODE;
+}
+
+/* lymph's queue of a subscription: "<Service>-<name>" (its group is "<Service>.<name>"). */
+static int dn_amqp_subscribe(struct devnode *dn, struct dn_sub *sub, long index)
+{
+    char queue[2 * DN_PATTERN_MAX + 2];
+    snprintf(queue, sizeof queue, "%s-%s", dn->service, sub->group + strlen(dn->service) + 1);
+    const char *patterns[1 + PROTO_PATTERNS_MAX] = {sub->pattern};
+    size_t count = 1;
+    for (size_t i = 0; i < sub->more_count && count < sizeof patterns / sizeof patterns[0]; i++)
+        patterns[count++] = sub->more[i];
+    char err[400];
+    int rc = amqpev_subscribe(dn->amqp, queue, patterns, count, (sub->flags & DEVNODE_BROADCAST) != 0, (int)index,
+                              err, sizeof err);
+    if (rc < 0)
+        return dn_fail(dn, dn_amqp_status(rc), "subscribe to %s: %s", sub->pattern, err);
+    sub->active = 1;
+    sub->start_offset = 0;
+    return 0;
+}
+
+static int dn_amqp_emit(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms, int wait)
+{
+    char tmp[DEVNODE_TRACE_ID_MAX + 1];
+    json_t *headers = json_pack("{ss}", "trace_id", dn_trace_or_new(dn, tmp));
+    if (!headers)
+        return dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
+    char err[400];
+    int rc = amqpev_publish(dn->amqp, type, headers, body, delay_ms, wait, wait ? DN_NODE_TIMEOUT_MS : DN_ROOM_TIMEOUT_MS,
+                            err, sizeof err);
+    json_decref(headers);
+    if (rc == 0)
+        return 0;
+    rc = dn_fail(dn, dn_amqp_status(rc), "emit %s%s: %s", type, wait ? "" : " without waiting", err);
+    if (!wait && rc != DEVNODE_E_INVALID)
+        dn_warn(dn, DEVNODE_WARNING, "%s", dn->last_error);
+    return rc;
+}
 
 /* From the node's bus_status: the stream's next offset, and the committed offset of `group`
  * (-1 when the node has no such group, or group is NULL). 0 or DEVNODE_E_NODE. */
@@ -38,6 +109,11 @@ static int dn_stream_status(struct devnode *dn, const char *stream, const char *
 
 int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
 {
+    int backend = dn_events_amqp(dn);
+    if (backend < 0)
+        return backend;
+    if (backend)
+        return dn_amqp_subscribe(dn, sub, sub - dn->subs);
     struct wire_body b;
     wire_body_init(&b);
     uint64_t id = dn_next_request_id(dn);
@@ -80,6 +156,13 @@ int dn_send_subscription(struct devnode *dn, struct dn_sub *sub)
 uint64_t dn_send_unsubscribes(struct devnode *dn)
 {
     uint64_t last = 0;
+    if (dn->amqp) {
+        /* The consumer connection goes: the broker hands our unacked events to the others. */
+        amqpev_unsubscribe_all(dn->amqp);
+        for (size_t i = 0; i < dn->sub_count; i++)
+            dn->subs[i].active = 0;
+        return 0;
+    }
     for (size_t i = 0; i < dn->sub_count; i++) {
         if (!dn->subs[i].active)
             continue;
@@ -109,6 +192,14 @@ static int dn_add_subscription_more(struct devnode *dn, const char *name, const 
     }
     if (!name || !*name)
         name = pattern;
+    if ((rc = dn_events_amqp(dn)) < 0)
+        goto fail; /* a broker that cannot be used is said at the call, not at start */
+    if (rc > 0 && stream) {
+        rc = dn_fail(dn, DEVNODE_E_INVALID, "subscribe to stream %s: retained streams are the embedded node's only; "
+                     "DEVNODE_EVENTS=amqp://... has none (unset it to read the stream)", stream);
+        goto fail;
+    }
+    rc = 0;
     grown = realloc(dn->subs, (dn->sub_count + 1) * sizeof *grown);
     if (!grown) {
         rc = dn_fail(dn, DEVNODE_E_INVALID, "out of memory");
@@ -306,6 +397,8 @@ static int dn_emit(struct devnode *dn, const char *type, const json_t *body, uns
     int rc = dn_emit_check(dn, type, delay_ms);
     if (rc < 0)
         return rc;
+    if ((rc = dn_events_amqp(dn)) != 0)
+        return rc < 0 ? rc : dn_amqp_emit(dn, type, body, delay_ms, 1); /* no stream: offset -1 */
     char tmp[DEVNODE_TRACE_ID_MAX + 1];
     const char *trace = dn_trace_or_new(dn, tmp);
     struct wire_body b;
@@ -345,6 +438,8 @@ int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsig
 int devnode_emit_nowait(struct devnode *dn, const char *type, const json_t *body, unsigned delay_ms)
 {
     int rc = dn_emit_check(dn, type, delay_ms);
+    if (rc == 0 && (rc = dn_events_amqp(dn)) > 0)
+        return dn_amqp_emit(dn, type, body, delay_ms, 0);
     return rc < 0 ? rc : dn_emit_queued(dn, type, body, delay_ms);
 }
 
@@ -411,6 +506,23 @@ static void dn_note_offset(struct devnode *dn, long index, int64_t offset)
         dn->subs[index].last_offset = offset;
 }
 
+/* Runs subscription index's handler on ev under the event's trace id. */
+static int dn_run_handler(struct devnode *dn, long index, const struct devnode_event *ev)
+{
+    char saved[DEVNODE_TRACE_ID_MAX + 1];
+    memcpy(saved, dn->trace_id, sizeof saved);
+    snprintf(dn->trace_id, sizeof dn->trace_id, "%s", ev->trace_id);
+    dn->in_handler++;
+    dn->subs[index].running++;
+    struct dn_sub *sub = &dn->subs[index];
+    int rc = sub->fn(ev, sub->ctx);
+    /* An index, not the pointer: the handler may have subscribed again, which moves dn->subs. */
+    dn->subs[index].running--;
+    dn->in_handler--;
+    memcpy(dn->trace_id, saved, sizeof saved);
+    return rc;
+}
+
 /* Runs the handler of one event `m` of message `msg` (the same map for an `event` message)
  * and notes the outcome in st. */
 static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, const msgpack_object *m,
@@ -455,7 +567,6 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
     if (!trace[0])
         rpc_new_trace_id(trace);
 
-    struct dn_sub *sub = &dn->subs[index];
     struct devnode_event ev = {
         .dn = dn,
         .type = type,
@@ -463,20 +574,12 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
         .headers = headers,
         .trace_id = trace,
         .source = source,
-        .subscription = sub->group,
+        .subscription = dn->subs[index].group,
         .delivery = (uint64_t)delivery,
         .redelivered = redelivered && redelivered->type == MSGPACK_OBJECT_BOOLEAN && redelivered->via.boolean,
         .offset = offset,
     };
-    char saved[DEVNODE_TRACE_ID_MAX + 1];
-    memcpy(saved, dn->trace_id, sizeof saved);
-    memcpy(dn->trace_id, trace, sizeof trace);
-    dn->in_handler++;
-    sub->running++;
-    int rc = sub->fn(&ev, sub->ctx);
-    dn->subs[index].running--;
-    dn->in_handler--;
-    memcpy(dn->trace_id, saved, sizeof saved);
+    int rc = dn_run_handler(dn, index, &ev);
     json_decref(body);
     json_decref(headers);
     dn_settle(dn, st, (uint64_t)delivery, rc == 0);
@@ -523,6 +626,83 @@ void dn_handle_node_msg(struct devnode *dn, struct dn_queued *q)
     }
     dn_dispatch_delivery(dn, q->msg.body, strcmp(q->msg.type, PROTO_EVENTS) == 0);
     dn_queued_free(q);
+}
+
+/* One event from RabbitMQ: 0 acks it, anything else gives it back (through lymph_retry). */
+static int dn_amqp_deliver(void *ctx, const struct amqpev_delivery *d)
+{
+    struct devnode *dn = ctx;
+    long index = d->tag;
+    if (index < 0 || (size_t)index >= dn->sub_count || !dn->subs[index].active)
+        return 1;
+    char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
+    const char *t = json_string_value(json_object_get(d->headers, "trace_id"));
+    if (t)
+        dn_trace_sanitize(trace, t, strlen(t));
+    if (!trace[0])
+        rpc_new_trace_id(trace);
+    struct devnode_event ev = {
+        .dn = dn,
+        .type = d->type,
+        .body = d->body,
+        .headers = d->headers,
+        .trace_id = trace,
+        .source = d->source,
+        .subscription = dn->subs[index].group,
+        .delivery = d->delivery_tag,
+        .redelivered = d->redelivered,
+        .offset = -1,
+    };
+    return dn_run_handler(dn, index, &ev);
+}
+
+/* devnode_fd's epoll set follows the broker's sockets, which change when a connection is
+ * opened again (a closed socket leaves the set by itself). */
+static void dn_amqp_watch_fds(struct devnode *dn)
+{
+    if (dn->epfd < 0 || !dn->amqp)
+        return;
+    int fds[2];
+    amqpev_fds(dn->amqp, fds);
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (fds[i] >= 0)
+            epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fds[i], &ev); /* EEXIST when it is there already */
+    }
+}
+
+int dn_events_process(struct devnode *dn)
+{
+    if (!dn->amqp)
+        return 0;
+    int handled = amqpev_process(dn->amqp, dn_amqp_deliver, dn, DN_BATCH);
+    dn_amqp_watch_fds(dn);
+    return handled;
+}
+
+int dn_events_ready(struct devnode *dn)
+{
+    return dn->amqp && amqpev_ready(dn->amqp);
+}
+
+void dn_events_fds(struct devnode *dn, int fds[2])
+{
+    fds[0] = fds[1] = -1;
+    if (dn->amqp) {
+        amqpev_fds(dn->amqp, fds);
+        dn_amqp_watch_fds(dn);
+    }
+}
+
+int dn_events_timeout_ms(struct devnode *dn)
+{
+    return dn->amqp ? amqpev_timeout_ms(dn->amqp) : -1;
+}
+
+int dn_events_flush(struct devnode *dn, int timeout_ms)
+{
+    uint64_t lost = dn->amqp ? amqpev_flush(dn->amqp, timeout_ms) : 0;
+    return lost > INT_MAX ? INT_MAX : (int)lost;
 }
 
 /* ---- catching up with a stream ------------------------------------------------------- */
@@ -636,4 +816,6 @@ void dn_events_free(struct devnode *dn)
     free(dn->subs);
     dn->subs = NULL;
     dn->sub_count = 0;
+    amqpev_close(dn->amqp); /* after devnode_stop/close flushed it */
+    dn->amqp = NULL;
 }

@@ -18,6 +18,8 @@
 #include "proto/wire.h"
 #include "lib/devnode.h"
 
+struct amqpev;
+
 #define DN_REREGISTER_GAP_MS 2500    /* a stall this long may have cost the registry entry (3 s) */
 #define DN_NODE_TIMEOUT_MS PROTO_ANSWER_TIMEOUT_MS /* register, subscribe, emit, discover */
 #define DN_STOP_TIMEOUT_MS 1000      /* unsubscribe + unregister at the end, all together */
@@ -199,6 +201,10 @@ struct devnode {
     struct wire_body out_headers;
 
     char last_error[256];
+
+    struct amqpev *amqp;         /* owned by events.c: RabbitMQ when DEVNODE_EVENTS=amqp://… is set
+                                    (lib/amqpevents.h), opened at the first subscribe or emit */
+    int events_backend;          /* events.c: 0 not looked yet, 1 the node's bus, 2 amqp */
 
     devnode_warning_fn warn_fn;  /* NULL: stderr (devnode_set_warning_handler) */
     void *warn_ctx;

@@ -129,6 +129,7 @@ int devnode_stop(struct devnode *dn)
         return 0;
     /* Every event this service emitted without waiting reaches the node before it leaves. */
     int lost = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+    lost += dn_events_flush(dn, DN_FLUSH_TIMEOUT_MS); /* DEVNODE_EVENTS=amqp: the broker's confirms */
     /* Out of the remote registry first: callers watching it stop picking us while we drain. */
     dn_remote_unregister(dn);
     /* Unsubscribe first (the node hands our unacked events to other members), then unregister;
@@ -219,13 +220,18 @@ int devnode_process(struct devnode *dn)
             break;
         int got = dn_process_rpc(dn);
         got += dn_process_node(dn);
+        got += dn_events_process(dn);
         /* ZMQ_FD is edge-triggered: only stop once both sockets say nothing is readable,
          * after our own sends (replies, acks), or the fd may never wake the caller again. */
-        if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node)) {
+        if (!got && !dn->queue_head && !dn_socket_readable(dn->router) && !dn_socket_readable(dn->node) &&
+            !dn_events_ready(dn)) {
             dn_end_turn(dn);
             if (!dn->started)
                 return PROTO_HEARTBEAT_MS;
             long long left = dn->next_heartbeat_ms - dn_now_ms();
+            int events_ms = dn_events_timeout_ms(dn);
+            if (events_ms >= 0 && events_ms < left)
+                left = events_ms;
             return left > 0 ? (int)left : 0;
         }
     }
@@ -235,9 +241,12 @@ int devnode_process(struct devnode *dn)
 
 int devnode_timeout_ms(struct devnode *dn)
 {
-    if (dn->queue_head || (dn->reregister_due && dn->started))
+    if (dn->queue_head || (dn->reregister_due && dn->started) || dn_events_ready(dn))
         return 0;
     long long wait = dn_heartbeat_due_ms(dn);
+    long long events_ms = dn_events_timeout_ms(dn);
+    if (events_ms >= 0 && (wait < 0 || events_ms < wait))
+        wait = events_ms;
     if (dn->emitq.count) {
         long long left_us = dn->emitq.linger_us - (dn_now_us() - dn->emitq.first_us);
         long long linger_ms = left_us > 0 ? (left_us + 999) / 1000 : 0;
@@ -268,6 +277,8 @@ int devnode_fd(struct devnode *dn)
         if (socks[i] && zmq_getsockopt(socks[i], ZMQ_FD, &fd, &len) == 0)
             epoll_ctl(dn->epfd, EPOLL_CTL_ADD, fd, &ev);
     }
+    int fds[2];
+    dn_events_fds(dn, fds); /* DEVNODE_EVENTS=amqp: the broker's sockets join the set */
     return dn->epfd;
 }
 
@@ -296,12 +307,16 @@ int devnode_run(struct devnode *dn)
         int wait_ms = devnode_process(dn);
         if (dn->stop_requested)
             break;
-        zmq_pollitem_t items[3] = {
+        int fds[2];
+        dn_events_fds(dn, fds);
+        zmq_pollitem_t items[5] = {
             {.socket = dn->router, .events = ZMQ_POLLIN},
             {.socket = dn->node, .events = ZMQ_POLLIN},
             {.socket = NULL, .fd = sfd, .events = ZMQ_POLLIN},
+            {.socket = NULL, .fd = fds[0], .events = fds[0] >= 0 ? ZMQ_POLLIN : 0},
+            {.socket = NULL, .fd = fds[1], .events = fds[1] >= 0 ? ZMQ_POLLIN : 0},
         };
-        if (zmq_poll(items, 3, wait_ms) < 0 && errno != EINTR) {
+        if (zmq_poll(items, 5, wait_ms) < 0 && errno != EINTR) {
             dn_warn(dn, DEVNODE_ERROR, "poll: %s", zmq_strerror(errno));
             break;
         }
@@ -337,6 +352,7 @@ int devnode_close(struct devnode *dn)
         lost = devnode_stop(dn);
     } else {
         lost = dn_node_flush(dn, DN_FLUSH_TIMEOUT_MS);
+        lost += dn_events_flush(dn, DN_FLUSH_TIMEOUT_MS);
         if (dn->client)
             dn_send_unsubscribes(dn); /* not waited for: the connection's farewell linger sends them */
     }

@@ -8,6 +8,7 @@
 #   conn.h    <- conn.c           the connection to the node (bottom)
 #   internal.h <- logging.c, backends.c   the state and the helpers every layer uses
 #   zkregistry.h <- zkregistry.c  the ZooKeeper registry in lymph's layout, used by remote.c only
+#   amqpevents.h <- amqpevents.c  RabbitMQ events, standalone, under events.h (issue 19)
 #
 # Each header includes only the one(s) below it and each .c file only its own header, so a
 # call up or sideways has no declaration and fails the -Werror build. This checks those
@@ -30,13 +31,15 @@ remote.h:   lib/conn.h lib/zkregistry.h
 remote.c:   lib/remote.h
 server.h:   lib/remote.h
 server.c:   lib/server.h
-events.h:   lib/conn.h
+events.h:   lib/conn.h lib/amqpevents.h
 events.c:   lib/events.h
 client.h:   lib/server.h
 client.c:   lib/client.h
 loop.c:     lib/client.h lib/events.h
 zkregistry.h:
 zkregistry.c: lib/zkregistry.h
+amqpevents.h:
+amqpevents.c: lib/amqpevents.h
 '
 
 status=0
