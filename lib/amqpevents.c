@@ -165,9 +165,7 @@ static amqp_connection_state_t conn_open(struct amqpev *a, int confirm, char *er
     struct timeval tv = {.tv_sec = a->timeout_ms / 1000, .tv_usec = (a->timeout_ms % 1000) * 1000};
     int rc = amqp_socket_open_noblock(s, a->info.host, a->info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot connect: %s", a->shown,
-                 rc == AMQP_STATUS_SOCKET_ERROR && e ? strerror(e) : amqp_error_string2(rc));
+        snprintf(err, errlen, "%s: cannot connect: %s", a->shown, amqp_error_string2(rc));
         amqp_destroy_connection(c);
         return NULL;
     }
