@@ -33,6 +33,7 @@
 #define CHANNEL 1
 
 enum seq_state { SEQ_PENDING = 0, SEQ_ACKED, SEQ_NACKED };
+#define WAIT_PENDING 1           /* the waited publish has no outcome yet (outcomes are 0 or < 0) */
 
 struct sub {
     char *queue;                 /* owned: the configured name */
@@ -61,7 +62,7 @@ struct amqpev {
     unsigned char *state;        /* owned ring of AMQPEV_WINDOW enum seq_state */
     char (*types)[TYPE_KEEP];    /* owned ring: each event's type, for the warning */
     uint64_t waiting_seq;        /* the waited publish (0: none)... */
-    int waiting_result;          /* ...its outcome: -1 pending, 0 acked, AMQPEV_E_BROKER refused or lost */
+    int waiting_result;          /* ...its outcome: WAIT_PENDING, 0 acked, AMQPEV_E_BROKER refused or lost */
     uint64_t lost_since_flush;
     char *waitq[WAIT_QUEUES_MAX];/* owned: delay queues declared on this publisher connection */
     size_t waitq_count;
@@ -442,8 +443,8 @@ static int pub_send(struct amqpev *a, const char *exchange, const char *key, con
         return 0;
     }
     a->waiting_seq = seq;
-    a->waiting_result = -1;
-    while (a->waiting_result == -1) {
+    a->waiting_result = WAIT_PENDING;
+    while (a->waiting_result == WAIT_PENDING) {
         long long left = deadline - now_ms();
         if (left <= 0)
             break;
@@ -452,7 +453,7 @@ static int pub_send(struct amqpev *a, const char *exchange, const char *key, con
     rc = a->waiting_result;
     a->waiting_seq = 0;
     pub_advance(a);
-    if (rc == -1) {
+    if (rc == WAIT_PENDING) {
         snprintf(err, errlen, "the broker did not confirm it within %d ms", timeout_ms);
         return AMQPEV_E_TIMEOUT;
     }
