@@ -2,8 +2,11 @@
 """Back-end figures (issue 19), against the same private servers the e2e tests start
 (tests/e2e/backends.py), never a system broker:
   - the RabbitMQ anchor (../shared/bench/rabbitmq_anchor.c, librabbitmq: one publisher, one
-    consumer, 64-byte messages) acked and unacked, the figure devnode's RabbitMQ path is to
-    be held against in the same run;
+    consumer, 64-byte messages) acked and unacked, and in the same run, on the same broker,
+    libdevnode's RabbitMQ path (DEVNODE_EVENTS=amqp://…: tests/libhelpers/amqpprobe.c's
+    `bench`, a no-wait emitter with publisher confirms in a window and a handler that acks),
+    which is to reach 80 % of the anchor's acked rate;
+  - the same emit -> consume through the embedded node, for scale;
   - what a ZooKeeper discover costs through lib/zkregistry.c: a cached lookup per call,
     beside a read of the service from ZooKeeper (children, then each child) per call.
 Prints figures; asserts nothing. Loopback only. --quick: fewer messages and lookups.
@@ -13,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +31,8 @@ MESSAGES = 50000 if QUICK else 200000
 LOOKUPS = 20000 if QUICK else 200000
 INSTANCES = 4
 PROBE = ROOT / "build" / "helpers" / "zkreg_probe"
+AMQPPROBE = ROOT / "build" / "libhelpers" / "amqpprobe"
+RUNS = 3
 
 
 def anchor_source():
@@ -47,6 +53,7 @@ def bench_rabbitmq(results, workdir):
     subprocess.run(["cc", "-O2", "-o", str(exe), str(src), "-lrabbitmq"], check=True, capture_output=True, text=True)
     log("== RabbitMQ anchor: starting a private broker")
     mq = backends.RabbitMQ()
+    anchor = {}
     try:
         mq.start()
         log(f"   broker up in {mq.startup_s:.1f} s on 127.0.0.1:{mq.port}")
@@ -58,8 +65,68 @@ def bench_rabbitmq(results, workdir):
                 return False
             rate = float(r.stdout.split("=")[1].split()[0])
             results[name] = (f"{rate:,.0f} msg/s", "-", None, f"{MESSAGES} x 64 B, prefetch 1000")
+            anchor[ack] = rate
+        # libdevnode's RabbitMQ path in the same run, against the same broker: lymph's messages,
+        # publisher confirms in a window, acks after the handler (issue 19: >= 80 % of acked).
+        if not AMQPPROBE.exists():
+            log(f"devnode rabbitmq: {AMQPPROBE} missing (make all)")
+            return False
+        figures = [devnode_emit_consume(mq.url, None) for _ in range(RUNS)]
+        rate = sorted(f["per_s"] for f in figures)[len(figures) // 2]
+        share = rate / anchor[1]
+        log(f"   devnode over RabbitMQ: {', '.join(format(f['per_s'], ',.0f') for f in figures)} "
+            f"events/s (median {rate:,.0f}, {share:.0%} of the anchor's acked)")
+        results["devnode rabbitmq emit->consume"] = (
+            f"{rate:,.0f} events/s", ">= 80 % of anchor acked", share >= 0.8,
+            f"{share:.0%} of {anchor[1]:,.0f}; median of {RUNS}; confirms, window {8192}, prefetch 256")
     finally:
         mq.stop()
+    return True
+
+
+def devnode_emit_consume(url, endpoint):
+    """One `amqpprobe bench`: a no-wait emitter and a handler in a poll loop, both libdevnode."""
+    env = dict(os.environ)
+    env.pop("DEVNODE_EVENTS", None)
+    env.pop("DEVNODE_ENDPOINT", None)
+    if url:
+        env["DEVNODE_EVENTS"] = url
+    if endpoint:
+        env["DEVNODE_ENDPOINT"] = endpoint
+    r = subprocess.run([str(AMQPPROBE), "bench", str(MESSAGES)], capture_output=True, text=True, timeout=600,
+                       env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"amqpprobe bench: {r.stdout.strip()} {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def bench_embedded(results, workdir):
+    """The same emit -> consume through the embedded node, read from a retained stream (a group
+    of new events drops past 10,000 queued, which the plain emit loop outruns)."""
+    project = Path(workdir) / "embedded"
+    project.mkdir()
+    (project / ".lymph.yml").write_text("instances:\n    Idle:\n        command: sleep 100000\n"
+                                        "streams:\n    bench.#: {retain_events: 1000000}\n")
+    log("== embedded node: emit -> consume")
+    out = open(project / "node.txt", "wb")
+    node = subprocess.Popen([str(ROOT / "devnode"), "up", "--no-tui"], cwd=project, stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        endpoint_file = project / ".devnode" / "endpoint"
+        for _ in range(200):
+            if endpoint_file.exists() and endpoint_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        endpoint = endpoint_file.read_text().strip()
+        figures = [devnode_emit_consume(None, endpoint) for _ in range(RUNS)]
+        rate = sorted(f["per_s"] for f in figures)[len(figures) // 2]
+        log(f"   embedded node: {', '.join(format(f['per_s'], ',.0f') for f in figures)} events/s (median {rate:,.0f})")
+        results["devnode embedded emit->consume"] = (f"{rate:,.0f} events/s", "-", None,
+                                                     f"median of {RUNS}; a retained stream")
+    finally:
+        node.terminate()
+        node.wait(30)
+        out.close()
     return True
 
 
@@ -123,6 +190,7 @@ def main():
     backends.sweep_orphans()
     with tempfile.TemporaryDirectory(prefix="devnode-bench-backends-") as workdir:
         status = run_benches([("rabbitmq", lambda: bench_rabbitmq(results, workdir)),
+                              ("embedded", lambda: bench_embedded(results, workdir)),
                               ("zookeeper", lambda: bench_zookeeper(results, workdir))], only, results)
     log("(machine shared with other work: figures vary from run to run)")
     return status

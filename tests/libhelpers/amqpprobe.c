@@ -6,10 +6,20 @@
  *       waits for a line on stdin before devnode_close; prints "accepted A failed F close C"
  *   amqpprobe consume PATTERN [--broadcast] [--fail-first]
  *       a service (devnode_run): one line per event, "got TYPE n=N name=… source=S
- *       redelivered=R pid=P"; --fail-first gives each n back once (the handler returns 1) */
+ *       redelivered=R pid=P"; --fail-first gives each n back once (the handler returns 1)
+ *   amqpprobe bench N
+ *       emit -> consume: a forked client emits N events (a 64-byte string body) with
+ *       devnode_emit_nowait and closes; this one, a client with a broadcast subscription made
+ *       before the emitter starts (under the embedded node: the retained stream bench.#, which
+ *       must be configured), handles them in a devnode_fd poll loop; prints one JSON line
+ *       {"received", "seconds", "per_s", "emitter_lost"} (bench/bench_backends.py) */
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <devnode.h>
@@ -105,14 +115,95 @@ static int consume(const char *pattern, int argc, char **argv)
     return rc;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int on_bench(const struct devnode_event *ev, void *ctx)
+{
+    (void)ev;
+    (*(long *)ctx)++;
+    return 0;
+}
+
+static int bench(long n)
+{
+    int go[2], result[2];
+    if (pipe(go) < 0 || pipe(result) < 0)
+        return 1;
+    const char *endpoint = getenv("DEVNODE_ENDPOINT");
+    endpoint = endpoint && *endpoint ? endpoint : NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The emitter opens its own everything after the fork, once the subscription is there. */
+        char c, err[512];
+        if (read(go[0], &c, 1) != 1)
+            _exit(1);
+        struct devnode *dn = devnode_open(endpoint, "BenchEmitter", err, sizeof err);
+        if (!dn)
+            _exit(1);
+        char pad[65];
+        memset(pad, 'x', 64);
+        pad[64] = '\0';
+        json_t *body = json_string(pad);
+        long failed = 0;
+        for (long i = 0; i < n; i++)
+            failed += devnode_emit_nowait(dn, "bench.event", body, 0) != 0;
+        json_decref(body);
+        long lost = devnode_close(dn) + failed;
+        if (write(result[1], &lost, sizeof lost) != (ssize_t)sizeof lost)
+            _exit(1);
+        _exit(0);
+    }
+    char err[512];
+    struct devnode *dn = devnode_open(endpoint, "Bench", err, sizeof err);
+    long count = 0;
+    /* Under the embedded node a group of new events drops past 10,000 queued (docs/protocol.md),
+     * which a plain emit loop outruns: there the bench reads a retained stream bench.# instead. */
+    const char *events = getenv("DEVNODE_EVENTS");
+    int amqp = events && *events;
+    if (!dn || (amqp ? devnode_subscribe(dn, "bench.event", DEVNODE_BROADCAST, on_bench, &count)
+                     : devnode_subscribe_stream(dn, "bench", "bench.#", NULL, "now", DEVNODE_BROADCAST, on_bench,
+                                                &count)) != 0) {
+        fprintf(stderr, "amqpprobe: %s\n", dn ? devnode_last_error(dn) : err);
+        kill(pid, SIGKILL);
+        return 1;
+    }
+    double t0 = now_s(), last = t0;
+    if (write(go[1], "g", 1) != 1)
+        return 1;
+    while (count < n && now_s() - last < 10) {
+        long before = count;
+        struct pollfd p = {.fd = devnode_fd(dn), .events = POLLIN};
+        poll(&p, 1, 100);
+        devnode_process(dn);
+        if (count > before)
+            last = now_s();
+    }
+    double dt = last - t0;
+    long lost = -1;
+    if (read(result[0], &lost, sizeof lost) != (ssize_t)sizeof lost)
+        lost = -1;
+    waitpid(pid, NULL, 0);
+    devnode_close(dn);
+    printf("{\"received\": %ld, \"n\": %ld, \"seconds\": %.3f, \"per_s\": %.0f, \"emitter_lost\": %ld}\n", count, n,
+           dt, dt > 0 ? (double)count / dt : 0.0, lost);
+    return count == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 4 && !strcmp(argv[1], "emit"))
         return emit(argv[2], strtol(argv[3], NULL, 10), argc - 4, argv + 4);
+    if (argc >= 3 && !strcmp(argv[1], "bench"))
+        return bench(strtol(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "consume"))
         return consume(argv[2], argc - 3, argv + 3);
     fprintf(stderr, "usage: amqpprobe emit TYPE N [--wait] [--delay-ms D] [--hold] | "
-                    "consume PATTERN [--broadcast] [--fail-first]\n");
+                    "consume PATTERN [--broadcast] [--fail-first] | bench N\n");
     return 2;
 }
