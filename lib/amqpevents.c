@@ -412,18 +412,17 @@ static int pub_send(struct amqpev *a, const char *exchange, const char *key, con
         return rc;
     amqp_table_entry_t h;
     amqp_basic_properties_t p = {
-        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                  AMQP_BASIC_HEADERS_FLAG,
+        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
         .content_type = amqp_cstring_bytes(content_type),
         .content_encoding = amqp_cstring_bytes("binary"),
         .delivery_mode = 2, /* kombu's default, as lymph published */
-        .headers = amqp_empty_table,
     };
     if (retry_count > 0) {
         h.key = amqp_cstring_bytes(RETRY_HEADER);
         h.value.kind = AMQP_FIELD_KIND_I32;
         h.value.value.i32 = retry_count;
         p.headers = (amqp_table_t){.num_entries = 1, .entries = &h};
+        p._flags |= AMQP_BASIC_HEADERS_FLAG; /* only then: an empty table is work for the broker */
     }
     rc = amqp_basic_publish(a->pub, CHANNEL, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), 0, 0, &p, body);
     if (rc != AMQP_STATUS_OK) {
