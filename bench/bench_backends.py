@@ -88,7 +88,7 @@ def bench_rabbitmq(results, workdir):
         results["rabbitmq anchor unacked"] = (f"{unacked:,.0f} msg/s", "-", None, f"{MESSAGES} x 64 B, prefetch 1000")
         results["devnode rabbitmq emit->consume"] = (
             f"{d:,.0f} events/s", ">= 80 % of anchor acked", share >= 0.8,
-            f"median {share:.0%} of the anchor run beside it; confirms, window 8192, prefetch 256")
+            f"median {share:.0%} of the anchor run beside it; confirms, window 8192, prefetch 1000")
     finally:
         mq.stop()
     return True

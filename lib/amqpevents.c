@@ -76,6 +76,7 @@ struct amqpev {
 
     msgpack_sbuffer sbuf;        /* reused for every message packed */
     struct amqpev_stats stats;
+    unsigned opened;             /* connections opened so far (amqpev_fds) */
 };
 
 static long long now_ms(void)
@@ -202,6 +203,7 @@ static amqp_connection_state_t conn_open(struct amqpev *a, int confirm, char *er
         if (rpc_ok(c, "setting the prefetch", why, sizeof why) < 0)
             goto fail;
     }
+    a->opened++;
     return c;
 fail:
     snprintf(err, errlen, "%s: %s", a->shown, why);
@@ -923,10 +925,11 @@ int amqpev_ready(struct amqpev *a)
     return !a->con && a->sub_count && now_ms() >= a->con_retry_ms;
 }
 
-void amqpev_fds(struct amqpev *a, int fds[2])
+unsigned amqpev_fds(struct amqpev *a, int fds[2])
 {
     fds[0] = conn_fd(a->pub);
     fds[1] = conn_fd(a->con);
+    return a->opened;
 }
 
 int amqpev_timeout_ms(struct amqpev *a)

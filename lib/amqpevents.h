@@ -27,7 +27,7 @@
 struct amqpev;
 
 #define AMQPEV_WINDOW 8192        /* no-wait events published and not yet confirmed: more waits */
-#define AMQPEV_PREFETCH 256       /* deliveries in flight to one consumer */
+#define AMQPEV_PREFETCH 1000      /* deliveries in flight to one consumer (the anchor's figure) */
 #define AMQPEV_QUEUE_MAX 255      /* AMQP's limit on a queue name */
 
 /* Outcomes (0 or negative). */
@@ -83,8 +83,9 @@ typedef int (*amqpev_handler_fn)(void *ctx, const struct amqpev_delivery *d);
 int amqpev_process(struct amqpev *a, amqpev_handler_fn fn, void *ctx, int budget);
 /* 1 when amqpev_process has work without its sockets turning readable (buffered frames). */
 int amqpev_ready(struct amqpev *a);
-/* The sockets to poll for reading (-1: none): the publisher's and the consumer's. */
-void amqpev_fds(struct amqpev *a, int fds[2]);
+/* The sockets to poll for reading (-1: none): the publisher's and the consumer's. Returns a
+ * number that changes whenever a connection is opened (a new socket may reuse an old fd). */
+unsigned amqpev_fds(struct amqpev *a, int fds[2]);
 /* ms until amqpev_process must run without a socket turning readable (a reconnection due);
  * -1 when nothing is due. */
 int amqpev_timeout_ms(struct amqpev *a);

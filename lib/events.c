@@ -663,7 +663,10 @@ static void dn_amqp_watch_fds(struct devnode *dn)
     if (dn->epfd < 0 || !dn->amqp)
         return;
     int fds[2];
-    amqpev_fds(dn->amqp, fds);
+    unsigned opened = amqpev_fds(dn->amqp, fds);
+    if (opened == dn->amqp_watched)
+        return;
+    dn->amqp_watched = opened;
     for (int i = 0; i < 2; i++) {
         struct epoll_event ev = {.events = EPOLLIN};
         if (fds[i] >= 0)

@@ -205,6 +205,7 @@ struct devnode {
     struct amqpev *amqp;         /* owned by events.c: RabbitMQ when DEVNODE_EVENTS=amqp://… is set
                                     (lib/amqpevents.h), opened at the first subscribe or emit */
     int events_backend;          /* events.c: 0 not looked yet, 1 the node's bus, 2 amqp */
+    unsigned amqp_watched;       /* events.c: amqpev_fds's number when epfd last got its sockets */
 
     devnode_warning_fn warn_fn;  /* NULL: stderr (devnode_set_warning_handler) */
     void *warn_ctx;
