@@ -27,6 +27,7 @@ int cli_backends_apply(const struct cli_project *project, char *err, size_t errl
     } keys[] = {
         {"backends.registry", "DEVNODE_REGISTRY", cfg.backends.registry},
         {"backends.ip", "DEVNODE_IP", cfg.backends.ip},
+        {"backends.events", "DEVNODE_EVENTS", cfg.backends.events},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && rc == 0; i++) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -46,10 +47,15 @@ struct devnode *cli_devnode_open(const struct cli_project *project, char *err, s
 {
     char endpoint[PATH_MAX + 16];
     pid_t pid;
-    if (project && rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0)
-        return NULL;
     if (cli_backends_apply(project, err, errlen) < 0)
         return NULL;
+    if (project && rundir_find_node(project->dir, endpoint, sizeof endpoint, &pid, err, errlen) < 0) {
+        /* Events on RabbitMQ need no node: `devnode emit` / `subscribe` go straight to the broker. */
+        const char *events = getenv("DEVNODE_EVENTS");
+        if (!events || !*events)
+            return NULL;
+        return devnode_open(NULL, "cli", err, errlen);
+    }
     return devnode_open(project ? endpoint : NULL, "cli", err, errlen);
 }
 

@@ -143,7 +143,7 @@ struct config_logs {
  * DEVNODE_REGISTRY and DEVNODE_IP. NULL: not given (the embedded node's, loopback). */
 struct config_backends {
     char *registry;   /* zookeeper://host:port[,...][/chroot], checked with zkurl_parse */
-    char *events;     /* refused when given: RabbitMQ events are not supported yet */
+    char *events;     /* amqp://user:pass@host:port/vhost: RabbitMQ events, handed on as DEVNODE_EVENTS */
     char *ip;         /* the IPv4 address served RPC endpoints bind and register */
 };
 

@@ -94,7 +94,7 @@ static const struct key_decision {
                                 "still starts them"},
     {"backends", 1, "Environment= lines in every service unit, as the node hands them to its workers"},
     {"backends.registry", 1, "Environment=DEVNODE_REGISTRY="},
-    {"backends.events", 0, "RabbitMQ events are not supported yet: the config is refused before any export"},
+    {"backends.events", 1, "Environment=DEVNODE_EVENTS="},
     {"backends.ip", 1, "Environment=DEVNODE_IP="},
 };
 
@@ -548,6 +548,8 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
         put_env(u, &sb, svc, "DEVNODE_REGISTRY", u->cfg->backends.registry);
     if (u->cfg->backends.ip)
         put_env(u, &sb, svc, "DEVNODE_IP", u->cfg->backends.ip);
+    if (u->cfg->backends.events)
+        put_env(u, &sb, svc, "DEVNODE_EVENTS", u->cfg->backends.events);
     for (size_t i = 0; i < svc->env_count; i++)
         put_env(u, &sb, svc, svc->env[i].name, svc->env[i].value);
     put_env(u, &sb, svc, "DEVNODE_SERVICE", svc->name);

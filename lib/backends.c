@@ -1,8 +1,8 @@
 /* backends.c: which back ends this process uses, read once from the environment when it opens
  * (docs/backends.md): DEVNODE_REGISTRY (a ZooKeeper URL, else the node's embedded registry),
- * DEVNODE_IP (the address a served endpoint binds and registers), DEVNODE_EVENTS (refused until
- * the RabbitMQ bus exists, so it is never silently ignored). It reads and checks; it connects
- * to nothing. */
+ * DEVNODE_IP (the address a served endpoint binds and registers). DEVNODE_EVENTS (RabbitMQ) is
+ * events.c's, read and opened at the first subscribe or emit (lib/amqpevents.h). It reads and
+ * checks; it connects to nothing. */
 #include "lib/internal.h"
 
 #include <arpa/inet.h>
@@ -20,14 +20,6 @@ static const char *env_value(const char *name)
 
 int dn_backends_read(struct devnode *dn, char *err, size_t errlen)
 {
-    const char *events = env_value("DEVNODE_EVENTS");
-    if (events) {
-        snprintf(err, errlen,
-                 "DEVNODE_EVENTS=%.200s: RabbitMQ events are not supported yet (events go through the devnode "
-                 "node's embedded bus); unset DEVNODE_EVENTS",
-                 events);
-        return -1;
-    }
     const char *url = env_value("DEVNODE_REGISTRY");
     if (url) {
         struct zkurl parsed;

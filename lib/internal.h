@@ -220,7 +220,7 @@ void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* backends.c: reads DEVNODE_REGISTRY, DEVNODE_IP, DEVNODE_REGISTRY_SESSION_MS into dn and refuses
- * DEVNODE_EVENTS (not supported yet) or a bad value with one line in err. 0 or -1. */
+ * a bad value with one line in err. 0 or -1. (DEVNODE_EVENTS is events.c's.) */
 int dn_backends_read(struct devnode *dn, char *err, size_t errlen);
 
 /* Trace id helpers (logging.c). */

@@ -121,6 +121,8 @@ void workerenv_build(struct instance *inst, struct env_list *env)
     const struct config_backends *backends = sup->cfg ? &sup->cfg->backends : NULL;
     if (backends && backends->registry)
         env_set(env, "DEVNODE_REGISTRY", backends->registry);
+    if (backends && backends->events)
+        env_set(env, "DEVNODE_EVENTS", backends->events);
     if (backends && backends->ip)
         env_set(env, "DEVNODE_IP", backends->ip);
     for (size_t i = 0; i < cfg->env_count; i++)

@@ -28,9 +28,15 @@ def lymph_serializer():
              lambda b: msgpack.unpackb(b, raw=False), content_type=LYMPH_MSGPACK, content_encoding="binary")
 
 
-def start(project, rabbitmq, services):
-    project.write(examples_config(services))
-    node = project.up(env=project.node_env(DEVNODE_EVENTS=rabbitmq.url))
+def start(project, rabbitmq, services, via_config=False):
+    """Runs `services` under the node with the broker in their environment: DEVNODE_EVENTS in
+    the node's, or `backends: {events: URL}` in .lymph.yml, which the node hands on."""
+    if via_config:
+        project.write(f"backends:\n    events: {rabbitmq.url}\n" + examples_config(services))
+        node = project.up()
+    else:
+        project.write(examples_config(services))
+        node = project.up(env=project.node_env(DEVNODE_EVENTS=rabbitmq.url))
     for name, spec in services.items():
         node.wait_running(name, spec[1], timeout=30)
     return node
@@ -68,7 +74,7 @@ def drain(conn):
 
 
 def test_each_event_is_handled_once_per_service_across_instances(project, rabbitmq):
-    node = start(project, rabbitmq, {"Listen": (LISTEN, 2), "Audit": (LISTEN, 1)})
+    node = start(project, rabbitmq, {"Listen": (LISTEN, 2), "Audit": (LISTEN, 1)}, via_config=True)
     # lymph's layout: one queue per (service, handler), the service's instances competing on it.
     assert queue_state(rabbitmq, "Listen-greeted") == (0, 2)
     assert queue_state(rabbitmq, "Audit-greeted") == (0, 1)
@@ -221,6 +227,12 @@ def test_kombu_consumes_what_a_devnode_service_emits(project, rabbitmq):
             r = emit(project, rabbitmq, "greeted", 1, "--wait")
             assert r.returncode == 0, r.stdout + r.stderr
             wait_for(lambda: got or drain(conn), 20, "kombu to get the event")
+            # the CLI follows backends.events, with no node running
+            project.write(f"backends:\n    events: {rabbitmq.url}\ninstances:\n    A: {{command: sleep 1}}\n")
+            r = project.cli("emit", "greeted", '{"name": "cli"}')
+            assert r.returncode == 0, r.stderr
+            wait_for(lambda: len(got) == 2 or drain(conn), 20, "kombu to get the CLI's event")
+    assert got[1][0]["body"] == {"name": "cli"} and got[1][0]["source"] == "cli", got[1][0]
     body, message = got[0]
     assert message.delivery_info["exchange"] == "lymph"
     assert message.delivery_info["routing_key"] == "greeted"

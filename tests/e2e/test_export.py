@@ -348,7 +348,7 @@ interfaces:
     assert "docs/export.md" in r.stdout and "--user" in r.stdout
 
 
-def test_backends_become_environment_lines_and_events_are_refused(project, tmp_path):
+def test_backends_become_environment_lines_events_too(project, tmp_path):
     """backends: (issue 19) reaches the units as the node hands it to its workers; a service's
     own env: comes after it, so it still wins, as under devnode."""
     project.write("backends:\n    registry: zookeeper://zk1:2181,zk2/lymph\n    ip: 10.0.0.5\n"
@@ -365,6 +365,7 @@ def test_backends_become_environment_lines_and_events_are_refused(project, tmp_p
     verify(out, tmp_path)
 
     project.write("backends:\n    events: amqp://guest:guest@mq/%2F\ninstances:\n    Web: {command: /bin/sleep 1}\n")
-    r = project.cli("export", "systemd", str(tmp_path / "x"))
-    assert r.returncode == 2 and "backends.events: RabbitMQ events are not supported yet" in r.stderr, r.stderr
-    assert not (tmp_path / "x").exists()
+    r = project.cli("export", "systemd", str(tmp_path / "x"), "--name", "p")
+    assert r.returncode == 0, r.stderr
+    web = (tmp_path / "x" / "p-Web@.service").read_text()
+    assert 'Environment="DEVNODE_EVENTS=amqp://guest:guest@mq/%%2F"' in web, web  # systemd's % escaped

@@ -560,7 +560,7 @@ static void test_error_unknown_top_level_key(void **state)
 }
 
 /* backends: the registry URL is checked as zkurl reads it, an address must be one others can
- * call, and events are refused (not supported yet) rather than ignored. */
+ * call, events must be an amqp:// URL (and the message never repeats it: it holds a password). */
 static void test_backends(void **state)
 {
     struct config cfg;
@@ -575,6 +575,9 @@ static void test_backends(void **state)
     assert_string_equal(cfg.backends.ip, "10.0.0.5");
     assert_null(cfg.backends.events);
     config_free(&cfg);
+    load_ok(*state, "backends:\n  events: amqp://g:secret@mq:5672/%2F\ninstances:\n  Web: {command: x}\n", NULL, &cfg);
+    assert_string_equal(cfg.backends.events, "amqp://g:secret@mq:5672/%2F");
+    config_free(&cfg);
     load_ok(*state, "instances:\n  Web: {command: x}\n", NULL, &cfg);
     assert_null(cfg.backends.registry);
     assert_null(cfg.backends.ip);
@@ -582,9 +585,11 @@ static void test_backends(void **state)
     load_fails(*state, "backends:\n  registry: http://zk:2181\n", NULL,
                "2:13: backends.registry: registry URL column 1: the scheme must be zookeeper:// "
                "(expected zookeeper://host:port[,host:port...][/chroot])");
-    load_fails(*state, "backends:\n  events: amqp://g:g@h/v\n", NULL,
-               "2:11: backends.events: RabbitMQ events are not supported yet: events go through the node's "
-               "embedded bus (remove the key)");
+    load_fails(*state, "backends:\n  events: http://g:secret@h/v\n", NULL,
+               "2:11: backends.events: not an AMQP URL: want amqp://user:pass@host:5672/vhost (the vhost "
+               "percent-encoded: %2F for /)");
+    load_fails(*state, "backends:\n  events: amqps://g:secret@h/v\n", NULL,
+               "2:11: backends.events: amqps:// (TLS) is not supported: want amqp://user:pass@host:5672/vhost");
     load_fails(*state, "backends:\n  ip: 0.0.0.0\n", NULL,
                "2:7: backends.ip: '0.0.0.0' is not an IPv4 address other machines can call (0.0.0.0 cannot be "
                "registered)");

@@ -5,7 +5,8 @@ Unset DEVNODE_REGISTRY keeps the node's embedded registry (nothing here runs, ka
 imported). DEVNODE_REGISTRY=zookeeper://host:port[,host:port...][/chroot] registers an ephemeral
 znode <chroot>/services/<Service>/<id> holding lymph's JSON description plus devnode's "wire",
 and answers lookups from a cache that a children watch keeps current (no round trip per call).
-DEVNODE_EVENTS is refused: RabbitMQ events are not supported yet, and must not be ignored.
+DEVNODE_EVENTS is refused: the Python client has no RabbitMQ back end yet (libdevnode has), and
+it must not be ignored.
 """
 import hashlib
 import json
@@ -63,8 +64,9 @@ class Backends:
         env = os.environ if env is None else env
         events = env.get("DEVNODE_EVENTS")
         if events:
-            raise InvalidArgument("DEVNODE_EVENTS=%s: RabbitMQ events are not supported yet (events go through "
-                                  "the devnode node's embedded bus); unset DEVNODE_EVENTS" % events[:200])
+            # never the URL itself: it carries a password
+            raise InvalidArgument("DEVNODE_EVENTS: RabbitMQ events are not supported yet by the Python client "
+                                  "(libdevnode's C services have them); unset DEVNODE_EVENTS for Python services")
         self.registry = env.get("DEVNODE_REGISTRY") or None
         if self.registry:
             try:

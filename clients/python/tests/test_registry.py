@@ -60,4 +60,5 @@ def test_settings_are_read_and_checked():
 def test_an_events_back_end_is_refused_not_ignored():
     with pytest.raises(InvalidArgument) as e:
         Backends({"DEVNODE_EVENTS": "amqp://guest:guest@h:5672/%2F"})
-    assert "RabbitMQ events are not supported yet" in str(e.value)
+    assert "RabbitMQ events are not supported yet by the Python client" in str(e.value)
+    assert "guest" not in str(e.value), "the URL (and its password) is not repeated"
