@@ -10,6 +10,7 @@
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <msgpack.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,12 @@ static int conn_fd(amqp_connection_state_t c)
 {
     amqp_socket_t *s = c ? amqp_get_socket(c) : NULL;
     return s ? amqp_socket_get_sockfd(s) : -1;
+}
+
+static int fd_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return fd >= 0 && poll(&p, 1, 0) > 0;
 }
 
 /* ---- the publisher ------------------------------------------------------------------ */
@@ -857,7 +864,10 @@ static void con_deliver(struct amqpev *a, const amqp_basic_deliver_t *d, const a
 
 int amqpev_process(struct amqpev *a, amqpev_handler_fn fn, void *ctx, int budget)
 {
-    if (a->pub && (amqp_frames_enqueued(a->pub) || amqp_data_in_buffer(a->pub) || pub_unconfirmed(a)))
+    /* The publisher's socket is in the caller's poll set: whatever makes it readable (a
+     * confirm, the broker closing the connection) is read here, or the loop would spin on it. */
+    if (a->pub && (amqp_frames_enqueued(a->pub) || amqp_data_in_buffer(a->pub) || pub_unconfirmed(a) ||
+                   fd_readable(conn_fd(a->pub))))
         pub_pump(a, 0);
     if (!a->con && a->sub_count && now_ms() >= a->con_retry_ms) {
         char err[300];

@@ -241,3 +241,27 @@ def test_kombu_consumes_what_a_devnode_service_emits(project, rabbitmq):
     assert body["type"] == "greeted" and body["source"] == "publisher"
     assert body["body"] == {"n": 0, "name": "p0"}
     assert re.fullmatch(r"[0-9a-f]{32}", body["headers"]["trace_id"]), body
+
+
+def rabbitmqctl(rabbitmq, *args):
+    """The broker's own CLI, on the fixture's node (its cookie is in the fixture's HOME)."""
+    env = dict(os.environ, HOME=str(rabbitmq.dir), ERL_EPMD_PORT=str(rabbitmq.epmd_port))
+    return subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", rabbitmq.nodename, *args], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_connections_the_broker_closes_are_said_and_opened_again(project, rabbitmq):
+    node = start(project, rabbitmq, {"Recon": (PROBE, 1, "consume 'recon.x'")})
+    r = rabbitmqctl(rabbitmq, "close_all_connections", "closed by the test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Both of the service's connections: said, never silent, and the subscription comes back.
+    node.wait_log(lambda rec: rec.get("service") == "Recon" and "lost the connection to the broker" in rec["text"]
+                  and "CONNECTION_FORCED - closed by the test" in rec["text"], 30, "the publisher's loss said")
+    node.wait_log(lambda rec: rec.get("service") == "Recon" and "lost the consumer connection" in rec["text"]
+                  and "***" in rec["text"], 30, "the consumer's loss said")
+    node.wait_log(lambda rec: rec.get("service") == "Recon" and "subscribed again" in rec["text"], 30,
+                  "the subscription back")
+    r = emit(project, rabbitmq, "recon.x", 1, "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_texts(node, "Recon", r"got recon\.x n=0", 1)
+    node.stop()
