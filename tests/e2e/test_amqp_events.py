@@ -265,3 +265,38 @@ def test_connections_the_broker_closes_are_said_and_opened_again(project, rabbit
     assert r.returncode == 0, r.stdout + r.stderr
     wait_texts(node, "Recon", r"got recon\.x n=0", 1)
     node.stop()
+
+
+PY_RELAY = '''import devnode
+
+
+class Relay(devnode.Interface):
+    """Handles each `greeted` once per service, then emits `relayed` (no wait) for C to handle."""
+
+    @devnode.event('greeted')
+    def on_greeted(self, event):
+        print('py got %s from %s redelivered=%s' % (event['name'], event.source, event.redelivered))
+        self.emit('relayed', {'name': event['name'], 'n': event['n']})
+'''
+
+
+def test_python_services_use_the_same_broker_in_the_same_layout(project, rabbitmq):
+    """The Python client's back end (clients/python/devnode/amqp.py, on kombu): two Python Relay
+    instances share the queue Relay-on_greeted (each event once), and what they emit a C
+    handler gets through the same exchange."""
+    from pyhelpers import py_config, py_env, write_service
+    write_service(project, "relay.py", PY_RELAY)
+    config = py_config({"Relay": ("relay:Relay", 2)}) + examples_config(
+        {"Sink": (PROBE, 1, "consume relayed")}).replace("instances:\n", "")
+    project.write(f"backends:\n    events: {rabbitmq.url}\n" + config)
+    node = project.up(env=py_env(project))
+    node.wait_running("Relay", 2, timeout=30)
+    node.wait_running("Sink", 1, timeout=30)
+    assert queue_state(rabbitmq, "Relay-on_greeted")[1] == 2, "both instances consume lymph's queue"
+    r = emit(project, rabbitmq, "greeted", 10)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = wait_texts(node, "Relay", r"py got (p\d+) from publisher", 10)
+    assert sorted(m.group(1) for _, m in got) == sorted(f"p{i}" for i in range(10))
+    relayed = wait_texts(node, "Sink", r"got relayed n=(\d+) name=(p\d+) source=Relay", 10)
+    assert sorted(int(m.group(1)) for _, m in relayed) == list(range(10))
+    node.stop()

@@ -285,7 +285,8 @@ class Core:
         self.run_dir = run_dir or ""
         self.serve = serve
         self.pid = os.getpid()
-        self.backends = Backends()   # DEVNODE_REGISTRY, DEVNODE_IP; refuses DEVNODE_EVENTS
+        self.backends = Backends()   # DEVNODE_REGISTRY, DEVNODE_IP, DEVNODE_EVENTS
+        self._bus = None             # RabbitMQ (amqp.py) when DEVNODE_EVENTS is set, opened at the first need
         self._remote = None          # the ZooKeeper registry, opened at the first need
         self._remote_id = None       # our znode's name there once registered
         self.ctx = zmq.Context()
@@ -407,6 +408,8 @@ class Core:
         delay_ms = int(delay_ms)
         if delay_ms < 0 or delay_ms > DELAY_MAX_MS:
             raise InvalidArgument("emit %s: delay must be between 0 and a week" % type)
+        if self.backends.events:
+            return self.bus().publish(type, body, _headers(headers, trace_id), delay_ms, wait=False)
         if self.node is None:
             raise NodeError("emit %s needs a node: opened without one" % type)
         try:
@@ -449,6 +452,12 @@ class Core:
         if not valid_event_type(type):
             raise InvalidArgument("emit: want an event type of dot-separated words (1-%d bytes, no * or #), not %r"
                                   % (NAME_MAX, type))
+        if self.backends.events:
+            delay_ms = int(delay_ms)
+            if delay_ms < 0 or delay_ms > DELAY_MAX_MS:
+                raise InvalidArgument("emit %s: delay must be between 0 and a week" % type)
+            self.bus().publish(type, body, _headers(headers, trace_id), delay_ms, wait=True)
+            return {"events": 1, "offset": None}  # confirmed by the broker; no retained stream there
         _, reply = self.request("emit", {"type": type, "body": body, "headers": _headers(headers, trace_id),
                                          "source": self.service, "delay_ms": int(delay_ms)})
         return reply
@@ -489,6 +498,9 @@ class Core:
             if catch_up and patterns[0] not in (stream, "#"):
                 raise InvalidArgument("subscribe to %s: catching up needs every event of the stream, not only %s "
                                       "(filter in the handler)" % (stream, patterns[0]))
+        if stream is not None and self.backends.events:
+            raise InvalidArgument("subscribe to stream %s: retained streams are the embedded node's only; "
+                                  "DEVNODE_EVENTS=amqp://... has none (unset it to read the stream)" % stream)
         sub = Subscription("s%d" % next(self._sub_counter), patterns, "%s.%s" % (self.service, group_name or
                            patterns[0]), fn, broadcast, stream, start, catch_up)
         self.subs[sub.id] = sub
@@ -496,7 +508,49 @@ class Core:
             self.send_subscription(sub)
         return sub
 
+    def close_events(self, timeout=FLUSH_TIMEOUT_S):
+        """DEVNODE_EVENTS: stops consuming (handled events acked first) and waits for the broker's
+        confirms; returns how many no-wait events it refused or did not confirm. 0 otherwise."""
+        if self._bus is None:
+            return 0
+        self._bus.unsubscribe_all()
+        for sub in self.subs.values():
+            sub.active = False
+        return self._bus.flush(timeout)
+
+    def bus(self):
+        if self._bus is None:
+            from .amqp import AmqpBus
+            self._bus = AmqpBus(self.backends.events, self.service, self.warn)
+        return self._bus
+
+    def _send_amqp_subscription(self, sub):
+        # lymph's queue of (service, handler): "<Service>-<name>", the group being "<Service>.<name>"
+        queue = "%s-%s" % (self.service, sub.group[len(self.service) + 1:])
+        self.bus().subscribe(queue, sub.patterns, sub.broadcast,
+                             lambda fields, done: self.pool.submit(self._run_amqp, sub, fields, done))
+        sub.active = True
+
+    def _run_amqp(self, sub, fields, done):
+        if not self._dispatching:
+            return  # stopping: left unacked, the broker hands it to another consumer
+        headers = fields["headers"]
+        tid = _trace.sanitize(headers.get("trace_id")) or _trace.new_trace_id()
+        event = Event(fields["type"], fields["body"], headers, fields["source"], tid, fields["delivery"], -1,
+                      fields["redelivered"], sub.group)
+        ok = True
+        with _trace.traced(tid):
+            try:
+                sub.fn(event)
+            except Requeue:
+                ok = False
+            except Exception as e:
+                log.error("%s: the handler of %s raised %s: %s", sub.group, event.type, type(e).__name__, e)
+        done(ok)
+
     def send_subscription(self, sub):
+        if self.backends.events:
+            return self._send_amqp_subscription(sub)
         self.start_io()
         self.request("subscribe", sub.request(self.pid))
         sub.active = True
@@ -698,6 +752,14 @@ class Core:
                     except NodeError as e:
                         self.warn("%s.%d could not subscribe to '%s': %s" % (self.service, self.instance,
                                                                              sub.patterns[0], e))
+        if self.backends.events:  # no node needed for the broker's subscriptions
+            for sub in list(self.subs.values()):
+                if not sub.active:
+                    try:
+                        self.send_subscription(sub)
+                    except NodeError as e:
+                        self.warn("%s.%d could not subscribe to '%s': %s" % (self.service, self.instance,
+                                                                             sub.patterns[0], e))
         notify_ready()
 
     def stop(self, handler_timeout=5.0):
@@ -706,6 +768,10 @@ class Core:
         then the sockets close. Returns how many no-wait events the node did not confirm."""
         self._dispatching = False
         self.pool.wait_idle(handler_timeout)
+        if self._bus is not None:
+            self._bus.unsubscribe_all()  # the handlers' acks go first
+            for sub in self.subs.values():
+                sub.active = False
         if self._remote_id is not None:
             # out of the registry first: callers watching it stop picking us while we drain
             self._remote.unregister(self.service, self._remote_id)
@@ -733,6 +799,8 @@ class Core:
             self._dispatching = False
             self.pool.wait_idle(handler_timeout)
         unconfirmed = self.confirm(FLUSH_TIMEOUT_S) if self._thread is not None else 0
+        if self._bus is not None:
+            unconfirmed += self._bus.flush(FLUSH_TIMEOUT_S)
         self.started = False
         self.close()
         return unconfirmed
@@ -759,6 +827,9 @@ class Core:
         if self.node is not None:
             self.node.close(200)
             self.node = None
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
         if self._remote is not None:
             self._remote.close()  # the session's znodes go with it
             self._remote = None

@@ -246,7 +246,7 @@ class Client:
     def close(self):
         """Waits until the node has every no-wait event (10 s at most), unsubscribes, closes."""
         self.caller.close()
-        unconfirmed = self.core.confirm()
+        unconfirmed = self.core.confirm() + self.core.close_events()
         for sub in self.core.subs.values():
             if sub.active:
                 sub.active = False

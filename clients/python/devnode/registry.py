@@ -5,8 +5,7 @@ Unset DEVNODE_REGISTRY keeps the node's embedded registry (nothing here runs, ka
 imported). DEVNODE_REGISTRY=zookeeper://host:port[,host:port...][/chroot] registers an ephemeral
 znode <chroot>/services/<Service>/<id> holding lymph's JSON description plus devnode's "wire",
 and answers lookups from a cache that a children watch keeps current (no round trip per call).
-DEVNODE_EVENTS is refused: the Python client has no RabbitMQ back end yet (libdevnode has), and
-it must not be ignored.
+DEVNODE_EVENTS=amqp://… is checked here and used by amqp.py (RabbitMQ in lymph's layout).
 """
 import hashlib
 import json
@@ -62,11 +61,11 @@ class Backends:
 
     def __init__(self, env=None):
         env = os.environ if env is None else env
-        events = env.get("DEVNODE_EVENTS")
-        if events:
-            # never the URL itself: it carries a password
-            raise InvalidArgument("DEVNODE_EVENTS: RabbitMQ events are not supported yet by the Python client "
-                                  "(libdevnode's C services have them); unset DEVNODE_EVENTS for Python services")
+        # RabbitMQ events (amqp.py); checked here, never repeated in a message: it holds a password
+        self.events = env.get("DEVNODE_EVENTS") or None
+        if self.events:
+            from .amqp import check_url
+            check_url(self.events)
         self.registry = env.get("DEVNODE_REGISTRY") or None
         if self.registry:
             try:

@@ -1,6 +1,6 @@
 """Unit tests of the Python client's back-end settings (clients/python/devnode/registry.py): the
 registry URL read with common/zkurl.c's rules, DEVNODE_IP, the session timeout, and
-DEVNODE_EVENTS refused rather than ignored. The registry itself is tested against a real
+DEVNODE_EVENTS checked (never repeating its password). The registry itself is tested against a real
 ZooKeeper in tests/e2e/test_zkwire.py.
 Run: /usr/bin/python3 -m pytest -q clients/python/tests"""
 import os
@@ -57,8 +57,9 @@ def test_settings_are_read_and_checked():
         assert why in str(e.value), env
 
 
-def test_an_events_back_end_is_refused_not_ignored():
-    with pytest.raises(InvalidArgument) as e:
-        Backends({"DEVNODE_EVENTS": "amqp://guest:guest@h:5672/%2F"})
-    assert "RabbitMQ events are not supported yet by the Python client" in str(e.value)
-    assert "guest" not in str(e.value), "the URL (and its password) is not repeated"
+def test_an_events_back_end_is_checked_and_never_repeated():
+    assert Backends({"DEVNODE_EVENTS": "amqp://guest:guest@h:5672/%2F"}).events == "amqp://guest:guest@h:5672/%2F"
+    for url, why in (("http://guest:s3cret@h/", "not an AMQP URL"), ("amqps://guest:s3cret@h/", "amqps://")):
+        with pytest.raises(InvalidArgument) as e:
+            Backends({"DEVNODE_EVENTS": url})
+        assert why in str(e.value) and "s3cret" not in str(e.value), str(e.value)
