@@ -35,11 +35,18 @@ static int dn_events_amqp(struct devnode *dn)
         return 0;
     if (dn->amqp)
         return 1;
+    /* A broker that is not there costs each emit of a loop a connect (up to the timeout on an
+     * address that drops packets): after a failure, calls within a second fail at once. */
+    if (dn->amqp_failed_ms && dn_now_ms() - dn->amqp_failed_ms < 1000)
+        return dn_fail(dn, DEVNODE_E_NODE, "DEVNODE_EVENTS=%s", dn->amqp_error);
     char err[400];
     dn->amqp = amqpev_open(getenv("DEVNODE_EVENTS"), dn->service, DN_NODE_TIMEOUT_MS, dn_amqp_warn, dn, err,
                            sizeof err);
-    if (!dn->amqp)
+    if (!dn->amqp) {
+        dn->amqp_failed_ms = dn_now_ms();
+        snprintf(dn->amqp_error, sizeof dn->amqp_error, "%s", err);
         return dn_fail(dn, DEVNODE_E_NODE, "DEVNODE_EVENTS=%s", err);
+    }
     return 1;
 }
 

@@ -206,6 +206,8 @@ struct devnode {
                                     (lib/amqpevents.h), opened at the first subscribe or emit */
     int events_backend;          /* events.c: 0 not looked yet, 1 the node's bus, 2 amqp */
     unsigned amqp_watched;       /* events.c: amqpev_fds's number when epfd last got its sockets */
+    long long amqp_failed_ms;    /* events.c: when opening the broker last failed (0: never)... */
+    char amqp_error[200];        /* ...and why: calls within a second fail with it, not another try */
 
     devnode_warning_fn warn_fn;  /* NULL: stderr (devnode_set_warning_handler) */
     void *warn_ctx;
