@@ -176,7 +176,7 @@ def c_driver(node, workdir):
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libzmq", "msgpack", "jansson"], capture_output=True,
                            text=True).stdout.split()
     r = subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I", os.path.join(ROOT, "lib"), "-o", exe, src,
-                        os.path.join(ROOT, "build", "libdevnode.a"), *flags, "-lzookeeper_mt", "-lpthread", "-lm"], capture_output=True, text=True)
+                        os.path.join(ROOT, "build", "libdevnode.a"), *flags, "-lzookeeper_mt", "-lrabbitmq", "-lpthread", "-lm"], capture_output=True, text=True)
     if r.returncode != 0:
         log(f"   (C driver not built: {r.stderr[:300]})")
         return None

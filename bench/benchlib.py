@@ -15,8 +15,8 @@ def log(msg):
     print(msg, flush=True)
 
 
-# What libdevnode.a needs beyond pkg-config's libzmq, msgpack, jansson (Makefile ZK_LIBS).
-LIBDEVNODE_LIBS = ["-lzookeeper_mt", "-lpthread"]
+# What libdevnode.a needs beyond pkg-config's libzmq, msgpack, jansson (Makefile ZK_LIBS, librabbitmq).
+LIBDEVNODE_LIBS = ["-lzookeeper_mt", "-lrabbitmq", "-lpthread"]
 
 
 def compile_c(workdir, name, pkgs, extra=()):
