@@ -157,6 +157,10 @@ static void fuzz_replies(const msgpack_object *body)
     char services[48];
     proto_unpack_service_reply(body, &sr, services, sizeof services);
     FUZZ_CHECK(strlen(services) < sizeof services, "services overran");
+    struct proto_status_str changes[4];
+    size_t change_count = proto_unpack_reload_reply(body, changes, 4);
+    for (size_t i = 0; i < change_count && i < 4; i++)
+        FUZZ_CHECK(changes[i].ptr != NULL, "reload line without text");
     char identity[40];
     proto_unpack_register_reply(body, identity, sizeof identity);
     proto_unpack_emit_offset(body);
