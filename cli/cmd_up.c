@@ -81,6 +81,11 @@ static int cmd_up(struct cli_args *args)
     opts.service_count = (size_t)args->argc;
     opts.no_deps = cli_arg(args, 'D') != NULL;
     opts.config_path = project.config_path;
+    /* A reload loads the config again the way it was loaded here. */
+    opts.config_shown = args->config ? args->config : project.config_path;
+    opts.config_flags = cli_arg(args, CLI_OPT_NO_DOTENV) ? CONFIG_NO_DOTENV : 0;
+    opts.port_base = port_base ? atoi(port_base) : 0; /* checked by cli_load_config */
+    opts.formation = cli_arg(args, 'm');
     struct up_dashboard dashboard = {.color = opts.color};
     if (!no_tui && isatty(0) && isatty(1)) {
         opts.front_end = 1;

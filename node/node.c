@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
+#include "node/reload.h"
 
 static void node_on_flush(uv_check_t *check)
 {
@@ -174,6 +176,22 @@ static void node_on_process_exit(void *ctx, pid_t pid)
  * would be inherited by the workers; a handler is reset by exec. */
 static const int node_signals[NODE_SIGNAL_COUNT] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
 
+/* SIGHUP reloads, as daemons do; but the kernel sends it too when the node's terminal
+ * hangs up (the window closed), and then the node stops as it always did. A hung-up
+ * terminal answers every ioctl with EIO. */
+static void node_on_sighup(struct node *node)
+{
+    struct termios t;
+    if (node->tty_fd >= 0 && tcgetattr(node->tty_fd, &t) < 0 && errno == EIO) {
+        node_request_stop(node, "SIGHUP: the terminal is gone");
+        return;
+    }
+    struct reload_report report;
+    char err[1024];
+    node_reload(node, "SIGHUP", &report, err, sizeof err); /* it logs what it did, or why not */
+    reload_report_free(&report);
+}
+
 static void node_on_signal(uv_signal_t *handle, int signum)
 {
     struct node *node = handle->data;
@@ -191,7 +209,7 @@ static void node_on_signal(uv_signal_t *handle, int signum)
         node_request_stop(node, "interrupted");
         return;
     case SIGHUP:
-        node_request_stop(node, "SIGHUP (there is no reload yet, so it stops the node)");
+        node_on_sighup(node);
         return;
     default:
         node_request_stop(node, signum == SIGTERM ? "SIGTERM" : "SIGQUIT");
@@ -253,6 +271,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     node->devnull_fd = -1;
+    node->tty_fd = isatty(0) ? 0 : isatty(1) ? 1 : isatty(2) ? 2 : -1;
     node->opts = opts;
     char err[512];
     int rc = NODE_EXIT_FAILURE;
@@ -403,6 +422,9 @@ out_rundir:
     rundir_close(&node->rundir);
 out_config:
     config_free(&node->cfg);
+    for (size_t i = 0; i < node->retired_count; i++)
+        config_free(&node->retired[i]);
+    free(node->retired);
     free(node);
     return rc;
 }

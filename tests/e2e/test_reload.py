@@ -1,0 +1,210 @@
+"""`devnode reload` and SIGHUP (docs/supervision.md "Reload"): the node reads .lymph.yml and
+the env files again and applies the difference: new services start, removed ones stop, a
+changed command or environment rolls that service, a changed numprocesses scales it, and
+everything else keeps its processes (pids observed through `status --json`). A config that
+fails `check` changes nothing and the exact error comes back."""
+import os
+import signal
+
+from conftest import pid_alive, proc_environ, wait_for
+
+BEFORE = """\
+instances:
+    Keep:
+        command: exec sleep 1000
+        numprocesses: 2
+    Gone:
+        command: exec sleep 1001
+    Cmd:
+        command: exec sleep 1002
+    Scaled:
+        command: exec sleep 1003
+    EnvSvc:
+        command: exec sleep 1004
+        env_file: [svc.env]
+    Runtime:
+        command: exec sleep 1005
+"""
+
+AFTER = """\
+instances:
+    Keep:
+        command: exec sleep 1000
+        numprocesses: 2
+    Cmd:
+        command: exec sleep 2002
+    Scaled:
+        command: exec sleep 1003
+        numprocesses: 3
+    EnvSvc:
+        command: exec sleep 1004
+        env_file: [svc.env]
+    Runtime:
+        command: exec sleep 1005
+    New:
+        command: exec sleep 1006
+"""
+
+
+def instances(node, name, status=None):
+    return node.service(name, status)["instances"]
+
+
+def pids(node, name, status=None):
+    return [i["pid"] for i in instances(node, name, status)]
+
+
+def ports(node, name):
+    return [i["port"] for i in instances(node, name)]
+
+
+def replaced(node, name, old_pids, count):
+    """Waits until `name` runs `count` instances, none of them one of old_pids."""
+    def check():
+        insts = node.wait_running(name, count)
+        now = [i["pid"] for i in insts]
+        return now if not set(now) & set(old_pids) else None
+    return wait_for(check, 15, lambda: f"{name} to be replaced: {instances(node, name)}")
+
+
+def test_reload_applies_the_diff_and_keeps_untouched_pids(project):
+    project.write(BEFORE, {"svc.env": "X=1\n"})
+    node = project.up()
+    for name, n in [("Keep", 2), ("Gone", 1), ("Cmd", 1), ("Scaled", 1), ("EnvSvc", 1), ("Runtime", 1)]:
+        node.wait_running(name, n)
+    assert node.cli("scale", "Runtime", "3").returncode == 0
+    node.wait_running("Runtime", 3)
+    st = node.status()
+    keep, runtime = pids(node, "Keep", st), pids(node, "Runtime", st)
+    gone, cmd, scaled, envsvc = (pids(node, n, st) for n in ("Gone", "Cmd", "Scaled", "EnvSvc"))
+    keep_ports = ports(node, "Keep")
+
+    project.write(AFTER, {"svc.env": "X=2\n"})
+    r = node.cli("reload")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "Cmd: rolled (command changed)",
+        "Scaled: scaled 1\u21923",
+        "EnvSvc: rolled (env changed)",
+        "New: started",
+        "Gone: stopped",
+        "2 services unchanged",
+    ], r.stdout
+
+    new_cmd = replaced(node, "Cmd", cmd, 1)
+    assert instances(node, "Cmd")[0]["command"] == "exec sleep 2002"
+    new_env = replaced(node, "EnvSvc", envsvc, 1)
+    assert proc_environ(new_env[0]).get("X") == "2"
+    assert pids(node, "Scaled")[:1] == scaled and len(node.wait_running("Scaled", 3)) == 3
+    node.wait_running("New", 1)
+    wait_for(lambda: not pid_alive(gone[0]), 15, "the removed service's process to stop")
+    st = node.status()
+    assert "Gone" not in [s["name"] for s in st["services"]]
+    # Untouched: same processes, same PORTs; the count set by `scale` stays.
+    assert pids(node, "Keep", st) == keep and ports(node, "Keep") == keep_ports
+    assert pids(node, "Runtime", st) == runtime and node.service("Runtime", st)["desired"] == 3
+    assert all(pid_alive(p) for p in keep + runtime)
+    assert node.wait_node_line(r"^reload \(devnode reload\): Cmd: rolled \(command changed\)$")
+    node.stop()
+
+
+def test_reload_without_changes_touches_nothing(project):
+    project.write(BEFORE, {"svc.env": "X=1\n"})
+    node = project.up()
+    node.wait_running("Keep", 2)
+    before = {s["name"]: [i["pid"] for i in s["instances"]] for s in node.status()["services"]}
+    r = node.cli("reload")
+    assert (r.returncode, r.stdout) == (0, "6 services unchanged\n"), r
+    after = {s["name"]: [i["pid"] for i in s["instances"]] for s in node.status()["services"]}
+    assert after == before
+    node.stop()
+
+
+def test_a_runtime_scale_is_replaced_when_numprocesses_changes(project):
+    project.write("instances:\n    Svc:\n        command: exec sleep 1000\n")
+    node = project.up()
+    node.wait_running("Svc", 1)
+    node.cli("scale", "Svc", "3", check=True)
+    node.wait_running("Svc", 3)
+    project.write("instances:\n    Svc:\n        command: exec sleep 1000\n        numprocesses: 2\n")
+    r = node.cli("reload")
+    assert r.stdout == "Svc: scaled 1\u21922\n", r
+    node.wait_running("Svc", 2)
+    node.stop()
+
+
+def test_dotenv_change_rolls_the_services(project):
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n", {".env": "GREETING=hello\n"})
+    node = project.up()
+    old = pids(node, "A") if node.wait_running("A", 1) else None
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n", {".env": "GREETING=bonjour\n"})
+    r = node.cli("reload")
+    assert r.stdout == "A: rolled (env changed)\n", r
+    new = replaced(node, "A", old, 1)
+    assert proc_environ(new[0]).get("GREETING") == "bonjour"
+    node.stop()
+
+
+def test_broken_config_changes_nothing_and_says_why(project):
+    project.write(BEFORE, {"svc.env": "X=1\n"})
+    node = project.up()
+    node.wait_running("Keep", 2)
+    before = node.status()
+    project.write(BEFORE.replace("numprocesses: 2", "numprocesses: lots") + "    New:\n        command: x\n")
+    check = project.cli("check")
+    assert check.returncode == 2
+    expected = check.stderr.splitlines()[0]
+    assert expected.startswith(f"devnode: {project.config_path}:4:"), expected
+    r = node.cli("reload")
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr == expected + "\n", (r.stderr, expected)
+    after = node.status()
+    assert [(s["name"], [i["pid"] for i in s["instances"]]) for s in after["services"]] == \
+        [(s["name"], [i["pid"] for i in s["instances"]]) for s in before["services"]]
+    line = node.wait_node_line(r"^reload \(devnode reload\) refused, nothing changed: ")
+    assert line["text"].endswith(expected[len("devnode: "):])
+    assert node.alive()
+    node.stop()
+
+
+def test_interpolation_uses_the_nodes_environment(project):
+    config = "instances:\n    Svc:\n        command: exec sleep $(env.NAP)\n"
+    project.write(config)
+    node = project.up(env=project.node_env(NAP="1000"))
+    pid = node.wait_running("Svc", 1)[0]["pid"]
+    # The calling shell says otherwise: the node's own environment wins.
+    r = project.cli("reload", env={**os.environ, "NAP": "2000"})
+    assert (r.returncode, r.stdout) == (0, "1 service unchanged\n"), r
+    assert pids(node, "Svc") == [pid]
+    node.stop()
+
+
+def test_socket_change_is_refused(project):
+    config = ("sockets:\n    web: {port: 0}\ninstances:\n    Web:\n        command: exec sleep 1000\n"
+              "        sockets: [web]\n")
+    project.write(config)
+    node = project.up()
+    pid = node.wait_running("Web", 1)[0]["pid"]
+    project.write(config.replace("port: 0", "port: 0, host: 127.0.0.2"))
+    r = node.cli("reload")
+    assert r.returncode == 2, r
+    assert r.stderr == "devnode: socket web changed: restart the node to apply\n", r.stderr
+    assert pids(node, "Web") == [pid]
+    node.stop()
+
+
+def test_sighup_reloads(project):
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n")
+    node = project.up()
+    a = node.wait_running("A", 1)[0]["pid"]
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n    B:\n        command: exec sleep 1001\n")
+    os.kill(node.pid, signal.SIGHUP)
+    node.wait_running("B", 1)
+    assert node.alive() and pids(node, "A") == [a]
+    node.wait_node_line(r"^reload \(SIGHUP\): B: started$")
+    # A broken config on SIGHUP: logged, the node goes on.
+    project.write("instances:\n    A: [\n")
+    os.kill(node.pid, signal.SIGHUP)
+    node.wait_node_line(r"^reload \(SIGHUP\) refused, nothing changed: .*\.lymph\.yml:\d+:\d+: ")
+    assert node.alive() and pids(node, "A") == [a]
+    node.stop()
