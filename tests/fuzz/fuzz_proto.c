@@ -504,6 +504,7 @@ static const struct {
 } decoders[] = {
     {PROTO_STATUS, fuzz_status},          {PROTO_RESTART, fuzz_restart},     {PROTO_SCALE, fuzz_scale},
     {PROTO_STOP, fuzz_stop},              {PROTO_OK, fuzz_replies},          {PROTO_STARTED, fuzz_replies},
+    {PROTO_RELOAD, fuzz_replies},
     {PROTO_ERROR, fuzz_replies},          {PROTO_REGISTER, fuzz_register},   {PROTO_HEARTBEAT, fuzz_bus_small},
     {PROTO_UNREGISTER, fuzz_bus_small},   {PROTO_DISCOVER, fuzz_discover},   {PROTO_SERVICES, fuzz_services},
     {PROTO_EMIT, fuzz_emit},              {PROTO_SUBSCRIBE, fuzz_subscribe}, {PROTO_UNSUBSCRIBE, fuzz_bus_small},
