@@ -18,12 +18,17 @@ static int cmd_reload(struct cli_args *args)
     wire_body_init(&body);
     proto_pack_request_id(&body.pk, 1);
     struct wire_msg reply;
+    /* A ping first, so that no node (exit 1) is told apart from a refused config (exit 2). */
+    if (cli_call(&project, PROTO_PING, &body, &reply, NULL) < 0)
+        return CLI_FAILURE;
+    wire_msg_free(&reply);
+    wire_body_init(&body);
+    proto_pack_request_id(&body.pk, 2);
     char err[2048];
     int rc = cli_request(&project, PROTO_RELOAD, &body, CLI_ANSWER_TIMEOUT_MS, &reply, err, sizeof err);
     wire_body_free(&body);
     if (rc < 0) {
-        /* The node is there (CLI_NEEDS_NODE): it refused the config, the same line `check` gives. */
-        cli_error("%s", err);
+        cli_error("%s", err); /* the line `check` gives, or what cannot change live */
         return CLI_USAGE;
     }
     static struct proto_status_str lines[RELOAD_LINES_SHOWN];
