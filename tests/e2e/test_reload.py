@@ -208,3 +208,47 @@ def test_sighup_reloads(project):
     node.wait_node_line(r"^reload \(SIGHUP\) refused, nothing changed: .*\.lymph\.yml:\d+:\d+: ")
     assert node.alive() and pids(node, "A") == [a]
     node.stop()
+
+
+def test_sighup_from_a_closed_terminal_still_stops_the_node(project):
+    """The kernel sends SIGHUP when the node's terminal goes away (the window closed): that
+    is no reload request, and the node stops as it always did."""
+    import pty
+    from conftest import DEVNODE, marked_pids
+    project.write("instances:\n    Svc:\n        command: exec sleep 1000\n")
+    env = project.node_env()
+    pid, master = pty.fork()
+    if pid == 0:  # the child: session leader with the pty as its controlling terminal
+        os.chdir(project.dir)
+        os.execve(str(DEVNODE), [str(DEVNODE), "up", "--no-tui"], env)
+    exited = []
+    try:
+        def running():
+            try:
+                os.read(master, 65536)  # keep the terminal drained
+            except OSError:
+                pass
+            st = project.cli("status", "--json")
+            return st.returncode == 0 and '"state":"running"' in st.stdout.replace(" ", "")
+        wait_for(running, 15, "the node on a terminal to run Svc")
+        worker = marked_pids(project.marker)
+        assert worker
+        os.close(master)  # the terminal hangs up: SIGHUP to the node
+
+        def gone():
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exited.append(status)
+            return done
+        wait_for(gone, 15, "the node to stop when its terminal went away")
+        assert os.waitstatus_to_exitcode(exited[0]) == 0
+        wait_for(lambda: not any(pid_alive(p) for p in worker), 15, "its worker to stop")
+        log = (project.run_dir / "logs" / "devnode.jsonl").read_text()
+        assert "SIGHUP: the terminal is gone: stopping all instances" in log
+    finally:
+        if not exited:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
