@@ -87,38 +87,6 @@ static unsigned service_reasons(const struct config_service *a, const struct con
     return r;
 }
 
-static const struct config_socket *find_socket(const struct config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->socket_count; i++)
-        if (strcmp(cfg->sockets[i].name, name) == 0)
-            return &cfg->sockets[i];
-    return NULL;
-}
-
-/* The node bound its sockets once; moving a service to another address is not done live. */
-static int check_sockets(const struct config *old, const struct config *updated, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < updated->socket_count; i++) {
-        const struct config_socket *n = &updated->sockets[i];
-        const struct config_socket *o = find_socket(old, n->name);
-        if (!o) {
-            snprintf(err, errlen, "socket %s added: restart the node to apply", n->name);
-            return -1;
-        }
-        if (!str_eq(o->host, n->host) || o->port != n->port || !str_eq(o->path, n->path)) {
-            snprintf(err, errlen, "socket %s changed: restart the node to apply", n->name);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < old->socket_count; i++) {
-        if (!find_socket(updated, old->sockets[i].name)) {
-            snprintf(err, errlen, "socket %s removed: restart the node to apply", old->sockets[i].name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int check_node_settings(const struct config *old, const struct config *updated, char *err, size_t errlen)
 {
     const struct config_logs *a = &old->logs, *b = &updated->logs;
@@ -187,8 +155,7 @@ int configdiff_compute(const struct config *old, struct config *updated, struct 
                        size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (check_sockets(old, updated, err, errlen) < 0 || check_node_settings(old, updated, err, errlen) < 0 ||
-        keep_port_blocks(old, updated, err, errlen) < 0)
+    if (check_node_settings(old, updated, err, errlen) < 0 || keep_port_blocks(old, updated, err, errlen) < 0)
         return -1;
     bool backends_changed = !str_eq(old->backends.registry, updated->backends.registry) ||
                             !str_eq(old->backends.events, updated->backends.events) ||

@@ -1,7 +1,8 @@
 /* configdiff: what a reload changes. It compares the running config with a newly loaded one,
  * service by service, and says which services start, stop, roll (and why) or scale. It is
  * pure: it never spawns or binds; the node applies the list (node/reload.c). What cannot be
- * applied to a running node (its sockets, log settings, streams) is refused here. */
+ * applied to a running node (log settings, streams) is refused here. Sockets are the node's:
+ * it rebinds a moved one and rolls the services whose sockets changed (sockets_rebind). */
 #ifndef DEVNODE_CONFIGDIFF_H
 #define DEVNODE_CONFIGDIFF_H
 
@@ -22,7 +23,7 @@ enum configdiff_reason {
     CONFIGDIFF_ENV = 1u << 1,          /* its final environment (env:, env_file, .env) */
     CONFIGDIFF_CWD = 1u << 2,
     CONFIGDIFF_READY = 1u << 3,
-    CONFIGDIFF_SOCKETS = 1u << 4,      /* which sockets it is handed */
+    CONFIGDIFF_SOCKETS = 1u << 4,      /* which sockets it is handed (the node adds it when one moved) */
     CONFIGDIFF_BACKENDS = 1u << 5,     /* the top-level backends: its workers are given */
     CONFIGDIFF_NUMPROCESSES = 1u << 8, /* scales it (a count set by `scale` is kept otherwise) */
     CONFIGDIFF_SETTINGS = 1u << 9,     /* restart, stop_*, depends_on...: used from now on, no roll */
@@ -49,8 +50,8 @@ struct configdiff {
 
 /* Compares `old` with `updated` and fills `out`. PORT blocks are kept for the node's life:
  * each kept service gets its old block in `updated`, a started one the first free block.
- * Returns 0, or -1 with err naming what cannot change on a running node ("socket Web
- * changed: restart the node to apply") or a block that does not fit; out then holds nothing. */
+ * Returns 0, or -1 with err naming what cannot change on a running node ("logs changed:
+ * restart the node to apply") or a block that does not fit; out then holds nothing. */
 int configdiff_compute(const struct config *old, struct config *updated, struct configdiff *out, char *err,
                        size_t errlen);
 void configdiff_free(struct configdiff *d);

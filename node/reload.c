@@ -83,29 +83,51 @@ static int prepare(struct node *node, const struct configdiff *d, char *err, siz
     return 0;
 }
 
-static void apply_action(struct node *node, const struct configdiff_action *a, struct reload_report *r)
+/* Whether the listening fds a service passes differ from before (a socket moved). */
+static int sockets_moved(const struct service *svc, const int *old_fds, size_t old_count)
+{
+    if (svc->socket_count != old_count)
+        return 1;
+    for (size_t i = 0; i < old_count; i++)
+        if (svc->sockets[i]->fd != old_fds[i])
+            return 1;
+    return 0;
+}
+
+/* Returns 1 when the service was left as it was (it counts as unchanged). */
+static int apply_action(struct node *node, const struct configdiff_action *action, struct reload_report *r)
 {
     struct supervisor *sup = &node->sup;
+    struct configdiff_action changed = *action, *a = &changed;
     char what[256], err[512];
     configdiff_describe(a, what, sizeof what);
     if (a->kind == CONFIGDIFF_START) {
         if (!svcconfig_add(sup, a->new_svc, err, sizeof err))
             snprintf(what, sizeof what, "not started: %s", err);
         report_add(r, "%s: %s", a->name, what);
-        return;
+        return 0;
     }
     if (a->kind == CONFIGDIFF_STOP) {
         svcconfig_remove(sup, a->name);
         report_add(r, "%s: %s", a->name, what);
-        return;
+        return 0;
     }
     struct service *svc = supervisor_find_service(sup, a->name);
+    int old_fds[SERVICE_MAX_SOCKETS];
+    size_t old_count = svc ? svc->socket_count : 0;
+    for (size_t i = 0; i < old_count; i++)
+        old_fds[i] = svc->sockets[i]->fd; /* the old array is still there (node_reload) */
     if (!svc || svcconfig_set(sup, svc, a->new_svc, err, sizeof err) < 0) {
         report_add(r, "%s: not changed: %s", a->name, svc ? err : "no such service");
-        return;
+        return 0;
+    }
+    if (sockets_moved(svc, old_fds, old_count)) {
+        a->kind = CONFIGDIFF_CHANGE;
+        a->reasons |= CONFIGDIFF_SOCKETS;
+        configdiff_describe(a, what, sizeof what);
     }
     if (a->kind == CONFIGDIFF_UNCHANGED)
-        return;
+        return 1;
     /* Scaled first: the roll then replaces the instances that stay, the new ones start new. */
     if ((a->reasons & CONFIGDIFF_NUMPROCESSES) &&
         supervisor_scale(sup, a->name, a->new_svc->numprocesses, NULL, err, sizeof err) < 0)
@@ -113,6 +135,7 @@ static void apply_action(struct node *node, const struct configdiff_action *a, s
     else if ((a->reasons & CONFIGDIFF_ROLLS) && supervisor_restart(sup, a->name, -1, NULL, err, sizeof err) < 0)
         snprintf(what, sizeof what, "not rolled: %s (its next processes use the new config)", err);
     report_add(r, "%s: %s", a->name, what);
+    return 0;
 }
 
 /* A watch with a restart under way would be told of its end after being freed: it is kept,
@@ -141,7 +164,11 @@ int node_reload(struct node *node, const char *asked_by, struct reload_report *o
     }
     if (load_checked(node, &fresh, out, err, errlen) < 0)
         goto refused;
-    if (configdiff_compute(&node->cfg, &fresh, &d, err, errlen) < 0 || prepare(node, &d, err, errlen) < 0) {
+    /* The sockets are bound last: it is the last step that may refuse. */
+    struct socket_set retired_sockets;
+    struct bound_socket *old_socket_items;
+    if (configdiff_compute(&node->cfg, &fresh, &d, err, errlen) < 0 || prepare(node, &d, err, errlen) < 0 ||
+        sockets_rebind(&node->sockets, &fresh, &retired_sockets, &old_socket_items, err, errlen) < 0) {
         config_free(&fresh);
         goto refused;
     }
@@ -151,16 +178,24 @@ int node_reload(struct node *node, const char *asked_by, struct reload_report *o
     node->retired = xrealloc(node->retired, (node->retired_count + 1) * sizeof *node->retired);
     node->retired[node->retired_count++] = node->cfg;
     node->cfg = fresh;
+    size_t unchanged = 0;
     for (size_t i = 0; i < d.count; i++)
-        apply_action(node, &d.actions[i], out);
+        unchanged += (size_t)apply_action(node, &d.actions[i], out);
+    /* Every service now points into the new socket array. A moved socket's old address stays
+     * open in the old workers (they hold their own copy) until the roll has replaced them. */
+    free(old_socket_items);
+    for (size_t i = 0; i < retired_sockets.count; i++)
+        loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "reload: the node no longer listens on %s (%s)",
+                         retired_sockets.items[i].address, retired_sockets.items[i].cfg->name);
+    sockets_close_all(&retired_sockets);
     if (d.watch_changed && !keep_watch) {
         watch_close(node->watch);
         node->watch = watch_start(&node->loop, &node->cfg, &node->sup, &node->hub);
     } else if (d.watch_changed) {
         report_add(out, "watch: unchanged while a restart it started runs; reload again once it is done");
     }
-    if (d.unchanged || !out->count)
-        report_add(out, "%zu service%s unchanged", d.unchanged, d.unchanged == 1 ? "" : "s");
+    if (unchanged || !out->count)
+        report_add(out, "%zu service%s unchanged", unchanged, unchanged == 1 ? "" : "s");
     for (size_t i = 0; i < out->count; i++)
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "reload (%s): %s", asked_by, out->lines[i]);
     rc = 0;

@@ -83,6 +83,7 @@ int svcconfig_remove(struct supervisor *sup, const char *name)
         supervisor_scale(sup, name, 0, NULL, err, sizeof err);
     svc->rolling = 0;
     svc->removed = 1;
+    svc->socket_count = 0; /* a reload may close them: nothing of it may point there */
     return 0;
 }
 

@@ -5,6 +5,7 @@ everything else keeps its processes (pids observed through `status --json`). A c
 fails `check` changes nothing and the exact error comes back."""
 import os
 import signal
+import socket
 
 from conftest import pid_alive, proc_environ, wait_for
 
@@ -179,16 +180,53 @@ def test_interpolation_uses_the_nodes_environment(project):
     node.stop()
 
 
-def test_socket_change_is_refused(project):
-    config = ("sockets:\n    web: {port: 0}\ninstances:\n    Web:\n        command: exec sleep 1000\n"
-              "        sockets: [web]\n")
-    project.write(config)
+QUIET = "    Quiet:\n        command: exec sleep 1000\n"
+OTHER = "    Other:\n        port: 0\n"  # kept as it is: its fd stays
+
+
+def test_a_moved_socket_is_bound_and_its_service_rolled_onto_it(project):
+    from test_sockets import free_port, get, web_config
+    old_port, new_port = free_port(), free_port()
+    project.write(web_config(old_port, n=2, extra=QUIET, socket_extra=OTHER))
+    node = project.up()
+    old = pids(node, "Web") if node.wait_running("Web", 2) else None
+    quiet = node.wait_running("Quiet", 1)[0]["pid"]
+    assert get("/pid", old_port)[0] == 200
+    other = [s["port"] for s in node.status()["node"]["sockets"] if s["name"] == "Other"]
+    project.write(web_config(new_port, n=2, extra=QUIET, socket_extra=OTHER))
+    r = node.cli("reload")
+    assert (r.returncode, r.stdout) == (0, "Web: rolled (sockets changed)\n1 service unchanged\n"), r
+    new = replaced(node, "Web", old, 2)
+    status, body, _ = get("/pid", new_port)
+    assert status == 200 and int(body) in new
+    # The old address closed with the last old worker; the untouched service kept its process.
+    wait_for(lambda: not any(pid_alive(p) for p in old), 15, "the old workers to stop")
+    try:
+        get("/pid", old_port, timeout=2)
+        raise AssertionError(f"port {old_port} still answers after the move")
+    except ConnectionRefusedError:
+        pass
+    assert pids(node, "Quiet") == [quiet]
+    st = node.status()
+    assert [s["address"] for s in st["node"]["sockets"] if s["name"] == "Web"] == [f"127.0.0.1:{new_port}"], st
+    assert [s["port"] for s in st["node"]["sockets"] if s["name"] == "Other"] == other  # port 0: picked once
+    node.stop()
+
+
+def test_a_socket_that_cannot_be_bound_changes_nothing(project):
+    from test_sockets import free_port, web_config
+    port = free_port()
+    project.write(web_config(port, n=1))
     node = project.up()
     pid = node.wait_running("Web", 1)[0]["pid"]
-    project.write(config.replace("port: 0", "port: 0, host: 127.0.0.2"))
-    r = node.cli("reload")
-    assert r.returncode == 2, r
-    assert r.stderr == "devnode: socket web changed: restart the node to apply\n", r.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        project.write(web_config(busy, n=1))
+        r = node.cli("reload")
+    assert r.returncode == 2 and r.stderr.startswith(f"devnode: {project.config_path}:"), r
+    assert f"127.0.0.1:{busy}" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert pids(node, "Web") == [pid]
     node.stop()
 
