@@ -93,6 +93,7 @@ static void node_on_all_stopped(void *ctx)
     supervisor_stop_summary(&node->sup, node->stop_summary, sizeof node->stop_summary);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s", node->stop_summary);
     watch_close(node->watch);
+    configwatch_close(node->configwatch);
     tailserver_close(&node->tail); /* followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
@@ -190,6 +191,26 @@ static void node_on_sighup(struct node *node)
     char err[1024];
     node_reload(node, "SIGHUP", &report, err, sizeof err); /* it logs what it did, or why not */
     reload_report_free(&report);
+}
+
+/* --watch-config: a reload per burst of writes; the files to watch may have changed with it. */
+static void node_on_config_change(void *ctx, const char *path)
+{
+    struct node *node = ctx;
+    if (node->sup.stopping)
+        return;
+    const char *shown = path;
+    size_t dirlen = strlen(node->cfg.dir);
+    if (strncmp(path, node->cfg.dir, dirlen) == 0 && path[dirlen] == '/')
+        shown = path + dirlen + 1;
+    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s changed: reloading", shown);
+    struct reload_report report;
+    char err[1024];
+    node_reload(node, "--watch-config", &report, err, sizeof err); /* it logs what it did, or why not */
+    reload_report_free(&report);
+    configwatch_close(node->configwatch);
+    node->configwatch = configwatch_start(&node->loop, &node->cfg, !(node->opts->config_flags & CONFIG_NO_DOTENV),
+                                          node_on_config_change, node);
 }
 
 static void node_on_signal(uv_signal_t *handle, int signum)
@@ -382,6 +403,9 @@ int node_run(struct config *cfg, const struct node_options *opts)
         }
         supervisor_start_all(&node->sup);
         node->watch = watch_start(&node->loop, &node->cfg, &node->sup, &node->hub);
+        if (opts->watch_config)
+            node->configwatch = configwatch_start(&node->loop, &node->cfg, !(opts->config_flags & CONFIG_NO_DOTENV),
+                                                  node_on_config_change, node);
         if (node->cfg.service_count == 0)
             node_request_stop(node, "nothing to run");
     }

@@ -20,6 +20,7 @@
 #include "node/supervisor.h"
 #include "node/tailserver.h"
 #include "node/watch.h"
+#include "node/configwatch.h"
 #include "sockets/sockets.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
@@ -37,6 +38,7 @@ struct node_options {
     unsigned config_flags;     /* enum config_load_flags (--no-dotenv) */
     int port_base;             /* --port-base, 0 when not given */
     const char *formation;     /* -m, or NULL */
+    int watch_config;          /* --watch-config: reload when .lymph.yml or an env file changes */
     int color;             /* colour in the plain output */
     enum printer_mode output_mode; /* --lossy / --lossless, or auto (lossy on a terminal only) */
     /* A front end (the dashboard cli/cmd_up.c composes with the node) owns the terminal: the
@@ -78,6 +80,7 @@ struct node {
     struct bus bus;             /* the embedded event bus */
     struct watch *watch;        /* restarts on file changes; NULL when no service has watch: */
     struct attach_server attach; /* devnode attach: sessions on workers' terminals */
+    struct configwatch *configwatch; /* --watch-config; NULL without */
     uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */

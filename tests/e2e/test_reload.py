@@ -290,3 +290,26 @@ def test_sighup_from_a_closed_terminal_still_stops_the_node(project):
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+
+
+def test_watch_config_reloads_when_the_files_change(project):
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n")
+    node = project.up("--watch-config")
+    a = node.wait_running("A", 1)[0]["pid"]
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n    B:\n        command: exec sleep 1001\n")
+    node.wait_running("B", 1)
+    assert pids(node, "A") == [a]
+    node.wait_node_line(r"^\.lymph\.yml changed: reloading$")
+    node.wait_node_line(r"^reload \(--watch-config\): B: started$")
+    # A .env that did not exist when the node started is watched too: every service rolls.
+    (project.dir / ".env").write_text("GREETING=hi\n")
+    new = replaced(node, "A", [a], 1)
+    assert proc_environ(new[0]).get("GREETING") == "hi"
+    # A broken save changes nothing; the next good one applies.
+    project.write("instances:\n    A: [\n")
+    node.wait_node_line(r"^reload \(--watch-config\) refused, nothing changed: ")
+    assert node.alive() and pids(node, "A") == new
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n")
+    wait_for(lambda: "B" not in [s["name"] for s in node.status()["services"]], 15, "B to be removed")
+    assert pids(node, "A") == new
+    node.stop()
