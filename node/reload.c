@@ -181,6 +181,7 @@ int node_reload(struct node *node, const char *asked_by, struct reload_report *o
     size_t unchanged = 0;
     for (size_t i = 0; i < d.count; i++)
         unchanged += (size_t)apply_action(node, &d.actions[i], out);
+    svcconfig_arrange(&node->sup, &node->cfg, node->opts->service_count == 0);
     /* Every service now points into the new socket array. A moved socket's old address stays
      * open in the old workers (they hold their own copy) until the roll has replaced them. */
     free(old_socket_items);

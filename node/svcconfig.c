@@ -4,12 +4,14 @@
  * It must never free a struct service: instances and changes point to them. */
 #include "node/svcconfig.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
+#include "node/startorder.h"
 
 /* Everything derived from cfg, all-or-nothing: on failure svc is as it was. */
 static int service_configure(struct supervisor *sup, struct service *svc, const struct config_service *cfg,
@@ -40,22 +42,61 @@ static int service_configure(struct supervisor *sup, struct service *svc, const 
 }
 
 /* One more slot in sup->services. The array moves, so every pointer to a service (its
- * instances', the changes') is moved with it while the old array is still there. */
+ * instances', the changes') is moved with it while the old array is still there. `from[s]`
+ * is the index in the old array of the service that goes to slot s (SIZE_MAX: none). */
+static void services_move(struct supervisor *sup, size_t count, const size_t *from)
+{
+    struct service *moved = xcalloc(count ? count : 1, sizeof *moved);
+    for (size_t s = 0; s < count; s++) {
+        if (from[s] == SIZE_MAX)
+            continue;
+        moved[s] = sup->services[from[s]];
+        for (size_t i = 0; i < moved[s].instance_cap; i++)
+            if (moved[s].instances[i])
+                moved[s].instances[i]->service = &moved[s];
+        change_service_moved(sup, &sup->services[from[s]], &moved[s]);
+    }
+    free(sup->services);
+    sup->services = moved;
+    sup->service_count = count;
+}
+
 static struct service *services_grow(struct supervisor *sup)
 {
     size_t count = sup->service_count;
-    struct service *grown = xcalloc(count + 1, sizeof *grown);
-    memcpy(grown, sup->services, count * sizeof *grown);
-    for (size_t s = 0; s < count; s++) {
-        for (size_t i = 0; i < grown[s].instance_cap; i++)
-            if (grown[s].instances[i])
-                grown[s].instances[i]->service = &grown[s];
-        change_service_moved(sup, &sup->services[s], &grown[s]);
+    size_t *from = xcalloc(count + 1, sizeof *from);
+    for (size_t s = 0; s < count; s++)
+        from[s] = s;
+    from[count] = SIZE_MAX;
+    services_move(sup, count + 1, from);
+    free(from);
+    return &sup->services[count];
+}
+
+void svcconfig_arrange(struct supervisor *sup, const struct config *cfg, int want_new)
+{
+    size_t count = sup->service_count, placed = 0;
+    size_t *from = xcalloc(count ? count : 1, sizeof *from);
+    char *taken = xcalloc(count ? count : 1, 1);
+    for (size_t c = 0; c < cfg->service_count; c++) {
+        struct service *svc = supervisor_find_service(sup, cfg->services[c].name);
+        if (!svc)
+            continue; /* it could not be added: the reload said so */
+        from[placed++] = (size_t)(svc - sup->services);
+        taken[svc - sup->services] = 1;
     }
-    free(sup->services);
-    sup->services = grown;
-    sup->service_count = count + 1;
-    return &grown[count];
+    for (size_t s = 0; s < count; s++)
+        if (!taken[s])
+            from[placed++] = s;
+    /* The start order's entries are by the old index: what each slot was before. */
+    size_t *old_index = xcalloc(count ? count : 1, sizeof *old_index);
+    for (size_t s = 0; s < count; s++)
+        old_index[s] = from[s] < sup->order.count ? from[s] : SIZE_MAX;
+    services_move(sup, count, from);
+    startorder_rearranged(sup, old_index, want_new);
+    free(old_index);
+    free(taken);
+    free(from);
 }
 
 struct service *svcconfig_add(struct supervisor *sup, const struct config_service *cfg, char *err, size_t errlen)
@@ -65,11 +106,10 @@ struct service *svcconfig_add(struct supervisor *sup, const struct config_servic
         return NULL;
     struct service *svc = services_grow(sup);
     *svc = probe;
+    svc->desired = cfg->numprocesses;
     char warning[1024];
     if (sockets_listen_pid_warning(sup->cfg, cfg, warning, sizeof warning))
         loghub_node_line(sup->hub, getpid(), LOG_LEVEL_WARNING, "%s", warning);
-    if (cfg->numprocesses > 0 && supervisor_scale(sup, cfg->name, cfg->numprocesses, NULL, err, errlen) < 0)
-        return NULL; /* only while the node stops: it is there, and stops with the rest */
     return svc;
 }
 

@@ -313,3 +313,28 @@ def test_watch_config_reloads_when_the_files_change(project):
     wait_for(lambda: "B" not in [s["name"] for s in node.status()["services"]], 15, "B to be removed")
     assert pids(node, "A") == new
     node.stop()
+
+
+def test_added_services_start_in_depends_on_order(project):
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n")
+    node = project.up()
+    a = node.wait_running("A", 1)[0]["pid"]
+    # Listed first and depending on another new one: the file's order is not the start order.
+    project.write("instances:\n"
+                  "    Api:\n        command: exec sleep 1001\n        depends_on: [Db]\n"
+                  "    Db:\n        command: exec sleep 1002\n        ready: {delay: 1s}\n"
+                  "    A:\n        command: exec sleep 1000\n")
+    r = node.cli("reload")
+    assert r.stdout == "Api: started\nDb: started\n1 service unchanged\n", r
+    node.wait_running("Api", 1)
+    db_ready = node.wait_node_line(r"^Db\.0 ready")
+    api_started = node.wait_node_line(r"^Api\.0 started")
+    assert api_started["seq"] > db_ready["seq"], (db_ready, api_started)
+    assert [s["name"] for s in node.status()["services"]] == ["Api", "Db", "A"]
+    assert pids(node, "A") == [a]
+    # The node's own commands find them where the config has them.
+    assert node.cli("stop", "Db").returncode == 0
+    wait_for(lambda: instances(node, "Db")[0]["pid"] == 0, 15, "Db to stop")
+    assert node.cli("start", "Db").returncode == 0
+    node.wait_running("Db", 1)
+    node.stop()
