@@ -39,10 +39,23 @@ static bool env_eq(const struct config_service *a, const struct config_service *
     return true;
 }
 
+static bool probe_eq(const struct config_probe *a, const struct config_probe *b)
+{
+    return a->kind == b->kind && str_eq(a->host, b->host) && a->port == b->port && str_eq(a->path, b->path) &&
+           str_eq(a->command, b->command);
+}
+
 static bool ready_eq(const struct config_ready *a, const struct config_ready *b)
 {
     return a->kind == b->kind && str_eq(a->log_pattern, b->log_pattern) && str_eq(a->tcp_host, b->tcp_host) &&
-           a->tcp_port == b->tcp_port && a->delay_ms == b->delay_ms && a->timeout_ms == b->timeout_ms;
+           a->tcp_port == b->tcp_port && a->delay_ms == b->delay_ms && a->timeout_ms == b->timeout_ms &&
+           probe_eq(&a->probe, &b->probe);
+}
+
+static bool live_eq(const struct config_live *a, const struct config_live *b)
+{
+    return probe_eq(&a->probe, &b->probe) && a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+           a->failures == b->failures;
 }
 
 static bool deps_eq(const struct config_service *a, const struct config_service *b)
@@ -74,6 +87,10 @@ static unsigned service_reasons(const struct config_service *a, const struct con
         r |= CONFIGDIFF_CWD;
     if (!ready_eq(&a->ready, &b->ready))
         r |= CONFIGDIFF_READY;
+    if (!live_eq(&a->live, &b->live))
+        r |= CONFIGDIFF_LIVE;
+    if (a->stdin_pipe != b->stdin_pipe || a->tty != b->tty)
+        r |= CONFIGDIFF_TERMINAL;
     if (!strs_eq(a->sockets, a->socket_count, b->sockets, b->socket_count))
         r |= CONFIGDIFF_SOCKETS;
     if (a->numprocesses != b->numprocesses)
@@ -200,6 +217,7 @@ static const struct {
 } reason_words[] = {
     {CONFIGDIFF_COMMAND, "command"}, {CONFIGDIFF_ENV, "env"},           {CONFIGDIFF_CWD, "cwd"},
     {CONFIGDIFF_READY, "ready"},     {CONFIGDIFF_SOCKETS, "sockets"},   {CONFIGDIFF_BACKENDS, "backends"},
+    {CONFIGDIFF_LIVE, "live"},       {CONFIGDIFF_TERMINAL, "stdin/tty"},
     {CONFIGDIFF_SETTINGS, "settings"}, {CONFIGDIFF_WATCH, "watch"},
 };
 

@@ -22,16 +22,19 @@ enum configdiff_reason {
     CONFIGDIFF_COMMAND = 1u << 0,
     CONFIGDIFF_ENV = 1u << 1,          /* its final environment (env:, env_file, .env) */
     CONFIGDIFF_CWD = 1u << 2,
-    CONFIGDIFF_READY = 1u << 3,
+    CONFIGDIFF_READY = 1u << 3,        /* ready: (with its http/exec probe) */
     CONFIGDIFF_SOCKETS = 1u << 4,      /* which sockets it is handed (the node adds it when one moved) */
     CONFIGDIFF_BACKENDS = 1u << 5,     /* the top-level backends: its workers are given */
+    CONFIGDIFF_LIVE = 1u << 6,         /* live: (its probe, interval, timeout, failures) */
+    CONFIGDIFF_TERMINAL = 1u << 7,     /* stdin: or tty: (how its processes are spawned) */
     CONFIGDIFF_NUMPROCESSES = 1u << 8, /* scales it (a count set by `scale` is kept otherwise) */
     CONFIGDIFF_SETTINGS = 1u << 9,     /* restart, stop_*, depends_on...: used from now on, no roll */
     CONFIGDIFF_WATCH = 1u << 10,       /* watch:, ignore:, watch_debounce */
 };
 /* The reasons that need new processes: the service is rolled. */
 #define CONFIGDIFF_ROLLS \
-    (CONFIGDIFF_COMMAND | CONFIGDIFF_ENV | CONFIGDIFF_CWD | CONFIGDIFF_READY | CONFIGDIFF_SOCKETS | CONFIGDIFF_BACKENDS)
+    (CONFIGDIFF_COMMAND | CONFIGDIFF_ENV | CONFIGDIFF_CWD | CONFIGDIFF_READY | CONFIGDIFF_SOCKETS | CONFIGDIFF_BACKENDS | \
+     CONFIGDIFF_LIVE | CONFIGDIFF_TERMINAL)
 
 struct configdiff_action {
     enum configdiff_kind kind;

@@ -34,10 +34,13 @@ static int service_configure(struct supervisor *sup, struct service *svc, const 
     free(svc->command);
     svc->command = sockets_expand_command(cfg->command, svc->sockets, svc->socket_count);
     svc->cfg = cfg;
-    /* The next arm of each instance's readiness check reads the new ready: */
+    /* The next arm of each instance's readiness and liveness checks reads the new ones: */
     for (size_t i = 0; i < svc->instance_cap; i++)
         if (svc->instances[i])
+        {
             svc->instances[i]->check.cfg = &cfg->ready;
+            svc->instances[i]->live.cfg = &cfg->live;
+        }
     return 0;
 }
 

@@ -156,6 +156,16 @@ static void test_several_reasons_and_settings(void **state)
     assert_described(a, "rolled (command, ready changed), scaled 1\u21922, updated (settings changed)");
 }
 
+static void test_probes_and_terminal_roll(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(diff(fx, "instances:\n  A: {command: a, live: {tcp: 5000}}\n  B: {command: b}\n",
+                          "instances:\n  A: {command: a, live: {tcp: 5001}}\n  B: {command: b, tty: true}\n"),
+                     0);
+    assert_described(action(fx, "A"), "rolled (live changed)");
+    assert_described(action(fx, "B"), "rolled (stdin/tty changed)");
+}
+
 static void test_watch_change_is_noted(void **state)
 {
     struct fixture *fx = *state;
@@ -223,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_added_removed_and_changed_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_from_dotenv_rolls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_several_reasons_and_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes_and_terminal_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_change_is_noted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_blocks_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_block_is_reused, setup, teardown),
