@@ -338,3 +338,19 @@ def test_added_services_start_in_depends_on_order(project):
     assert node.cli("start", "Db").returncode == 0
     node.wait_running("Db", 1)
     node.stop()
+
+
+def test_reload_loads_as_up_did(project):
+    """-m and --port-base of `up` hold for the reloaded file too: nothing changes."""
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n    B:\n        command: exec sleep 1001\n")
+    node = project.up("-m", "A=2,B=1", "--port-base", "6000")
+    insts = node.wait_running("A", 2)
+    assert [i["port"] for i in insts] == [6000, 6001]
+    r = node.cli("reload")
+    assert (r.returncode, r.stdout) == (0, "2 services unchanged\n"), r
+    project.write("instances:\n    A:\n        command: exec sleep 1000\n    B:\n        command: exec sleep 1001\n"
+                  "    C:\n        command: exec sleep 1002\n")
+    r = node.cli("reload")
+    assert r.stdout == "C: started\n2 services unchanged\n", r  # -m gives C none: it starts none
+    assert node.service("C")["desired"] == 0 and node.service("A")["desired"] == 2
+    node.stop()
