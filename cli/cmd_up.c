@@ -49,6 +49,7 @@ static const struct cli_option options[] = {
     {"lossless", 0, 0, 'F'},
     {"no-dotenv", 0, 0, CLI_OPT_NO_DOTENV},
     {"no-deps", 0, 0, 'D'},
+    {"watch-config", 0, 0, 'W'},
     CLI_OPTION_FORMATION,
     {0},
 };
@@ -81,6 +82,12 @@ static int cmd_up(struct cli_args *args)
     opts.service_count = (size_t)args->argc;
     opts.no_deps = cli_arg(args, 'D') != NULL;
     opts.config_path = project.config_path;
+    /* A reload loads the config again the way it was loaded here. */
+    opts.config_shown = args->config ? args->config : project.config_path;
+    opts.config_flags = cli_arg(args, CLI_OPT_NO_DOTENV) ? CONFIG_NO_DOTENV : 0;
+    opts.port_base = port_base ? atoi(port_base) : 0; /* checked by cli_load_config */
+    opts.formation = cli_arg(args, 'm');
+    opts.watch_config = cli_arg(args, 'W') != NULL;
     struct up_dashboard dashboard = {.color = opts.color};
     if (!no_tui && isatty(0) && isatty(1)) {
         opts.front_end = 1;
@@ -93,7 +100,7 @@ static int cmd_up(struct cli_args *args)
 
 const struct cli_command cmd_up_entry = {
     .name = "up",
-    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv] [-m NAME=N,...] [--no-deps] [SERVICE...]",
+    .usage = "[-c PATH] [--vars FILE] [--color=auto|always|never] [--no-tui] [--port-base N] [--lossy|--lossless] [--no-dotenv] [--watch-config] [-m NAME=N,...] [--no-deps] [SERVICE...]",
     .summary = "start the services (or the named ones and what they need) and supervise them until Ctrl-C",
     .flags = CLI_NEEDS_PROJECT | CLI_COLOR,
     .options = options,

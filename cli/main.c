@@ -16,6 +16,7 @@
     X(status)       \
     X(restart)      \
     X(attach)       \
+    X(reload)       \
     X(scale)        \
     X(stop)         \
     X(start)        \

@@ -338,3 +338,10 @@ void change_abort_all(struct supervisor *sup, const char *why)
         change_finish(sup, ch);
     }
 }
+
+void change_service_moved(struct supervisor *sup, const struct service *from, struct service *to)
+{
+    for (struct change *ch = sup->changes; ch; ch = ch->next)
+        if (ch->svc == from)
+            ch->svc = to;
+}

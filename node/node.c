@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
+#include "node/reload.h"
 
 static void node_on_flush(uv_check_t *check)
 {
@@ -91,6 +93,7 @@ static void node_on_all_stopped(void *ctx)
     supervisor_stop_summary(&node->sup, node->stop_summary, sizeof node->stop_summary);
     loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s", node->stop_summary);
     watch_close(node->watch);
+    configwatch_close(node->configwatch);
     tailserver_close(&node->tail); /* followers get their last lines and `end` */
     registry_close(&node->registry);
     bus_close(&node->bus);
@@ -174,6 +177,42 @@ static void node_on_process_exit(void *ctx, pid_t pid)
  * would be inherited by the workers; a handler is reset by exec. */
 static const int node_signals[NODE_SIGNAL_COUNT] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
 
+/* SIGHUP reloads, as daemons do; but the kernel sends it too when the node's terminal
+ * hangs up (the window closed), and then the node stops as it always did. A hung-up
+ * terminal answers every ioctl with EIO. */
+static void node_on_sighup(struct node *node)
+{
+    struct termios t;
+    if (node->tty_fd >= 0 && tcgetattr(node->tty_fd, &t) < 0 && errno == EIO) {
+        node_request_stop(node, "SIGHUP: the terminal is gone");
+        return;
+    }
+    struct reload_report report;
+    char err[1024];
+    node_reload(node, "SIGHUP", &report, err, sizeof err); /* it logs what it did, or why not */
+    reload_report_free(&report);
+}
+
+/* --watch-config: a reload per burst of writes; the files to watch may have changed with it. */
+static void node_on_config_change(void *ctx, const char *path)
+{
+    struct node *node = ctx;
+    if (node->sup.stopping)
+        return;
+    const char *shown = path;
+    size_t dirlen = strlen(node->cfg.dir);
+    if (strncmp(path, node->cfg.dir, dirlen) == 0 && path[dirlen] == '/')
+        shown = path + dirlen + 1;
+    loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "%s changed: reloading", shown);
+    struct reload_report report;
+    char err[1024];
+    node_reload(node, "--watch-config", &report, err, sizeof err); /* it logs what it did, or why not */
+    reload_report_free(&report);
+    configwatch_close(node->configwatch);
+    node->configwatch = configwatch_start(&node->loop, &node->cfg, !(node->opts->config_flags & CONFIG_NO_DOTENV),
+                                          node_on_config_change, node);
+}
+
 static void node_on_signal(uv_signal_t *handle, int signum)
 {
     struct node *node = handle->data;
@@ -191,7 +230,7 @@ static void node_on_signal(uv_signal_t *handle, int signum)
         node_request_stop(node, "interrupted");
         return;
     case SIGHUP:
-        node_request_stop(node, "SIGHUP (there is no reload yet, so it stops the node)");
+        node_on_sighup(node);
         return;
     default:
         node_request_stop(node, signum == SIGTERM ? "SIGTERM" : "SIGQUIT");
@@ -253,6 +292,7 @@ int node_run(struct config *cfg, const struct node_options *opts)
     node->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     node->devnull_fd = -1;
+    node->tty_fd = isatty(0) ? 0 : isatty(1) ? 1 : isatty(2) ? 2 : -1;
     node->opts = opts;
     char err[512];
     int rc = NODE_EXIT_FAILURE;
@@ -363,6 +403,9 @@ int node_run(struct config *cfg, const struct node_options *opts)
         }
         supervisor_start_all(&node->sup);
         node->watch = watch_start(&node->loop, &node->cfg, &node->sup, &node->hub);
+        if (opts->watch_config)
+            node->configwatch = configwatch_start(&node->loop, &node->cfg, !(opts->config_flags & CONFIG_NO_DOTENV),
+                                                  node_on_config_change, node);
         if (node->cfg.service_count == 0)
             node_request_stop(node, "nothing to run");
     }
@@ -403,6 +446,9 @@ out_rundir:
     rundir_close(&node->rundir);
 out_config:
     config_free(&node->cfg);
+    for (size_t i = 0; i < node->retired_count; i++)
+        config_free(&node->retired[i]);
+    free(node->retired);
     free(node);
     return rc;
 }

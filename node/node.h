@@ -20,11 +20,12 @@
 #include "node/supervisor.h"
 #include "node/tailserver.h"
 #include "node/watch.h"
+#include "node/configwatch.h"
 #include "sockets/sockets.h"
 
 enum node_exit { NODE_EXIT_OK = 0, NODE_EXIT_FAILURE = 1, NODE_EXIT_USAGE = 2 };
 
-/* INT, TERM, QUIT, HUP stop; USR1 reopens the log file; USR2 is ignored; CHLD reaps. */
+/* INT, TERM, QUIT stop; HUP reloads (stops when the terminal is gone); USR1 reopens the log file; USR2 is ignored; CHLD reaps. */
 #define NODE_SIGNAL_COUNT 7
 
 struct node;
@@ -32,6 +33,12 @@ struct node;
 struct node_options {
     const char *config_path;
     const char *vars_path;
+    /* What a reload (node/reload.h) needs to load the config as `up` did: */
+    const char *config_shown;  /* the path as the user gave it, for messages (NULL: cfg.path) */
+    unsigned config_flags;     /* enum config_load_flags (--no-dotenv) */
+    int port_base;             /* --port-base, 0 when not given */
+    const char *formation;     /* -m, or NULL */
+    int watch_config;          /* --watch-config: reload when .lymph.yml or an env file changes */
     int color;             /* colour in the plain output */
     enum printer_mode output_mode; /* --lossy / --lossless, or auto (lossy on a terminal only) */
     /* A front end (the dashboard cli/cmd_up.c composes with the node) owns the terminal: the
@@ -58,6 +65,8 @@ struct node_options {
 struct node {
     uv_loop_t loop;
     struct config cfg;
+    struct config *retired;     /* configs a reload replaced: what was built from them points there */
+    size_t retired_count;
     struct rundir rundir;
     struct socket_set sockets;  /* bound before any worker starts, open for the node's life */
     struct guardian guardian;
@@ -71,6 +80,7 @@ struct node {
     struct bus bus;             /* the embedded event bus */
     struct watch *watch;        /* restarts on file changes; NULL when no service has watch: */
     struct attach_server attach; /* devnode attach: sessions on workers' terminals */
+    struct configwatch *configwatch; /* --watch-config; NULL without */
     uv_signal_t signals[NODE_SIGNAL_COUNT]; /* one per entry of node.c's node_signals[] */
     uv_check_t flush_check;     /* flushes printer and log file once per loop iteration */
     int interrupts;             /* Ctrl-C / SIGTERM count: 1 graceful, 2 forced */
@@ -81,6 +91,7 @@ struct node {
     int exit_code;
     const struct node_options *opts; /* the caller's, for node_run's duration (the hooks) */
     int devnull_fd;             /* the plain printer's output while a front end owns the terminal */
+    int tty_fd;                 /* a terminal fd the node was started on, -1: none (SIGHUP: gone?) */
 };
 
 /* Runs the node for an already loaded config (ownership of cfg moves to the node).

@@ -7,6 +7,7 @@
 
 #include "common/xalloc.h"
 #include "node/node.h"
+#include "node/reload.h"
 
 static int instance_is_up(const struct instance *inst)
 {
@@ -82,9 +83,14 @@ static void handle_status(void *ctx, struct control *ctl, const struct wire_msg 
         proto_pack_status_socket(pk, &sock);
     }
 
-    proto_pack_status_services_begin(pk, node->sup.service_count);
+    size_t listed = 0;
+    for (size_t s = 0; s < node->sup.service_count; s++)
+        listed += !node->sup.services[s].removed;
+    proto_pack_status_services_begin(pk, listed);
     for (size_t s = 0; s < node->sup.service_count; s++) {
         const struct service *svc = &node->sup.services[s];
+        if (svc->removed)
+            continue; /* a reload took it out; its last processes are still stopping */
         size_t present = 0, up = 0;
         for (size_t i = 0; i < svc->instance_cap; i++) {
             if (svc->instances[i]) {
@@ -321,6 +327,23 @@ static void handle_heartbeat(void *ctx, struct control *ctl, const struct wire_m
     bus_touch(&node->bus, msg->identity, msg->identity_len);
 }
 
+static void handle_reload(void *ctx, struct control *ctl, const struct wire_msg *msg)
+{
+    struct node *node = ctx;
+    struct reload_report report;
+    char err[1024];
+    if (node_reload(node, "devnode reload", &report, err, sizeof err) < 0) {
+        control_reply_error(ctl, msg, err);
+    } else {
+        struct wire_body b;
+        wire_body_init(&b);
+        proto_pack_reload_reply(&b.pk, proto_request_id(msg->body), (const char *const *)report.lines, report.count);
+        control_reply(ctl, msg, PROTO_OK, &b);
+        wire_body_free(&b);
+    }
+    reload_report_free(&report);
+}
+
 static void handle_ping(void *ctx, struct control *ctl, const struct wire_msg *msg)
 {
     control_reply_ok(ctl, msg);
@@ -335,5 +358,6 @@ void node_register_requests(struct node *node)
     control_register(&node->control, PROTO_PING, handle_ping, node);
     control_register(&node->control, PROTO_START_SERVICE, handle_start_service, node);
     control_register(&node->control, PROTO_STOP_SERVICE, handle_stop_service, node);
+    control_register(&node->control, PROTO_RELOAD, handle_reload, node);
     control_register(&node->control, PROTO_HEARTBEAT, handle_heartbeat, node);
 }

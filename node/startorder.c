@@ -599,6 +599,43 @@ const char *startorder_state(const struct supervisor *sup, const struct instance
     return instance_state_name(inst->state);
 }
 
+void startorder_rearranged(struct supervisor *sup, const size_t *old_index, int want_new)
+{
+    struct startorder *o = &sup->order;
+    size_t n = sup->service_count;
+    struct order_service *fresh = xcalloc(n ? n : 1, sizeof *fresh);
+    for (size_t s = 0; s < n; s++) {
+        struct order_service *os = &fresh[s];
+        const struct service *svc = &sup->services[s];
+        if (old_index[s] < o->count) {
+            *os = o->services[old_index[s]];
+            free(os->dep_generation);
+            free(os->dep_index);
+        } else {
+            os->wanted = want_new && !svc->cfg->disabled && !svc->removed;
+            os->pending = os->wanted;
+        }
+        if (svc->removed)
+            os->wanted = os->pending = os->blocked = 0;
+        size_t deps = svc->cfg->dep_count;
+        os->dep_generation = xcalloc(deps ? deps : 1, sizeof *os->dep_generation);
+        os->dep_index = xcalloc(deps ? deps : 1, sizeof *os->dep_index);
+        for (size_t k = 0; k < deps; k++) {
+            /* A removed service's dependencies point to itself: never waited for, never followed. */
+            struct service *d = svc->removed ? NULL : supervisor_find_service(sup, svc->cfg->deps[k].name);
+            os->dep_index[k] = d ? service_index(sup, d) : s;
+        }
+    }
+    /* Generations as they are now: a reload is no restart of a dependency. */
+    for (size_t s = 0; s < n; s++)
+        for (size_t k = 0; k < sup->services[s].cfg->dep_count; k++)
+            fresh[s].dep_generation[k] = fresh[fresh[s].dep_index[k]].generation;
+    free(o->services);
+    o->services = fresh;
+    o->count = n;
+    startorder_touch(sup);
+}
+
 void startorder_close(struct supervisor *sup)
 {
     if (sup->order.idle_open)

@@ -74,6 +74,11 @@ int startorder_start_service(struct supervisor *sup, const char *name, char *sta
                              size_t errlen);
 /* `devnode stop NAME`: that service alone. Returns its instances with a process, or -1. */
 int startorder_stop_service(struct supervisor *sup, const char *name, int force, char *err, size_t errlen);
+/* A reload rearranged sup->services (node/svcconfig.c): service s was at old_index[s] before
+ * (SIZE_MAX: added by the reload). Entries follow their services; an added one is wanted when
+ * `want_new` (and not disabled) and starts once its dependencies allow; a removed one (its
+ * `removed` set) is neither wanted nor waited for. Dependencies are found again by name. */
+void startorder_rearranged(struct supervisor *sup, const size_t *old_index, int want_new);
 /* Whether svc waits for its dependencies: a scale adds its instances without starting them. */
 int startorder_held(const struct supervisor *sup, const struct service *svc);
 /* The state status shows for an instance: the machine's name, or `waiting` (held by a

@@ -1045,6 +1045,7 @@ int supervisor_init(struct supervisor *sup, uv_loop_t *loop, const struct config
     sup->sockets = sockets;
     sup->node_pid = getpid();
     sup->notify.fd = -1;
+    sup->notify_dir = notify_dir;
     int rc;
     sup->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (sup->devnull_fd < 0) {
@@ -1169,9 +1170,18 @@ void supervisor_stop_instance(struct instance *inst, int force)
 struct service *supervisor_find_service(struct supervisor *sup, const char *name)
 {
     for (size_t s = 0; s < sup->service_count; s++)
-        if (strcmp(sup->services[s].cfg->name, name) == 0)
+        if (!sup->services[s].removed && strcmp(sup->services[s].cfg->name, name) == 0)
             return &sup->services[s];
     return NULL;
+}
+
+int supervisor_open_notify(struct supervisor *sup, char *err, size_t errlen)
+{
+    if (sup->notify.fd >= 0)
+        return 0;
+    return notify_socket_open(&sup->notify, sup->loop, sup->notify_dir, supervisor_on_notify, sup, err, errlen) < 0
+               ? -1
+               : 0;
 }
 
 /* Zero-downtime restart: the new process starts beside the old one (they share the

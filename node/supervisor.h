@@ -91,6 +91,7 @@ struct service {
     int rolling;                    /* a rolling restart is going through the instances */
     int roll_next;                  /* the next index it replaces */
     int addrinuse_told;             /* the EADDRINUSE hint was logged since the last restart */
+    int removed;                    /* a reload took it out: its instances stop, nothing finds it */
 };
 
 /* What the node's stop did, for its one summary line. */
@@ -129,6 +130,7 @@ struct supervisor {
     void *on_process_exit_ctx;
     struct change *changes;         /* restarts and scales a client waits for (change.c) */
     struct startorder order;        /* depends_on: what starts when, stop order (startorder.c) */
+    const char *notify_dir;         /* where the NOTIFY_SOCKET is made, once a service needs it */
 };
 
 /* Returns 0, or with err set -EINVAL (a $(socket.X) naming no socket: a config error) or
@@ -166,7 +168,11 @@ int supervisor_scale(struct supervisor *sup, const char *service, int count,
 void supervisor_start_service(struct supervisor *sup, struct service *svc);
 void supervisor_stop_instance(struct instance *inst, int force);
 
+/* The service named so, never a removed one; NULL when none. */
 struct service *supervisor_find_service(struct supervisor *sup, const char *name);
+/* Opens the NOTIFY_SOCKET if it is not open yet (a reload added `ready: notify`). 0, or -1
+ * with err set. */
+int supervisor_open_notify(struct supervisor *sup, char *err, size_t errlen);
 /* While connections wait on `bs` with nobody accepting (sockets.h), the line the node says:
  * "Web: 12 connections waiting on 127.0.0.1:4080, none accepted for 5 s: do the workers use
  * the socket?". Returns 1 with buf set, or 0 with buf "". */

@@ -581,3 +581,31 @@ void proto_unpack_service_reply(const msgpack_object *body, struct proto_service
     r->services = buf;
     r->instances = get_i(body, "instances", 0);
 }
+
+/* ---------------------------------------------------------------- reload */
+
+void proto_pack_reload_reply(msgpack_packer *pk, const msgpack_object *id, const char *const *changes,
+                             size_t count)
+{
+    msgpack_pack_map(pk, 2);
+    proto_pack_id(pk, id);
+    pack_str_list(pk, "changes", changes, count);
+}
+
+size_t proto_unpack_reload_reply(const msgpack_object *body, struct proto_status_str *changes, size_t cap)
+{
+    const msgpack_object *list = wire_map_get(body, "changes");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    size_t n = 0;
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *o = &list->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (n < cap)
+            changes[n] = (struct proto_status_str){.ptr = o->via.str.size ? o->via.str.ptr : "",
+                                                   .len = o->via.str.size};
+        n++;
+    }
+    return n;
+}

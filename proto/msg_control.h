@@ -240,5 +240,14 @@ struct proto_service_reply {
 void proto_pack_service_reply(msgpack_packer *pk, const msgpack_object *id, const struct proto_service_reply *r);
 /* services is copied into buf ("" when absent). */
 void proto_unpack_service_reply(const msgpack_object *body, struct proto_service_reply *r, char *buf, size_t cap);
+/* ---- reload -------------------------------------------------------------------------- */
+/* The request is {id} (proto_pack_request_id). Its `ok` reply {id, changes}: one line per
+ * service the reload changed, then the count of unchanged ones ("Web: rolled (command
+ * changed)", "3 services unchanged"); a config that failed comes back as `error`. */
+void proto_pack_reload_reply(msgpack_packer *pk, const msgpack_object *id, const char *const *changes,
+                             size_t count);
+/* Fills up to cap lines (pointing into body) and returns how many the reply holds; entries
+ * that are not strings are skipped. */
+size_t proto_unpack_reload_reply(const msgpack_object *body, struct proto_status_str *changes, size_t cap);
 
 #endif

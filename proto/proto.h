@@ -30,6 +30,7 @@
 #define PROTO_PING        "ping"
 #define PROTO_START_SERVICE "start_service" /* one service and what it needs, on a running node */
 #define PROTO_STOP_SERVICE  "stop_service"  /* one service alone */
+#define PROTO_RELOAD      "reload"      /* request {id}; reply ok {id, changes} */
 /* Registry */
 #define PROTO_REGISTER    "register"
 #define PROTO_HEARTBEAT   "heartbeat"

@@ -233,6 +233,66 @@ void sockets_close_all(struct socket_set *set)
     set->count = 0;
 }
 
+static int same_address(const struct config_socket *a, const struct config_socket *b)
+{
+    if (!!a->path != !!b->path)
+        return 0;
+    if (a->path)
+        return strcmp(a->path, b->path) == 0;
+    return a->port == b->port && strcmp(a->host ? a->host : "", b->host ? b->host : "") == 0;
+}
+
+int sockets_rebind(struct socket_set *set, const struct config *cfg, struct socket_set *retired,
+                   struct bound_socket **old_items, char *err, size_t errlen)
+{
+    struct bound_socket *items = xcalloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *items);
+    size_t *kept_from = xcalloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *kept_from);
+    for (size_t i = 0; i < cfg->socket_count; i++) {
+        const struct bound_socket *old = sockets_find(set, cfg->sockets[i].name);
+        kept_from[i] = SIZE_MAX;
+        if (old && same_address(old->cfg, &cfg->sockets[i])) {
+            items[i] = *old;
+            kept_from[i] = (size_t)(old - set->items);
+        } else {
+            items[i].fd = -1;
+            items[i].cfg = &cfg->sockets[i]; /* the bind's messages name it */
+            items[i].config_path = cfg->path;
+            int rc = cfg->sockets[i].path ? bind_unix(&items[i], cfg->sockets[i].path, err, errlen)
+                                          : bind_tcp(&items[i], cfg->sockets[i].host, cfg->sockets[i].port, err,
+                                                     errlen);
+            if (rc < 0) {
+                for (size_t k = 0; k < i; k++) {
+                    if (kept_from[k] != SIZE_MAX)
+                        continue;
+                    close(items[k].fd);
+                    if (items[k].family == AF_UNIX)
+                        unlink(cfg->sockets[k].path);
+                }
+                free(kept_from);
+                free(items);
+                return -1;
+            }
+        }
+        items[i].cfg = &cfg->sockets[i];
+        items[i].config_path = cfg->path;
+    }
+    /* The old ones not kept: their fds and unix paths go once the caller is done with them. */
+    retired->items = xcalloc(set->count ? set->count : 1, sizeof *retired->items);
+    retired->count = 0;
+    for (size_t o = 0; o < set->count; o++) {
+        int kept = 0;
+        for (size_t i = 0; i < cfg->socket_count && !kept; i++)
+            kept = kept_from[i] == o;
+        if (!kept)
+            retired->items[retired->count++] = set->items[o];
+    }
+    free(kept_from);
+    *old_items = set->items;
+    set->items = items;
+    set->count = cfg->socket_count;
+    return 0;
+}
+
 const struct bound_socket *sockets_find(const struct socket_set *set, const char *name)
 {
     for (size_t i = 0; i < set->count; i++)

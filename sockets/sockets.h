@@ -48,6 +48,14 @@ struct socket_set {
  * and, for a port in use, the process holding it. On failure nothing stays bound. */
 int sockets_bind_all(struct socket_set *set, const struct config *cfg, char *err, size_t errlen);
 void sockets_close_all(struct socket_set *set);
+/* A reload's sockets: `set` becomes the sockets of `cfg`. A socket whose address did not
+ * change keeps its listening fd (and its struct's contents: it moves to a new array); a new
+ * or moved one is bound. Returns 0 with *retired holding the old array's sockets that are
+ * not kept (close them with sockets_close_all once nothing points to them) and *old_items
+ * the old array (free it then too: what pointed into it must be re-pointed first). Returns
+ * -1 with err when a bind fails; then nothing changed and nothing new stays bound. */
+int sockets_rebind(struct socket_set *set, const struct config *cfg, struct socket_set *retired,
+                   struct bound_socket **old_items, char *err, size_t errlen);
 const struct bound_socket *sockets_find(const struct socket_set *set, const char *name);
 
 /* The sockets a service's workers get, in fd order from 3: the socket named like the

@@ -18,7 +18,7 @@ instances:
 
 # Operands that make each command that needs a node get as far as looking for it.
 NODE_ARGS = {
-    "status": [], "restart": ["Web"], "scale": ["Web", "2"], "stop": [], "start": ["Web"],
+    "status": [], "restart": ["Web"], "reload": [], "scale": ["Web", "2"], "stop": [], "start": ["Web"],
     "emit": ["greeted"], "subscribe": ["greeted"], "tui": [], "attach": ["Web.0"],
 }
 # Commands that need the node only without a remote registry (backends.registry): the same exit

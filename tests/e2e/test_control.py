@@ -402,7 +402,8 @@ instances:
     assert "Stubborn.0 stopped (killed by SIGKILL (signal 9))" in [x["text"] for x in node.node_lines()]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP])
+# SIGHUP reloads (test_reload.py), unless the terminal is gone
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
 def test_signal_to_node_stops_cleanly_with_exit_0(project, sig):
     project.write(SLEEPER.format(n=2))
     node = project.up()

@@ -157,6 +157,10 @@ static void fuzz_replies(const msgpack_object *body)
     char services[48];
     proto_unpack_service_reply(body, &sr, services, sizeof services);
     FUZZ_CHECK(strlen(services) < sizeof services, "services overran");
+    struct proto_status_str changes[4];
+    size_t change_count = proto_unpack_reload_reply(body, changes, 4);
+    for (size_t i = 0; i < change_count && i < 4; i++)
+        FUZZ_CHECK(changes[i].ptr != NULL, "reload line without text");
     char identity[40];
     proto_unpack_register_reply(body, identity, sizeof identity);
     proto_unpack_emit_offset(body);
@@ -500,6 +504,7 @@ static const struct {
 } decoders[] = {
     {PROTO_STATUS, fuzz_status},          {PROTO_RESTART, fuzz_restart},     {PROTO_SCALE, fuzz_scale},
     {PROTO_STOP, fuzz_stop},              {PROTO_OK, fuzz_replies},          {PROTO_STARTED, fuzz_replies},
+    {PROTO_RELOAD, fuzz_replies},
     {PROTO_ERROR, fuzz_replies},          {PROTO_REGISTER, fuzz_register},   {PROTO_HEARTBEAT, fuzz_bus_small},
     {PROTO_UNREGISTER, fuzz_bus_small},   {PROTO_DISCOVER, fuzz_discover},   {PROTO_SERVICES, fuzz_services},
     {PROTO_EMIT, fuzz_emit},              {PROTO_SUBSCRIBE, fuzz_subscribe}, {PROTO_UNSUBSCRIBE, fuzz_bus_small},

@@ -514,6 +514,9 @@ def proto_seeds():
         ("stop-service-bad", msg("stop_service", {"id": 1, "service": ""})),
         ("ok-service", msg("ok", {"id": 1, "services": "Db, Api", "instances": 2})),
         ("ping", msg("ping", {"id": 1})),
+        ("reload", msg("reload", {"id": 1})),
+        ("reload-reply", msg("ok", {"id": 1, "changes": ["Web: rolled (command changed)", "Db: scaled 1\u21922",
+                                                         "2 services unchanged", 7]})),
         ("ok", msg("ok", {"id": 1, "instances": 2, "count": 2, "ready": 2, "stopped": 0, "elapsed_ms": 9,
                           "pid": 4, "identity": "ab", "offset": 3})),
         ("started", msg("started", {"id": 1, "count": 2, "instances": 1, "timeout_ms": 31000})),
@@ -583,7 +586,7 @@ def proto_seeds():
     ]
     write_corpus("proto", seeds)
     write_dict("proto", msgpack_words(["data", "tty", "rows", "cols", "mode", "reason", "attach", "attach_input",
-                                       "attach_output", "attach_resize", "attach_end", "detach", "id", "target", "wait", "service", "count", "force", "message", "instances",
+                                       "attach_output", "attach_resize", "attach_end", "detach", "id", "changes", "target", "wait", "service", "count", "force", "message", "instances",
                                        "timeout_ms", "ready", "stopped", "elapsed_ms", "node", "services",
                                        "sockets", "index", "state", "last_exit", "signal", "port", "instance",
                                        "pid", "endpoint", "methods", "params", "help", "identity", "type", "body",

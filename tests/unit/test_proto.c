@@ -326,6 +326,24 @@ static void test_restart_scale_stop_roundtrip(void **state)
     proto_unpack_stop_reply(packed_decode(&p), &pid);
     assert_int_equal(pid, 4321);
     packed_free(&p);
+
+    /* reload: the lines come back in order; a short buffer still learns the full count */
+    const char *changes[] = {"Web: rolled (command changed)", "", "2 services unchanged"};
+    struct proto_status_str got[3];
+    packed_init(&p);
+    proto_pack_reload_reply(&p.b.pk, NULL, changes, 3);
+    const msgpack_object *body = packed_decode(&p);
+    assert_int_equal(proto_unpack_reload_reply(body, got, 3), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(got[i].len, strlen(changes[i]));
+        assert_memory_equal(got[i].ptr, changes[i], got[i].len);
+    }
+    assert_int_equal(proto_unpack_reload_reply(body, got, 1), 3);
+    packed_free(&p);
+    packed_init(&p);
+    proto_pack_stop_reply(&p.b.pk, NULL, 1); /* no changes key */
+    assert_int_equal(proto_unpack_reload_reply(packed_decode(&p), got, 3), 0);
+    packed_free(&p);
 }
 
 static void test_registry_roundtrip(void **state)
