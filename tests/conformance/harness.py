@@ -81,9 +81,14 @@ def svc(lang, count=1, subs="", **extra):
     return (lang, count, subs, extra)
 
 
-def config(services, streams=None):
-    """A .lymph.yml from {name: svc(...)}: each runs its language's adapter, ready: notify."""
-    lines = ["instances:"]
+def config(services, streams=None, backends=None):
+    """A .lymph.yml from {name: svc(...)}: each runs its language's adapter, ready: notify;
+    `backends` ({key: url}) becomes devnode's top-level `backends:` key (docs/backends.md)."""
+    lines = []
+    if backends:
+        lines.append("backends:")
+        lines += [f"    {k}: {v}" for k, v in backends.items()]
+    lines.append("instances:")
     for name, (lang, count, subs, extra) in services.items():
         a = ADAPTERS[lang]
         lines += [f"    {name}:", f"        command: {a['command']}", f"        numprocesses: {count}",
@@ -98,6 +103,92 @@ def config(services, streams=None):
         for pattern, keep in streams.items():
             lines += [f"    '{pattern}':", f"        retain_events: {keep}"]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- back ends
+
+# The back ends a scenario can run on (README.md, "Back ends"): each row names, for a key of
+# devnode's `backends:` (docs/backends.md), the session fixture of tests/e2e/backends.py whose
+# server takes that part; an empty row is the embedded node alone. A scenario module lists the
+# rows it runs on in BACKENDS (default: embedded only), a test overrides that with
+# @pytest.mark.backends(...). Events on RabbitMQ would be one more row here,
+# "rabbitmq": {"events": "rabbitmq"}, named in test_events' BACKENDS.
+BACKENDS = {
+    "embedded": {},
+    "zookeeper": {"registry": "zookeeper"},
+}
+# what the registry and RPC scenarios run on
+REGISTRY_BACKENDS = ["embedded", "zookeeper"]
+# a killed instance's znode goes with its session: a short one keeps the scenarios quick
+# (the fixture's ZooKeeper allows sessions from 200 ms)
+ZK_SESSION_MS = 1000
+
+
+class Backend:
+    """One row of BACKENDS with its servers: what a cluster's .lymph.yml gets (`keys`, a
+    ZooKeeper chroot of the cluster's own) and the test's view of the registry (`registry`)."""
+
+    def __init__(self, name, servers, kazoo=None):
+        self.name = name
+        self.servers = servers  # {backends key: the fixture's server object}
+        self.kazoo = kazoo
+
+    def for_cluster(self):
+        """({backends key: url}, registry view or None, node env additions) for one new cluster."""
+        keys, registry, env = {}, None, {}
+        zk = self.servers.get("registry")
+        if zk is not None:
+            chroot = "/conf" + uuid.uuid4().hex[:12]
+            keys["registry"] = zk.url(chroot)
+            registry = ZkRegistryView(self.kazoo, chroot)
+            env["DEVNODE_REGISTRY_SESSION_MS"] = str(ZK_SESSION_MS)
+        return keys, registry, env
+
+
+EMBEDDED = Backend("embedded", {})
+
+
+class ZkRegistryView:
+    """The registry as lymph's ZookeeperServiceRegistry reads it (kazoo, the cluster's chroot):
+    `<chroot>/services/<Service>/<id>`, each an ephemeral znode holding a JSON description."""
+
+    def __init__(self, kazoo, chroot):
+        self.kazoo = kazoo
+        self.chroot = chroot
+
+    def instances(self, service):
+        from kazoo.exceptions import NoNodeError
+        path = f"{self.chroot}/services/{service}"
+        try:
+            children = self.kazoo.get_children(path)
+        except NoNodeError:
+            return []
+        out = []
+        for child in children:
+            try:
+                data, _ = self.kazoo.get(f"{path}/{child}")
+            except NoNodeError:
+                continue  # went between the two reads
+            out.append(json.loads(data.decode()))
+        return out
+
+    def register(self, service, endpoint, pid):
+        """An ephemeral registration of the test's own (devnode's wire); returns its path."""
+        znode = uuid.uuid4().hex
+        desc = {"id": znode, "identity": uuid.uuid4().hex, "version": None, "endpoint": endpoint,
+                "log_endpoint": None, "monitoring_endpoint": None, "backdoor_endpoint": None,
+                "hostname": "localhost", "fqdn": "localhost", "ip": "127.0.0.1", "type": False,
+                "wire": "devnode/1", "pid": pid}
+        path = f"{self.chroot}/services/{service}/{znode}"
+        self.kazoo.create(path, json.dumps(desc).encode(), ephemeral=True, makepath=True)
+        return path
+
+    def unregister(self, path):
+        from kazoo.exceptions import NoNodeError
+        try:
+            self.kazoo.delete(path)
+        except NoNodeError:
+            pass
 
 
 # ---------------------------------------------------------------- the node protocol
@@ -159,9 +250,11 @@ class RPCError(AssertionError):
 class Cluster:
     """A project with adapter services under its own `devnode up`."""
 
-    def __init__(self, project, node):
+    def __init__(self, project, node, backend=EMBEDDED, registry=None):
         self.project = project
         self.node = node
+        self.backend = backend
+        self.registry = registry  # a ZkRegistryView when the registry is ZooKeeper, else None
         self.client = NodeClient((project.run_dir / "endpoint").read_text().strip())
         self.ctx = zmq.Context()
         self.dealers = {}
@@ -169,13 +262,31 @@ class Cluster:
 
     # -- the registry
     def instances(self, service):
-        return self.client.discover(service).get(service, [])
+        """The registered instances of `service`, by instance index. With ZooKeeper they are
+        its registrations (what a caller finds), each joined by pid to the node's record of
+        the same process for what only the node knows (`instance`, `methods`, `node_endpoint`:
+        the endpoint it told the node; None when the node does not know the process)."""
+        node = self.client.discover(service).get(service, [])
+        if self.registry is None:
+            return node
+        by_pid = {i["pid"]: i for i in node}
+        out = []
+        for desc in self.registry.instances(service):
+            rec = by_pid.get(desc.get("pid"), {})
+            out.append(dict(desc, instance=rec.get("instance"), methods=rec.get("methods"),
+                            node_endpoint=rec.get("endpoint")))
+        return sorted(out, key=lambda i: (i["instance"] is None, i["instance"] or 0))
+
+    @property
+    def endpoint_prefix(self):
+        """How a serving instance's endpoint starts: ipc under the node, tcp with a registry."""
+        return "ipc://" if self.registry is None else "tcp://127.0.0.1:"
 
     def wait_registered(self, service, count, timeout=30):
         """`count` registered instances of `service`, each a live process; returns them by index."""
         def check():
             insts = self.instances(service)
-            if len(insts) == count and all(pid_alive(i["pid"]) for i in insts):
+            if len(insts) == count and all(pid_alive(i["pid"]) and i["instance"] is not None for i in insts):
                 return insts or [None]
             return None
         found = wait_for(check, timeout, f"{count} registered instance(s) of {service}")
@@ -314,7 +425,13 @@ class Gate:
     def __init__(self, cluster, name="Gate"):
         self.name = name
         self.node_endpoint = cluster.client.endpoint
-        self.endpoint = f"ipc://{cluster.project.dir}/gate-{uuid.uuid4().hex[:8]}.sock"
+        # with a registry it registers there too, on tcp as the clients do, so callers find it
+        self.registry = cluster.registry
+        self.registration = None
+        if self.registry is None:
+            self.endpoint = f"ipc://{cluster.project.dir}/gate-{uuid.uuid4().hex[:8]}.sock"
+        else:
+            self.endpoint = "tcp://127.0.0.1:*"  # the port the kernel picks: set once bound
         self.arrived = []
         self.ready = threading.Event()
         self.released = threading.Event()
@@ -336,6 +453,7 @@ class Gate:
         held = []
         try:
             router.bind(self.endpoint)
+            self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
             node.connect(self.node_endpoint)
             node.send_multipart([b"1", b"register", msgpack.packb({
                 "id": 1, "service": self.name, "instance": -1, "pid": os.getpid(), "endpoint": self.endpoint,
@@ -345,6 +463,8 @@ class Gate:
             _, rtype, body = node.recv_multipart()
             if rtype != b"ok":
                 raise AssertionError(f"register: {rtype} {msgpack.unpackb(body)}")
+            if self.registry is not None:
+                self.registration = self.registry.register(self.name, self.endpoint, os.getpid())
             self.ready.set()
             next_beat = time.monotonic()
             poller = zmq.Poller()
@@ -385,6 +505,8 @@ class Gate:
         self.released.set()
 
     def close(self):
+        if self.registration:
+            self.registry.unregister(self.registration)
         self.released.set()
         self.done.set()
         self.thread.join(10)
@@ -397,17 +519,18 @@ def new_trace():
 
 # ---------------------------------------------------------------- fixtures
 
-def start_cluster(path, services, streams=None, wait=True):
-    """`devnode up` in `path` with the adapter services; waits until each one's instances are
-    registered (and so subscribed: adapters subscribe before they register)."""
+def start_cluster(path, services, streams=None, wait=True, backend=EMBEDDED):
+    """`devnode up` in `path` with the adapter services on `backend`; waits until each one's
+    instances are registered (and so subscribed: adapters subscribe before they register)."""
     Path(path).mkdir(parents=True, exist_ok=True)
     project = e2e.Project(Path(path), uuid.uuid4().hex)
-    project.write(config(services, streams))
-    env = project.node_env()
+    keys, registry, extra_env = backend.for_cluster()
+    project.write(config(services, streams, keys))
+    env = project.node_env(**extra_env)
     env["PATH"] = "/usr/bin:/bin:" + env.get("PATH", "")  # python3 in commands is Debian's
     try:
         node = project.up(env=env)
-        cluster = Cluster(project, node)
+        cluster = Cluster(project, node, backend, registry)
     except BaseException:
         project.cleanup()
         raise

@@ -8,7 +8,11 @@ import uuid
 
 import pytest
 
-from harness import DEVNODE, LANGS, NAME, NAMES, new_trace, svc, with_tag
+from harness import DEVNODE, LANGS, NAME, NAMES, REGISTRY_BACKENDS, new_trace, svc, with_tag
+
+# request and inspect find the services through the registry; emit and subscribe stay on the
+# node's bus (cheap to run again beside them)
+BACKENDS = REGISTRY_BACKENDS
 
 SERVICES = {NAME[lang]: svc(lang, 1, "group:grp:conf.cli.in") for lang in LANGS}
 

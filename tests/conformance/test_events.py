@@ -9,6 +9,11 @@ import pytest
 
 from harness import LANGS, NAME, NAMES, new_trace, svc, with_tag
 
+# Events stay on the node's bus with a ZooKeeper registry too (docs/backends.md): the scenarios
+# run there as well (cheap), so a registry change cannot quietly break them. RabbitMQ events
+# would be one more row of harness.BACKENDS named here.
+BACKENDS = ["embedded", "zookeeper"]
+
 SUBS = "group:grp:conf.ev.# broadcast:all:conf.ev.# group:relayed:conf.relayed"
 SERVICES = {NAME[lang]: svc(lang, 2, SUBS) for lang in LANGS}
 CONSUMERS = NAMES

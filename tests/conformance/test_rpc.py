@@ -6,7 +6,10 @@ import threading
 
 import pytest
 
-from harness import CAPABILITIES, LANGS, NAME, PAIRS, Gate, new_trace, svc
+from harness import CAPABILITIES, LANGS, NAME, PAIRS, REGISTRY_BACKENDS, Gate, new_trace, svc
+
+# the registry and RPC hold on every registry back end: the node's, and ZooKeeper
+BACKENDS = REGISTRY_BACKENDS
 
 # One service per language, two instances each: a caller's round robin meets both.
 SERVICES = {NAME[lang]: svc(lang, 2) for lang in LANGS}
@@ -22,7 +25,10 @@ def test_registers_each_instance_with_its_methods(cluster, lang):
     assert sorted(i["pid"] for i in insts) == sorted(i["pid"] for i in status["instances"])
     for inst in insts:
         assert re.fullmatch(r"[0-9a-f]{32}", inst["identity"]), inst
-        assert inst["endpoint"].startswith("ipc://"), inst
+        assert inst["endpoint"].startswith(cluster.endpoint_prefix), inst
+        if cluster.registry is not None:  # lymph's description, devnode's wire, the same as the node's
+            assert inst["wire"] == "devnode/1" and inst["ip"] == "127.0.0.1", inst
+            assert inst["node_endpoint"] == inst["endpoint"], inst
         methods = {m["name"]: m for m in inst["methods"]}
         assert set(ADAPTER_METHODS) <= set(methods), methods
         assert methods["echo"]["params"] == ["value"]
