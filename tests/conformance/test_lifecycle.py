@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from harness import LANGS, REGISTRY_BACKENDS, pid_alive, svc, wait_for, with_tag
+from harness import LANGS, REGISTRY_BACKENDS, other, pid_alive, svc, wait_for, with_tag
 
 
 def _listens(endpoint):
@@ -24,9 +24,17 @@ def _listens(endpoint):
 @pytest.mark.backends(*REGISTRY_BACKENDS)
 @pytest.mark.parametrize("lang", LANGS)
 def test_deregistered_when_stopped_or_killed_and_back_when_restarted(make_cluster, lang):
-    c = make_cluster({"S": svc(lang, 2)})
+    """Also through the other client's discovery (its cache, with ZooKeeper): a Caller of the
+    other language reaches both instances, then only what is left, then the restarted one."""
+    c = make_cluster({"S": svc(lang, 2), "Caller": svc(other(lang), 1)})
     insts = c.wait_registered("S", 2)
     old = {i["instance"]: i for i in insts}
+
+    def caller_reaches(n=4):
+        """The pids n calls of Caller -> S.whoami reach (None for a failed call)."""
+        got = [c.rpc("Caller.call", {"subject": "S.whoami", "timeout_ms": 2000}) for _ in range(n)]
+        return {g.get("result", {}).get("pid") for g in got}
+    assert caller_reaches() == {old[0]["pid"], old[1]["pid"]}
 
     r = c.project.cli("scale", "S", "1")
     assert r.returncode == 0, r.stderr
@@ -37,12 +45,14 @@ def test_deregistered_when_stopped_or_killed_and_back_when_restarted(make_cluste
         wait_for(lambda: not os.path.exists(sock_file), 10, f"{sock_file} removed")
     else:  # nor a listening port
         wait_for(lambda: not _listens(old[1]["endpoint"]), 10, f"{old[1]['endpoint']} closed")
+    wait_for(lambda: caller_reaches() == {old[0]["pid"]}, 15, "the caller to reach S.0 alone")
 
     os.kill(old[0]["pid"], signal.SIGKILL)
     wait_for(lambda: all(i["pid"] != old[0]["pid"] for i in c.instances("S")), 15, "the killed S.0 gone from discover")
     (new,) = c.wait_registered("S", 1)
     assert new["instance"] == 0 and new["pid"] != old[0]["pid"] and new["identity"] != old[0]["identity"], new
     assert c.rpc("S.whoami", {})["pid"] == new["pid"]
+    wait_for(lambda: caller_reaches() == {new["pid"]}, 15, "the caller to reach the restarted S.0")
 
 
 @pytest.mark.parametrize("lang", LANGS)
