@@ -55,6 +55,29 @@ def test_deregistered_when_stopped_or_killed_and_back_when_restarted(make_cluste
     wait_for(lambda: caller_reaches() == {new["pid"]}, 15, "the caller to reach the restarted S.0")
 
 
+@pytest.mark.backends("zookeeper")
+@pytest.mark.parametrize("lang", LANGS)
+def test_registered_again_after_its_session_expired(make_cluster, lang):
+    """A process stalled past its ZooKeeper session (SIGSTOP here; a long GC pause or a
+    suspended laptop elsewhere) loses its znode with the session; once it runs again it opens
+    a new session and registers again, and a caller of the other client finds it again."""
+    c = make_cluster({"S": svc(lang, 1), "Caller": svc(other(lang), 1)})
+    (inst,) = c.wait_registered("S", 1)
+    assert c.rpc("Caller.call", {"subject": "S.whoami"})["result"]["pid"] == inst["pid"]
+    os.kill(inst["pid"], signal.SIGSTOP)
+    try:
+        wait_for(lambda: not c.registry.instances("S"), 15, "S's znode to go with its expired session")
+    finally:
+        os.kill(inst["pid"], signal.SIGCONT)
+    (back,) = c.wait_registered("S", 1)
+    assert back["pid"] == inst["pid"] and back["endpoint"] == inst["endpoint"], (back, inst)
+
+    def reached():
+        r = c.rpc("Caller.call", {"subject": "S.whoami", "timeout_ms": 2000})
+        return r.get("result", {}).get("pid") == inst["pid"]
+    wait_for(reached, 15, "the caller to reach S again")
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_an_event_unacked_by_a_killed_consumer_is_redelivered(make_cluster, lang):
     c = make_cluster({"W": svc(lang, 2, "group:work:conf.work")})
