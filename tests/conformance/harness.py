@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -111,11 +112,11 @@ def config(services, streams=None, backends=None):
 # devnode's `backends:` (docs/backends.md), the session fixture of tests/e2e/backends.py whose
 # server takes that part; an empty row is the embedded node alone. A scenario module lists the
 # rows it runs on in BACKENDS (default: embedded only), a test overrides that with
-# @pytest.mark.backends(...). Events on RabbitMQ would be one more row here,
-# "rabbitmq": {"events": "rabbitmq"}, named in test_events' BACKENDS.
+# @pytest.mark.backends(...).
 BACKENDS = {
     "embedded": {},
     "zookeeper": {"registry": "zookeeper"},
+    "rabbitmq": {"events": "rabbitmq"},
 }
 # what the registry and RPC scenarios run on
 REGISTRY_BACKENDS = ["embedded", "zookeeper"]
@@ -126,7 +127,8 @@ ZK_SESSION_MS = 1000
 
 class Backend:
     """One row of BACKENDS with its servers: what a cluster's .lymph.yml gets (`keys`, a
-    ZooKeeper chroot of the cluster's own) and the test's view of the registry (`registry`)."""
+    ZooKeeper chroot or a RabbitMQ vhost of the cluster's own) and the test's view of the
+    registry (`registry`) and of the broker (`events`)."""
 
     def __init__(self, name, servers, kazoo=None):
         self.name = name
@@ -134,18 +136,81 @@ class Backend:
         self.kazoo = kazoo
 
     def for_cluster(self):
-        """({backends key: url}, registry view or None, node env additions) for one new cluster."""
-        keys, registry, env = {}, None, {}
+        """({backends key: url}, registry view or None, broker view or None, node env additions)
+        for one new cluster."""
+        keys, registry, events, env = {}, None, None, {}
         zk = self.servers.get("registry")
         if zk is not None:
             chroot = "/conf" + uuid.uuid4().hex[:12]
             keys["registry"] = zk.url(chroot)
             registry = ZkRegistryView(self.kazoo, chroot)
             env["DEVNODE_REGISTRY_SESSION_MS"] = str(ZK_SESSION_MS)
-        return keys, registry, env
+        mq = self.servers.get("events")
+        if mq is not None:
+            # a vhost per cluster: its queues (named after services and subscriptions, the same
+            # in every cluster) and its events are seen by no other cluster of the run
+            events = AmqpEventsView(mq, "conf" + uuid.uuid4().hex[:12])
+            keys["events"] = events.url
+        return keys, registry, events, env
 
 
 EMBEDDED = Backend("embedded", {})
+
+
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"  # Debian's, without the su wrapper
+
+
+class AmqpEventsView:
+    """The broker's view of a cluster's events (its own vhost on the RabbitMQ fixture): the
+    queues in lymph's layout (docs/backends.md), with their messages (ready and unacked) and
+    consumers, through rabbitmqctl (the fixture's broker has no management plugin); and a
+    publisher in lymph's format (kombu) for the events the test sends itself."""
+
+    def __init__(self, mq, vhost):
+        self.mq = mq
+        self.vhost = vhost
+        self.url = f"amqp://guest:guest@127.0.0.1:{mq.port}/{vhost}"
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+    def ctl(self, *args):
+        env = self.mq.env(HOME=self.mq.dir, ERL_EPMD_PORT=self.mq.epmd_port, RABBITMQ_NODENAME=self.mq.nodename)
+        r = subprocess.run([RABBITMQCTL, "-n", self.mq.nodename, *args], env=env, capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise AssertionError(f"rabbitmqctl {' '.join(args)}: {r.stderr.strip() or r.stdout.strip()}")
+        return r.stdout
+
+    def queues(self):
+        """{queue name: (messages ready + unacked, consumers)} of the vhost."""
+        out = self.ctl("list_queues", "-p", self.vhost, "--quiet", "--no-table-headers",
+                       "name", "messages", "consumers")
+        found = {}
+        for line in out.splitlines():
+            if line.strip():
+                name, messages, consumers = line.rsplit("\t", 2)
+                found[name] = (int(messages), int(consumers))
+        return found
+
+    def publish(self, type_, body, trace_id, source="test"):
+        """One event as lymph's KombuEventSystem.emit sends it: msgpack {type, headers, body,
+        source} on the topic exchange `lymph`, routing key = the type."""
+        import kombu
+        from kombu.serialization import register
+        register("lymph-msgpack", lambda v: msgpack.packb(v, use_bin_type=True),
+                 lambda b: msgpack.unpackb(b, raw=False), content_type="application/lymph+x-msgpack",
+                 content_encoding="binary")
+        exchange = kombu.Exchange("lymph", type="topic", durable=True)
+        with kombu.Connection(self.url, connect_timeout=15) as conn:
+            conn.Producer(serializer="lymph-msgpack").publish(
+                {"type": type_, "headers": {"trace_id": trace_id}, "body": body, "source": source},
+                exchange=exchange, routing_key=type_, declare=[exchange])
+
+    def close(self):
+        try:
+            self.ctl("delete_vhost", self.vhost)
+        except AssertionError:
+            pass  # the broker went first: its vhosts with it
 
 
 class ZkRegistryView:
@@ -250,11 +315,12 @@ class RPCError(AssertionError):
 class Cluster:
     """A project with adapter services under its own `devnode up`."""
 
-    def __init__(self, project, node, backend=EMBEDDED, registry=None):
+    def __init__(self, project, node, backend=EMBEDDED, registry=None, events=None):
         self.project = project
         self.node = node
         self.backend = backend
         self.registry = registry  # a ZkRegistryView when the registry is ZooKeeper, else None
+        self.events = events  # an AmqpEventsView when events go through RabbitMQ, else None
         self.client = NodeClient((project.run_dir / "endpoint").read_text().strip())
         self.ctx = zmq.Context()
         self.dealers = {}
@@ -302,6 +368,40 @@ class Cluster:
             gs = self.client.groups(group_match)
             return gs and all(g["queued"] == 0 and g["in_flight"] == 0 for g in gs)
         wait_for(check, timeout, "the bus groups to settle")
+
+    # -- events, on the node's bus or the broker
+    def emit(self, type_, body, trace_id=None):
+        """An event the test sends itself, where the cluster's events go (source `test`)."""
+        trace_id = trace_id or uuid.uuid4().hex
+        if self.events is None:
+            return self.client.emit(type_, body, trace_id=trace_id)
+        return self.events.publish(type_, body, trace_id)
+
+    def wait_subscribed(self, service, sub, members, broadcast=False, timeout=30):
+        """`members` instances of `service` consume its subscription `sub`: a group's members
+        on the node's bus; on RabbitMQ the consumers of queue `<Service>-<sub>` (a group), or
+        as many queues `<Service>-<sub>-<hex>` with a consumer each (broadcast)."""
+        if self.events is None:
+            # a broadcast member's group on the node is nameless: count those with wait_members
+            assert not broadcast, "on the node's bus, count broadcast members by pattern (wait_members)"
+            return self.wait_members(lambda g: g["name"] == f"{service}.{sub}", members, timeout,
+                                     what=f"members of {service}.{sub}")
+
+        def check():
+            qs = self.events.queues()
+            if broadcast:
+                mine = [c for n, (_, c) in qs.items() if n.startswith(f"{service}-{sub}-")]
+                return len(mine) == members and all(c == 1 for c in mine)
+            return qs.get(f"{service}-{sub}", (0, 0))[1] == members
+        wait_for(check, timeout, lambda: f"{members} consumer(s) of {service}-{sub}; queues: {self.events.queues()}")
+
+    def wait_drained(self, group_match=None, timeout=30):
+        """Until the events are all handled and acked: the node's matching groups settled, or on
+        RabbitMQ every queue of the cluster's vhost empty (nothing ready, unacked or delayed)."""
+        if self.events is None:
+            return self.wait_settled(group_match, timeout)
+        wait_for(lambda: all(m == 0 for m, _ in self.events.queues().values()), timeout,
+                 lambda: f"the broker's queues to drain: {self.events.queues()}")
 
     # -- RPC, raw
     def _dealer(self, endpoint):
@@ -524,13 +624,13 @@ def start_cluster(path, services, streams=None, wait=True, backend=EMBEDDED):
     instances are registered (and so subscribed: adapters subscribe before they register)."""
     Path(path).mkdir(parents=True, exist_ok=True)
     project = e2e.Project(Path(path), uuid.uuid4().hex)
-    keys, registry, extra_env = backend.for_cluster()
+    keys, registry, events, extra_env = backend.for_cluster()
     project.write(config(services, streams, keys))
     env = project.node_env(**extra_env)
     env["PATH"] = "/usr/bin:/bin:" + env.get("PATH", "")  # python3 in commands is Debian's
     try:
         node = project.up(env=env)
-        cluster = Cluster(project, node, backend, registry)
+        cluster = Cluster(project, node, backend, registry, events)
     except BaseException:
         project.cleanup()
         raise
@@ -548,4 +648,7 @@ def start_cluster(path, services, streams=None, wait=True, backend=EMBEDDED):
 def stop_cluster(cluster):
     """Stops the node; returns the processes still alive once it was gone (a failure)."""
     cluster.close()
-    return cluster.project.cleanup()
+    left = cluster.project.cleanup()
+    if cluster.events is not None:
+        cluster.events.close()  # once its services are gone, or they would see their vhost go
+    return left
