@@ -188,6 +188,12 @@ static int cmd_subscribe(struct cli_args *args)
     const struct cli_project project = args->project;
     char err[1024], endpoint[PATH_MAX + 16];
     s.project = &project;
+    /* The project's backends: key, as emit and the workers follow it: with events on RabbitMQ
+     * the subscription is the broker's, or it would wait on the node's bus, where none come. */
+    if (cli_backends_apply(&project, err, sizeof err) < 0) {
+        cli_error("subscribe: %s", err);
+        return CLI_FAILURE;
+    }
     if (rundir_find_node(project.dir, endpoint, sizeof endpoint, &s.node_pid, err, sizeof err) < 0) {
         cli_error("subscribe: %s", err);
         return CLI_FAILURE;
