@@ -11,8 +11,9 @@ import pytest
 from harness import DEVNODE, LANGS, NAME, NAMES, REGISTRY_BACKENDS, new_trace, svc, with_tag
 
 # request and inspect find the services through the registry; emit and subscribe stay on the
-# node's bus (cheap to run again beside them)
+# node's bus (cheap to run again beside them), and go to the broker with RabbitMQ events
 BACKENDS = REGISTRY_BACKENDS
+EVENT_BACKENDS = REGISTRY_BACKENDS + ["rabbitmq"]
 
 SERVICES = {NAME[lang]: svc(lang, 1, "group:grp:conf.cli.in") for lang in LANGS}
 
@@ -20,7 +21,7 @@ SERVICES = {NAME[lang]: svc(lang, 1, "group:grp:conf.cli.in") for lang in LANGS}
 @pytest.fixture(scope="module", autouse=True)
 def subscribed(cluster):
     for name in NAMES:
-        cluster.wait_members(lambda g, n=name: g["name"] == f"{n}.grp", 1)
+        cluster.wait_subscribed(name, "grp", 1)
 
 
 def run(cluster, *args):
@@ -98,6 +99,7 @@ def test_inspect_lists_alike(cluster):
         assert line in listing[NAMES[0]], listing
 
 
+@pytest.mark.backends(*EVENT_BACKENDS)
 def test_emit_reaches_both_services_handlers(cluster):
     tag = uuid.uuid4().hex
     trace = new_trace()
@@ -110,13 +112,17 @@ def test_emit_reaches_both_services_handlers(cluster):
         assert r["event_trace_id"] == trace and r["trace_id"] == trace and r["log_trace_id"] == trace, r
 
 
+@pytest.mark.backends(*EVENT_BACKENDS)
 def test_subscribe_prints_both_services_events_alike(cluster):
     sub = subprocess.Popen([str(DEVNODE), "subscribe", "-c", str(cluster.project.config_path), "--json", "-n", str(len(NAMES)),
                             "conf.cli.out"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            stdin=subprocess.DEVNULL)
     try:
-        cluster.wait_members(lambda g: g.get("broadcast") and "conf.cli.out" in g["patterns"], 1,
-                             what="the CLI's subscription")
+        if cluster.events is None:
+            cluster.wait_members(lambda g: g.get("broadcast") and "conf.cli.out" in g["patterns"], 1,
+                                 what="the CLI's subscription")
+        else:  # the CLI subscribes as service `cli`, its subscription named after the pattern
+            cluster.wait_subscribed("cli", "conf.cli.out", 1, broadcast=True)
         sent = {name: cluster.rpc(f"{name}.emit", {"type": "conf.cli.out", "body": {"from": name}})
                 for name in NAMES}
         out, err = sub.communicate(timeout=20)
