@@ -98,16 +98,17 @@ def test_an_event_unacked_by_a_killed_consumer_is_redelivered(make_cluster, lang
     assert len(c.reports(kind="event", match=with_tag(tag))) == 2
 
 
+@pytest.mark.backends("embedded", "rabbitmq")
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_wait_events_are_all_sent_before_a_stop(make_cluster, lang):
     """Events emitted without waiting are never dropped: a service stopped right after it
     emitted 2000 of them has sent every one (it flushes and waits for the node's word)."""
     c = make_cluster({"E": svc(lang, 1), "Sink": svc(lang, 1, "group:sink:conf.flush")})
-    c.wait_members(lambda g: g["name"] == "Sink.sink", 1)
+    c.wait_subscribed("Sink", "sink", 1)
     tag = uuid.uuid4().hex
     c.rpc("E.emit", {"type": "conf.flush", "body": {"tag": tag}, "count": 2000})
     r = c.project.cli("scale", "E", "0")
     assert r.returncode == 0, r.stderr
-    c.wait_settled(lambda g: g["name"] == "Sink.sink")
+    c.wait_drained(lambda g: g["name"] == "Sink.sink")
     got = c.wait_reports(2000, kind="event", service="Sink", match=with_tag(tag))
     assert sorted(r["body"]["i"] for r in got) == list(range(2000))
