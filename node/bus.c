@@ -958,6 +958,9 @@ static int emit_one(struct bus *bus, const struct wire_msg *msg, const struct pr
      * one is journaled when it is due, like it reaches everyone else then). */
     if (f->delay_ms > 0) {
         ev->refs = 1; /* held by the delay heap */
+        /* The loop's clock was read when this turn began, maybe before the emit came: a delay
+         * counted from it could end early by the length of the turn. */
+        uv_update_time(bus->loop);
         delayed_push(bus, (struct bus_delayed){uv_now(bus->loop) + (uint64_t)f->delay_ms, bus->delayed_order++, ev});
         bus_arm_delay_timer(bus);
         return 0;
