@@ -59,7 +59,7 @@ struct devnode *devnode_connect(char *err, size_t errlen);
 struct devnode *devnode_open(const char *node_endpoint, const char *name, char *err, size_t errlen);
 /* How long devnode_close and devnode_stop wait for the node to confirm the events emitted
  * without waiting (devnode_emit_nowait), and how long one devnode_emit_nowait waits for room
- * (a full queue to the node, or 100,000 events the node has not confirmed yet). */
+ * (a full queue to the node, or 8,000 events the node has not confirmed yet). */
 #define DEVNODE_CLOSE_FLUSH_TIMEOUT_MS 10000
 #define DEVNODE_EMIT_ROOM_TIMEOUT_MS 30000
 
@@ -168,7 +168,7 @@ int devnode_emit(struct devnode *dn, const char *type, const json_t *body, unsig
  * close), so the node gets the events of one connection in order, waited or not. Returns 0,
  * DEVNODE_E_INVALID at the call for what the node would refuse (a type that is not dot-separated
  * words of at most 200 bytes, a body that cannot be encoded or takes more than 16 MiB, a delay
- * over a week), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection is full (100,000
+ * over a week), DEVNODE_E_TIMEOUT or DEVNODE_E_NODE. When the connection is full (8,000
  * events sent that the node has not confirmed, or ZeroMQ's queue full) it waits for room, as a
  * write to a full pipe does, reading what the node sends meanwhile (events wait for
  * devnode_process); after DEVNODE_EMIT_ROOM_TIMEOUT_MS with no room it fails with

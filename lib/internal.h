@@ -36,7 +36,9 @@ struct amqpev;
 #define DN_EMIT_QUEUE_MAX PROTO_EMIT_BATCH_MAX /* no-wait events per quiet emit */
 #define DN_EMIT_QUEUE_BYTES (1u << 20) /* ...or about this many bytes of them */
 #define DN_EMIT_LINGER_US DEVNODE_EMIT_LINGER_US /* ...or this long after the first */
-#define DN_EMIT_WINDOW 100000        /* no-wait events sent that the node has not confirmed: more waits */
+#define DN_EMIT_WINDOW 8000          /* no-wait events sent that the node has not confirmed: more waits. Under
+                                      * a group queue of the node (10,000), so a fast publisher waits on its own
+                                      * window before the node must hold its messages back (copied, decoded twice) */
 #define DN_EMIT_HEAD_ROOM 256        /* bytes kept before the queued items for the quiet emit's head */
 #define DN_ROOM_TIMEOUT_MS DEVNODE_EMIT_ROOM_TIMEOUT_MS   /* a no-wait emit waits this long for room */
 #define DN_NODE_GONE_MS 2000         /* no connection to the node this long, while waiting: it is gone */
