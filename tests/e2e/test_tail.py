@@ -490,9 +490,11 @@ def test_rotation_keeps_every_line_across_files(project):
 instances:
     Tracer:
         command: echo "request starts trace_id=rot-1"; exec sleep 1000
+        ready: {{log: "request starts"}}
     Burst:
         command: exec {BURST} {n} r 100
         restart: never
+        depends_on: [Tracer]
 logs: {{file_max_mb: 1, keep_files: 20}}
 """)
     node = project.up(stdout_path=os.devnull)
