@@ -530,40 +530,43 @@ static int dn_run_handler(struct devnode *dn, long index, const struct devnode_e
     return rc;
 }
 
-/* Runs the handler of one event `m` of message `msg` (the same map for an `event` message)
- * and notes the outcome in st. */
-static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, const msgpack_object *m,
-                              struct dn_settlement *st)
+/* Copies a string object into out (cap bytes with the NUL); -1 when it is not one or too long. */
+static int dn_copy_str(const msgpack_object *v, char *out, size_t cap)
 {
-    int64_t delivery, offset;
+    if (!v || v->via.str.size >= cap)
+        return -1;
+    memcpy(out, v->via.str.ptr, v->via.str.size);
+    out[v->via.str.size] = '\0';
+    return 0;
+}
+
+/* Runs the handler of one event `m` for subscription `index` (-1: none of ours is active) and
+ * notes the outcome in st. */
+static void dn_dispatch_event(struct devnode *dn, long index, const msgpack_object *m, struct dn_settlement *st)
+{
+    struct proto_event_view f;
     char type[DN_PATTERN_MAX + 1], source[DN_NAME_MAX + 1];
-    if (wire_get_int(m, "delivery", &delivery) < 0 || delivery < 0) {
+    proto_unpack_event_view(m, &f);
+    if (f.delivery < 0) {
         dn->malformed++;
         dn_warn(dn, DEVNODE_WARNING, "dropped an event without a delivery number");
         return;
     }
-    if (wire_get_int(m, "offset", &offset) < 0 || offset < 0)
-        offset = -1; /* nil: a new event, not one read from a stream */
-    /* An index, not a pointer: a handler may subscribe again, which moves dn->subs. */
-    long index = dn_sub_of_event(dn, msg);
-    if (index < 0 || wire_get_str(m, "type", type, sizeof type) < 0) {
-        dn_settle(dn, st, (uint64_t)delivery, 0); /* not ours to handle: someone else should */
+    uint64_t delivery = (uint64_t)f.delivery;
+    if (index < 0 || dn_copy_str(f.type, type, sizeof type) < 0) {
+        dn_settle(dn, st, delivery, 0); /* not ours to handle: someone else should */
         return;
     }
-    if (wire_get_str(m, "source", source, sizeof source) < 0)
+    if (dn_copy_str(f.source, source, sizeof source) < 0)
         source[0] = '\0';
-    const msgpack_object *body_obj = wire_map_get(m, "body");
-    const msgpack_object *headers_obj = wire_map_get(m, "headers");
-    const msgpack_object *redelivered = wire_map_get(m, "redelivered");
-    json_t *body = body_obj ? msgjson_to_json(body_obj) : json_null();
-    json_t *headers = headers_obj && headers_obj->type == MSGPACK_OBJECT_MAP ? msgjson_to_json(headers_obj)
-                                                                            : json_object();
+    json_t *body = f.body ? msgjson_to_json(f.body) : json_null();
+    json_t *headers = f.headers && f.headers->type == MSGPACK_OBJECT_MAP ? msgjson_to_json(f.headers) : json_object();
     if (!body || !headers) {
         json_decref(body);
         json_decref(headers);
         dn->malformed++;
-        dn_settle(dn, st, (uint64_t)delivery, 1); /* it can never be handled: do not loop it */
-        dn_note_offset(dn, index, offset);
+        dn_settle(dn, st, delivery, 1); /* it can never be handled: do not loop it */
+        dn_note_offset(dn, index, f.offset);
         dn_warn(dn, DEVNODE_WARNING, "dropped event %s: its body nests too deep", type);
         return;
     }
@@ -582,16 +585,16 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
         .trace_id = trace,
         .source = source,
         .subscription = dn->subs[index].group,
-        .delivery = (uint64_t)delivery,
-        .redelivered = redelivered && redelivered->type == MSGPACK_OBJECT_BOOLEAN && redelivered->via.boolean,
-        .offset = offset,
+        .delivery = delivery,
+        .redelivered = f.redelivered,
+        .offset = f.offset,
     };
     int rc = dn_run_handler(dn, index, &ev);
     json_decref(body);
     json_decref(headers);
-    dn_settle(dn, st, (uint64_t)delivery, rc == 0);
+    dn_settle(dn, st, delivery, rc == 0);
     if (rc == 0)
-        dn_note_offset(dn, index, offset);
+        dn_note_offset(dn, index, f.offset);
 }
 
 /* Handles every event of a delivery message in order, then settles them with one ack (and
@@ -600,8 +603,9 @@ static void dn_dispatch_event(struct devnode *dn, const msgpack_object *msg, con
 static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body, int batch)
 {
     struct dn_settlement st = {.ack_count = 0, .nack_count = 0};
+    /* Each event looks its subscription up again: a handler before it may have ended it. */
     if (!batch) {
-        dn_dispatch_event(dn, body, body, &st);
+        dn_dispatch_event(dn, dn_sub_of_event(dn, body), body, &st);
     } else {
         const msgpack_object *events = wire_map_get(body, "events");
         if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
@@ -612,7 +616,7 @@ static void dn_dispatch_delivery(struct devnode *dn, const msgpack_object *body,
         for (uint32_t i = 0; i < events->via.array.size; i++) {
             const msgpack_object *ev = &events->via.array.ptr[i];
             if (ev->type == MSGPACK_OBJECT_MAP)
-                dn_dispatch_event(dn, body, ev, &st);
+                dn_dispatch_event(dn, dn_sub_of_event(dn, body), ev, &st);
             else
                 dn->malformed++;
         }

@@ -394,6 +394,57 @@ void proto_pack_events_item(msgpack_packer *pk, msgpack_sbuffer *sb, const struc
     pack_event_fields(pk, sb, ev);
 }
 
+/* A non-negative integer, else -1. */
+static int64_t event_uint(const msgpack_object *v)
+{
+    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX ? (int64_t)v->via.u64 : -1;
+}
+
+/* One pass, as emit_event_fields: a member reads every field of every event it is handed. */
+void proto_unpack_event_view(const msgpack_object *m, struct proto_event_view *out)
+{
+    *out = (struct proto_event_view){.delivery = -1, .offset = -1};
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return;
+    int seen_delivery = 0, seen_offset = 0, seen_redelivered = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        const char *name = k->via.str.ptr;
+        switch (k->via.str.size) {
+        case 4:
+            if (!memcmp(name, "type", 4) && !out->type)
+                out->type = v;
+            else if (!memcmp(name, "body", 4) && !out->body)
+                out->body = v;
+            break;
+        case 6:
+            if (!memcmp(name, "source", 6) && !out->source)
+                out->source = v;
+            else if (!memcmp(name, "offset", 6) && !seen_offset++)
+                out->offset = event_uint(v);
+            break;
+        case 7:
+            if (!memcmp(name, "headers", 7) && !out->headers)
+                out->headers = v;
+            break;
+        case 8:
+            if (!memcmp(name, "delivery", 8) && !seen_delivery++)
+                out->delivery = event_uint(v);
+            break;
+        case 11:
+            if (!memcmp(name, "redelivered", 11) && !seen_redelivered++)
+                out->redelivered = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+            break;
+        }
+    }
+    if (out->type && out->type->type != MSGPACK_OBJECT_STR)
+        out->type = NULL;
+    if (out->source && out->source->type != MSGPACK_OBJECT_STR)
+        out->source = NULL;
+}
+
 void proto_pack_settle(msgpack_packer *pk, int64_t id, const uint64_t *deliveries, size_t count)
 {
     msgpack_pack_map(pk, 1 + (id != 0));

@@ -135,6 +135,17 @@ void proto_pack_event(msgpack_packer *pk, msgpack_sbuffer *sb, const char *subsc
 void proto_pack_events_begin(msgpack_packer *pk, const char *subscription, size_t count);
 void proto_pack_events_item(msgpack_packer *pk, msgpack_sbuffer *sb, const struct proto_event *ev);
 
+/* A delivered event as a client reads it, in one pass over its map (the first value of each
+ * key); pointers into `m`. delivery is -1 when missing or not a non-negative integer, offset
+ * -1 when nil or absent (a new event, not one read from a stream); type and source NULL when
+ * not strings. */
+struct proto_event_view {
+    int64_t delivery, offset;
+    const msgpack_object *type, *source, *body, *headers;
+    int redelivered;
+};
+void proto_unpack_event_view(const msgpack_object *m, struct proto_event_view *out);
+
 /* `ack` / `nack` {id?, delivery} or {id?, deliveries: [...]}: id 0 is not sent. */
 void proto_pack_settle(msgpack_packer *pk, int64_t id, const uint64_t *deliveries, size_t count);
 /* Node side: the one delivery (a positive integer object, else NULL) or the list (an array,
