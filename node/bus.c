@@ -637,6 +637,22 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
         group_resume_emitters(bus, g);
 }
 
+/* Silly-window avoidance (TCP's, for deliveries): a member that still has events in flight
+ * gets a message only when it can be a full one, min(batch, half its prefetch). Else a member
+ * whose prefetch once filled with small messages (a trickle of emits) would free a little room
+ * at each ack and be sent as little again, one event per message for ever. It loses nothing
+ * by waiting: its own ack comes before it would reach these events, and a member with nothing
+ * in flight takes whatever is queued at once. */
+static int member_takes_now(struct bus *bus, struct bus_group *g, const struct bus_member *m, size_t room)
+{
+    size_t full = m->batch < (m->prefetch + 1) / 2 ? m->batch : (m->prefetch + 1) / 2;
+    if (room < full)
+        return 0;
+    while (g->count < full && g->stream && g->reader && stream_group_fill(bus, g))
+        ;
+    return g->count >= full;
+}
+
 /* Hands queued events to members with room, round robin: each turn gives one member as
  * many as its batch size and its room allow, in one message. While dispatching is held (the
  * messages of one control turn, or one emitted batch, are being handled) a group waits for
@@ -655,19 +671,21 @@ static void group_dispatch_now(struct bus *bus, struct bus_group *g)
         if (g->count == 0 && !(g->stream && g->reader && stream_group_fill(bus, g)))
             return;
         struct bus_member *m = NULL;
-        for (size_t tries = 0; tries < g->member_count; tries++) {
+        size_t want = 0;
+        for (size_t tries = 0; tries < g->member_count && !m; tries++) {
             struct bus_member *cand = g->members[(g->next_member + tries) % g->member_count];
-            if (!cand->unreachable && cand->in_flight < cand->prefetch) {
-                m = cand;
-                g->next_member = (g->next_member + tries + 1) % g->member_count;
-                break;
-            }
+            if (cand->unreachable || cand->in_flight >= cand->prefetch)
+                continue;
+            want = cand->prefetch - cand->in_flight;
+            if (want > cand->batch)
+                want = cand->batch;
+            if (cand->in_flight > 0 && !member_takes_now(bus, g, cand, want))
+                continue;
+            m = cand;
+            g->next_member = (g->next_member + tries + 1) % g->member_count;
         }
         if (!m)
             return;
-        size_t want = m->prefetch - m->in_flight;
-        if (want > m->batch)
-            want = m->batch;
         while (g->count < want && g->stream && g->reader && stream_group_fill(bus, g))
             ;
         size_t count = g->count < want ? g->count : want;
