@@ -27,8 +27,8 @@ struct amqpev;
 #define DN_DRAIN_QUIET_MS 300        /* a stopping server answers until quiet this long... */
 #define DN_DRAIN_MAX_MS (DN_DISCOVER_TTL_MS + 200) /* ...or callers' caches have expired */
 #define DN_CONNECT_WAIT_MS 200       /* how long a fresh connection may take before we try another */
-#define DN_PREFETCH 64
-#define DN_BATCH 32                  /* events per delivery message the node may send */
+#define DN_PREFETCH 128
+#define DN_BATCH 64                  /* events per delivery message the node may send */
 #define DN_UNWAITED_ID (1ULL << 61)  /* marks the request ids of quiet emits and of the window's pings */
 #define DN_QUIET_COUNT_SHIFT 48      /* a quiet emit's id carries its event count in bits 48-57, so an
                                         `error` for it (a node before issue 17) counts its events */

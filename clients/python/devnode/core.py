@@ -42,8 +42,8 @@ EMIT_ROOM_TIMEOUT_S = 30.0
 BODY_MAX = 16 << 20               # a message body, at most
 NAME_MAX = 200                    # PROTO_NAME_MAX
 DELAY_MAX_MS = 7 * 24 * 3600 * 1000
-PREFETCH = 64
-BATCH = 32
+PREFETCH = 128
+BATCH = 64
 CATCH_UP_IDLE_S = 5.0
 PROCESS_BUDGET = 256
 
