@@ -637,15 +637,17 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
         group_resume_emitters(bus, g);
 }
 
-/* Silly-window avoidance (TCP's, for deliveries): a member that still has events in flight
- * gets a message only when it can be a full one, min(batch, half its prefetch). Else a member
- * whose prefetch once filled with small messages (a trickle of emits) would free a little room
- * at each ack and be sent as little again, one event per message for ever. It loses nothing
- * by waiting: its own ack comes before it would reach these events, and a member with nothing
- * in flight takes whatever is queued at once. */
+/* Silly-window avoidance (TCP's, for deliveries): a member that holds more than one full
+ * message's worth of events, min(batch, half its prefetch), is sent only full messages.
+ * Otherwise a member whose prefetch once filled with small messages (a trickle of emits)
+ * would free a little room at each ack and be sent as little again: one event per message for
+ * good. It loses nothing by waiting, as it has work in hand and its ack comes before it would
+ * reach these events; a member holding less gets what is queued at once, so no one idles. */
 static int member_takes_now(struct bus *bus, struct bus_group *g, const struct bus_member *m, size_t room)
 {
     size_t full = m->batch < (m->prefetch + 1) / 2 ? m->batch : (m->prefetch + 1) / 2;
+    if (m->in_flight <= full)
+        return 1;
     if (room < full)
         return 0;
     while (g->count < full && g->stream && g->reader && stream_group_fill(bus, g))
@@ -679,7 +681,7 @@ static void group_dispatch_now(struct bus *bus, struct bus_group *g)
             want = cand->prefetch - cand->in_flight;
             if (want > cand->batch)
                 want = cand->batch;
-            if (cand->in_flight > 0 && !member_takes_now(bus, g, cand, want))
+            if (!member_takes_now(bus, g, cand, want))
                 continue;
             m = cand;
             g->next_member = (g->next_member + tries + 1) % g->member_count;

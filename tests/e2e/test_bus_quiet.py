@@ -194,21 +194,21 @@ def test_a_full_queue_slows_its_emitter_instead_of_dropping(project, client):
             fast.close()
 
 
-def test_a_member_with_events_in_flight_is_sent_full_messages_not_a_trickle(project, client):
-    """Silly-window avoidance: a member that holds unacked events gets a delivery message only
-    once it can be a full one (min(batch, prefetch / 2) = 4 here); one with nothing in flight
-    gets whatever is queued at once. Before, each single emit left as its own message to the
-    busy member, and a member whose prefetch filled that way kept getting one event per message."""
+def test_a_member_holding_a_full_message_of_events_is_sent_full_messages_not_a_trickle(project, client):
+    """Silly-window avoidance: a member that holds more than a full message's worth of unacked
+    events (min(batch, prefetch / 2) = 4 here) is sent only full messages; one holding fewer
+    gets what is queued at once. Before, single emits to a busy member with room each left as a
+    message of their own, and a member whose prefetch filled that way kept getting one event
+    per message."""
     up(project)
     c = client()
     sub = subscriber(project, "Q.trickle", batch=4, prefetch=8)
+    held = []
 
     def emit(*bodies):
         for b in bodies:
             rtype, reply = c.request("emit", {"type": "q.t", "body": b})
             assert rtype == "ok", reply
-
-    held = []
 
     def next_messages(events):
         """The bodies of each delivery message, until `events` events came (held, not acked)."""
@@ -217,16 +217,15 @@ def test_a_member_with_events_in_flight_is_sent_full_messages_not_a_trickle(proj
         return [[e["body"] for e in m] for m in messages]
 
     try:
-        emit(0)
-        assert next_messages(1) == [[0]], "an idle member gets a lone event at once"
-        emit(1, 2, 3, 4)
-        assert next_messages(4) == [[1, 2, 3, 4]], "the busy member waits for a full message"
-        emit(5, 6)
-        # Two are queued for a member holding five: they wait until it acks what it holds,
-        # then come at once, together.
-        send(sub.sock, "ack", {"deliveries": held})
-        assert next_messages(2) == [[5, 6]]
-        send(sub.sock, "ack", {"deliveries": held[-2:]})
-        assert wait_settled(c, group_named("Q.trickle")) == 7
+        assert c.request("emit", {"events": [{"type": "q.t", "body": b} for b in range(4)]})[0] == "ok"
+        assert next_messages(4) == [[0, 1, 2, 3]]
+        emit(4)
+        assert next_messages(1) == [[4]], "holding no more than a full message, it gets a lone event at once"
+        emit(5, 6, 7, 8)
+        # It holds five: the four wait for its ack (its room was 3), then leave as one message.
+        send(sub.sock, "ack", {"deliveries": held[:4]})
+        assert next_messages(4) == [[5, 6, 7, 8]]
+        send(sub.sock, "ack", {"deliveries": held[4:]})
+        assert wait_settled(c, group_named("Q.trickle")) == 9
     finally:
         sub.close()
