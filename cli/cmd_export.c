@@ -169,6 +169,13 @@ static int export_files(const char *dir, const struct export_result *res, int fo
         if (asprintf(&paths[i], "%s/%s", dir, res->files[i].name) < 0)
             abort();
         state[i] = same_content(paths[i], res->files[i].text);
+        struct stat st;
+        if (!dry && lstat(paths[i], &st) == 0 && !S_ISREG(st.st_mode)) {
+            /* Not even --force replaces it: its rename would fail after others were done. */
+            cli_error("export: %s exists and is not a regular file", paths[i]);
+            conflicts++;
+            continue;
+        }
         if (state[i] < 0 && !force && !dry) {
             cli_error("export: %s exists with other content (--force overwrites it)", paths[i]);
             conflicts++;

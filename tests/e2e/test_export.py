@@ -467,6 +467,15 @@ def test_a_value_systemd_cannot_hold_is_refused_by_name_and_nothing_is_written(p
     assert {n: (out / n).read_bytes() for n in unit_files(out)} == before
     r = export(project, tmp_path / "fresh", "--name", "p", check=False)
     assert r.returncode == 2 and not (tmp_path / "fresh").exists()
+    # A path that is not a file stops even a --force export before anything is written.
+    (project.dir / ".env").write_text("DB_PASSWORD=changed-pw\n")
+    (out / "p-Dump.env").unlink()
+    (out / "p-Dump.env").mkdir()
+    r = export(project, out, "--name", "p", "--force", check=False)
+    assert r.returncode == 1 and r.stderr == f"devnode: export: {out}/p-Dump.env exists and is not a regular file\n"
+    assert {n: (out / n).read_bytes() for n in unit_files(out)} == {n: b for n, b in before.items() if n != "p-Dump.env"}
+    (out / "p-Dump.env").rmdir()
+    (project.dir / ".env").write_text(TRICKY + "DB_PASSWORD=app-pw-9\n")
     # A Unicode noncharacter, which systemd's UTF-8 check refuses too, from env: this time.
     (project.dir / ".env").write_text("DB_PASSWORD=app-pw-9\n")
     project.write(f"instances:\n    Dump:\n        command: {DUMP}\n        env: {{TOKEN: \"x\\uFFFEy\"}}\n")
