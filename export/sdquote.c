@@ -64,7 +64,16 @@ void sdquote_word(struct strbuf *out, const char *text, int literal_dollars)
         strbuf_putc(out, '"');
 }
 
-static int env_name_ok(const char *name);
+/* What systemd takes as a variable name: letters, digits and '_', not starting with a digit. */
+static int env_name_ok(const char *name)
+{
+    if (!is_name_start(name[0]))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!is_name_char(*p))
+            return 0;
+    return 1;
+}
 
 int sdquote_env(struct strbuf *out, const char *name, const char *value)
 {
@@ -105,16 +114,6 @@ static const char *envfile_value_problem(const char *value)
         p += n + 1;
     }
     return NULL;
-}
-
-static int env_name_ok(const char *name)
-{
-    if (!is_name_start(name[0]))
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!is_name_char(*p))
-            return 0;
-    return 1;
 }
 
 int sdquote_envfile(struct strbuf *out, const char *name, const char *value, const char **why)
