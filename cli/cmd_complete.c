@@ -1,8 +1,9 @@
 /* cmd_complete: `devnode __complete -- CWORD WORD...`, what the shell scripts of
  * `devnode completion` call on each Tab: prints the candidates for WORD[CWORD], one a line.
  * Everything it knows comes from the command table (names, aliases, options, and the
- * operands each usage line names: SERVICE, SERVICE[.N], a|b|c) and from the project's config
- * read at that moment (service and instance names). No candidate means "complete file names".
+ * operands each usage line names: SERVICE, SERVICE[.N], a|b|c) and from the project: its running
+ * node's status when one answers within COMPLETE_NODE_TIMEOUT_MS (the instances a `scale` made),
+ * else its config read at that moment. No candidate means "complete file names".
  * It never prints an error: a shell is waiting on it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,23 +125,61 @@ static void offer_option_values(const struct completion *c, const struct cli_com
 
 /* ---- the project's services ---- */
 
+/* How long a Tab waits for the running node (a stopped or busy one) before the config answers. */
+#define COMPLETE_NODE_TIMEOUT_MS 300
+
+static void offer_instance(const struct completion *c, const char *service, size_t len, long long index)
+{
+    char name[256];
+    int n = snprintf(name, sizeof name, "%.*s.%lld", (int)len, service, index);
+    if (n > 0 && (size_t)n < sizeof name)
+        offer(c, name, (size_t)n);
+}
+
+/* The running node's services and the instances it has now. 0 when it answered; -1 when no
+ * node runs or it did not answer in time (the config answers then). */
+static int offer_node_services(const struct completion *c, const struct cli_project *project, int instances)
+{
+    struct wire_body body;
+    wire_body_init(&body);
+    proto_pack_request_id(&body.pk, 1);
+    struct wire_msg reply;
+    char err[512];
+    int rc = cli_request(project, PROTO_STATUS, &body, COMPLETE_NODE_TIMEOUT_MS, &reply, err, sizeof err);
+    wire_body_free(&body);
+    if (rc < 0)
+        return -1;
+    struct proto_status st;
+    rc = proto_unpack_status(reply.body, &st);
+    for (size_t i = 0; rc == 0 && i < st.service_count; i++) {
+        const struct proto_status_service_view *svc = &st.services[i];
+        if (!svc->name.ptr)
+            continue;
+        offer(c, svc->name.ptr, svc->name.len);
+        for (size_t k = 0; instances && k < svc->instance_count; k++)
+            offer_instance(c, svc->name.ptr, svc->name.len, (long long)svc->instances[k].index);
+    }
+    proto_status_free(&st);
+    wire_msg_free(&reply);
+    return rc == 0 ? 0 : -1;
+}
+
 static void offer_services(const struct completion *c, int instances)
 {
     struct cli_project project;
     struct config cfg;
     char err[1024];
-    if (cli_find_project(c->config, &project, err, sizeof err) < 0 ||
-        config_load_unresolved(c->config ? c->config : project.config_path, &cfg, err, sizeof err) < 0)
+    if (cli_find_project(c->config, &project, err, sizeof err) < 0)
+        return;
+    if (offer_node_services(c, &project, instances) == 0)
+        return;
+    if (config_load_unresolved(c->config ? c->config : project.config_path, &cfg, err, sizeof err) < 0)
         return;
     for (size_t i = 0; i < cfg.service_count; i++) {
         const struct config_service *s = &cfg.services[i];
         offer(c, s->name, strlen(s->name));
-        for (int n = 0; instances && n < s->numprocesses; n++) {
-            char name[256];
-            int len = snprintf(name, sizeof name, "%s.%d", s->name, n);
-            if (len > 0 && (size_t)len < sizeof name)
-                offer(c, name, (size_t)len);
-        }
+        for (int n = 0; instances && n < s->numprocesses; n++)
+            offer_instance(c, s->name, strlen(s->name), n);
     }
     config_free(&cfg);
 }

@@ -1,7 +1,8 @@
 /* cmd_completion: `devnode completion bash|zsh|fish` prints the shell's completion script.
  * The scripts hold no list of their own: on each Tab they ask `devnode __complete`
  * (cmd_complete.c), which answers from the command table and the project's config, so they
- * never go stale. `make install` writes them where each shell looks (docs/install.md). */
+ * never go stale (the instances are the running node's when one answers). `make install` writes
+ * them where each shell looks (docs/install.md). */
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,6 @@ static int cmd_completion(struct cli_args *args)
 const struct cli_command cmd_completion_entry = {
     .name = "completion",
     .usage = "bash|zsh|fish",
-    .summary = "print the shell completion script (commands, options, services, instances)",
+    .summary = "print the shell completion script (commands, options, services and instances of the running node or the config)",
     .run = cmd_completion,
 };

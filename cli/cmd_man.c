@@ -127,9 +127,12 @@ static void print_page(FILE *out)
           "(\\fBdevnode import procfile\\fR writes the equivalent).\n"
           ".TP\n\\fI.devnode/\\fR\nThe run directory beside the config: the node's lock and endpoint, "
           "and \\fIlogs/devnode.jsonl\\fR.\n"
+          ".TP\n\\fI.env\\fR\nThe workers' environment beside the config (docs/config.md); "
+          "\\fBdevnode export systemd\\fR writes its values to \\fINAME\\-Service.env\\fR (mode 0600) "
+          "beside the units, never into them.\n"
           ".SH SEE ALSO\n"
           "The documentation in the source tree: \\fIREADME.md\\fR, \\fIdocs/cli.md\\fR, \\fIdocs/config.md\\fR,\n"
-          "\\fIdocs/logs.md\\fR, \\fIdocs/procfile.md\\fR, \\fIdocs/install.md\\fR.\n",
+          "\\fIdocs/logs.md\\fR, \\fIdocs/procfile.md\\fR, \\fIdocs/install.md\\fR, \\fIdocs/export.md\\fR.\n",
           out);
 }
 

@@ -64,19 +64,73 @@ void sdquote_word(struct strbuf *out, const char *text, int literal_dollars)
         strbuf_putc(out, '"');
 }
 
-int sdquote_env(struct strbuf *out, const char *name, const char *value)
+/* What systemd takes as a variable name: letters, digits and '_', not starting with a digit. */
+static int env_name_ok(const char *name)
 {
     if (!is_name_start(name[0]))
-        return -1;
+        return 0;
     for (const char *p = name; *p; p++)
         if (!is_name_char(*p))
-            return -1;
+            return 0;
+    return 1;
+}
+
+int sdquote_env(struct strbuf *out, const char *name, const char *value)
+{
+    if (!env_name_ok(name))
+        return -1;
     strbuf_putc(out, '"');
     strbuf_puts(out, name);
     strbuf_putc(out, '=');
     for (const unsigned char *p = (const unsigned char *)value; *p; p++)
         put_quoted_char(out, *p);
     strbuf_putc(out, '"');
+    return 0;
+}
+
+/* Why systemd would not take value from an EnvironmentFile=, or NULL: its utf8_is_valid() and
+ * the man page's "unicode scalar values other than noncharacters, NUL and U+FEFF". */
+static const char *envfile_value_problem(const char *value)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    while (*p) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        int n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2 : *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
+        if (n < 0)
+            return "holds bytes that are not UTF-8, and systemd ignores such a line of an EnvironmentFile=";
+        unsigned long cp = *p & (0x3f >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return "holds bytes that are not UTF-8, and systemd ignores such a line of an EnvironmentFile=";
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return "holds bytes that are not UTF-8, and systemd ignores such a line of an EnvironmentFile=";
+        if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe || cp == 0xfeff)
+            return "holds a Unicode noncharacter or U+FEFF, which systemd does not take in an EnvironmentFile=";
+        p += n + 1;
+    }
+    return NULL;
+}
+
+int sdquote_envfile(struct strbuf *out, const char *name, const char *value, const char **why)
+{
+    if (!env_name_ok(name))
+        return -1;
+    *why = envfile_value_problem(value);
+    if (*why)
+        return -2;
+    strbuf_puts(out, name);
+    strbuf_puts(out, "=\"");
+    for (const char *p = value; *p; p++) {
+        if (strchr("\\\"`$", *p))
+            strbuf_putc(out, '\\');
+        strbuf_putc(out, *p);
+    }
+    strbuf_puts(out, "\"\n");
     return 0;
 }
 

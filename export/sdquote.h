@@ -19,6 +19,14 @@ void sdquote_word(struct strbuf *out, const char *text, int literal_dollars);
  * letters, digits and '_', not starting with a digit). */
 int sdquote_env(struct strbuf *out, const char *name, const char *value);
 
+/* Appends one line of an EnvironmentFile= (systemd.exec(5); systemd's src/basic/env-file.c):
+ * NAME="VALUE" and a newline, the value with \\, \", \` and \$ escaped and everything else,
+ * newlines and tabs too, verbatim (systemd keeps them inside double quotes; it expands
+ * nothing and takes no specifier there). -1 (nothing appended) for a NAME systemd refuses, as
+ * sdquote_env; -2 with *why for a value systemd drops or cannot hold (bytes that are not
+ * UTF-8, a Unicode noncharacter, U+FEFF), *why saying so without the value. */
+int sdquote_envfile(struct strbuf *out, const char *name, const char *value, const char **why);
+
 /* Appends a path-like value (WorkingDirectory=, ListenStream=): `%` as `%%`, nothing quoted.
  * -1 (nothing appended) when such a line cannot carry it: a control byte, a space at either
  * end (systemd strips it), a '\' at the end (systemd continues the line). */

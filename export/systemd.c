@@ -28,9 +28,9 @@ static const struct key_decision {
     {"instances", 1, "a template unit PROJECT-NAME@.service per service"},
     {"instances.*.command", 1, "ExecStart= (directly, or through /bin/sh -c with exec on its last command)"},
     {"instances.*.numprocesses", 1, "the target wants instances 0..N-1"},
-    {"instances.*.env", 1, "Environment="},
-    {"instances.*.env_file", 1, "Environment=, the files' values as devnode read and expanded them at export (systemd's "
-                                "EnvironmentFile= has no ${VAR:-default} and would win over Environment=)"},
+    {"instances.*.env", 1, "EnvironmentFile=%Y/PROJECT-NAME.env, a file of mode 0600 beside the units"},
+    {"instances.*.env_file", 1, "EnvironmentFile=%Y/PROJECT-NAME.env, the files' values as devnode read and expanded "
+                                "them at export (systemd's own reading has no ${VAR}, `export ` or layers)"},
     {"instances.*.cwd", 1, "WorkingDirectory="},
     {"instances.*.restart", 1, "Restart="},
     {"instances.*.max_restarts", 1, "StartLimitBurst= (one more: systemd counts the first start too)"},
@@ -81,7 +81,8 @@ static const struct key_decision {
     {"streams", 0, "retained streams live in the node's event bus, and no node runs under systemd"},
     {"streams.*.retain_events", 0, "retained streams live in the node's event bus"},
     {"port_base", 1, "Environment=PORT in a drop-in per instance (PROJECT-NAME@N.service.d/port.conf)"},
-    {"env_file", 1, "Environment=, the files' values as devnode read and expanded them at export"},
+    {"env_file", 1, "EnvironmentFile=%Y/PROJECT-NAME.env, the files' values as devnode read and expanded them at "
+                    "export"},
     {"instances.*.depends_on", 1, "After= on every instance of the dependency, with Requires= (ready, completed) "
                                   "or Wants= (started); systemd stops in the reverse order"},
     {"instances.*.depends_on.*.condition", 1,
@@ -92,10 +93,10 @@ static const struct key_decision {
      "pass on a restart after a crash (Restart=)"},
     {"instances.*.disabled", 1, "the target does not want its instances; a dependent's Requires= or Wants= "
                                 "still starts them"},
-    {"backends", 1, "Environment= lines in every service unit, as the node hands them to its workers"},
-    {"backends.registry", 1, "Environment=DEVNODE_REGISTRY="},
-    {"backends.events", 1, "Environment=DEVNODE_EVENTS="},
-    {"backends.ip", 1, "Environment=DEVNODE_IP="},
+    {"backends", 1, "lines of every service's environment file, as the node hands them to its workers"},
+    {"backends.registry", 1, "DEVNODE_REGISTRY= in the environment file"},
+    {"backends.events", 1, "DEVNODE_EVENTS= in the environment file"},
+    {"backends.ip", 1, "DEVNODE_IP= in the environment file"},
 };
 
 /* What devnode does that no key names, and systemd does not do: said in every export. */
@@ -178,7 +179,7 @@ int export_project_name(const char *given, const char *dir, char *out, size_t ca
 static void add_file(struct export_result *r, char *name, struct strbuf *text)
 {
     r->files = xreallocarray(r->files, r->file_count + 1, sizeof *r->files);
-    r->files[r->file_count++] = (struct export_file){name, xstrdup(strbuf_cstr(text))};
+    r->files[r->file_count++] = (struct export_file){name, xstrdup(strbuf_cstr(text)), 0, NULL};
 }
 
 /* Adds "LINE" to the result once; returns it. */
@@ -207,6 +208,7 @@ void export_result_free(struct export_result *r)
     for (size_t i = 0; i < r->file_count; i++) {
         free(r->files[i].name);
         free(r->files[i].text);
+        free(r->files[i].shown);
     }
     free(r->files);
     for (size_t i = 0; i < r->not_exported_count; i++)
@@ -339,6 +341,70 @@ static int put_env(struct unit_ctx *u, struct strbuf *sb, const struct config_se
                                      svc->name, name));
     strbuf_free(&arg);
     return rc;
+}
+
+/* Names devnode sets over the project's values (node/workerenv.c): in the file they would win
+ * over devnode's own Environment= lines, so they are left out, as devnode overwrites them. */
+static int set_after_project(const char *name, int n_passed)
+{
+    return !strcmp(name, "DEVNODE_SERVICE") || !strcmp(name, "DEVNODE_INSTANCE") ||
+           !strcmp(name, "LYMPH_SERVICE_NAME") || (n_passed > 0 && !strcmp(name, "LYMPH_SHARED_SOCKET_FDS"));
+}
+
+static int put_env_file_var(struct unit_ctx *u, struct strbuf *unit, struct strbuf *sb, struct strbuf *shown,
+                            const struct config_service *svc, const struct config_env_var *var, const char *name,
+                            const char *value)
+{
+    const char *why = NULL;
+    int rc = sdquote_envfile(sb, name, value, &why);
+    if (rc == 0)
+        strbuf_printf(shown, "%s=(%zu bytes, not shown)\n", name, strlen(value));
+    if (rc == -1) {
+        comment(unit, add_not_exported(u->res, "instances.%s.env.%s: systemd takes only variable names of letters, "
+                                       "digits and '_', not starting with a digit", svc->name, name));
+        return 0;
+    }
+    if (rc == -2 && var)
+        return fail(u, "%s:%d: instances.%s: %s: its value %s", var->file ? var->file : u->cfg->path, var->line,
+                    svc->name, name, why);
+    if (rc == -2)
+        return fail(u, "%s: backends: %s: its value %s", u->cfg->path, name, why);
+    return 1;
+}
+
+/* svc's environment file: the backends and the merged .env, env_file and env: (one line per
+ * name, its final value, in devnode's order; a name systemd refuses is a comment in unit).
+ * The count of lines, or -1 with u->err. */
+static int put_env_file(struct unit_ctx *u, struct strbuf *unit, struct strbuf *sb, struct strbuf *shown,
+                        const struct config_service *svc, int n_passed)
+{
+    strbuf_printf(sb, "# Environment of %s's %s instances: backends:, .env, env_file and env: as devnode merged\n"
+                      "# and expanded them. Generated by `devnode export systemd` from %s.\n"
+                      "# It may hold secrets: keep it mode 0600. Export again after editing .env.\n",
+                  u->opt->project, svc->name, u->cfg->path);
+    strbuf_append(shown, sb->data, sb->len);
+    const struct config_backends *b = &u->cfg->backends;
+    const char *backends[][2] = {{"DEVNODE_REGISTRY", b->registry}, {"DEVNODE_IP", b->ip},
+                                 {"DEVNODE_EVENTS", b->events}};
+    int count = 0;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (!backends[i][1] || config_service_env(svc, backends[i][0]))
+            continue; /* the service's own value wins */
+        int rc = put_env_file_var(u, unit, sb, shown, svc, NULL, backends[i][0], backends[i][1]);
+        if (rc < 0)
+            return -1;
+        count += rc;
+    }
+    for (size_t i = 0; i < svc->env_count; i++) {
+        const struct config_env_var *var = &svc->env[i];
+        if (set_after_project(var->name, n_passed))
+            continue;
+        int rc = put_env_file_var(u, unit, sb, shown, svc, var, var->name, var->value);
+        if (rc < 0)
+            return -1;
+        count += rc;
+    }
+    return count;
 }
 
 /* ListenStream= of a socket some service takes. */
@@ -542,16 +608,27 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
     if (!u->opt->user && u->opt->run_as)
         strbuf_printf(&sb, "User=%s\n", u->opt->run_as);
 
-    /* The environment devnode gives a worker, in its order: later assignments win. */
+    /* The environment devnode gives a worker. The project's values (backends, .env, env_file,
+     * env:) go to a file of mode 0600, so no secret sits in a world-readable unit; what devnode
+     * itself sets stays here. EnvironmentFile= wins over Environment=, as the project's values
+     * win over PYTHONUNBUFFERED under devnode. */
     put_env(u, &sb, svc, "PYTHONUNBUFFERED", "1");
-    if (u->cfg->backends.registry)
-        put_env(u, &sb, svc, "DEVNODE_REGISTRY", u->cfg->backends.registry);
-    if (u->cfg->backends.ip)
-        put_env(u, &sb, svc, "DEVNODE_IP", u->cfg->backends.ip);
-    if (u->cfg->backends.events)
-        put_env(u, &sb, svc, "DEVNODE_EVENTS", u->cfg->backends.events);
-    for (size_t i = 0; i < svc->env_count; i++)
-        put_env(u, &sb, svc, svc->env[i].name, svc->env[i].value);
+    struct strbuf envfile, shown;
+    strbuf_init(&envfile);
+    strbuf_init(&shown);
+    int vars = put_env_file(u, &sb, &envfile, &shown, svc, n_passed);
+    if (vars < 0) {
+        strbuf_free(&envfile);
+        strbuf_free(&shown);
+        strbuf_free(&sb);
+        return -1;
+    }
+    char *envfile_name = NULL;
+    if (asprintf(&envfile_name, "%s-%s.env", project, svc->name) < 0)
+        abort();
+    if (vars > 0)
+        strbuf_printf(&sb, "# .env, env_file, env: and backends: (mode 0600, beside this unit; needs systemd 249 for %%Y).\n"
+                           "EnvironmentFile=%%Y/%s\n", envfile_name);
     put_env(u, &sb, svc, "DEVNODE_SERVICE", svc->name);
     strbuf_puts(&sb, "Environment=\"DEVNODE_INSTANCE=%i\"\n");
     put_env(u, &sb, svc, "LYMPH_SERVICE_NAME", svc->name);
@@ -611,6 +688,15 @@ static int service_unit(struct unit_ctx *u, const struct config_service *svc,
         abort();
     add_file(u->res, name, &sb);
     strbuf_free(&sb);
+    if (vars > 0) {
+        add_file(u->res, envfile_name, &envfile);
+        u->res->files[u->res->file_count - 1].secret = 1;
+        u->res->files[u->res->file_count - 1].shown = xstrdup(strbuf_cstr(&shown));
+    } else {
+        free(envfile_name);
+    }
+    strbuf_free(&envfile);
+    strbuf_free(&shown);
 
     /* PORT of a service without sockets: instance N gets its block's port + N. */
     enum config_port_source src = config_service_port(u->cfg, svc, NULL);

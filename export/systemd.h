@@ -22,6 +22,8 @@ struct export_options {
 struct export_file {
     char *name; /* path under the target directory: "demo-Web@.service", "demo-Api@0.service.d/port.conf" */
     char *text;
+    int secret; /* an environment file: mode 0600, its values never printed (NAME.env) */
+    char *shown; /* what a dry run prints: text with every value replaced by its length; NULL: text */
 };
 
 struct export_result {
@@ -33,7 +35,7 @@ struct export_result {
 
 /* Generates the units of cfg. Returns 0 with *out to free with export_result_free, or -1 with
  * one line in err naming the file, line and key (a port 0 socket, a host name instead of an
- * address, a value a unit file cannot hold). */
+ * address, a value a unit file or an environment file cannot hold; never the value itself). */
 int export_systemd(const struct config *cfg, const struct export_options *opt, struct export_result *out,
                    char *err, size_t errlen);
 void export_result_free(struct export_result *r);

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -64,6 +65,33 @@ def test_bash_completes_commands_options_and_the_projects_services(project):
     # A Procfile project completes its process names.
     (other / "Procfile").write_text("web: sleep 1000\nclock: sleep 1000\n")
     assert bash_complete(other, "devnode", "restart", "") == ["web", "web.0", "clock", "clock.0"]
+
+
+def test_bash_completes_the_instances_of_the_running_node_scaled_at_runtime(project):
+    """With a node running, the instances are the node's (a `scale` changed them), not the
+    config's; a node that does not answer (stopped) leaves the answer to the config, and so
+    does no node."""
+    project.write(CONFIG)
+    d = project.dir
+    node = project.up()
+    node.wait_running("Web", 2)
+    r = project.cli("scale", "Web", "4")
+    assert r.returncode == 0, r.stderr
+    node.wait_running("Web", 4)
+    r = project.cli("scale", "Worker", "0")
+    assert r.returncode == 0, r.stderr
+    node.wait_running("Worker", 0)
+    assert bash_complete(d, "devnode", "restart", "") == ["Web", "Web.0", "Web.1", "Web.2", "Web.3", "Worker"]
+    assert bash_complete(d, "devnode", "tail", "-f", "Web.") == ["Web.0", "Web.1", "Web.2", "Web.3"]
+    assert bash_complete(d, "devnode", "scale", "W") == ["Web", "Worker"]
+    # A node that cannot answer: the config's names, after the short wait.
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    try:
+        assert bash_complete(d, "devnode", "restart", "Web.") == ["Web.0", "Web.1"]
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+    node.stop()
+    assert bash_complete(d, "devnode", "restart", "") == ["Web", "Web.0", "Web.1", "Worker", "Worker.0"]
 
 
 def test_bash_registers_for_devnode_and_falls_back_to_files(project, tmp_path):

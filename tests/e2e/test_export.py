@@ -11,11 +11,14 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 
 import pytest
 
 from conftest import PYTHON, ROOT, wait_for
+from systemd_envfile import unit_environment
+from test_envfiles import DIALECT, DUMP, worker_env
 from test_socket_recipes import RECIPE_TABLE, RECIPES, go_server  # noqa: F401 (a fixture)
 from test_sockets import free_port, get
 
@@ -39,8 +42,8 @@ def verify(out, tmp_path, user=False):
     """systemd-analyze verify on every unit, with the template services as their instances."""
     names = []
     for name in unit_files(out):
-        if "/" in name:
-            continue  # a drop-in: read with its instance
+        if "/" in name or name.endswith(".env"):
+            continue  # a drop-in or an environment file: read with its instance
         if name.endswith("@.service"):
             target = (out / next(n for n in unit_files(out) if n.endswith(".target"))).read_text()
             stem = name[:-len("@.service")]
@@ -348,24 +351,150 @@ interfaces:
     assert "docs/export.md" in r.stdout and "--user" in r.stdout
 
 
-def test_backends_become_environment_lines_events_too(project, tmp_path):
-    """backends: (issue 19) reaches the units as the node hands it to its workers; a service's
-    own env: comes after it, so it still wins, as under devnode."""
+def test_backends_go_to_the_environment_file_events_too(project, tmp_path):
+    """backends: (issue 19) reaches the units as the node hands it to its workers, in the
+    environment file (a URL may hold a password); a service's own env: wins, as under devnode."""
     project.write("backends:\n    registry: zookeeper://zk1:2181,zk2/lymph\n    ip: 10.0.0.5\n"
                   "instances:\n    Web: {command: /bin/sleep 1000}\n"
                   "    Api: {command: /bin/sleep 1000, env: {DEVNODE_IP: 10.0.0.6}}\n")
     out = tmp_path / "units"
     export(project, out, "--name", "p")
-    web = (out / "p-Web@.service").read_text()
-    assert 'Environment="DEVNODE_REGISTRY=zookeeper://zk1:2181,zk2/lymph"' in web, web
-    assert 'Environment="DEVNODE_IP=10.0.0.5"' in web, web
-    api = (out / "p-Api@.service").read_text().splitlines()
+    web = (out / "p-Web.env").read_text()
+    assert 'DEVNODE_REGISTRY="zookeeper://zk1:2181,zk2/lymph"\n' in web, web
+    assert 'DEVNODE_IP="10.0.0.5"\n' in web, web
+    api = (out / "p-Api.env").read_text().splitlines()
     ips = [l for l in api if "DEVNODE_IP=" in l]
-    assert ips == ['Environment="DEVNODE_IP=10.0.0.5"', 'Environment="DEVNODE_IP=10.0.0.6"'], ips
+    assert ips == ['DEVNODE_IP="10.0.0.6"'], ips
+    assert "DEVNODE_IP" not in (out / "p-Api@.service").read_text()
+    assert unit_environment(out / "p-Api@.service")["DEVNODE_IP"] == "10.0.0.6"
     verify(out, tmp_path)
 
     project.write("backends:\n    events: amqp://guest:guest@mq/%2F\ninstances:\n    Web: {command: /bin/sleep 1}\n")
     r = project.cli("export", "systemd", str(tmp_path / "x"), "--name", "p")
     assert r.returncode == 0, r.stderr
-    web = (tmp_path / "x" / "p-Web@.service").read_text()
-    assert 'Environment="DEVNODE_EVENTS=amqp://guest:guest@mq/%%2F"' in web, web  # systemd's % escaped
+    assert "guest" not in (tmp_path / "x" / "p-Web@.service").read_text()
+    # No specifiers in an environment file: % stays as it is.
+    assert 'DEVNODE_EVENTS="amqp://guest:guest@mq/%2F"\n' in (tmp_path / "x" / "p-Web.env").read_text()
+
+
+# ---------------------------------------------------------------- environment files
+
+# Values that systemd's and devnode's readings could tell apart: quotes of both kinds, spaces
+# at the ends, $ and ${} (no expansion in either), backslashes, '#', '%' (no specifiers in an
+# environment file), backquotes, several lines; on top of the whole .env dialect.
+TRICKY = DIALECT + """\
+SECRET_QUOTES="say \\"hi\\" it's"
+SECRET_SPACES='  lead and trail  '
+SECRET_DOLLAR='$HOME ${PATH} $$ $(id) `id` \\$'
+SECRET_BACKSLASH='a\\b\\\\c\\'
+SECRET_HASH=x#y # a comment
+SECRET_PERCENT='100% %i %% %Y'
+SECRET_LINES="-----BEGIN KEY-----
+  a#b \\"q\\"
+-----END KEY-----"
+"""
+SECRETS = ["say", "lead and trail", "${PATH} $$", "a\\b", "x#y", "100% %i", "BEGIN KEY", "app-pw-9"]
+
+
+def env_project(project):
+    project.write(f"env_file: [common.env]\n"
+                  f"instances:\n"
+                  f"    Dump:\n"
+                  f"        command: {DUMP}\n"
+                  f"        env:\n"
+                  f"            DB_URL: 'postgres://app:$(env.DB_PASSWORD)@db/app'\n"
+                  f"            GREETING: Hi %u\n"
+                  f"            DEVNODE_SERVICE: not-this\n",
+                  {".env": TRICKY + "DB_PASSWORD=app-pw-9\n", "common.env": "COMMON_TOKEN='tok \"en\"'\nHASH=common\n"})
+
+
+def test_env_values_stay_out_of_the_units_and_systemd_reads_what_devnode_gives(project, tmp_path):
+    """The environment a worker gets under `devnode up` is the one systemd builds from the
+    exported unit (its Environment= lines, then its EnvironmentFile=, read by a port of
+    systemd's own parser), for every name of .env, env_file and env:; no value is in a unit,
+    and the file is mode 0600."""
+    env_project(project)
+    node = project.up()
+    worker = worker_env(project, "Dump", node)
+    node.stop()
+    out = tmp_path / "units"
+    r = export(project, out, "--name", "p")
+    assert f"wrote {out}/p-Dump.env (mode 0600)\n" in r.stdout
+    assert stat.S_IMODE(os.stat(out / "p-Dump.env").st_mode) == 0o600
+    for name in unit_files(out):
+        if name.endswith(".env"):
+            continue
+        assert stat.S_IMODE(os.stat(out / name).st_mode) & 0o044 == 0o044, name  # units stay readable
+        text = (out / name).read_text()
+        for secret in SECRETS:
+            assert secret not in text, (name, secret)
+    for secret in SECRETS:
+        assert secret not in r.stdout
+    unit = (out / "p-Dump@.service").read_text()
+    assert "\nEnvironmentFile=%Y/p-Dump.env\n" in unit
+    systemd = unit_environment(out / "p-Dump@.service", "0")
+    names = [l.split("=", 1)[0].replace("export ", "").strip() for l in (TRICKY + "DB_PASSWORD=\n").splitlines()
+             if "=" in l and not l.startswith(("#", " ", "-"))]
+    names += ["COMMON_TOKEN", "HASH", "DB_URL", "GREETING", "DEVNODE_SERVICE", "DEVNODE_INSTANCE",
+              "LYMPH_SERVICE_NAME", "PYTHONUNBUFFERED"]
+    assert len(names) > 30
+    assert {k: systemd.get(k) for k in names} == {k: worker.get(k) for k in names}
+    assert worker["SECRET_LINES"].count("\n") == 2 and worker["DB_URL"] == "postgres://app:app-pw-9@db/app"
+    assert worker["DEVNODE_SERVICE"] == "Dump"  # devnode's own wins over env:, in the units too
+    verify(out, tmp_path)
+
+    # Editing .env: export again rewrites the environment file only.
+    (project.dir / ".env").write_text(TRICKY + "DB_PASSWORD=new-pw-1\n")
+    os.chmod(out / "p-Dump.env", 0o644)
+    r = export(project, out, "--name", "p", "--force")
+    assert f"unchanged {out}/p-Dump@.service\n" in r.stdout and f"wrote {out}/p-Dump.env (mode 0600)\n" in r.stdout
+    assert stat.S_IMODE(os.stat(out / "p-Dump.env").st_mode) == 0o600
+    assert unit_environment(out / "p-Dump@.service")["DB_URL"] == "postgres://app:new-pw-1@db/app"
+    assert not [p for p in out.iterdir() if p.name.startswith(".devnode-export")]
+
+
+def test_a_value_systemd_cannot_hold_is_refused_by_name_and_nothing_is_written(project, tmp_path):
+    env_project(project)
+    out = tmp_path / "units"
+    export(project, out, "--name", "p")
+    before = {n: (out / n).read_bytes() for n in unit_files(out)}
+    (project.dir / ".env").write_bytes(b"DB_PASSWORD=app-pw-9\nAPI_KEY=s3cret\xff\n")
+    r = export(project, out, "--name", "p", "--force", check=False)
+    assert r.returncode == 2
+    assert r.stderr == (f"devnode: export: {project.dir}/.env:2: instances.Dump: API_KEY: its value holds bytes that "
+                        "are not UTF-8, and systemd ignores such a line of an EnvironmentFile=\n")
+    assert r.stdout == ""
+    assert {n: (out / n).read_bytes() for n in unit_files(out)} == before
+    r = export(project, tmp_path / "fresh", "--name", "p", check=False)
+    assert r.returncode == 2 and not (tmp_path / "fresh").exists()
+    # A path that is not a file stops even a --force export before anything is written.
+    (project.dir / ".env").write_text("DB_PASSWORD=changed-pw\n")
+    (out / "p-Dump.env").unlink()
+    (out / "p-Dump.env").mkdir()
+    r = export(project, out, "--name", "p", "--force", check=False)
+    assert r.returncode == 1 and r.stderr == f"devnode: export: {out}/p-Dump.env exists and is not a regular file\n"
+    assert {n: (out / n).read_bytes() for n in unit_files(out)} == {n: b for n, b in before.items() if n != "p-Dump.env"}
+    (out / "p-Dump.env").rmdir()
+    (project.dir / ".env").write_text(TRICKY + "DB_PASSWORD=app-pw-9\n")
+    # A Unicode noncharacter, which systemd's UTF-8 check refuses too, from env: this time.
+    (project.dir / ".env").write_text("DB_PASSWORD=app-pw-9\n")
+    project.write(f"instances:\n    Dump:\n        command: {DUMP}\n        env: {{TOKEN: \"x\\uFFFEy\"}}\n")
+    r = export(project, tmp_path / "fresh", "--name", "p", check=False)
+    assert r.returncode == 2 and ":4: instances.Dump: TOKEN: its value holds a Unicode noncharacter" in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "fresh").exists()
+
+
+def test_dry_run_shows_the_files_but_no_value(project, tmp_path):
+    env_project(project)
+    out = tmp_path / "units"
+    r = export(project, out, "--name", "p", "--dry-run")
+    assert not out.exists()
+    assert f"==> {out}/p-Dump@.service: would write <==\n" in r.stdout
+    assert f"==> {out}/p-Dump.env: would write, mode 0600, values not shown <==\n" in r.stdout
+    assert "\nSECRET_LINES=(" in r.stdout and "\nDB_URL=(30 bytes, not shown)\n" in r.stdout
+    for secret in SECRETS:
+        assert secret not in r.stdout, secret
+    assert "dry run, install: cp -r" in r.stdout
+    export(project, out, "--name", "p")
+    r = export(project, out, "--name", "p", "--dry-run")
+    assert f"==> {out}/p-Dump.env: unchanged, mode 0600, values not shown <==\n" in r.stdout

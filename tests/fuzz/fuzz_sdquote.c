@@ -1,7 +1,8 @@
 /* fuzz_sdquote: export/sdquote.c, which writes config text into systemd unit files. Input: a
  * command (up to the first NUL). Checks, with a reader of systemd's quoting written here:
- * sdquote_word and sdquote_env give back exactly the text they were given, and every word
- * sdquote_split_simple reads without a variable reads back as the shell's word. */
+ * sdquote_word and sdquote_env give back exactly the text they were given, so does a line of
+ * sdquote_envfile read as systemd reads an EnvironmentFile= (src/basic/env-file.c), and every
+ * word sdquote_split_simple reads without a variable reads back as the shell's word. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,33 @@ static int FUZZ_NO_COVERAGE systemd_read(const char *w, int dollars, struct strb
     return rc;
 }
 
+/* One line NAME="..."\n of an environment file as systemd's parser reads it: the name, then
+ * in double quotes \\ \" \` \$ unescaped, a backslash-newline dropped, any other backslash
+ * kept; nothing may follow the closing quote but the newline. 0, or -1 when malformed. */
+static int FUZZ_NO_COVERAGE envfile_read(const char *line, const char *name, struct strbuf *out)
+{
+    size_t n = strlen(name);
+    if (strncmp(line, name, n) != 0 || line[n] != '=' || line[n + 1] != '"')
+        return -1;
+    const char *p = line + n + 2;
+    for (; *p && *p != '"'; p++) {
+        if (*p != '\\') {
+            strbuf_putc(out, *p);
+            continue;
+        }
+        p++;
+        if (*p == '\0')
+            return -1;
+        if (strchr("\"\\`$", *p)) {
+            strbuf_putc(out, *p);
+        } else if (*p != '\n') {
+            strbuf_putc(out, '\\');
+            strbuf_putc(out, *p);
+        }
+    }
+    return *p == '"' && strcmp(p, "\"\n") == 0 ? 0 : -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t len = strnlen((const char *)data, size);
@@ -96,6 +124,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(systemd_read(strbuf_cstr(&q), 0, &back) == 0, "not one word: %s", strbuf_cstr(&q));
     FUZZ_CHECK(strncmp(strbuf_cstr(&back), "X=", 2) == 0 && strcmp(strbuf_cstr(&back) + 2, text) == 0,
                "X=[%s] reads back as [%s]", text, strbuf_cstr(&back));
+
+    strbuf_reset(&q);
+    strbuf_reset(&back);
+    const char *why = NULL;
+    int rc = sdquote_envfile(&q, "X", text, &why);
+    FUZZ_CHECK(rc == 0 || (rc == -2 && why && q.len == 0), "sdquote_envfile: %d", rc);
+    if (rc == 0) {
+        FUZZ_CHECK(envfile_read(strbuf_cstr(&q), "X", &back) == 0, "not one line: %s", strbuf_cstr(&q));
+        FUZZ_CHECK(strcmp(back.len ? strbuf_cstr(&back) : "", text) == 0, "X=[%s] reads back as [%s]", text,
+                   strbuf_cstr(&back));
+    }
 
     struct sdword *words;
     int n = sdquote_split_simple(text, &words);

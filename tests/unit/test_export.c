@@ -85,6 +85,34 @@ static void test_environment_values(void **state)
     strbuf_free(&sb);
 }
 
+static void test_environment_file_lines(void **state)
+{
+    (void)state;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    const char *why = NULL;
+    /* Inside double quotes systemd unescapes \\ \" \` \$ and keeps everything else as it is:
+     * newlines, tabs, '#', '%', quotes of the other kind (src/basic/env-file.c). */
+    assert_int_equal(sdquote_envfile(&sb, "PW", "a \"b\" 'c' $D ${E} \\f `g` #h %i\nj\tk\r", &why), 0);
+    assert_string_equal(strbuf_cstr(&sb), "PW=\"a \\\"b\\\" 'c' \\$D \\${E} \\\\f \\`g\\` #h %i\nj\tk\r\"\n");
+    strbuf_reset(&sb);
+    assert_int_equal(sdquote_envfile(&sb, "EMPTY", "", &why), 0);
+    assert_string_equal(strbuf_cstr(&sb), "EMPTY=\"\"\n");
+    strbuf_reset(&sb);
+    assert_int_equal(sdquote_envfile(&sb, "UTF8", "gr\xc3\xbc\xc3\x9f \xf0\x9f\x94\x91", &why), 0);
+    strbuf_reset(&sb);
+    assert_int_equal(sdquote_envfile(&sb, "my-var", "x", &why), -1);
+    const char *bad[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xef\xbf\xbe",
+                         "\xef\xb7\x90", "\xef\xbb\xbf"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        assert_int_equal(sdquote_envfile(&sb, "X", bad[i], &why), -2);
+        assert_non_null(why);
+    }
+    assert_int_equal(sb.len, 0);
+    strbuf_free(&sb);
+}
+
 /* "W1|W2|..." of systemd words, or NULL when the command needs a shell. */
 static char *split(const char *command)
 {
@@ -308,7 +336,15 @@ static void test_units_of_a_project(void **state)
     assert_non_null(strstr(web, "\nType=notify\nTimeoutStartSec=30s\n"));
     assert_null(strstr(web, "NotifyAccess"));
     assert_non_null(strstr(web, "\nUnsetEnvironment=LISTEN_FDS LISTEN_PID LISTEN_FDNAMES\n"));
-    assert_non_null(strstr(web, "\nEnvironment=\"GREETING=Hi %%u\"\n"));
+    /* The project's values go to a file of mode 0600 beside the unit, verbatim (no %% there). */
+    assert_null(strstr(web, "GREETING"));
+    assert_non_null(strstr(web, "\nEnvironmentFile=%Y/shop-Web.env\n"));
+    const char *env = file_text(&r, "shop-Web.env");
+    assert_non_null(strstr(env, "\nGREETING=\"Hi %u\"\n"));
+    assert_null(strstr(env, "my-var"));
+    for (size_t i = 0; i < r.file_count; i++)
+        assert_int_equal(r.files[i].secret, strcmp(r.files[i].name, "shop-Web.env") == 0);
+    assert_null(strstr(file_text(&r, "shop-Worker@.service"), "EnvironmentFile="));
     assert_non_null(strstr(web, "\nEnvironment=\"DEVNODE_INSTANCE=%i\"\n"));
     assert_non_null(strstr(web, "\nEnvironment=\"LYMPH_SHARED_SOCKET_FDS={\\\"4080\\\": 3}\"\n"));
     assert_non_null(strstr(web, "\nEnvironment=\"PORT=4080\"\n"));
@@ -433,6 +469,21 @@ static void test_probes(void **state)
     unload(&fx);
 }
 
+static void test_a_value_systemd_cannot_hold_is_refused_by_name(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct export_options opt = {.project = "p"};
+    struct export_result r;
+    char err[512];
+    load(&fx, "instances:\n    Web:\n        command: ./web\n        env: {OK: 1, API_KEY: \"s3cr\\uFDD0et\"}\n");
+    assert_int_equal(export_systemd(&fx.cfg, &opt, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":4: instances.Web: API_KEY: its value holds a Unicode noncharacter"));
+    assert_null(strstr(err, "s3cr"));
+    assert_int_equal(r.file_count, 0);
+    unload(&fx);
+}
+
 static void test_what_systemd_cannot_listen_on_is_refused(void **state)
 {
     (void)state;
@@ -500,6 +551,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words_are_quoted_for_systemd),
         cmocka_unit_test(test_environment_values),
+        cmocka_unit_test(test_environment_file_lines),
+        cmocka_unit_test(test_a_value_systemd_cannot_hold_is_refused_by_name),
         cmocka_unit_test(test_simple_commands_split_like_the_shell),
         cmocka_unit_test(test_project_names),
         cmocka_unit_test(test_every_config_key_is_decided),
