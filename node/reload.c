@@ -240,7 +240,8 @@ static int apply_action(struct reload_apply *ra, const struct configdiff_action 
     else if ((a->reasons & CONFIGDIFF_ROLLS) && supervisor_restart(sup, a->name, -1, NULL, err, sizeof err) < 0)
         snprintf(what, sizeof what, "not rolled: %s (its next processes use the new config)", err);
     int needed = a->new_svc->disabled && !a->old_svc->disabled;
-    report_add(r, "%s: %s%s", a->name, what, needed ? "; disabled, but kept running: a service that runs depends on it" : "");
+    report_add(r, "%s: %s%s", a->name, what,
+               needed ? "; disabled, but kept running: a service that runs depends on it" : "");
     return 0;
 }
 
