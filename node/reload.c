@@ -131,6 +131,14 @@ static bool *reload_runs(const struct node *node)
     return mark;
 }
 
+static int named_by_up(const struct node *node, const char *name)
+{
+    for (size_t i = 0; i < node->opts->service_count; i++)
+        if (strcmp(node->opts->services[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Down on purpose (`devnode stop`, disabled, not named by `up`): a reload changes its config
  * but starts nothing of it. */
 static int service_down(const struct supervisor *sup, const struct service *svc)
@@ -239,9 +247,11 @@ static int apply_action(struct reload_apply *ra, const struct configdiff_action 
         snprintf(what, sizeof what, "not scaled: %s", err);
     else if ((a->reasons & CONFIGDIFF_ROLLS) && supervisor_restart(sup, a->name, -1, NULL, err, sizeof err) < 0)
         snprintf(what, sizeof what, "not rolled: %s (its next processes use the new config)", err);
-    int needed = a->new_svc->disabled && !a->old_svc->disabled;
-    report_add(r, "%s: %s%s", a->name, what,
-               needed ? "; disabled, but kept running: a service that runs depends on it" : "");
+    const char *kept = "";
+    if (a->new_svc->disabled && !a->old_svc->disabled)
+        kept = named_by_up(ra->node, a->name) ? "; disabled, but kept running: `up` named it"
+                                              : "; disabled, but kept running: a service that runs depends on it";
+    report_add(r, "%s: %s%s", a->name, what, kept);
     return 0;
 }
 

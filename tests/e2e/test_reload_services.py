@@ -183,3 +183,25 @@ def test_many_reloads_do_not_grow_the_node(project):
     st = node.status()
     assert st["node"]["rss_kib"] > 0
     node.stop()
+
+
+def test_a_watch_kept_across_reloads_still_restarts_its_service(project):
+    """The watch is not renewed when `watch:` did not change; the config it was started from
+    is freed by the reload, so the watch must hold nothing of it (ASan builds see it)."""
+    def cfg(x):
+        return f"instances:\n    Svc:\n        command: exec sleep 1000\n        watch: [src]\n        env: {{X: {x}}}\n"
+    project.write(cfg(0), {"src/a.txt": "0\n"})
+    node = project.up()
+    pid = node.wait_running("Svc", 1)[0]["pid"]
+    node.wait_node_line(r"^watch: \d+ folders? watched for Svc")
+    for x in range(1, 6):
+        project.write(cfg(x))
+        r = node.cli("reload")
+        assert r.returncode == 0 and r.stdout.startswith("Svc: "), r
+    assert node.cli("restart", "Svc").returncode == 0  # waits for the roll to settle
+    pid = node.wait_running("Svc", 1)[0]["pid"]
+    (project.dir / "src" / "a.txt").write_text("1\n")
+    node.wait_node_line(r"^watch: src/a\.txt changed; restarting Svc$")
+    wait_for(lambda: pids(node, "Svc")[0] not in (0, pid) and node.service("Svc")["instances"][0]["state"] == "running",
+             15, "Svc to be restarted by the watch")
+    node.stop()
