@@ -205,3 +205,39 @@ def test_a_watch_kept_across_reloads_still_restarts_its_service(project):
     wait_for(lambda: pids(node, "Svc")[0] not in (0, pid) and node.service("Svc")["instances"][0]["state"] == "running",
              15, "Svc to be restarted by the watch")
     node.stop()
+
+
+def test_sockets_that_swap_ports_or_are_renamed_keep_the_nodes_listening_fds(project):
+    """Binding a port the node itself still listens on would fail: a socket given another's
+    address, or renamed, takes that listening fd over, and the service rolls onto it."""
+    from test_sockets import WEB, free_port, get
+    p1, p2 = free_port(), free_port()
+
+    def cfg(sockets, uses=""):
+        return f"instances:\n    Web:\n        command: {WEB}\n        stop_timeout: 5\n{uses}sockets:\n{sockets}"
+    project.write(cfg(f"    Web: {{port: {p1}}}\n    Spare: {{port: {p2}}}\n"))
+    node = project.up()
+    old = [i["pid"] for i in node.wait_running("Web", 1)]
+    assert get("/pid", p1)[0] == 200
+
+    def addresses():
+        return {s["name"]: s["address"] for s in node.status()["node"]["sockets"]}
+    project.write(cfg(f"    Web: {{port: {p2}}}\n    Spare: {{port: {p1}}}\n"))
+    r = node.cli("reload")
+    assert (r.returncode, r.stdout) == (0, "Web: rolled (sockets changed)\n"), r
+    assert addresses() == {"Web": f"127.0.0.1:{p2}", "Spare": f"127.0.0.1:{p1}"}
+    new = wait_for(lambda: [i["pid"] for i in node.wait_running("Web", 1) if i["pid"] not in old], 15,
+                   "Web to roll")
+    status, body, _ = get("/pid", p2)
+    assert status == 200 and int(body) in new
+
+    # Renamed (Web's socket becomes Http, on the same port) and Spare dropped.
+    project.write(cfg(f"    Http: {{port: {p2}}}\n", "        sockets: [Http]\n"))
+    r = node.cli("reload")
+    assert r.returncode == 0 and r.stdout.startswith("Web: rolled ("), r
+    assert addresses() == {"Http": f"127.0.0.1:{p2}"}
+    newer = wait_for(lambda: [i["pid"] for i in node.wait_running("Web", 1) if i["pid"] not in new + old], 15,
+                     "Web to roll again")
+    status, body, _ = get("/pid", p2)
+    assert status == 200 and int(body) in newer
+    node.stop()
