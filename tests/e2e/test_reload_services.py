@@ -55,6 +55,9 @@ def test_disabling_a_running_service_stops_it_and_start_still_works(project):
     node = project.up()
     node.wait_running("Db", 1)
     admin = [i["pid"] for i in node.wait_running("Admin", 2)]
+    for k in (0, 1):  # its handler is set: the stop below is graceful
+        node.wait_log(lambda rec, k=k: rec.get("service") == "Admin" and rec.get("instance") == k
+                      and rec["text"] == "Admin up")
     db = pids(node, "Db")
 
     project.write(config(True), {"worker.py": WORKER})
