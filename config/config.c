@@ -300,36 +300,42 @@ static void free_strings(char **items, size_t count)
     free(items);
 }
 
+void config_service_free(struct config_service *svc)
+{
+    if (!svc)
+        return;
+    free(svc->name);
+    free(svc->command);
+    free_env(svc->env, svc->env_count);
+    free_strings(svc->env_files, svc->env_file_count);
+    free(svc->cwd);
+    free(svc->ready.log_pattern);
+    free(svc->ready.tcp_host);
+    config_probe_free(&svc->ready.probe);
+    config_probe_free(&svc->live.probe);
+    for (size_t j = 0; j < svc->socket_count; j++) {
+        free(svc->sockets[j]);
+    }
+    free(svc->sockets);
+    for (size_t j = 0; j < svc->dep_count; j++)
+        free(svc->deps[j].name);
+    free(svc->deps);
+    for (size_t j = 0; j < svc->watch.path_count; j++)
+        free(svc->watch.paths[j]);
+    free(svc->watch.paths);
+    for (size_t j = 0; j < svc->watch.ignore_count; j++)
+        free(svc->watch.ignore[j]);
+    free(svc->watch.ignore);
+    memset(svc, 0, sizeof *svc);
+}
+
 void config_free(struct config *cfg)
 {
     if (!cfg) {
         return;
     }
-    for (size_t i = 0; i < cfg->service_count; i++) {
-        struct config_service *svc = &cfg->services[i];
-        free(svc->name);
-        free(svc->command);
-        free_env(svc->env, svc->env_count);
-        free_strings(svc->env_files, svc->env_file_count);
-        free(svc->cwd);
-        free(svc->ready.log_pattern);
-        free(svc->ready.tcp_host);
-        config_probe_free(&svc->ready.probe);
-        config_probe_free(&svc->live.probe);
-        for (size_t j = 0; j < svc->socket_count; j++) {
-            free(svc->sockets[j]);
-        }
-        free(svc->sockets);
-        for (size_t j = 0; j < svc->dep_count; j++)
-            free(svc->deps[j].name);
-        free(svc->deps);
-        for (size_t j = 0; j < svc->watch.path_count; j++)
-            free(svc->watch.paths[j]);
-        free(svc->watch.paths);
-        for (size_t j = 0; j < svc->watch.ignore_count; j++)
-            free(svc->watch.ignore[j]);
-        free(svc->watch.ignore);
-    }
+    for (size_t i = 0; i < cfg->service_count; i++)
+        config_service_free(&cfg->services[i]);
     free(cfg->services);
     for (size_t i = 0; i < cfg->socket_count; i++) {
         free(cfg->sockets[i].name);

@@ -205,6 +205,9 @@ int config_load_flags(const char *path, const char *vars_path, unsigned flags, s
  * as written instead of failing, and no vars file is read. */
 int config_load_unresolved(const char *path, struct config *out, char *err, size_t errlen);
 void config_free(struct config *cfg);
+/* Frees what one service's config holds (not svc itself) and zeroes it: a reload moves a
+ * service's config out of a config it frees (node/svcconfig.c). NULL is fine. */
+void config_service_free(struct config_service *svc);
 
 /* Where svc's PORT comes from; for PORT_FROM_SOCKET *socket (may be NULL) is the socket. */
 enum config_port_source config_service_port(const struct config *cfg, const struct config_service *svc,

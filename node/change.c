@@ -345,3 +345,11 @@ void change_service_moved(struct supervisor *sup, const struct service *from, st
         if (ch->svc == from)
             ch->svc = to;
 }
+
+int change_waits_on(const struct supervisor *sup, const struct service *svc)
+{
+    for (const struct change *ch = sup->changes; ch; ch = ch->next)
+        if (ch->svc == svc)
+            return 1;
+    return 0;
+}

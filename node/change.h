@@ -58,6 +58,8 @@ void change_note_revived(struct supervisor *sup, const struct instance *inst);
 void change_settle(struct supervisor *sup);
 /* The supervisor moved service `from` to `to` (a reload grew its array): changes follow it. */
 void change_service_moved(struct supervisor *sup, const struct service *from, struct service *to);
+/* Whether a change still waits on svc (a reload frees a removed service only when none does). */
+int change_waits_on(const struct supervisor *sup, const struct service *svc);
 /* Ends every change with `why` (the node stops). */
 void change_abort_all(struct supervisor *sup, const char *why);
 

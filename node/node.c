@@ -446,9 +446,6 @@ out_rundir:
     rundir_close(&node->rundir);
 out_config:
     config_free(&node->cfg);
-    for (size_t i = 0; i < node->retired_count; i++)
-        config_free(&node->retired[i]);
-    free(node->retired);
     free(node);
     return rc;
 }

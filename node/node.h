@@ -65,8 +65,6 @@ struct node_options {
 struct node {
     uv_loop_t loop;
     struct config cfg;
-    struct config *retired;     /* configs a reload replaced: what was built from them points there */
-    size_t retired_count;
     struct rundir rundir;
     struct socket_set sockets;  /* bound before any worker starts, open for the node's life */
     struct guardian guardian;

@@ -1,9 +1,11 @@
 /* reload: load, check, diff, apply. Everything that can refuse runs before the first change,
- * so a refused reload leaves the node exactly as it was. The old config is kept (node->retired)
- * until the node ends: sockets, watches and readiness checks still point into it. */
+ * so a refused reload leaves the node exactly as it was. The node owns one config: the one a
+ * reload replaced is freed before it returns, once the services, sockets and checks point
+ * into the new one and the few services still on the old one took their part of it. */
 #include "node/reload.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 
 #include "common/xalloc.h"
 #include "config/configdiff.h"
+#include "config/depends.h"
+#include "config/depgraph.h"
 #include "config/procfile.h"
 #include "node/node.h"
 #include "node/preflight.h"
@@ -94,10 +98,110 @@ static int sockets_moved(const struct service *svc, const int *old_fds, size_t o
     return 0;
 }
 
-/* Returns 1 when the service was left as it was (it counts as unchanged). */
-static int apply_action(struct node *node, const struct configdiff_action *action, struct reload_report *r)
+/* What the actions of one reload share. */
+struct reload_apply {
+    struct node *node;
+    struct reload_report *report;
+    bool *runs;              /* by the new config's index: what `up` would start now (reload_runs) */
+    const char **to_start;   /* services the reload enabled: started once arranged */
+    size_t to_start_count;
+    size_t unchanged;
+};
+
+/* What the node runs by the new config, as `up` chose: every service not disabled (or those
+ * `up` named) and what they depend on. A disabled service outside it goes down. */
+static bool *reload_runs(const struct node *node)
 {
-    struct supervisor *sup = &node->sup;
+    const struct config *cfg = &node->cfg;
+    const struct node_options *o = node->opts;
+    bool *mark = xcalloc(cfg->service_count ? cfg->service_count : 1, sizeof *mark);
+    for (size_t s = 0; s < cfg->service_count; s++)
+        mark[s] = o->service_count == 0 && !cfg->services[s].disabled;
+    for (size_t i = 0; i < o->service_count; i++) {
+        long s = config_service_index(cfg, o->services[i]);
+        if (s >= 0)
+            mark[s] = 1;
+    }
+    if (!o->no_deps || o->service_count == 0) {
+        struct depgraph g;
+        config_depgraph(cfg, &g);
+        depgraph_closure(&g, mark);
+        depgraph_free(&g);
+    }
+    return mark;
+}
+
+static int named_by_up(const struct node *node, const char *name)
+{
+    for (size_t i = 0; i < node->opts->service_count; i++)
+        if (strcmp(node->opts->services[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Down on purpose (`devnode stop`, disabled, not named by `up`): a reload changes its config
+ * but starts nothing of it. */
+static int service_down(const struct supervisor *sup, const struct service *svc)
+{
+    size_t s = (size_t)(svc - sup->services);
+    return s < sup->order.count && !sup->order.services[s].wanted && !sup->order.services[s].pending;
+}
+
+static int service_has_process(const struct service *svc)
+{
+    for (size_t i = 0; i < svc->instance_cap; i++)
+        if (svc->instances[i] && (svc->instances[i]->cur->pid || svc->instances[i]->old->pid))
+            return 1;
+    return 0;
+}
+
+/* A down service's count: fewer instances go at once, more are made when it starts. */
+static void scale_down_service(struct supervisor *sup, struct service *svc, int count)
+{
+    char err[256];
+    if (count < svc->desired)
+        supervisor_scale(sup, svc->cfg->name, count, NULL, err, sizeof err);
+    svc->desired = count;
+}
+
+/* `disabled:` changed. Returns 1 when it said what it did, 0 when the usual roll or scale
+ * applies (the service runs on: it is needed, or it was already running). */
+static int apply_disabled(struct reload_apply *ra, struct service *svc, const struct configdiff_action *a)
+{
+    struct supervisor *sup = &ra->node->sup;
+    const char *name = a->name;
+    long index = config_service_index(&ra->node->cfg, name);
+    int runs = index >= 0 && ra->runs[index];
+    char err[256];
+    if (a->new_svc->disabled && !runs) {
+        size_t s = (size_t)(svc - sup->services);
+        int had = service_has_process(svc) || !service_down(sup, svc);
+        startorder_stop_service(sup, name, 0, err, sizeof err);
+        if (s < sup->order.count)
+            sup->order.services[s].reload_disabled = 1;
+        scale_down_service(sup, svc, a->new_svc->numprocesses);
+        report_add(ra->report, "%s: %s", name, had ? "stopped (disabled)" : "disabled (it was down)");
+        return 1;
+    }
+    if (!a->new_svc->disabled && service_down(sup, svc)) {
+        scale_down_service(sup, svc, a->new_svc->numprocesses);
+        if (!runs) {
+            report_add(ra->report, "%s: no longer disabled; not started: the node runs what `up` named "
+                       "(`devnode start %s` starts it)", name, name);
+            return 1;
+        }
+        ra->to_start = xrealloc(ra->to_start, (ra->to_start_count + 1) * sizeof *ra->to_start);
+        ra->to_start[ra->to_start_count++] = name; /* reported once started */
+        return 1;
+    }
+    return 0;
+}
+
+/* Returns 1 when the service was left as it was (it counts as unchanged). */
+static int apply_action(struct reload_apply *ra, const struct configdiff_action *action)
+{
+    struct supervisor *sup = &ra->node->sup;
+    struct reload_report *r = ra->report;
     struct configdiff_action changed = *action, *a = &changed;
     char what[256], err[512];
     configdiff_describe(a, what, sizeof what);
@@ -128,14 +232,43 @@ static int apply_action(struct node *node, const struct configdiff_action *actio
     }
     if (a->kind == CONFIGDIFF_UNCHANGED)
         return 1;
+    if (a->old_svc->disabled != a->new_svc->disabled && apply_disabled(ra, svc, a))
+        return 0;
+    if (service_down(sup, svc) && !service_has_process(svc)) {
+        /* Nothing runs to roll: its next start uses the new config. */
+        if (a->reasons & CONFIGDIFF_NUMPROCESSES)
+            scale_down_service(sup, svc, a->new_svc->numprocesses);
+        report_add(r, "%s: updated (it is down: its next start uses the new config)", a->name);
+        return 0;
+    }
     /* Scaled first: the roll then replaces the instances that stay, the new ones start new. */
     if ((a->reasons & CONFIGDIFF_NUMPROCESSES) &&
         supervisor_scale(sup, a->name, a->new_svc->numprocesses, NULL, err, sizeof err) < 0)
         snprintf(what, sizeof what, "not scaled: %s", err);
     else if ((a->reasons & CONFIGDIFF_ROLLS) && supervisor_restart(sup, a->name, -1, NULL, err, sizeof err) < 0)
         snprintf(what, sizeof what, "not rolled: %s (its next processes use the new config)", err);
-    report_add(r, "%s: %s", a->name, what);
+    const char *kept = "";
+    if (a->new_svc->disabled && !a->old_svc->disabled)
+        kept = named_by_up(ra->node, a->name) ? "; disabled, but kept running: `up` named it"
+                                              : "; disabled, but kept running: a service that runs depends on it";
+    report_add(r, "%s: %s%s", a->name, what, kept);
     return 0;
+}
+
+/* The services the reload enabled start now that the order knows them, each with what it
+ * needs that is down, once their dependencies allow (as `devnode start`). */
+static void start_enabled(struct reload_apply *ra)
+{
+    for (size_t i = 0; i < ra->to_start_count; i++) {
+        char started[512], err[256];
+        const char *name = ra->to_start[i];
+        if (startorder_start_service(&ra->node->sup, name, started, sizeof started, err, sizeof err) < 0)
+            report_add(ra->report, "%s: no longer disabled; not started: %s", name, err);
+        else if (strcmp(started, name) != 0 && started[0])
+            report_add(ra->report, "%s: started (no longer disabled): starting %s", name, started);
+        else
+            report_add(ra->report, "%s: started (no longer disabled)", name);
+    }
 }
 
 /* A watch with a restart under way would be told of its end after being freed: it is kept,
@@ -172,16 +305,19 @@ int node_reload(struct node *node, const char *asked_by, struct reload_report *o
         config_free(&fresh);
         goto refused;
     }
-    /* The old config stays readable: sockets, watches and checks point into it. Services now
-     * point into the new one (the actions do, and node->cfg moves, not its arrays). */
+    /* Services move to the new config (the actions do, and node->cfg moves, not its arrays);
+     * what still points into the old one once they are done is moved out of it
+     * (svcconfig_release), and it is freed before the reload returns. */
     int keep_watch = d.watch_changed && watch_busy(node);
-    node->retired = xrealloc(node->retired, (node->retired_count + 1) * sizeof *node->retired);
-    node->retired[node->retired_count++] = node->cfg;
+    struct config old = node->cfg;
     node->cfg = fresh;
-    size_t unchanged = 0;
+    struct reload_apply ra = {.node = node, .report = out, .runs = reload_runs(node)};
     for (size_t i = 0; i < d.count; i++)
-        unchanged += (size_t)apply_action(node, &d.actions[i], out);
+        ra.unchanged += (size_t)apply_action(&ra, &d.actions[i]);
     svcconfig_arrange(&node->sup, &node->cfg, node->opts->service_count == 0);
+    start_enabled(&ra);
+    free(ra.to_start);
+    free(ra.runs);
     /* Every service now points into the new socket array. A moved socket's old address stays
      * open in the old workers (they hold their own copy) until the roll has replaced them. */
     free(old_socket_items);
@@ -195,12 +331,14 @@ int node_reload(struct node *node, const char *asked_by, struct reload_report *o
     } else if (d.watch_changed) {
         report_add(out, "watch: unchanged while a restart it started runs; reload again once it is done");
     }
-    if (unchanged || !out->count)
-        report_add(out, "%zu service%s unchanged", unchanged, unchanged == 1 ? "" : "s");
+    if (ra.unchanged || !out->count)
+        report_add(out, "%zu service%s unchanged", ra.unchanged, ra.unchanged == 1 ? "" : "s");
     for (size_t i = 0; i < out->count; i++)
         loghub_node_line(&node->hub, getpid(), LOG_LEVEL_INFO, "reload (%s): %s", asked_by, out->lines[i]);
     rc = 0;
-    configdiff_free(&d);
+    configdiff_free(&d); /* its names point into both configs */
+    svcconfig_release(&node->sup, &old);
+    config_free(&old);
     return rc;
 
 refused:

@@ -537,6 +537,7 @@ int startorder_start_service(struct supervisor *sup, const char *name, char *sta
         if (!mark[s])
             continue;
         os->wanted = 1;
+        os->reload_disabled = 0;
         int start = (long)s == target ? !service_all_up(svc) && !os->pending : service_all_stopped(svc);
         if (!start || os->pending)
             continue;
@@ -594,7 +595,8 @@ const char *startorder_state(const struct supervisor *sup, const struct instance
     }
     if (inst->state == INSTANCE_EXITED && inst->has_exited && inst->last_exit_code == 0 && !inst->last_exit_signal)
         return "completed";
-    if (inst->state == INSTANCE_STOPPED && !os->wanted && inst->service->cfg->disabled && !inst->starts)
+    if (inst->state == INSTANCE_STOPPED && !os->wanted && inst->service->cfg->disabled &&
+        (!inst->starts || os->reload_disabled))
         return "disabled";
     return instance_state_name(inst->state);
 }
@@ -611,6 +613,8 @@ void startorder_rearranged(struct supervisor *sup, const size_t *old_index, int 
             *os = o->services[old_index[s]];
             free(os->dep_generation);
             free(os->dep_index);
+            o->services[old_index[s]].dep_generation = NULL; /* carried: not freed again below */
+            o->services[old_index[s]].dep_index = NULL;
         } else {
             os->wanted = want_new && !svc->cfg->disabled && !svc->removed;
             os->pending = os->wanted;
@@ -630,6 +634,10 @@ void startorder_rearranged(struct supervisor *sup, const size_t *old_index, int 
     for (size_t s = 0; s < n; s++)
         for (size_t k = 0; k < sup->services[s].cfg->dep_count; k++)
             fresh[s].dep_generation[k] = fresh[fresh[s].dep_index[k]].generation;
+    for (size_t s = 0; s < o->count; s++) { /* the entries of services the reload dropped */
+        free(o->services[s].dep_generation);
+        free(o->services[s].dep_index);
+    }
     free(o->services);
     o->services = fresh;
     o->count = n;

@@ -28,6 +28,8 @@ struct order_service {
     int run_target;             /* `devnode run` waits for it to complete */
     int run_ended;              /* ... and it has (ok or not) */
     int stop_sent;              /* the node's stop reached it (its dependents are down) */
+    int reload_disabled;        /* a reload disabled it and stopped it: `disabled` in status
+                                 * until `devnode start` */
 };
 
 /* `devnode run` (docs/cli.md): what it waits for and how it ends. */

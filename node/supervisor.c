@@ -1370,6 +1370,8 @@ void supervisor_free(struct supervisor *sup)
         free(sup->services[s].command);
         if (sup->services[s].has_ready_re)
             regfree(&sup->services[s].ready_re);
+        config_service_free(sup->services[s].own_cfg);
+        free(sup->services[s].own_cfg);
     }
     notify_socket_free(&sup->notify);
     probe_set_free(&sup->probes);

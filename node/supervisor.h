@@ -92,6 +92,8 @@ struct service {
     int roll_next;                  /* the next index it replaces */
     int addrinuse_told;             /* the EADDRINUSE hint was logged since the last restart */
     int removed;                    /* a reload took it out: its instances stop, nothing finds it */
+    struct config_service *own_cfg; /* cfg, when a reload moved it out of the config it freed
+                                     * (svcconfig.c); freed with the service. NULL: cfg is the node's */
 };
 
 /* What the node's stop did, for its one summary line. */

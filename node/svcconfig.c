@@ -1,7 +1,8 @@
 /* svcconfig: services added, removed and re-configured on a running supervisor (reload).
  * Everything that needs an instance's lifecycle goes through supervisor_scale, so the
  * supervisor's own paths start and stop processes; this file only sets up service structs.
- * It must never free a struct service: instances and changes point to them. */
+ * It frees a struct service only once it is removed and nothing points to it (no instance,
+ * no change), and only while arranging, which moves every pointer to a service anyway. */
 #include "node/svcconfig.h"
 
 #include <stdint.h>
@@ -76,6 +77,23 @@ static struct service *services_grow(struct supervisor *sup)
     return &sup->services[count];
 }
 
+/* A removed service nothing points to any more: no instance left (each one's handles are
+ * closed without it), no change waiting on it. */
+static int service_done(const struct supervisor *sup, const struct service *svc)
+{
+    return svc->removed && svc->instance_cap == 0 && !change_waits_on(sup, svc);
+}
+
+static void service_free(struct service *svc)
+{
+    free(svc->instances);
+    free(svc->command);
+    if (svc->has_ready_re)
+        regfree(&svc->ready_re);
+    config_service_free(svc->own_cfg);
+    free(svc->own_cfg);
+}
+
 void svcconfig_arrange(struct supervisor *sup, const struct config *cfg, int want_new)
 {
     size_t count = sup->service_count, placed = 0;
@@ -88,14 +106,21 @@ void svcconfig_arrange(struct supervisor *sup, const struct config *cfg, int wan
         from[placed++] = (size_t)(svc - sup->services);
         taken[svc - sup->services] = 1;
     }
-    for (size_t s = 0; s < count; s++)
-        if (!taken[s])
+    /* Removed services still stopping go last; those that are done are freed here, so
+     * renames and removals do not pile up over many reloads. */
+    for (size_t s = 0; s < count; s++) {
+        if (taken[s])
+            continue;
+        if (service_done(sup, &sup->services[s]))
+            service_free(&sup->services[s]);
+        else
             from[placed++] = s;
+    }
     /* The start order's entries are by the old index: what each slot was before. */
-    size_t *old_index = xcalloc(count ? count : 1, sizeof *old_index);
-    for (size_t s = 0; s < count; s++)
+    size_t *old_index = xcalloc(placed ? placed : 1, sizeof *old_index);
+    for (size_t s = 0; s < placed; s++)
         old_index[s] = from[s] < sup->order.count ? from[s] : SIZE_MAX;
-    services_move(sup, count, from);
+    services_move(sup, placed, from);
     startorder_rearranged(sup, old_index, want_new);
     free(old_index);
     free(taken);
@@ -133,5 +158,38 @@ int svcconfig_remove(struct supervisor *sup, const char *name)
 int svcconfig_set(struct supervisor *sup, struct service *svc, const struct config_service *cfg, char *err,
                   size_t errlen)
 {
-    return service_configure(sup, svc, cfg, err, errlen);
+    if (service_configure(sup, svc, cfg, err, errlen) < 0)
+        return -1;
+    if (svc->own_cfg && svc->own_cfg != cfg) { /* nothing points to it any more */
+        config_service_free(svc->own_cfg);
+        free(svc->own_cfg);
+        svc->own_cfg = NULL;
+    }
+    return 0;
+}
+
+void svcconfig_release(struct supervisor *sup, struct config *old)
+{
+    for (size_t s = 0; s < sup->service_count; s++) {
+        struct service *svc = &sup->services[s];
+        struct config_service *slot = NULL;
+        for (size_t k = 0; k < old->service_count && !slot; k++)
+            if (svc->cfg == &old->services[k])
+                slot = &old->services[k];
+        if (!slot)
+            continue;
+        /* Moved, not copied: what the old config held is the service's now, and config_free
+         * finds an empty slot. */
+        struct config_service *own = xmalloc(sizeof *own);
+        *own = *slot;
+        memset(slot, 0, sizeof *slot);
+        svc->own_cfg = own;
+        svc->cfg = own;
+        for (size_t i = 0; i < svc->instance_cap; i++) {
+            if (!svc->instances[i])
+                continue;
+            svc->instances[i]->check.cfg = &own->ready;
+            svc->instances[i]->live.cfg = &own->live;
+        }
+    }
 }

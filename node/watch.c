@@ -49,7 +49,8 @@ static const char *const target_state_names[] = {"idle", "debouncing", "waiting"
 /* One watched service. */
 struct target {
     struct watch *w;
-    const struct config_service *cfg;
+    char *name;                    /* the service's; owned: a reload frees the config */
+    unsigned debounce_ms;          /* its watch_debounce */
     struct pathglob *paths, *ignores;
     size_t path_count, ignore_count;
     uv_timer_t timer;              /* debounce, or the wait for another restart */
@@ -81,7 +82,7 @@ struct watch {
     uv_loop_t *loop;
     struct supervisor *sup;
     struct loghub *hub;
-    const char *root;              /* the config's folder */
+    char *root;                    /* the config's folder; owned */
     int fd;                        /* inotify */
     uv_poll_t poll;
     uv_idle_t walk_idle;           /* active only while the walk has work */
@@ -251,12 +252,12 @@ static void target_on_restart_done(void *ctx, const struct change_result *result
     }
     if (!result->ok)
         loghub_node_line(w->hub, getpid(), LOG_LEVEL_WARNING, "watch: the restart of %s did not finish: %s",
-                         t->cfg->name, result->message ? result->message : "?");
+                         t->name, result->message ? result->message : "?");
     if (t->pending) {
         /* The supervisor is calling us: the follow-up starts from the timer, never from here. */
         t->pending = 0;
         t->state = TARGET_DEBOUNCING;
-        uv_timer_start(&t->timer, target_on_timer, t->cfg->watch.debounce_ms, 0);
+        uv_timer_start(&t->timer, target_on_timer, t->debounce_ms, 0);
     }
 }
 
@@ -267,7 +268,7 @@ static void target_start_restart(struct target *t)
         t->state = TARGET_IDLE;
         return;
     }
-    struct service *svc = supervisor_find_service(w->sup, t->cfg->name);
+    struct service *svc = supervisor_find_service(w->sup, t->name);
     if (svc && svc->rolling) {
         /* `devnode restart` (or a reload) is rolling it: ours follows once that one is over. */
         t->state = TARGET_WAITING;
@@ -279,7 +280,7 @@ static void target_start_restart(struct target *t)
         snprintf(others, sizeof others, " (and %llu other change%s)", (unsigned long long)t->batch_others,
                  t->batch_others == 1 ? "" : "s");
     loghub_node_line(w->hub, getpid(), LOG_LEVEL_INFO, "watch: %s changed%s; restarting %s", t->batch_path, others,
-                     t->cfg->name);
+                     t->name);
     t->state = TARGET_RESTARTING;
     t->pending = 0;
     t->restarts++;
@@ -287,8 +288,8 @@ static void target_start_restart(struct target *t)
     struct change_waiter waiter = {.done = target_on_restart_done, .ctx = t};
     char err[256];
     /* done may come before this returns (nothing to wait for): it leaves the state right. */
-    if (supervisor_restart(w->sup, t->cfg->name, -1, &waiter, err, sizeof err) < 0) {
-        loghub_node_line(w->hub, getpid(), LOG_LEVEL_WARNING, "watch: cannot restart %s: %s", t->cfg->name, err);
+    if (supervisor_restart(w->sup, t->name, -1, &waiter, err, sizeof err) < 0) {
+        loghub_node_line(w->hub, getpid(), LOG_LEVEL_WARNING, "watch: cannot restart %s: %s", t->name, err);
         t->state = TARGET_IDLE;
     }
 }
@@ -310,7 +311,7 @@ static void target_note_change(struct target *t, const char *rel)
             t->batch_others = 0;
             snprintf(t->batch_path, sizeof t->batch_path, "%s", rel);
             loghub_node_line(w->hub, getpid(), LOG_LEVEL_INFO,
-                             "watch: %s changed during the restart of %s; one more restart follows", rel, t->cfg->name);
+                             "watch: %s changed during the restart of %s; one more restart follows", rel, t->name);
         } else {
             t->batch_others += other;
         }
@@ -330,7 +331,7 @@ static void target_note_change(struct target *t, const char *rel)
     }
     /* Each change pushes the restart back, up to a cap, so a burst is one restart and a file
      * written without pause still restarts. */
-    uint64_t debounce = t->cfg->watch.debounce_ms;
+    uint64_t debounce = t->debounce_ms;
     uint64_t cap_at = t->batch_first_ms + debounce * WATCH_DEBOUNCE_CAP_FACTOR;
     uint64_t delay = now + debounce <= cap_at ? debounce : (cap_at > now ? cap_at - now : 0);
     uv_timer_start(&t->timer, target_on_timer, delay, 0);
@@ -484,7 +485,7 @@ static void walk_on_idle(uv_idle_t *idle)
         char names[256] = "";
         size_t len = 0;
         for (size_t i = 0; i < w->target_count && len < sizeof names; i++)
-            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", w->targets[i].cfg->name);
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", w->targets[i].name);
         loghub_node_line(w->hub, getpid(), LOG_LEVEL_INFO,
                          "watch: %zu folder%s watched for %s (walked in %.0f ms, %.0f ms of it busy)", w->folder_count,
                          w->folder_count == 1 ? "" : "s", names, (now - w->walk_started_ns) / 1e6,
@@ -562,8 +563,10 @@ static void watch_free(struct watch *w)
             pathglob_free(&t->ignores[j]);
         free(t->paths);
         free(t->ignores);
+        free(t->name);
     }
     free(w->targets);
+    free(w->root);
     for (size_t i = 0; i < DEFAULT_IGNORE_COUNT; i++)
         pathglob_free(&w->defaults[i]);
     for (size_t i = 0; i < w->folder_cap; i++)
@@ -619,7 +622,7 @@ struct watch *watch_start(uv_loop_t *loop, const struct config *cfg, struct supe
     w->loop = loop;
     w->sup = sup;
     w->hub = hub;
-    w->root = cfg->dir;
+    w->root = xstrdup(cfg->dir);
     w->fd = fd;
     char err[256];
     for (size_t i = 0; i < DEFAULT_IGNORE_COUNT; i++)
@@ -631,7 +634,8 @@ struct watch *watch_start(uv_loop_t *loop, const struct config *cfg, struct supe
             continue;
         struct target *t = &w->targets[w->target_count++];
         t->w = w;
-        t->cfg = svc;
+        t->name = xstrdup(svc->name);
+        t->debounce_ms = svc->watch.debounce_ms;
         t->path_count = svc->watch.path_count;
         t->ignore_count = svc->watch.ignore_count;
         compile_all(&t->paths, svc->watch.paths, t->path_count, PATHGLOB_ANCHORED);
@@ -670,7 +674,7 @@ int watch_report(struct watch *w, const char *service, struct watch_report *out)
         return -1;
     for (size_t i = 0; i < w->target_count; i++) {
         struct target *t = &w->targets[i];
-        if (strcmp(t->cfg->name, service) != 0)
+        if (strcmp(t->name, service) != 0)
             continue;
         memset(out, 0, sizeof *out);
         out->state = target_state_names[t->state];

@@ -30,7 +30,7 @@ struct watch_report {
 };
 
 /* Starts watching for every service with `watch:`; NULL when none has it, or when inotify
- * cannot start (said once in the log). cfg, sup and hub outlive the watch. */
+ * cannot start (said once in the log). sup and hub outlive the watch; it keeps nothing of cfg. */
 struct watch *watch_start(uv_loop_t *loop, const struct config *cfg, struct supervisor *sup, struct loghub *hub);
 /* Stops everything; the memory goes once the loop ran the close callbacks. NULL is fine. */
 void watch_close(struct watch *w);

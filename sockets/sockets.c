@@ -242,15 +242,37 @@ static int same_address(const struct config_socket *a, const struct config_socke
     return a->port == b->port && strcmp(a->host ? a->host : "", b->host ? b->host : "") == 0;
 }
 
+/* The old socket whose listening fd `want` (new socket i) keeps: its own when its address did
+ * not change, else one renamed or given another's address (ports swapped) that no new socket
+ * took yet: binding that address again would fail on the node's own fd. A `port: 0` socket
+ * keeps only its own (any port would do). NULL: bind it. */
+static const struct bound_socket *rebind_keep(const struct socket_set *set, const struct config_socket *want,
+                                              const size_t *kept_from, size_t i)
+{
+    const struct bound_socket *own = sockets_find(set, want->name);
+    if (own && same_address(own->cfg, want))
+        return own;
+    if (!want->path && want->port == 0)
+        return NULL;
+    for (size_t o = 0; o < set->count; o++) {
+        int taken = 0;
+        for (size_t k = 0; k < i && !taken; k++)
+            taken = kept_from[k] == o;
+        if (!taken && same_address(set->items[o].cfg, want))
+            return &set->items[o];
+    }
+    return NULL;
+}
+
 int sockets_rebind(struct socket_set *set, const struct config *cfg, struct socket_set *retired,
                    struct bound_socket **old_items, char *err, size_t errlen)
 {
     struct bound_socket *items = xcalloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *items);
     size_t *kept_from = xcalloc(cfg->socket_count ? cfg->socket_count : 1, sizeof *kept_from);
     for (size_t i = 0; i < cfg->socket_count; i++) {
-        const struct bound_socket *old = sockets_find(set, cfg->sockets[i].name);
+        const struct bound_socket *old = rebind_keep(set, &cfg->sockets[i], kept_from, i);
         kept_from[i] = SIZE_MAX;
-        if (old && same_address(old->cfg, &cfg->sockets[i])) {
+        if (old) {
             items[i] = *old;
             kept_from[i] = (size_t)(old - set->items);
         } else {

@@ -49,8 +49,9 @@ struct socket_set {
 int sockets_bind_all(struct socket_set *set, const struct config *cfg, char *err, size_t errlen);
 void sockets_close_all(struct socket_set *set);
 /* A reload's sockets: `set` becomes the sockets of `cfg`. A socket whose address did not
- * change keeps its listening fd (and its struct's contents: it moves to a new array); a new
- * or moved one is bound. Returns 0 with *retired holding the old array's sockets that are
+ * change keeps its listening fd (and its struct's contents: it moves to a new array), and so
+ * does one renamed or given the address another had (ports swapped); a new or moved one is
+ * bound. Returns 0 with *retired holding the old array's sockets that are
  * not kept (close them with sockets_close_all once nothing points to them) and *old_items
  * the old array (free it then too: what pointed into it must be re-pointed first). Returns
  * -1 with err when a bind fails; then nothing changed and nothing new stays bound. */

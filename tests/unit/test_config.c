@@ -1440,6 +1440,36 @@ static void test_error_depends_on(void **state)
                "2:31: instances.Web.disabled: must be false or true, got \"yes\"");
 }
 
+
+/* A reload frees the config it replaced after moving a removed service's part out of it
+ * (node/svcconfig.c): the moved part outlives the config, and each is freed once. */
+static void test_a_service_moved_out_outlives_its_config(void **state)
+{
+    struct fixture *fx = *state;
+    struct config cfg;
+    load_ok(fx,
+            "instances:\n"
+            "  Db: {command: db, env: {A: '1'}}\n"
+            "  Web:\n"
+            "    command: web\n"
+            "    env: {B: '2'}\n"
+            "    depends_on: [Db]\n"
+            "    ready: {http: /healthz}\n"
+            "    live: {exec: ./check}\n"
+            "    watch: [src]\n"
+            "    ignore: ['*.tmp']\n",
+            NULL, &cfg);
+    struct config_service moved = cfg.services[1];
+    memset(&cfg.services[1], 0, sizeof cfg.services[1]);
+    config_free(&cfg);
+    assert_string_equal(moved.name, "Web");
+    assert_string_equal(config_service_env(&moved, "B"), "2");
+    assert_string_equal(moved.deps[0].name, "Db");
+    config_service_free(&moved);
+    assert_null(moved.name);
+    config_service_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1493,6 +1523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depends_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_depends_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_moved_out_outlives_its_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
