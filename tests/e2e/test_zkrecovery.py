@@ -6,7 +6,9 @@ for a while on a port the clients do not know: a partition, during which the tes
 registry behind their backs and, when it lasts longer than their session, lets the server expire it.
 """
 import json
+import os
 import select
+import signal
 import socket
 import subprocess
 import uuid
@@ -15,7 +17,10 @@ from contextlib import contextmanager
 import pytest
 from backends import ZooKeeper, _sweep_once, free_port
 from conftest import ROOT, wait_for
-from pyhelpers import CLIENT_DIR
+from demohelpers import EXAMPLES
+from demohelpers import free_port as free_tcp_port
+from pyhelpers import CLIENT_DIR, copy_examples, curl, py_env
+from test_zkwire import mixed_config
 
 kazoo_client = pytest.importorskip("kazoo.client")
 
@@ -228,3 +233,86 @@ def test_a_zookeeper_that_is_not_there_fails_the_open_clearly(project, probes, l
     assert not p.first["ok"]
     assert f"127.0.0.1:{port}" in p.first["error"] and "500 ms" in p.first["error"], p.first
     assert p.proc.wait(10) == 1
+
+
+def test_callers_find_instances_that_registered_while_they_were_cut_off(project, zk):
+    """examples/python's mixed demo under `devnode up`: the callers (Python Web, C CWeb) know only
+    the server's port, the Greeting services (Python Greeting, C CGreeting) know it and a second
+    one. The server moves to the second port (the callers are cut off, within their session), every
+    Greeting instance is killed there, the node starts new ones that register there, and the old
+    ones' znodes go with their 1 s sessions. Back on its port, the callers must drop the dead
+    instances and call the new ones: their caches read again after the reconnection. Each caller
+    says the outage in two lines, not a line per connection attempt."""
+    chroot = "/m" + uuid.uuid4().hex[:10]
+    other = free_port()
+    both = f"zookeeper://127.0.0.1:{zk.port},127.0.0.1:{other}{chroot}"
+    py_port, c_port = free_tcp_port(), free_tcp_port()
+    copy_examples(project)
+    text = mixed_config(zk.url(chroot), py_port, c_port)
+    greeting_env = f"            DEVNODE_REGISTRY: \"{both}\"\n            DEVNODE_REGISTRY_SESSION_MS: \"1000\"\n"
+    text = text.replace("    Greeting:\n        command: python3 -m devnode instance --config=conf/greeting.yml\n"
+                        "        numprocesses: 2\n        ready: notify\n        env:\n",
+                        "    Greeting:\n        command: python3 -m devnode instance --config=conf/greeting.yml\n"
+                        "        numprocesses: 2\n        ready: notify\n        env:\n" + greeting_env)
+    text = text.replace("    CGreeting:\n        command: " + f"{EXAMPLES}/greeting" +
+                        "\n        numprocesses: 2\n        ready: notify\n",
+                        "    CGreeting:\n        command: " + f"{EXAMPLES}/greeting" +
+                        "\n        numprocesses: 2\n        ready: notify\n        env:\n" + greeting_env)
+    assert text.count("DEVNODE_REGISTRY_SESSION_MS") == 2, text
+    project.write(text)
+    # the callers' session outlives the whole cut (nothing waits for it to run out)
+    node = project.up(env=py_env(project, DEVNODE_REGISTRY_SESSION_MS="15000"))
+
+    def registered(name, count, k, exclude=()):
+        path = f"/services/{name}"
+        found = {}
+        for child in (k.get_children(path) if k.exists(path) else []):
+            try:
+                found[child] = json.loads(k.get(f"{path}/{child}")[0])
+            except kazoo_client.NoNodeError:
+                continue
+        pids = {d["pid"] for d in found.values()}
+        return found if len(found) == count and not pids & set(exclude) else None
+
+    with kazoo(zk, chroot) as k:
+        for name in ("Web", "CWeb"):
+            wait_for(lambda: registered(name, 2, k), 60, f"2 instances of {name}")
+        old = {}
+        for name in ("Greeting", "CGreeting"):
+            old[name] = wait_for(lambda: registered(name, 2, k), 60, f"2 instances of {name}")
+    for _ in range(4):  # the callers' caches and connections are warm
+        assert curl(py_port, "/greet?name=w")[:2] == (200, "Hi, w!")
+        assert curl(c_port, "/greet?name=w")[:2] == (200, "Hi, w!")
+
+    zk.stop_server()
+    zk.serve(other)
+    old_pids = {d["pid"] for descs in old.values() for d in descs.values()}
+    for pid in old_pids:
+        os.kill(pid, signal.SIGKILL)
+    with kazoo(zk, chroot) as k:
+        for name in ("Greeting", "CGreeting"):
+            wait_for(lambda: registered(name, 2, k, exclude=old_pids), 60,
+                     f"{name}'s new instances registered and the killed ones' znodes gone")
+    zk.stop_server()
+    zk.serve(zk.port)
+
+    def calls_succeed():
+        for _ in range(6):
+            if curl(py_port, "/greet?name=x")[:2] != (200, "Hi, x!"):
+                return False
+            if curl(c_port, "/greet?name=y")[:2] != (200, "Hi, y!"):
+                return False
+        return True
+    wait_for(calls_succeed, 60, "both callers to call the Greeting instances that registered while they were cut off")
+    for _ in range(10):
+        assert curl(py_port, "/greet?name=z")[:2] == (200, "Hi, z!")
+        assert curl(c_port, "/greet?name=z")[:2] == (200, "Hi, z!")
+
+    # each caller said the outage once and its end once, and nothing per connection attempt
+    for name in ("Web", "CWeb"):
+        said = [r["text"] for r in node.records() if r.get("service") == name and r.get("stream") != "node"
+                and ("ZooKeeper" in r["text"] or "zookeeper" in r["text"] or "kazoo" in r["text"]
+                     or "Connection" in r["text"])]
+        assert sum("lost the connection to ZooKeeper" in t for t in said) == 2, (name, said)
+        assert sum("again in the same session" in t for t in said) == 2, (name, said)
+        assert len(said) == 4, (name, said[:20])
