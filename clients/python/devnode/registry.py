@@ -141,16 +141,26 @@ class ZookeeperRegistry:
         # kazoo logs every failed connection attempt: the listener below says it once instead
         klog = logging.getLogger("devnode.registry.kazoo")
         klog.setLevel(logging.ERROR)
+        # kazoo's own reconnection backoff doubles up to an hour: after an outage of a few
+        # seconds it would wait past the session timeout (ZooKeeper gives every session its whole
+        # timeout again when it starts) and lose a session it could have kept. Capped here.
+        retry = dict(max_tries=-1, delay=0.1, backoff=2, max_jitter=0.1,
+                     max_delay=max(0.1, min(1.0, self.session_s / 4)))
+        # kazoo waits session / len(hosts) for the answer to each connection attempt: one attempt
+        # stuck on a server that listens but does not serve yet (a restarting ZooKeeper) would
+        # cost the whole session. Each host listed three times makes an attempt a third of it.
+        hosts = ",".join([hosts] * 3)
         if self.chroot:
             # kazoo warns about a chroot that does not exist; make it first, as zkregistry does
-            root = KazooClient(hosts=hosts, timeout=self.session_s, logger=klog)
+            root = KazooClient(hosts=hosts, timeout=self.session_s, logger=klog, connection_retry=retry)
             self._start(root, session_ms)
             try:
                 root.ensure_path(self.chroot)
             finally:
                 root.stop()
                 root.close()
-        self.zk = KazooClient(hosts=hosts + self.chroot, timeout=self.session_s, logger=klog)
+        self.zk = KazooClient(hosts=hosts + self.chroot, timeout=self.session_s, logger=klog,
+                               connection_retry=retry)
         self._start(self.zk, session_ms)
         self._session_id = self.zk.client_id[0] if self.zk.client_id else 0
         self.zk.add_listener(self._on_state)
