@@ -134,8 +134,8 @@ def probes():
 
 
 def setup_registry(zk, chroot):
-    with kazoo(zk, chroot) as k:
-        k.create("/services/Svc/a", describe("a", 51001), makepath=True)
+    with kazoo(zk, "") as k:  # made from the root: kazoo warns about a chroot that is not there yet
+        k.create(f"{chroot}/services/Svc/a", describe("a", 51001), makepath=True)
 
 
 def own_znode(zk, chroot):
