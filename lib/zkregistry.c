@@ -62,6 +62,8 @@ struct zkreg {
     struct zkurl url;
     int session_timeout_ms;
     int connected, expired, closing;
+    int lost;                  /* a lost connection was said on stderr: say when it is back */
+    int64_t expired_session;   /* the session that expired, for the keeper's one line */
     /* Registrations: regs_mu is held across their writes, so the keeper and a caller never
      * write the same znode at once. The completion thread never takes it. Lock order:
      * handle_lock (read), regs_mu, mu. */
@@ -359,39 +361,60 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
     if (type != ZOO_SESSION_EVENT)
         return;
     pthread_mutex_lock(&z->mu);
+    /* One line on stderr when the connection goes and one when it is back, however many
+     * attempts it took (the client's own log of each attempt is dropped by zk_log). */
+    const char *say = NULL;
+    int back = 0;
     if (state == ZOO_CONNECTED_STATE) {
         const clientid_t *id = zoo_client_id(zh);
+        back = !z->connected && z->stats.session_id != 0;
         if (!z->connected && id && id->client_id != z->stats.session_id) {
             z->stats.sessions++;
             z->stats.session_id = id->client_id;
         }
         z->connected = 1;
+        if (z->lost && !z->closing)
+            say = "connected to ZooKeeper again in the same session; the cached services are read again";
+        z->lost = 0;
     } else if (state == ZOO_EXPIRED_SESSION_STATE) {
         z->connected = 0;
-        z->expired = 1;        /* the keeper makes a new session and registers again */
+        z->expired = 1;        /* the keeper makes a new session, registers again and says so */
+        z->expired_session = z->stats.session_id;
         z->stats.session_id = 0;
+        z->lost = 0;
     } else {
+        if (z->connected && !z->closing) {
+            say = "lost the connection to ZooKeeper; lookups answer from the cache until it is back";
+            z->lost = 1;
+        }
         z->connected = 0;      /* connecting again, within the session: watches come back */
     }
-    /* Reads that failed while the connection was away are done again on its return. Entries
-     * are only ever added at the head and freed at close, so the list from here on holds still. */
-    struct zk_service *head = z->connected ? z->services : NULL;
+    /* Back in the same session: every cached service is read again, not only those whose read
+     * failed, so nothing that changed while the connection was away is left out of the cache
+     * (the client's re-armed watches would say so too; a read costs little and is certain).
+     * Entries are only ever added at the head and freed at close, so the list holds still. */
+    struct zk_service *head = back ? z->services : NULL;
     pthread_cond_broadcast(&z->cv);
     pthread_mutex_unlock(&z->mu);
-    for (struct zk_service *s = head; s; s = s->next) {
-        pthread_mutex_lock(&z->mu);
-        int stale = s->stale;
-        pthread_mutex_unlock(&z->mu);
-        if (stale)
-            refresh(s, zh);
-    }
+    if (say)
+        fprintf(stderr, "registry zookeeper://%s%s: %s\n", z->url.hosts, z->url.chroot, say);
+    for (struct zk_service *s = head; s; s = s->next)
+        refresh(s, zh);
 }
 
-/* The client's own log: keep its warnings and errors on stderr, drop its chatter. */
+/* The client's own log: keep its warnings and errors on stderr, drop its chatter, and drop
+ * what it says about the connection: two lines per attempt, every few tens of milliseconds
+ * while the server is away, which the session watcher above says once instead. */
 static void zk_log(const char *message)
 {
-    if (strstr(message, "ZOO_ERROR") || strstr(message, "ZOO_WARN"))
-        fprintf(stderr, "zookeeper: %s\n", message);
+    static const char *const connection_noise[] = {"@check_events@", "@zookeeper_interest@",
+                                                   "@handle_socket_error_msg@", "@handle_error@"};
+    if (!strstr(message, "ZOO_ERROR") && !strstr(message, "ZOO_WARN"))
+        return;
+    for (size_t i = 0; i < sizeof connection_noise / sizeof *connection_noise; i++)
+        if (strstr(message, connection_noise[i]))
+            return;
+    fprintf(stderr, "zookeeper: %s\n", message);
 }
 
 static zhandle_t *zk_connect(struct zkreg *z)
@@ -521,7 +544,15 @@ static void *keeper_main(void *arg)
         pthread_mutex_lock(&z->mu);
         z->stats.restored += restored;
         struct zk_service *list = z->services;
+        long long old_id = (long long)z->expired_session, new_id = (long long)z->stats.session_id;
+        int quiet = z->closing || new_id == 0;
         pthread_mutex_unlock(&z->mu);
+        /* the one line an expiry is worth: the instance was out of the registry meanwhile */
+        if (!quiet)
+            fprintf(stderr,
+                "registry zookeeper://%s%s: the ZooKeeper session 0x%llx expired; renewed as 0x%llx, %zu "
+                "registration(s) written again%s\n",
+                z->url.hosts, z->url.chroot, old_id, new_id, restored, failed ? " (some failed: retried later)" : "");
         /* Entries are only ever added at the head, so `list` onwards stays valid. */
         for (struct zk_service *s = list; s; s = s->next)
             refresh(s, zh);

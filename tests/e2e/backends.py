@@ -216,10 +216,18 @@ class ZooKeeper(_Server):
 
     def start(self, timeout=60):
         self.port = free_port()
-        data = self.dir / "data"
-        data.mkdir()
+        (self.dir / "data").mkdir()
+        t0 = time.monotonic()
+        self.serve(self.port, timeout)
+        self.startup_s = time.monotonic() - t0
+        return self
+
+    def serve(self, port, timeout=60):
+        """Runs the server on `port` over the data dir it always had (sessions and znodes
+        included): start() once, then again after stop_server() to restart it, or on another
+        port to hide it from clients that know only the first one."""
         cfg = self.dir / "zoo.cfg"
-        cfg.write_text(f"tickTime={ZK_TICK_MS}\ndataDir={data}\nclientPort={self.port}\n"
+        cfg.write_text(f"tickTime={ZK_TICK_MS}\ndataDir={self.dir / 'data'}\nclientPort={port}\n"
                        f"clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                        f"4lw.commands.whitelist=ruok,srvr,cons\nmaxSessionTimeout={ZK_MAX_SESSION_MS}\n"
                        "maxClientCnxns=0\n")
@@ -227,14 +235,16 @@ class ZooKeeper(_Server):
         argv = [JAVA, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                 "-Dzookeeper.admin.enableServer=false", "-cp", ZK_JAR,
                 "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg)]
-        t0 = time.monotonic()
-        self.proc, self.out = self.spawn(argv, self.env(), "zookeeper")
+        self.serving_port = port
+        self.proc, self.out = self.spawn(argv, self.env(), f"zookeeper-{len(self.procs)}")
         # `ruok` answers imok as soon as the port listens; `srvr` names the mode only once the
         # server serves sessions (before that it closes a client's first connection).
-        _wait(lambda: "Mode: standalone" in self.four_letter("srvr"), timeout, f"ZooKeeper on 127.0.0.1:{self.port}",
+        _wait(lambda: "Mode: standalone" in self.four_letter("srvr"), timeout, f"ZooKeeper on 127.0.0.1:{port}",
               self.proc, self.out)
-        self.startup_s = time.monotonic() - t0
-        return self
+
+    def stop_server(self):
+        """Stops the server (SIGTERM) and keeps its data dir, for serve() to go on from."""
+        self.stop_proc(self.proc, 30)
 
     @property
     def hosts(self):
@@ -244,7 +254,7 @@ class ZooKeeper(_Server):
         return f"zookeeper://{self.hosts}{chroot}"
 
     def four_letter(self, word):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with socket.create_connection(("127.0.0.1", self.serving_port), timeout=2) as s:
             s.sendall(word.encode())
             data = b""
             while True:

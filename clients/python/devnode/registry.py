@@ -9,9 +9,11 @@ DEVNODE_EVENTS=amqp://… is checked here and used by amqp.py (RabbitMQ in lymph
 """
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
+import sys
 import threading
 
 from .errors import InvalidArgument, NodeError
@@ -94,9 +96,28 @@ class Refused(Exception):
     """Every instance of a service speaks a wire devnode cannot call."""
 
 
+class _Service:
+    """One service of the cache: its instances as last read, and the watch that reads it again."""
+
+    def __init__(self, name, watch):
+        self.name = name
+        self.path = "/services/%s" % name
+        self.descs = None            # [description, ...] sorted by id, once read
+        self.loaded = threading.Event()
+        self.watch = watch           # one callable per service: kazoo keeps a set of them per path
+
+
 class ZookeeperRegistry:
     """One kazoo session: our registration (written again after the session expired) and a
-    watched cache of the services looked up."""
+    watched cache of the services looked up.
+
+    kazoo reconnects by itself; the cache's side is ours (as lib/zkregistry.c's): a keeper thread
+    does every read, so neither kazoo's threads nor a caller ever waits on a round trip for
+    another; each watch that fires queues its service for a read; after every reconnection
+    (same session or a new one) every cached service is read again, so nothing missed while
+    the connection was away stays out of the cache; a read that fails is done again on the next
+    reconnection. Lookups of a cached service never wait; the first lookup of one waits for its
+    read at most the session timeout, then fails naming ZooKeeper's address."""
 
     def __init__(self, url, session_ms=SESSION_MS):
         try:
@@ -105,48 +126,151 @@ class ZookeeperRegistry:
             raise NodeError("DEVNODE_REGISTRY=%s needs python3-kazoo (apt-get install python3-kazoo)" % url)
         self.url = url
         hosts, self.chroot = parse_url(url)
+        self.hosts = hosts
+        self.session_s = session_ms / 1000.0
         self._state = KazooState
         self._lock = threading.Lock()
-        self._cache = {}             # service -> [description, ...] sorted by id
-        self._loaded = {}            # service -> Event set once its first read is in the cache
-        self._regs = {}              # path -> JSON bytes, written again after an expiry
-        self._lost = False
+        self._wake = threading.Condition(self._lock)
+        self._services = {}          # name -> _Service (under _lock)
+        self._queue = []             # names to read, in order, each once (under _lock)
+        self._regs = {}              # path -> JSON bytes, written again after an expiry (under _lock)
+        self._restore = False        # the session expired: write the registrations again (under _lock)
+        self._lost = False           # the connection went and that was said (under _lock)
+        self._expired_session = 0
+        self._closing = False
+        # kazoo logs every failed connection attempt: the listener below says it once instead
+        klog = logging.getLogger("devnode.registry.kazoo")
+        klog.setLevel(logging.ERROR)
+        # kazoo's own reconnection backoff doubles up to an hour: after an outage of a few
+        # seconds it would wait past the session timeout (ZooKeeper gives every session its whole
+        # timeout again when it starts) and lose a session it could have kept. Capped here.
+        retry = dict(max_tries=-1, delay=0.1, backoff=2, max_jitter=0.1,
+                     max_delay=max(0.1, min(1.0, self.session_s / 4)))
+        # kazoo waits session / len(hosts) for the answer to each connection attempt: one attempt
+        # stuck on a server that listens but does not serve yet (a restarting ZooKeeper) would
+        # cost the whole session. Each host listed three times makes an attempt a third of it.
+        hosts = ",".join([hosts] * 3)
         if self.chroot:
             # kazoo warns about a chroot that does not exist; make it first, as zkregistry does
-            root = KazooClient(hosts=hosts, timeout=session_ms / 1000.0)
+            root = KazooClient(hosts=hosts, timeout=self.session_s, logger=klog, connection_retry=retry)
             self._start(root, session_ms)
             try:
                 root.ensure_path(self.chroot)
             finally:
                 root.stop()
                 root.close()
-        self.zk = KazooClient(hosts=hosts + self.chroot, timeout=session_ms / 1000.0)
+        self.zk = KazooClient(hosts=hosts + self.chroot, timeout=self.session_s, logger=klog,
+                               connection_retry=retry)
         self._start(self.zk, session_ms)
+        self._session_id = self.zk.client_id[0] if self.zk.client_id else 0
         self.zk.add_listener(self._on_state)
+        self._keeper = threading.Thread(target=self._keep, name="devnode-registry", daemon=True)
+        self._keeper.start()
 
     def _start(self, client, session_ms):
         try:
             client.start(timeout=max(1.0, session_ms / 1000.0))
         except Exception as e:
             client.close()
-            raise NodeError("registry %s: no ZooKeeper session within %d ms (%s)" % (self.url, session_ms, e))
+            raise NodeError("registry %s: no ZooKeeper session with %s within %d ms (%s)" %
+                            (self.url, self.hosts, session_ms, e))
+
+    def _say(self, text):
+        sys.stderr.write("registry %s: %s\n" % (self.url, text))
+        sys.stderr.flush()
 
     def _on_state(self, state):
-        # a listener must not block: the registrations are written again from a thread of ours
-        if state == self._state.LOST:
-            self._lost = True
-        elif state == self._state.CONNECTED and self._lost:
-            self._lost = False
-            threading.Thread(target=self._restore, daemon=True).start()
-
-    def _restore(self):
+        # kazoo's connection thread: it must not block, the keeper does the work
         with self._lock:
-            regs = dict(self._regs)
+            if self._closing:
+                return
+            if state == self._state.SUSPENDED:
+                if not self._lost:
+                    self._lost = True
+                    say = "lost the connection to ZooKeeper; lookups answer from the cache until it is back"
+                else:
+                    say = None
+            elif state == self._state.LOST:
+                self._lost = False    # the renewal is said once it is done
+                self._restore = True
+                self._expired_session = self._session_id
+                say = None
+            else:                     # CONNECTED: read every cached service again
+                say = "connected to ZooKeeper again in the same session; the cached services are read again" \
+                    if self._lost else None
+                self._lost = False
+                for name in self._services:
+                    if name not in self._queue:
+                        self._queue.append(name)
+                self._wake.notify()
+        if say:
+            self._say(say)
+
+    def _keep(self):
+        while True:
+            with self._lock:
+                while not self._closing and not self._queue and not (self._restore and self._connected()):
+                    self._wake.wait()
+                if self._closing:
+                    return
+                restore = self._restore and self._connected()
+                if restore:
+                    self._restore = False
+                    regs = dict(self._regs)
+                    name = None
+                else:
+                    name = self._queue.pop(0)
+            if restore:
+                self._rewrite(regs)
+            else:
+                self._read(name)
+
+    def _connected(self):
+        return self.zk.state == self._state.CONNECTED
+
+    def _rewrite(self, regs):
+        written = 0
         for path, data in regs.items():
             try:
                 self._write(path, data)
+                written += 1
             except Exception:
-                pass
+                with self._lock:
+                    self._restore = True      # retried at the next reconnection
+        cid = self.zk.client_id
+        self._session_id = cid[0] if cid else 0
+        self._say("the ZooKeeper session 0x%x expired; renewed as 0x%x, %d registration(s) written again%s" %
+                  (self._expired_session, self._session_id, written,
+                   " (some failed: retried later)" if written < len(regs) else ""))
+
+    def _read(self, name):
+        """Reads a service's children and each child's description, watching them all."""
+        from kazoo.exceptions import NoNodeError
+        with self._lock:
+            svc = self._services[name]
+        try:
+            self._call(self.zk.ensure_path_async(svc.path))  # a children watch needs the znode, as lymph's lookup did
+            children = self._call(self.zk.get_children_async(svc.path, watch=svc.watch))
+            descs = []
+            for child in sorted(children):
+                try:
+                    data, _ = self._call(self.zk.get_async("%s/%s" % (svc.path, child), watch=svc.watch))
+                except NoNodeError:
+                    continue          # gone meanwhile: the children watch reads again
+                try:
+                    desc = json.loads(data.decode("utf-8"))
+                except ValueError:
+                    continue          # not lymph's JSON: nothing could call it
+                if isinstance(desc, dict):
+                    descs.append(desc)
+        except Exception:
+            return                    # the connection went: read again when it is back
+        with self._lock:
+            svc.descs = descs
+        svc.loaded.set()
+
+    def _call(self, async_result):
+        return async_result.get(timeout=self.session_s)
 
     def _write(self, path, data):
         from kazoo.exceptions import NoNodeError
@@ -180,52 +304,34 @@ class ZookeeperRegistry:
         with self._lock:
             self._regs.pop(path, None)
         try:
-            self.zk.delete(path)
+            self._call(self.zk.delete_async(path))
         except Exception:
             pass  # it goes with the session
 
     def lookup(self, service):
         """The descriptions of `service`'s instances, from the cache once watched."""
         with self._lock:
-            hit = self._cache.get(service)
-        if hit is not None:
-            return hit
-        path = "/services/%s" % service
-        try:
-            self.zk.ensure_path(path)   # a children watch needs the znode, as lymph's lookup did
-        except Exception as e:
-            raise NodeError("registry %s: cannot read %s: %s" % (self.url, path, e))
-        loaded = threading.Event()
-
-        def changed(children):
-            descs = []
-            for child in sorted(children):
-                try:
-                    data, _ = self.zk.get("%s/%s" % (path, child))
-                    desc = json.loads(data.decode("utf-8"))
-                except Exception:
-                    continue      # gone meanwhile, or not lymph's JSON: nothing could call it
-                if isinstance(desc, dict):
-                    descs.append(desc)
-            with self._lock:
-                self._cache[service] = descs
-            loaded.set()
-
+            svc = self._services.get(service)
+            if svc is None:
+                svc = _Service(service, lambda event, name=service: self._watched(name))
+                self._services[service] = svc
+                self._queue.append(service)
+                self._wake.notify()
+            descs = svc.descs
+        if descs is not None:
+            return descs
+        if not svc.loaded.wait(self.session_s):
+            raise NodeError("registry %s: no answer from ZooKeeper at %s about %s within %d ms" %
+                            (self.url, self.hosts, service, self.session_s * 1000))
         with self._lock:
-            loaded_now = self._loaded.get(service)
-            first = loaded_now is None
-            if first:
-                self._loaded[service] = loaded
-            else:
-                loaded = loaded_now
-        if first:
-            self.zk.ChildrenWatch(path, changed)
-        loaded.wait(10.0)
+            return svc.descs
+
+    def _watched(self, name):
+        # kazoo's callback thread: queue the read, the keeper does it
         with self._lock:
-            hit = self._cache.get(service)
-        if hit is None:
-            raise NodeError("registry %s: no answer from ZooKeeper about %s" % (self.url, service))
-        return hit
+            if name not in self._queue:
+                self._queue.append(name)
+                self._wake.notify()
 
     def endpoints(self, service):
         """The endpoints devnode can call; Refused when every instance registered speaks another
@@ -238,6 +344,9 @@ class ZookeeperRegistry:
         return ok
 
     def close(self):
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
         try:
             self.zk.stop()
             self.zk.close()
