@@ -61,6 +61,22 @@ static int place_fd(int from, int to)
 
 #define SPAWN_CHILD_STACK (64u * 1024)
 
+/* A sanitized node (make asan) takes the fork path. A CLONE_VM child would run ASan's
+ * instrumentation and interceptors as the node's spawning thread on a stack ASan does not know
+ * ("ASan is ignoring requested __asan_handle_no_return ... false positive error reports may
+ * follow"), writing its frames' shadow into the node's own. fork is the path production takes
+ * when mmap fails and runs the same child_main, so only the clone call itself goes unchecked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPAWN_USE_CLONE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPAWN_USE_CLONE 0
+#endif
+#endif
+#ifndef SPAWN_USE_CLONE
+#define SPAWN_USE_CLONE 1
+#endif
+
 struct child_args {
     const struct spawn_request *req;
     pid_t parent;
@@ -140,14 +156,16 @@ static int child_entry(void *arg)
     return 127; /* not reached: child_main execs or _exits */
 }
 
-/* Starts the child sharing the node's memory until it execs; falls back to fork. */
+/* Starts the child sharing the node's memory until it execs; falls back to fork (and forks
+ * in a sanitized build, see SPAWN_USE_CLONE). */
 static pid_t start_child(const struct spawn_request *req, pid_t parent, int status_fd)
 {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t child = -1;
-    void *stack = mmap(NULL, SPAWN_CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    void *stack = !SPAWN_USE_CLONE ? MAP_FAILED
+                : mmap(NULL, SPAWN_CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack != MAP_FAILED) {
         struct child_args args = {req, parent, status_fd};
         child = clone(child_entry, (char *)stack + SPAWN_CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
