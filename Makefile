@@ -22,7 +22,7 @@ REL_OBJ  := $(CORE_SRC:%.c=build/rel/%.o)
 ASAN_OBJ := $(CORE_SRC:%.c=build/asan/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps run test unit e2e bench clean helpers layers examples conformance
+.PHONY: all deps run test unit e2e bench clean helpers layers examples conformance asan e2e-asan
 all: devnode helpers examples
 
 # Small programs the e2e tests and benches run as workers.
@@ -78,6 +78,13 @@ build/asan/tests/%: tests/unit/%.c build/asan/libcore.a
 	@echo "  LD/asan $@"
 	@$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -o $@ $< build/asan/libcore.a $(PKG_LIBS) -lcmocka -lm
 
+# The node itself under ASan+UBSan (`make asan`): build/asan/devnode, linked from the unit tests'
+# sanitized objects, beside and never instead of ./devnode. `make e2e-asan` runs e2e tests on it.
+asan: build/asan/devnode
+build/asan/devnode: build/asan/cli/main.o build/asan/libcore.a build/asan/libdevnode.a
+	@echo "  LD/asan $@"
+	@$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
+
 run: deps all
 	./devnode up
 
@@ -117,7 +124,7 @@ bench: deps all
 clean:
 	rm -rf build devnode
 
--include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(UNIT_BIN:=.d) build/rel/cli/main.d
+-include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(UNIT_BIN:=.d) build/rel/cli/main.d build/asan/cli/main.d
 
 # ---- install (docs/install.md) -----------------------------------------------------------
 # `make install PREFIX=~/.local` (default /usr/local; DESTDIR for packaging): the binary, the
