@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVNODE = ROOT / "devnode"
+# DEVNODE_BIN runs the suite on another build of the node, e.g. the ASan+UBSan one of
+# `make e2e-asan` (build/asan/devnode); base_env drops every DEVNODE_* variable, so no
+# process the tests start sees it.
+DEVNODE = Path(os.environ.get("DEVNODE_BIN") or ROOT / "devnode").resolve()
 BURST = ROOT / "build" / "helpers" / "burst"
 PYTHON = "/usr/bin/python3"
 
@@ -30,6 +33,16 @@ def base_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith("DEVNODE_")}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+# A sanitizer's report on stderr: UBSan's "file:line:col: runtime error: ..." or ASan/LSan's
+# "==PID==ERROR: ...Sanitizer" (at the start of a line: a worker's line in the node's output
+# carries a time and a name first).
+SANITIZER_STDERR = re.compile(r"^(\S+:\d+:\d+: runtime error: .*|==\d+==(ERROR|WARNING): \w+Sanitizer.*)$", re.M)
+
+
+def sanitizer_lines(text):
+    return [m.group(0) for m in SANITIZER_STDERR.finditer(text or "")]
 
 
 class WaitTimeout(AssertionError):
@@ -334,6 +347,7 @@ class Project:
         self.run_dir = path / ".devnode"
         self.nodes = []
         self.extra_markers = []
+        self.sanitizer_lines = []  # from the stderr of the CLI runs (see SANITIZER_STDERR)
 
     def write(self, config, files=None):
         self.config_path.write_text(config)
@@ -358,6 +372,7 @@ class Project:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                            env=env if env is not None else base_env(), cwd=cwd or self.dir,
                            stdin=subprocess.DEVNULL)
+        self.sanitizer_lines += [f"devnode {args[0]}: {line}" for line in sanitizer_lines(r.stderr)]
         if check:
             assert r.returncode == 0, f"{cmd} exited {r.returncode}: {r.stderr}"
         return r
@@ -410,6 +425,32 @@ def _binary_built():
         pytest.exit(f"build first: `make all` in {ROOT} (need {DEVNODE} and {BURST})", returncode=2)
 
 
+# A sanitized devnode (node, CLI, guardian) writes every ASan/LSan report to a file of its own
+# (log_path=DIR/report gives report.PID) rather than to a stderr a test may capture, discard or
+# expect to be empty; _sanitizer_reports fails the test after which one appeared. A plain build
+# ignores these variables. GCC's UBSan runtime ignores log_path and writes to stderr: the project
+# fixture scans the nodes' output and its CLI runs' stderr for that (SANITIZER_STDERR), and
+# halt_on_error makes the process exit 1, which the tests of a CLI run by hand see.
+@pytest.fixture(scope="session", autouse=True)
+def _sanitizer_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sanitizer")
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        os.environ[var] = ":".join(filter(None, (os.environ.get(var), f"log_path={path}/report")))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_reports(_sanitizer_dir):
+    """Autouse fixtures are set up first and torn down last: by then the project's nodes have
+    exited (and LSan has looked at them)."""
+    before = set(_sanitizer_dir.iterdir())
+    yield
+    new = sorted(set(_sanitizer_dir.iterdir()) - before)
+    if new:
+        texts = [f"--- {p.name}\n{p.read_text(errors='replace')[:6000]}" for p in new]
+        pytest.fail("sanitizer report(s) from a devnode process:\n" + "\n".join(texts), pytrace=False)
+
+
 @pytest.fixture
 def marker():
     return uuid.uuid4().hex
@@ -420,6 +461,9 @@ def project(tmp_path, marker, request):
     proj = Project(tmp_path, marker)
     yield proj
     leftovers = proj.cleanup()
+    reports = proj.sanitizer_lines + [f"node {n.pid}: {line}" for n in proj.nodes for line in sanitizer_lines(n.output())]
+    if reports:
+        pytest.fail("sanitizer report(s) on a devnode process's stderr:\n" + "\n".join(reports), pytrace=False)
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.passed and leftovers:
         pytest.fail(f"processes left running after the test: {leftovers}")

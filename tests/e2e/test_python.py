@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, base_env, wait_for
+from conftest import DEVNODE, ROOT, base_env, wait_for
 from demohelpers import (EXAMPLES, NodeClient, free_port, wait_broadcast_members, wait_group_members, wait_lines,
                          wait_registered)
 from pyhelpers import PY_EXAMPLES, copy_examples, curl, has_module, py_config, py_env, write_service
@@ -220,7 +220,7 @@ def test_cli_request_inspect_emit_subscribe_against_python(pydemo, project):
     assert r.returncode == 0, r.stderr
     assert "rpc greet(name)" in r.stdout and "Returns a greeting" in r.stdout and "lymph.status" in r.stdout
 
-    sub = subprocess.Popen([str(ROOT / "devnode"), "subscribe", "-c", str(project.config_path), "--json", "-n", "2",
+    sub = subprocess.Popen([str(DEVNODE), "subscribe", "-c", str(project.config_path), "--json", "-n", "2",
                             "greeted"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_broadcast_members(client, "greeted", 1)  # the CLI's subscription is in
