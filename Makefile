@@ -85,6 +85,17 @@ build/asan/devnode: build/asan/cli/main.o build/asan/libcore.a build/asan/libdev
 	@echo "  LD/asan $@"
 	@$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
 
+# e2e tests on the sanitized node (tests/e2e/conftest.py: DEVNODE_BIN; a sanitizer report of any
+# devnode process fails the test). E2E_ASAN is the subset; the symlink lets the node find the
+# Python client beside its binary, as ./devnode does.
+E2E_ASAN ?= tests/e2e/test_bus_quiet.py tests/e2e/test_reload.py tests/e2e/test_config_errors.py \
+            tests/e2e/test_config_schema.py tests/e2e/test_tail.py tests/e2e/test_sockets.py
+e2e-asan: all build/asan/devnode
+	@ln -sfn ../../clients build/asan/clients
+	DEVNODE_BIN=build/asan/devnode ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider $(E2E_ASAN)
+
 run: deps all
 	./devnode up
 
