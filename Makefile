@@ -88,13 +88,19 @@ build/asan/devnode: build/asan/cli/main.o build/asan/libcore.a build/asan/libdev
 # e2e tests on the sanitized node (tests/e2e/conftest.py: DEVNODE_BIN; a sanitizer report of any
 # devnode process fails the test). E2E_ASAN is the subset; the symlink lets the node find the
 # Python client beside its binary, as ./devnode does.
-E2E_ASAN ?= tests/e2e/test_bus_quiet.py tests/e2e/test_reload.py tests/e2e/test_config_errors.py \
-            tests/e2e/test_config_schema.py tests/e2e/test_tail.py tests/e2e/test_sockets.py
+# About 2 minutes on the 2-core machine (3 with test_control.py). Left out: the 100,000-line
+# tail bursts (half of the time, and their 30 s waits time out under ASan on a loaded machine),
+# and the garbage sent to the control socket: libzmq mallocs the length the garbage claims and
+# ASan aborts on a size past its limit (glibc returns NULL) until the node caps frames with
+# ZMQ_MAXMSGSIZE.
+E2E_ASAN ?= $(addprefix tests/e2e/test_,bus_quiet.py config_errors.py config_schema.py envfiles.py reload.py \
+              sockets.py cli_registry.py tail.py faults.py)
+E2E_ASAN_SKIP ?= not test_follower_to_a_file_or_a_pipe_gets_every_line and not test_half_a_multipart_message
 e2e-asan: all build/asan/devnode
 	@ln -sfn ../../clients build/asan/clients
 	DEVNODE_BIN=build/asan/devnode ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    /usr/bin/python3 -m pytest -q -p no:cacheprovider $(E2E_ASAN)
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider -k '$(E2E_ASAN_SKIP)' $(E2E_ASAN)
 
 run: deps all
 	./devnode up
@@ -126,6 +132,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) e2e-asan
 	$(MAKE) conformance
 	$(MAKE) fuzz-smoke
 
