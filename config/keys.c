@@ -64,6 +64,16 @@ static int value_string(struct loader *ld, const struct ynode *n, const char *ke
     return 0;
 }
 
+/* Steps over a leading '-' or '+'; true when it was '-'. */
+static bool skip_sign(const char **p)
+{
+    bool negative = **p == '-';
+    if (**p == '-' || **p == '+') {
+        (*p)++;
+    }
+    return negative;
+}
+
 static int value_int(struct loader *ld, const struct ynode *n, const char *key_path,
                      long long min, long long max, long long *out)
 {
@@ -72,10 +82,7 @@ static int value_int(struct loader *ld, const struct ynode *n, const char *key_p
         return -1;
     }
     const char *p = t;
-    bool negative = *p == '-';
-    if (*p == '-' || *p == '+') {
-        p++;
-    }
+    bool negative = skip_sign(&p);
     bool digits = *p >= '0' && *p <= '9';
     bool too_big = false;
     long long v = 0;
@@ -117,10 +124,7 @@ static int value_duration_ms(struct loader *ld, const struct ynode *n, const cha
         return -1;
     }
     const char *p = t;
-    bool negative = *p == '-';
-    if (*p == '-' || *p == '+') {
-        p++;
-    }
+    bool negative = skip_sign(&p);
     long long whole = 0;
     size_t whole_digits = 0;
     for (; *p >= '0' && *p <= '9'; p++, whole_digits++) {
@@ -215,6 +219,18 @@ static char *path_resolve(const char *base, const char *rel)
     return out;
 }
 
+/* A path value, resolved against the config's directory, replacing *out. */
+static int value_path(struct loader *ld, const struct ynode *n, const char *key_path, char **out)
+{
+    char *rel = NULL;
+    if (value_string(ld, n, key_path, &rel) < 0) {
+        return -1;
+    }
+    free(*out);
+    *out = path_resolve(ld->cfg->dir, rel);
+    free(rel);
+    return 0;
+}
 
 
 /* ---- the config's own helpers ---- */
@@ -486,13 +502,9 @@ static int load_socket_path(struct loader *ld, const struct ynode *key, const st
                             const char *key_path, void *target)
 {
     struct config_socket *sock = target;
-    char *path = NULL;
-    if (value_string(ld, value, key_path, &path) < 0) {
+    if (value_path(ld, value, key_path, &sock->path) < 0) {
         return -1;
     }
-    free(sock->path);
-    sock->path = path_resolve(ld->cfg->dir, path);
-    free(path);
     size_t limit = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
     if (strlen(sock->path) > limit) {
         return fail(ld, value, key_path, "unix socket path %s is %zu bytes, the kernel allows %zu", sock->path,
@@ -952,13 +964,17 @@ static int check_probe_port(struct loader *ld, const struct ynode *at, const cha
     return 0;
 }
 
-static int load_probe_http(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
+/* An address probe (http or tcp): `what` names the forms in the type error, `parse` is
+ * probeaddr's for the kind. */
+static int load_probe_address(struct loader *ld, const struct ynode *v, const char *key_path, const char *what,
+                              int (*parse)(const char *, struct config_probe *, char *, size_t),
+                              struct config_probe *p)
 {
-    char *text = value_text(ld, v, key_path, "a path or an http:// URL");
+    char *text = value_text(ld, v, key_path, what);
     if (!text)
         return -1;
     char why[300];
-    int rc = probeaddr_parse_http(text, p, why, sizeof why);
+    int rc = parse(text, p, why, sizeof why);
     free(text);
     if (rc < 0)
         return fail(ld, v, key_path, "%s", why);
@@ -967,19 +983,14 @@ static int load_probe_http(struct loader *ld, const struct ynode *v, const char 
     return check_probe_port(ld, v, key_path, p);
 }
 
+static int load_probe_http(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
+{
+    return load_probe_address(ld, v, key_path, "a path or an http:// URL", probeaddr_parse_http, p);
+}
+
 static int load_probe_tcp(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
 {
-    char *text = value_text(ld, v, key_path, "a port, $PORT or HOST:PORT");
-    if (!text)
-        return -1;
-    char why[300];
-    int rc = probeaddr_parse_tcp(text, p, why, sizeof why);
-    free(text);
-    if (rc < 0)
-        return fail(ld, v, key_path, "%s", why);
-    p->line = v->line;
-    p->col = v->col;
-    return check_probe_port(ld, v, key_path, p);
+    return load_probe_address(ld, v, key_path, "a port, $PORT or HOST:PORT", probeaddr_parse_tcp, p);
 }
 
 static int load_probe_exec(struct loader *ld, const struct ynode *v, const char *key_path, struct config_probe *p)
@@ -1182,15 +1193,11 @@ static int load_cwd(struct loader *ld, const struct ynode *key, const struct yno
                     void *target)
 {
     struct config_service *svc = target;
-    char *cwd = NULL;
-    if (value_string(ld, value, key_path, &cwd) < 0) {
+    if (value_path(ld, value, key_path, &svc->cwd) < 0) {
         return -1;
     }
-    free(svc->cwd);
-    svc->cwd = path_resolve(ld->cfg->dir, cwd);
     svc->cwd_line = value->line;
     svc->cwd_col = value->col;
-    free(cwd);
     return 0;
 }
 
