@@ -96,46 +96,38 @@ char *interp_expand(const struct interp *in, const struct ydiag *d, const struct
         }
         const char *ns = s + i + 2;
         const char *path = ns + ns_len + 1;
+        const char *value = NULL; /* the text the reference stands for; NULL: undefined */
+        const char *undefined_hint = "";
+        bool known = true;
         if (ns_len == 3 && memcmp(ns, "env", 3) == 0) {
             char *name = cfg_xstrndup(path, path_len);
-            const char *value = getenv(name);
+            value = getenv(name);
             if (!value && in->env_fallback)
                 value = in->env_fallback(in->env_ctx, name);
             free(name);
-            if (!value && in->keep_unresolved) {
-                cfg_text_append(&out, s + i, ref_len);
-                i += ref_len;
-                continue;
-            }
-            if (!value) {
-                free(out.s);
-                ydiag_fail(d, in->file, n->line, n->col, key_path, "undefined variable %.*s", (int)ref_len, s + i);
-                return NULL;
-            }
-            cfg_text_append(&out, value, strlen(value));
         } else if (ns_len == 3 && memcmp(ns, "var", 3) == 0) {
-            const struct ynode *value = in->vars ? vars_lookup(in->vars, path, path_len) : NULL;
-            if (!value && in->keep_unresolved) {
-                cfg_text_append(&out, s + i, ref_len);
-                i += ref_len;
-                continue;
-            }
-            if (!value) {
-                free(out.s);
-                ydiag_fail(d, in->file, n->line, n->col, key_path, "undefined variable %.*s%s", (int)ref_len, s + i,
-                     in->vars_arg ? "" : " (no vars file was given)");
-                return NULL;
-            }
-            if (value->kind != YNODE_SCALAR) {
+            const struct ynode *var = in->vars ? vars_lookup(in->vars, path, path_len) : NULL;
+            if (var && var->kind != YNODE_SCALAR) {
                 free(out.s);
                 ydiag_fail(d, in->file, n->line, n->col, key_path, "%.*s is %s in %s, but only a scalar can be interpolated",
-                     (int)ref_len, s + i, ynode_kind_name(value), in->vars_arg);
+                     (int)ref_len, s + i, ynode_kind_name(var), in->vars_arg);
                 return NULL;
             }
-            cfg_text_append(&out, value->text, strlen(value->text));
+            value = var ? var->text : NULL;
+            undefined_hint = in->vars_arg ? "" : " (no vars file was given)";
         } else {
-            cfg_text_append(&out, s + i, ref_len);
+            known = false;
         }
+        if (!value && known && !in->keep_unresolved) {
+            free(out.s);
+            ydiag_fail(d, in->file, n->line, n->col, key_path, "undefined variable %.*s%s", (int)ref_len, s + i,
+                       undefined_hint);
+            return NULL;
+        }
+        if (value)
+            cfg_text_append(&out, value, strlen(value));
+        else /* another namespace, or kept unresolved: as written */
+            cfg_text_append(&out, s + i, ref_len);
         i += ref_len;
     }
     return cfg_text_take(&out);
