@@ -202,6 +202,25 @@ static void add_literal(struct word_state *w, char c)
     strbuf_putc(&w->lit, c);
 }
 
+/* The $ at p: $NAME or ${NAME} as a reference (*is_ref set), or a lone $ before the end or one
+ * of `lone_before` as a literal (is_ref may be NULL). Returns the bytes taken, or -1 for what only a shell expands. */
+static int add_dollar(struct word_state *w, const char *p, const char *lone_before, int *is_ref)
+{
+    const char *name;
+    size_t len;
+    int n = read_ref(p, &name, &len);
+    if (is_ref)
+        *is_ref = n > 0;
+    if (n < 0 || (n == 0 && p[1] != '\0' && !strchr(lone_before, p[1])))
+        return -1;
+    if (n == 0) {
+        add_literal(w, '$');
+        return 1;
+    }
+    add_ref(w, name, len);
+    return n;
+}
+
 static void finish_word(struct word_state *w, struct sdword **words, int *count)
 {
     *words = xreallocarray(*words, (size_t)*count + 1, sizeof **words);
@@ -280,18 +299,11 @@ int sdquote_split_simple(const char *command, struct sdword **words_out)
                 } else if (*p == '\\' && p[1] == '\n') {
                     ok = 0;
                 } else if (*p == '$') {
-                    const char *name;
-                    size_t len;
-                    int n = read_ref(p, &name, &len);
-                    if (n < 0 || (n == 0 && p[1] != '"' && p[1] != ' ' && p[1] != '\0')) {
+                    int n = add_dollar(&w, p, "\" ", NULL);
+                    if (n < 0)
                         ok = 0; /* $(...), $1, $@, ${X:-y}: the shell's */
-                    } else if (n == 0) {
-                        add_literal(&w, '$');
-                        p++;
-                    } else {
-                        add_ref(&w, name, len);
+                    else
                         p += n;
-                    }
                 } else {
                     add_literal(&w, *p++);
                 }
@@ -299,17 +311,14 @@ int sdquote_split_simple(const char *command, struct sdword **words_out)
             if (ok)
                 p++;
         } else if (c == '$') {
-            const char *name;
-            size_t len;
-            int n = read_ref(p, &name, &len);
-            if (n < 0 || (n == 0 && p[1] != ' ' && p[1] != '\t' && p[1] != '\0')) {
+            int is_ref;
+            int n = add_dollar(&w, p, " \t", &is_ref);
+            if (n < 0) {
                 ok = 0;
-            } else if (n == 0) {
-                add_literal(&w, '$');
-                p++;
             } else {
-                add_ref(&w, name, len);
                 p += n;
+            }
+            if (ok && is_ref) {
                 /* An unquoted expansion inside a longer word is split by the shell and not
                  * by systemd: only a whole word keeps the same meaning. */
                 char next = *p;
