@@ -229,6 +229,18 @@ static void scale_selected(struct ui *ui, struct model *m, int step, uint64_t no
     snprintf(act->target, sizeof act->target, "%s", svc->name);
 }
 
+/* `kind` on the selected row ("Service" or "Service.N"); without one, says no `what` is selected. */
+static void act_on_selected(struct ui *ui, const struct model *m, uint64_t now, struct ui_action *act,
+                            enum ui_action_kind kind, const char *what)
+{
+    size_t s;
+    if (model_table_target(m, act->target, sizeof act->target, &s) < 0) {
+        ui_flash(ui, now, 1, "no %s selected", what);
+        return;
+    }
+    act->kind = kind;
+}
+
 int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, struct ui_action *act)
 {
     act->kind = UI_ACT_NONE;
@@ -317,15 +329,9 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
         model_filter_clear(m);
         ui_flash(ui, now, 0, "filters cleared");
         return 1;
-    case KEYMAP_RESTART: {
-        size_t s;
-        if (model_table_target(m, act->target, sizeof act->target, &s) < 0) {
-            ui_flash(ui, now, 1, "no service selected");
-            return 1;
-        }
-        act->kind = UI_ACT_RESTART;
+    case KEYMAP_RESTART:
+        act_on_selected(ui, m, now, act, UI_ACT_RESTART, "service");
         return 1;
-    }
     case KEYMAP_SCALE_UP:
         scale_selected(ui, m, 1, now, act);
         return 1;
@@ -335,15 +341,9 @@ int ui_key(struct ui *ui, struct model *m, int code, wint_t key, uint64_t now, s
     case KEYMAP_REDRAW:
         act->kind = UI_ACT_REDRAW;
         return 1;
-    case KEYMAP_ATTACH: {
-        size_t s;
-        if (model_table_target(m, act->target, sizeof act->target, &s) < 0) {
-            ui_flash(ui, now, 1, "no instance selected");
-            return 1;
-        }
-        act->kind = UI_ACT_ATTACH;
+    case KEYMAP_ATTACH:
+        act_on_selected(ui, m, now, act, UI_ACT_ATTACH, "instance");
         return 1;
-    }
     }
     return 0;
 }
