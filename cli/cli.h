@@ -99,6 +99,12 @@ int cli_open_project(const char *given, struct cli_project *out);
 int cli_call(const struct cli_project *project, const char *type, struct wire_body *body,
              struct wire_msg *reply, const char *prefix);
 
+/* cli_call of `status`, its reply decoded into *st (views into *reply: free st, then reply).
+ * 0; 1 when the reply is not a status reply (both to free still); -1 after printing why the
+ * call failed (nothing to free). */
+int cli_call_status(const struct cli_project *project, const char *prefix, struct wire_msg *reply,
+                    struct proto_status *st);
+
 /* One request to the node of the project; waits up to timeout_ms. On success *reply holds
  * the answer (free with wire_msg_free). An "error" reply, no node, or a timeout return -1
  * with err set to a line for the user. */

@@ -134,14 +134,12 @@ static int cmd_status(struct cli_args *args)
     }
     const struct cli_project *project = &args->project;
     int as_json = args->json;
-    struct wire_body body;
-    wire_body_init(&body);
-    proto_pack_request_id(&body.pk, 1);
     struct wire_msg reply;
-    if (cli_call(project, PROTO_STATUS, &body, &reply, NULL) < 0)
-        return CLI_FAILURE;
     struct proto_status st;
-    if (proto_unpack_status(reply.body, &st) < 0) {
+    int got = cli_call_status(project, NULL, &reply, &st);
+    if (got < 0)
+        return CLI_FAILURE;
+    if (got > 0) {
         proto_status_free(&st);
         wire_msg_free(&reply);
         cli_error("the node's status reply could not be decoded");

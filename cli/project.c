@@ -97,6 +97,17 @@ int cli_call(const struct cli_project *project, const char *type, struct wire_bo
     return 0;
 }
 
+int cli_call_status(const struct cli_project *project, const char *prefix, struct wire_msg *reply,
+                    struct proto_status *st)
+{
+    struct wire_body body;
+    wire_body_init(&body);
+    proto_pack_request_id(&body.pk, 1);
+    if (cli_call(project, PROTO_STATUS, &body, reply, prefix) < 0)
+        return -1;
+    return proto_unpack_status(reply->body, st) == 0 ? 0 : 1;
+}
+
 int cli_color_mode(const char *mode, int *on)
 {
     if (!mode || !strcmp(mode, "auto")) {

@@ -62,16 +62,14 @@ int cli_service_wait(const struct cli_project *project, const char *command, con
     struct timespec start, now, pause = {0, 20 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        struct wire_body body;
-        wire_body_init(&body);
-        proto_pack_request_id(&body.pk, 1);
         struct wire_msg reply;
-        if (cli_call(project, PROTO_STATUS, &body, &reply, command) < 0)
-            return CLI_FAILURE;
         struct proto_status st;
+        int got = cli_call_status(project, command, &reply, &st);
+        if (got < 0)
+            return CLI_FAILURE;
         int rc = 0;
         char why[900] = "";
-        if (proto_unpack_status(reply.body, &st) == 0) {
+        if (got == 0) {
             for (size_t i = 0; i < st.service_count; i++) {
                 char name[256];
                 proto_status_str_copy(st.services[i].name, name, sizeof name);

@@ -144,15 +144,13 @@ int cli_check_targets(const struct cli_project *project, const char *command, ch
 {
     if (count == 0)
         return CLI_OK;
-    struct wire_body body;
-    wire_body_init(&body);
-    proto_pack_request_id(&body.pk, 1);
     struct wire_msg reply;
-    if (cli_call(project, PROTO_STATUS, &body, &reply, command) < 0)
-        return CLI_FAILURE;
     struct proto_status st;
+    int got = cli_call_status(project, command, &reply, &st);
+    if (got < 0)
+        return CLI_FAILURE;
     struct cli_names services = {0};
-    if (proto_unpack_status(reply.body, &st) == 0)
+    if (got == 0)
         names_from_status(&st, &services);
     proto_status_free(&st);
     wire_msg_free(&reply);
