@@ -550,14 +550,22 @@ int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long de
         long long now = dn_now_ms();
         if (now >= deadline_ms)
             return dn_fail(dn, DEVNODE_E_NODE, "the node did not answer '%s' in time", type);
-        dn_maybe_heartbeat(dn);
-        long long wait = deadline_ms - now;
-        if (dn->started && dn->next_heartbeat_ms - now < wait)
-            wait = dn->next_heartbeat_ms - now;
-        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR)
-            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+        int rc = dn_node_poll_until(dn, now, deadline_ms);
+        if (rc < 0)
+            return rc;
     }
+}
+
+int dn_node_poll_until(struct devnode *dn, long long now_ms, long long until_ms)
+{
+    dn_maybe_heartbeat(dn);
+    long long wait = until_ms - now_ms;
+    if (dn->started && dn->next_heartbeat_ms - now_ms < wait)
+        wait = dn->next_heartbeat_ms - now_ms;
+    zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR)
+        return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+    return 0;
 }
 
 int dn_node_request(struct devnode *dn, const char *type, const struct wire_body *b, uint64_t id,

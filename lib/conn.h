@@ -16,6 +16,10 @@ int dn_node_request(struct devnode *dn, const char *type, const struct wire_body
 /* The waiting half of dn_node_request, until deadline_ms (monotonic). */
 int dn_node_wait(struct devnode *dn, const char *type, uint64_t id, long long deadline_ms,
                  struct dn_queued **reply);
+/* Sends a heartbeat when due, then waits for the node's socket to be readable until until_ms
+ * (monotonic), or until the next heartbeat is due, whichever comes first. 0, or DEVNODE_E_NODE
+ * with last_error set when the poll fails. */
+int dn_node_poll_until(struct devnode *dn, long long now_ms, long long until_ms);
 /* Sends `type`, waiting up to timeout_ms for room when the queue to the node is full, reading
  * what arrives meanwhile. Returns 0, DEVNODE_E_TIMEOUT (still full) or DEVNODE_E_NODE. */
 int dn_node_send_room(struct devnode *dn, const char *type, const struct wire_body *b, int timeout_ms);

@@ -4,7 +4,6 @@
  * inside another one except a stream subscription's inside an RPC handler (devnode_catch_up). */
 #include "lib/events.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -783,13 +782,8 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
         if (now >= until)
             return dn_fail(dn, DEVNODE_E_TIMEOUT, "%s: caught up to offset %lld of %lld only", dn->subs[index].group,
                            (long long)dn->subs[index].last_offset + 1, (long long)end);
-        dn_maybe_heartbeat(dn);
-        long long wait = until - now;
-        if (dn->started && dn->next_heartbeat_ms - now < wait)
-            wait = dn->next_heartbeat_ms - now;
-        zmq_pollitem_t item = {.socket = dn->node, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, wait > 0 ? (long)wait : 0) < 0 && errno != EINTR)
-            return dn_fail(dn, DEVNODE_E_NODE, "poll failed: %s", zmq_strerror(errno));
+        if ((rc = dn_node_poll_until(dn, now, until)) < 0)
+            return rc;
     }
     return 0;
 }
