@@ -75,6 +75,16 @@ def recv_frames(sock, flags=0):
     return out
 
 
+def _recv_waiting(sock):
+    """The messages waiting on sock, PROCESS_BUDGET at most so the loop's other sockets get their
+    turn; ends at the first that is not there yet (zmq.Again) or at a closed socket."""
+    for _ in range(PROCESS_BUDGET):
+        try:
+            yield recv_frames(sock, NOBLOCK)
+        except zmq.ZMQError:  # zmq.Again included
+            return
+
+
 def packb(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
@@ -1010,13 +1020,7 @@ class Core:
                 self._eq_room.notify_all()
 
     def _read_node(self):
-        for _ in range(PROCESS_BUDGET):
-            try:
-                frames = recv_frames(self.node, NOBLOCK)
-            except zmq.Again:
-                return
-            except zmq.ZMQError:
-                return
+        for frames in _recv_waiting(self.node):
             if len(frames) != 3:
                 self.malformed += 1
                 self.warn("dropped a malformed message from the node: %d frames" % len(frames))
@@ -1149,13 +1153,7 @@ class Core:
     # ---- serving RPC ------------------------------------------------------------------------------
 
     def _read_router(self):
-        for _ in range(PROCESS_BUDGET):
-            try:
-                frames = recv_frames(self.router, NOBLOCK)
-            except zmq.Again:
-                return
-            except zmq.ZMQError:
-                return
+        for frames in _recv_waiting(self.router):
             self._last_rpc = time.monotonic()
             if len(frames) != 6 or frames[2] != b"REQ" or not frames[1] or len(frames[1]) > 64:
                 self.malformed += 1
