@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import compile_c, run_benches
+from benchlib import bench_argv, compile_c, run_benches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVNODE = os.path.join(ROOT, "devnode")
@@ -838,13 +838,7 @@ def bench_c(results, seconds=C_SECONDS):
 # ---------------------------------------------------------------------------- main
 
 def main(argv):
-    # A bench killed by SIGTERM/SIGHUP still runs its cleanup (finally blocks, Node.__exit__).
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
-    quick = "--quick" in argv
-    only = None
-    if "--only" in argv:
-        only = set(argv[argv.index("--only") + 1].upper().split(","))
+    quick, only = bench_argv(argv)  # cleanup (Node.__exit__) runs on SIGTERM/SIGHUP too
     for path in (DEVNODE, BURST):
         if not os.access(path, os.X_OK):
             log("bench: %s is missing; run `make all` first" % path)

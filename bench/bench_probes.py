@@ -15,24 +15,14 @@ Usage: bench_probes.py [--seconds N] [--only H,E]
 import asyncio
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from benchlib import run_benches
+from benchlib import TempNode, log, run_benches
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEVNODE = os.path.join(ROOT, "devnode")
 TCK = os.sysconf("SC_CLK_TCK")
 INSTANCES = 100
-
-
-def log(msg):
-    print(msg, flush=True)
 
 
 def cpu(pid):
@@ -70,39 +60,12 @@ class Server:
         self.loop.run_forever()
 
 
-class Node:
+class Node(TempNode):
     def __init__(self, config):
-        self.dir = tempfile.mkdtemp(prefix="devnode-bench-probes-")
-        self.config = os.path.join(self.dir, ".lymph.yml")
-        with open(self.config, "w") as f:
-            f.write(config)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVNODE_", "LYMPH_"))}
-
-    def __enter__(self):
-        self.out = open(os.path.join(self.dir, "out.txt"), "wb")
-        self.proc = subprocess.Popen([DEVNODE, "up", "-c", self.config, "--color=never"], cwd=self.dir,
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            subprocess.run([DEVNODE, "stop", "-c", self.config], cwd=self.dir, env=self.env, timeout=30,
-                           capture_output=True)
-            self.proc.wait(30)
-        except Exception:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.wait()
-        self.out.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(config, prefix="devnode-bench-probes-")
 
     def status(self):
-        r = subprocess.run([DEVNODE, "status", "--json", "-c", self.config], cwd=self.dir, env=self.env,
-                           capture_output=True, text=True, timeout=30)
+        r = self.cli("status", "--json", timeout=30)
         return json.loads(r.stdout) if r.returncode == 0 else None
 
     def wait_all(self, healthy, timeout=60):

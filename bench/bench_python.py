@@ -15,6 +15,7 @@ Usage: /usr/bin/python3 bench/bench_python.py [--quick]. Prints figures; asserts
 Loopback only; every node is stopped whatever happens.
 """
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -187,6 +188,28 @@ def wait_registered(node, service, count=1):
     node.wait(lambda: node.cli("discover").stdout.count(f"{service} [{count}]") == 1, 30, f"{service} to register")
 
 
+def example_services(*names):
+    """The `instances:` of examples/python's services NAMES (each reads conf/<name>.yml)."""
+    return "instances:\n" + "".join(textwrap.indent(textwrap.dedent(f"""\
+        {name}:
+            command: {PYTHON} -m devnode instance --config=conf/{name.lower()}.yml
+            ready: notify
+            env:
+                PYTHONPATH: services
+        """), "    ") for name in names)
+
+
+def start_examples(node, *names):
+    """Copies examples/python's services and conf into node's project and starts NAMES there
+    (they could not start before): returns once each is registered."""
+    for sub in ("services", "conf"):
+        shutil.copytree(os.path.join(ROOT, "examples", "python", sub), os.path.join(node.dir, sub))
+    for name in names:
+        node.cli("restart", name)
+    for name in names:
+        wait_registered(node, name)
+
+
 def ratio(a, b):
     return f"{a / b:.2f}x C" if b else "-"
 
@@ -233,20 +256,8 @@ def bench_rpc():
                                                                  rps >= GOALS["rpc_rps"],
                                                                  f"{rps / LYMPH['rpc_rps']:.1f}x lymph")
     # The Python server alone: the C caller against a Python Greeting (examples/python).
-    config = textwrap.dedent(f"""\
-        instances:
-            Greeting:
-                command: {PYTHON} -m devnode instance --config=conf/greeting.yml
-                ready: notify
-                env:
-                    PYTHONPATH: services
-        """)
-    with TempNode(config) as node:
-        import shutil
-        for sub in ("services", "conf"):
-            shutil.copytree(os.path.join(ROOT, "examples", "python", sub), os.path.join(node.dir, sub))
-        node.cli("restart", "Greeting")
-        wait_registered(node, "Greeting")
+    with TempNode(example_services("Greeting")) as node:
+        start_examples(node, "Greeting")
         caller = compile_c(node.dir, "bus_caller", ["libzmq", "msgpack", "jansson"],
                            ["-I", os.path.join(ROOT, "lib"), os.path.join(ROOT, "build", "libdevnode.a")])
         if caller:
@@ -317,30 +328,9 @@ def bench_events():
 
 
 def bench_rss():
-    config = textwrap.dedent(f"""\
-        instances:
-            Greeting:
-                command: {PYTHON} -m devnode instance --config=conf/greeting.yml
-                ready: notify
-                env:
-                    PYTHONPATH: services
-            Web:
-                command: {PYTHON} -m devnode instance --config=conf/web.yml
-                ready: notify
-                env:
-                    PYTHONPATH: services
-        sockets:
-            Web:
-                port: 0
-        """)
+    config = example_services("Greeting", "Web") + "sockets:\n    Web:\n        port: 0\n"
     with TempNode(config) as node:
-        import shutil
-        for sub in ("services", "conf"):
-            shutil.copytree(os.path.join(ROOT, "examples", "python", sub), os.path.join(node.dir, sub))
-        node.cli("restart", "Greeting")
-        node.cli("restart", "Web")
-        wait_registered(node, "Greeting")
-        wait_registered(node, "Web")
+        start_examples(node, "Greeting", "Web")
         time.sleep(2)  # idle: let start-up garbage settle
         import json
         status = json.loads(node.cli("status", "--json").stdout)

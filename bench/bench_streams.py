@@ -21,11 +21,10 @@ figure is the node's; when no compiler is at hand the bench says so and measures
 Usage: bench_streams.py [--quick] [--only JA,JR,JL]
 """
 import os
-import signal
 import subprocess
 import sys
 
-from benchlib import DEVNODE, ROOT, TempNode, compile_c, cpu_seconds, log
+from benchlib import DEVNODE, ROOT, TempNode, bench_argv, compile_c, cpu_seconds, log
 
 CORE = os.path.join(ROOT, "build", "rel", "libcore.a")
 LIBDEVNODE = os.path.join(ROOT, "build", "libdevnode.a")
@@ -108,14 +107,9 @@ def bench(quick, only):
 
 
 def main(argv):
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
-    quick = "--quick" in argv
-    only = None
-    if "--only" in argv:
-        only = set(argv[argv.index("--only") + 1].upper().split(","))
-        if not only & {"JA", "JR", "JL"}:
-            return 0  # bench/run passes every bench the same --only: none of ours was asked for
+    quick, only = bench_argv(argv)
+    if only and not only & {"JA", "JR", "JL"}:
+        return 0  # bench/run passes every bench the same --only: none of ours was asked for
     if not os.access(DEVNODE, os.X_OK) or not os.path.exists(CORE):
         log("bench_streams: ./devnode or build/rel/libcore.a missing; run `make all` first")
         return 1

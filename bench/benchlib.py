@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -37,6 +38,19 @@ def compile_c(workdir, name, pkgs, extra=()):
         log(f"   ({name} not built: {getattr(exc, 'stderr', exc)!s:.300})")
         return None
     return exe
+
+
+def bench_argv(argv):
+    """(quick, only) of a bench's command line: `--quick`, and the upper-cased names of `--only
+    A,B` as a set (None: every bench). Makes SIGTERM/SIGHUP exit through Python, so a bench
+    killed that way still runs its cleanup (finally blocks, TempNode.__exit__)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+    quick = "--quick" in argv
+    only = None
+    if "--only" in argv:
+        only = set(argv[argv.index("--only") + 1].upper().split(","))
+    return quick, only
 
 
 def run_benches(benches, only, results):
