@@ -302,7 +302,7 @@ void dn_maybe_heartbeat(struct devnode *dn)
     }
 }
 
-static void dn_enqueue(struct devnode *dn, struct dn_queued *q)
+void dn_enqueue(struct devnode *dn, struct dn_queued *q)
 {
     q->next = NULL;
     if (dn->queue_tail)

@@ -43,6 +43,8 @@ int dn_node_flush(struct devnode *dn, int timeout_ms);
 /* Sends without waiting (heartbeat, ack). */
 int dn_node_send(struct devnode *dn, const char *type, const struct wire_body *b);
 void dn_queued_free(struct dn_queued *q);
+/* Appends q to the queue of messages devnode_process takes next (dn->queue_head). */
+void dn_enqueue(struct devnode *dn, struct dn_queued *q);
 /* Receives one node message without blocking into a new dn_queued; NULL when none. */
 struct dn_queued *dn_node_recv(struct devnode *dn);
 int dn_is_delivery(const struct dn_queued *q); /* an `event` or `events` message */

@@ -762,12 +762,7 @@ int dn_catch_up(struct devnode *dn, size_t sub_index, long long deadline_ms)
                 continue;
             }
             if (dn_sub_of_event(dn, q->msg.body) != index) {
-                q->next = NULL;
-                if (dn->queue_tail)
-                    dn->queue_tail->next = q;
-                else
-                    dn->queue_head = q;
-                dn->queue_tail = q;
+                dn_enqueue(dn, q);
                 continue;
             }
         }
