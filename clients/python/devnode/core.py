@@ -208,6 +208,19 @@ class Method:
         return {"name": self.name, "params": list(self.params), "help": self.help}
 
 
+def _run_handler(sub, event):
+    """Runs sub's handler on event under the event's trace id: True to ack it, False to give it
+    back (the handler raised Requeue). Any other exception is logged, and the event acked."""
+    with _trace.traced(event.trace_id):
+        try:
+            sub.fn(event)
+        except Requeue:
+            return False
+        except Exception as e:
+            log.error("%s: the handler of %s raised %s: %s", sub.group, event.type, type(e).__name__, e)
+    return True
+
+
 class Event:
     """An event as a handler gets it; event['name'] reads the body, as lymph's did."""
 
@@ -548,15 +561,7 @@ class Core:
         tid = _trace.sanitize(headers.get("trace_id")) or _trace.new_trace_id()
         event = Event(fields["type"], fields["body"], headers, fields["source"], tid, fields["delivery"], -1,
                       fields["redelivered"], sub.group)
-        ok = True
-        with _trace.traced(tid):
-            try:
-                sub.fn(event)
-            except Requeue:
-                ok = False
-            except Exception as e:
-                log.error("%s: the handler of %s raised %s: %s", sub.group, event.type, type(e).__name__, e)
-        done(ok)
+        done(_run_handler(sub, event))
 
     def send_subscription(self, sub):
         if self.backends.events:
@@ -1129,14 +1134,7 @@ class Core:
             offset = offset if isinstance(offset, int) and offset >= 0 else -1
             event = Event(etype, ev.get("body"), headers, ev.get("source") or "", tid, delivery, offset,
                           bool(ev.get("redelivered")), sub.group)
-            ok = True
-            with _trace.traced(tid):
-                try:
-                    sub.fn(event)
-                except Requeue:
-                    ok = False
-                except Exception as e:
-                    log.error("%s: the handler of %s raised %s: %s", sub.group, etype, type(e).__name__, e)
+            ok = _run_handler(sub, event)
             (acks if ok else nacks).append(delivery)
             if ok and offset > high:
                 high = offset
