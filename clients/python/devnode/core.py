@@ -760,22 +760,20 @@ class Core:
                 self.register()
             except NodeError as e:
                 self.warn("%s.%d could not register: %s" % (self.service, self.instance, e))
-            for sub in list(self.subs.values()):
-                if not sub.active:
-                    try:
-                        self.send_subscription(sub)
-                    except NodeError as e:
-                        self.warn("%s.%d could not subscribe to '%s': %s" % (self.service, self.instance,
-                                                                             sub.patterns[0], e))
+            self._subscribe_inactive()
         if self.backends.events:  # no node needed for the broker's subscriptions
-            for sub in list(self.subs.values()):
-                if not sub.active:
-                    try:
-                        self.send_subscription(sub)
-                    except NodeError as e:
-                        self.warn("%s.%d could not subscribe to '%s': %s" % (self.service, self.instance,
-                                                                             sub.patterns[0], e))
+            self._subscribe_inactive()
         notify_ready()
+
+    def _subscribe_inactive(self):
+        """Sends every subscription not active yet; one that fails is warned about, not raised."""
+        for sub in list(self.subs.values()):
+            if not sub.active:
+                try:
+                    self.send_subscription(sub)
+                except NodeError as e:
+                    self.warn("%s.%d could not subscribe to '%s': %s" % (self.service, self.instance,
+                                                                         sub.patterns[0], e))
 
     def stop(self, handler_timeout=5.0):
         """Handlers of events finish and are acked; unsubscribe and unregister; requests that still
