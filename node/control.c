@@ -12,6 +12,7 @@
 
 #define CONTROL_DRAIN_BUDGET 256
 #define CONTROL_PARKED_MAX_BYTES (64u << 20) /* per connection: past it, it is resumed */
+#define CONTROL_FRAME_MAX (4 * (int64_t)WIRE_BODY_MAX) /* a longer frame closes its connection */
 
 /* A message kept for a paused connection: its type and body bytes, decoded again when handled. */
 struct parked_msg {
@@ -281,6 +282,11 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
      * being dropped silently, so a tail stream keeps its place or ends its subscription. */
     int mandatory = 1;
     zmq_setsockopt(ctl->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+    /* ZeroMQ allocates a frame as long as its header claims before a byte of it came: any
+     * local process could make the node reserve gigabytes. Past this the connection is closed;
+     * between WIRE_BODY_MAX and it, a body is still read and dropped as documented. */
+    int64_t frame_max = CONTROL_FRAME_MAX;
+    zmq_setsockopt(ctl->router, ZMQ_MAXMSGSIZE, &frame_max, sizeof frame_max);
     if (zmq_bind(ctl->router, endpoint) < 0) {
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
         zmq_close(ctl->router);

@@ -208,6 +208,40 @@ def test_half_a_multipart_message_and_garbage_do_not_disturb(project):
     assert st["services"][0]["running"] == 1
 
 
+def test_a_frame_claiming_a_gigabyte_closes_its_connection_before_anything_is_allocated(project):
+    """ZeroMQ allocates a frame as long as its header says before the bytes come: a local
+    process announcing 1 GiB (or 2^62, which an ASan build reported) must not make the node
+    reserve it. The node closes that connection and serves the others."""
+    project.write("instances:\n    Svc: {command: sleep 1000}\n")
+    node = project.up()
+    ep = (project.run_dir / "endpoint").read_text().strip()
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(5)
+    try:
+        raw.connect(ep[len("ipc://"):])
+        # ZMTP 3.0: greeting (signature, version 3.0, NULL mechanism, as-client, filler), the
+        # READY command of a DEALER, then the head of a long last frame of 1 GiB.
+        raw.sendall(b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" + bytes(31))
+        ready = b"\x05READY" + b"\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+        raw.sendall(b"\x04" + bytes([len(ready)]) + ready)
+        raw.sendall(b"\x02" + (1 << 30).to_bytes(8, "big"))
+        closed = False
+        try:
+            while raw.recv(4096):  # the node's greeting and READY, if it sent them; then its close
+                pass
+            closed = True
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            pass
+        assert closed, "the node kept the connection open, waiting for the gigabyte"
+    finally:
+        raw.close()
+    rss_kib = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{node.pid}/status").read()).group(1))
+    assert rss_kib < 200_000, f"the node holds {rss_kib} KiB"
+    assert node.status()["services"][0]["running"] == 1
+
+
 def test_two_hundred_tail_clients(project):
     project.write(f"instances:\n    Ticker:\n        command: {TICKER}\n")
     node = project.up()
