@@ -125,9 +125,10 @@ def test_liveness_failures_count_toward_max_restarts(project):
     assert inst["failure"] == why, inst
     assert inst["restarts"] == 1 and inst["pid"] == 0, inst
     assert inst["health"]["last_error"] == "HTTP 503", inst
-    lines = node.node_lines(re.escape(f"Web.0 liveness: GET http://127.0.0.1:{port}/healthz HTTP 503 (1 of 1), "
-                                      "restarting") + "$")
-    assert len(lines) == 2, lines
+    # The node's log may lag its status: wait for both lines rather than read once.
+    restarting = re.escape(f"Web.0 liveness: GET http://127.0.0.1:{port}/healthz HTTP 503 (1 of 1), restarting") + "$"
+    wait_for(lambda: len(node.node_lines(restarting)) >= 2, 10, "both 'restarting' lines in the node's log")
+    assert len(node.node_lines(restarting)) == 2, node.node_lines(restarting)
     node.wait_node_line(re.escape(why + "; failed until `devnode restart Web`") + "$")
 
 
