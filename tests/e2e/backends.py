@@ -37,6 +37,24 @@ ZK_TICK_MS = 100
 ZK_MAX_SESSION_MS = 30000
 
 
+class LineProbe:
+    """A probe process that answers each line of words on its stdin with one JSON line (the
+    registry probes of the ZooKeeper tests); subclasses read that line their own way."""
+
+    def read(self):
+        raise NotImplementedError
+
+    def ask(self, *words):
+        self.proc.stdin.write(" ".join(words) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def ok(self, *words):
+        answer = self.ask(*words)
+        assert answer["ok"], f"{words}: {answer}"
+        return answer
+
+
 class BackendError(RuntimeError):
     pass
 

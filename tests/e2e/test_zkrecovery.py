@@ -15,7 +15,7 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-from backends import ZooKeeper, _sweep_once, free_port
+from backends import LineProbe, ZooKeeper, _sweep_once, free_port
 from conftest import ROOT, wait_for
 from demohelpers import EXAMPLES
 from demohelpers import free_port as free_tcp_port
@@ -65,7 +65,7 @@ def endpoint(port):
     return f"tcp://127.0.0.1:{port}"
 
 
-class Probe:
+class Probe(LineProbe):
     """One registry client (C or Python) in a process of its own, with its own session."""
 
     def __init__(self, lang, project, url, session_ms):
@@ -92,16 +92,6 @@ class Probe:
         if not line:
             raise AssertionError(f"the probe exited {self.proc.wait(10)}: {self.stderr()[-2000:]}")
         return json.loads(line)
-
-    def ask(self, *words):
-        self.proc.stdin.write(" ".join(words) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def ok(self, *words):
-        answer = self.ask(*words)
-        assert answer["ok"], f"{words}: {answer}"
-        return answer
 
     def endpoints(self, service):
         return sorted(i["endpoint"] for i in self.ok("lookup", service)["instances"])

@@ -8,6 +8,7 @@ import subprocess
 import uuid
 
 import pytest
+from backends import LineProbe
 from conftest import ROOT, wait_for
 
 kazoo_client = pytest.importorskip("kazoo.client")
@@ -16,7 +17,7 @@ PROBE = ROOT / "build" / "helpers" / "zkreg_probe"
 SHORT_SESSION_MS = 1000  # the fixture's ZooKeeper allows sessions from 200 ms
 
 
-class Probe:
+class Probe(LineProbe):
     """One zkreg_probe process: a registry client with its own ZooKeeper session."""
 
     def __init__(self, project, url, session_ms=10000):
@@ -30,16 +31,6 @@ class Probe:
         if not line:
             raise AssertionError(f"zkreg_probe exited {self.proc.wait(10)}: {self.proc.stderr.read()}")
         return json.loads(line)
-
-    def ask(self, *words):
-        self.proc.stdin.write(" ".join(words) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def ok(self, *words):
-        answer = self.ask(*words)
-        assert answer["ok"], f"{words}: {answer}"
-        return answer
 
     def ids(self, service):
         return [i["id"] for i in self.ok("lookup", service)["instances"]]
