@@ -52,6 +52,8 @@ struct amqpev {
     char shown[300];             /* the URL with its password as *** */
     char *source;                /* owned */
     int timeout_ms;
+    int heartbeat_s;             /* asked of the broker at login (0: none) */
+    long long beat_ms;           /* when both connections must next be read or written (monotonic) */
     amqpev_warn_fn warn;
     void *warn_ctx;
 
@@ -174,8 +176,8 @@ static amqp_connection_state_t conn_open(struct amqpev *a, int confirm, char *er
     }
     amqp_set_handshake_timeout(c, &tv);
     amqp_set_rpc_timeout(c, &tv);
-    amqp_rpc_reply_t r = amqp_login(c, a->info.vhost, 0, FRAME_MAX, 0, AMQP_SASL_METHOD_PLAIN, a->info.user,
-                                    a->info.password);
+    amqp_rpc_reply_t r = amqp_login(c, a->info.vhost, 0, FRAME_MAX, a->heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                                    a->info.user, a->info.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         reply_error(r, why, sizeof why);
         snprintf(err, errlen, "%s: login as %s to vhost %s failed: %s", a->shown, a->info.user, a->info.vhost, why);
@@ -216,6 +218,32 @@ static int conn_fd(amqp_connection_state_t c)
 {
     amqp_socket_t *s = c ? amqp_get_socket(c) : NULL;
     return s ? amqp_socket_get_sockfd(s) : -1;
+}
+
+/* The wait of amqp_simple_wait_frame_noblock. librabbitmq sends our heartbeat when one is due
+ * inside any wait, but notices the broker's missing (AMQP_STATUS_HEARTBEAT_TIMEOUT) only in a
+ * wait with a real deadline: {0, 0} is its "immediate", which always comes first, so a silent
+ * broker would never be reported (rabbitmq-c issue 433, PR 557). A look without waiting is
+ * therefore one microsecond, which polls just the same. */
+static struct timeval wait_tv(int wait_ms)
+{
+    if (wait_ms <= 0)
+        return (struct timeval){.tv_sec = 0, .tv_usec = 1};
+    return (struct timeval){.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+}
+
+/* Why a wait for a frame failed, for the warning that the connection is lost. */
+static const char *wait_error(const struct amqpev *a, int rc, char *buf, size_t len)
+{
+    if (rc != AMQP_STATUS_HEARTBEAT_TIMEOUT)
+        return amqp_error_string2(rc);
+    snprintf(buf, len, "no heartbeat from the broker for %d s", 2 * a->heartbeat_s);
+    return buf;
+}
+
+static int beat_interval_ms(const struct amqpev *a)
+{
+    return a->heartbeat_s * 1000 / 2; /* librabbitmq's timers are read at most this late */
 }
 
 static int fd_readable(int fd)
@@ -305,13 +333,14 @@ static int pub_pump(struct amqpev *a, int timeout_ms)
 {
     int wait = timeout_ms;
     while (a->pub) {
-        struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
+        struct timeval tv = wait_tv(wait);
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(a->pub, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT)
             return 0;
         if (rc != AMQP_STATUS_OK) {
-            pub_lost(a, amqp_error_string2(rc));
+            char why[80];
+            pub_lost(a, wait_error(a, rc, why, sizeof why));
             return -1;
         }
         wait = 0; /* after the first frame, only what is there already */
@@ -341,6 +370,18 @@ static int pub_pump(struct amqpev *a, int timeout_ms)
         }
     }
     return -1;
+}
+
+/* Heartbeats: reads (and so writes, when due) the publisher's connection at least every half
+ * heartbeat, whether or not it has something to say; the consumer's is read at every
+ * amqpev_process. A connection the broker dropped meanwhile is found here, before a publish. */
+static void beat(struct amqpev *a)
+{
+    if (!a->heartbeat_s || now_ms() < a->beat_ms)
+        return;
+    a->beat_ms = now_ms() + beat_interval_ms(a);
+    if (a->pub)
+        pub_pump(a, 0);
 }
 
 static int pub_ensure(struct amqpev *a, char *err, size_t errlen)
@@ -406,6 +447,7 @@ static int pub_send(struct amqpev *a, const char *exchange, const char *key, con
                     size_t errlen)
 {
     long long deadline = now_ms() + timeout_ms;
+    beat(a);
     /* Room in the window (the ring holds AMQPEV_WINDOW numbers, waited or not). */
     while (a->pub && pub_unconfirmed(a) >= AMQPEV_WINDOW) {
         long long left = deadline - now_ms();
@@ -462,7 +504,7 @@ static int pub_send(struct amqpev *a, const char *exchange, const char *key, con
     a->waiting_seq = 0;
     pub_advance(a);
     if (rc == WAIT_PENDING) {
-        snprintf(err, errlen, "the broker did not confirm it within %d ms", timeout_ms);
+        snprintf(err, errlen, "the broker %s did not confirm it within %d ms", a->shown, timeout_ms);
         return AMQPEV_E_TIMEOUT;
     }
     if (rc < 0)
@@ -552,6 +594,15 @@ uint64_t amqpev_flush(struct amqpev *a, int timeout_ms)
 }
 
 /* ---- the consumer ------------------------------------------------------------------- */
+
+static void sub_free(struct sub *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        free(s->patterns[i]);
+    free(s->patterns);
+    free(s->queue);
+    free(s->name);
+}
 
 /* Declares, binds and consumes one subscription's queue on a->con. */
 static int sub_setup(struct amqpev *a, struct sub *s, char *err, size_t errlen)
@@ -685,10 +736,7 @@ int amqpev_subscribe(struct amqpev *a, const char *queue, const char *const *pat
     s->tag = tag;
     snprintf(s->ctag, sizeof s->ctag, "dn-%d", tag);
     if (!ok) {
-        for (size_t i = 0; i < s->count; i++)
-            free(s->patterns[i]);
-        free(s->patterns);
-        free(s->queue);
+        sub_free(s);
         snprintf(err, errlen, "out of memory");
         return AMQPEV_E_INVALID;
     }
@@ -703,11 +751,7 @@ int amqpev_subscribe(struct amqpev *a, const char *queue, const char *const *pat
         char again[300];
         if (had_con && a->sub_count && con_open(a, again, sizeof again) < 0)
             warnf(a, "cannot subscribe again: %s (retrying in %d ms)", again, RECONNECT_MS);
-        for (size_t i = 0; i < s->count; i++)
-            free(s->patterns[i]);
-        free(s->patterns);
-        free(s->queue);
-        free(s->name);
+        sub_free(s);
     }
     return rc;
 }
@@ -869,6 +913,7 @@ int amqpev_process(struct amqpev *a, amqpev_handler_fn fn, void *ctx, int budget
     if (a->pub && (amqp_frames_enqueued(a->pub) || amqp_data_in_buffer(a->pub) || pub_unconfirmed(a) ||
                    fd_readable(conn_fd(a->pub))))
         pub_pump(a, 0);
+    beat(a);
     if (!a->con && a->sub_count && now_ms() >= a->con_retry_ms) {
         char err[300];
         if (con_open(a, err, sizeof err) < 0)
@@ -878,13 +923,14 @@ int amqpev_process(struct amqpev *a, amqpev_handler_fn fn, void *ctx, int budget
     }
     int handled = 0;
     while (a->con && handled < budget) {
-        struct timeval zero = {0, 0};
+        struct timeval look = wait_tv(0);
         amqp_frame_t f;
-        int rc = amqp_simple_wait_frame_noblock(a->con, &f, &zero);
+        int rc = amqp_simple_wait_frame_noblock(a->con, &f, &look);
         if (rc == AMQP_STATUS_TIMEOUT)
             break;
         if (rc != AMQP_STATUS_OK) {
-            con_lost(a, amqp_error_string2(rc));
+            char why[80];
+            con_lost(a, wait_error(a, rc, why, sizeof why));
             break;
         }
         if (f.frame_type != AMQP_FRAME_METHOD)
@@ -944,9 +990,14 @@ unsigned amqpev_fds(struct amqpev *a, int fds[2])
 
 int amqpev_timeout_ms(struct amqpev *a)
 {
-    if (a->con || !a->sub_count)
+    long long due = -1;
+    if (!a->con && a->sub_count)
+        due = a->con_retry_ms;
+    if (a->heartbeat_s && (a->pub || a->con) && (due < 0 || a->beat_ms < due))
+        due = a->beat_ms;
+    if (due < 0)
         return -1;
-    long long left = a->con_retry_ms - now_ms();
+    long long left = due - now_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -959,13 +1010,8 @@ void amqpev_unsubscribe_all(struct amqpev *a)
         amqp_destroy_connection(a->con);
         a->con = NULL;
     }
-    for (size_t i = 0; i < a->sub_count; i++) {
-        for (size_t j = 0; j < a->subs[i].count; j++)
-            free(a->subs[i].patterns[j]);
-        free(a->subs[i].patterns);
-        free(a->subs[i].queue);
-        free(a->subs[i].name);
-    }
+    for (size_t i = 0; i < a->sub_count; i++)
+        sub_free(&a->subs[i]);
     free(a->subs);
     a->subs = NULL;
     a->sub_count = 0;
@@ -991,8 +1037,8 @@ static void redact(const char *url, char *out, size_t len)
     }
 }
 
-struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, amqpev_warn_fn warn, void *ctx,
-                           char *err, size_t errlen)
+struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, int heartbeat_s, amqpev_warn_fn warn,
+                           void *ctx, char *err, size_t errlen)
 {
     struct amqpev *a = calloc(1, sizeof *a);
     if (!a) {
@@ -1011,6 +1057,7 @@ struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, 
         return NULL;
     }
     a->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    a->heartbeat_s = heartbeat_s > 0 ? heartbeat_s : 0;
     a->warn = warn;
     a->warn_ctx = ctx;
     a->next_seq = a->low = 1;
@@ -1031,6 +1078,7 @@ struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, 
         amqpev_close(a);
         return NULL;
     }
+    a->beat_ms = now_ms() + beat_interval_ms(a);
     return a;
 }
 

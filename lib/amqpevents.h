@@ -38,10 +38,13 @@ typedef void (*amqpev_warn_fn)(void *ctx, const char *message);
 
 /* Parses `url` (amqp://user:pass@host[:port]/vhost, vhost percent-encoded: %2F is "/") and
  * connects the publisher (timeout_ms for the connection and each broker round trip). `source`
- * is what emitted events carry as their source. NULL with err set ("amqp://guest:***@h:5672/%2F:
- * cannot connect: connection refused"); the password is never shown. */
-struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, amqpev_warn_fn warn, void *ctx,
-                           char *err, size_t errlen);
+ * is what emitted events carry as their source. heartbeat_s (0: none) is asked of the broker for
+ * both connections: the caller must run amqpev_process within amqpev_timeout_ms, which sends them
+ * and notices a broker that went silent (stopped, cut off) after twice that. NULL with err set
+ * ("amqp://guest:***@h:5672/%2F: cannot connect: connection refused"); the password is never
+ * shown. */
+struct amqpev *amqpev_open(const char *url, const char *source, int timeout_ms, int heartbeat_s, amqpev_warn_fn warn,
+                           void *ctx, char *err, size_t errlen);
 
 /* Publishes an event (body borrowed, NULL is null; headers: an object or NULL, e.g. {trace_id}).
  * wait: returns once the broker confirmed it (0) or refused it (AMQPEV_E_BROKER), at most
@@ -86,8 +89,8 @@ int amqpev_ready(struct amqpev *a);
 /* The sockets to poll for reading (-1: none): the publisher's and the consumer's. Returns a
  * number that changes whenever a connection is opened (a new socket may reuse an old fd). */
 unsigned amqpev_fds(struct amqpev *a, int fds[2]);
-/* ms until amqpev_process must run without a socket turning readable (a reconnection due);
- * -1 when nothing is due. */
+/* ms until amqpev_process must run without a socket turning readable (a reconnection or a
+ * heartbeat due); -1 when nothing is due. */
 int amqpev_timeout_ms(struct amqpev *a);
 /* Stops consuming: sends the pending acks and closes the consumer connection (the broker hands
  * unacked deliveries to other consumers). Subscribing again opens it again. */

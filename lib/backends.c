@@ -1,6 +1,7 @@
 /* backends.c: which back ends this process uses, read once from the environment when it opens
  * (docs/backends.md): DEVNODE_REGISTRY (a ZooKeeper URL, else the node's embedded registry),
- * DEVNODE_IP (the address a served endpoint binds and registers). DEVNODE_EVENTS (RabbitMQ) is
+ * DEVNODE_IP (the address a served endpoint binds and registers), DEVNODE_EVENTS_HEARTBEAT_S (the
+ * RabbitMQ heartbeat). DEVNODE_EVENTS (RabbitMQ) is
  * events.c's, read and opened at the first subscribe or emit (lib/amqpevents.h). It reads and
  * checks; it connects to nothing. */
 #include "lib/internal.h"
@@ -56,6 +57,18 @@ int dn_backends_read(struct devnode *dn, char *err, size_t errlen)
             return -1;
         }
         dn->zk_session_ms = (int)v;
+    }
+    /* RabbitMQ's heartbeat (events.c passes it on): how soon a broker gone silent is noticed. */
+    dn->amqp_heartbeat_s = DN_AMQP_HEARTBEAT_S;
+    const char *beat = env_value("DEVNODE_EVENTS_HEARTBEAT_S");
+    if (beat) {
+        char *end;
+        long v = strtol(beat, &end, 10);
+        if (*end || v < 0 || v > 600) {
+            snprintf(err, errlen, "DEVNODE_EVENTS_HEARTBEAT_S=%.32s: want seconds from 1 to 600, or 0 for none", beat);
+            return -1;
+        }
+        dn->amqp_heartbeat_s = (int)v;
     }
     return 0;
 }

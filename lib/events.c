@@ -39,8 +39,8 @@ static int dn_events_amqp(struct devnode *dn)
     if (dn->amqp_failed_ms && dn_now_ms() - dn->amqp_failed_ms < 1000)
         return dn_fail(dn, DEVNODE_E_NODE, "DEVNODE_EVENTS=%s", dn->amqp_error);
     char err[400];
-    dn->amqp = amqpev_open(getenv("DEVNODE_EVENTS"), dn->service, DN_NODE_TIMEOUT_MS, dn_amqp_warn, dn, err,
-                           sizeof err);
+    dn->amqp = amqpev_open(getenv("DEVNODE_EVENTS"), dn->service, DN_NODE_TIMEOUT_MS, dn->amqp_heartbeat_s,
+                           dn_amqp_warn, dn, err, sizeof err);
     if (!dn->amqp) {
         dn->amqp_failed_ms = dn_now_ms();
         snprintf(dn->amqp_error, sizeof dn->amqp_error, "%s", err);

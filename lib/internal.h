@@ -48,6 +48,7 @@ struct amqpev;
 #define DN_NAME_MAX 127
 #define DN_NEST_MAX 16               /* handlers a waiting call may nest (self-calls, cycles) */
 #define DN_ZK_SESSION_MS 5000        /* ZooKeeper session timeout: a killed instance's znode goes after it */
+#define DN_AMQP_HEARTBEAT_S 15       /* RabbitMQ heartbeat: a broker gone silent is noticed in 30-37 s */
 #define DN_URL_MAX 1100              /* DEVNODE_REGISTRY: zkurl's hosts and chroot, with the scheme */
 
 struct dn_method {
@@ -210,6 +211,7 @@ struct devnode {
     unsigned amqp_watched;       /* events.c: amqpev_fds's number when epfd last got its sockets */
     long long amqp_failed_ms;    /* events.c: when opening the broker last failed (0: never)... */
     char amqp_error[200];        /* ...and why: calls within a second fail with it, not another try */
+    int amqp_heartbeat_s;        /* backends.c: DEVNODE_EVENTS_HEARTBEAT_S, else DN_AMQP_HEARTBEAT_S */
 
     devnode_warning_fn warn_fn;  /* NULL: stderr (devnode_set_warning_handler) */
     void *warn_ctx;
@@ -223,7 +225,7 @@ void dn_warn(struct devnode *dn, enum devnode_level level, const char *fmt, ...)
 /* Records why something failed in dn->last_error (and returns `code`). */
 int dn_fail(struct devnode *dn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* backends.c: reads DEVNODE_REGISTRY, DEVNODE_IP, DEVNODE_REGISTRY_SESSION_MS into dn and refuses
+/* backends.c: reads DEVNODE_REGISTRY, DEVNODE_IP, DEVNODE_REGISTRY_SESSION_MS, DEVNODE_EVENTS_HEARTBEAT_S into dn and refuses
  * a bad value with one line in err. 0 or -1. (DEVNODE_EVENTS is events.c's.) */
 int dn_backends_read(struct devnode *dn, char *err, size_t errlen);
 

@@ -11,6 +11,7 @@ process (PR_SET_PDEATHSIG) and carries DEVNODE_BACKEND_FIXTURE=<owner pid>:<owne
 time> in its environment; the next run kills whatever carries the tag of a dead owner and
 removes that owner's directories before it starts anything.
 """
+import contextlib
 import ctypes
 import os
 import shutil
@@ -309,6 +310,7 @@ class RabbitMQ(_Server):
             RABBITMQ_CONF_ENV_FILE=self.dir / "rabbitmq-env.conf",
             # exec erl directly (no signal-forwarding shell in between), so the pid is the broker's.
             RUNNING_UNDER_SYSTEMD="true")
+        self._env = env
         t0 = time.monotonic()
         self.epmd, self.epmd_out = self.spawn(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
                                               env, "epmd")
@@ -322,6 +324,23 @@ class RabbitMQ(_Server):
     @property
     def url(self):
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def restart(self, timeout=120):
+        """Stops the broker cleanly (its clients see their connections closed) and starts it
+        again on the same ports and database: durable exchanges stay, other queues go."""
+        self.stop_proc(self.proc, 60)
+        self.proc, self.out = self.spawn([RABBITMQ_SERVER], self._env, f"rabbitmq-{len(self.procs)}")
+        _wait(self.amqp_ready, timeout, f"RabbitMQ on 127.0.0.1:{self.port} (restarted)", self.proc, self.out)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """The broker SIGSTOPped for the block: its sockets stay open and it says nothing, as a
+        hung broker or a cut network looks to a client. SIGCONT afterwards, whatever happens."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     def amqp_ready(self):
         """True once the broker answers the AMQP 0-9-1 header with connection.start."""

@@ -1,12 +1,16 @@
 /* amqpprobe: a libdevnode emitter and handler for the e2e tests of the RabbitMQ back end
  * (tests/e2e/test_amqp_events.py); nothing in it knows about RabbitMQ: DEVNODE_EVENTS does.
- *   amqpprobe emit TYPE N [--wait] [--delay-ms D] [--hold]
+ *   amqpprobe emit TYPE N [--wait] [--delay-ms D] [--hold] [--ready]
  *       a client (devnode_open on DEVNODE_ENDPOINT, or none): N events {"n": i, "name": "p<i>"},
  *       each with devnode_emit (--wait) or devnode_emit_nowait; --hold prints "emitted" and
- *       waits for a line on stdin before devnode_close; prints "accepted A failed F close C"
- *   amqpprobe consume PATTERN [--broadcast] [--fail-first]
+ *       waits for a line on stdin before devnode_close; --ready first emits probe.ready (waited:
+ *       the connection is open), prints "ready" and waits for a line; prints "accepted A failed F
+ *       close C"
+ *   amqpprobe consume PATTERN [--broadcast] [--fail-first] [--relay TYPE]
  *       a service (devnode_run): one line per event, "got TYPE n=N name=… source=S
- *       redelivered=R pid=P"; --fail-first gives each n back once (the handler returns 1)
+ *       redelivered=R pid=P"; --fail-first gives each n back once (the handler returns 1);
+ *       --relay emits each event's body again as TYPE without waiting; exits with devnode_run's
+ *       status
  *   amqpprobe bench N
  *       emit -> consume: a forked client emits N events (a 64-byte string body) with
  *       devnode_emit_nowait and closes; this one, a client with a broadcast subscription made
@@ -26,13 +30,15 @@
 
 static int emit(const char *type, long n, int argc, char **argv)
 {
-    int wait = 0, hold = 0;
+    int wait = 0, hold = 0, ready = 0;
     unsigned delay_ms = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--wait"))
             wait = 1;
         else if (!strcmp(argv[i], "--hold"))
             hold = 1;
+        else if (!strcmp(argv[i], "--ready"))
+            ready = 1;
         else if (!strcmp(argv[i], "--delay-ms") && i + 1 < argc)
             delay_ms = (unsigned)strtoul(argv[++i], NULL, 10);
     }
@@ -44,6 +50,18 @@ static int emit(const char *type, long n, int argc, char **argv)
         return 1;
     }
     long accepted = 0, failed = 0;
+    if (ready) {
+        if (devnode_emit(dn, "probe.ready", NULL, 0) != 0) {
+            fprintf(stderr, "amqpprobe: %s\n", devnode_last_error(dn));
+            devnode_close(dn);
+            return 1;
+        }
+        printf("ready\n");
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) {
+        }
+    }
     for (long i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "p%ld", i);
@@ -71,6 +89,7 @@ static int emit(const char *type, long n, int argc, char **argv)
 
 struct consumer {
     int fail_first;
+    const char *relay;          /* emit each body again as this type (no wait), or NULL */
     unsigned char failed[4096]; /* n already given back once */
 };
 
@@ -81,6 +100,8 @@ static int on_event(const struct devnode_event *ev, void *ctx)
     const char *name = json_string_value(json_object_get(ev->body, "name"));
     devnode_log(ev->dn, DEVNODE_INFO, "got %s n=%ld name=%s source=%s redelivered=%d pid=%d", ev->type, n,
                 name ? name : "-", ev->source, ev->redelivered, (int)getpid());
+    if (c->relay && devnode_emit_nowait(ev->dn, c->relay, ev->body, 0) != 0)
+        devnode_log(ev->dn, DEVNODE_ERROR, "relay: %s", devnode_last_error(ev->dn));
     if (c->fail_first && n >= 0 && n < (long)sizeof c->failed && !c->failed[n]) {
         c->failed[n] = 1;
         devnode_log(ev->dn, DEVNODE_INFO, "giving back %s n=%ld", ev->type, n);
@@ -98,6 +119,8 @@ static int consume(const char *pattern, int argc, char **argv)
             flags |= DEVNODE_BROADCAST;
         else if (!strcmp(argv[i], "--fail-first"))
             c.fail_first = 1;
+        else if (!strcmp(argv[i], "--relay") && i + 1 < argc)
+            c.relay = argv[++i];
     }
     char err[512];
     struct devnode *dn = devnode_connect(err, sizeof err);
@@ -203,7 +226,7 @@ int main(int argc, char **argv)
         return bench(strtol(argv[2], NULL, 10));
     if (argc >= 3 && !strcmp(argv[1], "consume"))
         return consume(argv[2], argc - 3, argv + 3);
-    fprintf(stderr, "usage: amqpprobe emit TYPE N [--wait] [--delay-ms D] [--hold] | "
-                    "consume PATTERN [--broadcast] [--fail-first] | bench N\n");
+    fprintf(stderr, "usage: amqpprobe emit TYPE N [--wait] [--delay-ms D] [--hold] [--ready] | "
+                    "consume PATTERN [--broadcast] [--fail-first] [--relay TYPE] | bench N\n");
     return 2;
 }
