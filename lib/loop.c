@@ -332,7 +332,8 @@ int devnode_run(struct devnode *dn)
         printf("INFO %s.%d stopping on %s trace_id=None\n", dn->service, dn->instance,
                signo == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
-    devnode_stop(dn);
+    /* Its count is said once, here: a devnode_close after it has nothing left to count. */
+    int lost = devnode_stop(dn);
     /* Swallow signals that came during the stop, so unblocking cannot kill us mid-exit. */
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -340,6 +341,11 @@ int devnode_run(struct devnode *dn)
     close(sfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
     dn->stop_requested = 0;
+    if (lost > 0) {
+        dn_warn(dn, DEVNODE_ERROR, "%s.%d: %d event(s) emitted without waiting were not delivered (said above)",
+                dn->service, dn->instance, lost);
+        return 1;
+    }
     return 0;
 }
 
