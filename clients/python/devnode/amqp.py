@@ -8,8 +8,12 @@ Two connections, each owned by one thread, since py-amqp's are not thread-safe:
   WINDOW of them), and a nack or a lost connection is a warning and is counted (flush);
 - the consumer thread declares lymph's queues, hands each delivery to the worker pool, and acks
   (or gives back through lymph_retry) once the handler returned.
+Both connections ask the broker for heartbeats (DEVNODE_EVENTS_HEARTBEAT_S, 15 s by default, as in C)
+and their threads check them, so a broker gone silent (stopped, cut off by a firewall) is noticed in
+about twice that instead of never.
 It must never ack an event whose handler did not return, nor drop an accepted event silently."""
 import collections
+import os
 import threading
 import time
 import urllib.parse
@@ -24,6 +28,17 @@ WINDOW = 8192
 PREFETCH = 1000
 TIMEOUT_S = 5.0
 RECONNECT_S = 1.0
+HEARTBEAT_S = 15  # lib/internal.h's DN_AMQP_HEARTBEAT_S
+
+
+def heartbeat_s(env=None):
+    """DEVNODE_EVENTS_HEARTBEAT_S, checked as libdevnode checks it (0: no heartbeats)."""
+    v = (os.environ if env is None else env).get("DEVNODE_EVENTS_HEARTBEAT_S") or ""
+    if not v:
+        return HEARTBEAT_S
+    if not v.isdigit() or int(v) > 600:
+        raise InvalidArgument("DEVNODE_EVENTS_HEARTBEAT_S=%s: want seconds from 1 to 600, or 0 for none" % v[:32])
+    return int(v)
 
 
 def redact(url):
@@ -44,9 +59,10 @@ def check_url(url):
                               "(the vhost percent-encoded: %2F for /)")
 
 
-def _connect(url, shown):
+def _connect(url, shown, heartbeat):
     import kombu
-    conn = kombu.Connection(url, connect_timeout=TIMEOUT_S, transport_options={"confirm_publish": True})
+    conn = kombu.Connection(url, connect_timeout=TIMEOUT_S, heartbeat=heartbeat,
+                            transport_options={"confirm_publish": True})
     try:
         conn.connect()
         ch = conn.default_channel
@@ -81,7 +97,9 @@ class AmqpBus:
     def __init__(self, url, source, warn):
         check_url(url)
         self.url, self.shown, self.source, self.warn = url, redact(url), source, warn
-        self._pub_conn, self._pub = _connect(url, self.shown)  # fail at open, naming the URL
+        self.heartbeat = heartbeat_s()
+        self._pub_conn, self._pub = _connect(url, self.shown, self.heartbeat)  # fail at open, naming the URL
+        self._pub_beat = 0.0
         self._queue = collections.deque()
         self._cond = threading.Condition()
         self._lost = 0
@@ -112,7 +130,7 @@ class AmqpBus:
         self._enqueue(p)
         if wait:
             if not p.done.wait(TIMEOUT_S + 1):
-                raise NodeError("emit %s: the broker did not confirm it within %.0f s" % (type, TIMEOUT_S))
+                raise NodeError("emit %s: the broker %s did not confirm it within %.0f s" % (type, self.shown, TIMEOUT_S))
             if p.error:
                 raise NodeError("emit %s: %s" % (type, p.error))
 
@@ -143,13 +161,47 @@ class AmqpBus:
             self._queue.clear()
         return lost
 
+    def _beat_due(self, last):
+        """True when a connection's heartbeats are due a check (about four per interval)."""
+        return self.heartbeat and time.monotonic() - last >= min(1.0, self.heartbeat / 4.0)
+
+    def _beat_failed(self, e):
+        """Why heartbeat_check failed: py-amqp's "Too many heartbeats missed", said as C says it."""
+        if "heartbeat" in str(e).lower():
+            return "no heartbeat from the broker for %d s" % (2 * self.heartbeat)
+        return str(e)
+
+    def _pub_check(self):
+        """The publisher thread's heartbeat turn: sends ours when due, notices the broker's missing."""
+        if self._pub is None or not self._beat_due(self._pub_beat):
+            return
+        self._pub_beat = time.monotonic()
+        import socket
+        try:
+            try:
+                # py-amqp counts what it read as heartbeats: read the idle publisher's socket first
+                self._pub_conn.drain_events(timeout=0)
+            except socket.timeout:
+                pass
+            self._pub_conn.heartbeat_check()
+        except Exception as e:
+            self.warn("lost the connection to the broker %s (%s)" % (self.shown, self._beat_failed(e)))
+            try:
+                self._pub_conn.release()
+            except Exception:
+                pass
+            self._pub = None  # nothing is in flight between two publishes: opened again at the next
+
     def _pub_main(self):
         while True:
+            self._pub_check()
             with self._cond:
-                while not self._queue and not self._quit:
-                    self._cond.wait(0.5)
-                if self._quit and not self._queue:
-                    return
+                if not self._queue and not self._quit:
+                    self._cond.wait(0.25)  # a turn at least this often, for the heartbeats
+                if not self._queue:
+                    if self._quit:
+                        return
+                    continue
                 p = self._queue.popleft()
                 self._inflight = 1
             error = self._publish_one(p)
@@ -169,7 +221,7 @@ class AmqpBus:
         for attempt in (0, 1):
             try:
                 if self._pub is None:
-                    self._pub_conn, self._pub = _connect(self.url, self.shown)
+                    self._pub_conn, self._pub = _connect(self.url, self.shown, self.heartbeat)
                     self._wait_queues.clear()
                 if p.exchange == WAITING and p.key not in self._wait_queues:
                     self._pub.queue_declare(p.key, durable=False, auto_delete=False, arguments={
@@ -180,7 +232,8 @@ class AmqpBus:
                 msg = self._pub.prepare_message(p.body, priority=0, content_type=p.ctype,
                                                 content_encoding="binary", headers=p.headers or {},
                                                 properties={"delivery_mode": 2})
-                self._pub.basic_publish(msg, exchange=p.exchange, routing_key=p.key)
+                # A confirm that never comes (a broker gone silent) must not hold the thread forever.
+                self._pub.basic_publish(msg, exchange=p.exchange, routing_key=p.key, confirm_timeout=TIMEOUT_S)
                 return None
             except Exception as e:  # a nack (MessageNacked) or a lost connection
                 nack = type(e).__name__ == "MessageNacked"
@@ -201,7 +254,7 @@ class AmqpBus:
     def subscribe(self, queue, patterns, broadcast, handle):
         sub = _Sub(queue, patterns, broadcast, handle)
         if self._con_thread is None:
-            self._con_conn, self._con = _connect(self.url, self.shown)
+            self._con_conn, self._con = _connect(self.url, self.shown, self.heartbeat)
             self._con.basic_qos(0, PREFETCH, False)
             self._con_thread = threading.Thread(target=self._con_main, name="devnode-amqp-con", daemon=True)
             self._con_thread.start()
@@ -251,6 +304,7 @@ class AmqpBus:
 
     def _con_main(self):
         import socket
+        beat = time.monotonic()
         while not self._con_quit:
             while self._cmds:
                 fn, ev, box = self._cmds.popleft()
@@ -264,7 +318,7 @@ class AmqpBus:
             if self._con is None:
                 time.sleep(RECONNECT_S)
                 try:
-                    self._con_conn, self._con = _connect(self.url, self.shown)
+                    self._con_conn, self._con = _connect(self.url, self.shown, self.heartbeat)
                     self._con.basic_qos(0, PREFETCH, False)
                     for sub in self._subs:
                         self._setup(sub)
@@ -274,12 +328,15 @@ class AmqpBus:
                     self.warn("cannot subscribe again: %s" % e)
                 continue
             try:
+                if self._beat_due(beat):
+                    beat = time.monotonic()
+                    self._con_conn.heartbeat_check()  # sends ours when due, raises when the broker's stopped
                 self._con_conn.drain_events(timeout=0.02)
             except socket.timeout:
                 pass
             except Exception as e:
                 self.warn("lost the consumer connection to the broker %s (%s): subscribing again in %d ms"
-                          % (self.shown, e, RECONNECT_S * 1000))
+                          % (self.shown, self._beat_failed(e), RECONNECT_S * 1000))
                 try:
                     self._con_conn.release()
                 except Exception:
