@@ -512,9 +512,19 @@ static void dn_note_offset(struct devnode *dn, long index, int64_t offset)
         dn->subs[index].last_offset = offset;
 }
 
-/* Runs subscription index's handler on ev under the event's trace id. */
-static int dn_run_handler(struct devnode *dn, long index, const struct devnode_event *ev)
+/* Runs subscription index's handler on ev, whose trace id (from its headers, else a new one)
+ * and subscription are filled in here: the node's bus and RabbitMQ both hand their events on
+ * through this. */
+static int dn_run_handler(struct devnode *dn, long index, struct devnode_event *ev)
 {
+    char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
+    const char *t = json_string_value(json_object_get(ev->headers, "trace_id"));
+    if (t)
+        dn_trace_sanitize(trace, t, strlen(t));
+    if (!trace[0])
+        rpc_new_trace_id(trace);
+    ev->trace_id = trace;
+    ev->subscription = dn->subs[index].group;
     char saved[DEVNODE_TRACE_ID_MAX + 1];
     memcpy(saved, dn->trace_id, sizeof saved);
     snprintf(dn->trace_id, sizeof dn->trace_id, "%s", ev->trace_id);
@@ -569,21 +579,12 @@ static void dn_dispatch_event(struct devnode *dn, long index, const msgpack_obje
         dn_warn(dn, DEVNODE_WARNING, "dropped event %s: its body nests too deep", type);
         return;
     }
-    char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
-    const char *t = json_string_value(json_object_get(headers, "trace_id"));
-    if (t)
-        dn_trace_sanitize(trace, t, strlen(t));
-    if (!trace[0])
-        rpc_new_trace_id(trace);
-
     struct devnode_event ev = {
         .dn = dn,
         .type = type,
         .body = body,
         .headers = headers,
-        .trace_id = trace,
         .source = source,
-        .subscription = dn->subs[index].group,
         .delivery = delivery,
         .redelivered = f.redelivered,
         .offset = f.offset,
@@ -645,20 +646,12 @@ static int dn_amqp_deliver(void *ctx, const struct amqpev_delivery *d)
     long index = d->tag;
     if (index < 0 || (size_t)index >= dn->sub_count || !dn->subs[index].active)
         return 1;
-    char trace[DEVNODE_TRACE_ID_MAX + 1] = "";
-    const char *t = json_string_value(json_object_get(d->headers, "trace_id"));
-    if (t)
-        dn_trace_sanitize(trace, t, strlen(t));
-    if (!trace[0])
-        rpc_new_trace_id(trace);
     struct devnode_event ev = {
         .dn = dn,
         .type = d->type,
         .body = d->body,
         .headers = d->headers,
-        .trace_id = trace,
         .source = d->source,
-        .subscription = dn->subs[index].group,
         .delivery = d->delivery_tag,
         .redelivered = d->redelivered,
         .offset = -1,
