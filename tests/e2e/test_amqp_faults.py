@@ -166,3 +166,13 @@ def test_members_consume_again_after_a_broker_restart(project, rabbitmq):
     wait_texts(node, "PyBeat", r"py got p0", 1)
     wait_texts(node, "Beat", r"got pybeat\.x n=0", 1)
     node.stop()
+
+
+def test_a_heartbeat_that_is_not_a_number_of_seconds_is_refused(project, rabbitmq):
+    for bad in ("abc", "601", "-1"):
+        r = subprocess.run([str(PROBE), "emit", "x.y", "1"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL,
+                           env=project.node_env(DEVNODE_EVENTS=rabbitmq.url, DEVNODE_EVENTS_HEARTBEAT_S=bad))
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"amqpprobe: DEVNODE_EVENTS_HEARTBEAT_S={bad}: want seconds from 1 to 600, or 0 for none" in r.stderr, \
+            r.stderr
