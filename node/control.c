@@ -9,25 +9,18 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "node/parkedmsg.h"
 
 #define CONTROL_DRAIN_BUDGET 256
 #define CONTROL_PARKED_MAX_BYTES (64u << 20) /* per connection: past it, it is resumed */
 #define CONTROL_FRAME_MAX (4 * (int64_t)WIRE_BODY_MAX) /* a longer frame closes its connection */
-
-/* A message kept for a paused connection: its type and body bytes, decoded again when handled. */
-struct parked_msg {
-    struct parked_msg *next;
-    char type[WIRE_TYPE_MAX + 1];
-    size_t body_len;
-    char body[];
-};
 
 struct control_parked {
     struct control_parked *next;
     unsigned char routing[WIRE_IDENTITY_MAX];
     size_t routing_len;
     int paused;
-    size_t bytes;                  /* of the kept bodies */
+    size_t bytes;                  /* held by the kept messages (parked_msg.bytes) */
     struct parked_msg *head, *tail;
 };
 
@@ -61,18 +54,15 @@ static int type_unparked(struct control *ctl, const char *type)
     return 0;
 }
 
-/* Keeps msg for its paused (or still catching up) connection; 1 when kept. */
-static int control_park(struct control *ctl, const struct wire_msg *msg)
+/* Keeps msg for its paused (or still catching up) connection; 1 when kept, and then msg is
+ * left with nothing but what wire_msg_free still releases. The message itself is kept (its
+ * frame and decoded body), neither copied nor decoded again when it is handled. */
+static int control_park(struct control *ctl, struct wire_msg *msg)
 {
     struct control_parked *p = parked_find(ctl, msg->identity, msg->identity_len);
     if (!p || (!p->paused && !p->head) || type_unparked(ctl, msg->type))
         return 0;
-    size_t len = zmq_msg_size((zmq_msg_t *)&msg->body_frame);
-    struct parked_msg *m = xmalloc(sizeof *m + len);
-    m->next = NULL;
-    snprintf(m->type, sizeof m->type, "%s", msg->type);
-    m->body_len = len;
-    memcpy(m->body, zmq_msg_data((zmq_msg_t *)&msg->body_frame), len);
+    struct parked_msg *m = parked_msg_take(msg);
     if (p->tail)
         p->tail->next = m;
     else
@@ -80,7 +70,7 @@ static int control_park(struct control *ctl, const struct wire_msg *msg)
     p->tail = m;
     /* A client that does not wait for anything would fill the node instead of the queue:
      * past the bound its messages are handled again (in order), and a full queue drops. */
-    p->bytes += len;
+    p->bytes += m->bytes;
     if (p->bytes > CONTROL_PARKED_MAX_BYTES)
         p->paused = 0;
     return 1;
@@ -97,13 +87,13 @@ static void parked_unlink(struct control *ctl, struct control_parked *gone)
     while (gone->head) {
         struct parked_msg *m = gone->head;
         gone->head = m->next;
-        free(m);
+        parked_msg_free(m);
     }
     free(gone);
 }
 
-/* Takes the oldest kept message of a resumed connection into msg (decoded again, as received);
- * 1 when there was one. Entries with nothing left and no pause go. */
+/* Takes the oldest kept message of a resumed connection into msg, as it was received; 1 when
+ * there was one. Entries with nothing left and no pause go. */
 static int control_unpark(struct control *ctl, struct wire_msg *msg)
 {
     for (struct control_parked *p = ctl->parked, *next; p; p = next) {
@@ -116,22 +106,10 @@ static int control_unpark(struct control *ctl, struct wire_msg *msg)
         }
         struct parked_msg *m = p->head;
         p->head = m->next;
-        p->bytes -= m->body_len;
+        p->bytes -= m->bytes;
         if (!p->head)
             p->tail = NULL;
-        memset(msg, 0, sizeof *msg);
-        memcpy(msg->identity, p->routing, p->routing_len);
-        msg->identity_len = p->routing_len;
-        snprintf(msg->version, sizeof msg->version, "%s", WIRE_VERSION);
-        snprintf(msg->type, sizeof msg->type, "%s", m->type);
-        /* The body was checked when it came: it decodes again into a frame of its own. */
-        zmq_msg_init_size(&msg->body_frame, m->body_len);
-        memcpy(zmq_msg_data(&msg->body_frame), m->body, m->body_len);
-        free(m);
-        msgpack_unpacked_init(&msg->unpacked);
-        size_t off = 0;
-        msgpack_unpack_next(&msg->unpacked, zmq_msg_data(&msg->body_frame), zmq_msg_size(&msg->body_frame), &off);
-        msg->body = &msg->unpacked.data;
+        parked_msg_give(m, p->routing, p->routing_len, msg);
         return 1;
     }
     return 0;
