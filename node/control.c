@@ -14,6 +14,8 @@
 #define CONTROL_DRAIN_BUDGET 256
 #define CONTROL_PARKED_MAX_BYTES (64u << 20) /* per connection: past it, it is resumed */
 #define CONTROL_FRAME_MAX (4 * (int64_t)WIRE_BODY_MAX) /* a longer frame closes its connection */
+#define CONTROL_LATE_MS 250                  /* a loop waking this much past its due time was late */
+#define CONTROL_LATE_GRACE_MS 2000           /* for ZeroMQ's I/O thread to pass on what came meanwhile */
 
 struct control_parked {
     struct control_parked *next;
@@ -240,6 +242,28 @@ static void control_on_poll(uv_poll_t *handle, int status, int events)
     control_drain(handle->data);
 }
 
+/* A stopped process (SIGSTOP, a debugger, a VM pause) stops ZeroMQ's I/O thread too: when it
+ * runs again, the loop's timers fire before that thread has moved what clients sent meanwhile
+ * from the kernel into the socket, which then looks empty. A loop that woke well past the time
+ * its poll was due to end notes it, and control_heard_until_ms holds at that time a while. */
+static void control_note_late(struct control *ctl, uint64_t now)
+{
+    if (ctl->poll_due_ms != UINT64_MAX && now > ctl->poll_due_ms + CONTROL_LATE_MS) {
+        ctl->late_from_ms = ctl->poll_due_ms;
+        ctl->late_until_ms = now + CONTROL_LATE_GRACE_MS;
+    }
+    ctl->poll_due_ms = UINT64_MAX;
+}
+
+static void control_on_prepare(uv_prepare_t *handle)
+{
+    struct control *ctl = handle->data;
+    uint64_t now = uv_now(ctl->loop);
+    control_note_late(ctl, now);
+    int timeout_ms = uv_backend_timeout(ctl->loop);
+    ctl->poll_due_ms = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms;
+}
+
 int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, char *err, size_t errlen)
 {
     memset(ctl, 0, sizeof *ctl);
@@ -280,6 +304,11 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
     uv_timer_init(loop, &ctl->recheck);
     ctl->recheck.data = ctl;
     ctl->caught_up_ms = uv_now(loop);
+    ctl->poll_due_ms = UINT64_MAX;
+    uv_prepare_init(loop, &ctl->before_poll);
+    ctl->before_poll.data = ctl;
+    uv_prepare_start(&ctl->before_poll, control_on_prepare);
+    uv_unref((uv_handle_t *)&ctl->before_poll); /* it alone must not keep the loop running */
     control_schedule_recheck(ctl);
     return 0;
 }
@@ -326,9 +355,19 @@ void control_remove_turn_hooks(struct control *ctl, void *ctx)
 
 uint64_t control_heard_until_ms(struct control *ctl)
 {
-    if (ctl->closed || !control_readable(ctl))
-        return uv_now(ctl->loop);
-    return ctl->caught_up_ms;
+    uint64_t now = uv_now(ctl->loop);
+    if (ctl->closed)
+        return now;
+    uint64_t heard = now;
+    if (control_readable(ctl)) {
+        heard = ctl->caught_up_ms;
+        /* Reading ZMQ_EVENTS took ZMQ_FD's edge: the poll will not wake for what waits. */
+        control_schedule_recheck(ctl);
+    }
+    control_note_late(ctl, now); /* timers run before the next prepare: look now */
+    if (now < ctl->late_until_ms && heard > ctl->late_from_ms)
+        heard = ctl->late_from_ms;
+    return heard;
 }
 
 uint64_t control_last_heard_ms(struct control *ctl, const void *routing, size_t routing_len)
@@ -387,6 +426,7 @@ void control_close(struct control *ctl)
     ctl->closed = 1;
     uv_close((uv_handle_t *)&ctl->poll, NULL);
     uv_close((uv_handle_t *)&ctl->recheck, NULL);
+    uv_close((uv_handle_t *)&ctl->before_poll, NULL);
     zmq_close(ctl->router);
     zmq_ctx_term(ctl->zmq_ctx);
     peers_free(&ctl->peers);
