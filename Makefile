@@ -283,6 +283,7 @@ FUZZ_TARGETS := config framer logparse wire rpcwire handlers streamrec journal t
 FUZZ_SRC     := $(wildcard common/*.c proto/*.c) $(wildcard config/*.c) node/framer.c node/control.c node/registry.c \
                 node/bus.c node/loghub.c node/tailserver.c tail/tailconv.c export/sdquote.c
 FUZZ_SRC     += node/peers.c
+FUZZ_SRC     += node/parkedmsg.c
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unused-parameter
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)

@@ -9,25 +9,20 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "node/parkedmsg.h"
 
 #define CONTROL_DRAIN_BUDGET 256
 #define CONTROL_PARKED_MAX_BYTES (64u << 20) /* per connection: past it, it is resumed */
 #define CONTROL_FRAME_MAX (4 * (int64_t)WIRE_BODY_MAX) /* a longer frame closes its connection */
-
-/* A message kept for a paused connection: its type and body bytes, decoded again when handled. */
-struct parked_msg {
-    struct parked_msg *next;
-    char type[WIRE_TYPE_MAX + 1];
-    size_t body_len;
-    char body[];
-};
+#define CONTROL_LATE_MS 250                  /* a loop waking this much past its due time was late */
+#define CONTROL_LATE_GRACE_MS 2000           /* for ZeroMQ's I/O thread to pass on what came meanwhile */
 
 struct control_parked {
     struct control_parked *next;
     unsigned char routing[WIRE_IDENTITY_MAX];
     size_t routing_len;
     int paused;
-    size_t bytes;                  /* of the kept bodies */
+    size_t bytes;                  /* held by the kept messages (parked_msg.bytes) */
     struct parked_msg *head, *tail;
 };
 
@@ -61,18 +56,15 @@ static int type_unparked(struct control *ctl, const char *type)
     return 0;
 }
 
-/* Keeps msg for its paused (or still catching up) connection; 1 when kept. */
-static int control_park(struct control *ctl, const struct wire_msg *msg)
+/* Keeps msg for its paused (or still catching up) connection; 1 when kept, and then msg is
+ * left with nothing but what wire_msg_free still releases. The message itself is kept (its
+ * frame and decoded body), neither copied nor decoded again when it is handled. */
+static int control_park(struct control *ctl, struct wire_msg *msg)
 {
     struct control_parked *p = parked_find(ctl, msg->identity, msg->identity_len);
     if (!p || (!p->paused && !p->head) || type_unparked(ctl, msg->type))
         return 0;
-    size_t len = zmq_msg_size((zmq_msg_t *)&msg->body_frame);
-    struct parked_msg *m = xmalloc(sizeof *m + len);
-    m->next = NULL;
-    snprintf(m->type, sizeof m->type, "%s", msg->type);
-    m->body_len = len;
-    memcpy(m->body, zmq_msg_data((zmq_msg_t *)&msg->body_frame), len);
+    struct parked_msg *m = parked_msg_take(msg);
     if (p->tail)
         p->tail->next = m;
     else
@@ -80,7 +72,7 @@ static int control_park(struct control *ctl, const struct wire_msg *msg)
     p->tail = m;
     /* A client that does not wait for anything would fill the node instead of the queue:
      * past the bound its messages are handled again (in order), and a full queue drops. */
-    p->bytes += len;
+    p->bytes += m->bytes;
     if (p->bytes > CONTROL_PARKED_MAX_BYTES)
         p->paused = 0;
     return 1;
@@ -97,13 +89,13 @@ static void parked_unlink(struct control *ctl, struct control_parked *gone)
     while (gone->head) {
         struct parked_msg *m = gone->head;
         gone->head = m->next;
-        free(m);
+        parked_msg_free(m);
     }
     free(gone);
 }
 
-/* Takes the oldest kept message of a resumed connection into msg (decoded again, as received);
- * 1 when there was one. Entries with nothing left and no pause go. */
+/* Takes the oldest kept message of a resumed connection into msg, as it was received; 1 when
+ * there was one. Entries with nothing left and no pause go. */
 static int control_unpark(struct control *ctl, struct wire_msg *msg)
 {
     for (struct control_parked *p = ctl->parked, *next; p; p = next) {
@@ -116,22 +108,10 @@ static int control_unpark(struct control *ctl, struct wire_msg *msg)
         }
         struct parked_msg *m = p->head;
         p->head = m->next;
-        p->bytes -= m->body_len;
+        p->bytes -= m->bytes;
         if (!p->head)
             p->tail = NULL;
-        memset(msg, 0, sizeof *msg);
-        memcpy(msg->identity, p->routing, p->routing_len);
-        msg->identity_len = p->routing_len;
-        snprintf(msg->version, sizeof msg->version, "%s", WIRE_VERSION);
-        snprintf(msg->type, sizeof msg->type, "%s", m->type);
-        /* The body was checked when it came: it decodes again into a frame of its own. */
-        zmq_msg_init_size(&msg->body_frame, m->body_len);
-        memcpy(zmq_msg_data(&msg->body_frame), m->body, m->body_len);
-        free(m);
-        msgpack_unpacked_init(&msg->unpacked);
-        size_t off = 0;
-        msgpack_unpack_next(&msg->unpacked, zmq_msg_data(&msg->body_frame), zmq_msg_size(&msg->body_frame), &off);
-        msg->body = &msg->unpacked.data;
+        parked_msg_give(m, p->routing, p->routing_len, msg);
         return 1;
     }
     return 0;
@@ -262,6 +242,28 @@ static void control_on_poll(uv_poll_t *handle, int status, int events)
     control_drain(handle->data);
 }
 
+/* A stopped process (SIGSTOP, a debugger, a VM pause) stops ZeroMQ's I/O thread too: when it
+ * runs again, the loop's timers fire before that thread has moved what clients sent meanwhile
+ * from the kernel into the socket, which then looks empty. A loop that woke well past the time
+ * its poll was due to end notes it, and control_heard_until_ms holds at that time a while. */
+static void control_note_late(struct control *ctl, uint64_t now)
+{
+    if (ctl->poll_due_ms != UINT64_MAX && now > ctl->poll_due_ms + CONTROL_LATE_MS) {
+        ctl->late_from_ms = ctl->poll_due_ms;
+        ctl->late_until_ms = now + CONTROL_LATE_GRACE_MS;
+    }
+    ctl->poll_due_ms = UINT64_MAX;
+}
+
+static void control_on_prepare(uv_prepare_t *handle)
+{
+    struct control *ctl = handle->data;
+    uint64_t now = uv_now(ctl->loop);
+    control_note_late(ctl, now);
+    int timeout_ms = uv_backend_timeout(ctl->loop);
+    ctl->poll_due_ms = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms;
+}
+
 int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, char *err, size_t errlen)
 {
     memset(ctl, 0, sizeof *ctl);
@@ -302,6 +304,11 @@ int control_open(struct control *ctl, uv_loop_t *loop, const char *endpoint, cha
     uv_timer_init(loop, &ctl->recheck);
     ctl->recheck.data = ctl;
     ctl->caught_up_ms = uv_now(loop);
+    ctl->poll_due_ms = UINT64_MAX;
+    uv_prepare_init(loop, &ctl->before_poll);
+    ctl->before_poll.data = ctl;
+    uv_prepare_start(&ctl->before_poll, control_on_prepare);
+    uv_unref((uv_handle_t *)&ctl->before_poll); /* it alone must not keep the loop running */
     control_schedule_recheck(ctl);
     return 0;
 }
@@ -348,9 +355,19 @@ void control_remove_turn_hooks(struct control *ctl, void *ctx)
 
 uint64_t control_heard_until_ms(struct control *ctl)
 {
-    if (ctl->closed || !control_readable(ctl))
-        return uv_now(ctl->loop);
-    return ctl->caught_up_ms;
+    uint64_t now = uv_now(ctl->loop);
+    if (ctl->closed)
+        return now;
+    uint64_t heard = now;
+    if (control_readable(ctl)) {
+        heard = ctl->caught_up_ms;
+        /* Reading ZMQ_EVENTS took ZMQ_FD's edge: the poll will not wake for what waits. */
+        control_schedule_recheck(ctl);
+    }
+    control_note_late(ctl, now); /* timers run before the next prepare: look now */
+    if (now < ctl->late_until_ms && heard > ctl->late_from_ms)
+        heard = ctl->late_from_ms;
+    return heard;
 }
 
 uint64_t control_last_heard_ms(struct control *ctl, const void *routing, size_t routing_len)
@@ -409,6 +426,7 @@ void control_close(struct control *ctl)
     ctl->closed = 1;
     uv_close((uv_handle_t *)&ctl->poll, NULL);
     uv_close((uv_handle_t *)&ctl->recheck, NULL);
+    uv_close((uv_handle_t *)&ctl->before_poll, NULL);
     zmq_close(ctl->router);
     zmq_ctx_term(ctl->zmq_ctx);
     peers_free(&ctl->peers);

@@ -30,6 +30,7 @@ struct control {
     void *router;
     uv_poll_t poll;            /* on ZMQ_FD, which is edge-triggered */
     uv_timer_t recheck;        /* re-reads ZMQ_EVENTS after sends made outside the poll callback */
+    uv_prepare_t before_poll;  /* notes when the loop's poll should end, to see it woke late */
     struct {
         char type[WIRE_TYPE_MAX + 1];
         control_handler fn;
@@ -44,6 +45,9 @@ struct control {
     size_t turn_hook_count;
     int draining;                 /* in a drain's read loop, which ends reading ZMQ_EVENTS */
     uint64_t caught_up_ms;        /* loop time a drain last found nothing left to read */
+    uint64_t poll_due_ms;         /* loop time the coming poll should end by; UINT64_MAX: none */
+    uint64_t late_from_ms;        /* the loop woke late: it was due at this loop time... */
+    uint64_t late_until_ms;       /* ...and the socket may lack what came meanwhile until this one */
     struct peers peers;           /* when each connection last sent a message */
     struct control_parked *parked; /* paused connections and the messages kept for them */
     uint64_t malformed_messages;  /* counted and dropped */
@@ -69,7 +73,9 @@ int control_add_turn_hooks(struct control *ctl, control_turn_hook begin, control
 void control_remove_turn_hooks(struct control *ctl, void *ctx);
 /* The loop time up to which the node has read what its clients sent: now when nothing waits
  * to be read, else the last time a drain emptied the socket. Expiry timers judge silence
- * against it, so a peer whose heartbeat is only queued behind a flood is not taken for dead. */
+ * against it, so a peer whose heartbeat is only queued behind a flood is not taken for dead.
+ * When the loop itself woke late (the node was stopped or starved), the time it was due stands
+ * for a while: what clients sent meanwhile may still be on its way into the socket. */
 uint64_t control_heard_until_ms(struct control *ctl);
 /* The loop time of the last message handled from the connection `routing`; 0 when none. Any
  * message shows a client alive: its heartbeat may be queued behind its own flood of emits. */

@@ -266,11 +266,18 @@ static void tail_on_check(uv_check_t *check)
 static void tail_on_expiry(uv_timer_t *timer)
 {
     struct tailserver *ts = timer->data;
-    uint64_t now = uv_now(ts->loop);
+    /* Not the clock, as the registry and the bus judge it: a tail_renew still queued behind a
+     * flood of the client's other messages, or sent while the node's own loop was late, is not
+     * late, and any message on the subscription's connection shows the client alive. */
+    uint64_t heard = control_heard_until_ms(ts->ctl);
     struct tail_sub *sub = ts->subs;
     while (sub) {
         struct tail_sub *next = sub->next;
-        if (now - sub->renewed_ms > PROTO_TAIL_EXPIRY_MS)
+        uint64_t last = sub->renewed_ms;
+        uint64_t on_conn = control_last_heard_ms(ts->ctl, sub->identity, sub->identity_len);
+        if (on_conn > last)
+            last = on_conn;
+        if (heard > last && heard - last > PROTO_TAIL_EXPIRY_MS)
             remove_sub(ts, sub);
         sub = next;
     }
