@@ -539,16 +539,6 @@ static int dn_run_handler(struct devnode *dn, long index, struct devnode_event *
     return rc;
 }
 
-/* Copies a string object into out (cap bytes with the NUL); -1 when it is not one or too long. */
-static int dn_copy_str(const msgpack_object *v, char *out, size_t cap)
-{
-    if (!v || v->via.str.size >= cap)
-        return -1;
-    memcpy(out, v->via.str.ptr, v->via.str.size);
-    out[v->via.str.size] = '\0';
-    return 0;
-}
-
 /* Runs the handler of one event `m` for subscription `index` (-1: none of ours is active) and
  * notes the outcome in st. */
 static void dn_dispatch_event(struct devnode *dn, long index, const msgpack_object *m, struct dn_settlement *st)
@@ -562,11 +552,11 @@ static void dn_dispatch_event(struct devnode *dn, long index, const msgpack_obje
         return;
     }
     uint64_t delivery = (uint64_t)f.delivery;
-    if (index < 0 || dn_copy_str(f.type, type, sizeof type) < 0) {
+    if (index < 0 || wire_str_copy(f.type, type, sizeof type) < 0) {
         dn_settle(dn, st, delivery, 0); /* not ours to handle: someone else should */
         return;
     }
-    if (dn_copy_str(f.source, source, sizeof source) < 0)
+    if (wire_str_copy(f.source, source, sizeof source) < 0)
         source[0] = '\0';
     json_t *body = f.body ? msgjson_to_json(f.body) : json_null();
     json_t *headers = f.headers && f.headers->type == MSGPACK_OBJECT_MAP ? msgjson_to_json(f.headers) : json_object();

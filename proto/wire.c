@@ -283,14 +283,18 @@ int wire_get_double(const msgpack_object *map, const char *key, double *out)
     return -1;
 }
 
-int wire_get_str(const msgpack_object *map, const char *key, char *out, size_t cap)
+int wire_str_copy(const msgpack_object *v, char *out, size_t cap)
 {
-    const msgpack_object *v = wire_map_get(map, key);
     if (!v || v->type != MSGPACK_OBJECT_STR || v->via.str.size >= cap)
         return -1;
     memcpy(out, v->via.str.ptr, v->via.str.size);
     out[v->via.str.size] = '\0';
     return 0;
+}
+
+int wire_get_str(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+    return wire_str_copy(wire_map_get(map, key), out, cap);
 }
 
 /* Big-endian unsigned of n bytes at p. */

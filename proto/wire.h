@@ -73,6 +73,8 @@ int wire_get_int(const msgpack_object *map, const char *key, int64_t *out);
 int wire_get_double(const msgpack_object *map, const char *key, double *out);
 /* Copies a string field NUL-terminated; -1 when absent, not a string, or longer than cap-1. */
 int wire_get_str(const msgpack_object *map, const char *key, char *out, size_t cap);
+/* The same for a value already found (NULL reads as absent). */
+int wire_str_copy(const msgpack_object *v, char *out, size_t cap);
 /* 1 when obj is a msgpack string equal to s. */
 int wire_str_eq(const msgpack_object *obj, const char *s);
 
