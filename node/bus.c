@@ -637,6 +637,15 @@ static void group_dispatch(struct bus *bus, struct bus_group *g)
         group_resume_emitters(bus, g);
 }
 
+/* Reads a stream group's journal until its queue holds n events or the journal has no more;
+ * returns how many are queued (a group of new events just has what it has). */
+static size_t group_fill_to(struct bus *bus, struct bus_group *g, size_t n)
+{
+    while (g->count < n && g->stream && g->reader && stream_group_fill(bus, g))
+        ;
+    return g->count;
+}
+
 /* Silly-window avoidance (TCP's, for deliveries): a member that holds more than one full
  * message's worth of events, min(batch, half its prefetch), is sent only full messages.
  * Otherwise a member whose prefetch once filled with small messages (a trickle of emits)
@@ -648,11 +657,7 @@ static int member_takes_now(struct bus *bus, struct bus_group *g, const struct b
     size_t full = m->batch < (m->prefetch + 1) / 2 ? m->batch : (m->prefetch + 1) / 2;
     if (m->in_flight <= full)
         return 1;
-    if (room < full)
-        return 0;
-    while (g->count < full && g->stream && g->reader && stream_group_fill(bus, g))
-        ;
-    return g->count >= full;
+    return room >= full && group_fill_to(bus, g, full) >= full;
 }
 
 /* Hands queued events to members with room, round robin: each turn gives one member as
@@ -670,7 +675,7 @@ static void group_dispatch_now(struct bus *bus, struct bus_group *g)
     }
     size_t failed_sends = 0;
     while (g->member_count > 0 && failed_sends < g->member_count) {
-        if (g->count == 0 && !(g->stream && g->reader && stream_group_fill(bus, g)))
+        if (group_fill_to(bus, g, 1) == 0)
             return;
         struct bus_member *m = NULL;
         size_t want = 0;
@@ -688,9 +693,7 @@ static void group_dispatch_now(struct bus *bus, struct bus_group *g)
         }
         if (!m)
             return;
-        while (g->count < want && g->stream && g->reader && stream_group_fill(bus, g))
-            ;
-        size_t count = g->count < want ? g->count : want;
+        size_t count = group_fill_to(bus, g, want) < want ? g->count : want;
         for (size_t i = 0; i < count; i++)
             bus->batch_buf[i] = queue_pop(g);
         uint64_t first_tag = bus->next_tag + 1;
